@@ -1,0 +1,320 @@
+package mux
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/wire"
+)
+
+// ErrReset is wrapped by the error a stream returns after the peer reset it.
+var ErrReset = errors.New("stream reset by peer")
+
+// Stream is one byte stream in a Session. It implements net.Conn: Read and
+// Write may be called concurrently, deadlines work as for net.Pipe.
+type Stream struct {
+	sess *Session
+	id   uint32
+	kind string
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced whenever state below changes
+	rbuf     []byte        // received, unread; at most wire.InitialWindow + granted credit
+	granted  int           // bytes the peer may still send us
+	consumed int           // bytes read since we last granted credit
+	credit   int           // bytes we may still send
+	rEOF     bool          // the peer sent Close
+	wClosed  bool          // we sent Close
+	closed   bool          // Close was called
+	err      error         // reset by the peer, or the session ended
+
+	rdl, wdl deadline
+}
+
+func newStream(s *Session, id uint32, kind string) *Stream {
+	return &Stream{
+		sess: s, id: id, kind: kind,
+		changed: make(chan struct{}),
+		granted: wire.InitialWindow,
+		credit:  wire.InitialWindow,
+		rdl:     makeDeadline(),
+		wdl:     makeDeadline(),
+	}
+}
+
+// ID returns the stream's ID within its session.
+func (st *Stream) ID() uint32 { return st.id }
+
+// Kind returns the kind named when the stream was opened.
+func (st *Stream) Kind() string { return st.kind }
+
+// broadcast wakes every waiter; st.mu must be held.
+func (st *Stream) broadcast() {
+	close(st.changed)
+	st.changed = make(chan struct{})
+}
+
+// deliver queues data from the peer. Called on Run's goroutine; never blocks.
+func (st *Stream) deliver(p []byte) error {
+	st.mu.Lock()
+	if len(p) > st.granted {
+		st.mu.Unlock()
+		return protocolError("stream %d: %d bytes sent against a window of %d", st.id, len(p), st.granted)
+	}
+	st.granted -= len(p)
+	if st.rEOF {
+		st.mu.Unlock()
+		return protocolError("stream %d: data after close", st.id)
+	}
+	if st.closed {
+		// Nobody will read it: tell the writer, once, and forget the stream.
+		st.mu.Unlock()
+		st.sess.forget(st.id)
+		return st.sess.writeFrame(wire.TypeReset, st.id, []byte("closed by reader"))
+	}
+	if st.err == nil {
+		st.rbuf = append(st.rbuf, p...)
+		st.broadcast()
+	}
+	st.mu.Unlock()
+	return nil
+}
+
+func (st *Stream) addCredit(n int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.credit += n
+	st.broadcast()
+}
+
+func (st *Stream) peerClosed() {
+	st.mu.Lock()
+	st.rEOF = true
+	done := st.closed
+	st.broadcast()
+	st.mu.Unlock()
+	if done {
+		st.sess.forget(st.id)
+	}
+}
+
+func (st *Stream) fail(err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err == nil {
+		st.err = err
+	}
+	st.broadcast()
+}
+
+// Read reads data the peer sent. Buffered data is returned before an error.
+func (st *Stream) Read(p []byte) (int, error) {
+	for {
+		st.mu.Lock()
+		switch {
+		case st.closed:
+			st.mu.Unlock()
+			return 0, net.ErrClosed
+		case isClosed(st.rdl.wait()):
+			st.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		case len(p) == 0:
+			st.mu.Unlock()
+			return 0, nil
+		case len(st.rbuf) > 0:
+			n := copy(p, st.rbuf)
+			st.rbuf = st.rbuf[n:]
+			if len(st.rbuf) == 0 {
+				st.rbuf = nil
+			}
+			st.consumed += n
+			grant := 0
+			if st.consumed >= wire.InitialWindow/4 && !st.rEOF && st.err == nil {
+				grant, st.consumed = st.consumed, 0
+				st.granted += grant
+			}
+			st.mu.Unlock()
+			if grant > 0 {
+				st.sess.writeFrame(wire.TypeWindow, st.id, wire.WindowPayload(uint32(grant)))
+			}
+			return n, nil
+		case st.rEOF:
+			st.mu.Unlock()
+			return 0, io.EOF
+		case st.err != nil:
+			err := st.err
+			st.mu.Unlock()
+			return 0, err
+		}
+		changed := st.changed
+		st.mu.Unlock()
+		select {
+		case <-changed:
+		case <-st.rdl.wait():
+		}
+	}
+}
+
+// Write sends p, waiting for window credit as needed.
+func (st *Stream) Write(p []byte) (int, error) {
+	written := 0
+	for {
+		st.mu.Lock()
+		switch {
+		case st.closed:
+			st.mu.Unlock()
+			return written, net.ErrClosed
+		case st.err != nil:
+			err := st.err
+			st.mu.Unlock()
+			return written, err
+		case st.wClosed:
+			st.mu.Unlock()
+			return written, fmt.Errorf("write on stream %d after CloseWrite", st.id)
+		case isClosed(st.wdl.wait()):
+			st.mu.Unlock()
+			return written, os.ErrDeadlineExceeded
+		case len(p) == 0:
+			st.mu.Unlock()
+			return written, nil
+		case st.credit > 0:
+			n := min(len(p), st.credit, wire.MaxData)
+			st.credit -= n
+			st.mu.Unlock()
+			if err := st.sess.writeFrame(wire.TypeData, st.id, p[:n]); err != nil {
+				return written, err
+			}
+			written += n
+			p = p[n:]
+			continue
+		}
+		changed := st.changed
+		st.mu.Unlock()
+		select {
+		case <-changed:
+		case <-st.wdl.wait():
+		}
+	}
+}
+
+// CloseWrite tells the peer no more data follows; it reads io.EOF after what
+// was sent. Reading goes on.
+func (st *Stream) CloseWrite() error {
+	st.mu.Lock()
+	if st.wClosed || st.closed || st.err != nil {
+		st.mu.Unlock()
+		return nil
+	}
+	st.wClosed = true
+	st.broadcast()
+	st.mu.Unlock()
+	return st.sess.writeFrame(wire.TypeClose, st.id, nil)
+}
+
+// Close ends the stream: the peer reads io.EOF after what was sent. If the
+// peer then writes more, it is reset ("closed by reader") so that a writer on
+// the far side learns nobody reads any more.
+func (st *Stream) Close() error {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil
+	}
+	st.closed = true
+	st.rbuf = nil
+	sendClose := st.err == nil && !st.wClosed
+	done := st.err != nil || st.rEOF
+	st.wClosed = true
+	st.broadcast()
+	st.mu.Unlock()
+	if done {
+		st.sess.forget(st.id)
+	}
+	if sendClose {
+		return st.sess.writeFrame(wire.TypeClose, st.id, nil)
+	}
+	return nil
+}
+
+// Addr is a stream's address: its session's, plus the stream ID.
+type Addr struct {
+	net.Addr
+	Stream uint32
+}
+
+func (a Addr) String() string { return fmt.Sprintf("%v#%d", a.Addr, a.Stream) }
+
+// LocalAddr implements net.Conn.
+func (st *Stream) LocalAddr() net.Addr { return Addr{st.sess.LocalAddr(), st.id} }
+
+// RemoteAddr implements net.Conn.
+func (st *Stream) RemoteAddr() net.Addr { return Addr{st.sess.RemoteAddr(), st.id} }
+
+// SetDeadline implements net.Conn.
+func (st *Stream) SetDeadline(t time.Time) error {
+	st.rdl.set(t)
+	st.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline implements net.Conn.
+func (st *Stream) SetReadDeadline(t time.Time) error { st.rdl.set(t); return nil }
+
+// SetWriteDeadline implements net.Conn.
+func (st *Stream) SetWriteDeadline(t time.Time) error { st.wdl.set(t); return nil }
+
+// deadline is a channel closed when a deadline passes, as in net.Pipe.
+type deadline struct {
+	mu     sync.Mutex
+	timer  *time.Timer
+	cancel chan struct{} // closed when the deadline has passed
+}
+
+func makeDeadline() deadline { return deadline{cancel: make(chan struct{})} }
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.cancel // the timer fired; wait for it to close cancel
+	}
+	d.timer = nil
+	closed := isClosed(d.cancel)
+	if t.IsZero() {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		cancel := d.cancel
+		d.timer = time.AfterFunc(dur, func() { close(cancel) })
+		return
+	}
+	if !closed {
+		close(d.cancel)
+	}
+}
+
+func (d *deadline) wait() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,176 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecodeFrame(t *testing.T) {
+	hdr := func(tp Type, stream uint32, payload string) []byte {
+		return append(AppendHeader(nil, tp, stream), payload...)
+	}
+	tests := []struct {
+		name    string
+		msg     []byte
+		wantErr string
+	}{
+		{"control", hdr(TypeControl, 0, `{"type":"hello"}`), ""},
+		{"open", hdr(TypeOpen, 3, "session"), ""},
+		{"data", hdr(TypeData, 3, "x"), ""},
+		{"window", append(AppendHeader(nil, TypeWindow, 3), WindowPayload(1024)...), ""},
+		{"close", hdr(TypeClose, 3, ""), ""},
+		{"reset", hdr(TypeReset, 3, "gone"), ""},
+		{"short", []byte{1, 0, 0}, "shorter than"},
+		{"empty", nil, "shorter than"},
+		{"unknown type", hdr(Type(99), 1, ""), "unknown frame type 99"},
+		{"control on stream", hdr(TypeControl, 1, "{}"), "control frame on stream 1"},
+		{"data on control", hdr(TypeData, 0, "x"), "control stream"},
+		{"empty control", hdr(TypeControl, 0, ""), "control payload of 0"},
+		{"empty data", hdr(TypeData, 1, ""), "data payload of 0"},
+		{"big data", hdr(TypeData, 1, strings.Repeat("x", MaxData+1)), "data payload"},
+		{"bad kind", hdr(TypeOpen, 1, "Shell!"), "stream kind"},
+		{"long kind", hdr(TypeOpen, 1, strings.Repeat("a", MaxKindLen+1)), "stream kind"},
+		{"window zero", append(AppendHeader(nil, TypeWindow, 3), WindowPayload(0)...), "out of range"},
+		{"window short", hdr(TypeWindow, 3, "ab"), "want 4"},
+		{"close payload", hdr(TypeClose, 3, "x"), "close frame with"},
+		{"reset not utf8", hdr(TypeReset, 3, "\xff"), "UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := DecodeFrame(tt.msg)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("DecodeFrame: %v", err)
+				}
+				if got := f.Append(nil); !bytes.Equal(got, tt.msg) {
+					t.Fatalf("re-encoded %x, want %x", got, tt.msg)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("DecodeFrame error = %v, want one containing %q wrapping ErrMalformed", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func validHello() Hello {
+	return Hello{Proto: Proto, Inventory: Inventory{
+		Hostname: "pc-042", OS: "linux", Arch: "amd64", Version: "0.1.0",
+		Users: []string{"alice"}, IPs: []string{"10.0.0.5", "fe80::1"}, Tags: map[string]string{"site": "paris"},
+	}}
+}
+
+func TestHelloRoundTrip(t *testing.T) {
+	env, err := NewEnvelope(MsgHello, "", validHello())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := AppendControl(nil, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := DecodeFrame(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeEnvelope(f.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h Hello
+	if err := DecodeBody(got, &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Inventory.Hostname != "pc-042" || h.Inventory.Tags["site"] != "paris" {
+		t.Fatalf("decoded %+v", h)
+	}
+}
+
+func TestHelloValidation(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(h *Hello)
+		wantErr string
+	}{
+		{"proto", func(h *Hello) { h.Proto = 7 }, "protocol 7"},
+		{"no hostname", func(h *Hello) { h.Inventory.Hostname = "" }, "hostname"},
+		{"control char", func(h *Hello) { h.Inventory.Hostname = "a\nb" }, "hostname"},
+		{"os", func(h *Hello) { h.Inventory.OS = "linux; rm" }, "os and arch"},
+		{"ip", func(h *Hello) { h.Inventory.IPs = []string{"999.1.1.1"} }, "ip"},
+		{"tag key", func(h *Hello) { h.Inventory.Tags = map[string]string{"-x": "y"} }, "tag key"},
+		{"tag value", func(h *Hello) { h.Inventory.Tags = map[string]string{"x": "a b"} }, "value"},
+		{"users", func(h *Hello) { h.Inventory.Users = make([]string, MaxListLen+1) }, "at most"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := validHello()
+			tt.mutate(&h)
+			env, _ := NewEnvelope(MsgHello, "", h)
+			var got Hello
+			err := DecodeBody(env, &got)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDecodeEnvelopeStrict(t *testing.T) {
+	for _, in := range []string{`{"type":"hello","extra":1}`, `{"type":""}`, `{"type":"x"} {}`, `[1]`, `nul`} {
+		if _, err := DecodeEnvelope([]byte(in)); err == nil {
+			t.Errorf("DecodeEnvelope(%s) accepted", in)
+		}
+	}
+}
+
+func TestWelcomeValidate(t *testing.T) {
+	w := Welcome{Proto: Proto, AgentID: "x", Heartbeat: Duration(25 * time.Second)}
+	env, _ := NewEnvelope(MsgWelcome, "", w)
+	var got Welcome
+	if err := DecodeBody(env, &got); err != nil || time.Duration(got.Heartbeat) != 25*time.Second {
+		t.Fatalf("welcome: %v %+v", err, got)
+	}
+	w.Heartbeat = Duration(time.Millisecond)
+	env, _ = NewEnvelope(MsgWelcome, "", w)
+	if err := DecodeBody(env, &got); err == nil {
+		t.Fatal("1ms heartbeat accepted")
+	}
+}
+
+// FuzzDecode feeds arbitrary messages through every decoder an agent link
+// uses on untrusted bytes. Nothing may panic, and a frame that decodes must
+// re-encode to the same bytes.
+func FuzzDecode(f *testing.F) {
+	env, _ := NewEnvelope(MsgHello, "1", validHello())
+	seed, _ := AppendControl(nil, env)
+	f.Add(seed)
+	f.Add(append(AppendHeader(nil, TypeWindow, 3), WindowPayload(9)...))
+	f.Add(append(AppendHeader(nil, TypeOpen, 3), "session"...))
+	f.Add([]byte{3, 0, 0, 0, 1, 'x'})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		fr, err := DecodeFrame(msg)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(fr.Append(nil), msg) {
+			t.Fatalf("re-encode mismatch")
+		}
+		if fr.Type != TypeControl {
+			return
+		}
+		env, err := DecodeEnvelope(fr.Payload)
+		if err != nil {
+			return
+		}
+		var h Hello
+		_ = DecodeBody(env, &h)
+		var w Welcome
+		_ = DecodeBody(env, &w)
+		var inv Inventory
+		_ = DecodeBody(env, &inv)
+	})
+}
