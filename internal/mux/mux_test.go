@@ -43,7 +43,7 @@ func newPair(t testing.TB, serverCfg, clientCfg Config) *pair {
 		serverCfg.Control = func(env wire.Envelope) error { p.controls <- env; return nil }
 	}
 	ready := make(chan *Session, 1)
-	up := websocket.Upgrader{}
+	up := websocket.Upgrader{WriteBufferPool: &sync.Pool{}, WriteBufferSize: 64 << 10}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
@@ -54,7 +54,8 @@ func newPair(t testing.TB, serverCfg, clientCfg Config) *pair {
 		p.serverErr <- s.Run(context.Background())
 	}))
 	t.Cleanup(srv.Close)
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	d := websocket.Dialer{WriteBufferPool: &sync.Pool{}, WriteBufferSize: 64 << 10, ReadBufferSize: 64 << 10}
+	ws, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
