@@ -1,0 +1,135 @@
+// Package hub knows which agents are connected to this relay and which are
+// revoked. Calls that concern every relay node (revoking an agent) go through
+// a Bus, so that a later multi-node deployment only swaps the bus.
+package hub
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// ErrRevoked is returned by Register for an agent that has been revoked.
+var ErrRevoked = errors.New("agent revoked")
+
+// Link is a connected agent as the hub sees it.
+type Link interface {
+	AgentID() string
+	// Close ends the link with a reason that the agent is told.
+	Close(reason string)
+}
+
+// Bus carries hub events between relay nodes.
+type Bus interface {
+	Publish(ctx context.Context, subject string, data []byte) error
+	Subscribe(subject string, fn func(data []byte)) (unsubscribe func(), err error)
+}
+
+const subjectRevoked = "patchbay.agent.revoked"
+
+// Hub is safe for concurrent use.
+type Hub struct {
+	bus   Bus
+	unsub func()
+
+	mu      sync.RWMutex
+	links   map[string]Link     // online agents on this node, by ID
+	revoked map[string]struct{} // revoked agent IDs; refused at the TLS handshake
+}
+
+// New returns a hub that learns of revocations through bus.
+func New(bus Bus, revoked []string) (*Hub, error) {
+	h := &Hub{bus: bus, links: make(map[string]Link), revoked: make(map[string]struct{}, len(revoked))}
+	for _, id := range revoked {
+		h.revoked[id] = struct{}{}
+	}
+	unsub, err := bus.Subscribe(subjectRevoked, func(data []byte) { h.revokeLocal(string(data)) })
+	if err != nil {
+		return nil, err
+	}
+	h.unsub = unsub
+	return h, nil
+}
+
+// Close stops listening on the bus.
+func (h *Hub) Close() { h.unsub() }
+
+// Register records l as its agent's link. An older link of the same agent is
+// closed: the newest connection wins (the agent restarted, or its old TCP
+// connection has not timed out yet).
+func (h *Hub) Register(l Link) error {
+	id := l.AgentID()
+	h.mu.Lock()
+	if _, ok := h.revoked[id]; ok {
+		h.mu.Unlock()
+		return ErrRevoked
+	}
+	old := h.links[id]
+	h.links[id] = l
+	h.mu.Unlock()
+	if old != nil {
+		old.Close("replaced by a newer connection from the same agent")
+	}
+	return nil
+}
+
+// Unregister removes l if it is still its agent's current link and reports
+// whether it was.
+func (h *Hub) Unregister(l Link) bool {
+	id := l.AgentID()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.links[id] != l {
+		return false
+	}
+	delete(h.links, id)
+	return true
+}
+
+// Online reports whether the agent has a link to this relay.
+func (h *Hub) Online(id string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.links[id]
+	return ok
+}
+
+// Link returns the agent's current link, or nil.
+func (h *Hub) Link(id string) Link {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.links[id]
+}
+
+// Count returns the number of online agents.
+func (h *Hub) Count() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.links)
+}
+
+// IsRevoked reports whether the agent was revoked.
+func (h *Hub) IsRevoked(id string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.revoked[id]
+	return ok
+}
+
+// Revoke tells every relay node that the agent is revoked: each refuses it
+// from now on and closes its link at once. The caller stores the revocation
+// first, so a node that starts later learns it from the store.
+func (h *Hub) Revoke(ctx context.Context, id string) error {
+	return h.bus.Publish(ctx, subjectRevoked, []byte(id))
+}
+
+func (h *Hub) revokeLocal(id string) {
+	h.mu.Lock()
+	h.revoked[id] = struct{}{}
+	l := h.links[id]
+	delete(h.links, id)
+	h.mu.Unlock()
+	if l != nil {
+		l.Close("agent revoked by an administrator")
+	}
+}

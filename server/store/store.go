@@ -1,0 +1,307 @@
+// Package store is the relay's persistent state: enrollment tokens, agents, API tokens
+// and the hash-chained audit log.
+//
+// One *Store serves both engines the relay supports. Today Open accepts SQLite (through
+// the pure-Go modernc.org/sqlite driver); PostgreSQL is planned with the same schema and
+// the same query text, which is why every query uses $N placeholders, each placeholder
+// number in ascending order of appearance, and avoids engine-specific syntax. The few
+// engine differences are keyed off the dialect field.
+//
+// Conventions:
+//   - IDs are TEXT (UUIDs; NewID gives a v7, which sorts by creation time).
+//   - Timestamps are TIMESTAMP columns, always written as UTC time.Time truncated to
+//     microseconds (PostgreSQL's precision), and read back as UTC time.Time. With SQLite
+//     the driver writes them as text in SQLite's own format
+//     ("2006-01-02 15:04:05.999999999-07:00", selected by _time_format=sqlite in the DSN)
+//     and parses them back into time.Time because the column is declared TIMESTAMP; the
+//     tests check the round trip. A zero time.Time is stored as NULL and read back as the
+//     zero time ("never": not revoked, no expiry, not seen yet).
+//   - Time comparisons (expiry, revocation) are done in Go, not in SQL, so they do not
+//     depend on how an engine compares its stored timestamps.
+//   - Maps and lists are JSON TEXT; empty ones read back as nil.
+//   - Content is not validated here beyond what SQL needs; the API layer validates.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Sentinel errors; test with errors.Is.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrTokenUnknown = errors.New("enrollment token unknown")
+	ErrTokenExpired = errors.New("enrollment token expired")
+	ErrTokenUsedUp  = errors.New("enrollment token has no uses left")
+	ErrTokenRevoked = errors.New("enrollment token revoked")
+	ErrAgentRevoked = errors.New("agent revoked")
+	// ErrAgentExists is returned by EnrollAgent when an agent with the requested ID is
+	// already enrolled (and not revoked).
+	ErrAgentExists = errors.New("agent already enrolled")
+)
+
+// dialect names the SQL engine behind a Store.
+type dialect string
+
+const (
+	dialectSQLite   dialect = "sqlite"
+	dialectPostgres dialect = "postgres"
+)
+
+// maxOpenConns bounds the pool. SQLite serialises writers anyway (BEGIN IMMEDIATE with a
+// busy timeout); a few connections let WAL readers proceed beside one writer.
+const maxOpenConns = 4
+
+// Store is the relay's persistent state over database/sql. It is safe for concurrent use.
+type Store struct {
+	db      *sql.DB
+	dialect dialect
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+}
+
+// WithLogger sends the migration tool's log lines (goose) to l. By default they are
+// discarded; goose only logs when it applies migrations verbosely anyway.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// Open opens the database named by url and brings its schema up to date.
+//
+// url is a plain file path or "sqlite:PATH" (a "sqlite://" prefix is accepted too, so
+// "sqlite:///var/lib/patchbay/relay.db" is an absolute path). The file is created if it
+// does not exist. "postgres://" URLs are reserved for the PostgreSQL store and rejected
+// for now.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	o := options{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var (
+		s   *Store
+		err error
+	)
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return nil, errors.New("open store: postgres is not supported yet")
+	case strings.HasPrefix(url, "sqlite://"):
+		s, err = openSQLite(strings.TrimPrefix(url, "sqlite://"))
+	case strings.HasPrefix(url, "sqlite:"):
+		s, err = openSQLite(strings.TrimPrefix(url, "sqlite:"))
+	default:
+		s, err = openSQLite(url)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open store: connect: %w", err)
+	}
+	if err := s.migrate(ctx, o.logger); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return s, nil
+}
+
+// sqliteDSN builds the modernc.org/sqlite DSN for a file path. The path goes into a
+// SQLite URI, so the characters that URI syntax gives meaning to are percent-escaped.
+func sqliteDSN(path string) string {
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + esc +
+		"?_pragma=busy_timeout(5000)" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=foreign_keys(1)" +
+		"&_pragma=synchronous(NORMAL)" +
+		"&_txlock=immediate" +
+		"&_time_format=sqlite"
+}
+
+func openSQLite(path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("empty sqlite path")
+	}
+	db, err := sql.Open("sqlite", sqliteDSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(maxOpenConns)
+	db.SetMaxIdleConns(maxOpenConns)
+	return &Store{db: db, dialect: dialectSQLite}, nil
+}
+
+// migrate applies the embedded migrations with goose. Re-running is a no-op.
+func (s *Store) migrate(ctx context.Context, logger *slog.Logger) error {
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	gd := goose.DialectSQLite3
+	if s.dialect == dialectPostgres {
+		// Several relays may start at once: add goose's PostgreSQL session locker here.
+		gd = goose.DialectPostgres
+	}
+	p, err := goose.NewProvider(gd, s.db, sub,
+		goose.WithSlog(logger),
+		goose.WithDisableGlobalRegistry(true),
+	)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// NewID returns a new UUID v7 as text: the ID format for tokens (v7 sorts by creation time).
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// inTx runs fn in one transaction (BEGIN IMMEDIATE on SQLite), committing when fn
+// returns nil and rolling back otherwise.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// dbTime converts t for a TIMESTAMP column: NULL for the zero time, else UTC truncated
+// to microseconds.
+func dbTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// fromNull converts a scanned TIMESTAMP back: zero for NULL, else UTC.
+func fromNull(t sql.NullTime) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+// encodeMap returns m as JSON TEXT ("{}" for nil).
+func encodeMap(m map[string]string) (string, error) {
+	if m == nil {
+		m = map[string]string{}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("encode map: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeMap parses JSON TEXT into a map; empty gives nil.
+func decodeMap(s string) (map[string]string, error) {
+	var m map[string]string
+	if s != "" {
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			return nil, fmt.Errorf("decode map: %w", err)
+		}
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// encodeList returns l as JSON TEXT ("[]" for nil).
+func encodeList(l []string) (string, error) {
+	if l == nil {
+		l = []string{}
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		return "", fmt.Errorf("encode list: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeList parses JSON TEXT into a list; empty gives nil.
+func decodeList(s string) ([]string, error) {
+	var l []string
+	if s != "" {
+		if err := json.Unmarshal([]byte(s), &l); err != nil {
+			return nil, fmt.Errorf("decode list: %w", err)
+		}
+	}
+	if len(l) == 0 {
+		return nil, nil
+	}
+	return l, nil
+}
+
+// mergeTags returns the effective tags: base overlaid by over (over wins). Nil when empty.
+func mergeTags(base, over map[string]string) map[string]string {
+	if len(base)+len(over) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(base)+len(over))
+	maps.Copy(m, base)
+	maps.Copy(m, over)
+	return m
+}
+
+// mustAffect turns "no row matched" into ErrNotFound.
+func mustAffect(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("rows affected: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

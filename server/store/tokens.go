@@ -1,0 +1,269 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// EnrollToken lets agents enroll. Only the hash of its secret is stored.
+type EnrollToken struct {
+	ID          string
+	Hash        string            // hex SHA-256 of the secret; the secret is never stored
+	Tags        map[string]string // scoped tags every agent enrolled with it gets (they win over the agent's own)
+	UsesAllowed int               // 0 = unlimited
+	Uses        int
+	ExpiresAt   time.Time // zero = never expires
+	CreatedAt   time.Time
+	CreatedBy   string
+	RevokedAt   time.Time // zero = not revoked
+}
+
+// APIToken authenticates a person or tool at the REST API. Only its hash is stored.
+type APIToken struct {
+	ID, Hash, Role, Name            string    // Role: "admin" | "technician" | "viewer"
+	CreatedAt, ExpiresAt, RevokedAt time.Time // ExpiresAt zero = no expiry
+}
+
+const enrollTokenCols = `id, hash, tags, uses_allowed, uses, expires_at, created_at, created_by, revoked_at`
+
+func scanEnrollToken(sc scanner) (EnrollToken, error) {
+	var (
+		t                         EnrollToken
+		tags                      string
+		expires, created, revoked sql.NullTime
+	)
+	if err := sc.Scan(&t.ID, &t.Hash, &tags, &t.UsesAllowed, &t.Uses, &expires, &created, &t.CreatedBy, &revoked); err != nil {
+		return EnrollToken{}, err
+	}
+	var err error
+	if t.Tags, err = decodeMap(tags); err != nil {
+		return EnrollToken{}, fmt.Errorf("enroll token %s: tags: %w", t.ID, err)
+	}
+	t.ExpiresAt, t.CreatedAt, t.RevokedAt = fromNull(expires), fromNull(created), fromNull(revoked)
+	return t, nil
+}
+
+// CreateEnrollToken stores a new enrollment token. t.ID must be set (see NewID); a zero
+// CreatedAt is set to now.
+func (s *Store) CreateEnrollToken(ctx context.Context, t EnrollToken) error {
+	if t.ID == "" {
+		return errors.New("create enroll token: empty id (use store.NewID)")
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = time.Now()
+	}
+	tags, err := encodeMap(t.Tags)
+	if err != nil {
+		return fmt.Errorf("create enroll token: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO enroll_tokens (`+enrollTokenCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		t.ID, t.Hash, tags, t.UsesAllowed, t.Uses, dbTime(t.ExpiresAt), dbTime(t.CreatedAt), t.CreatedBy, dbTime(t.RevokedAt))
+	if err != nil {
+		return fmt.Errorf("create enroll token: %w", err)
+	}
+	return nil
+}
+
+// ListEnrollTokens returns every enrollment token, newest first.
+func (s *Store) ListEnrollTokens(ctx context.Context) ([]EnrollToken, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+enrollTokenCols+` FROM enroll_tokens ORDER BY created_at DESC, id DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list enroll tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []EnrollToken
+	for rows.Next() {
+		t, err := scanEnrollToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list enroll tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list enroll tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeEnrollToken marks a token revoked at now; revoking again keeps the first time.
+// It returns ErrNotFound for an unknown id.
+func (s *Store) RevokeEnrollToken(ctx context.Context, id string, now time.Time) error {
+	err := mustAffect(s.db.ExecContext(ctx,
+		`UPDATE enroll_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`, dbTime(now), id))
+	if err != nil {
+		return fmt.Errorf("revoke enroll token: %w", err)
+	}
+	return nil
+}
+
+// EnrollAgent, in one transaction, finds the token by hash (ErrTokenUnknown), checks it
+// is not revoked (ErrTokenRevoked), not expired at now (ErrTokenExpired) and has uses
+// left (ErrTokenUsedUp), increments its uses and inserts the agent with
+// Tags = merge(a.AgentTags, token.Tags) (the token's scoped tags win),
+// ScopedTags = token.Tags, TokenID and EnrolledAt = now. FirstSeen, LastSeen and
+// RevokedAt of a are ignored. An empty a.ID gets a new UUID v7. If the ID is already
+// enrolled it returns ErrAgentExists, or ErrAgentRevoked if that agent was revoked.
+// Any failure changes nothing. It returns the stored agent and the updated token.
+//
+// The use count is taken with a conditional UPDATE (uses < uses_allowed), so concurrent
+// enrollments never exceed the allowance, on SQLite and PostgreSQL alike.
+func (s *Store) EnrollAgent(ctx context.Context, tokenHash string, a Agent, now time.Time) (Agent, EnrollToken, error) {
+	if a.ID == "" {
+		a.ID = NewID()
+	}
+	var tok EnrollToken
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		tok, err = scanEnrollToken(tx.QueryRowContext(ctx,
+			`SELECT `+enrollTokenCols+` FROM enroll_tokens WHERE hash = $1`, tokenHash))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrTokenUnknown
+		case err != nil:
+			return fmt.Errorf("find token: %w", err)
+		case !tok.RevokedAt.IsZero():
+			return ErrTokenRevoked
+		case !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt):
+			return ErrTokenExpired
+		case tok.UsesAllowed > 0 && tok.Uses >= tok.UsesAllowed:
+			return ErrTokenUsedUp
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE enroll_tokens SET uses = uses + 1
+			 WHERE id = $1 AND revoked_at IS NULL AND (uses_allowed = 0 OR uses < uses_allowed)`, tok.ID)
+		if err := mustAffect(res, err); errors.Is(err, ErrNotFound) {
+			return ErrTokenUsedUp // another enrollment took the last use meanwhile
+		} else if err != nil {
+			return fmt.Errorf("count use: %w", err)
+		}
+		tok.Uses++
+
+		var revoked sql.NullTime
+		err = tx.QueryRowContext(ctx, `SELECT revoked_at FROM agents WHERE id = $1`, a.ID).Scan(&revoked)
+		switch {
+		case err == nil && revoked.Valid:
+			return ErrAgentRevoked
+		case err == nil:
+			return ErrAgentExists
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("find agent: %w", err)
+		}
+
+		a.ScopedTags = tok.Tags
+		a.Tags = mergeTags(a.AgentTags, tok.Tags)
+		a.TokenID = tok.ID
+		a.EnrolledAt = now.UTC().Truncate(time.Microsecond)
+		a.FirstSeen, a.LastSeen, a.RevokedAt = time.Time{}, time.Time{}, time.Time{}
+		if err := insertAgent(ctx, tx, a); err != nil {
+			return fmt.Errorf("insert agent: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		if isSentinel(err) {
+			return Agent{}, EnrollToken{}, err
+		}
+		return Agent{}, EnrollToken{}, fmt.Errorf("enroll agent: %w", err)
+	}
+	a.Users, a.IPs = nilIfEmpty(a.Users), nilIfEmpty(a.IPs)
+	a.AgentTags = mapNilIfEmpty(a.AgentTags)
+	return a, tok, nil
+}
+
+func isSentinel(err error) bool {
+	for _, s := range []error{ErrTokenUnknown, ErrTokenRevoked, ErrTokenExpired, ErrTokenUsedUp, ErrAgentRevoked, ErrAgentExists} {
+		if err == s {
+			return true
+		}
+	}
+	return false
+}
+
+const apiTokenCols = `id, hash, role, name, created_at, expires_at, revoked_at`
+
+func scanAPIToken(sc scanner) (APIToken, error) {
+	var (
+		t                         APIToken
+		created, expires, revoked sql.NullTime
+	)
+	if err := sc.Scan(&t.ID, &t.Hash, &t.Role, &t.Name, &created, &expires, &revoked); err != nil {
+		return APIToken{}, err
+	}
+	t.CreatedAt, t.ExpiresAt, t.RevokedAt = fromNull(created), fromNull(expires), fromNull(revoked)
+	return t, nil
+}
+
+// CreateAPIToken stores a new API token. t.ID must be set (see NewID); a zero CreatedAt
+// is set to now.
+func (s *Store) CreateAPIToken(ctx context.Context, t APIToken) error {
+	if t.ID == "" {
+		return errors.New("create api token: empty id (use store.NewID)")
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = time.Now()
+	}
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO api_tokens (`+apiTokenCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		t.ID, t.Hash, t.Role, t.Name, dbTime(t.CreatedAt), dbTime(t.ExpiresAt), dbTime(t.RevokedAt))
+	if err != nil {
+		return fmt.Errorf("create api token: %w", err)
+	}
+	return nil
+}
+
+// LookupAPIToken finds the token whose secret hashes to hash. It returns ErrNotFound
+// for an unknown hash and also for a token revoked or expired at now, so callers cannot
+// tell the cases apart by accident.
+func (s *Store) LookupAPIToken(ctx context.Context, hash string, now time.Time) (APIToken, error) {
+	t, err := scanAPIToken(s.db.QueryRowContext(ctx,
+		`SELECT `+apiTokenCols+` FROM api_tokens WHERE hash = $1`, hash))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return APIToken{}, fmt.Errorf("lookup api token: %w", ErrNotFound)
+	case err != nil:
+		return APIToken{}, fmt.Errorf("lookup api token: %w", err)
+	case !t.RevokedAt.IsZero():
+		return APIToken{}, fmt.Errorf("lookup api token: revoked: %w", ErrNotFound)
+	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+		return APIToken{}, fmt.Errorf("lookup api token: expired: %w", ErrNotFound)
+	}
+	return t, nil
+}
+
+// ListAPITokens returns every API token (hashes included), newest first.
+func (s *Store) ListAPITokens(ctx context.Context) ([]APIToken, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+apiTokenCols+` FROM api_tokens ORDER BY created_at DESC, id DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list api tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []APIToken
+	for rows.Next() {
+		t, err := scanAPIToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list api tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list api tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeAPIToken marks a token revoked at now; revoking again keeps the first time.
+// It returns ErrNotFound for an unknown id.
+func (s *Store) RevokeAPIToken(ctx context.Context, id string, now time.Time) error {
+	err := mustAffect(s.db.ExecContext(ctx,
+		`UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`, dbTime(now), id))
+	if err != nil {
+		return fmt.Errorf("revoke api token: %w", err)
+	}
+	return nil
+}
