@@ -1,0 +1,209 @@
+// Command patchbay-server is the Patchbay relay: it holds agent links,
+// serves the technician API and enrollment, and keeps the fleet's state.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/patchbay/patchbay/certs"
+	"github.com/patchbay/patchbay/internal/logging"
+	"github.com/patchbay/patchbay/server"
+	"github.com/patchbay/patchbay/server/api"
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "patchbay-server:", err)
+		os.Exit(1)
+	}
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("PATCHBAY_DATA"); d != "" {
+		return d
+	}
+	return "data"
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "patchbay-server",
+		Short: "The Patchbay relay: agents connect to it, technicians work through it",
+		Long: `patchbay-server is the Patchbay relay. Endpoint agents hold one mutual-TLS
+websocket to it; technicians and admins use it through the patchbay CLI.
+
+Everything lives in one data directory (--data, default ./data or $PATCHBAY_DATA):
+the CA and server certificate (keys 0600), and the SQLite database. The first
+"serve" creates them.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd(), adminTokenCmd(), fingerprintCmd(), versionCmd())
+	return root
+}
+
+func serveCmd() *cobra.Command {
+	var (
+		dataDir, listen, dbURL, logLevel, logFormat string
+		hostnames                                   []string
+		heartbeat                                   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the relay",
+		Long: `Run the relay until SIGINT or SIGTERM.
+
+On first run it initialises the data directory: an ECDSA P-256 CA, a server
+certificate for --hostname names (default: localhost, 127.0.0.1, ::1 and this
+machine's hostname) and the database. It logs the CA fingerprint that agents
+and technicians pin (also: patchbay-server fingerprint).
+
+Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /healthz.`,
+		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logging.Setup(os.Stderr, logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(ctx, server.Config{
+				DataDir: dataDir, DBURL: dbURL, Hostnames: hostnames, Heartbeat: heartbeat,
+				Version: version, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w (is another relay running? choose another --listen)", listen, err)
+			}
+			err = srv.Serve(ctx, ln)
+			log.Info().Msg("relay stopped")
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data", defaultDataDir(), "data directory (CA, certificates, database)")
+	f.StringVar(&listen, "listen", ":8443", "address to listen on for HTTPS and agent links")
+	f.StringVar(&dbURL, "db", "", "database URL (default: SQLite file patchbay.db in --data)")
+	f.StringSliceVar(&hostnames, "hostname", nil, "DNS name or IP for the server certificate (repeatable; default localhost, 127.0.0.1, ::1, hostname)")
+	f.DurationVar(&heartbeat, "heartbeat", server.DefaultHeartbeat, "agent ping interval; an agent silent for 3 intervals is offline")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "auto", "auto (console on a terminal, else JSON), json or console")
+	return cmd
+}
+
+func adminTokenCmd() *cobra.Command {
+	var dataDir, dbURL, name, ttl string
+	cmd := &cobra.Command{
+		Use:   "admin-token",
+		Short: "Print a fresh admin API token",
+		Long: `Create an API token with the admin role directly in the relay's database and
+print it alone on stdout. This is how the first admin gets in (then:
+patchbay login); it needs filesystem access to the data directory, and is
+recorded in the audit log. Works while the relay runs.`,
+		Example: `  patchbay-server admin-token --data /var/lib/patchbay`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var d time.Duration
+			if ttl != "" {
+				var err error
+				if d, err = parseTTL(ttl); err != nil {
+					return err
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dataDir, certs.CACertFile)); err != nil {
+				return fmt.Errorf("no relay in %s: run patchbay-server serve --data %s first", dataDir, dataDir)
+			}
+			ctx := cmd.Context()
+			st, err := server.OpenStore(ctx, dataDir, dbURL)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if name == "" {
+				name = "admin-" + time.Now().UTC().Format("20060102-150405")
+			}
+			secret, _, err := api.MintAPIToken(ctx, st, "local admin (patchbay-server admin-token)", "admin", name, d, time.Now().UTC())
+			if err != nil {
+				return err
+			}
+			fmt.Println(secret)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data", defaultDataDir(), "data directory of the relay")
+	f.StringVar(&dbURL, "db", "", "database URL (default: SQLite file patchbay.db in --data)")
+	f.StringVar(&name, "name", "", "name recorded for the token (default admin-<time>)")
+	f.StringVar(&ttl, "ttl", "", "expiry, e.g. 12h or 30d (default: never)")
+	return cmd
+}
+
+func parseTTL(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n <= 0 {
+			return 0, fmt.Errorf("ttl %q: want a duration such as 12h or 30d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("ttl %q: want a duration such as 12h or 30d", s)
+	}
+	return d, nil
+}
+
+func fingerprintCmd() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "fingerprint",
+		Short: "Print the CA fingerprint that agents and technicians pin",
+		Long: `Print sha256:<hex SHA-256 of the CA certificate's DER>. Give it to
+patchbay-agent enroll --ca-fingerprint and patchbay login --ca-fingerprint.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pemBytes, err := os.ReadFile(filepath.Join(dataDir, certs.CACertFile))
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("no CA in %s: run patchbay-server serve --data %s first", dataDir, dataDir)
+			}
+			if err != nil {
+				return err
+			}
+			cert, err := certs.ParseCertPEM(pemBytes)
+			if err != nil {
+				return err
+			}
+			fmt.Println(certs.Fingerprint(cert))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir(), "data directory of the relay")
+	return cmd
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(*cobra.Command, []string) { fmt.Println(version) },
+	}
+}

@@ -1,0 +1,216 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/patchbay/patchbay/certs"
+	"github.com/patchbay/patchbay/internal/mux"
+	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/server/hub"
+	"github.com/patchbay/patchbay/server/store"
+	"github.com/rs/zerolog"
+)
+
+// Subprotocol is the websocket subprotocol of an agent link.
+const Subprotocol = "patchbay.v1"
+
+// handshakeTimeout bounds the time from upgrade to the agent's hello.
+const handshakeTimeout = 10 * time.Second
+
+// upgrader is shared by all agent links. Write buffers come from a pool, so
+// an idle link holds none; the read buffer is small because large frames are
+// read straight into the session's buffer.
+var upgrader = websocket.Upgrader{
+	HandshakeTimeout: handshakeTimeout,
+	ReadBufferSize:   1024,
+	WriteBufferSize:  32 << 10,
+	WriteBufferPool:  &sync.Pool{},
+	Subprotocols:     []string{Subprotocol},
+	// Agents are not browsers: any Origin header means something else is
+	// trying to ride an agent's credentials.
+	CheckOrigin: func(r *http.Request) bool { return r.Header.Get("Origin") == "" },
+	Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		httpError(w, status, "agent link: %v", reason)
+	},
+}
+
+// verifiedAgentID returns the agent ID of a request's verified client
+// certificate. A certificate from another CA is not sent by Go clients at
+// all, so "no verified chain" covers both missing and foreign certificates.
+func verifiedAgentID(cs *tls.ConnectionState) (string, error) {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
+		return "", errors.New("no client certificate from this relay's CA: enroll the agent first (patchbay-agent enroll)")
+	}
+	return certs.AgentID(cs.PeerCertificates[0])
+}
+
+// verifyConnection is the TLS hook that refuses revoked agents during the
+// handshake, before any HTTP is read.
+func (s *Server) verifyConnection(cs tls.ConnectionState) error {
+	if len(cs.VerifiedChains) == 0 {
+		return nil // enrollment and the technician API come without a client certificate
+	}
+	id, err := certs.AgentID(cs.PeerCertificates[0])
+	if err != nil {
+		return err
+	}
+	if s.hub.IsRevoked(id) {
+		return fmt.Errorf("agent %s is revoked", id)
+	}
+	return nil
+}
+
+// handleAgentConnect upgrades an authenticated agent to a link and hands it
+// to Accept on a goroutine of its own, then returns, so that net/http's
+// per-request state is freed while the link lives on.
+func (s *Server) handleAgentConnect(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	id, err := verifiedAgentID(r.TLS)
+	if err != nil {
+		httpError(w, http.StatusUnauthorized, "agent link: %v", err)
+		return
+	}
+	if s.hub.IsRevoked(id) {
+		httpError(w, http.StatusForbidden, "agent link: agent %s is revoked; enroll it again with a new token", id)
+		return
+	}
+	if !slices.Contains(websocket.Subprotocols(r), Subprotocol) {
+		httpError(w, http.StatusBadRequest, "agent link: the websocket subprotocol must be %q", Subprotocol)
+		return
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered the client
+	}
+	if !s.links.start() {
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay shutting down"), time.Now().Add(time.Second))
+		ws.Close()
+		return
+	}
+	go func() {
+		defer s.links.done()
+		s.Accept(ctx, ws, id)
+	}()
+}
+
+// agentConn is one agent's link, as registered in the hub.
+type agentConn struct {
+	id   string
+	sess *mux.Session
+}
+
+func (c *agentConn) AgentID() string { return c.id }
+
+func (c *agentConn) Close(reason string) { c.sess.Close(websocket.ClosePolicyViolation, reason) }
+
+// Accept owns one agent link from the handshake until it ends: it reads the
+// agent's hello, registers the agent in the hub, answers with welcome, and
+// serves the link until it fails, the agent leaves, or ctx ends. Anything
+// the agent sends that breaks the protocol closes this link (with the reason
+// in the websocket close frame) and nothing else.
+func (s *Server) Accept(ctx context.Context, ws *websocket.Conn, agentID string) error {
+	log := s.log.With().Str("agent_id", agentID).Str("remote", ws.RemoteAddr().String()).Logger()
+	c := &agentConn{id: agentID}
+	c.sess = mux.New(ws, mux.Config{
+		ReadTimeout: 3 * s.cfg.Heartbeat,
+		Control:     func(env wire.Envelope) error { return s.control(c, env) },
+	})
+	hello, err := s.handshake(c.sess)
+	if err != nil {
+		logLinkEnd(log, "agent handshake failed", err)
+		return err
+	}
+	if err := s.hub.Register(c); err != nil {
+		c.sess.Close(websocket.ClosePolicyViolation, err.Error())
+		log.Warn().Err(err).Msg("agent refused")
+		return err
+	}
+	now := time.Now()
+	err = c.sess.Send(wire.MsgWelcome, "", wire.Welcome{
+		Proto: wire.Proto, AgentID: agentID, Heartbeat: wire.Duration(s.cfg.Heartbeat), ServerTime: now,
+	})
+	if err == nil {
+		s.seen.inventory(agentID, hello.Inventory, now)
+		log.Debug().Str("hostname", hello.Inventory.Hostname).Msg("agent connected")
+		err = c.sess.Run(ctx)
+	}
+	if s.hub.Unregister(c) {
+		s.seen.offline(agentID, time.Now())
+	}
+	logLinkEnd(log, "agent disconnected", err)
+	return err
+}
+
+// handshake reads and checks the agent's hello.
+func (s *Server) handshake(sess *mux.Session) (wire.Hello, error) {
+	var h wire.Hello
+	env, err := sess.ReadFirst(handshakeTimeout)
+	if err == nil && env.Type != wire.MsgHello {
+		err = &mux.CloseError{Code: websocket.CloseProtocolError, Reason: fmt.Sprintf("first message must be %q, got %q", wire.MsgHello, env.Type)}
+	}
+	if err == nil {
+		if derr := wire.DecodeBody(env, &h); derr != nil {
+			err = &mux.CloseError{Code: websocket.CloseProtocolError, Reason: derr.Error()}
+		}
+	}
+	if err != nil {
+		var ce *mux.CloseError
+		if errors.As(err, &ce) {
+			sess.Close(ce.Code, ce.Reason)
+		} else {
+			sess.Close(websocket.CloseProtocolError, "handshake failed")
+		}
+		return h, err
+	}
+	return h, nil
+}
+
+// control handles a control message from a registered agent, on its link's
+// Run goroutine.
+func (s *Server) control(c *agentConn, env wire.Envelope) error {
+	switch env.Type {
+	case wire.MsgInventory:
+		var inv wire.Inventory
+		if err := wire.DecodeBody(env, &inv); err != nil {
+			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+		}
+		s.seen.inventory(c.id, inv, time.Now())
+		return nil
+	}
+	return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: fmt.Sprintf("unexpected message type %q", env.Type)}
+}
+
+// logLinkEnd writes the one log line for a link that ended: a warning when
+// the agent broke the protocol, debug otherwise (agents come and go).
+func logLinkEnd(log zerolog.Logger, msg string, err error) {
+	var ce *mux.CloseError
+	var wce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Code == websocket.CloseProtocolError,
+		errors.As(err, &ce) && ce.Code == websocket.CloseMessageTooBig,
+		errors.As(err, &ce) && ce.Code == websocket.CloseUnsupportedData:
+		log.Warn().Str("reason", ce.Reason).Msg(msg + ": protocol violation")
+	case errors.As(err, &wce):
+		log.Debug().Int("code", wce.Code).Str("reason", wce.Text).Msg(msg)
+	default:
+		log.Debug().Err(err).Msg(msg)
+	}
+}
+
+// inventoryFromWire converts what an agent reported into a store update.
+func inventoryFromWire(id string, inv wire.Inventory, t time.Time) store.Inventory {
+	return store.Inventory{
+		AgentID: id, Hostname: inv.Hostname, OS: inv.OS, Arch: inv.Arch, OSVersion: inv.OSVersion,
+		Version: inv.Version, Users: inv.Users, IPs: inv.IPs, Tags: inv.Tags, Seen: t,
+	}
+}
+
+// Compile-time check that agentConn is a hub.Link.
+var _ hub.Link = (*agentConn)(nil)

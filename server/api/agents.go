@@ -1,0 +1,134 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/selector"
+	"github.com/patchbay/patchbay/server/store"
+)
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// agentJSON converts a stored agent; online agents are last seen now.
+func (a *API) agentJSON(ag store.Agent) apiv1.Agent {
+	out := apiv1.Agent{
+		ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Version: ag.Version,
+		Tags: ag.Tags, Online: a.Hub.Online(ag.ID), LastSeen: timePtr(ag.LastSeen),
+		OSVersion: ag.OSVersion, Users: ag.Users, IPs: ag.IPs, ScopedTags: ag.ScopedTags,
+		EnrolledAt: ag.EnrolledAt, FirstSeen: timePtr(ag.FirstSeen),
+		Revoked: !ag.RevokedAt.IsZero(), RevokedAt: timePtr(ag.RevokedAt),
+	}
+	if out.Tags == nil {
+		out.Tags = map[string]string{}
+	}
+	if out.Online {
+		out.LastSeen = timePtr(a.now())
+	}
+	return out
+}
+
+func attrs(ag store.Agent) selector.Attrs {
+	return selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}
+}
+
+func (a *API) handleAgentsList(w http.ResponseWriter, r *http.Request, _ caller) {
+	sel, err := selector.Parse(r.URL.Query().Get("target"))
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	agents, err := a.Store.ListAgents(r.Context())
+	if err != nil {
+		a.internal(w, r, "list agents", err)
+		return
+	}
+	out := []apiv1.Agent{}
+	for _, ag := range agents {
+		if sel.Match(attrs(ag)) {
+			out = append(out, a.agentJSON(ag))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// findAgent resolves an agent ID, or else a hostname that names exactly one
+// agent (case-insensitive). On failure it has answered.
+func (a *API) findAgent(w http.ResponseWriter, r *http.Request) (store.Agent, bool) {
+	ref := r.PathValue("id")
+	ag, err := a.Store.GetAgent(r.Context(), ref)
+	if err == nil {
+		return ag, true
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		a.internal(w, r, "look up agent", err)
+		return ag, false
+	}
+	agents, err := a.Store.ListAgents(r.Context())
+	if err != nil {
+		a.internal(w, r, "look up agent", err)
+		return ag, false
+	}
+	var found []store.Agent
+	for _, x := range agents {
+		if strings.EqualFold(x.Hostname, ref) {
+			found = append(found, x)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], true
+	case 0:
+		WriteError(w, http.StatusNotFound, "no agent with ID or hostname %q: see patchbay agents list", ref)
+	default:
+		ids := make([]string, len(found))
+		for i, x := range found {
+			ids[i] = x.ID
+		}
+		WriteError(w, http.StatusConflict, "hostname %q names %d agents (%s): use an ID", ref, len(found), strings.Join(ids, ", "))
+	}
+	return ag, false
+}
+
+func (a *API) handleAgentShow(w http.ResponseWriter, r *http.Request, _ caller) {
+	if ag, ok := a.findAgent(w, r); ok {
+		writeJSON(w, http.StatusOK, a.agentJSON(ag))
+	}
+}
+
+// handleAgentRevoke stores the revocation, audits it, then tells every relay
+// node, which closes the agent's link at once and refuses its handshakes.
+func (a *API) handleAgentRevoke(w http.ResponseWriter, r *http.Request, c caller) {
+	ag, ok := a.findAgent(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	if err := a.Store.RevokeAgent(ctx, ag.ID, a.now()); err != nil {
+		a.internal(w, r, "revoke agent", err)
+		return
+	}
+	if err := a.audit(ctx, c.actor(), "agent.revoke", ag.ID, map[string]string{"hostname": ag.Hostname}); err != nil {
+		a.internal(w, r, "revoke agent", err)
+		return
+	}
+	if err := a.Hub.Revoke(ctx, ag.ID); err != nil {
+		a.internal(w, r, "disconnect revoked agent", err)
+		return
+	}
+	a.Log.Info().Str("agent_id", ag.ID).Str("by", c.tok.Name).Msg("agent revoked")
+	ag, err := a.Store.GetAgent(ctx, ag.ID)
+	if err != nil {
+		a.internal(w, r, "revoke agent", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.agentJSON(ag))
+}

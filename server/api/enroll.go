@@ -1,0 +1,85 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/certs"
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/server/store"
+)
+
+// DefaultAgentCertValidity is how long an agent certificate is valid.
+const DefaultAgentCertValidity = 365 * 24 * time.Hour
+
+// handleEnroll exchanges an enrollment token and a CSR for a client
+// certificate naming a new agent ID. The token is checked and spent in the
+// same transaction that records the agent: an unknown, expired, revoked or
+// used-up token changes nothing.
+func (a *API) handleEnroll(w http.ResponseWriter, r *http.Request) {
+	var req apiv1.EnrollRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if !strings.HasPrefix(req.Token, PrefixEnroll) || len(req.Token) > 128 {
+		WriteError(w, http.StatusUnauthorized, "enrollment token unknown: it should start with %q (patchbay tokens create)", PrefixEnroll)
+		return
+	}
+	if len(req.Tags) > wire.MaxTags {
+		WriteError(w, http.StatusBadRequest, "at most %d tags", wire.MaxTags)
+		return
+	}
+	for k, v := range req.Tags {
+		if err := wire.ValidTag(k, v); err != nil {
+			WriteError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	}
+	if len(req.Hostname) > 253 {
+		WriteError(w, http.StatusBadRequest, "hostname longer than 253 bytes")
+		return
+	}
+	validity := a.AgentCertValidity
+	if validity <= 0 {
+		validity = DefaultAgentCertValidity
+	}
+	id := store.NewID()
+	der, err := a.CA.SignAgentCSR(req.CSR, id, validity)
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	now := a.now()
+	agent, tok, err := a.Store.EnrollAgent(r.Context(), HashSecret(req.Token),
+		store.Agent{ID: id, Hostname: req.Hostname, AgentTags: req.Tags}, now)
+	switch {
+	case errors.Is(err, store.ErrTokenUnknown):
+		WriteError(w, http.StatusUnauthorized, "enrollment token unknown: check it, or create one with patchbay tokens create")
+		return
+	case errors.Is(err, store.ErrTokenExpired):
+		WriteError(w, http.StatusForbidden, "enrollment token expired at %s: create a new one with patchbay tokens create", tok.ExpiresAt.Format(time.RFC3339))
+		return
+	case errors.Is(err, store.ErrTokenUsedUp):
+		WriteError(w, http.StatusForbidden, "enrollment token has no uses left (%d of %d used): create a new one, or one with more --uses", tok.Uses, tok.UsesAllowed)
+		return
+	case errors.Is(err, store.ErrTokenRevoked):
+		WriteError(w, http.StatusForbidden, "enrollment token was revoked: create a new one with patchbay tokens create")
+		return
+	case err != nil:
+		a.internal(w, r, "enroll agent", err)
+		return
+	}
+	if err := a.audit(r.Context(), "enroll-token "+shortID(tok.ID), "agent.enroll", agent.ID, map[string]string{
+		"hostname": req.Hostname, "token_id": tok.ID, "remote": r.RemoteAddr,
+	}); err != nil {
+		a.internal(w, r, "enroll agent", err)
+		return
+	}
+	a.Log.Info().Str("agent_id", agent.ID).Str("hostname", req.Hostname).Str("token_id", tok.ID).Msg("agent enrolled")
+	writeJSON(w, http.StatusOK, apiv1.EnrollResponse{
+		AgentID: agent.ID, Certificate: string(certs.CertPEM(der)), CA: string(a.CA.CertPEM), Tags: agent.Tags,
+	})
+}

@@ -1,0 +1,230 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/server/store"
+)
+
+// Limits on what tokens may be created.
+const (
+	DefaultEnrollTTL = 24 * time.Hour
+	MaxEnrollTTL     = 366 * 24 * time.Hour
+	MaxEnrollUses    = 1_000_000
+	MaxAPITokenTTL   = 5 * 366 * 24 * time.Hour
+)
+
+func (a *API) handleEnrollTokenCreate(w http.ResponseWriter, r *http.Request, c caller) {
+	var req apiv1.EnrollTokenRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	uses := 1
+	if req.Uses != nil {
+		uses = *req.Uses
+	}
+	if uses < 0 || uses > MaxEnrollUses {
+		WriteError(w, http.StatusBadRequest, "uses %d: want 0 (unlimited) to %d", uses, MaxEnrollUses)
+		return
+	}
+	ttl := DefaultEnrollTTL
+	if req.TTL != "" {
+		var err error
+		if ttl, err = apiv1.ParseTTL(req.TTL, MaxEnrollTTL); err != nil {
+			WriteError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	}
+	if len(req.Tags) > wire.MaxTags {
+		WriteError(w, http.StatusBadRequest, "at most %d tags", wire.MaxTags)
+		return
+	}
+	for k, v := range req.Tags {
+		if err := wire.ValidTag(k, v); err != nil {
+			WriteError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	}
+	now := a.now()
+	secret, hash := NewSecret(PrefixEnroll)
+	tok := store.EnrollToken{
+		ID: store.NewID(), Hash: hash, Tags: req.Tags, UsesAllowed: uses,
+		ExpiresAt: now.Add(ttl), CreatedAt: now, CreatedBy: c.actor(),
+	}
+	ctx := r.Context()
+	if err := a.Store.CreateEnrollToken(ctx, tok); err != nil {
+		a.internal(w, r, "create enrollment token", err)
+		return
+	}
+	detail := map[string]string{"uses": strconv.Itoa(uses), "expires_at": tok.ExpiresAt.Format(time.RFC3339)}
+	for k, v := range req.Tags {
+		detail["tag."+k] = v
+	}
+	if err := a.audit(ctx, c.actor(), "enroll-token.create", tok.ID, detail); err != nil {
+		a.internal(w, r, "create enrollment token", err)
+		return
+	}
+	out := enrollTokenJSON(tok)
+	out.Token = secret
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func enrollTokenJSON(t store.EnrollToken) apiv1.EnrollToken {
+	tags := t.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	return apiv1.EnrollToken{
+		ID: t.ID, Tags: tags, UsesAllowed: t.UsesAllowed, Uses: t.Uses, ExpiresAt: t.ExpiresAt,
+		CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy, Revoked: !t.RevokedAt.IsZero(),
+	}
+}
+
+func (a *API) handleEnrollTokenList(w http.ResponseWriter, r *http.Request, _ caller) {
+	toks, err := a.Store.ListEnrollTokens(r.Context())
+	if err != nil {
+		a.internal(w, r, "list enrollment tokens", err)
+		return
+	}
+	out := make([]apiv1.EnrollToken, len(toks))
+	for i, t := range toks {
+		out[i] = enrollTokenJSON(t)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) handleEnrollTokenRevoke(w http.ResponseWriter, r *http.Request, c caller) {
+	a.revoke(w, r, c, "enroll-token.revoke", "enrollment token", a.Store.RevokeEnrollToken)
+}
+
+func (a *API) handleAPITokenRevoke(w http.ResponseWriter, r *http.Request, c caller) {
+	a.revoke(w, r, c, "api-token.revoke", "API token", a.Store.RevokeAPIToken)
+}
+
+// revoke is the shared body of the token revocation routes.
+func (a *API) revoke(w http.ResponseWriter, r *http.Request, c caller, action, what string,
+	fn func(ctx context.Context, id string, now time.Time) error) {
+	id := r.PathValue("id")
+	err := fn(r.Context(), id, a.now())
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "no %s with ID %q", what, id)
+		return
+	}
+	if err == nil {
+		err = a.audit(r.Context(), c.actor(), action, id, nil)
+	}
+	if err != nil {
+		a.internal(w, r, "revoke "+what, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) handleAPITokenCreate(w http.ResponseWriter, r *http.Request, c caller) {
+	var req apiv1.APITokenRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	var ttl time.Duration
+	if req.TTL != "" {
+		var err error
+		if ttl, err = apiv1.ParseTTL(req.TTL, MaxAPITokenTTL); err != nil {
+			WriteError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	}
+	if err := checkAPIToken(req.Role, req.Name); err != nil {
+		WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	secret, tok, err := MintAPIToken(r.Context(), a.Store, c.actor(), req.Role, req.Name, ttl, a.now())
+	if err != nil {
+		a.internal(w, r, "create API token", err)
+		return
+	}
+	out := apiTokenJSON(tok)
+	out.Token = secret
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func apiTokenJSON(t store.APIToken) apiv1.APIToken {
+	return apiv1.APIToken{ID: t.ID, Role: t.Role, Name: t.Name, CreatedAt: t.CreatedAt,
+		ExpiresAt: timePtr(t.ExpiresAt), Revoked: !t.RevokedAt.IsZero()}
+}
+
+func (a *API) handleAPITokenList(w http.ResponseWriter, r *http.Request, _ caller) {
+	toks, err := a.Store.ListAPITokens(r.Context())
+	if err != nil {
+		a.internal(w, r, "list API tokens", err)
+		return
+	}
+	out := make([]apiv1.APIToken, len(toks))
+	for i, t := range toks {
+		out[i] = apiTokenJSON(t)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) handleLogin(w http.ResponseWriter, r *http.Request, c caller) {
+	if err := a.audit(r.Context(), c.actor(), "login", c.tok.ID, map[string]string{"remote": r.RemoteAddr}); err != nil {
+		a.internal(w, r, "login", err)
+		return
+	}
+	a.handleWhoami(w, r, c)
+}
+
+func (a *API) handleWhoami(w http.ResponseWriter, r *http.Request, c caller) {
+	writeJSON(w, http.StatusOK, apiv1.Whoami{TokenID: c.tok.ID, Name: c.tok.Name, Role: c.tok.Role,
+		CAFingerprint: a.CA.Fingerprint(), ServerVersion: a.Version})
+}
+
+func (a *API) handleAuditList(w http.ResponseWriter, r *http.Request, _ caller) {
+	q := r.URL.Query()
+	after, err := intParam(q.Get("after"), 0, 0, 1<<62)
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "after: %v", err)
+		return
+	}
+	limit, err := intParam(q.Get("limit"), 100, 1, 1000)
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "limit: %v", err)
+		return
+	}
+	recs, err := a.Store.ListAudit(r.Context(), after, int(limit))
+	if err != nil {
+		a.internal(w, r, "list audit records", err)
+		return
+	}
+	if recs == nil {
+		writeJSON(w, http.StatusOK, []struct{}{})
+		return
+	}
+	writeJSON(w, http.StatusOK, recs)
+}
+
+func (a *API) handleAuditHead(w http.ResponseWriter, r *http.Request, _ caller) {
+	seq, hash, err := a.Store.AuditHead(r.Context())
+	if err != nil {
+		a.internal(w, r, "read audit head", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiv1.AuditHead{Seq: seq, Hash: hash})
+}
+
+func intParam(s string, def, lo, hi int64) (int64, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%q: want a whole number from %d to %d", s, lo, hi)
+	}
+	return n, nil
+}

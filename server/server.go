@@ -1,0 +1,212 @@
+// Package server is the Patchbay relay: it terminates agent links (mutual TLS
+// websockets, one blocking Accept per link), serves the technician REST API
+// and enrollment, and wires the hub, store and bus together.
+//
+// Ownership: New opens the store and starts the batch writer; Serve owns the
+// listener, the HTTP server and every link it accepts, and returns only after
+// all of them have ended; Close releases what New opened.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/patchbay/patchbay/certs"
+	"github.com/patchbay/patchbay/server/api"
+	"github.com/patchbay/patchbay/server/bus"
+	"github.com/patchbay/patchbay/server/hub"
+	"github.com/patchbay/patchbay/server/store"
+	"github.com/rs/zerolog"
+)
+
+// Config configures a relay. The zero value (plus DataDir) works.
+type Config struct {
+	DataDir   string        // CA, certificates and the SQLite database; created 0700 on first run
+	DBURL     string        // default: sqlite database DataDir/patchbay.db
+	Hostnames []string      // names and IPs in the server certificate; default certs.DefaultHosts()
+	Heartbeat time.Duration // how often agents ping; a link silent for 3 heartbeats is dropped. Default 25s.
+	Version   string        // reported by /healthz
+	Logger    zerolog.Logger
+}
+
+// DefaultHeartbeat is the agent ping interval when Config.Heartbeat is zero.
+const DefaultHeartbeat = 25 * time.Second
+
+// Server is a relay node.
+type Server struct {
+	cfg   Config
+	log   zerolog.Logger
+	store *store.Store
+	ca    *certs.CA
+	cert  tls.Certificate
+	hub   *hub.Hub
+	api   *api.API
+	seen  *seenWriter
+	links linkGroup // goroutines running Accept
+}
+
+// New initialises the data directory on first run (CA, server certificate,
+// database) and opens everything a relay needs.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: a data directory is required")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if len(cfg.Hostnames) == 0 {
+		cfg.Hostnames = certs.DefaultHosts()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	ca, err := certs.LoadOrCreateCA(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := certs.LoadOrCreateServerCert(cfg.DataDir, ca, cfg.Hostnames)
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(ctx, cfg.DataDir, cfg.DBURL)
+	if err != nil {
+		return nil, err
+	}
+	revoked, err := st.RevokedAgentIDs(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	h, err := hub.New(&bus.Local{}, revoked)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h}
+	s.seen = newSeenWriter(st, s.log)
+	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log}
+	return s, nil
+}
+
+// OpenStore opens the relay's database: dbURL if set, else the SQLite file
+// in dataDir.
+func OpenStore(ctx context.Context, dataDir, dbURL string) (*store.Store, error) {
+	if dbURL == "" {
+		dbURL = filepath.Join(dataDir, "patchbay.db")
+	}
+	return store.Open(ctx, dbURL)
+}
+
+// CA returns the relay's certificate authority.
+func (s *Server) CA() *certs.CA { return s.ca }
+
+// Store returns the relay's store.
+func (s *Server) Store() *store.Store { return s.store }
+
+// handler returns the relay's HTTP routes. Agent links accepted through it
+// run until linkCtx ends.
+func (s *Server) handler(linkCtx context.Context) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/agent/connect", func(w http.ResponseWriter, r *http.Request) {
+		s.handleAgentConnect(linkCtx, w, r)
+	})
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.api.Register(mux)
+	return mux
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"status": "ok", "version": s.cfg.Version, "agents_online": s.hub.Count(),
+		"ca_fingerprint": s.ca.Fingerprint(),
+	})
+}
+
+// Serve accepts HTTPS on ln until ctx ends, then stops accepting, closes every
+// agent link and returns once they have all ended.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	linkCtx, cancelLinks := context.WithCancel(ctx)
+	defer cancelLinks()
+	s.links.open()
+	tlsCfg := s.ca.ServerTLSConfig(s.cert)
+	tlsCfg.VerifyConnection = s.verifyConnection
+	hs := &http.Server{
+		Handler:           s.handler(linkCtx),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          newStdLogger(s.log),
+		BaseContext:       func(net.Listener) context.Context { return linkCtx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	s.log.Info().Str("addr", ln.Addr().String()).Str("ca_fingerprint", s.ca.Fingerprint()).Msg("relay listening")
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(shutCtx)
+	cancelLinks()
+	s.links.wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close flushes pending writes and closes the store. Call it after Serve
+// has returned.
+func (s *Server) Close() error {
+	s.seen.close()
+	s.hub.Close()
+	return s.store.Close()
+}
+
+// linkGroup tracks the goroutines running Accept for one Serve call.
+type linkGroup struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (g *linkGroup) open() {
+	g.mu.Lock()
+	g.closed = false
+	g.mu.Unlock()
+}
+
+// start reserves a slot for one link; false once Serve is shutting down.
+func (g *linkGroup) start() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
+}
+
+func (g *linkGroup) done() { g.wg.Done() }
+
+func (g *linkGroup) wait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
+}
