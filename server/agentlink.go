@@ -63,6 +63,7 @@ func (s *Server) verifyConnection(cs tls.ConnectionState) error {
 		return err
 	}
 	if s.hub.IsRevoked(id) {
+		s.log.Info().Str("agent_id", id).Msg("refused revoked agent at the TLS handshake")
 		return fmt.Errorf("agent %s is revoked", id)
 	}
 	return nil

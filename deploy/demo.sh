@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# `make run`: a relay with its data under ./data and one demo agent enrolled
+# from this checkout. Ctrl-C stops both. Run it again and it reuses ./data
+# (same CA, same agent, same CLI login).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA=${PATCHBAY_DEMO_DATA:-$PWD/data}
+PORT=${PATCHBAY_DEMO_PORT:-8443}
+URL="https://localhost:$PORT"
+BIN=$PWD/bin
+mkdir -p "$DATA"
+chmod 700 "$DATA"
+export PATCHBAY_CONFIG="$DATA/cli-config.json"
+
+"$BIN/patchbay-server" serve --data "$DATA/relay" --listen "127.0.0.1:$PORT" --log-format json >>"$DATA/relay.log" 2>&1 &
+relay=$!
+agent=""
+cleanup() {
+	trap - EXIT INT TERM
+	[ -n "$agent" ] && kill "$agent" 2>/dev/null || true
+	kill "$relay" 2>/dev/null || true
+	wait 2>/dev/null || true
+	echo "stopped; data kept in $DATA"
+}
+trap cleanup EXIT INT TERM
+
+# The relay creates its CA on first start; wait for it to answer.
+fp=""
+for _ in $(seq 1 100); do
+	if ! kill -0 "$relay" 2>/dev/null; then
+		echo "the relay did not start; its log says:" >&2
+		tail -n 5 "$DATA/relay.log" >&2
+		exit 1
+	fi
+	fp=$("$BIN/patchbay-server" fingerprint --data "$DATA/relay" 2>/dev/null) &&
+		"$BIN/patchbay" whoami >/dev/null 2>&1 && break
+	if [ -n "$fp" ] && [ ! -f "$PATCHBAY_CONFIG" ]; then
+		if [ ! -s "$DATA/admin-token" ]; then
+			(umask 077 && "$BIN/patchbay-server" admin-token --data "$DATA/relay" --name demo-admin >"$DATA/admin-token.tmp" &&
+				mv "$DATA/admin-token.tmp" "$DATA/admin-token")
+		fi
+		"$BIN/patchbay" login --server "$URL" --token "$(cat "$DATA/admin-token")" --ca-fingerprint "$fp" >/dev/null 2>&1 && break
+		rm -f "$PATCHBAY_CONFIG"
+	fi
+	sleep 0.2
+done
+"$BIN/patchbay" whoami >/dev/null || { echo "could not log in to the demo relay" >&2; exit 1; }
+
+if [ ! -f "$DATA/demo-agent/agent.json" ]; then
+	token=$("$BIN/patchbay" tokens create --tags demo=true --uses 1 --ttl 10m 2>/dev/null | head -n 1)
+	"$BIN/patchbay-agent" enroll --server "$URL" --token "$token" --ca-fingerprint "$fp" \
+		--data "$DATA/demo-agent" --tags site=local >/dev/null
+fi
+"$BIN/patchbay-agent" run --data "$DATA/demo-agent" --log-format json >>"$DATA/agent.log" 2>&1 &
+agent=$!
+
+for _ in $(seq 1 50); do
+	"$BIN/patchbay" agents list --target demo=true -o json 2>/dev/null | grep -q '"online": true' && break
+	sleep 0.2
+done
+
+cat <<INFO
+
+Patchbay relay running at $URL with one demo agent.
+
+  CA fingerprint  $fp
+  admin token     $(cat "$DATA/admin-token" 2>/dev/null || echo "(see $PATCHBAY_CONFIG)")  (also in $DATA/admin-token, 0600)
+  logs            $DATA/relay.log, $DATA/agent.log
+
+Try, in another terminal:
+  export PATCHBAY_CONFIG=$PATCHBAY_CONFIG
+  bin/patchbay agents list
+  bin/patchbay agents show \$(bin/patchbay agents list -o json | grep -m1 '"id"' | cut -d'"' -f4)
+  bin/patchbay tokens create --tags site=paris --uses 10 --ttl 7d
+  bin/patchbay audit list
+  bin/patchbay audit verify
+
+Ctrl-C stops the relay and the agent.
+INFO
+"$BIN/patchbay" agents list || true
+wait "$relay"
