@@ -1,0 +1,312 @@
+// Command patchbay-agent is the Patchbay endpoint agent: it enrolls with a
+// relay once, then keeps a mutual-TLS link to it open so technicians can
+// reach this machine.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/patchbay/patchbay/agent/enroll"
+	"github.com/patchbay/patchbay/agent/identity"
+	"github.com/patchbay/patchbay/agent/link"
+	"github.com/patchbay/patchbay/internal/logging"
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time: go build -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+// Environment variables the agent reads.
+const (
+	envData  = "PATCHBAY_AGENT_DATA"
+	envToken = "PATCHBAY_ENROLL_TOKEN"
+)
+
+func main() {
+	if err := newRoot(os.Stdout).Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "patchbay-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot(stdout io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "patchbay-agent",
+		Short: "Patchbay endpoint agent",
+		Long: `patchbay-agent connects this machine to a Patchbay relay so that technicians can
+help it: interactive sessions with the user's consent, and signed remediation plugins.
+
+Enroll once with a token from your administrator, then run the agent (normally as a
+service). The agent only ever dials out to the relay over HTTPS; it opens no port.`,
+		Example: `  patchbay-agent enroll --server https://relay.example.com:8443 \
+      --token pbe_... --ca-fingerprint sha256:3f1c...
+  patchbay-agent run`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.AddCommand(newEnrollCmd(), newRunCmd(), newVersionCmd())
+	return root
+}
+
+// defaultDataDir is where the agent keeps its identity: $PATCHBAY_AGENT_DATA,
+// else /var/lib/patchbay-agent for root, %ProgramData%\patchbay-agent on
+// Windows, else $XDG_DATA_HOME/patchbay-agent (~/.local/share/patchbay-agent).
+func defaultDataDir() string {
+	if d := os.Getenv(envData); d != "" {
+		return d
+	}
+	if runtime.GOOS == "windows" {
+		if pd := os.Getenv("ProgramData"); pd != "" {
+			return filepath.Join(pd, "patchbay-agent")
+		}
+	} else if os.Geteuid() == 0 {
+		return "/var/lib/patchbay-agent"
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "patchbay-agent")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "patchbay-agent")
+	}
+	return "patchbay-agent"
+}
+
+const dataHelp = "data directory holding the agent's key, certificate and settings (env " + envData + ")"
+
+// filesHelp describes the data directory, for --help texts.
+const filesHelp = `Files (in --data, default /var/lib/patchbay-agent as root, else
+$XDG_DATA_HOME/patchbay-agent or ~/.local/share/patchbay-agent; env ` + envData + `):
+  agent.key   private key, generated here, never sent anywhere   (0600)
+  agent.crt   this agent's certificate, issued by the relay's CA
+  ca.crt      the relay's CA certificate, pinned by --ca-fingerprint
+  agent.json  relay URL, agent ID, tags                            (0600)`
+
+func newEnrollCmd() *cobra.Command {
+	var (
+		o         enroll.Options
+		tagArgs   []string
+		tokenFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "enroll --server URL --token TOKEN --ca-fingerprint SHA256:...",
+		Short: "Enroll this machine with a relay (once)",
+		Long: `Enroll this machine with a Patchbay relay.
+
+The agent generates its private key locally, checks that the relay's CA has the
+fingerprint you give (printed by patchbay-server at start and by "patchbay login"), and
+trades a certificate request plus the enrollment token for a client certificate whose
+subject is the agent's new ID. Nothing is written unless the relay accepts.
+
+Ask an administrator for a token ("patchbay tokens create"). The token may also come from
+the ` + envToken + ` environment variable or --token-file, which keeps it out of the
+process list. A machine already enrolled is refused unless --force is given; --force
+replaces the identity (the old agent ID stays on the relay until an admin removes it).
+
+` + filesHelp,
+		Example: `  sudo patchbay-agent enroll --server https://relay.example.com:8443 \
+      --token pbe_Wq3... --ca-fingerprint sha256:3f1c...e9 --tags site=paris,role=kiosk`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := readToken(o.Token, tokenFile, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			o.Token = token
+			if o.Tags, err = parseTags(tagArgs); err != nil {
+				return err
+			}
+			id, err := enroll.Enroll(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			printEnrolled(cmd.OutOrStdout(), id)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Server, "server", "", "relay URL, e.g. https://relay.example.com:8443 (required)")
+	f.StringVar(&o.Token, "token", "", "enrollment token (or env "+envToken+", or --token-file)")
+	f.StringVar(&tokenFile, "token-file", "", `read the enrollment token from this file ("-" for standard input)`)
+	f.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "fingerprint of the relay's CA, sha256:<64 hex digits> (required)")
+	f.StringVar(&o.Dir, "data", defaultDataDir(), dataHelp)
+	f.StringArrayVar(&tagArgs, "tags", nil, "this agent's own tags, k=v[,k=v...]; repeatable (tags scoped by the token win)")
+	f.StringVar(&o.Hostname, "hostname", "", "name to report instead of this machine's host name")
+	f.BoolVar(&o.Force, "force", false, "replace an existing enrollment in --data")
+	cmd.MarkFlagRequired("server")
+	cmd.MarkFlagRequired("ca-fingerprint")
+	return cmd
+}
+
+// readToken picks the token from --token, --token-file or the environment.
+func readToken(flag, file string, stdin io.Reader) (string, error) {
+	var sources []string
+	token := strings.TrimSpace(flag)
+	if token != "" {
+		sources = append(sources, "--token")
+	}
+	if file != "" {
+		var b []byte
+		var err error
+		if file == "-" {
+			b, err = io.ReadAll(io.LimitReader(stdin, 4<<10))
+		} else {
+			b, err = os.ReadFile(file)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+		sources = append(sources, "--token-file")
+	}
+	if len(sources) > 1 {
+		return "", errors.New("read token: give either --token or --token-file, not both")
+	}
+	if token == "" && len(sources) == 0 {
+		token = strings.TrimSpace(os.Getenv(envToken))
+	}
+	if token == "" {
+		return "", errors.New("an enrollment token is required: --token, --token-file or " + envToken + " (an administrator creates one with \"patchbay tokens create\")")
+	}
+	return token, nil
+}
+
+// parseTags parses --tags values: comma-separated k=v pairs, keys unique.
+func parseTags(args []string) (map[string]string, error) {
+	tags := map[string]string{}
+	for _, arg := range args {
+		for _, kv := range strings.Split(arg, ",") {
+			kv = strings.TrimSpace(kv)
+			if kv == "" {
+				continue
+			}
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return nil, fmt.Errorf("--tags: %q is not key=value", kv)
+			}
+			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			if _, dup := tags[k]; dup {
+				return nil, fmt.Errorf("--tags: key %q given twice", k)
+			}
+			tags[k] = v
+		}
+	}
+	if err := identity.CheckTags(tags); err != nil {
+		return nil, fmt.Errorf("--tags: %w", err)
+	}
+	return tags, nil
+}
+
+func printEnrolled(w io.Writer, id *identity.Identity) {
+	fmt.Fprintf(w, "Enrolled as agent %s\n", id.AgentID)
+	fmt.Fprintf(w, "  relay:  %s\n", id.ServerURL)
+	tags := id.RelayTags
+	if tags == nil {
+		tags = id.Tags
+	}
+	if len(tags) > 0 {
+		keys := make([]string, 0, len(tags))
+		for k := range tags {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		pairs := make([]string, len(keys))
+		for i, k := range keys {
+			pairs[i] = k + "=" + tags[k]
+		}
+		fmt.Fprintf(w, "  tags:   %s\n", strings.Join(pairs, ","))
+	}
+	fmt.Fprintf(w, "  files:  %s\n", id.Dir)
+	fmt.Fprintf(w, "\nNext: start the agent (normally as a service):\n  patchbay-agent run --data %s\n", quoteArg(id.Dir))
+}
+
+// quoteArg quotes a path for a shell command line when it needs it.
+func quoteArg(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;#~!") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func newRunCmd() *cobra.Command {
+	var dir, level, format string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Connect to the relay and stay connected",
+		Long: `Run the agent: connect to the relay this machine was enrolled with and keep the link
+up, reconnecting with jittered backoff (up to one minute between attempts) whenever it
+drops. Stops cleanly on SIGINT or SIGTERM.
+
+Logs go to standard error: JSON lines, or a readable format on a terminal. An agent that
+the relay refuses (revoked, or its certificate expired) logs that at error level and
+keeps retrying slowly; enroll it again with --force to give it a new identity.
+
+` + filesHelp,
+		Example: `  patchbay-agent run
+  patchbay-agent run --data /srv/patchbay-agent --log-level debug --log-format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logging.Setup(os.Stderr, level, format)
+			if err != nil {
+				return err
+			}
+			id, err := identity.Load(dir)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			alog := log.With().Str("agent_id", id.AgentID).Logger()
+			alog.Info().Str("version", fullVersion()).Str("data", dir).Str("server", id.ServerURL).Msg("agent starting")
+			l := link.New(id, link.Options{Version: fullVersion(), Logger: log}) // link adds agent_id itself
+			if err := l.Run(ctx); err != nil {
+				return err
+			}
+			alog.Info().Msg("agent stopped")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "data", defaultDataDir(), dataHelp)
+	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&format, "log-format", logging.FormatAuto, "auto (readable on a terminal, JSON otherwise), json or console")
+	return cmd
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the agent version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "patchbay-agent %s (%s, %s/%s)\n", fullVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}
+
+// fullVersion is version, plus the VCS revision for development builds.
+func fullVersion() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return version + "+" + s.Value[:12]
+		}
+	}
+	return version
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/selector"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) agentsCmd() *cobra.Command {
+	return group("agents", "List, inspect and revoke agents",
+		`Work with the agents enrolled on the relay: list them (optionally by a
+target selector), show one in detail, or revoke one.`,
+		`  patchbay agents list --target 'os=linux'
+  patchbay agents show web-01
+  patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e`,
+		a.agentsListCmd(), a.agentsShowCmd(), a.agentsRevokeCmd())
+}
+
+func (a *app) agentsListCmd() *cobra.Command {
+	var target string
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:     "list [--target SELECTOR] [-o table|json]",
+		Aliases: []string{"ls"},
+		Short:   "List agents, optionally those matching a target selector",
+		Long: `List the enrolled agents (viewer role), or only those matching --target.
+
+The table shows ID, HOSTNAME, OS, ARCH, VERSION, ONLINE (yes/no), LAST SEEN
+(relative, "never" if the agent never connected) and TAGS (k=v sorted by key).
+-o json prints the relay's agent objects unchanged (id, hostname, os, arch,
+version, tags, online, last_seen in RFC 3339, ...), for scripts.
+
+` + selector.Help,
+		Example: `  patchbay agents list
+  patchbay agents list --target 'os=linux,site=paris'
+  patchbay agents list --target 'hostname=web-*' -o json | jq -r '.[].id'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			agents, err := c.Agents(cmd.Context(), target)
+			if err != nil {
+				return err
+			}
+			if output == formatJSON {
+				return writeJSON(a.stdout, agents)
+			}
+			if len(agents) == 0 {
+				if target != "" {
+					fmt.Fprintf(a.stderr, "No agents match %q.\n", target)
+				} else {
+					fmt.Fprintln(a.stderr, "No agents enrolled yet: create a token with patchbay tokens create.")
+				}
+				return nil
+			}
+			return writeAgentsTable(a.stdout, agents, a.now())
+		},
+	}
+	cmd.Flags().StringVarP(&target, "target", "t", "", "selector that agents must match (see above); empty: all")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// writeAgentsTable writes the agents list table, relative times against now.
+func writeAgentsTable(w io.Writer, agents []apiv1.Agent, now time.Time) error {
+	t := newTable(w, "ID", "HOSTNAME", "OS", "ARCH", "VERSION", "ONLINE", "LAST SEEN", "TAGS")
+	for _, ag := range agents {
+		t.row(ag.ID, ag.Hostname, ag.OS, ag.Arch, ag.Version, yesNo(ag.Online), relTime(now, ag.LastSeen), fmtTags(ag.Tags, ","))
+	}
+	return t.flush()
+}
+
+func (a *app) agentsShowCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "show ID|HOSTNAME [-o table|json]",
+		Short: "Show one agent in detail",
+		Long: `Show everything the relay knows about one agent (viewer role): identity, OS
+and version, online state and when it was last seen, tags (and which of them
+the enrollment token fixed), logged-in users, IP addresses, enrollment and
+revocation.
+
+The agent is named by its ID or its hostname; a hostname shared by several
+agents is refused with their IDs, so pick one.`,
+		Example: `  patchbay agents show web-01
+  patchbay agents show 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e -o json`,
+		Args: oneArg("ID or HOSTNAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ag, err := c.Agent(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if output == formatJSON {
+				return writeJSON(a.stdout, ag)
+			}
+			return writeAgentDetail(a.stdout, ag, a.now())
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// writeAgentDetail writes one agent as "Key: value" lines.
+func writeAgentDetail(w io.Writer, ag apiv1.Agent, now time.Time) error {
+	t := newTable(w)
+	t.row("ID:", ag.ID)
+	t.row("Hostname:", ag.Hostname)
+	t.row("OS:", ag.OS)
+	t.row("OS version:", ag.OSVersion)
+	t.row("Arch:", ag.Arch)
+	t.row("Agent version:", ag.Version)
+	t.row("Online:", yesNo(ag.Online))
+	t.row("Last seen:", withRel(now, ag.LastSeen))
+	t.row("First seen:", withRel(now, ag.FirstSeen))
+	enrolled := ag.EnrolledAt
+	t.row("Enrolled:", withRel(now, &enrolled))
+	t.row("Tags:", fmtTags(ag.Tags, ", "))
+	t.row("Scoped tags:", fmtTags(ag.ScopedTags, ", "))
+	t.row("Users:", strings.Join(ag.Users, ", "))
+	t.row("IPs:", strings.Join(ag.IPs, ", "))
+	revoked := "no"
+	if ag.Revoked {
+		revoked = "yes"
+		if ag.RevokedAt != nil {
+			revoked += ", " + withRel(now, ag.RevokedAt)
+		}
+	}
+	t.row("Revoked:", revoked)
+	return t.flush()
+}
+
+func (a *app) agentsRevokeCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "revoke ID|HOSTNAME",
+		Short: "Revoke an agent's certificate and disconnect it",
+		Long: `Revoke an agent (admin role): the relay closes its connection at once and
+refuses its certificate from then on. The revocation is audited. It cannot be
+undone: to bring the machine back, enroll it again with a new token (it gets
+a new ID).
+
+Prefer the agent's ID; a hostname is accepted when exactly one agent has it.`,
+		Example: `  patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e`,
+		Args:    oneArg("ID or HOSTNAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ag, err := c.RevokeAgent(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if output == formatJSON {
+				return writeJSON(a.stdout, ag)
+			}
+			fmt.Fprintf(a.stdout, "Revoked agent %s (%s): it was disconnected and the relay will refuse it from now on.\n",
+				clean(ag.ID), clean(ag.Hostname))
+			fmt.Fprintln(a.stderr, "To bring the machine back, enroll it again with a token from patchbay tokens create.")
+			return nil
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}

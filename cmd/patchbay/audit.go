@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/patchbay/patchbay/client"
+	"github.com/patchbay/patchbay/server/audit"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) auditCmd() *cobra.Command {
+	return group("audit", "Read and verify the tamper-evident audit log",
+		`Everything a person does through the relay is recorded in an append-only
+audit log in which each record carries the hash of the one before. "audit
+list" shows records; "audit verify" checks the whole chain on this machine.`,
+		`  patchbay audit list
+  patchbay audit list --after 1200 --limit 100 -o json
+  patchbay audit verify`,
+		a.auditListCmd(), a.auditVerifyCmd())
+}
+
+// defaultAuditLimit is how many records audit list shows by default.
+const defaultAuditLimit = 50
+
+func (a *app) auditListCmd() *cobra.Command {
+	var after int64
+	var limit int
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:     "list [--after SEQ] [--limit N] [-o table|json]",
+		Aliases: []string{"ls"},
+		Short:   "Show audit records",
+		Long: `Show audit records in order of their sequence number (viewer role).
+
+Without --after, the newest --limit records are shown; with --after SEQ, the
+first --limit records after SEQ (--after 0 starts at the beginning), so a
+script can follow the log by passing the last SEQ it saw.
+
+The table shows SEQ, TIME (UTC), ACTOR, ACTION, TARGET and DETAIL (k=v pairs).
+-o json prints the records as the relay serves them, hashes included.`,
+		Example: `  patchbay audit list
+  patchbay audit list --limit 200
+  patchbay audit list --after 0 --limit 1000 -o json > audit-1.json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 {
+				return usageErrorf(cmd, "--limit %d: want 1 or more", limit)
+			}
+			if after < 0 {
+				return usageErrorf(cmd, "--after %d: want 0 or more", after)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := cmd.Context()
+			if !cmd.Flags().Changed("after") {
+				head, err := c.AuditHead(ctx)
+				if err != nil {
+					return err
+				}
+				after = max(0, head.Seq-int64(limit))
+			}
+			recs := []audit.Record{}
+			for len(recs) < limit {
+				page, err := c.Audit(ctx, after, min(client.MaxAuditPage, limit-len(recs)))
+				if err != nil {
+					return err
+				}
+				if len(page) == 0 || page[len(page)-1].Seq <= after {
+					break
+				}
+				recs = append(recs, page...)
+				after = page[len(page)-1].Seq
+			}
+			if len(recs) > limit {
+				recs = recs[:limit]
+			}
+			if output == formatJSON {
+				return writeJSON(a.stdout, recs)
+			}
+			if len(recs) == 0 {
+				fmt.Fprintln(a.stderr, "No audit records.")
+				return nil
+			}
+			return writeAuditTable(a.stdout, recs)
+		},
+	}
+	f := cmd.Flags()
+	f.Int64Var(&after, "after", 0, "show records after this sequence number (default: the newest --limit records)")
+	f.IntVar(&limit, "limit", defaultAuditLimit, "how many records to show")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// writeAuditTable writes audit records as a table.
+func writeAuditTable(w io.Writer, recs []audit.Record) error {
+	t := newTable(w, "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "DETAIL")
+	for _, r := range recs {
+		t.row(strconv.FormatInt(r.Seq, 10), fmtTime(r.Time), r.Actor, r.Action, r.Target, fmtDetail(r.Detail))
+	}
+	return t.flush()
+}
+
+// anchor is a record's sequence number and (a prefix of) its hash, kept
+// outside the relay by whoever verified the log before.
+type anchor struct {
+	seq  int64
+	hash string // lower-case hex prefix, at least 16 digits
+	seen bool
+}
+
+// parseAnchor parses SEQ:HASH.
+func parseAnchor(s string) (*anchor, error) {
+	seqStr, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	seq, err := strconv.ParseInt(seqStr, 10, 64)
+	if !ok || err != nil || seq < 1 {
+		return nil, fmt.Errorf("anchor %q: want SEQ:HASH, e.g. 1500:3f1c9a0b7d2e4c5a", s)
+	}
+	hash = strings.ToLower(hash)
+	if len(hash) < 16 || len(hash) > 64 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("anchor %q: the hash must be 16 to 64 hex digits", s)
+	}
+	return &anchor{seq: seq, hash: hash}, nil
+}
+
+func (a *app) auditVerifyCmd() *cobra.Command {
+	var anchorFlags []string
+	cmd := &cobra.Command{
+		Use:   "verify [--anchor SEQ:HASH]...",
+		Short: "Verify the whole audit chain on this machine",
+		Long: `Download the whole audit log (1000 records at a time) and check its hash
+chain here, not on the relay: sequence numbers contiguous from 1, each
+record's prev_hash equal to the hash of the one before, each hash matching
+the record's content, and the chain ending at the relay's stored head. An
+edited, removed, reordered or truncated record is found and named.
+
+On success it prints "audit log verified: N records, head SEQ HASH" and exits
+0. On a broken chain it prints "audit log BROKEN at record SEQ: REASON" to
+standard error and exits 1.
+
+A relay operator who rewrites history and recomputes every later hash cannot
+be caught by the chain alone. Keep the printed head somewhere the relay
+cannot reach (a ticket, another system) and pass it back later with --anchor:
+the record at SEQ must still have that hash.`,
+		Example: `  patchbay audit verify
+  patchbay audit verify --anchor 1500:3f1c9a0b7d2e4c5a`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			anchors := map[int64]*anchor{}
+			for _, s := range anchorFlags {
+				an, err := parseAnchor(s)
+				if err != nil {
+					return usageErrorf(cmd, "--anchor: %v", err)
+				}
+				anchors[an.seq] = an
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.VerifyAudit(cmd.Context(), func(r audit.Record) error {
+				an := anchors[r.Seq]
+				if an == nil {
+					return nil
+				}
+				an.seen = true
+				if !strings.HasPrefix(r.Hash, an.hash) {
+					return &audit.ChainError{Seq: r.Seq, Reason: fmt.Sprintf("hash %s does not match the anchor %s", short(r.Hash), an.hash)}
+				}
+				return nil
+			})
+			if err == nil {
+				for _, an := range anchors {
+					if !an.seen {
+						err = &audit.ChainError{Seq: an.seq, Reason: fmt.Sprintf("anchored record is missing (log ends at %d)", res.Head.Seq)}
+						break
+					}
+				}
+			}
+			var ce *audit.ChainError
+			if errors.As(err, &ce) {
+				fmt.Fprintf(a.stderr, "audit log BROKEN at record %d: %s\n", ce.Seq, clean(ce.Reason))
+				return errReported
+			}
+			if err != nil {
+				return err
+			}
+			if res.Head.Seq == 0 {
+				fmt.Fprintln(a.stdout, "audit log verified: 0 records, head 0 (empty log)")
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "audit log verified: %d records, head %d %s\n", res.Records, res.Head.Seq, short(res.Head.Hash))
+			if len(anchors) > 0 {
+				fmt.Fprintf(a.stderr, "%d anchor(s) matched.\n", len(anchors))
+			}
+			fmt.Fprintf(a.stderr, "To check later that this history was not rewritten: patchbay audit verify --anchor %d:%s\n",
+				res.Head.Seq, clean(res.Head.Hash))
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&anchorFlags, "anchor", nil, "SEQ:HASH of a record from an earlier verification that must still match (repeatable)")
+	return cmd
+}
+
+// short returns the first 16 characters of a hash.
+func short(h string) string {
+	if len(h) > 16 {
+		return clean(h[:16])
+	}
+	return clean(h)
+}

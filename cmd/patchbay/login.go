@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/patchbay/patchbay/client"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func (a *app) loginCmd() *cobra.Command {
+	var server, token, fingerprint string
+	cmd := &cobra.Command{
+		Use:   "login --server URL --token TOKEN --ca-fingerprint SHA256",
+		Short: "Log in to a relay and save the credentials",
+		Long: `Log in to a relay with an API token and save the credentials for later
+commands.
+
+The relay's certificate authority is pinned by --ca-fingerprint (printed by
+patchbay-server at start; "sha256:" and 64 hex digits, colons allowed): the
+connection is refused unless the relay presents a chain anchored in exactly
+that CA, and the token is only sent after that check. The CA certificate is
+then saved with the token, and every later command trusts only it.
+
+Without --token, or with --token -, the token is read from the terminal
+without echo (or from the first line of standard input when it is not a
+terminal), which keeps it out of shell history and the process list. When
+already logged in, --server and --ca-fingerprint default to the saved ones,
+so a new token can be set with just "patchbay login".
+
+The credentials are written to $PATCHBAY_CONFIG if set, else to the user
+configuration directory (~/.config/patchbay/config.json on Linux), mode 0600.`,
+		Example: `  patchbay login --server https://relay.example.com:8443 --ca-fingerprint sha256:3f1c... --token pbt_...
+  pass show patchbay | patchbay login --server relay.example.com:8443 --ca-fingerprint SHA256:3F:1C:... --token -`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if server == "" || fingerprint == "" {
+				if saved, err := client.LoadConfig(); err == nil {
+					if server == "" {
+						server = saved.Server
+					}
+					if fingerprint == "" {
+						fingerprint = saved.CAFingerprint
+					}
+				}
+			}
+			if server == "" {
+				return usageErrorf(cmd, "--server is required")
+			}
+			if fingerprint == "" {
+				return usageErrorf(cmd, "--ca-fingerprint is required (the relay prints it at start)")
+			}
+			if token == "" || token == "-" {
+				var err error
+				if token, err = a.readToken(); err != nil {
+					return err
+				}
+			}
+			cfg, err := client.Login(cmd.Context(), server, token, fingerprint)
+			if err != nil {
+				return err
+			}
+			path, err := client.SaveConfig(cfg)
+			if err != nil {
+				return fmt.Errorf("log in: %w", err)
+			}
+			fmt.Fprintf(a.stdout, "Logged in to %s as %s (%s)\n", cfg.Server, clean(cfg.Name), clean(cfg.Role))
+			fmt.Fprintf(a.stderr, "Credentials saved to %s\n", path)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", "", "relay URL, e.g. https://relay.example.com:8443 (https:// may be left out)")
+	f.StringVar(&token, "token", "", `API token; "-" or empty reads it from the terminal or standard input`)
+	f.StringVar(&fingerprint, "ca-fingerprint", "", "fingerprint of the relay's CA, sha256:<64 hex digits>")
+	return cmd
+}
+
+// readToken reads the API token from the terminal without echo, or from the
+// first line of standard input when that is not a terminal.
+func (a *app) readToken() (string, error) {
+	if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(a.stderr, "API token: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.stderr)
+		if err != nil {
+			return "", fmt.Errorf("read token: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(a.stdin, 64<<10)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read token from standard input: %w", err)
+	}
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return "", errors.New("read token: standard input is empty; pass --token or pipe the token in")
+	}
+	return line, nil
+}
+
+func (a *app) logoutCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "Forget the saved credentials",
+		Long: `Delete the saved credentials (server, API token and pinned CA) from this
+machine.
+
+The token itself stays valid on the relay until it expires or an admin revokes
+it with "patchbay api-tokens revoke ID".`,
+		Example: `  patchbay logout`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := client.RemoveConfig()
+			if err != nil {
+				return fmt.Errorf("log out: %w", err)
+			}
+			fmt.Fprintf(a.stdout, "Logged out: removed %s\n", path)
+			return nil
+		},
+	}
+}
+
+func (a *app) whoamiCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "whoami",
+		Short: "Show which relay and identity the saved token is for",
+		Long: `Ask the relay who the saved API token belongs to: the relay, the token's
+name, ID and role, and the pinned CA fingerprint. Fails with "not logged in"
+when there are no saved credentials, and with the relay's message when the
+token was revoked or expired.`,
+		Example: `  patchbay whoami
+  patchbay whoami -o json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			who, err := c.Whoami(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if output == formatJSON {
+				return writeJSON(a.stdout, who)
+			}
+			t := newTable(a.stdout)
+			t.row("Server:", c.Server())
+			t.row("Name:", who.Name)
+			t.row("Role:", who.Role)
+			t.row("Token ID:", who.TokenID)
+			t.row("CA fingerprint:", c.Config().CAFingerprint)
+			t.row("Relay version:", who.ServerVersion)
+			return t.flush()
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
