@@ -93,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h}
 	s.seen = newSeenWriter(st, s.log)
-	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log}
+	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version}
 	return s, nil
 }
 
