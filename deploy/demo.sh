@@ -56,7 +56,9 @@ fi
 agent=$!
 
 for _ in $(seq 1 50); do
-	"$BIN/patchbay" agents list --target demo=true -o json 2>/dev/null | grep -q '"online": true' && break
+	list=$("$BIN/patchbay" agents list --target demo=true -o json 2>/dev/null || true)
+	# Online at once; its inventory is stored by the next batch write (<= 100 ms).
+	echo "$list" | grep -q '"online": true' && ! echo "$list" | grep -q '"os": ""' && break
 	sleep 0.2
 done
 

@@ -32,10 +32,10 @@ func TestEnrollAndList(t *testing.T) {
 		r.Enroll(token, "--tags", "role=kiosk").Start(),
 		r.Enroll(token, "--tags", "site=lyon").Start(), // the token's scoped tag wins
 	}
-	waitFor(t, 20*time.Second, "three agents online", func() bool {
+	waitFor(t, 20*time.Second, "three agents online with their inventory", func() bool {
 		n := 0
 		for _, a := range admin.Agents("") {
-			if a.Online {
+			if a.Online && a.OS != "" { // inventory lands with the next batch write
 				n++
 			}
 		}
