@@ -177,7 +177,7 @@ func TestLoadConfigErrors(t *testing.T) {
 	if !errors.Is(err, client.ErrNotLoggedIn) {
 		t.Fatalf("missing config: %v", err)
 	}
-	if want := "not logged in: run patchbay login --server URL --token TOKEN --ca-fingerprint sha256:..."; err.Error() != want {
+	if want := "not logged in: run patchbay login --server URL --token TOKEN --ca-fingerprint sha256:<hex>"; err.Error() != want {
 		t.Errorf("message = %q, want %q", err, want)
 	}
 

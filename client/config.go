@@ -20,7 +20,7 @@ import (
 const ConfigEnv = "PATCHBAY_CONFIG"
 
 // ErrNotLoggedIn is returned by LoadConfig when no config file exists.
-var ErrNotLoggedIn = errors.New("not logged in: run patchbay login --server URL --token TOKEN --ca-fingerprint sha256:...")
+var ErrNotLoggedIn = errors.New("not logged in: run patchbay login --server URL --token TOKEN --ca-fingerprint sha256:<hex>")
 
 // Config is what `patchbay login` saves: where the relay is, the API token,
 // and the relay's CA certificate (pinned by fingerprint at login, trusted

@@ -141,10 +141,15 @@ func TestRelayRestart(t *testing.T) {
 		return true
 	}
 	waitFor(t, 20*time.Second, "agents online", allOnline)
+	// A graceful stop closes every link and exits within 10 s.
+	r.proc.stop(t)
+	r.Start()
+	d := waitFor(t, 30*time.Second, "all agents back after a graceful restart", allOnline)
+	t.Logf("all agents back %v after a graceful restart", d)
 	r.proc.kill() // SIGKILL: no goodbye to anyone
 	time.Sleep(500 * time.Millisecond)
 	r.Start()
-	d := waitFor(t, 30*time.Second, "all agents back after the relay restart", allOnline)
+	d = waitFor(t, 30*time.Second, "all agents back after the relay was killed", allOnline)
 	t.Logf("all agents back %v after the relay answered again", d)
 	for _, a := range agents {
 		if a.proc.exited() {

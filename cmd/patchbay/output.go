@@ -115,14 +115,6 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(timeLayout)
 }
 
-// fmtTimePtr is fmtTime for optional times.
-func fmtTimePtr(t *time.Time) string {
-	if t == nil {
-		return ""
-	}
-	return fmtTime(*t)
-}
-
 // relTime says how long ago (or from now) t is: "5s ago", "3m ago", "7h ago",
 // "3d ago", "in 23h", "just now"; "never" when t is nil or zero.
 func relTime(now time.Time, t *time.Time) string {
