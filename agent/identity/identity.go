@@ -161,17 +161,7 @@ func NormalizeServerURL(s string) (string, error) {
 }
 
 // CheckTags validates the agent's own tags with the relay's rules.
-func CheckTags(tags map[string]string) error {
-	if len(tags) > wire.MaxTags {
-		return fmt.Errorf("%d tags, at most %d allowed", len(tags), wire.MaxTags)
-	}
-	for k, v := range tags {
-		if err := wire.ValidTag(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func CheckTags(tags map[string]string) error { return wire.ValidTags(tags) }
 
 func cloneTags(tags map[string]string) map[string]string {
 	out := make(map[string]string, len(tags))

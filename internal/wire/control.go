@@ -185,6 +185,19 @@ func ValidTag(k, v string) error {
 	return nil
 }
 
+// ValidTags checks a whole tag set: at most MaxTags, each a ValidTag.
+func ValidTags(tags map[string]string) error {
+	if len(tags) > MaxTags {
+		return fmt.Errorf("%d tags, at most %d allowed", len(tags), MaxTags)
+	}
+	for k, v := range tags {
+		if err := ValidTag(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Validate bounds every field so a hostile agent cannot bloat the relay's
 // store or logs.
 func (inv *Inventory) Validate() error {
@@ -212,15 +225,7 @@ func (inv *Inventory) Validate() error {
 			return fmt.Errorf("ip %q: %v", ip, err)
 		}
 	}
-	if len(inv.Tags) > MaxTags {
-		return fmt.Errorf("%d tags (at most %d)", len(inv.Tags), MaxTags)
-	}
-	for k, v := range inv.Tags {
-		if err := ValidTag(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ValidTags(inv.Tags)
 }
 
 func printable(s string) bool {

@@ -28,15 +28,9 @@ func (a *API) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusUnauthorized, "enrollment token unknown: it should start with %q (patchbay tokens create)", PrefixEnroll)
 		return
 	}
-	if len(req.Tags) > wire.MaxTags {
-		WriteError(w, http.StatusBadRequest, "at most %d tags", wire.MaxTags)
+	if err := wire.ValidTags(req.Tags); err != nil {
+		WriteError(w, http.StatusBadRequest, "%v", err)
 		return
-	}
-	for k, v := range req.Tags {
-		if err := wire.ValidTag(k, v); err != nil {
-			WriteError(w, http.StatusBadRequest, "%v", err)
-			return
-		}
 	}
 	if len(req.Hostname) > 253 {
 		WriteError(w, http.StatusBadRequest, "hostname longer than 253 bytes")

@@ -42,15 +42,9 @@ func (a *API) handleEnrollTokenCreate(w http.ResponseWriter, r *http.Request, c 
 			return
 		}
 	}
-	if len(req.Tags) > wire.MaxTags {
-		WriteError(w, http.StatusBadRequest, "at most %d tags", wire.MaxTags)
+	if err := wire.ValidTags(req.Tags); err != nil {
+		WriteError(w, http.StatusBadRequest, "%v", err)
 		return
-	}
-	for k, v := range req.Tags {
-		if err := wire.ValidTag(k, v); err != nil {
-			WriteError(w, http.StatusBadRequest, "%v", err)
-			return
-		}
 	}
 	now := a.now()
 	secret, hash := NewSecret(PrefixEnroll)
