@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/certs"
+	"github.com/patchbay/patchbay/client"
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/spf13/cobra"
+)
+
+func benchCmd() *cobra.Command {
+	var o benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4]",
+		Short: "Measure a relay holding a fleet of simulated agents; write the report",
+		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run:
+
+ 1. raw loopback TCP throughput, one stream, in process (the baseline for
+    relayed streams);
+ 2. a relay (--server-bin serve, --heartbeat, log level warn) on a free
+    loopback port, with its data directory and the agents' identities cached
+    in --cache and reused when they match (the first run enrolls --agents
+    agents through the API, a few hundred per second);
+ 3. the relay's RSS at rest, then --procs "agents" processes (this binary),
+    each with its share of the identities and its own source address
+    127.0.0.2, 127.0.0.3, ...; the time until /healthz reports every agent
+    online;
+ 4. after --settle idle, the relay's RSS per agent and, over --cpu-window,
+    its CPU use;
+ 5. SIGKILL of the relay and a restart on the same port and data: the time
+    until every agent is back and how the reconnects spread over time;
+ 6. the Go micro-benchmarks of internal/mux and internal/wire.
+
+Logs of the last run (relay, agents processes) are kept in --cache/last-run.
+Every wait is bounded; the run takes about 3 minutes plus first enrollment.`,
+		Example: `  make bench
+  bin/patchbay-loadgen bench --agents 2000 --procs 2 --out /tmp/bench.md`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.agents <= 0 || o.procs <= 0 || o.procs > 200 {
+				return fmt.Errorf("--agents %d --procs %d: want at least one agent and 1-200 processes", o.agents, o.procs)
+			}
+			if o.loadgenBin == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("find this executable: %w", err)
+				}
+				o.loadgenBin = exe
+			}
+			return runBench(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.out, "out", "docs/benchmarks.md", "report to write (Markdown)")
+	f.IntVar(&o.agents, "agents", 19000, "simulated agents")
+	f.IntVar(&o.procs, "procs", 4, "agents processes (each below its open-file limit)")
+	f.StringVar(&o.serverBin, "server-bin", "bin/patchbay-server", "relay binary")
+	f.StringVar(&o.loadgenBin, "loadgen-bin", "", "load generator binary for the agents processes (default: this one)")
+	f.StringVar(&o.goBin, "go", "go", "go command for the micro-benchmarks")
+	f.StringVar(&o.cacheDir, "cache", "bench/.cache", "directory for the cached relay data, identities and logs")
+	f.DurationVar(&o.heartbeat, "heartbeat", 25*time.Second, "relay heartbeat (agent ping interval)")
+	f.DurationVar(&o.settle, "settle", 20*time.Second, "idle time before measuring memory")
+	f.DurationVar(&o.cpuWindow, "cpu-window", 30*time.Second, "idle window over which CPU is measured")
+	f.DurationVar(&o.connectTimeout, "connect-timeout", 3*time.Minute, "limit for all agents to connect from cold")
+	f.DurationVar(&o.reconnectTimeout, "reconnect-timeout", 2*time.Minute, "limit for all agents to reconnect after the restart")
+	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
+	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
+	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
+	return cmd
+}
+
+type benchOptions struct {
+	out                              string
+	agents, procs                    int
+	serverBin, loadgenBin, goBin     string
+	cacheDir                         string
+	heartbeat, settle, cpuWindow     time.Duration
+	connectTimeout, reconnectTimeout time.Duration
+	baseline                         time.Duration
+	noGoBench                        bool
+	startRate                        int
+}
+
+// goBenchPkgs are the packages whose Go benchmarks the report includes.
+var goBenchPkgs = []string{"./internal/mux/", "./internal/wire/"}
+
+func step(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// bench is one run: its options, paths, processes and results.
+type bench struct {
+	o                    benchOptions
+	r                    *results
+	dataDir, ids, logDir string
+	listen, server, fp   string
+	relay                *child
+	relayStarts          int
+	health               *health
+	fleet                fleet
+}
+
+func runBench(ctx context.Context, o benchOptions) error {
+	b := &bench{
+		o:       o,
+		r:       &results{started: time.Now().UTC(), opts: o, machine: machine()},
+		dataDir: filepath.Join(o.cacheDir, "relay-data"),
+		ids:     filepath.Join(o.cacheDir, "identities.jsonl"),
+		logDir:  filepath.Join(o.cacheDir, "last-run"),
+	}
+	if _, err := os.Stat(o.serverBin); err != nil {
+		return fmt.Errorf("relay binary: %w (run make build)", err)
+	}
+	if err := os.RemoveAll(b.logDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.logDir, 0o700); err != nil {
+		return err
+	}
+	defer b.cleanup()
+
+	step("raw loopback TCP, one stream, %v", o.baseline)
+	gbps, err := tcpBaseline(o.baseline)
+	if err != nil {
+		return fmt.Errorf("tcp baseline: %w", err)
+	}
+	b.r.tcpGbps = gbps
+	step("  %.1f Gbit/s", gbps)
+
+	if err := b.prepare(ctx); err != nil {
+		return err
+	}
+	if err := b.measureFleet(ctx); err != nil {
+		return err
+	}
+	if !o.noGoBench {
+		step("go micro-benchmarks: %s", goBenchCmd(goBenchPkgs))
+		b.r.goBench, b.r.goBenchRaw, err = runGoBench(ctx, o.goBin, goBenchPkgs)
+		if err != nil {
+			b.r.note("The Go micro-benchmarks failed: %v.", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := writeReport(o.out, b.r); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	step("report written to %s", o.out)
+	printSummary(b.r)
+	return nil
+}
+
+// cleanup ends whatever is still running.
+func (b *bench) cleanup() {
+	if len(b.fleet) > 0 {
+		b.fleet.stop(10 * time.Second)
+	}
+	if b.relay != nil && b.relay.alive() {
+		b.relay.stop(10 * time.Second)
+	}
+}
+
+// prepare starts the relay on a free port, reusing the cached data directory
+// and identities when they belong together and enrolling the missing agents
+// otherwise. The relay used for measurements is always a fresh process.
+func (b *bench) prepare(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	b.listen = "127.0.0.1:" + strconv.Itoa(port)
+	b.server = "https://" + b.listen
+	have, err := checkCache(b.dataDir, b.ids)
+	if err != nil {
+		return err
+	}
+	b.r.reused = min(have, b.o.agents)
+	if have >= b.o.agents {
+		step("reusing %d cached identities and the relay data in %s", have, b.o.cacheDir)
+		return b.startRelay(ctx)
+	}
+	if err := b.startRelay(ctx); err != nil {
+		return err
+	}
+	missing := b.o.agents - have
+	step("enrolling %d agents (%d cached)", missing, have)
+	start := time.Now()
+	if err := b.enroll(ctx, have, missing); err != nil {
+		return err
+	}
+	b.r.enrolled, b.r.enrollTime = missing, time.Since(start)
+	step("  %d agents in %.1f s", missing, b.r.enrollTime.Seconds())
+	step("restarting the relay so measurements start from a fresh process")
+	if !b.relay.stop(30 * time.Second) {
+		b.r.note("The relay did not stop within 30 s of SIGTERM after enrollment and was killed.")
+	}
+	return b.startRelay(ctx)
+}
+
+// checkCache returns how many cached identities match the cached relay data,
+// removing both when they do not belong together.
+func checkCache(dataDir, ids string) (int, error) {
+	caPEM, caErr := os.ReadFile(filepath.Join(dataDir, certs.CACertFile))
+	recs, idsErr := readRecords(ids, 0, 1)
+	if caErr == nil && idsErr == nil {
+		ca, err := certs.ParseCertPEM(caPEM)
+		fp, err2 := recs[0].caFingerprint()
+		if err == nil && err2 == nil && certs.Fingerprint(ca) == fp {
+			all, err := readRecords(ids, 0, -1)
+			if err == nil {
+				return len(all), nil
+			}
+		}
+		step("cached identities do not match the cached relay; starting over")
+	}
+	if err := os.RemoveAll(dataDir); err != nil {
+		return 0, err
+	}
+	if err := os.Remove(ids); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, err
+	}
+	return 0, os.MkdirAll(filepath.Dir(ids), 0o700)
+}
+
+// startRelay starts a relay process on b.listen and waits until /healthz
+// answers (and, on the first start, for its CA).
+func (b *bench) startRelay(ctx context.Context) error {
+	if err := b.startRelayNoWait(); err != nil {
+		return err
+	}
+	c := b.relay
+	logPath := filepath.Join(b.logDir, fmt.Sprintf("relay-%d.log", b.relayStarts))
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if !c.alive() {
+			return fmt.Errorf("relay exited at start (%v); see %s", c.err, logPath)
+		}
+		if b.health == nil {
+			if pemBytes, err := os.ReadFile(filepath.Join(b.dataDir, certs.CACertFile)); err == nil {
+				if ca, err := certs.ParseCertPEM(pemBytes); err == nil {
+					b.fp = certs.Fingerprint(ca)
+					if b.health, err = newHealth(b.server, b.fp); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if b.health != nil {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := b.health.online(pctx)
+			cancel()
+			if err == nil {
+				return nil
+			}
+		}
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("relay not answering /healthz within 30 s; see %s", logPath)
+}
+
+// enroll enrolls count agents after the first have cached ones, through an
+// admin token, the API client and one enrollment token, and rewrites the
+// identities file.
+func (b *bench) enroll(ctx context.Context, have, count int) error {
+	out, err := exec.CommandContext(ctx, b.o.serverBin, "admin-token", "--data", b.dataDir, "--name", "loadgen-bench", "--ttl", "1h").Output()
+	if err != nil {
+		return fmt.Errorf("patchbay-server admin-token: %w", err)
+	}
+	cfg, err := client.Login(ctx, b.server, strings.TrimSpace(string(out)), b.fp)
+	if err != nil {
+		return err
+	}
+	cl, err := client.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	tok, err := cl.CreateEnrollToken(ctx, apiv1.EnrollTokenRequest{
+		Uses: &count, TTL: "1h", Tags: map[string]string{"loadgen": "bench"},
+	})
+	if err != nil {
+		return err
+	}
+	recs, err := enrollMany(ctx, enrollOptions{
+		server: b.server, fingerprint: b.fp, token: tok.Token,
+		count: count, first: have, concurrency: 16,
+	}, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if have > 0 {
+		old, err := readRecords(b.ids, 0, have)
+		if err != nil {
+			return err
+		}
+		recs = append(old, recs...)
+	}
+	return writeRecords(b.ids, recs)
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

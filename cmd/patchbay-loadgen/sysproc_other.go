@@ -1,0 +1,11 @@
+//go:build !linux
+
+package main
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setDeathSignal is a no-op where the kernel has no parent-death signal.
+func setDeathSignal(*exec.Cmd, syscall.Signal) {}
