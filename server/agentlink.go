@@ -117,7 +117,11 @@ func (c *agentConn) Close(reason string) { c.sess.Close(websocket.ClosePolicyVio
 // the agent sends that breaks the protocol closes this link (with the reason
 // in the websocket close frame) and nothing else.
 func (s *Server) Accept(ctx context.Context, ws *websocket.Conn, agentID string) error {
-	log := s.log.With().Str("agent_id", agentID).Str("remote", ws.RemoteAddr().String()).Logger()
+	// The logger is built per event, not held for the link's lifetime: an
+	// idle link should cost as little memory as possible.
+	log := func() zerolog.Logger {
+		return s.log.With().Str("agent_id", agentID).Str("remote", ws.RemoteAddr().String()).Logger()
+	}
 	c := &agentConn{id: agentID}
 	c.sess = mux.New(ws, mux.Config{
 		ReadTimeout: 3 * s.cfg.Heartbeat,
@@ -125,27 +129,31 @@ func (s *Server) Accept(ctx context.Context, ws *websocket.Conn, agentID string)
 	})
 	hello, err := s.handshake(c.sess)
 	if err != nil {
-		logLinkEnd(log, "agent handshake failed", err)
+		logLinkEnd(log(), "agent handshake failed", err)
 		return err
 	}
 	if err := s.hub.Register(c); err != nil {
 		c.sess.Close(websocket.ClosePolicyViolation, err.Error())
-		log.Warn().Err(err).Msg("agent refused")
+		l := log()
+		l.Warn().Err(err).Msg("agent refused")
 		return err
 	}
 	now := time.Now()
 	err = c.sess.Send(wire.MsgWelcome, "", wire.Welcome{
 		Proto: wire.Proto, AgentID: agentID, Heartbeat: wire.Duration(s.cfg.Heartbeat), ServerTime: now,
+		ReconnectWindow: wire.Duration(reconnectWindow(s.hub.Count(), s.cfg.ReconnectRate)),
 	})
 	if err == nil {
 		s.seen.inventory(agentID, hello.Inventory, now)
-		log.Debug().Str("hostname", hello.Inventory.Hostname).Msg("agent connected")
+		if l := log(); l.Debug().Enabled() {
+			l.Debug().Str("hostname", hello.Inventory.Hostname).Msg("agent connected")
+		}
 		err = c.sess.Run(ctx)
 	}
 	if s.hub.Unregister(c) {
 		s.seen.offline(agentID, time.Now())
 	}
-	logLinkEnd(log, "agent disconnected", err)
+	logLinkEnd(log(), "agent disconnected", err)
 	return err
 }
 

@@ -35,11 +35,25 @@ type Config struct {
 	Hostnames []string      // names and IPs in the server certificate; default certs.DefaultHosts()
 	Heartbeat time.Duration // how often agents ping; a link silent for 3 heartbeats is dropped. Default 25s.
 	Version   string        // reported by /healthz
-	Logger    zerolog.Logger
+	// ReconnectRate is how many agents per second this relay expects to take
+	// back after a restart (TLS handshakes dominate). Agents are told to spread
+	// their reconnects over online/ReconnectRate seconds (1s..60s). Default 1500.
+	ReconnectRate int
+	Logger        zerolog.Logger
 }
 
-// DefaultHeartbeat is the agent ping interval when Config.Heartbeat is zero.
-const DefaultHeartbeat = 25 * time.Second
+// Defaults for Config fields left zero.
+const (
+	DefaultHeartbeat     = 25 * time.Second
+	DefaultReconnectRate = 1500
+)
+
+// reconnectWindow is how long agents should spread a mass reconnect over:
+// online/rate seconds, at least 1s, at most 60s.
+func reconnectWindow(online, rate int) time.Duration {
+	w := time.Duration(online) * time.Second / time.Duration(max(rate, 1))
+	return min(max(w, time.Second), time.Minute)
+}
 
 // Server is a relay node.
 type Server struct {
@@ -62,6 +76,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.ReconnectRate <= 0 {
+		cfg.ReconnectRate = DefaultReconnectRate
 	}
 	if len(cfg.Hostnames) == 0 {
 		cfg.Hostnames = certs.DefaultHosts()

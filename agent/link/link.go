@@ -12,8 +12,10 @@
 //
 // Reconnection policy: the first attempt is immediate. After a link that
 // stayed up for at least 30 seconds ends, the next attempt waits a uniform
-// random delay in [0, Backoff.Base] (default 1s), so that a fleet dropped by
-// a relay restart does not come back in the same millisecond; every further
+// random delay in [0, W], where W is the reconnect window the relay sent in
+// its welcome (sized to its fleet: agents online / the relay's reconnect rate)
+// or Backoff.Base (default 1s) if it sent none, so that a fleet dropped by
+// a relay restart arrives at the rate the relay can take; every further
 // failure waits Backoff.Next (1s, 2s, 4s, ... capped at 60s, each jittered).
 // A link that drops sooner than 30 seconds after its welcome does not reset
 // the backoff: two machines cloned with the same identity, which replace
@@ -153,6 +155,7 @@ type Link struct {
 	sess    atomic.Pointer[mux.Session]
 
 	stableAfter time.Duration // stableAfter; shortened by tests
+	window      atomic.Int64  // reconnect window from the last welcome (time.Duration); owned by Run
 }
 
 // writePools holds one *sync.Pool of websocket write buffers per buffer
@@ -291,7 +294,7 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		if up >= l.stableAfter {
 			b.Reset()
-			delay = rand.N(base + 1)
+			delay = rand.N(max(base, time.Duration(l.window.Load())) + 1)
 		} else {
 			delay = b.Next()
 		}
@@ -353,6 +356,7 @@ func (l *Link) once(ctx context.Context) (up time.Duration, err error) {
 	// mux runs without a read timeout (the heartbeat was unknown when it was
 	// created): the deadline ReadFirst left is replaced by one that each pong
 	// pushes back, so a relay silent for missedHeartbeats ends the link.
+	l.window.Store(int64(welcome.ReconnectWindow))
 	hb := time.Duration(welcome.Heartbeat)
 	silence := missedHeartbeats * hb
 	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(silence)) })

@@ -115,6 +115,10 @@ type Welcome struct {
 	AgentID    string    `json:"agent_id"`
 	Heartbeat  Duration  `json:"heartbeat"` // the agent pings this often; the relay drops it after 3 missed
 	ServerTime time.Time `json:"server_time"`
+	// ReconnectWindow is how long the agent spreads its first reconnect over
+	// (uniformly) when this link is lost after it was up a while. The relay
+	// sizes it to its fleet, so that a restart is not met by every agent at once.
+	ReconnectWindow Duration `json:"reconnect_window,omitempty"`
 }
 
 // Validate checks the fields an agent relies on.
@@ -124,6 +128,9 @@ func (w *Welcome) Validate() error {
 	}
 	if time.Duration(w.Heartbeat) < time.Second || time.Duration(w.Heartbeat) > 10*time.Minute {
 		return fmt.Errorf("heartbeat %v outside 1s..10m", time.Duration(w.Heartbeat))
+	}
+	if w.ReconnectWindow < 0 || time.Duration(w.ReconnectWindow) > 10*time.Minute {
+		return fmt.Errorf("reconnect window %v outside 0..10m", time.Duration(w.ReconnectWindow))
 	}
 	return nil
 }
