@@ -151,6 +151,11 @@ func TestRelayRestart(t *testing.T) {
 	r.Start()
 	d = waitFor(t, 30*time.Second, "all agents back after the relay was killed", allOnline)
 	t.Logf("all agents back %v after the relay answered again", d)
+	// The session ticket key lives in the data directory: agents resume their
+	// TLS sessions with the restarted relay instead of full handshakes.
+	if n := r.Log().Count(`"tls_resumed":true`); n < len(agents) {
+		t.Errorf("%d resumed TLS sessions after the restart, want %d", n, len(agents))
+	}
 	for _, a := range agents {
 		if a.proc.exited() {
 			t.Errorf("agent %s exited during the relay restart", a.ID)

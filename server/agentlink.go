@@ -146,7 +146,11 @@ func (s *Server) Accept(ctx context.Context, ws *websocket.Conn, agentID string)
 	if err == nil {
 		s.seen.inventory(agentID, hello.Inventory, now)
 		if l := log(); l.Debug().Enabled() {
-			l.Debug().Str("hostname", hello.Inventory.Hostname).Msg("agent connected")
+			resumed := false
+			if tc, ok := ws.NetConn().(*tls.Conn); ok {
+				resumed = tc.ConnectionState().DidResume
+			}
+			l.Debug().Str("hostname", hello.Inventory.Hostname).Bool("tls_resumed", resumed).Msg("agent connected")
 		}
 		err = c.sess.Run(ctx)
 	}

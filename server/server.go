@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/certs"
+	"github.com/patchbay/patchbay/internal/atomicfile"
 	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/bus"
 	"github.com/patchbay/patchbay/server/hub"
@@ -65,6 +67,10 @@ type Server struct {
 	hub   *hub.Hub
 	api   *api.API
 	seen  *seenWriter
+	// ticketKey encrypts TLS session tickets. It is kept in the data directory
+	// so that agents resume their sessions across a relay restart: a mass
+	// reconnect then costs no certificate signatures.
+	ticketKey [32]byte
 	links linkGroup // goroutines running Accept
 }
 
@@ -94,6 +100,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	ticketKey, err := loadOrCreateTicketKey(filepath.Join(cfg.DataDir, ticketKeyFile))
+	if err != nil {
+		return nil, err
+	}
 	st, err := OpenStore(ctx, cfg.DataDir, cfg.DBURL)
 	if err != nil {
 		return nil, err
@@ -108,10 +118,33 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey}
 	s.seen = newSeenWriter(st, s.log)
 	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version}
 	return s, nil
+}
+
+// ticketKeyFile holds the TLS session ticket key (0600).
+const ticketKeyFile = "tls-ticket.key"
+
+// loadOrCreateTicketKey reads the 32-byte session ticket key, creating it on
+// first run. Rotating it (deleting the file) only costs agents one full handshake.
+func loadOrCreateTicketKey(path string) ([32]byte, error) {
+	var key [32]byte
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil && len(b) == len(key):
+		copy(key[:], b)
+		return key, nil
+	case err == nil:
+		return key, fmt.Errorf("session ticket key %s: %d bytes, want %d; delete it to create a new one", path, len(b), len(key))
+	case !errors.Is(err, os.ErrNotExist):
+		return key, fmt.Errorf("read session ticket key: %w", err)
+	}
+	if _, err := rand.Read(key[:]); err != nil {
+		return key, err
+	}
+	return key, atomicfile.WriteSecret(path, key[:])
 }
 
 // OpenStore opens the relay's database: dbURL if set, else the SQLite file
@@ -157,6 +190,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.links.open()
 	tlsCfg := s.ca.ServerTLSConfig(s.cert)
 	tlsCfg.VerifyConnection = s.verifyConnection
+	tlsCfg.SetSessionTicketKeys([][32]byte{s.ticketKey})
 	hs := &http.Server{
 		Handler:           s.handler(linkCtx),
 		TLSConfig:         tlsCfg,

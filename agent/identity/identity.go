@@ -342,11 +342,17 @@ func (id *Identity) Host() string {
 // TLSConfig returns the client TLS configuration for agent links: the
 // agent's certificate, the pinned CA as the only root, and the relay's host
 // as the server name. Build it once and reuse it for every reconnect.
+//
+// The config keeps a one-entry session cache: a reconnect (also to a relay
+// that restarted with the same data directory) resumes the TLS session and
+// skips both certificate signatures; TLS 1.3 resumption still runs a fresh
+// key exchange, and the relay still checks revocation.
 func (id *Identity) TLSConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{id.Cert},
-		RootCAs:      id.CAPool,
-		ServerName:   id.Host(),
+		MinVersion:         tls.VersionTLS12,
+		Certificates:       []tls.Certificate{id.Cert},
+		RootCAs:            id.CAPool,
+		ServerName:         id.Host(),
+		ClientSessionCache: tls.NewLRUClientSessionCache(1),
 	}
 }

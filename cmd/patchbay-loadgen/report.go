@@ -180,6 +180,7 @@ func writeReport(path string, r *results) error {
 	row("Kernel", r.machine.kernel)
 	row("Go", r.machine.goVersion)
 	row("Open files per process", r.relayMaxFiles+" (the relay's limit; one socket per agent)")
+	row("Kernel accept queues", "net.core.somaxconn "+sysctl("net/core/somaxconn")+", net.ipv4.tcp_max_syn_backlog "+sysctl("net/ipv4/tcp_max_syn_backlog"))
 	row("Network", "loopback only; relay and load generator share the cores")
 	p("\n## Results\n\n")
 	row("Figure", "Result", "Target", "Status", "Command")
@@ -395,4 +396,13 @@ func thousands(n int) string {
 		return "-" + string(out)
 	}
 	return string(out)
+}
+
+// sysctl reads a kernel setting from /proc/sys, or "?".
+func sysctl(name string) string {
+	b, err := os.ReadFile("/proc/sys/" + name)
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
 }
