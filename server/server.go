@@ -71,7 +71,7 @@ type Server struct {
 	// so that agents resume their sessions across a relay restart: a mass
 	// reconnect then costs no certificate signatures.
 	ticketKey [32]byte
-	links linkGroup // goroutines running Accept
+	links     linkGroup // goroutines running Accept
 }
 
 // New initialises the data directory on first run (CA, server certificate,
