@@ -6,6 +6,13 @@
 # Cached relay data and identities live in bench/.cache (delete to start over).
 set -eu
 cd "$(dirname "$0")/.."
+# A relay taking back 19,000 agents needs a kernel accept queue larger than the
+# usual 4096, or dropped SYNs add 1-7 s retransmit waves to the reconnect time.
+q=$(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo 0)
+if [ "$q" -lt 16384 ]; then
+	echo "bench: net.core.somaxconn is $q; for relay-like figures run as root:" >&2
+	echo "       sysctl -w net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535" >&2
+fi
 exec bin/patchbay-loadgen bench \
 	--out docs/benchmarks.md \
 	--server-bin bin/patchbay-server \
