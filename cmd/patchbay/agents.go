@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/patchbay/patchbay/client"
 	"io"
 	"strings"
 	"time"
@@ -41,27 +42,24 @@ version, tags, online, last_seen in RFC 3339, ...), for scripts.
   patchbay agents list --target 'hostname=web-*' -o json | jq -r '.[].id'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			agents, err := c.Agents(cmd.Context(), target)
-			if err != nil {
-				return err
-			}
-			if output == formatJSON {
-				return writeJSON(a.stdout, agents)
-			}
-			if len(agents) == 0 {
-				if target != "" {
-					fmt.Fprintf(a.stderr, "No agents match %q.\n", target)
-				} else {
-					fmt.Fprintln(a.stderr, "No agents enrolled yet: create a token with patchbay tokens create.")
+			return a.withClient(func(c *client.Client) error {
+				agents, err := c.Agents(cmd.Context(), target)
+				if err != nil {
+					return err
 				}
-				return nil
-			}
-			return writeAgentsTable(a.stdout, agents, a.now())
+				if output == formatJSON {
+					return writeJSON(a.stdout, agents)
+				}
+				if len(agents) == 0 {
+					if target != "" {
+						fmt.Fprintf(a.stderr, "No agents match %q.\n", target)
+					} else {
+						fmt.Fprintln(a.stderr, "No agents enrolled yet: create a token with patchbay tokens create.")
+					}
+					return nil
+				}
+				return writeAgentsTable(a.stdout, agents, a.now())
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&target, "target", "t", "", "selector that agents must match (see above); empty: all")
@@ -94,19 +92,16 @@ agents is refused with their IDs, so pick one.`,
   patchbay agents show 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e -o json`,
 		Args: oneArg("ID or HOSTNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ag, err := c.Agent(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output == formatJSON {
-				return writeJSON(a.stdout, ag)
-			}
-			return writeAgentDetail(a.stdout, ag, a.now())
+			return a.withClient(func(c *client.Client) error {
+				ag, err := c.Agent(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, ag)
+				}
+				return writeAgentDetail(a.stdout, ag, a.now())
+			})
 		},
 	}
 	addOutputFlag(cmd, &output)
@@ -156,22 +151,19 @@ Prefer the agent's ID; a hostname is accepted when exactly one agent has it.`,
 		Example: `  patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e`,
 		Args:    oneArg("ID or HOSTNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ag, err := c.RevokeAgent(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output == formatJSON {
-				return writeJSON(a.stdout, ag)
-			}
-			fmt.Fprintf(a.stdout, "Revoked agent %s (%s): it was disconnected and the relay will refuse it from now on.\n",
-				clean(ag.ID), clean(ag.Hostname))
-			fmt.Fprintln(a.stderr, "To bring the machine back, enroll it again with a token from patchbay tokens create.")
-			return nil
+			return a.withClient(func(c *client.Client) error {
+				ag, err := c.RevokeAgent(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, ag)
+				}
+				fmt.Fprintf(a.stdout, "Revoked agent %s (%s): it was disconnected and the relay will refuse it from now on.\n",
+					clean(ag.ID), clean(ag.Hostname))
+				fmt.Fprintln(a.stderr, "To bring the machine back, enroll it again with a token from patchbay tokens create.")
+				return nil
+			})
 		},
 	}
 	addOutputFlag(cmd, &output)

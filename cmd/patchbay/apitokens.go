@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/patchbay/patchbay/client"
 	"io"
 	"time"
 
@@ -54,24 +55,21 @@ included) is printed instead.`,
 					return usageErrorf(cmd, "--ttl: %v", err)
 				}
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			tok, err := c.CreateAPIToken(cmd.Context(), apiv1.APITokenRequest{Role: role, Name: name, TTL: ttl})
-			if err != nil {
-				return err
-			}
-			if output == formatJSON {
-				return writeJSON(a.stdout, tok)
-			}
-			fmt.Fprintln(a.stdout, tok.Token)
-			cfg := c.Config()
-			fmt.Fprintf(a.stderr, "API token %s for %q (%s), expires %s.\nLog in with:\n  patchbay login --server %s --ca-fingerprint %s --token %s\n",
-				clean(tok.ID), clean(tok.Name), clean(tok.Role), withRelOrNever(a.now(), tok.ExpiresAt),
-				shellQuote(cfg.Server), cfg.CAFingerprint, shellQuote(clean(tok.Token)))
-			return nil
+			return a.withClient(func(c *client.Client) error {
+				tok, err := c.CreateAPIToken(cmd.Context(), apiv1.APITokenRequest{Role: role, Name: name, TTL: ttl})
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, tok)
+				}
+				fmt.Fprintln(a.stdout, tok.Token)
+				cfg := c.Config()
+				fmt.Fprintf(a.stderr, "API token %s for %q (%s), expires %s.\nLog in with:\n  patchbay login --server %s --ca-fingerprint %s --token %s\n",
+					clean(tok.ID), clean(tok.Name), clean(tok.Role), withRelOrNever(a.now(), tok.ExpiresAt),
+					shellQuote(cfg.Server), cfg.CAFingerprint, shellQuote(clean(tok.Token)))
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -103,19 +101,16 @@ STATUS is active, expired or revoked.`,
   patchbay api-tokens list -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			toks, err := c.APITokens(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output == formatJSON {
-				return writeJSON(a.stdout, toks)
-			}
-			return writeAPITokensTable(a.stdout, toks, a.now())
+			return a.withClient(func(c *client.Client) error {
+				toks, err := c.APITokens(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, toks)
+				}
+				return writeAPITokensTable(a.stdout, toks, a.now())
+			})
 		},
 	}
 	addOutputFlag(cmd, &output)
@@ -147,16 +142,13 @@ revocation is audited. Revoking your own token logs you out.`,
 		Example: `  patchbay api-tokens revoke at-0190c6a8`,
 		Args:    oneArg("token ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.RevokeAPIToken(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "Revoked API token %s: the relay refuses it from now on.\n", clean(args[0]))
-			return nil
+			return a.withClient(func(c *client.Client) error {
+				if err := c.RevokeAPIToken(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "Revoked API token %s: the relay refuses it from now on.\n", clean(args[0]))
+				return nil
+			})
 		},
 	}
 }

@@ -53,42 +53,39 @@ The table shows SEQ, TIME (UTC), ACTOR, ACTION, TARGET and DETAIL (k=v pairs).
 			if after < 0 {
 				return usageErrorf(cmd, "--after %d: want 0 or more", after)
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
-			if !cmd.Flags().Changed("after") {
-				head, err := c.AuditHead(ctx)
-				if err != nil {
-					return err
+			return a.withClient(func(c *client.Client) error {
+				ctx := cmd.Context()
+				if !cmd.Flags().Changed("after") {
+					head, err := c.AuditHead(ctx)
+					if err != nil {
+						return err
+					}
+					after = max(0, head.Seq-int64(limit))
 				}
-				after = max(0, head.Seq-int64(limit))
-			}
-			recs := []audit.Record{}
-			for len(recs) < limit {
-				page, err := c.Audit(ctx, after, min(client.MaxAuditPage, limit-len(recs)))
-				if err != nil {
-					return err
+				recs := []audit.Record{}
+				for len(recs) < limit {
+					page, err := c.Audit(ctx, after, min(client.MaxAuditPage, limit-len(recs)))
+					if err != nil {
+						return err
+					}
+					if len(page) == 0 || page[len(page)-1].Seq <= after {
+						break
+					}
+					recs = append(recs, page...)
+					after = page[len(page)-1].Seq
 				}
-				if len(page) == 0 || page[len(page)-1].Seq <= after {
-					break
+				if len(recs) > limit {
+					recs = recs[:limit]
 				}
-				recs = append(recs, page...)
-				after = page[len(page)-1].Seq
-			}
-			if len(recs) > limit {
-				recs = recs[:limit]
-			}
-			if output == formatJSON {
-				return writeJSON(a.stdout, recs)
-			}
-			if len(recs) == 0 {
-				fmt.Fprintln(a.stderr, "No audit records.")
-				return nil
-			}
-			return writeAuditTable(a.stdout, recs)
+				if output == formatJSON {
+					return writeJSON(a.stdout, recs)
+				}
+				if len(recs) == 0 {
+					fmt.Fprintln(a.stderr, "No audit records.")
+					return nil
+				}
+				return writeAuditTable(a.stdout, recs)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -160,49 +157,46 @@ the record at SEQ must still have that hash.`,
 				}
 				anchors[an.seq] = an
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			res, err := c.VerifyAudit(cmd.Context(), func(r audit.Record) error {
-				an := anchors[r.Seq]
-				if an == nil {
+			return a.withClient(func(c *client.Client) error {
+				res, err := c.VerifyAudit(cmd.Context(), func(r audit.Record) error {
+					an := anchors[r.Seq]
+					if an == nil {
+						return nil
+					}
+					an.seen = true
+					if !strings.HasPrefix(r.Hash, an.hash) {
+						return &audit.ChainError{Seq: r.Seq, Reason: fmt.Sprintf("hash %s does not match the anchor %s", short(r.Hash), an.hash)}
+					}
 					return nil
-				}
-				an.seen = true
-				if !strings.HasPrefix(r.Hash, an.hash) {
-					return &audit.ChainError{Seq: r.Seq, Reason: fmt.Sprintf("hash %s does not match the anchor %s", short(r.Hash), an.hash)}
-				}
-				return nil
-			})
-			if err == nil {
-				for _, an := range anchors {
-					if !an.seen {
-						err = &audit.ChainError{Seq: an.seq, Reason: fmt.Sprintf("anchored record is missing (log ends at %d)", res.Head.Seq)}
-						break
+				})
+				if err == nil {
+					for _, an := range anchors {
+						if !an.seen {
+							err = &audit.ChainError{Seq: an.seq, Reason: fmt.Sprintf("anchored record is missing (log ends at %d)", res.Head.Seq)}
+							break
+						}
 					}
 				}
-			}
-			var ce *audit.ChainError
-			if errors.As(err, &ce) {
-				fmt.Fprintf(a.stderr, "audit log BROKEN at record %d: %s\n", ce.Seq, clean(ce.Reason))
-				return errReported
-			}
-			if err != nil {
-				return err
-			}
-			if res.Head.Seq == 0 {
-				fmt.Fprintln(a.stdout, "audit log verified: 0 records, head 0 (empty log)")
+				var ce *audit.ChainError
+				if errors.As(err, &ce) {
+					fmt.Fprintf(a.stderr, "audit log BROKEN at record %d: %s\n", ce.Seq, clean(ce.Reason))
+					return errReported
+				}
+				if err != nil {
+					return err
+				}
+				if res.Head.Seq == 0 {
+					fmt.Fprintln(a.stdout, "audit log verified: 0 records, head 0 (empty log)")
+					return nil
+				}
+				fmt.Fprintf(a.stdout, "audit log verified: %d records, head %d %s\n", res.Records, res.Head.Seq, short(res.Head.Hash))
+				if len(anchors) > 0 {
+					fmt.Fprintf(a.stderr, "%d anchor(s) matched.\n", len(anchors))
+				}
+				fmt.Fprintf(a.stderr, "To check later that this history was not rewritten: patchbay audit verify --anchor %d:%s\n",
+					res.Head.Seq, clean(res.Head.Hash))
 				return nil
-			}
-			fmt.Fprintf(a.stdout, "audit log verified: %d records, head %d %s\n", res.Records, res.Head.Seq, short(res.Head.Hash))
-			if len(anchors) > 0 {
-				fmt.Fprintf(a.stderr, "%d anchor(s) matched.\n", len(anchors))
-			}
-			fmt.Fprintf(a.stderr, "To check later that this history was not rewritten: patchbay audit verify --anchor %d:%s\n",
-				res.Head.Seq, clean(res.Head.Hash))
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&anchorFlags, "anchor", nil, "SEQ:HASH of a record from an earlier verification that must still match (repeatable)")

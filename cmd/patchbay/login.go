@@ -139,26 +139,23 @@ token was revoked or expired.`,
   patchbay whoami -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			who, err := c.Whoami(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output == formatJSON {
-				return writeJSON(a.stdout, who)
-			}
-			t := newTable(a.stdout)
-			t.row("Server:", c.Server())
-			t.row("Name:", who.Name)
-			t.row("Role:", who.Role)
-			t.row("Token ID:", who.TokenID)
-			t.row("CA fingerprint:", c.Config().CAFingerprint)
-			t.row("Relay version:", who.ServerVersion)
-			return t.flush()
+			return a.withClient(func(c *client.Client) error {
+				who, err := c.Whoami(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, who)
+				}
+				t := newTable(a.stdout)
+				t.row("Server:", c.Server())
+				t.row("Name:", who.Name)
+				t.row("Role:", who.Role)
+				t.row("Token ID:", who.TokenID)
+				t.row("CA fingerprint:", c.Config().CAFingerprint)
+				t.row("Relay version:", who.ServerVersion)
+				return t.flush()
+			})
 		},
 	}
 	addOutputFlag(cmd, &output)

@@ -181,6 +181,16 @@ func noArgs(cmd *cobra.Command, args []string) error {
 }
 
 // client loads the saved config and returns a client for its relay.
+// withClient runs fn with a client for the saved login and closes it after.
+func (a *app) withClient(fn func(c *client.Client) error) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
+}
+
 func (a *app) client() (*client.Client, error) {
 	cfg, err := client.LoadConfig()
 	if err != nil {

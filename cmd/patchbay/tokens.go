@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/patchbay/patchbay/client"
 	"io"
 	"strconv"
 	"time"
@@ -59,32 +60,29 @@ With -o json the whole token object (secret included) is printed instead.`,
 			if _, err := apiv1.ParseTTL(ttl, maxTTLSyntax); err != nil {
 				return usageErrorf(cmd, "--ttl: %v", err)
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			req := apiv1.EnrollTokenRequest{Tags: tags, Uses: &uses, TTL: ttl}
-			if len(tags) == 0 {
-				req.Tags = nil
-			}
-			tok, err := c.CreateEnrollToken(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if output == formatJSON {
-				return writeJSON(a.stdout, tok)
-			}
-			fmt.Fprintln(a.stdout, tok.Token)
-			cfg := c.Config()
-			now := a.now()
-			fmt.Fprintf(a.stderr, "Enrollment token %s: %s, expires %s", clean(tok.ID), fmtUses(tok.UsesAllowed), withRel(now, &tok.ExpiresAt))
-			if len(tok.Tags) > 0 {
-				fmt.Fprintf(a.stderr, ", tags %s", clean(fmtTags(tok.Tags, ",")))
-			}
-			fmt.Fprintf(a.stderr, ".\nEnroll an agent with:\n  patchbay-agent enroll --server %s --token %s --ca-fingerprint %s\n",
-				shellQuote(cfg.Server), shellQuote(clean(tok.Token)), cfg.CAFingerprint)
-			return nil
+			return a.withClient(func(c *client.Client) error {
+				req := apiv1.EnrollTokenRequest{Tags: tags, Uses: &uses, TTL: ttl}
+				if len(tags) == 0 {
+					req.Tags = nil
+				}
+				tok, err := c.CreateEnrollToken(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, tok)
+				}
+				fmt.Fprintln(a.stdout, tok.Token)
+				cfg := c.Config()
+				now := a.now()
+				fmt.Fprintf(a.stderr, "Enrollment token %s: %s, expires %s", clean(tok.ID), fmtUses(tok.UsesAllowed), withRel(now, &tok.ExpiresAt))
+				if len(tok.Tags) > 0 {
+					fmt.Fprintf(a.stderr, ", tags %s", clean(fmtTags(tok.Tags, ",")))
+				}
+				fmt.Fprintf(a.stderr, ".\nEnroll an agent with:\n  patchbay-agent enroll --server %s --token %s --ca-fingerprint %s\n",
+					shellQuote(cfg.Server), shellQuote(clean(tok.Token)), cfg.CAFingerprint)
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -119,23 +117,20 @@ STATUS is active, used up, expired or revoked. USES is uses so far / allowed.`,
   patchbay tokens list -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			toks, err := c.EnrollTokens(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output == formatJSON {
-				return writeJSON(a.stdout, toks)
-			}
-			if len(toks) == 0 {
-				fmt.Fprintln(a.stderr, "No enrollment tokens: create one with patchbay tokens create.")
-				return nil
-			}
-			return writeEnrollTokensTable(a.stdout, toks, a.now())
+			return a.withClient(func(c *client.Client) error {
+				toks, err := c.EnrollTokens(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, toks)
+				}
+				if len(toks) == 0 {
+					fmt.Fprintln(a.stderr, "No enrollment tokens: create one with patchbay tokens create.")
+					return nil
+				}
+				return writeEnrollTokensTable(a.stdout, toks, a.now())
+			})
 		},
 	}
 	addOutputFlag(cmd, &output)
@@ -179,16 +174,13 @@ patchbay agents revoke).`,
 		Example: `  patchbay tokens revoke et-0190c6a8`,
 		Args:    oneArg("token ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.RevokeEnrollToken(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "Revoked enrollment token %s: it can no longer enroll agents.\n", clean(args[0]))
-			return nil
+			return a.withClient(func(c *client.Client) error {
+				if err := c.RevokeEnrollToken(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "Revoked enrollment token %s: it can no longer enroll agents.\n", clean(args[0]))
+				return nil
+			})
 		},
 	}
 }
