@@ -14,6 +14,7 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/mux"
 	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
@@ -38,7 +39,7 @@ var upgrader = websocket.Upgrader{
 	// trying to ride an agent's credentials.
 	CheckOrigin: func(r *http.Request) bool { return r.Header.Get("Origin") == "" },
 	Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-		httpError(w, status, "agent link: %v", reason)
+		api.WriteError(w, status, "agent link: %v", reason)
 	},
 }
 
@@ -75,15 +76,15 @@ func (s *Server) verifyConnection(cs tls.ConnectionState) error {
 func (s *Server) handleAgentConnect(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	id, err := verifiedAgentID(r.TLS)
 	if err != nil {
-		httpError(w, http.StatusUnauthorized, "agent link: %v", err)
+		api.WriteError(w, http.StatusUnauthorized, "agent link: %v", err)
 		return
 	}
 	if s.hub.IsRevoked(id) {
-		httpError(w, http.StatusForbidden, "agent link: agent %s is revoked; enroll it again with a new token", id)
+		api.WriteError(w, http.StatusForbidden, "agent link: agent %s is revoked; enroll it again with a new token", id)
 		return
 	}
 	if !slices.Contains(websocket.Subprotocols(r), Subprotocol) {
-		httpError(w, http.StatusBadRequest, "agent link: the websocket subprotocol must be %q", Subprotocol)
+		api.WriteError(w, http.StatusBadRequest, "agent link: the websocket subprotocol must be %q", Subprotocol)
 		return
 	}
 	ws, err := upgrader.Upgrade(w, r, nil)

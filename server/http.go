@@ -2,15 +2,9 @@ package server
 
 import (
 	"log"
-	"net/http"
 
-	"github.com/patchbay/patchbay/server/api"
 	"github.com/rs/zerolog"
 )
-
-func httpError(w http.ResponseWriter, status int, format string, args ...any) {
-	api.WriteError(w, status, format, args...)
-}
 
 // newStdLogger routes net/http's own messages (TLS handshake errors and the
 // like) to zerolog at debug level: a port scanner should not flood the log.

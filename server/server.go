@@ -156,12 +156,6 @@ func OpenStore(ctx context.Context, dataDir, dbURL string) (*store.Store, error)
 	return store.Open(ctx, dbURL)
 }
 
-// CA returns the relay's certificate authority.
-func (s *Server) CA() *certs.CA { return s.ca }
-
-// Store returns the relay's store.
-func (s *Server) Store() *store.Store { return s.store }
-
 // handler returns the relay's HTTP routes. Agent links accepted through it
 // run until linkCtx ends.
 func (s *Server) handler(linkCtx context.Context) http.Handler {

@@ -281,7 +281,7 @@ func (l *Link) Run(ctx context.Context) error {
 	base, _ := limits(b)
 	var delay time.Duration
 	for {
-		if delay > 0 && !sleep(ctx, delay) {
+		if delay > 0 && !backoff.Sleep(ctx, delay) {
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -313,18 +313,6 @@ func limits(b backoff.Backoff) (base, maxd time.Duration) {
 		maxd = backoff.DefaultMax
 	}
 	return min(base, maxd), maxd
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // once makes one connection and serves it until it ends. up is how long the

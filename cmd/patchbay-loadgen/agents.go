@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/patchbay/patchbay/internal/backoff"
 	"io"
 	"net"
 	"os"
@@ -231,7 +232,7 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 			l.Run(ctx)
 		}()
 		if gap > 0 {
-			sleepCtx(ctx, gap)
+			backoff.Sleep(ctx, gap)
 		}
 	}
 	<-ctx.Done()

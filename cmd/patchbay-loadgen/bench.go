@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/patchbay/patchbay/internal/backoff"
 	"net"
 	"os"
 	"os/exec"
@@ -264,7 +265,7 @@ func (b *bench) startRelay(ctx context.Context) error {
 				return nil
 			}
 		}
-		if !sleepCtx(ctx, 50*time.Millisecond) {
+		if !backoff.Sleep(ctx, 50*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/patchbay/patchbay/internal/backoff"
 	"io"
 	"net/http"
 	"os"
@@ -135,7 +136,7 @@ func enrollOne(ctx context.Context, hc *http.Client, o enrollOptions, index int)
 	}
 	var lastErr error
 	for attempt := range 3 {
-		if attempt > 0 && !sleepCtx(ctx, time.Duration(attempt)*500*time.Millisecond) {
+		if attempt > 0 && !backoff.Sleep(ctx, time.Duration(attempt)*500*time.Millisecond) {
 			return record{}, ctx.Err()
 		}
 		id, err := enroll.Request(ctx, opts)
@@ -174,16 +175,4 @@ func startProgress(w io.Writer, what string, total int, n *atomic.Int64) func() 
 		}
 	}()
 	return func() { close(stop); <-finished }
-}
-
-// sleepCtx waits for d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/patchbay/patchbay/internal/backoff"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // the fleet and the relay.
 func (b *bench) measureFleet(ctx context.Context) error {
 	r, o := b.r, b.o
-	if !sleepCtx(ctx, 2*time.Second) {
+	if !backoff.Sleep(ctx, 2*time.Second) {
 		return ctx.Err()
 	}
 	var err error
@@ -60,7 +61,7 @@ func (b *bench) measureFleet(ctx context.Context) error {
 	r.coldReached, r.coldMax, r.coldSamples = reached, maxOnline(samples), samples
 	r.coldNet = netDelta(netCounters(), net0)
 	r.coldCPU = b.phaseCPU(relayCPU0, 0, time.Since(start))
-	sleepCtx(ctx, time.Second) // let the agents processes report
+	backoff.Sleep(ctx, time.Second) // let the agents processes report
 	r.coldFleet = b.fleet.sum()
 	if first := b.fleet.started(); !first.IsZero() && reached > 0 {
 		r.coldFromDial = start.Add(reached).Sub(first)
@@ -75,7 +76,7 @@ func (b *bench) measureFleet(ctx context.Context) error {
 
 	// Idle.
 	step("idle: settling %v, then CPU over %v", o.settle, o.cpuWindow)
-	if !sleepCtx(ctx, o.settle) {
+	if !backoff.Sleep(ctx, o.settle) {
 		return ctx.Err()
 	}
 	pid := b.relay.pid()
@@ -89,7 +90,7 @@ func (b *bench) measureFleet(ctx context.Context) error {
 	}
 	_, lgCPU0 := b.fleet.usage()
 	t0 := time.Now()
-	if !sleepCtx(ctx, o.cpuWindow) {
+	if !backoff.Sleep(ctx, o.cpuWindow) {
 		return ctx.Err()
 	}
 	cpu1, err := procCPU(pid)
@@ -131,7 +132,7 @@ func (b *bench) measureFleet(ctx context.Context) error {
 	r.restartCPU = b.phaseCPU(0, lgCPU0, time.Since(killed))
 	r.restartGap = restarted.Sub(killed)
 	r.rssAfterReconnect, _ = procStatus(b.relay.pid(), "VmRSS")
-	sleepCtx(ctx, time.Second)
+	backoff.Sleep(ctx, time.Second)
 	r.restartFleet = delta(b.fleet.sum(), before)
 	if reached == 0 {
 		r.note("After the restart only %d of %d agents were back within %v.", r.restartMax, o.agents, o.reconnectTimeout)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/patchbay/patchbay/internal/backoff"
 	"net/http"
 	"os"
 	"os/exec"
@@ -167,7 +168,7 @@ func (h *health) waitOnline(ctx context.Context, start time.Time, want int, inte
 		if time.Now().After(deadline) {
 			return samples, 0, nil
 		}
-		sleepCtx(ctx, interval)
+		backoff.Sleep(ctx, interval)
 	}
 }
 

@@ -11,11 +11,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/patchbay/patchbay/certs"
+	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/logging"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/server/api"
@@ -133,7 +133,7 @@ recorded in the audit log. Works while the relay runs.`,
 			var d time.Duration
 			if ttl != "" {
 				var err error
-				if d, err = parseTTL(ttl); err != nil {
+				if d, err = apiv1.ParseTTL(ttl, api.MaxAPITokenTTL); err != nil {
 					return err
 				}
 			}
@@ -163,21 +163,6 @@ recorded in the audit log. Works while the relay runs.`,
 	f.StringVar(&name, "name", "", "name recorded for the token (default admin-<time>)")
 	f.StringVar(&ttl, "ttl", "", "expiry, e.g. 12h or 30d (default: never)")
 	return cmd
-}
-
-func parseTTL(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n <= 0 {
-			return 0, fmt.Errorf("ttl %q: want a duration such as 12h or 30d", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("ttl %q: want a duration such as 12h or 30d", s)
-	}
-	return d, nil
 }
 
 func fingerprintCmd() *cobra.Command {

@@ -98,12 +98,20 @@ func (b *Backoff) Wait(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t := time.NewTimer(b.Next())
+	if !Sleep(ctx, b.Next()) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Sleep waits for d or until ctx ends; it reports whether d passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return false
 	case <-t.C:
-		return nil
+		return true
 	}
 }

@@ -169,8 +169,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// audit appends a record and reports whether it was stored. A change whose
-// audit record cannot be written is reported as failed.
+// audit appends a record. Callers report a change whose audit record
+// cannot be written as failed.
 func (a *API) audit(ctx context.Context, actor, action, target string, detail map[string]string) error {
 	_, err := a.Store.AppendAudit(ctx, audit.Record{
 		Time: a.now(), Actor: actor, Action: action, Target: target, Detail: detail,

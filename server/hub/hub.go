@@ -94,13 +94,6 @@ func (h *Hub) Online(id string) bool {
 	return ok
 }
 
-// Link returns the agent's current link, or nil.
-func (h *Hub) Link(id string) Link {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.links[id]
-}
-
 // Count returns the number of online agents.
 func (h *Hub) Count() int {
 	h.mu.RLock()
