@@ -446,7 +446,10 @@ func (p *pinger) tick() {
 	case p.stopped:
 	case err == nil:
 		p.timer.Reset(p.every)
-	case !errors.Is(err, websocket.ErrCloseSent):
+	case errors.Is(err, websocket.ErrCloseSent), errors.Is(err, net.ErrClosed):
+		// The link is already ending (closed by the reader, e.g. on silence):
+		// the reader has the cause.
+	default:
 		p.err = fmt.Errorf("send heartbeat: %w", err)
 		p.ws.Close() // a conn that failed a write is unusable; Run sees the read fail
 	}
