@@ -1,0 +1,103 @@
+// Command testplugin is a plugin whose misbehaviour is chosen by its
+// parameters. Tests of the SDK and of the agent's runner launch it for real;
+// it is never published.
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/plugins/sdk"
+)
+
+// version can be set with -ldflags "-X main.version=…" to test downgrades.
+var version = "1.0.0"
+
+type testPlugin struct{}
+
+func (testPlugin) Manifest() sdk.Manifest {
+	return sdk.Manifest{
+		Name:        "testplugin",
+		Version:     version,
+		Description: "misbehaves on request (tests only)",
+		Params: []sdk.Param{
+			{Name: "mode", Type: sdk.TypeString, Default: "ok",
+				Allowed: []string{"ok", "clean", "fail", "hang", "flood", "crash", "spawn", "echo"}},
+			{Name: "text", Type: sdk.TypeString},
+			{Name: "lines", Type: sdk.TypeInt, Default: "3"},
+			{Name: "pidfile", Type: sdk.TypeString},
+		},
+	}
+}
+
+func (testPlugin) Check(ctx context.Context, req sdk.Request) (sdk.CheckResult, error) {
+	switch req.Params.String("mode") {
+	case "clean":
+		return sdk.CheckResult{Needed: false, Summary: "nothing to do"}, nil
+	case "echo":
+		return sdk.CheckResult{Needed: true, Summary: req.Params.String("text")}, nil
+	}
+	return sdk.CheckResult{Needed: true, Summary: "fix needed"}, nil
+}
+
+func (testPlugin) Fix(ctx context.Context, req sdk.Request, out *sdk.Output) (sdk.FixResult, error) {
+	p := req.Params
+	switch p.String("mode") {
+	case "fail":
+		return sdk.FixResult{}, errors.New("deliberate failure")
+	case "hang":
+		<-make(chan struct{}) // ignores ctx on purpose
+	case "flood":
+		line := strings.Repeat("x", 1000)
+		for {
+			out.Println(line)
+			if out.Err() != nil {
+				return sdk.FixResult{}, out.Err()
+			}
+		}
+	case "crash":
+		os.Exit(3)
+	case "spawn":
+		// A child in the plugin's process group that outlives Kill unless
+		// the host ends the whole group.
+		cmd := exec.Command("sleep", "300")
+		if err := cmd.Start(); err != nil {
+			return sdk.FixResult{}, err
+		}
+		if f := p.String("pidfile"); f != "" {
+			_ = os.WriteFile(f, []byte(itoa(cmd.Process.Pid)), 0o600)
+		}
+		<-make(chan struct{})
+	case "echo":
+		out.Println(p.String("text"))
+		return sdk.FixResult{Changed: true, Summary: p.String("text")}, nil
+	}
+	for i := int64(0); i < p.Int("lines"); i++ {
+		out.Printf("line %d", i+1)
+	}
+	select {
+	case <-ctx.Done():
+		return sdk.FixResult{}, ctx.Err()
+	case <-time.After(time.Millisecond):
+	}
+	return sdk.FixResult{Changed: true, Summary: "fixed"}, nil
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for n >= 10 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	i--
+	b[i] = byte('0' + n)
+	return string(b[i:])
+}
+
+func main() { sdk.Serve(testPlugin{}) }
