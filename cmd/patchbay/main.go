@@ -128,7 +128,8 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		return &usageError{cmd: cmd.CommandPath(), err: err}
 	})
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(),
-		a.agentsCmd(), a.tokensCmd(), a.apiTokensCmd(), a.auditCmd())
+		a.agentsCmd(), a.tokensCmd(), a.apiTokensCmd(), a.auditCmd(),
+		a.pluginsCmd(), a.scriptsCmd(), a.runCmd(), a.jobsCmd())
 	return root
 }
 

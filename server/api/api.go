@@ -71,6 +71,9 @@ func (a *API) Register(mux *http.ServeMux) {
 
 	mux.Handle("GET /v1/audit", a.auth(apiv1.RoleViewer, a.handleAuditList))
 	mux.Handle("GET /v1/audit/head", a.auth(apiv1.RoleViewer, a.handleAuditHead))
+
+	a.registerCatalog(mux)
+	a.registerJobs(mux)
 }
 
 func (a *API) now() time.Time {
