@@ -112,6 +112,8 @@ func (c *agentConn) AgentID() string { return c.id }
 
 func (c *agentConn) Close(reason string) { c.sess.Close(websocket.ClosePolicyViolation, reason) }
 
+func (c *agentConn) Send(typ string, body any) error { return c.sess.Send(typ, "", body) }
+
 // Accept owns one agent link from the handshake until it ends: it reads the
 // agent's hello, registers the agent in the hub, answers with welcome, and
 // serves the link until it fails, the agent leaves, or ctx ends. Anything
@@ -146,6 +148,7 @@ func (s *Server) Accept(ctx context.Context, ws *websocket.Conn, agentID string)
 	})
 	if err == nil {
 		s.seen.inventory(agentID, hello.Inventory, now)
+		s.jobs.AgentOnline(agentID)
 		if l := log(); l.Debug().Enabled() {
 			resumed := false
 			if tc, ok := ws.NetConn().(*tls.Conn); ok {
@@ -196,6 +199,20 @@ func (s *Server) control(c *agentConn, env wire.Envelope) error {
 			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
 		}
 		s.seen.inventory(c.id, inv, time.Now())
+		return nil
+	case wire.MsgRunStarted:
+		var m wire.RunStarted
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+		}
+		s.jobs.Started(c.id, m)
+		return nil
+	case wire.MsgRunResult:
+		var m wire.RunResult
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+		}
+		s.jobs.Result(c.id, m)
 		return nil
 	}
 	return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: fmt.Sprintf("unexpected message type %q", env.Type)}

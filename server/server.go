@@ -26,6 +26,7 @@ import (
 	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/bus"
 	"github.com/patchbay/patchbay/server/hub"
+	"github.com/patchbay/patchbay/server/jobs"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -67,6 +68,7 @@ type Server struct {
 	hub   *hub.Hub
 	api   *api.API
 	seen  *seenWriter
+	jobs  *jobs.Dispatcher
 	// ticketKey encrypts TLS session tickets. It is kept in the data directory
 	// so that agents resume their sessions across a relay restart: a mass
 	// reconnect then costs no certificate signatures.
@@ -121,6 +123,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey}
 	s.seen = newSeenWriter(st, s.log)
 	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version}
+	s.jobs = jobs.New(st, h, s.api.Audit, s.log.With().Str("component", "jobs").Logger())
+	s.api.Jobs = s.jobs
+	s.jobs.Start()
 	return s, nil
 }
 
@@ -218,6 +223,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Close flushes pending writes and closes the store. Call it after Serve
 // has returned.
 func (s *Server) Close() error {
+	s.jobs.Close()
 	s.seen.close()
 	s.hub.Close()
 	return s.store.Close()

@@ -18,7 +18,8 @@ import (
 
 	"github.com/patchbay/patchbay/agent/enroll"
 	"github.com/patchbay/patchbay/agent/identity"
-	"github.com/patchbay/patchbay/agent/link"
+	"github.com/patchbay/patchbay/agent/trust"
+	"github.com/patchbay/patchbay/plugins/signature"
 	"github.com/patchbay/patchbay/internal/logging"
 	"github.com/spf13/cobra"
 )
@@ -55,7 +56,7 @@ service). The agent only ever dials out to the relay over HTTPS; it opens no por
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
-	root.AddCommand(newEnrollCmd(), newRunCmd(), newVersionCmd())
+	root.AddCommand(newEnrollCmd(), newRunCmd(), newTrustCmd(), newVersionCmd())
 	return root
 }
 
@@ -97,6 +98,7 @@ func newEnrollCmd() *cobra.Command {
 		o         enroll.Options
 		tagArgs   []string
 		tokenFile string
+		trustFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "enroll --server URL --token TOKEN --ca-fingerprint SHA256:...",
@@ -113,6 +115,10 @@ the ` + envToken + ` environment variable or --token-file, which keeps it out of
 process list. A machine already enrolled is refused unless --force is given; --force
 replaces the identity (the old agent ID stays on the relay until an admin removes it).
 
+--trust installs the agent's trusted plugin signers (an OpenSSH allowed_signers file,
+copied to DATA/allowed_signers). Only signers listed there can make this agent run
+anything; the relay cannot change the list. Manage it later with "patchbay-agent trust".
+
 ` + filesHelp,
 		Example: `  sudo patchbay-agent enroll --server https://relay.example.com:8443 \
       --token pbe_Wq3... --ca-fingerprint sha256:3f1c...e9 --tags site=paris,role=kiosk`,
@@ -126,9 +132,20 @@ replaces the identity (the old agent ID stays on the relay until an admin remove
 			if o.Tags, err = parseTags(tagArgs); err != nil {
 				return err
 			}
+			if trustFile != "" {
+				// Checked before enrolling, so a bad file changes nothing.
+				if _, err := signature.LoadAllowedSigners(trustFile); err != nil {
+					return fmt.Errorf("--trust: %w", err)
+				}
+			}
 			id, err := enroll.Enroll(cmd.Context(), o)
 			if err != nil {
 				return err
+			}
+			if trustFile != "" {
+				if err := trust.Import(id.Dir, trustFile); err != nil {
+					return fmt.Errorf("enrolled, but installing --trust failed (retry with patchbay-agent trust add): %w", err)
+				}
 			}
 			printEnrolled(cmd.OutOrStdout(), id)
 			return nil
@@ -143,6 +160,7 @@ replaces the identity (the old agent ID stays on the relay until an admin remove
 	f.StringArrayVar(&tagArgs, "tags", nil, "this agent's own tags, k=v[,k=v...]; repeatable (tags scoped by the token win)")
 	f.StringVar(&o.Hostname, "hostname", "", "name to report instead of this machine's host name")
 	f.BoolVar(&o.Force, "force", false, "replace an existing enrollment in --data")
+	f.StringVar(&trustFile, "trust", "", "OpenSSH allowed_signers file of the people whose signed plugins and scripts this agent runs")
 	cmd.MarkFlagRequired("server")
 	cmd.MarkFlagRequired("ca-fingerprint")
 	return cmd
@@ -268,8 +286,7 @@ keeps retrying slowly; enroll it again with --force to give it a new identity.
 			defer stop()
 			alog := log.With().Str("agent_id", id.AgentID).Logger()
 			alog.Info().Str("version", fullVersion()).Str("data", dir).Str("server", id.ServerURL).Msg("agent starting")
-			l := link.New(id, link.Options{Version: fullVersion(), Logger: log}) // link adds agent_id itself
-			if err := l.Run(ctx); err != nil {
+			if err := serve(ctx, id, log, alog); err != nil {
 				return err
 			}
 			alog.Info().Msg("agent stopped")

@@ -172,5 +172,13 @@ func FuzzDecode(f *testing.F) {
 		_ = DecodeBody(env, &w)
 		var inv Inventory
 		_ = DecodeBody(env, &inv)
+		var rr RunRequest
+		_ = DecodeBody(env, &rr)
+		var res RunResult
+		_ = DecodeBody(env, &res)
+		var st RunStarted
+		_ = DecodeBody(env, &st)
+		var ack RunAck
+		_ = DecodeBody(env, &ack)
 	})
 }

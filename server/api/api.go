@@ -37,6 +37,7 @@ type Hub interface {
 type API struct {
 	Store   *store.Store
 	Hub     Hub
+	Jobs    Jobs // nil: job routes answer 503 where they need it
 	CA      *certs.CA
 	Log     zerolog.Logger
 	Version string
@@ -170,6 +171,12 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// Audit appends a record to the audit chain; the job dispatcher records
+// job outcomes through it.
+func (a *API) Audit(ctx context.Context, actor, action, target string, detail map[string]string) error {
+	return a.audit(ctx, actor, action, target, detail)
 }
 
 // audit appends a record. Callers report a change whose audit record

@@ -1,6 +1,327 @@
 package api
 
-import "net/http"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/selector"
+	"github.com/patchbay/patchbay/plugins/sdk"
+	"github.com/patchbay/patchbay/server/store"
+)
+
+// Jobs is what the API needs from the job dispatcher.
+type Jobs interface {
+	Wake()
+	Cancel(ctx context.Context, jobID string) (int, error)
+}
+
+// scriptPlugin is the plugin that runs catalog scripts; its "name"
+// parameter names the script.
+const scriptPlugin = "script"
 
 // registerJobs adds the job routes.
-func (a *API) registerJobs(mux *http.ServeMux) {}
+func (a *API) registerJobs(mux *http.ServeMux) {
+	mux.Handle("POST /v1/jobs", a.auth(apiv1.RoleTechnician, a.handleJobCreate))
+	mux.Handle("GET /v1/jobs", a.auth(apiv1.RoleViewer, a.handleJobList))
+	mux.Handle("GET /v1/jobs/{id}", a.auth(apiv1.RoleViewer, a.handleJobShow))
+	mux.Handle("POST /v1/jobs/{id}/cancel", a.auth(apiv1.RoleTechnician, a.handleJobCancel))
+}
+
+func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) {
+	var req apiv1.JobCreate
+	if !decode(w, r, &req) {
+		return
+	}
+	job, runs, status, err := a.planJob(r.Context(), req, c)
+	if err != nil {
+		WriteError(w, status, "%v", err)
+		return
+	}
+	if err := a.Store.CreateJob(r.Context(), job, runs); err != nil {
+		a.internal(w, r, "create job", err)
+		return
+	}
+	detail := map[string]string{
+		"plugin": job.Plugin + "@" + job.PluginVersion, "target": job.Target, "agents": strconv.Itoa(job.Total),
+		"dry_run": strconv.FormatBool(job.DryRun), "reason": job.Reason,
+	}
+	if job.Script != "" {
+		detail["script"] = job.Script + "@" + job.ScriptVersion + " sha256:" + job.ScriptSHA256
+	}
+	if err := a.audit(r.Context(), c.actor(), "job.create", "job "+job.ID, detail); err != nil {
+		a.internal(w, r, "create job", err)
+		return
+	}
+	if a.Jobs != nil {
+		a.Jobs.Wake()
+	}
+	writeJSON(w, http.StatusCreated, a.jobJSON(job, nil, nil))
+}
+
+// planJob validates a job request and resolves its agents and the plugin
+// build each of them will run. The relay's checks give early, clear errors;
+// the agent checks everything again against what it actually runs.
+func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store.Job, []store.Run, int, error) {
+	bad := http.StatusBadRequest
+	if !sdk.ValidName(req.Plugin) {
+		return store.Job{}, nil, bad, fmt.Errorf("plugin name %q invalid", req.Plugin)
+	}
+	if req.Target == "" {
+		return store.Job{}, nil, bad, errors.New(`a target is required: pass --target SELECTOR ("all" selects every agent)`)
+	}
+	sel, err := selector.Parse(req.Target)
+	if err != nil {
+		return store.Job{}, nil, bad, err
+	}
+	timeout, err := durationOr(req.Timeout, apiv1.DefaultRunTimeout, time.Second, 24*time.Hour, "timeout")
+	if err != nil {
+		return store.Job{}, nil, bad, err
+	}
+	expires, err := durationOr(req.Expires, apiv1.DefaultJobExpiry, time.Minute, apiv1.MaxJobExpiry, "expires")
+	if err != nil {
+		return store.Job{}, nil, bad, err
+	}
+	if req.Concurrency < 0 {
+		return store.Job{}, nil, bad, errors.New("concurrency must be 0 (no limit) or more")
+	}
+	if len(req.Reason) > 1024 {
+		return store.Job{}, nil, bad, errors.New("reason longer than 1024 bytes")
+	}
+
+	versions, err := a.Store.ListArtifacts(ctx, "plugin", req.Plugin)
+	if err != nil {
+		return store.Job{}, nil, http.StatusInternalServerError, err
+	}
+	var plugin *store.Artifact
+	for i := range versions {
+		if req.Version == "" || versions[i].Version == req.Version {
+			plugin = &versions[i]
+			break
+		}
+	}
+	if plugin == nil {
+		if req.Version != "" {
+			return store.Job{}, nil, http.StatusNotFound, fmt.Errorf("plugin %s version %s is not in the catalog: see patchbay plugins list", req.Plugin, req.Version)
+		}
+		return store.Job{}, nil, http.StatusNotFound, fmt.Errorf("plugin %s is not in the catalog: publish it with patchbay plugins publish", req.Plugin)
+	}
+	manifest := plugin.Manifest
+	job := store.Job{
+		ID: store.NewID(), Plugin: req.Plugin, PluginVersion: plugin.Version, Target: req.Target, DryRun: req.DryRun,
+		Concurrency: req.Concurrency, MaxFailures: -1, Timeout: timeout, AllowDowngrade: req.AllowDowngrade,
+		Reason: req.Reason, State: store.JobRunning, CreatedBy: c.actor(), CreatedAt: a.now(),
+	}
+	job.ExpiresAt = job.CreatedAt.Add(expires)
+
+	if req.Plugin == scriptPlugin {
+		name := req.Params["name"]
+		if name == "" {
+			return store.Job{}, nil, bad, errors.New("the script plugin needs --param name=SCRIPT: see patchbay scripts list")
+		}
+		scripts, err := a.Store.ListArtifacts(ctx, "script", name)
+		if err != nil {
+			return store.Job{}, nil, http.StatusInternalServerError, err
+		}
+		if len(scripts) == 0 {
+			return store.Job{}, nil, http.StatusNotFound, fmt.Errorf("script %s is not in the catalog: publish it with patchbay scripts publish", name)
+		}
+		s := scripts[0]
+		job.Script, job.ScriptSHA256, job.ScriptVersion, job.ScriptSize = s.Name, s.SHA256, s.Version, s.Size
+		if _, err := sdk.ValidateFreeParams(req.Params); err != nil {
+			return store.Job{}, nil, bad, err
+		}
+	} else if _, err := manifest.ValidateParams(req.Params); err != nil {
+		return store.Job{}, nil, bad, fmt.Errorf("plugin %s %s: %w", req.Plugin, plugin.Version, err)
+	}
+	job.Params = req.Params
+
+	agents, err := a.Store.ListAgents(ctx)
+	if err != nil {
+		return store.Job{}, nil, http.StatusInternalServerError, err
+	}
+	var matched []store.Agent
+	for _, ag := range agents {
+		if ag.RevokedAt.IsZero() && sel.Match(attrs(ag)) {
+			matched = append(matched, ag)
+		}
+	}
+	if len(matched) == 0 {
+		return store.Job{}, nil, bad, fmt.Errorf("no agent matches %q: check it with patchbay agents list --target", req.Target)
+	}
+	sort.Slice(matched, func(i, j int) bool { return matched[i].Hostname+matched[i].ID < matched[j].Hostname+matched[j].ID })
+	job.Total = len(matched)
+	if req.Canary != "" {
+		if job.Canary, err = apiv1.ParseCount(req.Canary, job.Total); err != nil {
+			return store.Job{}, nil, bad, fmt.Errorf("canary %w", err)
+		}
+	}
+	if req.MaxFailures != "" {
+		if job.MaxFailures, err = apiv1.ParseCount(req.MaxFailures, job.Total); err != nil {
+			return store.Job{}, nil, bad, fmt.Errorf("max-failures %w", err)
+		}
+	}
+
+	builds := map[string]*store.Artifact{} // os/arch -> build of plugin.Version
+	runs := make([]store.Run, 0, len(matched))
+	for i, ag := range matched {
+		run := store.Run{ID: store.NewID(), Seq: i, AgentID: ag.ID, Hostname: ag.Hostname, State: store.RunPending}
+		key := ag.OS + "/" + ag.Arch
+		build, ok := builds[key]
+		if !ok {
+			art, err := a.Store.ResolveArtifact(ctx, "plugin", req.Plugin, plugin.Version, ag.OS, ag.Arch)
+			switch {
+			case err == nil:
+				build = &art
+			case !errors.Is(err, store.ErrNotFound):
+				return store.Job{}, nil, http.StatusInternalServerError, err
+			}
+			builds[key] = build
+		}
+		if build == nil {
+			run.State, run.EndedAt = store.RunFailed, job.CreatedAt
+			run.Error = fmt.Sprintf("no build of plugin %s %s for %s in the catalog: publish one", req.Plugin, plugin.Version, key)
+			if ag.OS == "" {
+				run.Error = "the agent has never connected, so its OS is unknown"
+			}
+		} else {
+			run.PluginSHA256, run.PluginSize, run.Version = build.SHA256, build.Size, build.Version
+		}
+		runs = append(runs, run)
+	}
+	return job, runs, 0, nil
+}
+
+func durationOr(s string, def, lo, hi time.Duration, what string) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := apiv1.ParseTTL(s, hi)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	if d < lo || d > hi {
+		return 0, fmt.Errorf("%s %v outside %v..%v", what, d, lo, hi)
+	}
+	return d, nil
+}
+
+func (a *API) handleJobList(w http.ResponseWriter, r *http.Request, _ caller) {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			WriteError(w, http.StatusBadRequest, "limit must be 1..1000")
+			return
+		}
+		limit = n
+	}
+	jobs, err := a.Store.ListJobs(r.Context(), limit)
+	if err != nil {
+		a.internal(w, r, "list jobs", err)
+		return
+	}
+	out := []apiv1.Job{}
+	for _, j := range jobs {
+		c, err := a.Store.RunCounts(r.Context(), j.ID, 0)
+		if err != nil {
+			a.internal(w, r, "list jobs", err)
+			return
+		}
+		out = append(out, a.jobJSON(j, c.ByState, nil))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
+	j, err := a.Store.GetJob(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "job %s not found: see patchbay jobs list", r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "show job", err)
+		return
+	}
+	counts := map[string]int{}
+	results := []apiv1.RunResult{}
+	for after := -1; ; {
+		runs, err := a.Store.JobRuns(r.Context(), j.ID, after, 1000)
+		if err != nil {
+			a.internal(w, r, "show job", err)
+			return
+		}
+		for _, run := range runs {
+			after = run.Seq
+			counts[run.State]++
+			results = append(results, runJSON(run))
+		}
+		if len(runs) < 1000 {
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, a.jobJSON(j, counts, results))
+}
+
+func (a *API) handleJobCancel(w http.ResponseWriter, r *http.Request, c caller) {
+	id := r.PathValue("id")
+	j, err := a.Store.GetJob(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "job %s not found: see patchbay jobs list", id)
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "cancel job", err)
+		return
+	}
+	if a.Jobs == nil {
+		WriteError(w, http.StatusServiceUnavailable, "this relay does not run jobs")
+		return
+	}
+	n, err := a.Jobs.Cancel(r.Context(), id)
+	if err != nil {
+		a.internal(w, r, "cancel job", err)
+		return
+	}
+	if err := a.audit(r.Context(), c.actor(), "job.cancel", "job "+id, map[string]string{
+		"plugin": j.Plugin, "state_before": j.State, "never_started": strconv.Itoa(n)}); err != nil {
+		a.internal(w, r, "cancel job", err)
+		return
+	}
+	j, err = a.Store.GetJob(r.Context(), id)
+	if err != nil {
+		a.internal(w, r, "cancel job", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiv1.JobCancel{ID: id, Cancelled: n, State: j.State})
+}
+
+func (a *API) jobJSON(j store.Job, counts map[string]int, results []apiv1.RunResult) apiv1.Job {
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	return apiv1.Job{
+		ID: j.ID, Plugin: j.Plugin, Version: j.PluginVersion, Script: j.Script, Target: j.Target, Params: j.Params,
+		DryRun: j.DryRun, Concurrency: j.Concurrency, Canary: j.Canary, MaxFailures: j.MaxFailures,
+		Timeout: j.Timeout.String(), AllowDowngrade: j.AllowDowngrade, Reason: j.Reason, State: j.State,
+		Total: j.Total, Counts: counts, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt, ExpiresAt: j.ExpiresAt,
+		EndedAt: timePtr(j.EndedAt), Results: results,
+	}
+}
+
+func runJSON(r store.Run) apiv1.RunResult {
+	out := apiv1.RunResult{
+		RunID: r.ID, AgentID: r.AgentID, Hostname: r.Hostname, State: r.State, Needed: r.Needed, Changed: r.Changed,
+		RebootRequired: r.RebootRequired, Version: r.Version, Summary: r.Summary, Error: r.Error, Details: r.Details,
+		Output: r.Output, Signer: r.Signer, Started: timePtr(r.StartedAt), Ended: timePtr(r.EndedAt),
+	}
+	if !r.StartedAt.IsZero() && !r.EndedAt.IsZero() {
+		out.DurationMS = r.EndedAt.Sub(r.StartedAt).Milliseconds()
+	}
+	return out
+}

@@ -12,11 +12,16 @@ import (
 // ErrRevoked is returned by Register for an agent that has been revoked.
 var ErrRevoked = errors.New("agent revoked")
 
+// ErrOffline is returned by Send for an agent without a link to this node.
+var ErrOffline = errors.New("agent offline")
+
 // Link is a connected agent as the hub sees it.
 type Link interface {
 	AgentID() string
 	// Close ends the link with a reason that the agent is told.
 	Close(reason string)
+	// Send sends one control message on the link.
+	Send(typ string, body any) error
 }
 
 // Bus carries hub events between relay nodes.
@@ -92,6 +97,17 @@ func (h *Hub) Online(id string) bool {
 	defer h.mu.RUnlock()
 	_, ok := h.links[id]
 	return ok
+}
+
+// Send sends a control message to an online agent.
+func (h *Hub) Send(id, typ string, body any) error {
+	h.mu.RLock()
+	l := h.links[id]
+	h.mu.RUnlock()
+	if l == nil {
+		return ErrOffline
+	}
+	return l.Send(typ, body)
 }
 
 // Count returns the number of online agents.

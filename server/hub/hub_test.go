@@ -16,6 +16,8 @@ type link struct {
 func (l *link) AgentID() string     { return l.id }
 func (l *link) Close(reason string) { l.closed = reason }
 
+func (l *link) Send(string, any) error { return nil }
+
 func TestRegisterReplaceRevoke(t *testing.T) {
 	h, err := New(&bus.Local{}, []string{"gone"})
 	if err != nil {

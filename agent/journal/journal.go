@@ -1,0 +1,234 @@
+// Package journal is the agent's on-disk record of runs, which makes
+// execution exactly once even though delivery is at least once.
+//
+// Each run is one small JSON file, DIR/<run id>.json, written atomically and
+// fsynced (internal/atomicfile) at three points:
+//
+//	Begin   before the plugin is launched       (state "started")
+//	Finish  when the result is known            (state "done", result kept)
+//	Ack     when the relay has stored the result (acked; result dropped)
+//
+// A redelivered run whose file exists is never run again: a finished one
+// sends its stored result again; one that was started but has no result
+// (the agent died mid-run) is finished as failed ("interrupted") by Recover
+// at start-up. Acked entries are kept as tombstones for Retain (default 30
+// days, longer than any job's expiry) so late redeliveries are recognised,
+// then pruned.
+package journal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/atomicfile"
+	"github.com/patchbay/patchbay/internal/wire"
+)
+
+// DefaultRetain is how long acknowledged runs are remembered.
+const DefaultRetain = 30 * 24 * time.Hour
+
+// Entry states.
+const (
+	Started = "started"
+	Done    = "done"
+)
+
+// ErrExists is returned by Begin for a run the journal already knows.
+var ErrExists = errors.New("run already in the journal")
+
+// Entry is one run's record.
+type Entry struct {
+	RunID   string           `json:"run_id"`
+	JobID   string           `json:"job_id"`
+	State   string           `json:"state"`
+	Acked   bool             `json:"acked,omitempty"`
+	Begun   time.Time        `json:"begun"`
+	Updated time.Time        `json:"updated"`
+	Result  *wire.RunResult  `json:"result,omitempty"`
+	Plugin  wire.ArtifactRef `json:"plugin"`
+}
+
+// Journal is safe for concurrent use.
+type Journal struct {
+	dir    string
+	retain time.Duration
+	mu     sync.Mutex // serialises read-modify-write of one file at a time
+}
+
+// Open opens (creating, 0700) the journal directory.
+func Open(dir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	return &Journal{dir: dir, retain: DefaultRetain}, nil
+}
+
+func (j *Journal) path(runID string) (string, error) {
+	if !wire.ValidUUID(runID) {
+		return "", fmt.Errorf("journal: run id %q is not a UUID", runID)
+	}
+	return filepath.Join(j.dir, runID+".json"), nil
+}
+
+// Get returns the entry of runID, or ok=false if there is none.
+func (j *Journal) Get(runID string) (Entry, bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.get(runID)
+}
+
+func (j *Journal) get(runID string) (Entry, bool, error) {
+	p, err := j.path(runID)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("journal: read %s: %w", runID, err)
+	}
+	var e Entry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Entry{}, false, fmt.Errorf("journal: %s is corrupt: %w", p, err)
+	}
+	return e, true, nil
+}
+
+func (j *Journal) put(e Entry) error {
+	p, err := j.path(e.RunID)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("journal: encode %s: %w", e.RunID, err)
+	}
+	if err := atomicfile.Write(p, b, 0o600); err != nil {
+		return fmt.Errorf("journal: write %s: %w", e.RunID, err)
+	}
+	return nil
+}
+
+// Begin records that req is about to run. It returns the existing entry
+// and ErrExists if the run is already known, in which case the caller must
+// not run it.
+func (j *Journal) Begin(req wire.RunRequest, now time.Time) (Entry, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e, ok, err := j.get(req.RunID); err != nil {
+		return Entry{}, err
+	} else if ok {
+		return e, ErrExists
+	}
+	e := Entry{RunID: req.RunID, JobID: req.JobID, State: Started, Begun: now, Updated: now, Plugin: req.Plugin}
+	return e, j.put(e)
+}
+
+// Finish stores the result of a begun run.
+func (j *Journal) Finish(res wire.RunResult, now time.Time) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok, err := j.get(res.RunID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("journal: finish %s: never begun", res.RunID)
+	}
+	if e.State == Done {
+		return nil // first result wins
+	}
+	e.State, e.Result, e.Updated = Done, &res, now
+	return j.put(e)
+}
+
+// Ack records that the relay stored the result; the result itself is
+// dropped and the entry kept as a tombstone.
+func (j *Journal) Ack(runID string, now time.Time) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok, err := j.get(runID)
+	if err != nil || !ok || e.State != Done || e.Acked {
+		return err
+	}
+	e.Acked, e.Updated = true, now
+	e.Result = &wire.RunResult{RunID: e.Result.RunID, State: e.Result.State, Ended: e.Result.Ended}
+	return j.put(e)
+}
+
+// Recover finishes every run that was begun but has no result as failed
+// (the agent stopped while it ran) and prunes tombstones older than the
+// retention. Call it once at start-up, before any run starts.
+func (j *Journal) Recover(now time.Time) (interrupted int, err error) {
+	entries, err := j.list()
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		switch {
+		case e.State == Started:
+			res := wire.RunResult{
+				RunID: e.RunID, State: wire.StateFailed, Version: e.Plugin.Version,
+				Error:   "interrupted: the agent stopped while this run was in progress; it was not restarted, to avoid running a fix twice",
+				Started: e.Begun, Ended: now,
+			}
+			if err := j.Finish(res, now); err != nil {
+				return interrupted, err
+			}
+			interrupted++
+		case e.Acked && now.Sub(e.Updated) > j.retain:
+			p, _ := j.path(e.RunID)
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return interrupted, fmt.Errorf("journal: prune %s: %w", e.RunID, err)
+			}
+		}
+	}
+	return interrupted, nil
+}
+
+// Unacked returns the results not yet acknowledged by the relay, oldest
+// first; the agent sends them again after every reconnect.
+func (j *Journal) Unacked() ([]wire.RunResult, error) {
+	entries, err := j.list()
+	if err != nil {
+		return nil, err
+	}
+	var out []wire.RunResult
+	for _, e := range entries {
+		if e.State == Done && !e.Acked && e.Result != nil {
+			out = append(out, *e.Result)
+		}
+	}
+	return out, nil
+}
+
+// list reads every entry; run IDs are UUIDv7, so name order is time order.
+func (j *Journal) list() ([]Entry, error) {
+	names, err := os.ReadDir(j.dir)
+	if err != nil {
+		return nil, fmt.Errorf("journal: list: %w", err)
+	}
+	var out []Entry
+	for _, d := range names {
+		id, ok := strings.CutSuffix(d.Name(), ".json")
+		if !ok || !wire.ValidUUID(id) {
+			continue // atomicfile temp files and strangers
+		}
+		e, found, err := j.Get(id)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,371 @@
+// Package runner runs one remediation plugin for the agent: it fetches the
+// plugin (and, for the script plugin, the script) from the relay's catalog
+// by SHA-256, checks the signature of the exact bytes against the agent's
+// own allowed signers, launches the verified bytes as a go-plugin
+// subprocess, validates parameters against the plugin's manifest, calls
+// Check and Fix with the run's deadline, and kills the plugin's whole
+// process group when the run ends, however it ends.
+//
+// What the relay sends is never trusted: a file whose hash differs from the
+// request, an unsigned file, a signature that does not verify over the bytes,
+// or one by a key outside DATA/allowed_signers is refused before anything
+// executes, and the result says why. A plugin version lower than one this
+// agent already ran is refused unless the job allows a downgrade.
+//
+// On Linux the verified bytes are copied into a sealed memfd and executed
+// from /proc/self/fd/N, so nothing can change them between the check and the
+// exec; elsewhere they are copied into the runner's private 0700 cache and
+// go-plugin's SecureConfig hashes that copy again just before it starts it.
+package runner
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/patchbay/patchbay/internal/atomicfile"
+	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/plugins/sdk"
+	"github.com/patchbay/patchbay/plugins/signature"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxOutput    = 1 << 20
+	DefaultStartTimeout = 30 * time.Second
+)
+
+// Fetcher downloads a catalog file and its signature by SHA-256.
+type Fetcher interface {
+	Fetch(ctx context.Context, sha256 string) (content, sig []byte, err error)
+}
+
+// Verifier checks a signature against trusted signers;
+// *signature.AllowedSigners is one.
+type Verifier interface {
+	Verify(data io.Reader, armoredSig []byte, now time.Time) (signature.Signer, error)
+}
+
+// Config configures a Runner. Dir, Fetch and Trust are required.
+type Config struct {
+	// Dir holds the runner's state: cache/ (verified downloads, 0700) and
+	// versions.json (the highest version run of each plugin).
+	Dir string
+	// Fetch downloads files the cache lacks.
+	Fetch Fetcher
+	// Trust returns the trusted signers; it is called for every run, so an
+	// edit of the allowed_signers file applies to the next run.
+	Trust func() (Verifier, error)
+	// MaxOutput caps the bytes of output one run may produce; a plugin that
+	// exceeds it is killed and the run fails. Default 1 MiB.
+	MaxOutput int
+	// StartTimeout bounds the plugin's start-up handshake. Default 30s.
+	StartTimeout time.Duration
+	// Env is the plugin's environment (KEY=VALUE). Default: a minimal PATH,
+	// LANG=C.UTF-8 and TMPDIR; the agent's own environment is not passed on.
+	Env []string
+	Log zerolog.Logger
+	// Now returns the time (tests).
+	Now func() time.Time
+}
+
+// Runner runs plugins. It is safe for concurrent use.
+type Runner struct {
+	cfg      Config
+	cacheDir string
+	mu       sync.Mutex // guards versions.json
+}
+
+// New prepares the runner's directories.
+func New(cfg Config) (*Runner, error) {
+	if cfg.Dir == "" || cfg.Fetch == nil || cfg.Trust == nil {
+		return nil, errors.New("runner: Dir, Fetch and Trust are required")
+	}
+	if cfg.MaxOutput <= 0 {
+		cfg.MaxOutput = DefaultMaxOutput
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Env == nil {
+		cfg.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "TMPDIR=" + os.TempDir()}
+	}
+	r := &Runner{cfg: cfg, cacheDir: filepath.Join(cfg.Dir, "cache")}
+	for _, d := range []string{cfg.Dir, r.cacheDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("runner: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("runner: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// ErrRefused wraps every reason a run was refused before anything executed.
+var ErrRefused = errors.New("refused")
+
+func refusedf(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, a...))
+}
+
+// verified is a file whose bytes match the requested hash and carry a
+// trusted signature.
+type verified struct {
+	ref    wire.ArtifactRef
+	data   []byte
+	signer signature.Signer
+}
+
+// Run executes req and returns its result; it never returns without one.
+// Cancelling ctx cancels the run (state cancelled).
+func (r *Runner) Run(ctx context.Context, req wire.RunRequest) wire.RunResult {
+	res := wire.RunResult{RunID: req.RunID, Started: r.cfg.Now().UTC(), Version: req.Plugin.Version}
+	log := r.cfg.Log.With().Str("run_id", req.RunID).Str("plugin", req.Plugin.Name).Logger()
+	err := r.run(ctx, req, &res, log)
+	res.Ended = r.cfg.Now().UTC()
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		res.State, res.Error = wire.StateCancelled, "cancelled while running"
+	default:
+		res.State, res.Error = wire.StateFailed, err.Error()
+	}
+	if len(res.Error) > 16<<10 {
+		res.Error = res.Error[:16<<10]
+	}
+	log.Info().Str("state", res.State).Str("summary", res.Summary).Str("error", res.Error).Msg("run ended")
+	return res
+}
+
+func (r *Runner) run(ctx context.Context, req wire.RunRequest, res *wire.RunResult, log zerolog.Logger) error {
+	trust, err := r.cfg.Trust()
+	if err != nil {
+		return refusedf("trusted signers: %v", err)
+	}
+	plug, err := r.verify(ctx, trust, req.Plugin, "plugin")
+	if err != nil {
+		return err
+	}
+	res.Signer = plug.signer.Principal + " " + plug.signer.Fingerprint
+	if err := r.checkDowngrade(req.Plugin, req.AllowDowngrade); err != nil {
+		return err
+	}
+	var att *sdk.Attachment
+	params := req.Params
+	if req.Script != nil {
+		scr, err := r.verify(ctx, trust, *req.Script, "script")
+		if err != nil {
+			return err
+		}
+		att, params, err = r.prepareScript(scr, req.Params)
+		if err != nil {
+			return err
+		}
+		res.Signer += "; script " + scr.signer.Principal + " " + scr.signer.Fingerprint
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.Timeout))
+	defer cancel()
+	p, err := r.launch(ctx, plug, log)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+
+	m, err := p.client.Manifest(ctx)
+	if err != nil {
+		return p.explain(ctx, req, err)
+	}
+	if m.Name != req.Plugin.Name || m.Version != req.Plugin.Version {
+		return refusedf("the plugin says it is %s %s but the catalog entry is %s %s", m.Name, m.Version, req.Plugin.Name, req.Plugin.Version)
+	}
+	if !m.Supports(runtime.GOOS) {
+		return refusedf("%s does not support %s (it supports %s)", m.Name, runtime.GOOS, strings.Join(m.OS, ", "))
+	}
+	valid, err := m.ValidateParams(params)
+	if err != nil {
+		return refusedf("%v", err)
+	}
+	if err := r.recordVersion(m); err != nil {
+		return err
+	}
+	sreq := sdk.Request{Params: valid, Attachment: att}
+
+	chk, err := p.client.Check(ctx, sreq)
+	if err != nil {
+		return p.explain(ctx, req, err)
+	}
+	res.Needed, res.Summary, res.Details = chk.Needed, chk.Summary, chk.Details
+	if !chk.Needed {
+		res.State = wire.StateSkipped
+		return nil
+	}
+	if req.DryRun {
+		res.State = wire.StateSucceeded // the check ran; Needed says a fix would change something
+		return nil
+	}
+	out := newTail(wire.MaxOutputBytes, r.cfg.MaxOutput)
+	fix, err := p.client.Fix(ctx, sreq, out.add)
+	res.Output = out.String()
+	if err != nil {
+		return p.explain(ctx, req, err)
+	}
+	res.State = wire.StateSucceeded
+	res.Changed, res.RebootRequired = fix.Changed, fix.RebootRequired
+	res.Summary, res.Details = fix.Summary, fix.Details
+	return nil
+}
+
+// verify returns the bytes of ref from the cache or the relay, after
+// checking their hash and signature.
+func (r *Runner) verify(ctx context.Context, trust Verifier, ref wire.ArtifactRef, what string) (verified, error) {
+	if !wire.ValidSHA256(ref.SHA256) {
+		return verified{}, refusedf("%s %s: sha256 %q invalid", what, ref.Name, ref.SHA256)
+	}
+	binPath := filepath.Join(r.cacheDir, ref.SHA256)
+	sigPath := binPath + ".sig"
+	data, err1 := os.ReadFile(binPath)
+	sig, err2 := os.ReadFile(sigPath)
+	if err1 != nil || err2 != nil || sha256Hex(data) != ref.SHA256 {
+		data, sig, err1 = r.cfg.Fetch.Fetch(ctx, ref.SHA256)
+		if err1 != nil {
+			return verified{}, fmt.Errorf("download %s %s %s: %w", what, ref.Name, ref.Version, err1)
+		}
+		if got := sha256Hex(data); got != ref.SHA256 {
+			return verified{}, refusedf("%s %s: the relay sent bytes with sha256 %s, not the requested %s", what, ref.Name, got, ref.SHA256)
+		}
+		if err := atomicfile.Write(binPath, data, 0o600); err != nil {
+			return verified{}, fmt.Errorf("cache %s: %w", ref.Name, err)
+		}
+		if err := atomicfile.Write(sigPath, sig, 0o600); err != nil {
+			return verified{}, fmt.Errorf("cache %s signature: %w", ref.Name, err)
+		}
+	}
+	signer, err := trust.Verify(bytes.NewReader(data), sig, r.cfg.Now())
+	switch {
+	case errors.Is(err, signature.ErrUntrustedSigner):
+		return verified{}, refusedf("%s %s %s (sha256 %s) is signed by a key this agent does not trust: %v; "+
+			"trust the signer on the machine with: patchbay-agent trust add", what, ref.Name, ref.Version, ref.SHA256, err)
+	case err != nil:
+		return verified{}, refusedf("%s %s %s (sha256 %s): signature check failed: %v", what, ref.Name, ref.Version, ref.SHA256, err)
+	}
+	return verified{ref: ref, data: data, signer: signer}, nil
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// versionsFile records the highest version of each plugin this agent ran.
+const versionsFile = "versions.json"
+
+func (r *Runner) loadVersions() (map[string]string, error) {
+	b, err := os.ReadFile(filepath.Join(r.cfg.Dir, versionsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", versionsFile, err)
+	}
+	v := map[string]string{}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%s is corrupt (delete it to forget downgrade protection): %w", filepath.Join(r.cfg.Dir, versionsFile), err)
+	}
+	return v, nil
+}
+
+func (r *Runner) checkDowngrade(ref wire.ArtifactRef, allow bool) error {
+	want, err := sdk.ParseVersion(ref.Version)
+	if err != nil {
+		return refusedf("plugin %s: %v", ref.Name, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	vs, err := r.loadVersions()
+	if err != nil {
+		return err
+	}
+	prev, ok := vs[ref.Name]
+	if !ok || allow {
+		return nil
+	}
+	pv, err := sdk.ParseVersion(prev)
+	if err == nil && want.Compare(pv) < 0 {
+		return refusedf("plugin %s %s is older than %s, which this agent already ran: run the job with --allow-downgrade if that is intended", ref.Name, ref.Version, prev)
+	}
+	return nil
+}
+
+func (r *Runner) recordVersion(m sdk.Manifest) error {
+	v, err := sdk.ParseVersion(m.Version)
+	if err != nil {
+		return refusedf("plugin %s: %v", m.Name, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	vs, err := r.loadVersions()
+	if err != nil {
+		return err
+	}
+	if prev, ok := vs[m.Name]; ok {
+		if pv, err := sdk.ParseVersion(prev); err == nil && pv.Compare(v) >= 0 {
+			return nil
+		}
+	}
+	vs[m.Name] = m.Version
+	b, _ := json.Marshal(vs)
+	return atomicfile.Write(filepath.Join(r.cfg.Dir, versionsFile), b, 0o600)
+}
+
+// tail keeps the last max bytes of output lines and fails once more than
+// limit bytes have been seen.
+type tail struct {
+	max, limit int
+	total      int
+	buf        []byte
+}
+
+func newTail(max, limit int) *tail { return &tail{max: max, limit: limit} }
+
+var errOutputCap = errors.New("output cap exceeded")
+
+func (t *tail) add(line string) error {
+	t.total += len(line) + 1
+	if t.total > t.limit {
+		return fmt.Errorf("%w: the plugin wrote more than %d bytes of output and was stopped", errOutputCap, t.limit)
+	}
+	t.buf = append(t.buf, line...)
+	t.buf = append(t.buf, '\n')
+	if len(t.buf) > 2*t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return nil
+}
+
+func (t *tail) String() string {
+	if len(t.buf) > t.max {
+		return string(t.buf[len(t.buf)-t.max:])
+	}
+	return string(t.buf)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

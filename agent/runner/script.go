@@ -1,0 +1,46 @@
+package runner
+
+import (
+	"encoding/json"
+	"path/filepath"
+
+	"github.com/patchbay/patchbay/plugins/scriptmeta"
+	"github.com/patchbay/patchbay/plugins/sdk"
+)
+
+// scriptPluginParams are the script plugin's own parameters; every other
+// job parameter belongs to the script and travels JSON-encoded in "args",
+// so the script plugin's manifest stays fixed. A script parameter cannot be
+// called name, timeout, max_output or args.
+var scriptPluginParams = map[string]bool{"name": true, "timeout": true, "max_output": true}
+
+// prepareScript validates the job's parameters against the verified
+// script's own header manifest and builds the script plugin's parameters.
+// The attachment points at the verified bytes in the private cache; the
+// script plugin hashes them again before it runs them.
+func (r *Runner) prepareScript(scr verified, params map[string]string) (*sdk.Attachment, map[string]string, error) {
+	meta, err := scriptmeta.Parse(scr.ref.Name+".script", scr.data)
+	if err != nil {
+		return nil, nil, refusedf("script %s: %v", scr.ref.Name, err)
+	}
+	plugin := map[string]string{}
+	args := map[string]string{}
+	for k, v := range params {
+		if scriptPluginParams[k] {
+			plugin[k] = v
+		} else {
+			args[k] = v
+		}
+	}
+	if _, err := meta.ValidateParams(args); err != nil {
+		return nil, nil, refusedf("script %s: %v", scr.ref.Name, err)
+	}
+	b, err := json.Marshal(args)
+	if err != nil {
+		return nil, nil, refusedf("script %s: %v", scr.ref.Name, err)
+	}
+	plugin["name"] = scr.ref.Name
+	plugin["args"] = string(b)
+	att := &sdk.Attachment{Name: scr.ref.Name, Path: filepath.Join(r.cacheDir, scr.ref.SHA256), SHA256: scr.ref.SHA256}
+	return att, plugin, nil
+}

@@ -1,0 +1,69 @@
+package worker
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// MaxArtifact bounds a download (the relay refuses larger uploads).
+const MaxArtifact = 256 << 20
+
+// Fetcher downloads catalog files from the relay over HTTPS with the
+// agent's client certificate.
+type Fetcher struct {
+	server string
+	client *http.Client
+}
+
+// NewFetcher returns a fetcher for the relay at server (its base URL).
+func NewFetcher(server string, tlsCfg *tls.Config) *Fetcher {
+	tr := &http.Transport{
+		TLSClientConfig:     tlsCfg,
+		Proxy:               http.ProxyFromEnvironment,
+		TLSHandshakeTimeout: 30 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConns:        2,
+	}
+	return &Fetcher{server: server, client: &http.Client{Transport: tr, Timeout: 10 * time.Minute}}
+}
+
+// Fetch implements runner.Fetcher.
+func (f *Fetcher) Fetch(ctx context.Context, sha string) ([]byte, []byte, error) {
+	content, err := f.get(ctx, "/v1/agent/artifacts/"+sha, MaxArtifact)
+	if err != nil {
+		return nil, nil, err
+	}
+	sig, err := f.get(ctx, "/v1/agent/artifacts/"+sha+"/sig", 64<<10)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signature: %w", err)
+	}
+	return content, sig, nil
+}
+
+func (f *Fetcher) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.server+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("relay answered %s: %s", resp.Status, msg)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("relay sent more than %d bytes", limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,105 @@
+package apiv1
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// JobCreate is the body of POST /v1/jobs.
+type JobCreate struct {
+	Plugin         string            `json:"plugin"`
+	Version        string            `json:"version,omitempty"` // default: the newest in the catalog
+	Target         string            `json:"target"`
+	Params         map[string]string `json:"params,omitempty"`
+	DryRun         bool              `json:"dry_run,omitempty"`
+	Concurrency    int               `json:"concurrency,omitempty"`  // 0: no limit
+	Canary         string            `json:"canary,omitempty"`       // "N" or "P%"
+	MaxFailures    string            `json:"max_failures,omitempty"` // "N" or "P%"; "": no limit
+	Timeout        string            `json:"timeout,omitempty"`      // per run; default 30m
+	Expires        string            `json:"expires,omitempty"`      // default 24h
+	AllowDowngrade bool              `json:"allow_downgrade,omitempty"`
+	Reason         string            `json:"reason,omitempty"`
+}
+
+// Job defaults and limits.
+const (
+	DefaultRunTimeout = 30 * time.Minute
+	DefaultJobExpiry  = 24 * time.Hour
+	MaxJobExpiry      = 30 * 24 * time.Hour
+)
+
+// Job is one plugin run across agents: GET /v1/jobs/{id}. Results is only
+// filled by GET /v1/jobs/{id}.
+type Job struct {
+	ID             string            `json:"id"`
+	Plugin         string            `json:"plugin"`
+	Version        string            `json:"version"`
+	Script         string            `json:"script,omitempty"`
+	Target         string            `json:"target"`
+	Params         map[string]string `json:"params,omitempty"`
+	DryRun         bool              `json:"dry_run"`
+	Concurrency    int               `json:"concurrency"`
+	Canary         int               `json:"canary"`
+	MaxFailures    int               `json:"max_failures"` // -1: no limit
+	Timeout        string            `json:"timeout"`
+	AllowDowngrade bool              `json:"allow_downgrade,omitempty"`
+	Reason         string            `json:"reason,omitempty"`
+	State          string            `json:"state"` // running, done, halted, cancelled
+	Total          int               `json:"total"`
+	Counts         map[string]int    `json:"counts"` // runs by state
+	CreatedBy      string            `json:"created_by"`
+	CreatedAt      time.Time         `json:"created_at"`
+	ExpiresAt      time.Time         `json:"expires_at"`
+	EndedAt        *time.Time        `json:"ended_at,omitempty"`
+	Results        []RunResult       `json:"results,omitempty"`
+}
+
+// RunResult is one agent's part of a job.
+type RunResult struct {
+	RunID          string     `json:"run_id"`
+	AgentID        string     `json:"agent_id"`
+	Hostname       string     `json:"hostname"`
+	State          string     `json:"state"`
+	Needed         bool       `json:"needed"`
+	Changed        bool       `json:"changed"`
+	RebootRequired bool       `json:"reboot_required"`
+	Version        string     `json:"version,omitempty"`
+	Summary        string     `json:"summary"`
+	Error          string     `json:"error"`
+	Details        string     `json:"details,omitempty"`
+	Output         string     `json:"output"`
+	Signer         string     `json:"signer,omitempty"`
+	Started        *time.Time `json:"started,omitempty"`
+	Ended          *time.Time `json:"ended,omitempty"`
+	DurationMS     int64      `json:"duration_ms,omitempty"`
+}
+
+// Final reports whether the job has ended (every run in a final state).
+func (j *Job) Final() bool { return j.EndedAt != nil }
+
+// JobCancel is the answer of POST /v1/jobs/{id}/cancel.
+type JobCancel struct {
+	ID        string `json:"id"`
+	Cancelled int    `json:"cancelled"` // runs that never started
+	State     string `json:"state"`
+}
+
+// ParseCount parses "N" or "P%" against total: P% rounds up, so "10%" of
+// 5 agents is 1. Negative values and percentages over 100 are refused.
+func ParseCount(s string, total int) (int, error) {
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		f, err := strconv.ParseFloat(p, 64)
+		if err != nil || f < 0 || f > 100 || math.IsNaN(f) {
+			return 0, fmt.Errorf("%q: want a number of agents or a percentage such as 10%%", s)
+		}
+		return int(math.Ceil(f / 100 * float64(total))), nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want a number of agents or a percentage such as 10%%", s)
+	}
+	return n, nil
+}

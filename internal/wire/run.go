@@ -1,0 +1,204 @@
+package wire
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Control messages of remediation runs. A run is one job on one agent.
+//
+//	relay -> agent  run         RunRequest   (again after every reconnect until a result is acknowledged)
+//	agent -> relay  run_started RunStarted   (the agent journaled the start and is launching)
+//	agent -> relay  run_result  RunResult    (again after every reconnect until acknowledged)
+//	relay -> agent  run_ack     RunAck       (the result is committed to the relay's store)
+//	relay -> agent  run_cancel  RunCancel    (stop if running; report cancelled)
+//
+// Delivery is at least once in both directions; the agent's journal makes
+// execution exactly once per run ID.
+const (
+	MsgRun        = "run"
+	MsgRunStarted = "run_started"
+	MsgRunResult  = "run_result"
+	MsgRunAck     = "run_ack"
+	MsgRunCancel  = "run_cancel"
+)
+
+// Run states. Every run ends in exactly one of the final states.
+const (
+	StatePending   = "pending"
+	StateRunning   = "running"
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+	StateSkipped   = "skipped" // Check found nothing to fix (or a dry run that found work: see RunResult.Needed)
+	StateCancelled = "cancelled"
+	StateHalted    = "halted"
+	StateExpired   = "expired"
+)
+
+// FinalState reports whether s is a state a run never leaves.
+func FinalState(s string) bool {
+	switch s {
+	case StateSucceeded, StateFailed, StateSkipped, StateCancelled, StateHalted, StateExpired:
+		return true
+	}
+	return false
+}
+
+// Limits on run messages.
+const (
+	MaxRunParams   = 64
+	MaxParamValue  = 8 << 10
+	MaxOutputBytes = 256 << 10 // output tail a result may carry
+	MaxRunTimeout  = 24 * time.Hour
+)
+
+var (
+	hexSHA256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	uuidRE      = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	artNameRE   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+	paramNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+)
+
+// ValidSHA256 reports whether s is a lower-case hex SHA-256.
+func ValidSHA256(s string) bool { return hexSHA256RE.MatchString(s) }
+
+// ValidUUID reports whether s is a lower-case canonical UUID.
+func ValidUUID(s string) bool { return uuidRE.MatchString(s) }
+
+// ArtifactRef names one catalog file by content.
+type ArtifactRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+	Size    int64  `json:"size"`
+}
+
+func (a *ArtifactRef) validate(what string) error {
+	if !artNameRE.MatchString(a.Name) {
+		return fmt.Errorf("%s name %q invalid", what, a.Name)
+	}
+	if len(a.Version) == 0 || len(a.Version) > 64 || !printable(a.Version) {
+		return fmt.Errorf("%s version %q invalid", what, a.Version)
+	}
+	if !ValidSHA256(a.SHA256) {
+		return fmt.Errorf("%s sha256 %q is not 64 lower-case hex digits", what, a.SHA256)
+	}
+	if a.Size <= 0 || a.Size > 1<<30 {
+		return fmt.Errorf("%s size %d outside 1..1GiB", what, a.Size)
+	}
+	return nil
+}
+
+// RunRequest asks an agent to run a plugin.
+type RunRequest struct {
+	RunID          string            `json:"run_id"`
+	JobID          string            `json:"job_id"`
+	Plugin         ArtifactRef       `json:"plugin"`
+	Script         *ArtifactRef      `json:"script,omitempty"` // for the script plugin
+	Params         map[string]string `json:"params,omitempty"`
+	DryRun         bool              `json:"dry_run,omitempty"`
+	Timeout        Duration          `json:"timeout"`
+	AllowDowngrade bool              `json:"allow_downgrade,omitempty"`
+	Requester      string            `json:"requester"` // who created the job, for the agent's log
+}
+
+// Validate checks the request's shape; the agent validates parameters
+// against the plugin's own manifest before anything runs.
+func (r *RunRequest) Validate() error {
+	if !ValidUUID(r.RunID) || !ValidUUID(r.JobID) {
+		return fmt.Errorf("run_id and job_id must be UUIDs")
+	}
+	if err := r.Plugin.validate("plugin"); err != nil {
+		return err
+	}
+	if r.Script != nil {
+		if err := r.Script.validate("script"); err != nil {
+			return err
+		}
+	}
+	if len(r.Params) > MaxRunParams {
+		return fmt.Errorf("%d parameters, at most %d", len(r.Params), MaxRunParams)
+	}
+	for k, v := range r.Params {
+		if !paramNameRE.MatchString(k) {
+			return fmt.Errorf("parameter name %q invalid", k)
+		}
+		if len(v) > MaxParamValue {
+			return fmt.Errorf("parameter %q longer than %d bytes", k, MaxParamValue)
+		}
+	}
+	if d := time.Duration(r.Timeout); d < time.Second || d > MaxRunTimeout {
+		return fmt.Errorf("timeout %v outside 1s..24h", d)
+	}
+	if len(r.Requester) > 256 {
+		return fmt.Errorf("requester longer than 256 bytes")
+	}
+	return nil
+}
+
+// RunStarted tells the relay a run has begun.
+type RunStarted struct {
+	RunID   string    `json:"run_id"`
+	Started time.Time `json:"started"`
+}
+
+// Validate checks the run ID.
+func (r *RunStarted) Validate() error {
+	if !ValidUUID(r.RunID) {
+		return fmt.Errorf("run_id must be a UUID")
+	}
+	return nil
+}
+
+// RunResult is the outcome of one run.
+type RunResult struct {
+	RunID          string    `json:"run_id"`
+	State          string    `json:"state"` // a final state
+	Needed         bool      `json:"needed"` // what Check said
+	Changed        bool      `json:"changed,omitempty"`
+	RebootRequired bool      `json:"reboot_required,omitempty"`
+	Summary        string    `json:"summary,omitempty"`
+	Error          string    `json:"error,omitempty"`
+	Details        string    `json:"details,omitempty"`
+	Output         string    `json:"output,omitempty"` // tail, at most MaxOutputBytes
+	Signer         string    `json:"signer,omitempty"` // principal and key fingerprint that signed what ran
+	Version        string    `json:"version,omitempty"`
+	Started        time.Time `json:"started"`
+	Ended          time.Time `json:"ended"`
+}
+
+// Validate checks the state and sizes.
+func (r *RunResult) Validate() error {
+	if !ValidUUID(r.RunID) {
+		return fmt.Errorf("run_id must be a UUID")
+	}
+	switch r.State {
+	case StateSucceeded, StateFailed, StateSkipped, StateCancelled:
+	default:
+		return fmt.Errorf("result state %q: want succeeded, failed, skipped or cancelled", r.State)
+	}
+	if len(r.Output) > MaxOutputBytes {
+		return fmt.Errorf("output of %d bytes exceeds %d", len(r.Output), MaxOutputBytes)
+	}
+	if len(r.Summary) > 4096 || len(r.Error) > 16<<10 || len(r.Details) > 64<<10 || len(r.Signer) > 512 || len(r.Version) > 64 {
+		return fmt.Errorf("summary, error, details, signer or version too long")
+	}
+	return nil
+}
+
+// RunAck tells the agent the result of RunID is stored.
+type RunAck struct {
+	RunID string `json:"run_id"`
+}
+
+// Validate checks the run ID.
+func (r *RunAck) Validate() error {
+	if !ValidUUID(r.RunID) {
+		return fmt.Errorf("run_id must be a UUID")
+	}
+	return nil
+}
+
+// RunCancel asks the agent to stop RunID.
+type RunCancel = RunAck
