@@ -3,18 +3,28 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := patchbay-server patchbay-agent patchbay patchbay-loadgen
+PLUGINS := cacheclear printerreset patchinstall script sysinfo
 # Fuzz targets run briefly by `make test` (package:target).
 FUZZ    := ./internal/wire:FuzzDecode ./internal/selector:FuzzParse ./certs:FuzzSignAgentCSR ./certs:FuzzParseFingerprint
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit fuzz-short lint bench clean
+.PHONY: all build plugins proto run test unit fuzz-short lint bench clean
 
 all: build
 
-## build: compile every command into bin/
-build:
+## build: compile every command into bin/ and the built-in plugins into bin/plugins/
+build: plugins
 	@mkdir -p bin
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(CMDS))
+
+plugins:
+	@mkdir -p bin/plugins
+	$(GO) build -trimpath -o bin/plugins/ $(addprefix ./plugins/,$(PLUGINS))
+
+## proto: regenerate the plugin gRPC code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
+proto:
+	cd plugins/sdk/pluginpb && protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugin.proto
 
 ## run: start a relay (data in ./data) with one demo agent; Ctrl-C stops both
 run: build

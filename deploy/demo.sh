@@ -47,11 +47,32 @@ for _ in $(seq 1 100); do
 done
 "$BIN/patchbay" whoami >/dev/null || { echo "could not log in to the demo relay" >&2; exit 1; }
 
+# A demo signing key (never committed: it lives in ./data), the built-in
+# plugins and the script library signed with it and published to the relay,
+# and an allowed_signers file for the demo agent that trusts only that key.
+KEY="$DATA/demo-signing-key"
+[ -f "$KEY" ] || ssh-keygen -q -t ed25519 -N '' -C demo-signer@patchbay -f "$KEY"
+echo "demo-signer@patchbay namespaces=\"patchbay-plugin\" $(cut -d' ' -f1,2 "$KEY.pub")" >"$DATA/demo-allowed-signers"
+"$BIN/patchbay" plugins sign --key "$KEY" "$BIN"/plugins/* >/dev/null
+for p in "$BIN"/plugins/*; do
+	case "$p" in *.sig) continue ;; esac
+	"$BIN/patchbay" plugins publish "$p" >/dev/null
+done
+mkdir -p "$DATA/scripts"
+cp scripts/*.sh scripts/*.ps1 "$DATA/scripts/" 2>/dev/null || true
+for s in "$DATA"/scripts/*.sh "$DATA"/scripts/*.ps1; do
+	[ -f "$s" ] || continue
+	"$BIN/patchbay" plugins sign --key "$KEY" "$s" >/dev/null
+	"$BIN/patchbay" scripts publish "$s" >/dev/null
+done
+
 if [ ! -f "$DATA/demo-agent/agent.json" ]; then
 	token=$("$BIN/patchbay" tokens create --tags demo=true --uses 1 --ttl 10m 2>/dev/null | head -n 1)
 	"$BIN/patchbay-agent" enroll --server "$URL" --token "$token" --ca-fingerprint "$fp" \
-		--data "$DATA/demo-agent" --tags site=local >/dev/null
+		--data "$DATA/demo-agent" --tags site=local --trust "$DATA/demo-allowed-signers" >/dev/null
 fi
+"$BIN/patchbay-agent" trust list --data "$DATA/demo-agent" 2>/dev/null | grep -q demo-signer@patchbay ||
+	"$BIN/patchbay-agent" trust add --data "$DATA/demo-agent" --principal demo-signer@patchbay "$KEY.pub" >/dev/null
 "$BIN/patchbay-agent" run --data "$DATA/demo-agent" --log-format json >>"$DATA/agent.log" 2>&1 &
 agent=$!
 
@@ -75,6 +96,10 @@ Try, in another terminal:
   bin/patchbay agents list
   bin/patchbay agents show \$(bin/patchbay agents list -o json | grep -m1 '"id"' | cut -d'"' -f4)
   bin/patchbay tokens create --tags site=paris --uses 10 --ttl 7d
+  bin/patchbay plugins list
+  bin/patchbay run sysinfo --target demo=true --wait
+  bin/patchbay run cacheclear --target demo=true --param scopes=temp --dry-run --wait
+  bin/patchbay run script --target demo=true --param name=disk-space-report --wait -o json
   bin/patchbay audit list
   bin/patchbay audit verify
 

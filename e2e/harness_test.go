@@ -42,6 +42,20 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	// Plugins: the testplugin at two versions (for downgrade and untrusted-key
+	// tests), and the real sysinfo and script plugins.
+	pdir := filepath.Join(dir, "plugins")
+	builds := [][]string{
+		{"build", "-o", pdir + string(filepath.Separator), "../plugins/sdk/testplugin", "../plugins/sysinfo", "../plugins/script"},
+		{"build", "-ldflags", "-X main.version=1.1.0", "-o", filepath.Join(pdir, "testplugin-1.1.0"), "../plugins/sdk/testplugin"},
+	}
+	for _, b := range builds {
+		if out, err := exec.Command("go", b...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build plugins: %v\n%s", err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -8,11 +8,10 @@ import (
 	"github.com/patchbay/patchbay/plugins/sdk"
 )
 
-// scriptPluginParams are the script plugin's own parameters; every other
-// job parameter belongs to the script and travels JSON-encoded in "args",
-// so the script plugin's manifest stays fixed. A script parameter cannot be
-// called name, timeout, max_output or args.
-var scriptPluginParams = map[string]bool{"name": true, "timeout": true, "max_output": true}
+// The script plugin's own parameters are name, timeout and max_output
+// (scriptmeta.IsReservedParam); every other job parameter belongs to the
+// script and travels JSON-encoded in the plugin's "args" parameter, so the
+// script plugin's manifest stays fixed.
 
 // prepareScript validates the job's parameters against the verified
 // script's own header manifest and builds the script plugin's parameters.
@@ -25,8 +24,11 @@ func (r *Runner) prepareScript(scr verified, params map[string]string) (*sdk.Att
 	}
 	plugin := map[string]string{}
 	args := map[string]string{}
+	if _, ok := params["args"]; ok {
+		return nil, nil, refusedf("script %s: \"args\" is reserved; pass each script parameter as --param NAME=VALUE", scr.ref.Name)
+	}
 	for k, v := range params {
-		if scriptPluginParams[k] {
+		if scriptmeta.IsReservedParam(k) {
 			plugin[k] = v
 		} else {
 			args[k] = v

@@ -1,6 +1,323 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
 
-func (a *app) runCmd() *cobra.Command  { return &cobra.Command{Use: "run", Hidden: true} }
-func (a *app) jobsCmd() *cobra.Command { return &cobra.Command{Use: "jobs", Hidden: true} }
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/patchbay/patchbay/client"
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/selector"
+)
+
+// pollEvery is how often --wait asks the relay for progress.
+const pollEvery = 500 * time.Millisecond
+
+func (a *app) runCmd() *cobra.Command {
+	var req apiv1.JobCreate
+	var params []string
+	var wait bool
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "run PLUGIN --target SELECTOR [--param k=v]... [--dry-run] [--wait]",
+		Short: "Run a signed plugin (or script) on the agents matching a selector",
+		Long: `Run a plugin from the relay's catalog on every agent matching --target (technician role).
+
+Each agent downloads the plugin, checks its signature against its own trusted signers
+(patchbay-agent trust), runs Check, and runs Fix only if Check found something to fix.
+--dry-run runs only Check: a plan of which agents need the fix, changing nothing.
+
+Every agent ends in exactly one state: succeeded, failed, skipped (Check found nothing
+to fix), cancelled, halted (never started because the job halted) or expired (offline
+until --expires). Offline agents run the job when they come back, until it expires.
+With --dry-run, "succeeded" means Check ran and found work (needed=true).
+
+Parameters are checked against the plugin's manifest (see patchbay plugins list -o json)
+by the relay and again by each agent. To run a published script, use the script plugin:
+  patchbay run script --param name=SCRIPT [--param k=v]...
+the script's own parameters reach it as environment variables PATCHBAY_PARAM_<NAME>.
+
+Without --wait the job ID alone is printed on the last line of standard output. With
+--wait, progress goes to standard error (a live line on a terminal, plain lines
+otherwise) and the results to standard output (-o table or json); the exit status is 1
+when any agent failed or the job halted or was cancelled.
+
+` + selector.Help,
+		Example: `  patchbay run sysinfo --target all --wait
+  patchbay run cacheclear --target os=linux,site=paris --param scopes=temp,user --dry-run --wait
+  patchbay run script --target hostname=kiosk-* --param name=flush-dns --wait -o json
+  JOB=$(patchbay run patchinstall --target role=server --param security_only=true --reason CHG-1234 | tail -1)`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Plugin = args[0]
+			var err error
+			if req.Params, err = parseParams(params); err != nil {
+				return usageErrorf(cmd, "--param: %v", err)
+			}
+			if req.Target == "" {
+				return usageErrorf(cmd, `--target is required ("all" selects every agent)`)
+			}
+			if _, err := selector.Parse(req.Target); err != nil {
+				return usageErrorf(cmd, "--target: %v", err)
+			}
+			return a.withClient(func(c *client.Client) error {
+				job, err := c.CreateJob(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				if !wait {
+					fmt.Fprintf(a.stderr, "Job %s: %s %s on %d agent(s). Follow it with: patchbay jobs show %s\n",
+						job.ID, job.Plugin, job.Version, job.Total, job.ID)
+					fmt.Fprintln(a.stdout, job.ID)
+					return nil
+				}
+				job, err = a.waitJob(cmd.Context(), c, job.ID)
+				if err != nil {
+					return err
+				}
+				if err := a.printJob(job, output); err != nil {
+					return err
+				}
+				if jobFailed(job) {
+					return errReported
+				}
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Target, "target", "", "selector of the agents to run on (required)")
+	f.StringArrayVar(&params, "param", nil, "plugin parameter k=v; repeatable")
+	f.StringVar(&req.Version, "version", "", "plugin version (default: the newest in the catalog)")
+	f.BoolVar(&req.DryRun, "dry-run", false, "run only Check: show which agents need the fix")
+	f.IntVar(&req.Concurrency, "concurrency", 0, "at most this many agents at once (0: no limit)")
+	f.StringVar(&req.Canary, "canary", "", "run on N agents (or P%) first; the rest start only if they stay within --max-failures")
+	f.StringVar(&req.MaxFailures, "max-failures", "", "halt the job once more than N agents (or P%) have failed (default: never)")
+	f.StringVar(&req.Timeout, "timeout", "", "limit for each agent's run (default 30m)")
+	f.StringVar(&req.Expires, "expires", "", "offline agents that have not run it by then end expired (default 24h)")
+	f.StringVar(&req.Reason, "reason", "", "why (a ticket number): recorded in the audit log")
+	f.BoolVar(&req.AllowDowngrade, "allow-downgrade", false, "let agents run an older plugin version than one they already ran")
+	f.BoolVar(&wait, "wait", false, "wait for every agent's result and print them")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// parseParams parses repeated k=v flags. A value may contain '=' and ','.
+func parseParams(list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range list {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: want name=value", p)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("%q given twice", k)
+		}
+		out[k] = v
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// waitJob polls until the job has ended, showing progress on stderr.
+func (a *app) waitJob(ctx context.Context, c *client.Client, id string) (apiv1.Job, error) {
+	tty := false
+	if f, ok := a.stderr.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	start := a.now()
+	last := ""
+	for {
+		job, err := c.Job(ctx, id)
+		if err != nil {
+			return apiv1.Job{}, err
+		}
+		line := progressLine(job, a.now().Sub(start))
+		switch {
+		case tty:
+			fmt.Fprintf(a.stderr, "\r\033[K%s", line)
+		case line != last:
+			fmt.Fprintln(a.stderr, line)
+		}
+		last = line
+		if job.Final() {
+			if tty {
+				fmt.Fprintln(a.stderr)
+			}
+			return job, nil
+		}
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(a.stderr)
+			}
+			return apiv1.Job{}, fmt.Errorf("stopped waiting (the job goes on; patchbay jobs show %s): %w", id, ctx.Err())
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// progressLine is one line of progress: a bar and the counts.
+func progressLine(j apiv1.Job, elapsed time.Duration) string {
+	done := 0
+	for _, s := range []string{"succeeded", "failed", "skipped", "cancelled", "halted", "expired"} {
+		done += j.Counts[s]
+	}
+	const width = 20
+	filled := 0
+	if j.Total > 0 {
+		filled = done * width / j.Total
+	}
+	bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
+	s := fmt.Sprintf("[%s] %d/%d  succeeded %d  failed %d  skipped %d  running %d  pending %d",
+		bar, done, j.Total, j.Counts["succeeded"], j.Counts["failed"], j.Counts["skipped"], j.Counts["running"], j.Counts["pending"])
+	for _, extra := range []string{"cancelled", "halted", "expired"} {
+		if n := j.Counts[extra]; n > 0 {
+			s += fmt.Sprintf("  %s %d", extra, n)
+		}
+	}
+	return s + fmt.Sprintf("  %s  [%s]", humanDuration(elapsed), j.State)
+}
+
+// jobFailed reports whether the job should exit non-zero.
+func jobFailed(j apiv1.Job) bool {
+	return j.State == "halted" || j.State == "cancelled" || j.Counts["failed"] > 0 || j.Counts["expired"] > 0
+}
+
+// printJob prints a job and its results.
+func (a *app) printJob(j apiv1.Job, output outputFlag) error {
+	if output == formatJSON {
+		return writeJSON(a.stdout, j)
+	}
+	return writeJobTable(a.stdout, j)
+}
+
+func writeJobTable(w io.Writer, j apiv1.Job) error {
+	fmt.Fprintf(w, "Job %s: %s %s on %q, %s", clean(j.ID), clean(j.Plugin), clean(j.Version), clean(j.Target), j.State)
+	if j.DryRun {
+		fmt.Fprint(w, " (dry run)")
+	}
+	fmt.Fprintln(w)
+	t := newTable(w, "HOSTNAME", "AGENT", "STATE", "DURATION", "SUMMARY / ERROR")
+	res := append([]apiv1.RunResult(nil), j.Results...)
+	sort.SliceStable(res, func(a, b int) bool { return res[a].Hostname < res[b].Hostname })
+	for _, r := range res {
+		msg := r.Summary
+		if r.Error != "" {
+			msg = r.Error
+		}
+		if j.DryRun && r.State == "succeeded" && r.Needed {
+			msg = "needs fix: " + msg
+		}
+		if r.RebootRequired {
+			msg += " (reboot required)"
+		}
+		dur := ""
+		if r.DurationMS > 0 {
+			dur = (time.Duration(r.DurationMS) * time.Millisecond).Round(time.Millisecond).String()
+		}
+		t.row(r.Hostname, shortAgent(r.AgentID), r.State, dur, firstLine(msg, 100))
+	}
+	return t.flush()
+}
+
+func shortAgent(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+func firstLine(s string, max int) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > max {
+		s = s[:max-1] + "…"
+	}
+	return s
+}
+
+func (a *app) jobsCmd() *cobra.Command {
+	return group("jobs", "List, inspect and cancel jobs",
+		`A job is one plugin run across agents, created by "patchbay run".`,
+		`  patchbay jobs list
+  patchbay jobs show 0193a1b2-... -o json
+  patchbay jobs cancel 0193a1b2-...`,
+		a.jobsListCmd(), a.jobsShowCmd(), a.jobsCancelCmd())
+}
+
+func (a *app) jobsListCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "list [-o table|json]",
+		Short: "List jobs, newest first",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(func(c *client.Client) error {
+				jobs, err := c.Jobs(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, jobs)
+				}
+				t := newTable(a.stdout, "ID", "PLUGIN", "TARGET", "STATE", "AGENTS", "OK", "FAILED", "CREATED", "BY")
+				for _, j := range jobs {
+					ok := j.Counts["succeeded"] + j.Counts["skipped"]
+					t.row(j.ID, j.Plugin+" "+j.Version, j.Target, j.State, fmt.Sprint(j.Total), fmt.Sprint(ok),
+						fmt.Sprint(j.Counts["failed"]), fmtTime(j.CreatedAt), j.CreatedBy)
+				}
+				return t.flush()
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) jobsShowCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "show ID [-o table|json]",
+		Short: "Show a job and every agent's result",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client.Client) error {
+				j, err := c.Job(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return a.printJob(j, output)
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) jobsCancelCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Stop a job: nothing new starts and running agents are told to stop",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client.Client) error {
+				r, err := c.CancelJob(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "Job %s %s: %d run(s) that had not started were cancelled; running ones were told to stop.\n", r.ID, r.State, r.Cancelled)
+				return nil
+			})
+		},
+	}
+	return cmd
+}

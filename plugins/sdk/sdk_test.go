@@ -20,7 +20,7 @@ func TestPluginOverGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Name != "testplugin" || m.Version != "1.0.0" || len(m.Params) != 4 {
+	if m.Name != "testplugin" || m.Version != "1.0.0" || len(m.Params) != 6 {
 		t.Fatalf("manifest = %+v", m)
 	}
 	chk, err := c.Check(ctx, sdk.Request{Params: sdk.Params{"mode": "clean"}})

@@ -30,6 +30,8 @@ func (testPlugin) Manifest() sdk.Manifest {
 			{Name: "text", Type: sdk.TypeString},
 			{Name: "lines", Type: sdk.TypeInt, Default: "3"},
 			{Name: "pidfile", Type: sdk.TypeString},
+			{Name: "countfile", Type: sdk.TypeString, Description: "Fix appends a line here each time it runs"},
+			{Name: "sleep", Type: sdk.TypeDuration, Default: "0s", Description: "Fix waits this long before finishing"},
 		},
 	}
 }
@@ -46,6 +48,21 @@ func (testPlugin) Check(ctx context.Context, req sdk.Request) (sdk.CheckResult, 
 
 func (testPlugin) Fix(ctx context.Context, req sdk.Request, out *sdk.Output) (sdk.FixResult, error) {
 	p := req.Params
+	if f := p.String("countfile"); f != "" {
+		fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return sdk.FixResult{}, err
+		}
+		fh.WriteString("ran\n")
+		fh.Close()
+	}
+	if d := p.Duration("sleep"); d > 0 {
+		select {
+		case <-ctx.Done():
+			return sdk.FixResult{}, ctx.Err()
+		case <-time.After(d):
+		}
+	}
 	switch p.String("mode") {
 	case "fail":
 		return sdk.FixResult{}, errors.New("deliberate failure")
