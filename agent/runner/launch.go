@@ -22,26 +22,26 @@ import (
 
 // proc is one running plugin process.
 type proc struct {
-	client  *sdk.Client
-	pc      *plugin.Client
-	cmd     *exec.Cmd
-	stderr  *ring
-	cleanup func()
-	once    sync.Once
+	client *sdk.Client
+	pc     *plugin.Client
+	cmd    *exec.Cmd
+	stderr *ring
+	once   sync.Once
 }
 
 // launch starts the verified plugin bytes. ctx bounds the start-up.
 func (r *Runner) launch(ctx context.Context, v verified, log zerolog.Logger) (*proc, error) {
-	path, cleanup, err := executable(v, r.cacheDir)
+	path, release, err := r.executable(v)
 	if err != nil {
 		return nil, fmt.Errorf("prepare plugin %s: %w", v.ref.Name, err)
 	}
+	defer release() // the process has started (or failed to) when launch returns
 	sum, _ := hex.DecodeString(v.ref.SHA256)
 	cmd := exec.Command(path)
 	cmd.Env = r.cfg.Env
 	cmd.Dir = r.cfg.Dir
 	setProcessGroup(cmd)
-	p := &proc{cmd: cmd, stderr: &ring{max: 4 << 10}, cleanup: cleanup}
+	p := &proc{cmd: cmd, stderr: &ring{max: 4 << 10}}
 	start := r.cfg.StartTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < start {
 		start = max(time.Until(dl), time.Millisecond)
@@ -86,9 +86,6 @@ func (p *proc) stop() {
 			killProcessGroup(p.cmd.Process.Pid)
 		}
 		p.pc.Kill()
-		if p.cleanup != nil {
-			p.cleanup()
-		}
 	})
 }
 

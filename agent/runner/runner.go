@@ -19,7 +19,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -60,6 +59,14 @@ type Verifier interface {
 	Verify(data io.Reader, armoredSig []byte, now time.Time) (signature.Signer, error)
 }
 
+// Trust is the agent's trusted signers at one moment: the verifier and a
+// digest of the file it was parsed from (the verification cache's key, so an
+// edit of the file invalidates every cached decision at once).
+type Trust struct {
+	Verifier Verifier
+	Digest   string
+}
+
 // Config configures a Runner. Dir, Fetch and Trust are required.
 type Config struct {
 	// Dir holds the runner's state: cache/ (verified downloads, 0700) and
@@ -69,7 +76,7 @@ type Config struct {
 	Fetch Fetcher
 	// Trust returns the trusted signers; it is called for every run, so an
 	// edit of the allowed_signers file applies to the next run.
-	Trust func() (Verifier, error)
+	Trust func() (Trust, error)
 	// MaxOutput caps the bytes of output one run may produce; a plugin that
 	// exceeds it is killed and the run fails. Default 1 MiB.
 	MaxOutput int
@@ -88,7 +95,14 @@ type Runner struct {
 	cfg      Config
 	cacheDir string
 	mu       sync.Mutex // guards versions.json
+
+	vmu      sync.Mutex
+	verdicts map[string]verdict // signature decisions by file, signature and trust digest
+	execs    *execCache         // sealed executables by SHA-256 (Linux)
 }
+
+// Close releases the cached executables.
+func (r *Runner) Close() { r.execs.close() }
 
 // New prepares the runner's directories.
 func New(cfg Config) (*Runner, error) {
@@ -107,7 +121,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Env == nil {
 		cfg.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "TMPDIR=" + os.TempDir()}
 	}
-	r := &Runner{cfg: cfg, cacheDir: filepath.Join(cfg.Dir, "cache")}
+	r := &Runner{cfg: cfg, cacheDir: filepath.Join(cfg.Dir, "cache"), verdicts: map[string]verdict{}, execs: newExecCache()}
 	for _, d := range []string{cfg.Dir, r.cacheDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("runner: %w", err)
@@ -127,7 +141,8 @@ func refusedf(format string, a ...any) error {
 }
 
 // verified is a file whose bytes match the requested hash and carry a
-// trusted signature.
+// trusted signature. data is nil when the bytes were not needed (an
+// executable already sealed in the exec cache).
 type verified struct {
 	ref    wire.ArtifactRef
 	data   []byte
@@ -160,7 +175,7 @@ func (r *Runner) run(ctx context.Context, req wire.RunRequest, res *wire.RunResu
 	if err != nil {
 		return refusedf("trusted signers: %v", err)
 	}
-	plug, err := r.verify(ctx, trust, req.Plugin, "plugin")
+	plug, err := r.verify(ctx, trust, req.Plugin, "plugin", false)
 	if err != nil {
 		return err
 	}
@@ -171,7 +186,7 @@ func (r *Runner) run(ctx context.Context, req wire.RunRequest, res *wire.RunResu
 	var att *sdk.Attachment
 	params := req.Params
 	if req.Script != nil {
-		scr, err := r.verify(ctx, trust, *req.Script, "script")
+		scr, err := r.verify(ctx, trust, *req.Script, "script", true)
 		if err != nil {
 			return err
 		}
@@ -232,42 +247,6 @@ func (r *Runner) run(ctx context.Context, req wire.RunRequest, res *wire.RunResu
 	res.Changed, res.RebootRequired = fix.Changed, fix.RebootRequired
 	res.Summary, res.Details = fix.Summary, fix.Details
 	return nil
-}
-
-// verify returns the bytes of ref from the cache or the relay, after
-// checking their hash and signature.
-func (r *Runner) verify(ctx context.Context, trust Verifier, ref wire.ArtifactRef, what string) (verified, error) {
-	if !wire.ValidSHA256(ref.SHA256) {
-		return verified{}, refusedf("%s %s: sha256 %q invalid", what, ref.Name, ref.SHA256)
-	}
-	binPath := filepath.Join(r.cacheDir, ref.SHA256)
-	sigPath := binPath + ".sig"
-	data, err1 := os.ReadFile(binPath)
-	sig, err2 := os.ReadFile(sigPath)
-	if err1 != nil || err2 != nil || sha256Hex(data) != ref.SHA256 {
-		data, sig, err1 = r.cfg.Fetch.Fetch(ctx, ref.SHA256)
-		if err1 != nil {
-			return verified{}, fmt.Errorf("download %s %s %s: %w", what, ref.Name, ref.Version, err1)
-		}
-		if got := sha256Hex(data); got != ref.SHA256 {
-			return verified{}, refusedf("%s %s: the relay sent bytes with sha256 %s, not the requested %s", what, ref.Name, got, ref.SHA256)
-		}
-		if err := atomicfile.Write(binPath, data, 0o600); err != nil {
-			return verified{}, fmt.Errorf("cache %s: %w", ref.Name, err)
-		}
-		if err := atomicfile.Write(sigPath, sig, 0o600); err != nil {
-			return verified{}, fmt.Errorf("cache %s signature: %w", ref.Name, err)
-		}
-	}
-	signer, err := trust.Verify(bytes.NewReader(data), sig, r.cfg.Now())
-	switch {
-	case errors.Is(err, signature.ErrUntrustedSigner):
-		return verified{}, refusedf("%s %s %s (sha256 %s) is signed by a key this agent does not trust: %v; "+
-			"trust the signer on the machine with: patchbay-agent trust add", what, ref.Name, ref.Version, ref.SHA256, err)
-	case err != nil:
-		return verified{}, refusedf("%s %s %s (sha256 %s): signature check failed: %v", what, ref.Name, ref.Version, ref.SHA256, err)
-	}
-	return verified{ref: ref, data: data, signer: signer}, nil
 }
 
 func sha256Hex(b []byte) string {

@@ -19,7 +19,6 @@ import (
 	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/plugins/sdk"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
-	"github.com/patchbay/patchbay/plugins/signature"
 )
 
 const testPluginPkg = "github.com/patchbay/patchbay/plugins/sdk/testplugin"
@@ -110,7 +109,7 @@ func newFixture(t testing.TB) *fixture {
 	f.r, err = New(Config{
 		Dir:   filepath.Join(dir, "runner"),
 		Fetch: f.cat,
-		Trust: func() (Verifier, error) { return signature.LoadAllowedSigners(trustFile) },
+		Trust: func() (Trust, error) { return LoadTrust(trustFile) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,4 +241,6 @@ func TestTimeoutCancelAndCap(t *testing.T) {
 	}
 }
 
-func mustManifest(name, version string) sdk.Manifest { return sdk.Manifest{Name: name, Version: version} }
+func mustManifest(name, version string) sdk.Manifest {
+	return sdk.Manifest{Name: name, Version: version}
+}

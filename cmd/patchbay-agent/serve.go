@@ -27,7 +27,7 @@ func serve(ctx context.Context, id *identity.Identity, log, alog zerolog.Logger)
 	r, err := runner.New(runner.Config{
 		Dir:   filepath.Join(id.Dir, "runner"),
 		Fetch: worker.NewFetcher(id.ServerURL, tlsCfg),
-		Trust: func() (runner.Verifier, error) { return trust.Load(id.Dir) },
+		Trust: func() (runner.Trust, error) { return runner.LoadTrust(trust.Path(id.Dir)) },
 		Log:   alog,
 	})
 	if err != nil {

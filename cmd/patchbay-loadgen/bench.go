@@ -93,7 +93,7 @@ type benchOptions struct {
 }
 
 // goBenchPkgs are the packages whose Go benchmarks the report includes.
-var goBenchPkgs = []string{"./internal/mux/", "./internal/wire/"}
+var goBenchPkgs = []string{"./internal/mux/", "./internal/wire/", "./agent/runner/"}
 
 func step(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)

@@ -64,6 +64,7 @@ type goBench struct {
 	Pkg, Name string
 	NsPerOp   float64
 	MBPerS    float64 // 0 when the benchmark sets no byte count
+	Metrics   map[string]float64 // custom units (b.ReportMetric), e.g. "median-ms"
 }
 
 // goBenchCmd is the command runGoBench runs, for the report.
@@ -113,6 +114,11 @@ func parseGoBench(raw string) []goBench {
 				b.NsPerOp = v
 			case "MB/s":
 				b.MBPerS = v
+			default:
+				if b.Metrics == nil {
+					b.Metrics = map[string]float64{}
+				}
+				b.Metrics[fs[i+1]] = v
 			}
 		}
 		res = append(res, b)

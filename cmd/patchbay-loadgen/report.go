@@ -105,6 +105,16 @@ func (r *results) noHerd() bool {
 	return true
 }
 
+// bench returns the Go benchmark whose name starts with prefix.
+func (r *results) bench(prefix string) (goBench, bool) {
+	for _, b := range r.goBench {
+		if strings.HasPrefix(b.Name, prefix) {
+			return b, true
+		}
+	}
+	return goBench{}, false
+}
+
 func (r *results) muxBench() (goBench, bool) {
 	for _, b := range r.goBench {
 		if strings.HasPrefix(b.Name, "BenchmarkStreamThroughput") && b.MBPerS > 0 {
@@ -222,6 +232,15 @@ func writeReport(path string, r *results) error {
 		row("mux stream throughput (BenchmarkStreamThroughput, 32 KiB writes)",
 			fmt.Sprintf("%.1f Gbit/s = %.2f× raw TCP", gbps, gbps/r.tcpGbps),
 			"— (relayed streams: issue 5)", "measured", "`"+goBenchCmd(goBenchPkgs)+"`")
+	}
+
+	run, ok1 := r.bench("BenchmarkRunOverhead")
+	bare, ok2 := r.bench("BenchmarkBareProcessStart")
+	if ok1 && ok2 {
+		med := run.Metrics["median-ms"]
+		row("Plugin run overhead on the agent: verify + launch + Manifest + Check + kill, 20 MiB plugin (median)",
+			fmt.Sprintf("%.1f ms (p90 %.1f ms); bare start of the same executable %.1f ms", med, run.Metrics["p90-ms"], bare.Metrics["median-ms"]),
+			"≤ 40 ms", status(med <= 40), "`"+goBenchCmd(goBenchPkgs)+"`")
 	}
 
 	p("\n## Details\n\n")

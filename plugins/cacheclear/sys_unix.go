@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"io/fs"
 	"syscall"
 )
@@ -30,4 +31,9 @@ func device(fi fs.FileInfo) (uint64, bool) {
 		return uint64(st.Dev), true
 	}
 	return 0, false
+}
+
+// dirNotEmpty reports whether err says a directory was not empty.
+func dirNotEmpty(err error) bool {
+	return errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST)
 }

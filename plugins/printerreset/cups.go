@@ -95,7 +95,7 @@ func queueList(names []string) string {
 // afterwards makes the Fix fail, with what it did changed in the error.
 func fix(ctx context.Context, o options, out *sdk.Output) (sdk.FixResult, error) {
 	c := newCUPSClient(o.server)
-	var r fixReport
+	r := fixReport{Cancelled: []string{}, Enabled: []string{}, Accepting: []string{}}
 	running, err := c.running(ctx)
 	if err != nil {
 		return sdk.FixResult{}, fmt.Errorf("fix: %w", err)

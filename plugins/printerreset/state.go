@@ -80,6 +80,9 @@ func (s cupsState) problems() []string {
 	}
 	var p []string
 	for _, q := range s.Queues {
+		if !q.problem() {
+			continue
+		}
 		switch {
 		case !q.Enabled && !q.Accepting:
 			p = append(p, "queue "+q.Name+" disabled and rejecting jobs")

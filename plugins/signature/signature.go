@@ -96,6 +96,9 @@ func LoadSigner(keyPath string, passphrase []byte) (ssh.Signer, error) {
 	case err == nil:
 	case errors.As(err, &missing) && passphrase == nil:
 		return nil, fmt.Errorf("load signing key %s: %w", keyPath, ErrPassphraseNeeded)
+	case errors.As(err, &missing) && len(passphrase) == 0:
+		// An encrypted key never has an empty passphrase (bcrypt_pbkdf refuses one).
+		return nil, fmt.Errorf("load signing key %s: %w", keyPath, ErrBadPassphrase)
 	case errors.As(err, &missing):
 		s, err = ssh.ParsePrivateKeyWithPassphrase(b, passphrase)
 		if errors.Is(err, x509.IncorrectPasswordError) {

@@ -46,8 +46,12 @@ func (a *AllowedSigners) Verify(data io.Reader, armoredSig []byte, now time.Time
 // why none does.
 func (a *AllowedSigners) trust(key ssh.PublicKey, now time.Time) (string, error) {
 	cert, isCert := key.(*ssh.Certificate)
+	var entries []AllowedSigner
+	if a != nil {
+		entries = a.entries
+	}
 	var why []string
-	for _, e := range a.Entries() {
+	for _, e := range entries {
 		var principal string
 		switch {
 		case e.CertAuthority && isCert && bytes.Equal(cert.SignatureKey.Marshal(), e.Key.Marshal()):

@@ -17,6 +17,7 @@ import (
 	"debug/elf"
 	"debug/macho"
 	"debug/pe"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -252,12 +253,18 @@ func fmtBytes(n int64) string {
 // On failure it has answered 400.
 func inspectSignature(w http.ResponseWriter, u *upload, what string) (signature.Signer, bool) {
 	signer, err := signature.Inspect(u.sig, u.reader())
-	if err != nil {
+	switch {
+	case err == nil:
+		return signer, true
+	case errors.Is(err, signature.ErrWrongNamespace):
+		WriteError(w, http.StatusBadRequest, "%v: sign it with patchbay %ss sign --key KEY FILE (or ssh-keygen -Y sign -n %s -f KEY FILE)", err, what, signature.Namespace)
+	case errors.Is(err, signature.ErrUnsupportedKey):
+		WriteError(w, http.StatusBadRequest, "%v: sign it with an Ed25519, ECDSA or RSA (2048 bits or more) key", err)
+	default:
 		WriteError(w, http.StatusBadRequest,
 			"signature does not match the file (%v): re-sign it with patchbay %ss sign --key KEY FILE and publish FILE with its new .sig", err, what)
-		return signature.Signer{}, false
 	}
-	return signer, true
+	return signature.Signer{}, false
 }
 
 // handlePluginPublish stores a signed plugin executable: POST /v1/plugins.
@@ -369,10 +376,10 @@ func (a *API) publishContent(w http.ResponseWriter, r *http.Request, c caller, a
 	var ce *store.ConflictError
 	switch {
 	case errors.As(err, &ce) && ce.Existing.SHA256 == art.SHA256:
-		WriteError(w, http.StatusConflict, "%v; it cannot also be %s %s: publish it under its own name and version", err, art.Name, art.Version)
+		WriteError(w, http.StatusConflict, "%v; it cannot also be %s %s: publish it under its own name and version", ce, art.Name, art.Version)
 		return
 	case errors.As(err, &ce):
-		WriteError(w, http.StatusConflict, "%v: versions are immutable, so bump the version in the %s's manifest, sign it and publish again", err, art.Kind)
+		WriteError(w, http.StatusConflict, "%v: versions are immutable, so bump the version in the %s's manifest, sign it and publish again", ce, art.Kind)
 		return
 	case err != nil:
 		a.internal(w, r, "publish "+art.Kind, err)
@@ -411,16 +418,18 @@ func executablePlatform(f io.ReaderAt) (goos, goarch string, err error) {
 	if _, err := f.ReadAt(magic[:], 0); err != nil {
 		return "", "", errors.New("too short for an executable header")
 	}
+	be, le := binary.BigEndian.Uint32(magic[:]), binary.LittleEndian.Uint32(magic[:])
 	switch {
-	case bytes.Equal(magic[:], []byte(elf.ELFMAG)):
+	case string(magic[:]) == elf.ELFMAG:
 		return elfPlatform(f)
 	case magic[0] == 'M' && magic[1] == 'Z':
 		return pePlatform(f)
-	}
-	if goarch, err := machoArch(f); err == nil {
-		return "darwin", goarch, nil
-	} else if !errors.Is(err, errNotMachO) {
-		return "", "", err
+	case be == macho.Magic32 || be == macho.Magic64 || le == macho.Magic32 || le == macho.Magic64:
+		return machoPlatform(f)
+	case be == macho.MagicFat:
+		if _, err := macho.NewFatFile(f); err == nil {
+			return "", "", errors.New("a universal (fat) Mach-O binary: publish one executable per architecture (GOARCH=amd64 and GOARCH=arm64)")
+		}
 	}
 	return "", "", errors.New("neither ELF, PE nor Mach-O")
 }
@@ -442,6 +451,7 @@ func elfPlatform(r io.ReaderAt) (string, string, error) {
 	case f.Section(".note.openbsd.ident") != nil:
 		goos = "openbsd"
 	}
+	little := f.ByteOrder == binary.LittleEndian
 	var goarch string
 	switch f.Machine {
 	case elf.EM_X86_64:
@@ -458,7 +468,7 @@ func elfPlatform(r io.ReaderAt) (string, string, error) {
 		}
 	case elf.EM_PPC64:
 		goarch = "ppc64"
-		if f.ByteOrder.String() == "LittleEndian" {
+		if little {
 			goarch = "ppc64le"
 		}
 	case elf.EM_S390:
@@ -470,7 +480,7 @@ func elfPlatform(r io.ReaderAt) (string, string, error) {
 		if f.Class == elf.ELFCLASS64 {
 			goarch = "mips64"
 		}
-		if f.ByteOrder.String() == "LittleEndian" {
+		if little {
 			goarch += "le"
 		}
 	}
@@ -501,30 +511,21 @@ func pePlatform(r io.ReaderAt) (string, string, error) {
 	return "", "", fmt.Errorf("PE executable for an unsupported machine %#x", f.Machine)
 }
 
-var errNotMachO = errors.New("not Mach-O")
-
-func machoArch(r io.ReaderAt) (string, error) {
-	if _, err := macho.NewFatFile(r); err == nil {
-		return "", errors.New("a universal (fat) Mach-O binary: publish one executable per architecture (GOARCH=amd64 and GOARCH=arm64)")
-	}
+func machoPlatform(r io.ReaderAt) (string, string, error) {
 	f, err := macho.NewFile(r)
 	if err != nil {
-		var fe *macho.FormatError
-		if errors.As(err, &fe) && strings.Contains(err.Error(), "invalid magic number") {
-			return "", errNotMachO
-		}
-		return "", fmt.Errorf("Mach-O: %w", err)
+		return "", "", fmt.Errorf("Mach-O: %w", err)
 	}
 	if f.Type != macho.TypeExec {
-		return "", fmt.Errorf("Mach-O file of type %v, not an executable", f.Type)
+		return "", "", fmt.Errorf("Mach-O file of type %v, not an executable", f.Type)
 	}
 	switch f.Cpu {
 	case macho.CpuAmd64:
-		return "amd64", nil
+		return "darwin", "amd64", nil
 	case macho.CpuArm64:
-		return "arm64", nil
+		return "darwin", "arm64", nil
 	}
-	return "", fmt.Errorf("Mach-O executable for an unsupported CPU %v", f.Cpu)
+	return "", "", fmt.Errorf("Mach-O executable for an unsupported CPU %v", f.Cpu)
 }
 
 // catalogList answers GET /v1/plugins and GET /v1/scripts (?name= filters).
