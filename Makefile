@@ -5,7 +5,8 @@ LDFLAGS := -X main.version=$(VERSION)
 CMDS    := patchbay-server patchbay-agent patchbay patchbay-loadgen
 PLUGINS := cacheclear printerreset patchinstall script sysinfo
 # Fuzz targets run briefly by `make test` (package:target).
-FUZZ    := ./internal/wire:FuzzDecode ./internal/selector:FuzzParse ./certs:FuzzSignAgentCSR ./certs:FuzzParseFingerprint
+FUZZ    := ./internal/wire:FuzzDecode ./internal/selector:FuzzParse ./certs:FuzzSignAgentCSR ./certs:FuzzParseFingerprint \
+           ./plugins/signature:FuzzParseAllowedSigners ./plugins/signature:FuzzVerify ./plugins/scriptmeta:FuzzParse
 FUZZTIME ?= 10s
 
 .PHONY: all build plugins proto run test unit fuzz-short lint bench clean

@@ -258,7 +258,7 @@ func TestRealPluginsAndHostileScriptParameters(t *testing.T) {
 	// A signed script that prints its parameter byte for byte.
 	dir := t.TempDir()
 	script := filepath.Join(dir, "echo-param.sh")
-	os.WriteFile(script, []byte("#!/bin/sh\n# patchbay:begin\n# name: echo-param\n# description: prints x\n# param: x string -- any text\n# patchbay:end\nprintf 'X=[%s]\\n' \"$PATCHBAY_PARAM_X\"\n"), 0o644)
+	os.WriteFile(script, []byte("#!/bin/sh\n# patchbay:begin\n# name: echo-param\n# description: prints x\n# os: linux, darwin\n# param: x string -- any text\n# patchbay:end\nprintf 'X=[%s]\\n' \"$PATCHBAY_PARAM_X\"\n"), 0o644)
 	cli.Run("plugins", "sign", "--key", f.good.Key, script)
 	cli.Run("scripts", "publish", script)
 

@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/plugins/sdk"
@@ -89,6 +91,18 @@ func (p *proc) stop() {
 	})
 }
 
+// exited reports whether the plugin process has exited; after a transport
+// error it waits a moment for go-plugin to notice the exit.
+func (p *proc) exited(transportError bool) bool {
+	if !transportError {
+		return p.pc.Exited()
+	}
+	for i := 0; i < 50 && !p.pc.Exited(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return p.pc.Exited()
+}
+
 // explain turns an RPC failure into the reason a person needs.
 func (p *proc) explain(ctx context.Context, req wire.RunRequest, err error) error {
 	switch {
@@ -96,7 +110,7 @@ func (p *proc) explain(ctx context.Context, req wire.RunRequest, err error) erro
 		return err
 	case errors.Is(context.Cause(ctx), context.DeadlineExceeded):
 		return fmt.Errorf("timed out after %v: the plugin was killed", time.Duration(req.Timeout))
-	case p.pc.Exited():
+	case p.exited(status.Code(errors.Unwrap(err)) == codes.Unavailable || status.Code(err) == codes.Unavailable):
 		return fmt.Errorf("plugin %s exited unexpectedly%s", req.Plugin.Name, p.stderr.suffix())
 	}
 	return fmt.Errorf("plugin %s: %s", req.Plugin.Name, grpcMessage(err))

@@ -19,8 +19,8 @@ import (
 	"github.com/patchbay/patchbay/agent/enroll"
 	"github.com/patchbay/patchbay/agent/identity"
 	"github.com/patchbay/patchbay/agent/trust"
-	"github.com/patchbay/patchbay/plugins/signature"
 	"github.com/patchbay/patchbay/internal/logging"
+	"github.com/patchbay/patchbay/plugins/signature"
 	"github.com/spf13/cobra"
 )
 

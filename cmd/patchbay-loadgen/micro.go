@@ -63,7 +63,7 @@ func tcpBaseline(d time.Duration) (float64, error) {
 type goBench struct {
 	Pkg, Name string
 	NsPerOp   float64
-	MBPerS    float64 // 0 when the benchmark sets no byte count
+	MBPerS    float64            // 0 when the benchmark sets no byte count
 	Metrics   map[string]float64 // custom units (b.ReportMetric), e.g. "median-ms"
 }
 

@@ -154,7 +154,7 @@ func (r *RunStarted) Validate() error {
 // RunResult is the outcome of one run.
 type RunResult struct {
 	RunID          string    `json:"run_id"`
-	State          string    `json:"state"` // a final state
+	State          string    `json:"state"`  // a final state
 	Needed         bool      `json:"needed"` // what Check said
 	Changed        bool      `json:"changed,omitempty"`
 	RebootRequired bool      `json:"reboot_required,omitempty"`

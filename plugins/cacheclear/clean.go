@@ -215,12 +215,19 @@ func (c *cleaner) remove(p string, fi fs.FileInfo) bool {
 	return true
 }
 
+// plainOps renames the *at system calls os.Root reports.
+var plainOps = map[string]string{"removeat": "remove", "unlinkat": "remove", "openat": "open", "fstatat": "lstat"}
+
 // fail records an error, naming the full path instead of the one relative
 // to the base.
 func (c *cleaner) fail(err error) {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		c.res.fail(fmt.Sprintf("%s %s: %v", pe.Op, filepath.Join(c.res.path, pe.Path), pe.Err))
+		op := pe.Op
+		if plain, ok := plainOps[op]; ok {
+			op = plain
+		}
+		c.res.fail(fmt.Sprintf("%s %s: %v", op, filepath.Join(c.res.path, pe.Path), pe.Err))
 		return
 	}
 	c.res.fail(err.Error())

@@ -100,7 +100,8 @@ func (r *report) details() string {
 		root += " (sandbox)"
 	}
 	fmt.Fprintf(&b, "root %s, min_age %s\n\n", root, r.cfg.minAge)
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "SCOPE\tENTRY\tFILES\t%s\tKEPT\tERRORS\tSTATUS\tPATH\n", strings.ToUpper(verb))
 	for _, res := range r.results {
 		t := res.total
@@ -113,13 +114,16 @@ func (r *report) details() string {
 		sort.Strings(names)
 		for _, name := range names {
 			p := res.parts[name]
-			fmt.Fprintf(tw, "%s\t  %s: %s\t%d\t%s\n", res.scope, res.name, name, p.Files, formatBytes(p.Bytes))
+			fmt.Fprintf(tw, "%s\t  %s: %s\t%d\t%s\t\t\t\t\n", res.scope, res.name, name, p.Files, formatBytes(p.Bytes))
 		}
 	}
 	if r.dns != nil {
 		fmt.Fprintf(tw, "dns\t-\t\t\t\t\t%s\t%s\n", r.dns.status, r.dns.msg)
 	}
 	tw.Flush()
+	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n") {
+		b.WriteString(strings.TrimRight(line, " ") + "\n") // part rows end in empty cells
+	}
 	b.WriteString("\nbytes")
 	for _, sc := range r.scopes() {
 		fmt.Fprintf(&b, " %s=%d", sc, r.scopeTally(sc).Bytes)

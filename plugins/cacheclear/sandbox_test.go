@@ -174,6 +174,7 @@ func newTrap(t *testing.T) trap {
 		{path: "home/bob/.cache", link: filepath.Join(out, "bobcache")},
 		{path: "home/carol/realcache/keep", size: 60},
 		{path: "home/carol/.cache", link: "realcache"},
+		{path: "home/notes.txt", size: 1}, // not a home: ignored, not an error
 		{path: "root/.cache/x", size: 80},
 		// package
 		{path: "var/cache/apt/archives/foo.deb", size: 5000},

@@ -68,7 +68,9 @@ func findHomes(root string, parents []string, extra map[string]string, ignore []
 			continue
 		}
 		for _, e := range entries {
-			add(e.Name(), filepath.Join(parent, e.Name()))
+			if e.IsDir() || e.Type()&os.ModeSymlink != 0 {
+				add(e.Name(), filepath.Join(parent, e.Name()))
+			}
 		}
 	}
 	sort.Slice(homes, func(i, j int) bool { return homes[i].user < homes[j].user })
@@ -80,49 +82,6 @@ func findHomes(root string, parents []string, extra map[string]string, ignore []
 		return nil, fmt.Errorf("user: no home directory for %q (looked for %s)", user, strings.Join(where, ", "))
 	}
 	return homes, nil
-}
-
-// subdirs lists the names of the directories in root/rel, for expanding a
-// browser's profile directories. Links are listed too; openBase decides
-// about them.
-func subdirs(root, rel string) []string {
-	entries, err := os.ReadDir(filepath.Join(root, rel))
-	if err != nil {
-		return nil
-	}
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() || e.Type()&os.ModeSymlink != 0 {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
-
-// partByPrefix returns a part function naming an entry by the first
-// component of its path: prefixes maps a first component (or, ending in
-// "*", a prefix of it) to a part name; anything else is "other".
-func partByPrefix(prefixes map[string]string) func(rel string) string {
-	return func(rel string) string {
-		first, _, _ := strings.Cut(rel, string(filepath.Separator))
-		if p, ok := prefixes[first]; ok {
-			return p
-		}
-		for k, p := range prefixes {
-			if strings.HasSuffix(k, "*") && strings.HasPrefix(first, strings.TrimSuffix(k, "*")) {
-				return p
-			}
-		}
-		return "other"
-	}
-}
-
-// globMatch returns a match function for a shell pattern like "*.deb".
-func globMatch(pattern string) func(string) bool {
-	return func(name string) bool {
-		ok, _ := filepath.Match(pattern, name)
-		return ok
-	}
 }
 
 // sameUser compares account names: case-insensitively on Windows.

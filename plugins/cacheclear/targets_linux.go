@@ -88,3 +88,11 @@ func dnsFlushers() []flusher {
 // agent runs plugins with a minimal environment, and a root process should
 // not run whatever a writable PATH entry offers.
 var toolDirs = []string{"/usr/bin", "/bin", "/usr/sbin", "/sbin"}
+
+// globMatch returns a match function for a shell pattern like "*.deb".
+func globMatch(pattern string) func(string) bool {
+	return func(name string) bool {
+		ok, _ := filepath.Match(pattern, name)
+		return ok
+	}
+}

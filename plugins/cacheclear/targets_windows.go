@@ -113,3 +113,20 @@ func dnsFlushers() []flusher {
 	}
 	return []flusher{{cmds: [][]string{{filepath.Join(sys, "System32", "ipconfig.exe"), "/flushdns"}}}}
 }
+
+// subdirs lists the names of the directories in root/rel, for expanding a
+// browser's profile directories. Links are listed too; openBase decides
+// about them.
+func subdirs(root, rel string) []string {
+	entries, err := os.ReadDir(filepath.Join(root, rel))
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() || e.Type()&os.ModeSymlink != 0 {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}

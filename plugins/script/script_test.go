@@ -49,6 +49,9 @@ func attach(t *testing.T, content string) *sdk.Attachment {
 // JSON-encoded in args, and the plugin's own parameters.
 func request(t *testing.T, att *sdk.Attachment, name string, args map[string]string, own ...string) sdk.Request {
 	t.Helper()
+	if args == nil {
+		args = map[string]string{}
+	}
 	b, err := json.Marshal(args)
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +190,8 @@ if read -r line; then echo "stdin=$line"; else echo "stdin=eof"; fi
 	if _, err := os.Stat(cwd); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("working directory %s left behind: %v", cwd, err)
 	}
-	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+	left, _ := filepath.Glob(filepath.Join(tmp, "patchbay-script-*"))
+	if len(left) != 0 {
 		t.Fatalf("left in TMPDIR: %v", left)
 	}
 }
@@ -312,7 +316,7 @@ yes 'a flood of output, line after line'
 func TestAttachmentRefused(t *testing.T) {
 	c := start(t, t.TempDir())
 	marker := filepath.Join(t.TempDir(), "ran")
-	script := header("touch", "check: true", "# param: file string required") + `touch "$PATCHBAY_PARAM_FILE"` + "\n"
+	script := header("touch", "# check: true", "# param: file string required") + `touch "$PATCHBAY_PARAM_FILE"` + "\n"
 	tampered := attach(t, script)
 	if err := os.WriteFile(tampered.Path, []byte(script+"echo extra\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -167,7 +167,7 @@ func parseBlock(s *Script, lines []string, b *block, extShell, ext string) error
 			return errorf(n, "%s: %v", key, err)
 		}
 	}
-	for _, k := range []string{"name", "description", "os"} {
+	for _, k := range []string{"name", "description"} {
 		if _, ok := seen[k]; !ok {
 			return errorf(b.begin, "the header has no %s: line", k)
 		}

@@ -145,7 +145,7 @@ func Parse(filename string, content []byte) (*Script, error) {
 	extShell := shellFromExt(ext)
 	if block == nil {
 		if !sdk.ValidName(stem) {
-			return nil, fmt.Errorf("no %q header and the file name %q is not a valid script name ([a-z][a-z0-9_-]*): rename the file or add a header with name:", beginMarker, stem)
+			return nil, fmt.Errorf("no %q header and the file name %q is not a valid script name ([a-z][a-z0-9_-]*): rename the file or add a header with a name: line", beginMarker, stem)
 		}
 		s.Manifest.Name = stem
 		s.Shell = extShell

@@ -75,6 +75,8 @@ func TestParseDefaults(t *testing.T) {
 			Script{Manifest: sdk.Manifest{Name: "a", Version: "0.0.0", Description: "d", OS: []string{"windows"}}, Shell: "powershell", HasManifest: true}},
 		{"shell from shebang", "a", "#!/bin/bash\n# patchbay:begin\n# name: a\n# description: d\n# os: linux\n# patchbay:end\n",
 			Script{Manifest: sdk.Manifest{Name: "a", Version: "0.0.0", Description: "d", OS: []string{"linux"}}, Shell: "bash", HasManifest: true}},
+		{"no os", "a.sh", "# patchbay:begin\n# name: a\n# description: d\n# patchbay:end\n",
+			Script{Manifest: sdk.Manifest{Name: "a", Version: "0.0.0", Description: "d"}, Shell: "sh", HasManifest: true}},
 		{"bash in .sh", "a.sh", "# patchbay:begin\n# name: a\n# description: d\n# os: linux\n# shell: bash\n# patchbay:end\n",
 			Script{Manifest: sdk.Manifest{Name: "a", Version: "0.0.0", Description: "d", OS: []string{"linux"}}, Shell: "bash", HasManifest: true}},
 	}
@@ -128,7 +130,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty os item", "x.sh", "# patchbay:begin\n# os: linux,\n# patchbay:end\n", 2, `"": want`},
 		{"control char", "x.sh", hdr("# description: a\x1bb"), 6, "control character"},
 		{"missing name", "x.sh", "# patchbay:begin\n# description: d\n# os: linux\n# patchbay:end\n", 1, "no name: line"},
-		{"missing os", "x.sh", "\n\n# patchbay:begin\n# name: x\n# description: d\n# patchbay:end\n", 3, "no os: line"},
+		{"missing description", "x.sh", "\n\n# patchbay:begin\n# name: x\n# os: linux\n# patchbay:end\n", 3, "no description: line"},
 		{"no end", "x.sh", "#!/bin/sh\n# patchbay:begin\n# name: x\n", 2, "without"},
 		{"end first", "x.sh", "# patchbay:end\n", 1, "without"},
 		{"misspelt begin", "x.sh", "#patchbay:begin\n# name: x\n# patchbay:end\n", 1, "exactly"},

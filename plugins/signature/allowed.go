@@ -383,7 +383,7 @@ func parseTime(s string) (time.Time, error) {
 func keyTypeName(s string) bool {
 	switch s {
 	case ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
-		ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256, ssh.KeyAlgoRSA, ssh.InsecureKeyAlgoDSA:
+		ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256, ssh.KeyAlgoRSA, "ssh-dss":
 		return true
 	}
 	return strings.HasSuffix(s, "-cert-v01@openssh.com")
@@ -412,7 +412,7 @@ func parseKey(keyType, rest string) (ssh.PublicKey, string, error) {
 	if key.Type() != keyType {
 		return nil, "", fmt.Errorf("key type %s does not match the key, which is %s", keyType, key.Type())
 	}
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return nil, "", err
 	}
 	return key, strings.TrimSpace(comment), nil

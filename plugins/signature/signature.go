@@ -110,7 +110,7 @@ func LoadSigner(keyPath string, passphrase []byte) (ssh.Signer, error) {
 	default:
 		return nil, fmt.Errorf("load signing key %s: %w", keyPath, err)
 	}
-	if err := checkKey(s.PublicKey()); err != nil {
+	if err := CheckKey(s.PublicKey()); err != nil {
 		return nil, fmt.Errorf("load signing key %s: %w", keyPath, err)
 	}
 	return s, nil
@@ -120,7 +120,7 @@ func LoadSigner(keyPath string, passphrase []byte) (ssh.Signer, error) {
 // (namespace patchbay-plugin, sha512). signer may be a certificate signer
 // (ssh.NewCertSigner).
 func Sign(signer ssh.Signer, data io.Reader) ([]byte, error) {
-	if err := checkKey(signer.PublicKey()); err != nil {
+	if err := CheckKey(signer.PublicKey()); err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
 	if c, ok := signer.PublicKey().(*ssh.Certificate); ok && c.Key.Type() == ssh.KeyAlgoRSA {
@@ -191,7 +191,7 @@ func parseChecked(armored []byte) (*sshsig.Signature, error) {
 	if sig.Namespace != Namespace {
 		return nil, fmt.Errorf("%w: signature is for namespace %q, want %q", ErrWrongNamespace, sig.Namespace, Namespace)
 	}
-	if err := checkKey(sig.PublicKey); err != nil {
+	if err := CheckKey(sig.PublicKey); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	if rsaKey(sig.PublicKey) && sig.Signature.Format != ssh.KeyAlgoRSASHA256 && sig.Signature.Format != ssh.KeyAlgoRSASHA512 {
@@ -261,9 +261,10 @@ func describe(key ssh.PublicKey) Signer {
 	return s
 }
 
-// checkKey refuses key types and sizes we do not accept. For a certificate it
-// checks the certified key.
-func checkKey(key ssh.PublicKey) error {
+// CheckKey returns an error wrapping ErrUnsupportedKey unless key is of a type
+// and size this package accepts (see the package documentation). For a
+// certificate it checks the certified key.
+func CheckKey(key ssh.PublicKey) error {
 	if c, ok := key.(*ssh.Certificate); ok {
 		key = c.Key
 	}

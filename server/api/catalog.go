@@ -13,6 +13,8 @@ package api
 
 import (
 	"bytes"
+	"container/list"
+	"context"
 	"crypto/sha256"
 	"debug/elf"
 	"debug/macho"
@@ -31,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/patchbay/patchbay/certs"
@@ -635,7 +638,12 @@ func (a *API) handleArtifactDownload(w http.ResponseWriter, r *http.Request, _ s
 	if !ok {
 		return
 	}
-	content, err := a.Store.ArtifactContent(r.Context(), art.SHA256)
+	content, err := blobs.get(r.Context(), art.SHA256, func() ([]byte, error) {
+		return a.Store.ArtifactContent(context.WithoutCancel(r.Context()), art.SHA256)
+	})
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return // the agent went away
+	}
 	if err != nil {
 		a.internal(w, r, "read catalog file", err)
 		return
@@ -661,4 +669,92 @@ func (a *API) handleArtifactSignature(w http.ResponseWriter, r *http.Request, _ 
 	h.Set("Content-Length", strconv.Itoa(len(art.Signature)))
 	w.WriteHeader(http.StatusOK)
 	io.WriteString(w, art.Signature)
+}
+
+// blobs shares catalog file contents between agent downloads. When a job
+// starts on a large fleet, thousands of agents fetch the same plugin at once:
+// without it each download would read its own copy of the file from the
+// database (5,000 agents x 20 MB = 100 GB). With it, one read is shared by
+// every concurrent request for that file, and recently fetched files stay in
+// memory up to blobCacheBytes. Content is addressed by SHA-256 and immutable,
+// so an entry can never be stale; the metadata (does this relay's store have
+// the file?) is still checked on every request.
+var blobs = &blobCache{max: blobCacheBytes, entries: map[string]*blobEntry{}, lru: list.New()}
+
+// blobCacheBytes bounds the contents kept after their downloads end.
+const blobCacheBytes = 512 << 20
+
+type blobCache struct {
+	mu      sync.Mutex
+	max     int64
+	size    int64 // bytes of loaded entries in lru
+	entries map[string]*blobEntry
+	lru     *list.List // of *blobEntry, most recently used first
+}
+
+type blobEntry struct {
+	sha  string
+	done chan struct{} // closed once data or err is set
+	data []byte
+	err  error
+	elem *list.Element
+}
+
+// get returns the content of sha, calling load at most once for concurrent
+// callers. A failed load is not kept.
+func (c *blobCache) get(ctx context.Context, sha string, load func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	e, ok := c.entries[sha]
+	if ok {
+		c.lru.MoveToFront(e.elem)
+		c.mu.Unlock()
+		select {
+		case <-e.done:
+			return e.data, e.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e = &blobEntry{sha: sha, done: make(chan struct{})}
+	e.elem = c.lru.PushFront(e)
+	c.entries[sha] = e
+	c.mu.Unlock()
+
+	e.data, e.err = load()
+
+	c.mu.Lock()
+	switch {
+	case e.err != nil || int64(len(e.data)) > c.max/2:
+		c.remove(e) // waiters still get the result through e
+	default:
+		c.size += int64(len(e.data))
+		for back := c.lru.Back(); c.size > c.max && back != nil; {
+			old := back.Value.(*blobEntry)
+			back = back.Prev()
+			if old != e && isClosed(old.done) {
+				c.remove(old)
+				c.size -= int64(len(old.data))
+			}
+		}
+	}
+	c.mu.Unlock()
+	close(e.done)
+	return e.data, e.err
+}
+
+// remove drops e from the cache; c.mu is held.
+func (c *blobCache) remove(e *blobEntry) {
+	if c.entries[e.sha] == e {
+		delete(c.entries, e.sha)
+		c.lru.Remove(e.elem)
+	}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

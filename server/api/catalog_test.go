@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,6 +17,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -545,4 +548,66 @@ func TestExecutablePlatform(t *testing.T) {
 			t.Errorf("%q accepted as %s/%s", bad, goos, goarch)
 		}
 	}
+}
+
+func TestBlobCache(t *testing.T) {
+	c := &blobCache{max: 100, entries: map[string]*blobEntry{}, lru: list.New()}
+	ctx := context.Background()
+	var loads atomic.Int32
+	release := make(chan struct{})
+	slow := func() ([]byte, error) {
+		loads.Add(1)
+		<-release
+		return bytes.Repeat([]byte("a"), 40), nil
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if b, err := c.get(ctx, "a", slow); err != nil || len(b) != 40 {
+				t.Errorf("get = %d bytes, %v", len(b), err)
+			}
+		}()
+	}
+	for c.lenEntries() == 0 {
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if n := loads.Load(); n != 1 {
+		t.Errorf("%d loads for 20 concurrent gets, want 1", n)
+	}
+
+	fail := func() ([]byte, error) { loads.Add(1); return nil, os.ErrNotExist }
+	for range 2 {
+		if _, err := c.get(ctx, "bad", fail); err != os.ErrNotExist {
+			t.Errorf("failed load: %v", err)
+		}
+	}
+	if n := loads.Load(); n != 3 {
+		t.Errorf("a failed load was cached (%d loads)", n)
+	}
+	load := func(n int) func() ([]byte, error) {
+		return func() ([]byte, error) { loads.Add(1); return make([]byte, n), nil }
+	}
+	c.get(ctx, "b", load(40)) // a, b: 80 bytes
+	c.get(ctx, "a", load(40)) // a is now the most recent
+	c.get(ctx, "c", load(40)) // over 100: b, the least recent, goes
+	c.get(ctx, "big", load(60))
+	c.mu.Lock()
+	_, hasA := c.entries["a"]
+	_, hasB := c.entries["b"]
+	_, hasBig := c.entries["big"]
+	size := c.size
+	c.mu.Unlock()
+	if !hasA || hasB || hasBig || size != 80 {
+		t.Errorf("after eviction: a %v, b %v, big %v, size %d; want a kept, b evicted, big never cached, 80 bytes", hasA, hasB, hasBig, size)
+	}
+}
+
+func (c *blobCache) lenEntries() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }

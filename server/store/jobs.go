@@ -81,9 +81,6 @@ type Run struct {
 	EndedAt        time.Time
 }
 
-// finalStates in SQL.
-const finalStatesSQL = `('succeeded','failed','skipped','cancelled','halted','expired')`
-
 // insertRunsChunk rows per INSERT: 11 columns each, well under SQLite's
 // 32766 parameters.
 const insertRunsChunk = 500
