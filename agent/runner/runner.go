@@ -29,7 +29,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -347,4 +346,3 @@ func (t *tail) String() string {
 	return string(t.buf)
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }

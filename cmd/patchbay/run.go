@@ -141,12 +141,12 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id string) (apiv1.J
 		if err != nil {
 			return apiv1.Job{}, err
 		}
-		line := progressLine(job, a.now().Sub(start))
+		line := progressLine(job)
 		switch {
 		case tty:
-			fmt.Fprintf(a.stderr, "\r\033[K%s", line)
-		case line != last:
-			fmt.Fprintln(a.stderr, line)
+			fmt.Fprintf(a.stderr, "\r\033[K%s  %s", line, humanDuration(a.now().Sub(start)))
+		case line != last: // plain lines only when something changed
+			fmt.Fprintf(a.stderr, "%s  %s\n", line, humanDuration(a.now().Sub(start)))
 		}
 		last = line
 		if job.Final() {
@@ -167,7 +167,7 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id string) (apiv1.J
 }
 
 // progressLine is one line of progress: a bar and the counts.
-func progressLine(j apiv1.Job, elapsed time.Duration) string {
+func progressLine(j apiv1.Job) string {
 	done := 0
 	for _, s := range []string{"succeeded", "failed", "skipped", "cancelled", "halted", "expired"} {
 		done += j.Counts[s]
@@ -185,7 +185,7 @@ func progressLine(j apiv1.Job, elapsed time.Duration) string {
 			s += fmt.Sprintf("  %s %d", extra, n)
 		}
 	}
-	return s + fmt.Sprintf("  %s  [%s]", humanDuration(elapsed), j.State)
+	return s + fmt.Sprintf("  [%s]", j.State)
 }
 
 // jobFailed reports whether the job should exit non-zero.
@@ -259,7 +259,10 @@ func (a *app) jobsListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [-o table|json]",
 		Short: "List jobs, newest first",
-		Args:  noArgs,
+		Long: `List the newest 100 jobs with their state and counts (viewer role). OK counts agents
+that succeeded or were skipped because Check found nothing to fix.`,
+		Example: "  patchbay jobs list\n  patchbay jobs list -o json",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(func(c *client.Client) error {
 				jobs, err := c.Jobs(cmd.Context())
@@ -288,7 +291,11 @@ func (a *app) jobsShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show ID [-o table|json]",
 		Short: "Show a job and every agent's result",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a job and one line per target agent: state, duration and summary or error
+(viewer role). With -o json every field is printed, including each agent's output tail,
+details and who signed what ran. The job is over when ended_at is set.`,
+		Example: "  patchbay jobs show 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b\n  patchbay jobs show 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b -o json",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				j, err := c.Job(cmd.Context(), args[0])
@@ -307,7 +314,11 @@ func (a *app) jobsCancelCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Stop a job: nothing new starts and running agents are told to stop",
-		Args:  cobra.ExactArgs(1),
+		Long: `Cancel a job (technician role): agents that have not started end "cancelled" at once;
+agents running it are told to stop and report "cancelled" (or their result, if they
+finished first). The cancellation is recorded in the audit log.`,
+		Example: "  patchbay jobs cancel 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				r, err := c.CancelJob(cmd.Context(), args[0])

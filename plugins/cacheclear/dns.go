@@ -62,7 +62,7 @@ func planDNS(c config) ([]flusher, *dnsResult) {
 		}
 	}
 	if len(ok) == 0 {
-		return nil, &dnsResult{status: statusSkipped, msg: "no resolver cache tool installed (" + strings.Join(names, ", ") + ")"}
+		return nil, &dnsResult{status: statusSkipped, msg: "none of " + strings.Join(names, ", ") + " is installed"}
 	}
 	return ok, nil
 }

@@ -37,8 +37,8 @@ func TestDNS(t *testing.T) {
 		wantFix   string
 	}{
 		{"sandbox", true, map[string]string{"resolvectl": "exit 0"}, "dns skipped (sandbox root)", "dns skipped (sandbox root)"},
-		{"none installed", false, nil, "dns skipped (no resolver cache tool installed (resolvectl, systemd-resolve, nscd))",
-			"dns skipped (no resolver cache tool installed"},
+		{"none installed", false, nil, "dns skipped (none of resolvectl, systemd-resolve, nscd is installed)",
+			"dns skipped (none of"},
 		{"resolvectl", false, map[string]string{"resolvectl": `echo "flushing $1"`},
 			"dns pending (would run resolvectl flush-caches)", "dns flushed (resolvectl flush-caches)"},
 		{"falls back", false, map[string]string{"resolvectl": "echo no resolved >&2; exit 1", "nscd": "exit 0"},

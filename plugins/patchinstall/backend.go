@@ -224,7 +224,7 @@ func (x *runner) output(ctx context.Context, name string, args ...string) (resul
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
-	r := result{stdout: o.String(), stderr: e.String(), exit: exitCode(err)}
+	r := result{stdout: o.String(), stderr: e.String(), exit: exitCode(cmd, err)}
 	if r.exit < 0 {
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -249,7 +249,7 @@ func (x *runner) stream(ctx context.Context, out *sdk.Output, name string, args 
 	cmd.Stdout, cmd.Stderr = mw, mw
 	err = cmd.Run()
 	_ = w.Close()
-	code := exitCode(err)
+	code := exitCode(cmd, err)
 	if code < 0 {
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -260,10 +260,15 @@ func (x *runner) stream(ctx context.Context, out *sdk.Output, name string, args 
 }
 
 // exitCode is the command's exit code, 0 for success, -1 when it did not
-// exit normally (not started, killed).
-func exitCode(err error) int {
+// exit normally (not started, killed). A command that exited but left a
+// child holding its output open (a daemon restarted by a maintainer
+// script) ends with exec.ErrWaitDelay: its own exit code counts.
+func exitCode(cmd *exec.Cmd, err error) int {
 	if err == nil {
 		return 0
+	}
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Exited() {
+		return cmd.ProcessState.ExitCode()
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.Exited() {

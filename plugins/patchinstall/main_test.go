@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchbay/patchbay/plugins/sdk"
 )
@@ -181,5 +185,22 @@ func TestTailBuffer(t *testing.T) {
 	}
 	if got := lastLine("a\nb\n\n"); got != "b" {
 		t.Fatalf("lastLine = %q", got)
+	}
+}
+
+func TestExitCodeWithChildHoldingOutput(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	for _, code := range []int{0, 3} {
+		// The background sleep keeps stdout open after sh exits.
+		cmd := exec.CommandContext(t.Context(), sh, "-c", fmt.Sprintf("sleep 1 & exit %d", code))
+		cmd.Stdout = &bytes.Buffer{}
+		cmd.WaitDelay = 50 * time.Millisecond
+		err := cmd.Run()
+		if got := exitCode(cmd, err); got != code {
+			t.Errorf("exit %d: exitCode = %d (err %v)", code, got, err)
+		}
 	}
 }

@@ -240,6 +240,17 @@ func (c *cupsClient) command(ctx context.Context, name string, args ...string) (
 	return cmd, nil
 }
 
+// run runs cmd. A command that succeeded but left a child holding its
+// output open (an init script starting cupsd) ends with exec.ErrWaitDelay
+// once WaitDelay passes; that counts as success.
+func run(cmd *exec.Cmd) error {
+	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		return nil
+	}
+	return err
+}
+
 // query runs a read-only tool and returns its output.
 func (c *cupsClient) query(ctx context.Context, name string, args ...string) (stdout, stderr string, err error) {
 	cmd, err := c.command(ctx, name, args...)
@@ -248,7 +259,7 @@ func (c *cupsClient) query(ctx context.Context, name string, args ...string) (st
 	}
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
-	if err := cmd.Run(); err != nil {
+	if err := run(cmd); err != nil {
 		return o.String(), e.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, firstLine(e.String()))
 	}
 	return o.String(), e.String(), nil
@@ -266,7 +277,7 @@ func (c *cupsClient) act(ctx context.Context, out *sdk.Output, name string, args
 	defer w.Close()
 	var e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = w, io.MultiWriter(w, &e)
-	if err := cmd.Run(); err != nil {
+	if err := run(cmd); err != nil {
 		return e.String(), fmt.Errorf("%w: %s", err, firstLine(e.String()))
 	}
 	return e.String(), nil

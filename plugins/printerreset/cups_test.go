@@ -295,6 +295,23 @@ func TestToolEnv(t *testing.T) {
 	}
 }
 
+func TestRunToleratesChildHoldingOutput(t *testing.T) {
+	// An init script that starts a daemon exits 0 while the daemon still
+	// holds its output: that is success once WaitDelay passes.
+	cmd := exec.CommandContext(t.Context(), "sh", "-c", "sleep 1 & exit 0")
+	cmd.Stdout = &strings.Builder{}
+	cmd.WaitDelay = 50 * time.Millisecond
+	if err := run(cmd); err != nil {
+		t.Fatalf("run = %v", err)
+	}
+	cmd = exec.CommandContext(t.Context(), "sh", "-c", "sleep 1 & exit 3")
+	cmd.Stdout = &strings.Builder{}
+	cmd.WaitDelay = 50 * time.Millisecond
+	if err := run(cmd); err == nil {
+		t.Fatal("run of a failing command succeeded")
+	}
+}
+
 func TestFixUnsticksDisabledRejectingQueue(t *testing.T) {
 	t.Parallel()
 	c := startCUPS(t)
