@@ -78,7 +78,7 @@ type RunResult struct {
 }
 
 // Final reports whether the job has ended (every run in a final state).
-func (j *Job) Final() bool { return j.EndedAt != nil }
+func (j Job) Final() bool { return j.EndedAt != nil }
 
 // JobCancel is the answer of POST /v1/jobs/{id}/cancel.
 type JobCancel struct {

@@ -83,7 +83,7 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 	if err != nil {
 		return store.Job{}, nil, bad, err
 	}
-	expires, err := durationOr(req.Expires, apiv1.DefaultJobExpiry, time.Minute, apiv1.MaxJobExpiry, "expires")
+	expires, err := durationOr(req.Expires, apiv1.DefaultJobExpiry, time.Second, apiv1.MaxJobExpiry, "expires")
 	if err != nil {
 		return store.Job{}, nil, bad, err
 	}
