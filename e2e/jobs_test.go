@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"

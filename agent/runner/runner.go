@@ -345,4 +345,3 @@ func (t *tail) String() string {
 	}
 	return string(t.buf)
 }
-
