@@ -103,12 +103,23 @@ func (p *proc) exited(transportError bool) bool {
 	return p.pc.Exited()
 }
 
+// deadlinePassed reports whether ctx's deadline is (about to be) reached.
+// gRPC propagates the deadline to the plugin, whose side may reset the
+// stream a moment before this process's own timer fires.
+func deadlinePassed(ctx context.Context) bool {
+	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < 250*time.Millisecond
+}
+
 // explain turns an RPC failure into the reason a person needs.
 func (p *proc) explain(ctx context.Context, req wire.RunRequest, err error) error {
 	switch {
 	case errors.Is(err, errOutputCap):
 		return err
-	case errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+	case deadlinePassed(ctx):
 		return fmt.Errorf("timed out after %v: the plugin was killed", time.Duration(req.Timeout))
 	case p.exited(status.Code(errors.Unwrap(err)) == codes.Unavailable || status.Code(err) == codes.Unavailable):
 		return fmt.Errorf("plugin %s exited unexpectedly%s", req.Plugin.Name, p.stderr.suffix())
