@@ -132,6 +132,10 @@ func New(cfg Config) (*Runner, error) {
 	return r, nil
 }
 
+// killGrace is how long a cancelled or timed-out plugin gets before its
+// process group is killed.
+const killGrace = time.Second
+
 // ErrRefused wraps every reason a run was refused before anything executed.
 var ErrRefused = errors.New("refused")
 
@@ -202,7 +206,15 @@ func (r *Runner) run(ctx context.Context, req wire.RunRequest, res *wire.RunResu
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer func() {
+		if ctx.Err() != nil {
+			// Cancelled or timed out: the plugin has the cancellation and a
+			// moment to end what it started outside its own process group
+			// (the script plugin runs scripts in a group of their own).
+			time.Sleep(killGrace)
+		}
+		p.stop()
+	}()
 
 	m, err := p.client.Manifest(ctx)
 	if err != nil {
