@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
 )
@@ -57,4 +59,44 @@ func (c *Client) CancelJob(ctx context.Context, id string) (apiv1.JobCancel, err
 		return apiv1.JobCancel{}, fmt.Errorf("cancel job %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// ExportJob streams a job's full results to w: format "json" or "csv".
+func (c *Client) ExportJob(ctx context.Context, id, format string, w io.Writer) error {
+	seg, err := pathSeg("job ID", id)
+	if err != nil {
+		return fmt.Errorf("export job: %w", err)
+	}
+	if err := c.stream(ctx, "/v1/jobs/"+seg+"/export", url.Values{"format": {format}}, w); err != nil {
+		return fmt.Errorf("export job %s: %w", id, err)
+	}
+	return nil
+}
+
+// stream GETs path and copies the body to w. Like uploads, a stream has no
+// overall timeout (the transport still bounds connecting and the headers).
+func (c *Client) stream(ctx context.Context, path string, query url.Values, w io.Writer) error {
+	target := c.base.String() + path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("User-Agent", UserAgent)
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	hc := &http.Client{Transport: c.hc.Transport, CheckRedirect: c.hc.CheckRedirect}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return c.connError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return apiError(resp)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
 }

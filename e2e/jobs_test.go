@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -130,5 +131,94 @@ func TestOfflineCatchUpExpiryAndCancel(t *testing.T) {
 	j := cli.job(t, id)
 	if j.State != "cancelled" || j.Counts["cancelled"] != 2 {
 		t.Fatalf("cancelled job: state %s counts %v", j.State, j.Counts)
+	}
+}
+
+// fleetOf starts n more agents tagged fleet=plugins that trust f.good.
+func (f *pluginFleet) fleetOf(t *testing.T, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		a := f.relay.Enroll(f.cli.Token("--tags", "fleet=plugins"), "--trust", f.good.allowedSigners(t)).Start()
+		waitFor(t, 20*time.Second, "agent online", func() bool { return f.cli.Online(a.ID) })
+	}
+}
+
+func TestConcurrencyIsNeverExceeded(t *testing.T) {
+	f := newPluginFleet(t)
+	f.fleetOf(t, 4) // five agents
+	f.cli.publish(t, f.good, bin("plugins/testplugin"))
+	j, err := f.cli.runJob(t, "testplugin", "--target", "fleet=plugins", "--concurrency", "2", "--param", "sleep=1500ms")
+	if err != nil || j.Counts["succeeded"] != 5 {
+		t.Fatalf("job: %v %v", err, j.Counts)
+	}
+	// At no moment did more than two agents run it (their own start and
+	// end times, as reported).
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	var edges []edge
+	for _, r := range j.Results {
+		edges = append(edges, edge{*r.Started, +1}, edge{*r.Ended, -1})
+	}
+	sortEdges := func() {
+		for i := 1; i < len(edges); i++ {
+			for k := i; k > 0 && (edges[k].at.Before(edges[k-1].at) || edges[k].at.Equal(edges[k-1].at) && edges[k].delta < edges[k-1].delta); k-- {
+				edges[k], edges[k-1] = edges[k-1], edges[k]
+			}
+		}
+	}
+	sortEdges()
+	running, peak := 0, 0
+	for _, e := range edges {
+		running += e.delta
+		peak = max(peak, running)
+	}
+	if peak > 2 {
+		t.Fatalf("%d runs overlapped, --concurrency 2", peak)
+	}
+	if peak < 2 {
+		t.Logf("note: runs never overlapped (peak %d)", peak)
+	}
+
+	// Export: CSV with a header and one row per agent; JSON with every result.
+	rows, err := csv.NewReader(strings.NewReader(f.cli.Run("jobs", "export", j.ID, "-o", "csv"))).ReadAll()
+	if err != nil || len(rows) != 6 || rows[0][0] != "run_id" || rows[1][3] != "succeeded" {
+		t.Fatalf("csv export: %v %v", err, rows)
+	}
+	var exp struct {
+		Job     apiv1.Job         `json:"job"`
+		Results []apiv1.RunResult `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(f.cli.Run("jobs", "export", j.ID, "-o", "json")), &exp); err != nil || len(exp.Results) != 5 || exp.Job.ID != j.ID {
+		t.Fatalf("json export: %v %+v", err, exp)
+	}
+	// Watch on an ended job prints it at once.
+	var w apiv1.Job
+	if err := json.Unmarshal([]byte(f.cli.Run("jobs", "watch", j.ID, "-o", "json")), &w); err != nil || w.State != "done" {
+		t.Fatalf("watch: %v %+v", err, w)
+	}
+}
+
+func TestFailingCanaryHaltsTheRest(t *testing.T) {
+	f := newPluginFleet(t)
+	f.fleetOf(t, 3) // four agents
+	f.cli.publish(t, f.good, bin("plugins/testplugin"))
+	j, err := f.cli.runJob(t, "testplugin", "--target", "fleet=plugins", "--canary", "1", "--max-failures", "0", "--param", "mode=fail")
+	if err == nil {
+		t.Fatal("a halted job exited 0")
+	}
+	if j.State != "halted" || j.Counts["failed"] != 1 || j.Counts["halted"] != 3 {
+		t.Fatalf("job state %s counts %v", j.State, j.Counts)
+	}
+	for _, r := range j.Results {
+		if r.State == "halted" && !strings.Contains(r.Error, "halted after 1 failures") {
+			t.Fatalf("halted run says %q", r.Error)
+		}
+	}
+	// A canary within the threshold lets the rest run.
+	j, err = f.cli.runJob(t, "testplugin", "--target", "fleet=plugins", "--canary", "25%", "--max-failures", "0", "--param", "mode=echo", "--param", "text=ok")
+	if err != nil || j.Counts["succeeded"] != 4 {
+		t.Fatalf("good canary: %v %v", err, j.Counts)
 	}
 }

@@ -99,7 +99,7 @@ when any agent failed or the job halted or was cancelled.
 	f.BoolVar(&req.DryRun, "dry-run", false, "run only Check: show which agents need the fix")
 	f.IntVar(&req.Concurrency, "concurrency", 0, "at most this many agents at once (0: no limit)")
 	f.StringVar(&req.Canary, "canary", "", "run on N agents (or P%) first; the rest start only if they stay within --max-failures")
-	f.StringVar(&req.MaxFailures, "max-failures", "", "halt the job once more than N agents (or P%) have failed (default: never)")
+	f.StringVar(&req.MaxFailures, "max-failures", "", "halt the job once more than N agents, or more than P% of those finished so far, have failed (default: never)")
 	f.StringVar(&req.Timeout, "timeout", "", "limit for each agent's run (default 30m)")
 	f.StringVar(&req.Expires, "expires", "", "offline agents that have not run it by then end expired (default 24h)")
 	f.StringVar(&req.Reason, "reason", "", "why (a ticket number): recorded in the audit log")
@@ -250,8 +250,10 @@ func (a *app) jobsCmd() *cobra.Command {
 		`A job is one plugin run across agents, created by "patchbay run".`,
 		`  patchbay jobs list
   patchbay jobs show 0193a1b2-... -o json
+  patchbay jobs watch 0193a1b2-...
+  patchbay jobs export 0193a1b2-... -o csv > results.csv
   patchbay jobs cancel 0193a1b2-...`,
-		a.jobsListCmd(), a.jobsShowCmd(), a.jobsCancelCmd())
+		a.jobsListCmd(), a.jobsShowCmd(), a.jobsWatchCmd(), a.jobsExportCmd(), a.jobsCancelCmd())
 }
 
 func (a *app) jobsListCmd() *cobra.Command {
@@ -330,5 +332,63 @@ finished first). The cancellation is recorded in the audit log.`,
 			})
 		},
 	}
+	return cmd
+}
+
+func (a *app) jobsWatchCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "watch ID [-o table|json]",
+		Short: "Follow a job's progress until it ends, then print its results",
+		Long: `Follow a job like "patchbay run --wait" does: progress on standard error (a live line on
+a terminal, a plain line whenever the counts change otherwise), then the results on
+standard output. Exit status 1 when any agent failed or expired, or the job halted or was
+cancelled. Ctrl-C stops watching; the job goes on.`,
+		Example: "  patchbay jobs watch 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client.Client) error {
+				j, err := a.waitJob(cmd.Context(), c, args[0])
+				if err != nil {
+					return err
+				}
+				if err := a.printJob(j, output); err != nil {
+					return err
+				}
+				if jobFailed(j) {
+					return errReported
+				}
+				return nil
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) jobsExportCmd() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "export ID -o json|csv",
+		Short: "Write every agent's result with its full output, as JSON or CSV",
+		Long: `Export a job's results for a report or a spreadsheet (viewer role): one record per target
+agent with state, times, duration, summary, error, who signed what ran and the output
+(the last 256 KiB each agent reported). The relay streams it, so exporting a job over
+100,000 agents needs no more memory than a small one.
+
+JSON is {"job": {...}, "results": [...]}; CSV has a header row:
+  ` + strings.Join(apiv1.JobCSVHeader, ",") + ``,
+		Example: "  patchbay jobs export 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b -o csv > results.csv\n  patchbay jobs export 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b -o json | jq '.results[] | select(.state==\"failed\")'",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "json" && format != "csv" {
+				return usageErrorf(cmd, "-o %q: want json or csv", format)
+			}
+			return a.withClient(func(c *client.Client) error {
+				return c.ExportJob(cmd.Context(), args[0], format, a.stdout)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&format, "output", "o", "json", "json or csv")
 	return cmd
 }

@@ -34,27 +34,30 @@ const (
 // Job is one plugin run across agents: GET /v1/jobs/{id}. Results is only
 // filled by GET /v1/jobs/{id}.
 type Job struct {
-	ID             string            `json:"id"`
-	Plugin         string            `json:"plugin"`
-	Version        string            `json:"version"`
-	Script         string            `json:"script,omitempty"`
-	Target         string            `json:"target"`
-	Params         map[string]string `json:"params,omitempty"`
-	DryRun         bool              `json:"dry_run"`
-	Concurrency    int               `json:"concurrency"`
-	Canary         int               `json:"canary"`
-	MaxFailures    int               `json:"max_failures"` // -1: no limit
-	Timeout        string            `json:"timeout"`
-	AllowDowngrade bool              `json:"allow_downgrade,omitempty"`
-	Reason         string            `json:"reason,omitempty"`
-	State          string            `json:"state"` // running, done, halted, cancelled
-	Total          int               `json:"total"`
-	Counts         map[string]int    `json:"counts"` // runs by state
-	CreatedBy      string            `json:"created_by"`
-	CreatedAt      time.Time         `json:"created_at"`
-	ExpiresAt      time.Time         `json:"expires_at"`
-	EndedAt        *time.Time        `json:"ended_at,omitempty"`
-	Results        []RunResult       `json:"results,omitempty"`
+	ID          string            `json:"id"`
+	Plugin      string            `json:"plugin"`
+	Version     string            `json:"version"`
+	Script      string            `json:"script,omitempty"`
+	Target      string            `json:"target"`
+	Params      map[string]string `json:"params,omitempty"`
+	DryRun      bool              `json:"dry_run"`
+	Concurrency int               `json:"concurrency"`
+	Canary      int               `json:"canary"`
+	MaxFailures int               `json:"max_failures"` // -1: no limit (or see max_failures_percent)
+	// MaxFailuresPercent, when set, is the share of the runs finished so far
+	// that may fail before the job halts.
+	MaxFailuresPercent *float64       `json:"max_failures_percent,omitempty"`
+	Timeout            string         `json:"timeout"`
+	AllowDowngrade     bool           `json:"allow_downgrade,omitempty"`
+	Reason             string         `json:"reason,omitempty"`
+	State              string         `json:"state"` // running, done, halted, cancelled
+	Total              int            `json:"total"`
+	Counts             map[string]int `json:"counts"` // runs by state
+	CreatedBy          string         `json:"created_by"`
+	CreatedAt          time.Time      `json:"created_at"`
+	ExpiresAt          time.Time      `json:"expires_at"`
+	EndedAt            *time.Time     `json:"ended_at,omitempty"`
+	Results            []RunResult    `json:"results,omitempty"`
 }
 
 // RunResult is one agent's part of a job.
@@ -87,6 +90,20 @@ type JobCancel struct {
 	State     string `json:"state"`
 }
 
+// ParsePercent parses "P%" into basis points; ok is false when s is not a
+// percentage.
+func ParsePercent(s string) (bp int, ok bool, err error) {
+	p, isPct := strings.CutSuffix(s, "%")
+	if !isPct {
+		return 0, false, nil
+	}
+	f, err := strconv.ParseFloat(p, 64)
+	if err != nil || f < 0 || f > 100 || math.IsNaN(f) {
+		return 0, true, fmt.Errorf("%q: want a percentage from 0%% to 100%%", s)
+	}
+	return int(math.Round(f * 100)), true, nil
+}
+
 // ParseCount parses "N" or "P%" against total: P% rounds up, so "10%" of
 // 5 agents is 1. Negative values and percentages over 100 are refused.
 func ParseCount(s string, total int) (int, error) {
@@ -103,3 +120,7 @@ func ParseCount(s string, total int) (int, error) {
 	}
 	return n, nil
 }
+
+// JobCSVHeader is the header row of GET /v1/jobs/{id}/export?format=csv.
+var JobCSVHeader = []string{"run_id", "agent_id", "hostname", "state", "needed", "changed", "reboot_required",
+	"version", "started", "ended", "duration_ms", "summary", "error", "signer", "output"}

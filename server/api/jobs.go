@@ -31,6 +31,7 @@ func (a *API) registerJobs(mux *http.ServeMux) {
 	mux.Handle("GET /v1/jobs", a.auth(apiv1.RoleViewer, a.handleJobList))
 	mux.Handle("GET /v1/jobs/{id}", a.auth(apiv1.RoleViewer, a.handleJobShow))
 	mux.Handle("POST /v1/jobs/{id}/cancel", a.auth(apiv1.RoleTechnician, a.handleJobCancel))
+	mux.Handle("GET /v1/jobs/{id}/export", a.auth(apiv1.RoleViewer, a.handleJobExport))
 }
 
 func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) {
@@ -161,8 +162,13 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 			return store.Job{}, nil, bad, fmt.Errorf("canary %w", err)
 		}
 	}
+	job.MaxFailuresBP = -1
 	if req.MaxFailures != "" {
-		if job.MaxFailures, err = apiv1.ParseCount(req.MaxFailures, job.Total); err != nil {
+		if bp, ok, err := apiv1.ParsePercent(req.MaxFailures); err != nil {
+			return store.Job{}, nil, bad, fmt.Errorf("max-failures %w", err)
+		} else if ok {
+			job.MaxFailuresBP = bp // a share of the runs finished so far
+		} else if job.MaxFailures, err = apiv1.ParseCount(req.MaxFailures, job.Total); err != nil {
 			return store.Job{}, nil, bad, fmt.Errorf("max-failures %w", err)
 		}
 	}
@@ -307,11 +313,19 @@ func (a *API) jobJSON(j store.Job, counts map[string]int, results []apiv1.RunRes
 	}
 	return apiv1.Job{
 		ID: j.ID, Plugin: j.Plugin, Version: j.PluginVersion, Script: j.Script, Target: j.Target, Params: j.Params,
-		DryRun: j.DryRun, Concurrency: j.Concurrency, Canary: j.Canary, MaxFailures: j.MaxFailures,
+		DryRun: j.DryRun, Concurrency: j.Concurrency, Canary: j.Canary, MaxFailures: j.MaxFailures, MaxFailuresPercent: maxFailuresPct(j),
 		Timeout: j.Timeout.String(), AllowDowngrade: j.AllowDowngrade, Reason: j.Reason, State: j.State,
 		Total: j.Total, Counts: counts, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt, ExpiresAt: j.ExpiresAt,
 		EndedAt: timePtr(j.EndedAt), Results: results,
 	}
+}
+
+func maxFailuresPct(j store.Job) *float64 {
+	if j.MaxFailuresBP < 0 {
+		return nil
+	}
+	p := float64(j.MaxFailuresBP) / 100
+	return &p
 }
 
 func runJSON(r store.Run) apiv1.RunResult {

@@ -33,7 +33,7 @@ func (d *Dispatcher) step(ctx context.Context, j store.Job) error {
 	if j.State != store.JobRunning {
 		return nil // halted or cancelled: waiting for runs in flight
 	}
-	if failed := c.ByState[store.RunFailed]; j.MaxFailures >= 0 && failed > j.MaxFailures {
+	if failed := c.ByState[store.RunFailed]; j.Halted(failed, c.Final) {
 		return d.halt(ctx, j, failed, now)
 	}
 	before := 0
@@ -118,7 +118,11 @@ func (d *Dispatcher) expireOffline(ctx context.Context, j store.Job, now time.Ti
 }
 
 func (d *Dispatcher) halt(ctx context.Context, j store.Job, failed int, now time.Time) error {
-	reason := fmt.Sprintf("not started: the job halted after %d failures (--max-failures %d)", failed, j.MaxFailures)
+	limit := strconv.Itoa(j.MaxFailures)
+	if j.MaxFailuresBP >= 0 {
+		limit = strconv.FormatFloat(float64(j.MaxFailuresBP)/100, 'f', -1, 64) + "%"
+	}
+	reason := fmt.Sprintf("not started: the job halted after %d failures (--max-failures %s)", failed, limit)
 	n, err := d.store.FinishRuns(ctx, j.ID, store.RunPending, store.RunHalted, reason, true, now)
 	if err != nil {
 		return err

@@ -9,6 +9,18 @@ import (
 	"time"
 )
 
+// Halted reports whether failed runs out of finished ones exceed the job's
+// --max-failures: a count, or a share of the runs finished so far.
+func (j *Job) Halted(failed, finished int) bool {
+	switch {
+	case j.MaxFailuresBP >= 0:
+		return finished > 0 && failed*10000 > j.MaxFailuresBP*finished
+	case j.MaxFailures >= 0:
+		return failed > j.MaxFailures
+	}
+	return false
+}
+
 // Job states. A job is "running" until every run is final; then it is
 // "done", or "halted" when its failure threshold stopped it, or
 // "cancelled". EndedAt is set when the last run became final.
@@ -45,7 +57,8 @@ type Job struct {
 	DryRun         bool
 	Concurrency    int // 0: no limit
 	Canary         int // agents in the first wave; 0: none
-	MaxFailures    int // failed runs tolerated before the job halts; -1: no limit
+	MaxFailures    int // failed runs tolerated before the job halts; -1: no limit (or a percentage)
+	MaxFailuresBP  int // failures tolerated as basis points of the runs finished so far; -1: not a percentage
 	Timeout        time.Duration
 	AllowDowngrade bool
 	Reason         string
@@ -94,11 +107,11 @@ func (s *Store) CreateJob(ctx context.Context, j Job, runs []Run) error {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, plugin, plugin_version, script, script_sha256, script_version,
 			script_size, params, target, dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason,
-			state, total, created_by, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+			state, total, created_by, created_at, expires_at, max_failures_bp)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 			j.ID, j.Plugin, j.PluginVersion, j.Script, j.ScriptSHA256, j.ScriptVersion, j.ScriptSize, params, j.Target,
 			j.DryRun, j.Concurrency, j.Canary, j.MaxFailures, j.Timeout.Milliseconds(), j.AllowDowngrade, j.Reason,
-			j.State, j.Total, j.CreatedBy, dbTime(j.CreatedAt), dbTime(j.ExpiresAt))
+			j.State, j.Total, j.CreatedBy, dbTime(j.CreatedAt), dbTime(j.ExpiresAt), j.MaxFailuresBP)
 		if err != nil {
 			return fmt.Errorf("job: %w", err)
 		}
@@ -131,7 +144,7 @@ func (s *Store) CreateJob(ctx context.Context, j Job, runs []Run) error {
 
 const jobColumns = `id, plugin, plugin_version, script, script_sha256, script_version, script_size, params, target,
 	dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason, state, total, created_by,
-	created_at, expires_at, ended_at`
+	created_at, expires_at, ended_at, max_failures_bp`
 
 func scanJob(sc scanner) (Job, error) {
 	var j Job
@@ -140,7 +153,7 @@ func scanJob(sc scanner) (Job, error) {
 	var created, expires, ended sql.NullTime
 	err := sc.Scan(&j.ID, &j.Plugin, &j.PluginVersion, &j.Script, &j.ScriptSHA256, &j.ScriptVersion, &j.ScriptSize,
 		&params, &j.Target, &j.DryRun, &j.Concurrency, &j.Canary, &j.MaxFailures, &timeoutMS, &j.AllowDowngrade,
-		&j.Reason, &j.State, &j.Total, &j.CreatedBy, &created, &expires, &ended)
+		&j.Reason, &j.State, &j.Total, &j.CreatedBy, &created, &expires, &ended, &j.MaxFailuresBP)
 	if err != nil {
 		return Job{}, err
 	}

@@ -1,0 +1,105 @@
+package api
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/server/store"
+)
+
+// exportPage is how many runs the export reads at a time: a job over
+// 100,000 agents is streamed, never held in memory whole.
+const exportPage = 1000
+
+
+// handleJobExport streams every run of a job with its full stored output
+// (the last 256 KiB an agent reported) as JSON ({"job": ..., "results":
+// [...]}) or CSV (format=csv).
+func (a *API) handleJobExport(w http.ResponseWriter, r *http.Request, _ caller) {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if format != "json" && format != "csv" {
+		WriteError(w, http.StatusBadRequest, "format %q: want json or csv", format)
+		return
+	}
+	j, err := a.Store.GetJob(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "job %s not found: see patchbay jobs list", r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "export job", err)
+		return
+	}
+	c, err := a.Store.RunCounts(r.Context(), j.ID, 0)
+	if err != nil {
+		a.internal(w, r, "export job", err)
+		return
+	}
+	var emit func(apiv1.RunResult) error
+	var finish func() error
+	switch format {
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		cw := csv.NewWriter(w)
+		cw.Write(apiv1.JobCSVHeader)
+		emit = func(res apiv1.RunResult) error {
+			return cw.Write([]string{res.RunID, res.AgentID, res.Hostname, res.State, strconv.FormatBool(res.Needed),
+				strconv.FormatBool(res.Changed), strconv.FormatBool(res.RebootRequired), res.Version,
+				csvTime(res.Started), csvTime(res.Ended), strconv.FormatInt(res.DurationMS, 10), res.Summary, res.Error,
+				res.Signer, res.Output})
+		}
+		finish = func() error { cw.Flush(); return cw.Error() }
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		head, _ := json.Marshal(a.jobJSON(j, c.ByState, nil))
+		w.Write([]byte(`{"job":`))
+		w.Write(head)
+		w.Write([]byte(`,"results":[`))
+		first := true
+		emit = func(res apiv1.RunResult) error {
+			b, err := json.Marshal(res)
+			if err != nil {
+				return err
+			}
+			if !first {
+				w.Write([]byte(","))
+			}
+			first = false
+			_, err = w.Write(append([]byte("\n"), b...))
+			return err
+		}
+		finish = func() error { _, err := w.Write([]byte("\n]}\n")); return err }
+	}
+	for after := -1; ; {
+		runs, err := a.Store.JobRuns(r.Context(), j.ID, after, exportPage)
+		if err != nil {
+			a.Log.Error().Err(err).Str("job_id", j.ID).Msg("export job") // headers are gone: the body ends short
+			return
+		}
+		for _, run := range runs {
+			after = run.Seq
+			if err := emit(runJSON(run)); err != nil {
+				return // client went away
+			}
+		}
+		if len(runs) < exportPage {
+			break
+		}
+	}
+	finish()
+}
+
+func csvTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
