@@ -142,11 +142,12 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id string) (apiv1.J
 			return apiv1.Job{}, err
 		}
 		line := progressLine(job)
+		elapsed := a.now().Sub(start)
 		switch {
 		case tty:
-			fmt.Fprintf(a.stderr, "\r\033[K%s  %s", line, humanDuration(a.now().Sub(start)))
+			fmt.Fprintf(a.stderr, "\r\033[K%s  %s", line, rateETA(job, elapsed))
 		case line != last: // plain lines only when something changed
-			fmt.Fprintf(a.stderr, "%s  %s\n", line, humanDuration(a.now().Sub(start)))
+			fmt.Fprintf(a.stderr, "%s  %s\n", line, rateETA(job, elapsed))
 		}
 		last = line
 		if job.Final() {
@@ -168,24 +169,45 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id string) (apiv1.J
 
 // progressLine is one line of progress: a bar and the counts.
 func progressLine(j apiv1.Job) string {
-	done := 0
-	for _, s := range []string{"succeeded", "failed", "skipped", "cancelled", "halted", "expired"} {
-		done += j.Counts[s]
-	}
+	done := finished(j)
 	const width = 20
 	filled := 0
 	if j.Total > 0 {
 		filled = done * width / j.Total
 	}
 	bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
-	s := fmt.Sprintf("[%s] %d/%d  succeeded %d  failed %d  skipped %d  running %d  pending %d",
-		bar, done, j.Total, j.Counts["succeeded"], j.Counts["failed"], j.Counts["skipped"], j.Counts["running"], j.Counts["pending"])
+	s := fmt.Sprintf("[%s] %d/%d  succeeded %d  failed %d  skipped %d  running %d  pending %d  offline %d",
+		bar, done, j.Total, j.Counts["succeeded"], j.Counts["failed"], j.Counts["skipped"], j.Counts["running"], j.Counts["pending"]-j.Offline, j.Offline)
 	for _, extra := range []string{"cancelled", "halted", "expired"} {
 		if n := j.Counts[extra]; n > 0 {
 			s += fmt.Sprintf("  %s %d", extra, n)
 		}
 	}
 	return s + fmt.Sprintf("  [%s]", j.State)
+}
+
+// rateETA is the elapsed time, the finish rate and the time left at that
+// rate ("12s, 41.5/s, ETA 3s").
+func rateETA(j apiv1.Job, elapsed time.Duration) string {
+	done := finished(j)
+	s := humanDuration(elapsed)
+	if done == 0 || elapsed <= 0 {
+		return s
+	}
+	rate := float64(done) / elapsed.Seconds()
+	s += fmt.Sprintf(", %.1f/s", rate)
+	if left := j.Total - done; left > 0 && !j.Final() {
+		s += ", ETA " + humanDuration(time.Duration(float64(left)/rate*float64(time.Second)))
+	}
+	return s
+}
+
+func finished(j apiv1.Job) int {
+	n := 0
+	for _, s := range []string{"succeeded", "failed", "skipped", "cancelled", "halted", "expired"} {
+		n += j.Counts[s]
+	}
+	return n
 }
 
 // jobFailed reports whether the job should exit non-zero.

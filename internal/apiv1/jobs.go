@@ -52,7 +52,8 @@ type Job struct {
 	Reason             string         `json:"reason,omitempty"`
 	State              string         `json:"state"` // running, done, halted, cancelled
 	Total              int            `json:"total"`
-	Counts             map[string]int `json:"counts"` // runs by state
+	Counts             map[string]int `json:"counts"`  // runs by state
+	Offline            int            `json:"offline"` // pending runs whose agent is offline (GET /v1/jobs/{id} only)
 	CreatedBy          string         `json:"created_by"`
 	CreatedAt          time.Time      `json:"created_at"`
 	ExpiresAt          time.Time      `json:"expires_at"`

@@ -16,7 +16,6 @@ import (
 // 100,000 agents is streamed, never held in memory whole.
 const exportPage = 1000
 
-
 // handleJobExport streams every run of a job with its full stored output
 // (the last 256 KiB an agent reported) as JSON ({"job": ..., "results":
 // [...]}) or CSV (format=csv).

@@ -255,6 +255,7 @@ func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
 		return
 	}
 	counts := map[string]int{}
+	offline := 0
 	results := []apiv1.RunResult{}
 	for after := -1; ; {
 		runs, err := a.Store.JobRuns(r.Context(), j.ID, after, 1000)
@@ -265,13 +266,18 @@ func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
 		for _, run := range runs {
 			after = run.Seq
 			counts[run.State]++
+			if run.State == store.RunPending && a.Hub != nil && !a.Hub.Online(run.AgentID) {
+				offline++
+			}
 			results = append(results, runJSON(run))
 		}
 		if len(runs) < 1000 {
 			break
 		}
 	}
-	writeJSON(w, http.StatusOK, a.jobJSON(j, counts, results))
+	out := a.jobJSON(j, counts, results)
+	out.Offline = offline
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) handleJobCancel(w http.ResponseWriter, r *http.Request, c caller) {
