@@ -48,6 +48,20 @@ func (c *Client) Job(ctx context.Context, id string) (apiv1.Job, error) {
 	return j, nil
 }
 
+// JobProgress returns a job with its counts but without results: cheap
+// enough to poll.
+func (c *Client) JobProgress(ctx context.Context, id string) (apiv1.Job, error) {
+	seg, err := pathSeg("job ID", id)
+	if err != nil {
+		return apiv1.Job{}, fmt.Errorf("show job: %w", err)
+	}
+	var j apiv1.Job
+	if err := c.do(ctx, http.MethodGet, "/v1/jobs/"+seg, url.Values{"results": {"false"}}, nil, &j); err != nil {
+		return apiv1.Job{}, fmt.Errorf("show job %s: %w", id, err)
+	}
+	return j, nil
+}
+
 // CancelJob stops a job (technician).
 func (c *Client) CancelJob(ctx context.Context, id string) (apiv1.JobCancel, error) {
 	seg, err := pathSeg("job ID", id)

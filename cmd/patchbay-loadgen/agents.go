@@ -188,6 +188,7 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 			ReadBufferSize: o.readBuffer,
 			NetDialContext: dial,
 			OnState:        onState(&stats),
+			Control:        func(env wire.Envelope) error { return answerRun(links[i], env) },
 		})
 	}
 	recs = nil
@@ -283,4 +284,24 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// answerRun is a simulated agent's whole job runner: it answers every run
+// request at once with a succeeded no-op result, so the relay's dispatch and
+// result path is measured without any plugin work.
+func answerRun(l *link.Link, env wire.Envelope) error {
+	if env.Type != wire.MsgRun {
+		return nil // run_ack, run_cancel
+	}
+	var req wire.RunRequest
+	if err := wire.DecodeBody(env, &req); err != nil {
+		return err
+	}
+	sess := l.Session()
+	if sess == nil {
+		return nil
+	}
+	now := time.Now().UTC()
+	return sess.Send(wire.MsgRunResult, "", wire.RunResult{RunID: req.RunID, State: wire.StateSucceeded,
+		Needed: true, Summary: "no-op (load generator)", Version: req.Plugin.Version, Started: now, Ended: now})
 }

@@ -112,6 +112,13 @@ func (b *bench) measureFleet(ctx context.Context) error {
 	step("  RSS %s (%.1f KiB/agent), %d fds, CPU %.2f%% of a core; load generator %.1f%%",
 		kib(r.idleRSS), r.perAgentKiB(), r.idleFDs, r.idleCPU, r.loadgenCPU)
 
+	// Jobs.
+	step("jobs: a no-op run on 10,000 agents, then on all")
+	if err := b.measureJobs(ctx); err != nil {
+		r.note("The job measurement failed: %v.", err)
+		step("  job measurement failed: %v", err)
+	}
+
 	// Restart.
 	step("restart: SIGKILL the relay and start it again on %s", b.listen)
 	before := b.fleet.sum()

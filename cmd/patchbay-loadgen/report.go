@@ -21,6 +21,7 @@ const (
 
 // results is everything one bench run measured.
 type results struct {
+	jobs    []jobResult // measured no-op jobs
 	started time.Time
 	opts    benchOptions
 	machine machineInfo
@@ -241,6 +242,22 @@ func writeReport(path string, r *results) error {
 		row("Plugin run overhead on the agent: verify + launch + Manifest + Check + kill, 20 MiB plugin (median)",
 			fmt.Sprintf("%.1f ms (p90 %.1f ms); bare start of the same executable %.1f ms", med, run.Metrics["p90-ms"], bare.Metrics["median-ms"]),
 			"≤ 40 ms", status(med <= 40), "`"+goBenchCmd(goBenchPkgs)+"`")
+	}
+
+	for _, j := range r.jobs {
+		perAgent := float64(j.relayCPU.Microseconds()) / float64(max(j.agents, 1))
+		ratio := float64(j.peakRSS) / float64(max(j.idleRSS, 1))
+		target := "—"
+		if j.agents >= 10000 && j.agents <= 10500 {
+			target = "≤ 500 ms (stretch 150 ms)"
+		}
+		okTime := j.ok && (target == "—" || j.elapsed <= 500*time.Millisecond)
+		row(fmt.Sprintf("No-op job dispatched and every result stored, %s agents (`--target %s`)", thousands(j.agents), j.target),
+			fmt.Sprintf("%d ms", j.elapsed.Milliseconds()), target, status(okTime), "`make bench`")
+		row(fmt.Sprintf("Relay CPU per agent round trip, %s agents", thousands(j.agents)),
+			fmt.Sprintf("%.1f µs", perAgent), "≤ 15 µs", status(perAgent <= 15), "`make bench`")
+		row(fmt.Sprintf("Relay peak RSS during that job vs idle, %s agents", thousands(j.agents)),
+			fmt.Sprintf("%.2f× (%s -> %s)", ratio, kib(j.idleRSS), kib(j.peakRSS)), "≤ 1.5×", status(ratio <= 1.5), "`make bench`")
 	}
 
 	p("\n## Details\n\n")

@@ -137,7 +137,7 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id string) (apiv1.J
 	start := a.now()
 	last := ""
 	for {
-		job, err := c.Job(ctx, id)
+		job, err := c.JobProgress(ctx, id)
 		if err != nil {
 			return apiv1.Job{}, err
 		}
@@ -154,7 +154,7 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id string) (apiv1.J
 			if tty {
 				fmt.Fprintln(a.stderr)
 			}
-			return job, nil
+			return c.Job(ctx, id) // now with every result
 		}
 		select {
 		case <-ctx.Done():

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -39,12 +38,20 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 	if !decode(w, r, &req) {
 		return
 	}
-	job, runs, status, err := a.planJob(r.Context(), req, c)
+	job, sel, status, err := a.planJob(r.Context(), req, c)
 	if err != nil {
 		WriteError(w, status, "%v", err)
 		return
 	}
-	if err := a.Store.CreateJob(r.Context(), job, runs); err != nil {
+	err = a.Store.CreateJobStream(r.Context(), &job, func(emit func([]store.Run) error) error {
+		return a.resolveTargets(r.Context(), &job, sel, req, emit)
+	})
+	var te *targetError
+	if errors.As(err, &te) {
+		WriteError(w, te.status, "%v", te.err)
+		return
+	}
+	if err != nil {
 		a.internal(w, r, "create job", err)
 		return
 	}
@@ -68,7 +75,7 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 // planJob validates a job request and resolves its agents and the plugin
 // build each of them will run. The relay's checks give early, clear errors;
 // the agent checks everything again against what it actually runs.
-func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store.Job, []store.Run, int, error) {
+func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store.Job, *selector.Selector, int, error) {
 	bad := http.StatusBadRequest
 	if !sdk.ValidName(req.Plugin) {
 		return store.Job{}, nil, bad, fmt.Errorf("plugin name %q invalid", req.Plugin)
@@ -115,7 +122,7 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 	manifest := plugin.Manifest
 	job := store.Job{
 		ID: store.NewID(), Plugin: req.Plugin, PluginVersion: plugin.Version, Target: req.Target, DryRun: req.DryRun,
-		Concurrency: req.Concurrency, MaxFailures: -1, Timeout: timeout, AllowDowngrade: req.AllowDowngrade,
+		Concurrency: req.Concurrency, MaxFailures: -1, MaxFailuresBP: -1, Timeout: timeout, AllowDowngrade: req.AllowDowngrade,
 		Reason: req.Reason, State: store.JobRunning, CreatedBy: c.actor(), CreatedAt: a.now(),
 	}
 	job.ExpiresAt = job.CreatedAt.Add(expires)
@@ -142,65 +149,92 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 	}
 	job.Params = req.Params
 
-	agents, err := a.Store.ListAgents(ctx)
-	if err != nil {
-		return store.Job{}, nil, http.StatusInternalServerError, err
-	}
-	var matched []store.Agent
-	for _, ag := range agents {
-		if ag.RevokedAt.IsZero() && sel.Match(attrs(ag)) {
-			matched = append(matched, ag)
+	return job, sel, 0, nil
+}
+
+// targetError is a planning error found while resolving targets; it rolls
+// the job back and is answered with status.
+type targetError struct {
+	status int
+	err    error
+}
+
+func (e *targetError) Error() string { return e.err.Error() }
+
+// targetPage is how many agents are read at a time to resolve a target.
+const targetPage = 1000
+
+// resolveTargets streams the agents matching sel, a page at a time, as runs
+// (seq in agent ID order, which is enrollment order), each with the build of
+// the job's plugin version for the agent's OS and architecture. It then sets
+// the job's total and the counts that depend on it.
+func (a *API) resolveTargets(ctx context.Context, job *store.Job, sel *selector.Selector, req apiv1.JobCreate, emit func([]store.Run) error) error {
+	builds := map[string]*store.Artifact{} // os/arch -> build of job.PluginVersion
+	seq := 0
+	for after := ""; ; {
+		page, err := a.Store.TargetPage(ctx, after, targetPage)
+		if err != nil {
+			return err
+		}
+		var runs []store.Run
+		for _, ag := range page {
+			after = ag.ID
+			if !sel.Match(selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}) {
+				continue
+			}
+			run := store.Run{ID: store.NewID(), Seq: seq, AgentID: ag.ID, Hostname: ag.Hostname, State: store.RunPending}
+			seq++
+			key := ag.OS + "/" + ag.Arch
+			build, ok := builds[key]
+			if !ok {
+				art, err := a.Store.ResolveArtifact(ctx, "plugin", job.Plugin, job.PluginVersion, ag.OS, ag.Arch)
+				switch {
+				case err == nil:
+					build = &art
+				case !errors.Is(err, store.ErrNotFound):
+					return err
+				}
+				builds[key] = build
+			}
+			if build == nil {
+				run.State, run.EndedAt = store.RunFailed, job.CreatedAt
+				run.Error = fmt.Sprintf("no build of plugin %s %s for %s in the catalog: publish one", job.Plugin, job.PluginVersion, key)
+				if ag.OS == "" {
+					run.Error = "the agent has never connected, so its OS is unknown"
+				}
+			} else {
+				run.PluginSHA256, run.PluginSize, run.Version = build.SHA256, build.Size, build.Version
+			}
+			runs = append(runs, run)
+		}
+		if err := emit(runs); err != nil {
+			return err
+		}
+		if len(page) < targetPage {
+			break
 		}
 	}
-	if len(matched) == 0 {
-		return store.Job{}, nil, bad, fmt.Errorf("no agent matches %q: check it with patchbay agents list --target", req.Target)
+	job.Total = seq
+	if job.Total == 0 {
+		return &targetError{http.StatusBadRequest, fmt.Errorf("no agent matches %q: check it with patchbay agents list --target", req.Target)}
 	}
-	sort.Slice(matched, func(i, j int) bool { return matched[i].Hostname+matched[i].ID < matched[j].Hostname+matched[j].ID })
-	job.Total = len(matched)
+	var err error
 	if req.Canary != "" {
 		if job.Canary, err = apiv1.ParseCount(req.Canary, job.Total); err != nil {
-			return store.Job{}, nil, bad, fmt.Errorf("canary %w", err)
+			return &targetError{http.StatusBadRequest, fmt.Errorf("canary %w", err)}
 		}
 	}
 	job.MaxFailuresBP = -1
 	if req.MaxFailures != "" {
 		if bp, ok, err := apiv1.ParsePercent(req.MaxFailures); err != nil {
-			return store.Job{}, nil, bad, fmt.Errorf("max-failures %w", err)
+			return &targetError{http.StatusBadRequest, fmt.Errorf("max-failures %w", err)}
 		} else if ok {
 			job.MaxFailuresBP = bp // a share of the runs finished so far
 		} else if job.MaxFailures, err = apiv1.ParseCount(req.MaxFailures, job.Total); err != nil {
-			return store.Job{}, nil, bad, fmt.Errorf("max-failures %w", err)
+			return &targetError{http.StatusBadRequest, fmt.Errorf("max-failures %w", err)}
 		}
 	}
-
-	builds := map[string]*store.Artifact{} // os/arch -> build of plugin.Version
-	runs := make([]store.Run, 0, len(matched))
-	for i, ag := range matched {
-		run := store.Run{ID: store.NewID(), Seq: i, AgentID: ag.ID, Hostname: ag.Hostname, State: store.RunPending}
-		key := ag.OS + "/" + ag.Arch
-		build, ok := builds[key]
-		if !ok {
-			art, err := a.Store.ResolveArtifact(ctx, "plugin", req.Plugin, plugin.Version, ag.OS, ag.Arch)
-			switch {
-			case err == nil:
-				build = &art
-			case !errors.Is(err, store.ErrNotFound):
-				return store.Job{}, nil, http.StatusInternalServerError, err
-			}
-			builds[key] = build
-		}
-		if build == nil {
-			run.State, run.EndedAt = store.RunFailed, job.CreatedAt
-			run.Error = fmt.Sprintf("no build of plugin %s %s for %s in the catalog: publish one", req.Plugin, plugin.Version, key)
-			if ag.OS == "" {
-				run.Error = "the agent has never connected, so its OS is unknown"
-			}
-		} else {
-			run.PluginSHA256, run.PluginSize, run.Version = build.SHA256, build.Size, build.Version
-		}
-		runs = append(runs, run)
-	}
-	return job, runs, 0, nil
+	return nil
 }
 
 func durationOr(s string, def, lo, hi time.Duration, what string) (time.Duration, error) {
@@ -252,6 +286,16 @@ func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
 	}
 	if err != nil {
 		a.internal(w, r, "show job", err)
+		return
+	}
+	if r.URL.Query().Get("results") == "false" {
+		// Progress polling: counts only, from one aggregate query.
+		c, err := a.Store.RunCounts(r.Context(), j.ID, 0)
+		if err != nil {
+			a.internal(w, r, "show job", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, a.jobJSON(j, c.ByState, nil))
 		return
 	}
 	counts := map[string]int{}

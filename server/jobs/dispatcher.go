@@ -130,6 +130,7 @@ func (d *Dispatcher) scheduler() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { <-d.stop; cancel() }()
+	var scan bool
 	for {
 		select {
 		case <-d.stop:
@@ -138,9 +139,11 @@ func (d *Dispatcher) scheduler() {
 			d.resend(ctx, id)
 			continue
 		case <-t.C:
+			scan = false // the tick only expires and ends jobs: no walk over pending runs
 		case <-d.wake:
+			scan = true
 		}
-		if err := d.schedule(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := d.schedule(ctx, scan); err != nil && !errors.Is(err, context.Canceled) {
 			d.log.Error().Err(err).Msg("job scheduler")
 		}
 	}
@@ -186,14 +189,15 @@ func runRequest(j store.Job, r store.Run) wire.RunRequest {
 	return req
 }
 
-// schedule walks every open job once.
-func (d *Dispatcher) schedule(ctx context.Context) error {
+// schedule walks every open job once; with scan it also looks for runs to
+// send (woken by a new job, an agent coming online, or stored results).
+func (d *Dispatcher) schedule(ctx context.Context, scan bool) error {
 	jobs, err := d.store.OpenJobs(ctx)
 	if err != nil {
 		return err
 	}
 	for _, j := range jobs {
-		if err := d.step(ctx, j); err != nil {
+		if err := d.step(ctx, j, scan); err != nil {
 			d.log.Error().Err(err).Str("job_id", j.ID).Msg("schedule job")
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 // step applies a job's rules once: expiry, end, failure threshold, canary
 // wave and concurrency, then sends the runs that may start.
-func (d *Dispatcher) step(ctx context.Context, j store.Job) error {
+func (d *Dispatcher) step(ctx context.Context, j store.Job, scan bool) error {
 	now := d.now().UTC()
 	if !j.ExpiresAt.IsZero() && now.After(j.ExpiresAt) {
 		if _, err := d.store.FinishRuns(ctx, j.ID, store.RunPending, store.RunExpired,
@@ -30,8 +30,8 @@ func (d *Dispatcher) step(ctx context.Context, j store.Job) error {
 	if c.InFlight == 0 && c.Undispatched == 0 {
 		return d.end(ctx, j, c, now)
 	}
-	if j.State != store.JobRunning {
-		return nil // halted or cancelled: waiting for runs in flight
+	if j.State != store.JobRunning || !scan {
+		return nil // halted or cancelled (waiting for runs in flight), or only a tick
 	}
 	if failed := c.ByState[store.RunFailed]; j.Halted(failed, c.Final) {
 		return d.halt(ctx, j, failed, now)

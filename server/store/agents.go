@@ -266,3 +266,34 @@ func mapNilIfEmpty(m map[string]string) map[string]string {
 	}
 	return m
 }
+
+// Target is what selecting an agent for a job needs: less than an Agent, so
+// that resolving a target over a large fleet reads little.
+type Target struct {
+	ID, Hostname, OS, Arch string
+	Tags                   map[string]string
+}
+
+// TargetPage returns up to limit agents that are not revoked, with IDs
+// after afterID, in ID order.
+func (s *Store) TargetPage(ctx context.Context, afterID string, limit int) ([]Target, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, hostname, os, arch, tags FROM agents
+		WHERE id > $1 AND revoked_at IS NULL ORDER BY id LIMIT $2`, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list targets: %w", err)
+	}
+	defer rows.Close()
+	var out []Target
+	for rows.Next() {
+		var t Target
+		var tags string
+		if err := rows.Scan(&t.ID, &t.Hostname, &t.OS, &t.Arch, &tags); err != nil {
+			return nil, fmt.Errorf("list targets: %w", err)
+		}
+		if t.Tags, err = decodeMap(tags); err != nil {
+			return nil, fmt.Errorf("list targets: agent %s tags: %w", t.ID, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -94,12 +93,17 @@ type Run struct {
 	EndedAt        time.Time
 }
 
-// insertRunsChunk rows per INSERT: 11 columns each, well under SQLite's
-// 32766 parameters.
-const insertRunsChunk = 500
-
 // CreateJob stores a job and all its runs in one transaction.
 func (s *Store) CreateJob(ctx context.Context, j Job, runs []Run) error {
+	return s.CreateJobStream(ctx, &j, func(emit func([]Run) error) error { return emit(runs) })
+}
+
+// CreateJobStream stores a job and its runs in one transaction; produce
+// calls emit with the runs a page at a time, so that a job over 100,000
+// agents is never held in memory whole. After produce returns, j.Total,
+// j.Canary, j.MaxFailures and j.MaxFailuresBP (which may depend on the total) are written as
+// they are then. An error from produce rolls everything back.
+func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(emit func([]Run) error) error) error {
 	params, err := encodeMap(j.Params)
 	if err != nil {
 		return err
@@ -115,32 +119,39 @@ func (s *Store) CreateJob(ctx context.Context, j Job, runs []Run) error {
 		if err != nil {
 			return fmt.Errorf("job: %w", err)
 		}
-		for start := 0; start < len(runs); start += insertRunsChunk {
-			chunk := runs[start:min(start+insertRunsChunk, len(runs))]
-			var q strings.Builder
-			q.WriteString(`INSERT INTO runs (id, job_id, seq, agent_id, hostname, state, plugin_sha256, plugin_size, version, error, ended_at) VALUES `)
-			args := make([]any, 0, len(chunk)*11)
-			for i, r := range chunk {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				n := len(args)
-				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
-					n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
-				args = append(args, r.ID, j.ID, r.Seq, r.AgentID, r.Hostname, r.State, r.PluginSHA256, r.PluginSize,
-					r.Version, r.Error, dbTime(r.EndedAt))
-			}
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-				return fmt.Errorf("runs: %w", err)
-			}
+		ins, err := tx.PrepareContext(ctx, insertRunSQL)
+		if err != nil {
+			return fmt.Errorf("runs: %w", err)
 		}
-		return nil
+		defer ins.Close()
+		emit := func(runs []Run) error {
+			for _, r := range runs {
+				if _, err := ins.ExecContext(ctx, r.ID, j.ID, r.Seq, r.AgentID, r.Hostname, r.State, r.PluginSHA256,
+					r.PluginSize, r.Version, r.Error, dbTime(r.EndedAt)); err != nil {
+					return fmt.Errorf("run %s: %w", r.ID, err)
+				}
+			}
+			return nil
+		}
+		if err := produce(emit); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE jobs SET total = $1, canary = $2, max_failures = $3, max_failures_bp = $4 WHERE id = $5`,
+			j.Total, j.Canary, j.MaxFailures, j.MaxFailuresBP, j.ID)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("create job: %w", err)
 	}
 	return nil
 }
+
+// insertRunSQL inserts one run. Rows go in one at a time through a
+// statement prepared once per job: SQLite resolves $N parameters by a linear
+// search, so a multi-row INSERT with thousands of them costs more to parse
+// than the rows cost to write.
+const insertRunSQL = `INSERT INTO runs (id, job_id, seq, agent_id, hostname, state, plugin_sha256, plugin_size, version, error, ended_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 
 const jobColumns = `id, plugin, plugin_version, script, script_sha256, script_version, script_size, params, target,
 	dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason, state, total, created_by,
@@ -338,8 +349,13 @@ func (s *Store) MarkDispatched(ctx context.Context, ids []string, t time.Time) e
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		upd, err := tx.PrepareContext(ctx, `UPDATE runs SET dispatched_at = $1 WHERE id = $2 AND dispatched_at IS NULL`)
+		if err != nil {
+			return fmt.Errorf("mark runs dispatched: %w", err)
+		}
+		defer upd.Close()
 		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET dispatched_at = $1 WHERE id = $2 AND dispatched_at IS NULL`, dbTime(t), id); err != nil {
+			if _, err := upd.ExecContext(ctx, dbTime(t), id); err != nil {
 				return fmt.Errorf("mark run %s dispatched: %w", id, err)
 			}
 		}
@@ -366,11 +382,23 @@ type Result struct {
 func (s *Store) SaveReports(ctx context.Context, started []Started, results []Result) (map[string]bool, error) {
 	jobs := map[string]bool{}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		start, err := tx.PrepareContext(ctx, `UPDATE runs SET state = 'running', started_at = $1
+				WHERE id = $2 AND agent_id = $3 AND state = 'pending' RETURNING job_id`)
+		if err != nil {
+			return err
+		}
+		defer start.Close()
+		finish, err := tx.PrepareContext(ctx, `UPDATE runs SET state = $1, needed = $2, changed = $3, reboot_required = $4,
+				summary = $5, error = $6, details = $7, output = $8, signer = $9, version = $10,
+				started_at = COALESCE(started_at, $11), ended_at = $12
+				WHERE id = $13 AND agent_id = $14 AND state IN ('pending', 'running') RETURNING job_id`)
+		if err != nil {
+			return err
+		}
+		defer finish.Close()
 		for _, st := range started {
 			var job string
-			err := tx.QueryRowContext(ctx, `UPDATE runs SET state = 'running', started_at = $1
-				WHERE id = $2 AND agent_id = $3 AND state = 'pending' RETURNING job_id`,
-				dbTime(st.At), st.RunID, st.AgentID).Scan(&job)
+			err := start.QueryRowContext(ctx, dbTime(st.At), st.RunID, st.AgentID).Scan(&job)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("run %s started: %w", st.RunID, err)
 			}
@@ -381,11 +409,7 @@ func (s *Store) SaveReports(ctx context.Context, started []Started, results []Re
 		for _, res := range results {
 			r := res.Run
 			var job string
-			err := tx.QueryRowContext(ctx, `UPDATE runs SET state = $1, needed = $2, changed = $3, reboot_required = $4,
-				summary = $5, error = $6, details = $7, output = $8, signer = $9, version = $10,
-				started_at = COALESCE(started_at, $11), ended_at = $12
-				WHERE id = $13 AND agent_id = $14 AND state IN ('pending', 'running') RETURNING job_id`,
-				r.State, r.Needed, r.Changed, r.RebootRequired, r.Summary, r.Error, r.Details, r.Output, r.Signer,
+			err := finish.QueryRowContext(ctx, r.State, r.Needed, r.Changed, r.RebootRequired, r.Summary, r.Error, r.Details, r.Output, r.Signer,
 				r.Version, dbTime(r.StartedAt), dbTime(r.EndedAt), r.ID, res.AgentID).Scan(&job)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("run %s result: %w", r.ID, err)

@@ -12,9 +12,8 @@ func TestJobsRunsMoveForwardOnly(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	j := Job{ID: NewID(), Plugin: "p", PluginVersion: "1.0.0", Params: map[string]string{"a": "b"}, Target: "all",
 		MaxFailures: -1, Timeout: time.Minute, State: JobRunning, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-	// More runs than one INSERT chunk.
 	var runs []Run
-	for i := 0; i < insertRunsChunk+7; i++ {
+	for i := 0; i < 507; i++ {
 		runs = append(runs, Run{ID: NewID(), Seq: i, AgentID: NewID(), State: RunPending, PluginSHA256: "x", Version: "1.0.0"})
 	}
 	j.Total = len(runs)

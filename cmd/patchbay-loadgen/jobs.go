@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/patchbay/patchbay/client"
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/backoff"
+	"github.com/patchbay/patchbay/plugins/signature"
+)
+
+// jobResult is one measured job: dispatch to every target agent and every
+// result stored.
+type jobResult struct {
+	target           string
+	agents           int
+	elapsed          time.Duration // job created -> every result stored (job ended)
+	relayCPU         time.Duration // relay utime+stime over the same span
+	idleRSS, peakRSS int64         // KiB, before and the highest sampled during the job
+	ok               bool
+}
+
+// measureJobs runs a no-op job (the load generator's agents answer every
+// run at once) on 10,000 agents and then on all of them.
+func (b *bench) measureJobs(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, b.o.serverBin, "admin-token", "--data", b.dataDir, "--name", "loadgen-jobs", "--ttl", "1h").Output()
+	if err != nil {
+		return fmt.Errorf("patchbay-server admin-token: %w", err)
+	}
+	cfg, err := client.Login(ctx, b.server, strings.TrimSpace(string(out)), b.fp)
+	if err != nil {
+		return err
+	}
+	cl, err := client.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := publishBenchPlugin(ctx, cl, filepath.Join(filepath.Dir(b.o.serverBin), "plugins", "sysinfo")); err != nil {
+		return fmt.Errorf("publish the bench plugin: %w", err)
+	}
+	// Targets that select only agents this run started (hostnames
+	// loadgen-00000 upwards); the relay's data may hold more.
+	var targets []string
+	switch {
+	case b.o.agents >= 19000:
+		targets = []string{"hostname=loadgen-0*", "hostname=loadgen-*"}
+	case b.o.agents >= 10000:
+		targets = []string{"hostname=loadgen-0*"}
+	case b.o.agents >= 1000:
+		targets = []string{"hostname=loadgen-00*"}
+	default:
+		return fmt.Errorf("the job measurement needs at least 1,000 agents")
+	}
+	for _, target := range targets {
+		res, err := b.measureJob(ctx, cl, target)
+		if err != nil {
+			return err
+		}
+		b.r.jobs = append(b.r.jobs, res)
+		step("  job on %d agents (%s): %v, relay CPU %.1f µs per agent, RSS %s -> peak %s",
+			res.agents, target, res.elapsed.Round(time.Millisecond),
+			float64(res.relayCPU.Microseconds())/float64(max(res.agents, 1)), kib(res.idleRSS), kib(res.peakRSS))
+		backoff.Sleep(ctx, 2*time.Second)
+	}
+	return nil
+}
+
+func (b *bench) measureJob(ctx context.Context, cl *client.Client, target string) (jobResult, error) {
+	pid := b.relay.pid()
+	res := jobResult{target: target}
+	res.idleRSS, _ = procStatus(pid, "VmRSS")
+	res.peakRSS = res.idleRSS
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return res, err
+	}
+	start := time.Now()
+	j, err := cl.CreateJob(ctx, apiv1.JobCreate{Plugin: "sysinfo", Target: target, Reason: "make bench", Expires: "3m"})
+	if err != nil {
+		return res, err
+	}
+	res.agents = j.Total
+	deadline := start.Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if rss, err := procStatus(pid, "VmRSS"); err == nil && rss > res.peakRSS {
+			res.peakRSS = rss
+		}
+		p, err := cl.JobProgress(ctx, j.ID)
+		if err != nil {
+			return res, err
+		}
+		if p.EndedAt != nil {
+			res.elapsed = p.EndedAt.Sub(p.CreatedAt)
+			res.ok = p.Counts["succeeded"] == j.Total
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cpu1, err := procCPU(pid)
+	if err != nil {
+		return res, err
+	}
+	res.relayCPU = cpu1 - cpu0
+	if res.elapsed == 0 {
+		return res, fmt.Errorf("job on %q did not end within 2 minutes", target)
+	}
+	return res, nil
+}
+
+// publishBenchPlugin signs the plugin at path with a throwaway key and
+// publishes it (the simulated agents never run it; real ones would refuse
+// the key).
+func publishBenchPlugin(ctx context.Context, cl *client.Client, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.NewSignerFromKey(key)
+	if err != nil {
+		return err
+	}
+	sig, err := signature.Sign(signer, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	manifest, err := exec.CommandContext(ctx, path, "manifest").Output()
+	if err != nil {
+		return fmt.Errorf("%s manifest: %w", path, err)
+	}
+	_, _, err = cl.PublishPlugin(ctx, client.Upload{File: bytes.NewReader(data), FileName: filepath.Base(path), Signature: sig, Manifest: manifest})
+	return err
+}
