@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -288,40 +289,61 @@ func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
 		a.internal(w, r, "show job", err)
 		return
 	}
-	if r.URL.Query().Get("results") == "false" {
-		// Progress polling: counts only, from one aggregate query.
-		c, err := a.Store.RunCounts(r.Context(), j.ID, 0)
+	c, err := a.Store.RunCounts(r.Context(), j.ID, 0)
+	if err != nil {
+		a.internal(w, r, "show job", err)
+		return
+	}
+	out := a.jobJSON(j, c.ByState, nil)
+	if a.Hub != nil && c.ByState[store.RunPending] > 0 {
+		err = a.Store.EachPendingAgent(r.Context(), j.ID, func(id string) {
+			if !a.Hub.Online(id) {
+				out.Offline++
+			}
+		})
 		if err != nil {
 			a.internal(w, r, "show job", err)
 			return
 		}
-		writeJSON(w, http.StatusOK, a.jobJSON(j, c.ByState, nil))
+	}
+	if r.URL.Query().Get("results") == "false" {
+		writeJSON(w, http.StatusOK, out) // progress polling: counts only
 		return
 	}
-	counts := map[string]int{}
-	offline := 0
-	results := []apiv1.RunResult{}
+	// The results are streamed a page at a time into the job object, so a
+	// job over 100,000 agents is never held in memory whole.
+	head, err := json.Marshal(out)
+	if err != nil {
+		a.internal(w, r, "show job", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(head[:len(head)-1]) // without the closing brace
+	w.Write([]byte(`,"results":[`))
+	first := true
 	for after := -1; ; {
-		runs, err := a.Store.JobRuns(r.Context(), j.ID, after, 1000)
+		runs, err := a.Store.JobRuns(r.Context(), j.ID, after, exportPage)
 		if err != nil {
-			a.internal(w, r, "show job", err)
+			a.Log.Error().Err(err).Str("job_id", j.ID).Msg("show job") // headers are gone: the body ends short
 			return
 		}
 		for _, run := range runs {
 			after = run.Seq
-			counts[run.State]++
-			if run.State == store.RunPending && a.Hub != nil && !a.Hub.Online(run.AgentID) {
-				offline++
+			b, _ := json.Marshal(runJSON(run))
+			if !first {
+				w.Write([]byte(","))
 			}
-			results = append(results, runJSON(run))
+			first = false
+			if _, err := w.Write(append([]byte("\n"), b...)); err != nil {
+				return
+			}
 		}
-		if len(runs) < 1000 {
+		if len(runs) < exportPage {
 			break
 		}
 	}
-	out := a.jobJSON(j, counts, results)
-	out.Offline = offline
-	writeJSON(w, http.StatusOK, out)
+	w.Write([]byte("\n]}\n"))
 }
 
 func (a *API) handleJobCancel(w http.ResponseWriter, r *http.Request, c caller) {

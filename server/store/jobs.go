@@ -441,3 +441,21 @@ func (s *Store) FinishRuns(ctx context.Context, jobID, from, to, reason string, 
 	n, _ := res.RowsAffected()
 	return int(n), nil
 }
+
+// EachPendingAgent calls fn with the agent ID of every pending run of a
+// job, streaming (nothing is collected in memory).
+func (s *Store) EachPendingAgent(ctx context.Context, jobID string, fn func(agentID string)) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT agent_id FROM runs WHERE job_id = $1 AND state = 'pending'`, jobID)
+	if err != nil {
+		return fmt.Errorf("pending agents of %s: %w", jobID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("pending agents of %s: %w", jobID, err)
+		}
+		fn(id)
+	}
+	return rows.Err()
+}
