@@ -41,6 +41,7 @@ const (
 	reportBatch = 1000
 	reportDelay = 20 * time.Millisecond
 	pageSize    = 500
+	minWalk     = 25 * time.Millisecond // least time between two walks of the open jobs
 )
 
 // Dispatcher runs jobs. Create with New, then Start; Close stops it.
@@ -131,6 +132,7 @@ func (d *Dispatcher) scheduler() {
 	defer cancel()
 	go func() { <-d.stop; cancel() }()
 	var scan bool
+	var lastWalk time.Time
 	for {
 		select {
 		case <-d.stop:
@@ -142,7 +144,17 @@ func (d *Dispatcher) scheduler() {
 			scan = false // the tick only expires and ends jobs: no walk over pending runs
 		case <-d.wake:
 			scan = true
+			// Coalesce: results arrive in batches every few milliseconds
+			// during a large job; one walk per minWalk covers them all.
+			if wait := minWalk - time.Since(lastWalk); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-d.stop:
+					return
+				}
+			}
 		}
+		lastWalk = time.Now()
 		if err := d.schedule(ctx, scan); err != nil && !errors.Is(err, context.Canceled) {
 			d.log.Error().Err(err).Msg("job scheduler")
 		}

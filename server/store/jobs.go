@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -343,20 +344,39 @@ func (s *Store) InFlightRuns(ctx context.Context, agentID string) ([]Run, error)
 	return runs, nil
 }
 
-// MarkDispatched records that runs were sent at t.
+// markChunk is how many run IDs one dispatch UPDATE names.
+const markChunk = 100
+
+// MarkDispatched records that runs were sent at t, markChunk IDs per
+// statement (one prepared statement; a short chunk repeats its last ID).
 func (s *Store) MarkDispatched(ctx context.Context, ids []string, t time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	var q strings.Builder
+	q.WriteString(`UPDATE runs SET dispatched_at = $1 WHERE dispatched_at IS NULL AND id IN (`)
+	for i := 0; i < markChunk; i++ {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d", i+2)
+	}
+	q.WriteString(")")
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		upd, err := tx.PrepareContext(ctx, `UPDATE runs SET dispatched_at = $1 WHERE id = $2 AND dispatched_at IS NULL`)
+		upd, err := tx.PrepareContext(ctx, q.String())
 		if err != nil {
 			return fmt.Errorf("mark runs dispatched: %w", err)
 		}
 		defer upd.Close()
-		for _, id := range ids {
-			if _, err := upd.ExecContext(ctx, dbTime(t), id); err != nil {
-				return fmt.Errorf("mark run %s dispatched: %w", id, err)
+		args := make([]any, markChunk+1)
+		args[0] = dbTime(t)
+		for start := 0; start < len(ids); start += markChunk {
+			chunk := ids[start:min(start+markChunk, len(ids))]
+			for i := 0; i < markChunk; i++ {
+				args[i+1] = chunk[min(i, len(chunk)-1)]
+			}
+			if _, err := upd.ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("mark runs dispatched: %w", err)
 			}
 		}
 		return nil
