@@ -242,15 +242,13 @@ type Counts struct {
 }
 
 // RunCounts counts a job's runs by state. Runs with seq below beforeSeq
-// only, when beforeSeq > 0 (the canary wave).
+// only, when beforeSeq > 0 (the canary wave). Two index-only queries: one
+// grouped by state, one for the pending runs never sent.
 func (s *Store) RunCounts(ctx context.Context, jobID string, beforeSeq int) (Counts, error) {
-	q := `SELECT state, dispatched_at IS NULL, COUNT(*) FROM runs WHERE job_id = $1`
-	args := []any{jobID}
-	if beforeSeq > 0 {
-		q += ` AND seq < $2`
-		args = append(args, beforeSeq)
+	if beforeSeq <= 0 {
+		beforeSeq = int(^uint32(0) >> 1)
 	}
-	rows, err := s.db.QueryContext(ctx, q+` GROUP BY state, dispatched_at IS NULL`, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM runs WHERE job_id = $1 AND seq < $2 GROUP BY state`, jobID, beforeSeq)
 	if err != nil {
 		return Counts{}, fmt.Errorf("count runs of %s: %w", jobID, err)
 	}
@@ -258,22 +256,30 @@ func (s *Store) RunCounts(ctx context.Context, jobID string, beforeSeq int) (Cou
 	c := Counts{ByState: map[string]int{}}
 	for rows.Next() {
 		var state string
-		var undispatched bool
 		var n int
-		if err := rows.Scan(&state, &undispatched, &n); err != nil {
+		if err := rows.Scan(&state, &n); err != nil {
 			return Counts{}, fmt.Errorf("count runs of %s: %w", jobID, err)
 		}
-		c.ByState[state] += n
-		switch {
-		case state == RunPending && undispatched:
-			c.Undispatched += n
-		case state == RunPending || state == RunRunning:
+		c.ByState[state] = n
+		switch state {
+		case RunPending, RunRunning:
 			c.InFlight += n
 		default:
 			c.Final += n
 		}
 	}
-	return c, rows.Err()
+	if err := rows.Err(); err != nil {
+		return Counts{}, fmt.Errorf("count runs of %s: %w", jobID, err)
+	}
+	if c.ByState[RunPending] > 0 {
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE job_id = $1 AND state = 'pending'
+			AND dispatched_at IS NULL AND seq < $2`, jobID, beforeSeq).Scan(&c.Undispatched)
+		if err != nil {
+			return Counts{}, fmt.Errorf("count runs of %s: %w", jobID, err)
+		}
+		c.InFlight -= c.Undispatched
+	}
+	return c, nil
 }
 
 const runColumns = `id, job_id, seq, agent_id, hostname, state, plugin_sha256, plugin_size, version, needed, changed,
