@@ -33,6 +33,7 @@ func serve(ctx context.Context, id *identity.Identity, log, alog zerolog.Logger)
 	if err != nil {
 		return err
 	}
+	defer r.Close() // the sealed executables
 	var l *link.Link
 	send := func(typ string, body any) error {
 		s := l.Session()

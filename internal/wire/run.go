@@ -36,15 +36,6 @@ const (
 	StateExpired   = "expired"
 )
 
-// FinalState reports whether s is a state a run never leaves.
-func FinalState(s string) bool {
-	switch s {
-	case StateSucceeded, StateFailed, StateSkipped, StateCancelled, StateHalted, StateExpired:
-		return true
-	}
-	return false
-}
-
 // Limits on run messages.
 const (
 	MaxRunParams   = 64

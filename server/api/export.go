@@ -42,58 +42,67 @@ func (a *API) handleJobExport(w http.ResponseWriter, r *http.Request, _ caller) 
 		a.internal(w, r, "export job", err)
 		return
 	}
-	var emit func(apiv1.RunResult) error
-	var finish func() error
-	switch format {
-	case "csv":
+	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		cw := csv.NewWriter(w)
 		cw.Write(apiv1.JobCSVHeader)
-		emit = func(res apiv1.RunResult) error {
+		a.eachResult(r, j.ID, func(res apiv1.RunResult) error {
 			return cw.Write([]string{res.RunID, res.AgentID, res.Hostname, res.State, strconv.FormatBool(res.Needed),
 				strconv.FormatBool(res.Changed), strconv.FormatBool(res.RebootRequired), res.Version,
 				csvTime(res.Started), csvTime(res.Ended), strconv.FormatInt(res.DurationMS, 10), res.Summary, res.Error,
 				res.Signer, res.Output})
-		}
-		finish = func() error { cw.Flush(); return cw.Error() }
-	default:
-		w.Header().Set("Content-Type", "application/json")
-		head, _ := json.Marshal(a.jobJSON(j, c.ByState, nil))
-		w.Write([]byte(`{"job":`))
-		w.Write(head)
-		w.Write([]byte(`,"results":[`))
-		first := true
-		emit = func(res apiv1.RunResult) error {
-			b, err := json.Marshal(res)
-			if err != nil {
-				return err
-			}
-			if !first {
-				w.Write([]byte(","))
-			}
-			first = false
-			_, err = w.Write(append([]byte("\n"), b...))
-			return err
-		}
-		finish = func() error { _, err := w.Write([]byte("\n]}\n")); return err }
+		})
+		cw.Flush()
+		return
 	}
+	w.Header().Set("Content-Type", "application/json")
+	head, _ := json.Marshal(a.jobJSON(j, c.ByState, nil))
+	w.Write([]byte(`{"job":`))
+	w.Write(head)
+	a.streamResultsJSON(w, r, j.ID)
+	w.Write([]byte("}\n"))
+}
+
+// eachResult calls emit for every run of a job in seq order, reading the
+// store a page at a time. It stops early when emit fails (the client went
+// away); a store error is logged, since the headers are already sent.
+func (a *API) eachResult(r *http.Request, jobID string, emit func(apiv1.RunResult) error) {
 	for after := -1; ; {
-		runs, err := a.Store.JobRuns(r.Context(), j.ID, after, exportPage)
+		runs, err := a.Store.JobRuns(r.Context(), jobID, after, exportPage)
 		if err != nil {
-			a.Log.Error().Err(err).Str("job_id", j.ID).Msg("export job") // headers are gone: the body ends short
+			a.Log.Error().Err(err).Str("job_id", jobID).Msg("stream job results") // the body ends short
 			return
 		}
 		for _, run := range runs {
 			after = run.Seq
 			if err := emit(runJSON(run)); err != nil {
-				return // client went away
+				return
 			}
 		}
 		if len(runs) < exportPage {
-			break
+			return
 		}
 	}
-	finish()
+}
+
+// streamResultsJSON writes `,"results":[...]` (one result per line), for a
+// JSON object whose other members are already written.
+func (a *API) streamResultsJSON(w http.ResponseWriter, r *http.Request, jobID string) {
+	w.Write([]byte(`,"results":[`))
+	first := true
+	a.eachResult(r, jobID, func(res apiv1.RunResult) error {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		if !first {
+			w.Write([]byte(","))
+		}
+		first = false
+		_, err = w.Write(append([]byte("\n"), b...))
+		return err
+	})
+	w.Write([]byte("\n]"))
 }
 
 func csvTime(t *time.Time) string {

@@ -320,30 +320,8 @@ func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(head[:len(head)-1]) // without the closing brace
-	w.Write([]byte(`,"results":[`))
-	first := true
-	for after := -1; ; {
-		runs, err := a.Store.JobRuns(r.Context(), j.ID, after, exportPage)
-		if err != nil {
-			a.Log.Error().Err(err).Str("job_id", j.ID).Msg("show job") // headers are gone: the body ends short
-			return
-		}
-		for _, run := range runs {
-			after = run.Seq
-			b, _ := json.Marshal(runJSON(run))
-			if !first {
-				w.Write([]byte(","))
-			}
-			first = false
-			if _, err := w.Write(append([]byte("\n"), b...)); err != nil {
-				return
-			}
-		}
-		if len(runs) < exportPage {
-			break
-		}
-	}
-	w.Write([]byte("\n]}\n"))
+	a.streamResultsJSON(w, r, j.ID)
+	w.Write([]byte("}\n"))
 }
 
 func (a *API) handleJobCancel(w http.ResponseWriter, r *http.Request, c caller) {
