@@ -49,6 +49,7 @@ type Client struct {
 	cfg  Config
 	base *url.URL
 	hc   *http.Client
+	tls  *tls.Config // the pinned trust, also used for session websockets
 	// login is set for the pinned-fingerprint client used by Login, whose
 	// certificate errors need a different hint.
 	login bool
@@ -68,7 +69,7 @@ func New(cfg Config) (*Client, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	return &Client{cfg: cfg, base: base, hc: newHTTPClient(tlsCfg)}, nil
+	return &Client{cfg: cfg, base: base, hc: newHTTPClient(tlsCfg), tls: tlsCfg}, nil
 }
 
 // newHTTPClient returns an HTTP client with the given TLS settings, proxies

@@ -114,6 +114,10 @@ func (c *agentConn) Close(reason string) { c.sess.Close(websocket.ClosePolicyVio
 
 func (c *agentConn) Send(typ string, body any) error { return c.sess.Send(typ, "", body) }
 
+func (c *agentConn) Open(ctx context.Context, kind string) (*mux.Stream, error) {
+	return c.sess.Open(ctx, kind)
+}
+
 // Accept owns one agent link from the handshake until it ends: it reads the
 // agent's hello, registers the agent in the hub, answers with welcome, and
 // serves the link until it fails, the agent leaves, or ctx ends. Anything
@@ -129,6 +133,8 @@ func (s *Server) Accept(ctx context.Context, ws *websocket.Conn, agentID string)
 	c.sess = mux.New(ws, mux.Config{
 		ReadTimeout: 3 * s.cfg.Heartbeat,
 		Control:     func(env wire.Envelope) error { return s.control(c, env) },
+		// The agent opens streams only to upload session recordings.
+		Handle: func(st *mux.Stream) { s.sessions.HandleStream(agentID, st) },
 	})
 	hello, err := s.handshake(c.sess)
 	if err != nil {
@@ -160,6 +166,7 @@ func (s *Server) Accept(ctx context.Context, ws *websocket.Conn, agentID string)
 	}
 	if s.hub.Unregister(c) {
 		s.seen.offline(agentID, time.Now())
+		s.sessions.AgentOffline(agentID)
 	}
 	logLinkEnd(log(), "agent disconnected", err)
 	return err
@@ -213,6 +220,20 @@ func (s *Server) control(c *agentConn, env wire.Envelope) error {
 			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
 		}
 		s.jobs.Result(c.id, m)
+		return nil
+	case wire.MsgSessionAnswer:
+		var m wire.SessionAnswer
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+		}
+		s.sessions.Answer(c.id, m)
+		return nil
+	case wire.MsgSessionEnd:
+		var m wire.SessionEnd
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+		}
+		s.sessions.AgentEnded(c.id, m)
 		return nil
 	}
 	return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: fmt.Sprintf("unexpected message type %q", env.Type)}

@@ -27,6 +27,7 @@ import (
 	"github.com/patchbay/patchbay/server/bus"
 	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/jobs"
+	"github.com/patchbay/patchbay/server/sessions"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -69,6 +70,9 @@ type Server struct {
 	api   *api.API
 	seen  *seenWriter
 	jobs  *jobs.Dispatcher
+	// sessions brokers interactive sessions; ssh is the SSH user and host CA.
+	sessions *sessions.Broker
+	ssh      *certs.SSHCAs
 	// ticketKey encrypts TLS session tickets. It is kept in the data directory
 	// so that agents resume their sessions across a relay restart: a mass
 	// reconnect then costs no certificate signatures.
@@ -120,11 +124,29 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey}
+	sshCAs, err := certs.LoadOrCreateSSHCAs(cfg.DataDir)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// No session survives a relay restart: close what the last run left open.
+	if n, err := st.EndOpenSessions(ctx, "the relay restarted", time.Now()); err != nil {
+		st.Close()
+		return nil, err
+	} else if n > 0 {
+		cfg.Logger.Info().Int("sessions", n).Msg("ended sessions left open by the previous relay run")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs}
 	s.seen = newSeenWriter(st, s.log)
 	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version}
 	s.jobs = jobs.New(st, h, s.api.Audit, s.log.With().Str("component", "jobs").Logger())
 	s.api.Jobs = s.jobs
+	s.sessions = sessions.New(sessions.Config{
+		Store: st, Links: h, Audit: s.api.Audit, Log: s.log.With().Str("component", "sessions").Logger(),
+		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"),
+	})
+	s.api.Sessions = s.sessions
+	s.api.SSH = sshCAs
 	s.jobs.Start()
 	return s, nil
 }
@@ -211,6 +233,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.sessions.Close() // hijacked session connections are not closed by Shutdown
 	hs.Shutdown(shutCtx)
 	cancelLinks()
 	s.links.wait()

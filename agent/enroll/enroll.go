@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -27,7 +28,9 @@ import (
 	"github.com/patchbay/patchbay/agent/identity"
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/atomicfile"
 	"github.com/patchbay/patchbay/internal/wire"
+	"golang.org/x/crypto/ssh"
 )
 
 // Path is the enrollment endpoint, relative to the relay URL.
@@ -80,12 +83,15 @@ func Enroll(ctx context.Context, opts Options) (*identity.Identity, error) {
 	if err := identity.MakeDir(opts.Dir); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	id, err := Request(ctx, opts)
+	id, sshUserCA, err := request(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	if err := identity.Save(id); err != nil {
 		return nil, fmt.Errorf("enroll: agent %s was enrolled but its identity could not be saved (enroll again with --force and a new token): %w", id.AgentID, err)
+	}
+	if err := saveSSHUserCA(opts.Dir, sshUserCA); err != nil {
+		return nil, fmt.Errorf("enroll: agent %s was enrolled but %w", id.AgentID, err)
 	}
 	return id, nil
 }
@@ -104,54 +110,68 @@ func describe(dir, path string) string {
 // answer: the returned CA has the pinned fingerprint, the certificate is for
 // our key, is signed by that CA and names the returned agent ID.
 func Request(ctx context.Context, opts Options) (*identity.Identity, error) {
+	id, _, err := request(ctx, opts)
+	return id, err
+}
+
+// request is Request, also returning the relay's SSH user CA.
+func request(ctx context.Context, opts Options) (*identity.Identity, string, error) {
+	id, resp, err := requestResp(ctx, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	return id, resp.SSHUserCA, nil
+}
+
+func requestResp(ctx context.Context, opts Options) (*identity.Identity, *apiv1.EnrollResponse, error) {
 	server, err := identity.NormalizeServerURL(opts.Server)
 	if err != nil {
-		return nil, fmt.Errorf("enroll: %w", err)
+		return nil, nil, fmt.Errorf("enroll: %w", err)
 	}
 	fp, err := certs.ParseFingerprint(opts.CAFingerprint)
 	if err != nil {
-		return nil, fmt.Errorf("enroll: --ca-fingerprint: %w", err)
+		return nil, nil, fmt.Errorf("enroll: --ca-fingerprint: %w", err)
 	}
 	token := strings.TrimSpace(opts.Token)
 	if token == "" {
-		return nil, errors.New("enroll: an enrollment token is required (patchbay tokens create)")
+		return nil, nil, errors.New("enroll: an enrollment token is required (patchbay tokens create)")
 	}
 	if err := identity.CheckTags(opts.Tags); err != nil {
-		return nil, fmt.Errorf("enroll: --tags: %w", err)
+		return nil, nil, fmt.Errorf("enroll: --tags: %w", err)
 	}
 	hostname := opts.Hostname
 	if hostname == "" {
 		if hostname, err = os.Hostname(); err != nil {
-			return nil, fmt.Errorf("enroll: host name: %w; pass --hostname", err)
+			return nil, nil, fmt.Errorf("enroll: host name: %w; pass --hostname", err)
 		}
 	}
 	if probe := (wire.Inventory{Hostname: hostname, OS: "x", Arch: "x"}); probe.Validate() != nil {
-		return nil, fmt.Errorf("enroll: host name %q must be 1-253 printable characters", hostname)
+		return nil, nil, fmt.Errorf("enroll: host name %q must be 1-253 printable characters", hostname)
 	}
 
 	key, err := certs.NewKey()
 	if err != nil {
-		return nil, fmt.Errorf("enroll: %w", err)
+		return nil, nil, fmt.Errorf("enroll: %w", err)
 	}
 	csr, err := certs.CreateCSR(key, hostname)
 	if err != nil {
-		return nil, fmt.Errorf("enroll: %w", err)
+		return nil, nil, fmt.Errorf("enroll: %w", err)
 	}
 	client := opts.HTTPClient
 	if client == nil {
 		if client, err = NewHTTPClient(server, fp); err != nil {
-			return nil, fmt.Errorf("enroll: %w", err)
+			return nil, nil, fmt.Errorf("enroll: %w", err)
 		}
 	}
 	resp, err := post(ctx, client, server, apiv1.EnrollRequest{Token: token, CSR: csr, Hostname: hostname, Tags: opts.Tags})
 	if err != nil {
-		return nil, fmt.Errorf("enroll: %w", err)
+		return nil, nil, fmt.Errorf("enroll: %w", err)
 	}
 	id, err := verify(resp, key, fp, server, opts)
 	if err != nil {
-		return nil, fmt.Errorf("enroll: %w", err)
+		return nil, nil, fmt.Errorf("enroll: %w", err)
 	}
-	return id, nil
+	return id, resp, nil
 }
 
 // NewHTTPClient returns an HTTP client for the relay at serverURL that trusts
@@ -272,4 +292,22 @@ func verify(resp *apiv1.EnrollResponse, key *ecdsa.PrivateKey, fp, server string
 	id.RelayTags = resp.Tags
 	id.Hostname = opts.Hostname
 	return id, nil
+}
+
+// saveSSHUserCA pins the relay's SSH user CA learnt at enrollment (replacing
+// what an earlier enrollment pinned) and drops a host certificate from an
+// earlier enrollment; the agent gets a new one when it connects.
+func saveSSHUserCA(dir, key string) error {
+	_ = os.Remove(filepath.Join(dir, identity.SSHHostCertFile))
+	if key == "" {
+		return nil // a relay without sessions; the agent learns it later
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(key))
+	if err != nil {
+		return fmt.Errorf("the relay sent an unusable SSH user CA: %w", err)
+	}
+	if err := atomicfile.Write(filepath.Join(dir, identity.SSHUserCAFile), ssh.MarshalAuthorizedKey(pub), 0o644); err != nil {
+		return fmt.Errorf("pin SSH user CA: %w", err)
+	}
+	return nil
 }

@@ -43,6 +43,11 @@ const (
 	CertFile   = "agent.crt"
 	CAFile     = "ca.crt"
 	ConfigFile = "agent.json"
+	// SSH files (see agent/session): the host key is made by the agent; the
+	// user CA is pinned at enrollment; the host certificate comes from the relay.
+	SSHHostKeyFile  = "ssh_host_ed25519_key"
+	SSHHostCertFile = "ssh_host_ed25519_key-cert.pub"
+	SSHUserCAFile   = "ssh_user_ca.pub"
 )
 
 // enrollHint is the next step for a directory without a usable identity.

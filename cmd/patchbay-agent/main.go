@@ -56,7 +56,7 @@ service). The agent only ever dials out to the relay over HTTPS; it opens no por
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
-	root.AddCommand(newEnrollCmd(), newRunCmd(), newTrustCmd(), newVersionCmd())
+	root.AddCommand(newEnrollCmd(), newRunCmd(), newTrustCmd(), newSessionsCmd(), newVersionCmd())
 	return root
 }
 
@@ -258,6 +258,7 @@ func quoteArg(s string) string {
 
 func newRunCmd() *cobra.Command {
 	var dir, level, format string
+	var sf sessionFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Connect to the relay and stay connected",
@@ -284,9 +285,14 @@ keeps retrying slowly; enroll it again with --force to give it a new identity.
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			policy, err := sf.policy(cmd, dir)
+			if err != nil {
+				return err
+			}
 			alog := log.With().Str("agent_id", id.AgentID).Logger()
-			alog.Info().Str("version", fullVersion()).Str("data", dir).Str("server", id.ServerURL).Msg("agent starting")
-			if err := serve(ctx, id, log, alog); err != nil {
+			alog.Info().Str("version", fullVersion()).Str("data", dir).Str("server", id.ServerURL).
+				Str("consent_mode", string(policy.Mode)).Str("consent_backend", policy.Backend).Msg("agent starting")
+			if err := serve(ctx, id, &sf, policy, log, alog); err != nil {
 				return err
 			}
 			alog.Info().Msg("agent stopped")
@@ -297,6 +303,7 @@ keeps retrying slowly; enroll it again with --force to give it a new identity.
 	f.StringVar(&dir, "data", defaultDataDir(), dataHelp)
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&format, "log-format", logging.FormatAuto, "auto (readable on a terminal, JSON otherwise), json or console")
+	sf.register(f)
 	return cmd
 }
 

@@ -3,22 +3,27 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/patchbay/patchbay/agent/consent"
 	"github.com/patchbay/patchbay/agent/identity"
 	"github.com/patchbay/patchbay/agent/journal"
 	"github.com/patchbay/patchbay/agent/link"
 	"github.com/patchbay/patchbay/agent/runner"
+	"github.com/patchbay/patchbay/agent/session"
 	"github.com/patchbay/patchbay/agent/trust"
 	"github.com/patchbay/patchbay/agent/worker"
+	"github.com/patchbay/patchbay/internal/wire"
 )
 
 // serve runs the agent until ctx ends: the link to the relay and the worker
 // that executes runs, wired together.
-func serve(ctx context.Context, id *identity.Identity, log, alog zerolog.Logger) error {
+func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy consent.Policy, log, alog zerolog.Logger) error {
 	tlsCfg := id.TLSConfig()
 	j, err := journal.Open(filepath.Join(id.Dir, "journal"))
 	if err != nil {
@@ -43,13 +48,72 @@ func serve(ctx context.Context, id *identity.Identity, log, alog zerolog.Logger)
 		return s.Send(typ, "", body)
 	}
 	w := worker.New(j, r, send, alog)
+
+	// Interactive sessions: the SSH keys, the endpoint's consent policy, the
+	// session manager and the local control socket.
+	keys, err := session.OpenKeyStore(id.Dir)
+	if err != nil {
+		return err
+	}
+	cred, err := sf.credential()
+	if err != nil {
+		return err
+	}
+	var mgr *session.Manager
+	slog := alog.With().Str("component", "sessions").Logger()
+	cons, err := consent.New(policy, liveSessions{&mgr}, slog)
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	if u := cons.URL(); u != "" {
+		slog.Info().Str("url", u).Msg("consent page for the person at this machine")
+	}
+	mgr = session.New(session.Config{
+		AgentID: id.AgentID, Hostname: id.Hostname, Consent: cons, Mode: policy.Mode,
+		Keys: keys.Keys, Send: send,
+		Open: func(ctx context.Context, kind string) (io.WriteCloser, error) {
+			s := l.Session()
+			if s == nil {
+				return nil, errors.New("offline")
+			}
+			return s.Open(ctx, kind)
+		},
+		Shell: sf.shell, Credential: cred, IdleTimeout: orNone(sf.idle), MaxDuration: orNone(sf.maxDur), Log: slog,
+	})
+	defer mgr.Close()
+	ctl, err := session.ListenControl(filepath.Join(id.Dir, session.SocketFile), mgr, slog)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	renewKeys := func() {
+		if !keys.NeedsRenewal(time.Now()) {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := keys.Renew(rctx, id.ServerURL, tlsCfg); err != nil {
+			slog.Error().Err(err).Msg("SSH host certificate: sessions are refused until this works")
+		} else {
+			slog.Info().Msg("SSH host certificate renewed")
+		}
+	}
+
 	l = link.New(id, link.Options{
 		Version: fullVersion(),
 		Logger:  log, // link adds agent_id itself
-		Control: w.Control,
+		Control: func(env wire.Envelope) error {
+			if handled, err := mgr.Control(env); handled {
+				return err
+			}
+			return w.Control(env)
+		},
+		Handle: mgr.HandleStream,
 		OnState: func(s link.State, _ error) {
 			if s == link.StateConnected {
 				w.Connected()
+				go renewKeys()
 			}
 		},
 	})

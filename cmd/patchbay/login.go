@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/patchbay/patchbay/client"
+	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -71,6 +74,9 @@ configuration directory (~/.config/patchbay/config.json on Linux), mode 0600.`,
 			}
 			fmt.Fprintf(a.stdout, "Logged in to %s as %s (%s)\n", cfg.Server, clean(cfg.Name), clean(cfg.Role))
 			fmt.Fprintf(a.stderr, "Credentials saved to %s\n", path)
+			if cfg.Role != apiv1.RoleViewer {
+				a.loginSSH(cmd.Context(), cfg)
+			}
 			return nil
 		},
 	}
@@ -160,4 +166,23 @@ token was revoked or expired.`,
 	}
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// loginSSH gets the technician a fresh SSH certificate (for patchbay ssh and
+// OpenSSH through patchbay ssh-config). A failure is reported, not fatal:
+// the API login worked, and patchbay ssh tries again.
+func (a *app) loginSSH(ctx context.Context, cfg client.Config) {
+	c, err := client.New(cfg)
+	if err == nil {
+		defer c.Close()
+		var dir string
+		if dir, err = client.SSHDir(); err == nil {
+			var id *client.SSHIdentity
+			if id, err = c.EnsureSSHIdentity(ctx, dir, 7*time.Hour); err == nil {
+				fmt.Fprintf(a.stderr, "SSH certificate for %s valid until %s (%s)\n", clean(id.Cert.KeyId), id.ValidBefore.Local().Format(time.RFC3339), id.CertPath())
+				return
+			}
+		}
+	}
+	fmt.Fprintf(a.stderr, "patchbay: warning: no SSH certificate: %s\n", clean(err.Error()))
 }

@@ -81,6 +81,10 @@ func (a *app) run(ctx context.Context, args []string) int {
 	if errors.Is(err, errReported) {
 		return 1
 	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return int(ec) // a remote command's status, as ssh does
+	}
 	fmt.Fprintf(a.stderr, "patchbay: %s\n", clean(err.Error()))
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -129,7 +133,8 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 	})
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(),
 		a.agentsCmd(), a.tokensCmd(), a.apiTokensCmd(), a.auditCmd(),
-		a.pluginsCmd(), a.scriptsCmd(), a.runCmd(), a.jobsCmd())
+		a.pluginsCmd(), a.scriptsCmd(), a.runCmd(), a.jobsCmd(),
+		a.sshCmd(), a.proxyCmd(), a.sshConfigCmd(), a.sessionsCmd())
 	return root
 }
 

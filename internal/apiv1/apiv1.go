@@ -71,6 +71,9 @@ type EnrollResponse struct {
 	Certificate string            `json:"certificate"` // PEM
 	CA          string            `json:"ca"`          // PEM
 	Tags        map[string]string `json:"tags"`        // effective tags
+	// SSHUserCA is the relay's SSH user CA (authorized_keys format): the agent
+	// pins it and accepts technicians' certificates only from it.
+	SSHUserCA string `json:"ssh_user_ca,omitempty"`
 }
 
 // EnrollTokenRequest creates an enrollment token.

@@ -151,6 +151,19 @@ func FuzzDecode(f *testing.F) {
 	f.Add(append(AppendHeader(nil, TypeWindow, 3), WindowPayload(9)...))
 	f.Add(append(AppendHeader(nil, TypeOpen, 3), "session"...))
 	f.Add([]byte{3, 0, 0, 0, 1, 'x'})
+	for _, m := range []struct {
+		typ  string
+		body any
+	}{
+		{MsgSessionRequest, SessionRequest{SessionID: "0193a1b2-0000-7000-8000-000000000001", Technician: "alice", Reason: "INC-1", Capabilities: []string{CapShell}}},
+		{MsgSessionAnswer, SessionAnswer{SessionID: "0193a1b2-0000-7000-8000-000000000001", Approved: true, Mode: "prompt", Capabilities: []string{CapExec}}},
+		{MsgSessionEnd, SessionEnd{SessionID: "0193a1b2-0000-7000-8000-000000000001", By: "user", Reason: "done"}},
+	} {
+		env, _ := NewEnvelope(m.typ, "", m.body)
+		seed, _ := AppendControl(nil, env)
+		f.Add(seed)
+	}
+	f.Add(append(AppendHeader(nil, TypeOpen, 4), "ssh.0193a1b2-0000-7000-8000-000000000001"...))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		fr, err := DecodeFrame(msg)
 		if err != nil {
@@ -180,5 +193,48 @@ func FuzzDecode(f *testing.F) {
 		_ = DecodeBody(env, &st)
 		var ack RunAck
 		_ = DecodeBody(env, &ack)
+		var sreq SessionRequest
+		_ = DecodeBody(env, &sreq)
+		var sans SessionAnswer
+		_ = DecodeBody(env, &sans)
+		var send SessionEnd
+		_ = DecodeBody(env, &send)
+		_, _, _ = ParseSessionStreamKind(string(fr.Payload))
 	})
+}
+
+func TestSessionMessages(t *testing.T) {
+	const id = "0193a1b2-0000-7000-8000-000000000001"
+	tests := []struct {
+		name string
+		msg  interface{ Validate() error }
+		want string // "" = valid
+	}{
+		{"request ok", &SessionRequest{SessionID: id, Technician: "alice", Reason: "INC-1 printer", Capabilities: []string{CapShell, CapSFTP}}, ""},
+		{"request bad id", &SessionRequest{SessionID: "x", Technician: "alice", Capabilities: []string{CapShell}}, "not a UUID"},
+		{"request bad technician", &SessionRequest{SessionID: id, Technician: "al ice", Capabilities: []string{CapShell}}, "technician"},
+		{"request escape in reason", &SessionRequest{SessionID: id, Technician: "alice", Reason: "ok\x1b[2Jfake prompt", Capabilities: []string{CapShell}}, "control character"},
+		{"request long reason", &SessionRequest{SessionID: id, Technician: "alice", Reason: strings.Repeat("x", MaxSessionReason+1), Capabilities: []string{CapShell}}, "limit"},
+		{"request no caps", &SessionRequest{SessionID: id, Technician: "alice"}, "no capabilities"},
+		{"request unknown cap", &SessionRequest{SessionID: id, Technician: "alice", Capabilities: []string{"root"}}, "unknown capability"},
+		{"request repeated cap", &SessionRequest{SessionID: id, Technician: "alice", Capabilities: []string{CapExec, CapExec}}, "twice"},
+		{"answer ok", &SessionAnswer{SessionID: id, Approved: true, Mode: "prompt", Capabilities: []string{CapShell}}, ""},
+		{"answer denied without caps", &SessionAnswer{SessionID: id, Mode: "prompt", Message: "no"}, ""},
+		{"answer bad mode", &SessionAnswer{SessionID: id, Mode: "yolo"}, "mode"},
+		{"answer negative limit", &SessionAnswer{SessionID: id, Mode: "notify", IdleTimeout: -1}, "negative"},
+		{"end ok", &SessionEnd{SessionID: id, By: "user", Reason: "done"}, ""},
+		{"end bad id", &SessionEnd{SessionID: "../x"}, "not a UUID"},
+	}
+	for _, tt := range tests {
+		err := tt.msg.Validate()
+		if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: got %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	for kind, want := range map[string]string{"ssh." + id: "ssh", "rec." + id: "rec", "ssh.x": "", "job." + id: "", "ssh." + strings.ToUpper(id): ""} {
+		what, gotID, ok := ParseSessionStreamKind(kind)
+		if ok != (want != "") || what != want || (ok && gotID != id) {
+			t.Errorf("ParseSessionStreamKind(%q) = %q %q %v", kind, what, gotID, ok)
+		}
+	}
 }

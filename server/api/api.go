@@ -35,12 +35,16 @@ type Hub interface {
 // API holds the dependencies of the handlers. All fields are set by the
 // relay before Register and not changed afterwards.
 type API struct {
-	Store   *store.Store
-	Hub     Hub
-	Jobs    Jobs // nil: job routes answer 503 where they need it
-	CA      *certs.CA
-	Log     zerolog.Logger
-	Version string
+	Store *store.Store
+	Hub   Hub
+	Jobs  Jobs // nil: job routes answer 503 where they need it
+	// Sessions brokers interactive sessions and SSH signs their
+	// certificates; nil: session routes answer 503.
+	Sessions Sessions
+	SSH      SSHCA
+	CA       *certs.CA
+	Log      zerolog.Logger
+	Version  string
 	// AgentCertValidity is the lifetime of enrolled agents' certificates
 	// (default one year).
 	AgentCertValidity time.Duration
@@ -75,6 +79,7 @@ func (a *API) Register(mux *http.ServeMux) {
 
 	a.registerCatalog(mux)
 	a.registerJobs(mux)
+	a.registerSessions(mux)
 }
 
 func (a *API) now() time.Time {

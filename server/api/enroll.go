@@ -75,5 +75,6 @@ func (a *API) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	a.Log.Info().Str("agent_id", agent.ID).Str("hostname", req.Hostname).Str("token_id", tok.ID).Msg("agent enrolled")
 	writeJSON(w, http.StatusOK, apiv1.EnrollResponse{
 		AgentID: agent.ID, Certificate: string(certs.CertPEM(der)), CA: string(a.CA.CertPEM), Tags: agent.Tags,
+		SSHUserCA: a.sshUserCA(),
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+
+	"github.com/patchbay/patchbay/internal/mux"
 )
 
 // ErrRevoked is returned by Register for an agent that has been revoked.
@@ -22,6 +24,8 @@ type Link interface {
 	Close(reason string)
 	// Send sends one control message on the link.
 	Send(typ string, body any) error
+	// Open opens a byte stream of the given kind to the agent.
+	Open(ctx context.Context, kind string) (*mux.Stream, error)
 }
 
 // Bus carries hub events between relay nodes.
@@ -108,6 +112,17 @@ func (h *Hub) Send(id, typ string, body any) error {
 		return ErrOffline
 	}
 	return l.Send(typ, body)
+}
+
+// Open opens a stream of the given kind to an online agent.
+func (h *Hub) Open(ctx context.Context, id, kind string) (*mux.Stream, error) {
+	h.mu.RLock()
+	l := h.links[id]
+	h.mu.RUnlock()
+	if l == nil {
+		return nil, ErrOffline
+	}
+	return l.Open(ctx, kind)
 }
 
 // Count returns the number of online agents.

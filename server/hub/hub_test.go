@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/patchbay/patchbay/internal/mux"
 	"github.com/patchbay/patchbay/server/bus"
 )
 
@@ -17,6 +18,8 @@ func (l *link) AgentID() string     { return l.id }
 func (l *link) Close(reason string) { l.closed = reason }
 
 func (l *link) Send(string, any) error { return nil }
+
+func (l *link) Open(context.Context, string) (*mux.Stream, error) { return nil, ErrOffline }
 
 func TestRegisterReplaceRevoke(t *testing.T) {
 	h, err := New(&bus.Local{}, []string{"gone"})

@@ -1,0 +1,576 @@
+// Package consent decides, by the endpoint's own policy, whether a technician
+// may open an interactive session on this machine, and talks to the person at
+// the machine about it.
+//
+// # Modes
+//
+// The policy has one of three modes:
+//
+//   - prompt (the default): the user must approve each request. The prompt
+//     names the technician, the reason they gave (e.g. a ticket), every
+//     capability asked for in plain words and a countdown; no answer before
+//     the deadline (Policy.Timeout, or the request's own deadline if earlier)
+//     means deny. Several requests may be pending at once; each gets its own
+//     answer.
+//   - notify: requests are approved at once, and the user is told when a
+//     session starts and ends, and can end it.
+//   - unattended: requests are approved at once and nobody is told. Meant for
+//     servers with nobody at the console; nothing is started for it.
+//
+// # Backends
+//
+// How the user is asked (and told) is the policy's backend:
+//
+//   - "exec:/abs/path": runs that program (no shell) with the request as one
+//     JSON object on stdin. Exit status 0 approves, anything else denies (the
+//     first line of its stderr is the message). It is killed, with its whole
+//     process group, at the deadline. In notify mode it also gets the
+//     "started" and "ended" events, whose exit status is ignored. For an
+//     organisation's own tooling, and for tests.
+//   - "web": a page on the loopback interface only, at a URL carrying a random
+//     128-bit token, listing pending requests with Approve/Deny and live
+//     sessions with "End session". The URL is logged when the agent starts and
+//     opened in the user's browser (where one can be found) when a request
+//     arrives, or in notify mode a session starts, and no page is open.
+//   - "desktop": a native dialog: zenity or kdialog (Linux and other Unix
+//     systems with a display), osascript (macOS), a PowerShell popup
+//     (Windows, untested); notifications through notify-send where
+//     installed (else the dialog tool). The web page is served too, and
+//     answers requests as well (the first answer wins), so that a live
+//     session can be ended: the "started" notification, sent in prompt mode
+//     too, carries its URL.
+//   - "tty": a y/N question on the agent's controlling terminal.
+//   - "auto" (the default): desktop when a dialog tool and a display exist,
+//     else web.
+//
+// # Where the policy lives
+//
+// The policy is the file DATA/consent.json in the agent's data directory
+// (mode 0600, replaced atomically; a file writable by group or others is
+// refused). A missing file means the defaults (prompt, auto, 60s). The relay cannot change the policy: no message of the
+// agent link touches it. Only local commands on the endpoint (run by someone
+// who can write the agent's data directory) or a hand edit change it, and the
+// agent reads it when it starts. A compromised relay can therefore ask, but
+// never skip the question.
+//
+// Text that comes from the technician (their name, the reason) is
+// attacker-influenced: it is stripped of control and formatting characters
+// (bidirectional overrides included) before anyone sees it, escaped in the web
+// page, passed to dialogs without markup, and left out of desktop
+// notifications.
+package consent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Mode is the consent mode of a policy.
+type Mode string
+
+// The consent modes.
+const (
+	ModePrompt     Mode = "prompt"
+	ModeNotify     Mode = "notify"
+	ModeUnattended Mode = "unattended"
+)
+
+// ParseMode parses a mode name.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(strings.TrimSpace(s)); m {
+	case ModePrompt, ModeNotify, ModeUnattended:
+		return m, nil
+	}
+	return "", fmt.Errorf("consent mode %q: want prompt, notify or unattended", s)
+}
+
+// Values of Decision.By that do not name a person.
+const (
+	// ByPolicy: the mode approved the request without asking (notify, unattended).
+	ByPolicy = "policy"
+	// ByTimeout: nobody answered before the deadline.
+	ByTimeout = "timeout"
+	// ByAgent: the agent denied the request without an answer: the request
+	// was withdrawn (its context ended), the agent is shutting down, or the
+	// backend could not ask.
+	ByAgent = "agent"
+)
+
+// Request is what the user is asked about.
+type Request struct {
+	SessionID    string
+	AgentID      string
+	Hostname     string // this machine's name as the technician sees it; os.Hostname if empty
+	Technician   string
+	Reason       string
+	Capabilities []string // wire.CapShell, ...
+	// Deadline is when no answer means deny. Zero means Policy.Timeout from
+	// now; a later deadline is cut to Policy.Timeout from now.
+	Deadline time.Time
+}
+
+// Decision is the outcome of a Request.
+type Decision struct {
+	Approved bool
+	Mode     Mode
+	Backend  string    // "exec", "web", "desktop", "tty", or "" for unattended
+	By       string    // the local user name when known, else ByPolicy, ByTimeout or ByAgent
+	Message  string    // e.g. "denied by the user", "no answer within 60s"
+	At       time.Time // when the decision was made
+}
+
+// Live is a running session as the user sees it.
+type Live struct {
+	ID           string
+	Technician   string
+	Reason       string
+	Capabilities []string
+	Started      time.Time
+}
+
+// Sessions is what the web page needs to list and end live sessions; the
+// agent's session manager implements it. End is called with the name of the
+// local user who ended the session (or "web user" when unknown).
+type Sessions interface {
+	Live() []Live
+	End(id, by string) error
+}
+
+// Consent asks for and records the user's consent. It is safe for
+// concurrent use. New starts nothing that outlives Close.
+type Consent struct {
+	policy   Policy
+	kind     string // resolved backend: exec, web, desktop, tty; "" when unattended
+	sessions Sessions
+	log      zerolog.Logger
+	hostname string
+	osUser   string // the user the agent runs as
+
+	exec    *execBackend
+	desktop *desktopBackend
+	tty     *ttyBackend
+	web     *webServer
+	opts    options
+
+	mu      sync.Mutex
+	pending map[string]*pending // by session ID
+	order   []string            // pending session IDs, oldest first
+	lives   map[string]liveInfo // from Started, until Ended
+	events  []pageEvent         // recent events for the web page, newest last
+	agentID string              // the AgentID of the latest request, for session events
+	closed  bool
+
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
+}
+
+// liveInfo is what Consent remembers of a started session.
+type liveInfo struct {
+	Live
+	agentID, hostname string
+}
+
+// options are test hooks; New uses the zero value.
+type options struct {
+	tty         io.ReadWriteCloser // tty backend: use this instead of /dev/tty
+	openBrowser func(url string)   // web backend: replaces opening the user's browser
+}
+
+// New checks the policy and starts its backend: the web server for the web
+// and desktop backends, the terminal reader for tty. Nothing is started in
+// unattended mode. sessions may be nil when live sessions cannot be listed or
+// ended (the web page then shows those it was told about, without End).
+func New(p Policy, sessions Sessions, log zerolog.Logger) (*Consent, error) {
+	return newConsent(p, sessions, log, options{})
+}
+
+func newConsent(p Policy, sessions Sessions, log zerolog.Logger, o options) (*Consent, error) {
+	p = p.withDefaults()
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("consent: %w", err)
+	}
+	p.Backend, _ = ParseBackend(p.Backend)
+	c := &Consent{
+		policy:   p,
+		sessions: sessions,
+		log:      log.With().Str("component", "consent").Logger(),
+		osUser:   currentUser(),
+		opts:     o,
+		pending:  map[string]*pending{},
+		lives:    map[string]liveInfo{},
+		done:     make(chan struct{}),
+	}
+	c.hostname, _ = os.Hostname()
+	if p.Mode == ModeUnattended {
+		c.log.Info().Str("mode", string(p.Mode)).Msg("consent: unattended mode, sessions are approved without asking anyone")
+		return c, nil
+	}
+	if err := c.startBackend(); err != nil {
+		c.stop()
+		return nil, err
+	}
+	c.log.Info().Str("mode", string(p.Mode)).Str("backend", c.kind).Dur("timeout", p.Timeout).Msg("consent ready")
+	return c, nil
+}
+
+// startBackend resolves "auto" and starts what the backend needs.
+func (c *Consent) startBackend() error {
+	b := c.policy.Backend
+	switch {
+	case strings.HasPrefix(b, execPrefix):
+		eb, err := newExecBackend(strings.TrimPrefix(b, execPrefix), c.osUser)
+		if err != nil {
+			return err
+		}
+		c.kind, c.exec = "exec", eb
+		return nil
+	case b == "tty":
+		tb, err := newTTYBackend(c.opts.tty, c.osUser)
+		if err != nil {
+			return err
+		}
+		c.kind, c.tty = "tty", tb
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); tb.readLines() }()
+		return nil
+	case b == "desktop", b == "auto":
+		tool, err := findDialog()
+		if err != nil && b == "desktop" {
+			return err
+		}
+		if err == nil {
+			c.kind, c.desktop = "desktop", &desktopBackend{tool: tool, user: c.osUser}
+			return c.startWeb(false)
+		}
+		c.log.Debug().Err(err).Msg("consent: no desktop dialog, using the web page")
+		fallthrough
+	default: // "web"
+		c.kind = "web"
+		return c.startWeb(true)
+	}
+}
+
+// Decide decides on req by the policy. It always returns a decision: in
+// prompt mode it blocks until the user answers, the deadline passes, ctx ends
+// (deny, By ByAgent) or Close is called (deny).
+func (c *Consent) Decide(ctx context.Context, req Request) Decision {
+	req = c.cleanRequest(req)
+	if req.AgentID != "" {
+		c.mu.Lock()
+		c.agentID = req.AgentID
+		c.mu.Unlock()
+	}
+	d := c.decide(ctx, req)
+	d.Mode = c.policy.Mode
+	if d.At.IsZero() {
+		d.At = time.Now()
+	}
+	c.log.Info().Str("session_id", req.SessionID).Str("technician", req.Technician).Strs("capabilities", req.Capabilities).
+		Bool("approved", d.Approved).Str("mode", string(d.Mode)).Str("backend", d.Backend).
+		Str("by", d.By).Str("decision", d.Message).Msg("consent decision")
+	return d
+}
+
+func (c *Consent) decide(ctx context.Context, req Request) Decision {
+	switch c.policy.Mode {
+	case ModeUnattended:
+		return Decision{Approved: true, By: ByPolicy, Message: "approved by policy (unattended mode)"}
+	case ModeNotify:
+		return Decision{Approved: true, Backend: c.kind, By: ByPolicy, Message: "approved by policy (notify mode: the user is told)"}
+	}
+	now := time.Now()
+	deadline := now.Add(c.policy.Timeout)
+	if !req.Deadline.IsZero() && req.Deadline.Before(deadline) {
+		deadline = req.Deadline
+	}
+	req.Deadline = deadline
+	window := deadline.Sub(now)
+	deny := func(by, msg string) Decision { return Decision{Backend: c.kind, By: by, Message: msg} }
+
+	if c.web != nil && c.kind == "web" {
+		c.log.Info().Str("session_id", req.SessionID).Str("url", c.web.url).Msg("consent: asking in the web page")
+		c.web.openIfUnwatched(c) // before the page can see the request (and count as watching)
+	}
+	p, err := c.addPending(req)
+	if err != nil {
+		return deny(ByAgent, err.Error())
+	}
+	defer c.removePending(p)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	askDone := make(chan struct{})
+	if a := c.asker(); a == nil || !c.goOwned(func() {
+		defer close(askDone)
+		if ans := a.ask(ctx, req); ctx.Err() == nil {
+			p.answer(ans) // not after the deadline: a killed program's exit is no answer
+		}
+	}) {
+		close(askDone) // the web page answers, or Close was called
+	}
+	var ans answer
+	var answered bool
+	select {
+	case ans = <-p.ch:
+		answered = true
+	case <-ctx.Done():
+	case <-c.done:
+	}
+	if !answered { // an answer that raced the deadline still counts
+		select {
+		case ans = <-p.ch:
+			answered = true
+		default:
+		}
+	}
+	withdrawn := ctx.Err() != nil && time.Now().Before(deadline)
+	cause := context.Cause(ctx)
+	cancel()  // stop the asker (kills a dialog or program still running)
+	<-askDone // and wait until it is gone
+	switch {
+	case answered && ans.failed:
+		return deny(ByAgent, ans.message)
+	case answered:
+		return Decision{Approved: ans.approved, Backend: c.kind, By: ans.by, Message: ans.message}
+	case isClosed(c.done):
+		return deny(ByAgent, "agent shutting down before an answer")
+	case withdrawn:
+		return deny(ByAgent, fmt.Sprintf("request withdrawn before an answer (%v)", cause))
+	default:
+		return deny(ByTimeout, "no answer within "+formatWindow(window))
+	}
+}
+
+// asker returns the backend that actively asks, nil for the web page
+// (which answers through the pending registry).
+func (c *Consent) asker() asker {
+	switch {
+	case c.exec != nil:
+		return c.exec
+	case c.desktop != nil:
+		return c.desktop
+	case c.tty != nil:
+		return c.tty
+	}
+	return nil
+}
+
+// Started tells the user that a session started. In notify mode the backend
+// always tells them; the web page lists it with an End button in any mode;
+// the desktop backend also notifies in prompt mode (with the page's URL).
+// Call Ended for every Started.
+func (c *Consent) Started(l Live) {
+	l.Technician, l.Reason = cleanText(l.Technician, maxTechnician), cleanText(l.Reason, maxReason)
+	if l.Started.IsZero() {
+		l.Started = time.Now()
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	info := liveInfo{Live: l, agentID: c.agentID, hostname: c.hostname}
+	c.lives[l.ID] = info
+	c.addEventLocked(fmt.Sprintf("%s started a session (%s)", l.Technician, capList(l.Capabilities)))
+	c.mu.Unlock()
+	c.log.Info().Str("session_id", l.ID).Str("technician", l.Technician).Msg("consent: session started")
+	if !c.tellsEvents() {
+		return
+	}
+	c.notify(event{kind: "started", live: info})
+	if c.web != nil && c.kind == "web" {
+		c.web.openIfUnwatched(c)
+	}
+}
+
+// Ended tells the user that a session ended, and why: the backend in the
+// same cases as Started, the web page's recent list always.
+func (c *Consent) Ended(id, reason string) {
+	reason = cleanText(reason, maxReason)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	info, ok := c.lives[id]
+	delete(c.lives, id)
+	if !ok {
+		info = liveInfo{Live: Live{ID: id}, agentID: c.agentID, hostname: c.hostname}
+	}
+	who := info.Technician
+	if who == "" {
+		who = "a technician"
+	}
+	text := fmt.Sprintf("the session of %s ended", who)
+	if reason != "" {
+		text += ": " + reason
+	}
+	c.addEventLocked(text)
+	c.mu.Unlock()
+	c.log.Info().Str("session_id", id).Str("reason", reason).Msg("consent: session ended")
+	if c.tellsEvents() {
+		c.notify(event{kind: "ended", live: info, endReason: reason})
+	}
+}
+
+// tellsEvents reports whether the backend is told that sessions start and
+// end: always in notify mode, and in prompt mode for the desktop backend,
+// whose notification carries the page's URL, the way to end the session.
+func (c *Consent) tellsEvents() bool {
+	return c.policy.Mode == ModeNotify || c.policy.Mode == ModePrompt && c.desktop != nil
+}
+
+// notify hands an event to the backend without waiting for the user.
+func (c *Consent) notify(ev event) {
+	var n notifier
+	switch {
+	case c.exec != nil:
+		n = c.exec
+	case c.desktop != nil:
+		n = c.desktop
+	case c.tty != nil:
+		n = c.tty
+	}
+	if n == nil {
+		return // the web page shows it
+	}
+	if c.web != nil {
+		ev.url = c.web.url
+	}
+	c.goOwned(func() {
+		ctx, cancel := c.closeContext(notifyTimeout)
+		defer cancel()
+		if err := n.notify(ctx, ev); err != nil {
+			c.log.Warn().Err(err).Str("session_id", ev.live.ID).Str("event", ev.kind).Msg("consent: could not tell the user")
+		}
+	})
+}
+
+// goOwned runs f on a goroutine that Close waits for; it reports false (and
+// does not run f) once Close has been called.
+func (c *Consent) goOwned(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// notifyTimeout bounds a notification program.
+const notifyTimeout = 15 * time.Second
+
+// URL returns the web page's URL, token included, or "" when no page is
+// served. Whoever has it can answer requests: show it only to the user.
+func (c *Consent) URL() string {
+	if c.web == nil {
+		return ""
+	}
+	return c.web.url
+}
+
+// Close denies pending requests, stops the web server and the terminal
+// reader, and waits for every goroutine and program it started.
+func (c *Consent) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	c.mu.Unlock()
+	return c.stop()
+}
+
+// stop releases what startBackend made.
+func (c *Consent) stop() error {
+	var errs []error
+	if c.web != nil {
+		errs = append(errs, c.web.close())
+	}
+	if c.tty != nil {
+		errs = append(errs, c.tty.close())
+	}
+	c.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// closeContext returns a context that ends after d or when c is closed.
+func (c *Consent) closeContext(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// cleanRequest strips control and formatting characters from the request's
+// text and fills in the hostname.
+func (c *Consent) cleanRequest(r Request) Request {
+	r.SessionID = cleanText(r.SessionID, 64)
+	r.AgentID = cleanText(r.AgentID, 64)
+	r.Technician = cleanText(r.Technician, maxTechnician)
+	r.Reason = cleanText(r.Reason, maxReason)
+	if r.Hostname == "" {
+		r.Hostname = c.hostname
+	}
+	r.Hostname = cleanText(r.Hostname, 255)
+	caps := make([]string, 0, len(r.Capabilities))
+	for _, s := range r.Capabilities {
+		caps = append(caps, cleanText(s, 32))
+	}
+	r.Capabilities = caps
+	return r
+}
+
+// currentUser names the user the agent runs as.
+func currentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if s := os.Getenv("USER"); s != "" {
+		return s
+	}
+	return "local user"
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// formatWindow writes a prompt window in whole seconds ("60s"), or with a
+// tenth of a second below 10s ("1.5s").
+func formatWindow(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < 10*time.Second && d%time.Second != 0:
+		return d.Round(100 * time.Millisecond).String()
+	default:
+		return fmt.Sprintf("%ds", int((d+time.Second/2)/time.Second))
+	}
+}

@@ -1,0 +1,121 @@
+package consent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+)
+
+// verdict is how a dialog ended.
+type verdict int
+
+const (
+	verdictFailed  verdict = iota // the tool failed (no display, crashed, ...)
+	verdictApprove                // the user chose Allow
+	verdictDeny                   // the user chose Deny or closed the dialog
+	verdictGaveUp                 // the tool's own timeout fired
+)
+
+// dialogTool is a desktop dialog program and how to talk to it. Text is
+// passed as arguments or environment variables, never spliced into a script,
+// and never as markup.
+type dialogTool struct {
+	name string // "zenity", "kdialog", "osascript", "powershell"
+	path string
+	// question returns the arguments and extra environment of a Allow/Deny
+	// dialog that gives up by itself after timeout.
+	question func(title, text string, timeout time.Duration) (args, env []string)
+	// verdict reads how the question dialog ended.
+	verdict func(res progResult) verdict
+	// notifyPath and notify run a notification that does not wait for the
+	// user; notify is nil when there is no way to notify.
+	notifyPath string
+	notify     func(title, text string) (args, env []string)
+}
+
+// desktopBackend asks with a native dialog and tells with a notification.
+type desktopBackend struct {
+	tool *dialogTool
+	user string // who answers a dialog: the user the agent runs as
+}
+
+func (d *desktopBackend) ask(ctx context.Context, req Request) answer {
+	now := time.Now()
+	args, env := d.tool.question(promptTitle, promptText(req, now), req.Deadline.Sub(now))
+	res := runProgram(ctx, d.tool.path, args, withEnv(env), nil)
+	if res.err != nil {
+		return answer{failed: true, message: fmt.Sprintf("desktop dialog %s could not run: %v", d.tool.name, res.err)}
+	}
+	switch d.tool.verdict(res) {
+	case verdictApprove:
+		return answer{approved: true, by: d.user, message: "approved by the user in a " + d.tool.name + " dialog"}
+	case verdictDeny:
+		return answer{by: d.user, message: "denied by the user"}
+	case verdictGaveUp:
+		<-ctx.Done() // the deadline is ours to report
+		return answer{}
+	}
+	msg := fmt.Sprintf("desktop dialog %s failed (%s)", d.tool.name, res.state)
+	if line := cleanText(firstLine(res.stderr), maxMessage); line != "" {
+		msg += ": " + line
+	}
+	return answer{failed: true, message: truncate(msg, maxReason)}
+}
+
+func (d *desktopBackend) notify(ctx context.Context, ev event) error {
+	if d.tool.notify == nil {
+		return nil
+	}
+	args, env := d.tool.notify("Patchbay remote session", eventText(ev))
+	res := runProgram(ctx, d.tool.notifyPath, args, withEnv(env), nil)
+	if res.err != nil {
+		return fmt.Errorf("desktop notification: %w", res.err)
+	}
+	if res.exit != 0 {
+		return fmt.Errorf("desktop notification: %s %s: %s", d.tool.notifyPath, res.state, cleanText(firstLine(res.stderr), maxMessage))
+	}
+	return nil
+}
+
+// eventText tells the user about a session event in one or two sentences.
+// The reason the technician gave is left out (it is attacker-influenced and
+// notification servers read markup); the technician's name is restricted on
+// the wire.
+func eventText(ev event) string {
+	l := ev.live
+	if ev.kind == "ended" {
+		s := fmt.Sprintf("The remote session of %s on this computer ended.", orSomeone(l.Technician))
+		if ev.endReason != "" {
+			s = fmt.Sprintf("The remote session of %s on this computer ended: %s.", orSomeone(l.Technician), ev.endReason)
+		}
+		return s
+	}
+	s := fmt.Sprintf("Technician %s started a remote session on this computer and can %s.", orSomeone(l.Technician), capList(l.Capabilities))
+	if ev.url != "" {
+		s += " To end it, open " + ev.url
+	}
+	return s
+}
+
+func orSomeone(s string) string {
+	if s == "" {
+		return "a technician"
+	}
+	return s
+}
+
+// withEnv returns the agent's environment plus extra, or nil (inherit) when
+// there is nothing extra.
+func withEnv(extra []string) []string {
+	if len(extra) == 0 {
+		return nil
+	}
+	return append(os.Environ(), extra...)
+}
+
+// timeoutSeconds is a dialog's own timeout: a second past ours, so that the
+// agent's deadline, not the tool, ends the question.
+func timeoutSeconds(d time.Duration) int {
+	return int((d+time.Second-1)/time.Second) + 1
+}

@@ -1,0 +1,60 @@
+//go:build darwin
+
+package consent
+
+import (
+	"errors"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The AppleScript reads its text from argv, so nothing the technician wrote
+// is ever parsed as a script. "Deny" is the cancel button: choosing it makes
+// osascript fail with error -128.
+var (
+	osaQuestion = []string{
+		"-e", "on run argv",
+		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {"Deny", "Allow"} default button "Deny" cancel button "Deny" giving up after ((item 3 of argv) as integer) with icon caution`,
+		"-e", "end run",
+	}
+	osaNotify = []string{
+		"-e", "on run argv",
+		"-e", "display notification (item 2 of argv) with title (item 1 of argv)",
+		"-e", "end run",
+	}
+)
+
+// findDialog uses osascript. An agent running as a LaunchDaemon (outside the
+// user's session) gets error -1713 "No user interaction allowed": such a
+// request is denied with that message; use the web backend there.
+func findDialog() (*dialogTool, error) {
+	p, err := exec.LookPath("osascript")
+	if err != nil {
+		return nil, errors.New("desktop backend: osascript not found; use --consent-backend web")
+	}
+	return &dialogTool{
+		name: "osascript",
+		path: p,
+		question: func(title, text string, timeout time.Duration) ([]string, []string) {
+			return append(append([]string{}, osaQuestion...), title, text, strconv.Itoa(timeoutSeconds(timeout))), nil
+		},
+		verdict: func(res progResult) verdict {
+			out := string(res.stdout)
+			switch {
+			case res.exit == 0 && strings.Contains(out, "gave up:true"):
+				return verdictGaveUp
+			case res.exit == 0 && strings.Contains(out, "button returned:Allow"):
+				return verdictApprove
+			case res.exit == 1 && strings.Contains(string(res.stderr), "(-128)"):
+				return verdictDeny
+			}
+			return verdictFailed
+		},
+		notifyPath: p,
+		notify: func(title, text string) ([]string, []string) {
+			return append(append([]string{}, osaNotify...), title, text), nil
+		},
+	}, nil
+}

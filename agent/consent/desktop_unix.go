@@ -1,0 +1,98 @@
+//go:build unix && !darwin
+
+package consent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// hasDisplay reports whether the agent can reach a graphical session.
+func hasDisplay() bool {
+	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}
+
+// findDialog picks zenity, else kdialog, and notify-send for notifications
+// when it is installed.
+func findDialog() (*dialogTool, error) {
+	if !hasDisplay() {
+		return nil, errors.New("desktop backend: no display (DISPLAY and WAYLAND_DISPLAY are unset): run the agent in the user's graphical session or use --consent-backend web")
+	}
+	var t *dialogTool
+	if p, err := exec.LookPath("zenity"); err == nil {
+		t = zenityTool(p)
+	} else if p, err := exec.LookPath("kdialog"); err == nil {
+		t = kdialogTool(p)
+	} else {
+		return nil, errors.New("desktop backend: neither zenity nor kdialog found; install one or use --consent-backend web")
+	}
+	if p, err := exec.LookPath("notify-send"); err == nil {
+		t.notifyPath = p
+		t.notify = func(title, text string) ([]string, []string) {
+			return []string{"--app-name=Patchbay", "--expire-time=15000", "--", title, escapeMarkup(text)}, nil
+		}
+	}
+	return t, nil
+}
+
+// zenityTool: exit 0 is Allow, 1 is Deny (or the window closed), 5 is its timeout.
+func zenityTool(path string) *dialogTool {
+	return &dialogTool{
+		name: "zenity",
+		path: path,
+		question: func(title, text string, timeout time.Duration) ([]string, []string) {
+			return []string{"--question", "--title=" + title, "--text=" + text, "--no-markup",
+				"--ok-label=Allow", "--cancel-label=Deny", "--default-cancel", "--width=480",
+				fmt.Sprintf("--timeout=%d", timeoutSeconds(timeout))}, nil
+		},
+		verdict: func(res progResult) verdict {
+			switch res.exit {
+			case 0:
+				return verdictApprove
+			case 1:
+				return verdictDeny
+			case 5:
+				return verdictGaveUp
+			}
+			return verdictFailed
+		},
+		notifyPath: path,
+		notify: func(title, text string) ([]string, []string) {
+			return []string{"--notification", "--text=" + escapeMarkup(text)}, nil
+		},
+	}
+}
+
+// kdialogTool: exit 0 is Allow, 1 is Deny; it has no timeout of its own (the
+// agent kills it at the deadline).
+func kdialogTool(path string) *dialogTool {
+	return &dialogTool{
+		name: "kdialog",
+		path: path,
+		question: func(title, text string, _ time.Duration) ([]string, []string) {
+			return []string{"--title", title, "--yes-label", "Allow", "--no-label", "Deny", "--yesno", text}, nil
+		},
+		verdict: func(res progResult) verdict {
+			switch res.exit {
+			case 0:
+				return verdictApprove
+			case 1:
+				return verdictDeny
+			}
+			return verdictFailed
+		},
+		notifyPath: path,
+		notify: func(title, text string) ([]string, []string) {
+			return []string{"--title", title, "--passivepopup", text, "15"}, nil
+		},
+	}
+}
+
+// escapeMarkup escapes text for Pango markup (notification bodies).
+func escapeMarkup(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&#39;", `"`, "&quot;").Replace(s)
+}

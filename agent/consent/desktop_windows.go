@@ -1,0 +1,60 @@
+//go:build windows
+
+package consent
+
+import (
+	"errors"
+	"os/exec"
+	"strconv"
+	"time"
+)
+
+// The PowerShell scripts read their text from environment variables, so
+// nothing the technician wrote is ever parsed as code. WScript.Shell's Popup
+// has a timeout (a MessageBox has none): it returns 6 for Yes, 7 for No and -1
+// when it gives up. Flags: 4 Yes/No, 32 question icon, 256 No is the default,
+// 4096 system modal (on top).
+//
+// Written but untested: an agent running as a Windows service lives in
+// session 0 and cannot show a dialog on the user's desktop; use the web
+// backend there until a helper in the user's session exists.
+const (
+	psQuestion = `$r = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, [int]$env:PATCHBAY_CONSENT_SECONDS, $env:PATCHBAY_CONSENT_TITLE, 4 + 32 + 256 + 4096); if ($r -eq 6) { exit 0 } elseif ($r -eq -1) { exit 5 } else { exit 1 }`
+	psNotify   = `$null = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, 10, $env:PATCHBAY_CONSENT_TITLE, 64 + 4096)`
+)
+
+// findDialog uses Windows PowerShell, else PowerShell 7.
+func findDialog() (*dialogTool, error) {
+	p, err := exec.LookPath("powershell.exe")
+	if err != nil {
+		if p, err = exec.LookPath("pwsh.exe"); err != nil {
+			return nil, errors.New("desktop backend: PowerShell not found; use --consent-backend web")
+		}
+	}
+	args := func(script string) []string {
+		return []string{"-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-Command", script}
+	}
+	return &dialogTool{
+		name: "powershell",
+		path: p,
+		question: func(title, text string, timeout time.Duration) ([]string, []string) {
+			return args(psQuestion), []string{"PATCHBAY_CONSENT_TITLE=" + title, "PATCHBAY_CONSENT_TEXT=" + text,
+				"PATCHBAY_CONSENT_SECONDS=" + strconv.Itoa(timeoutSeconds(timeout))}
+		},
+		verdict: func(res progResult) verdict {
+			switch res.exit {
+			case 0:
+				return verdictApprove
+			case 1:
+				return verdictDeny
+			case 5:
+				return verdictGaveUp
+			}
+			return verdictFailed
+		},
+		notifyPath: p,
+		notify: func(title, text string) ([]string, []string) {
+			return args(psNotify), []string{"PATCHBAY_CONSENT_TITLE=" + title, "PATCHBAY_CONSENT_TEXT=" + text}
+		},
+	}, nil
+}

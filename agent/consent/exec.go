@@ -1,0 +1,174 @@
+package consent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// execBackend asks an organisation's own program. The program gets one JSON
+// object (execMessage) on stdin; for a request, exit status 0 approves and
+// anything else denies. If the first line of its stdout is "by=NAME", NAME is
+// who decided. It runs in its own process group, killed as a whole at the
+// deadline.
+type execBackend struct {
+	path string
+	user string // the agent's OS user, By when the program names nobody
+}
+
+// newExecBackend checks that path is a program only its owner may change.
+func newExecBackend(path, user string) (*execBackend, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("exec consent backend: %w", err)
+	}
+	if !st.Mode().IsRegular() || (runtime.GOOS != "windows" && st.Mode().Perm()&0o111 == 0) {
+		return nil, fmt.Errorf("exec consent backend: %s is not an executable file", path)
+	}
+	if runtime.GOOS != "windows" && st.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("exec consent backend: %s is writable by group or others, who could make it approve anything; chmod go-w it", path)
+	}
+	return &execBackend{path: path, user: user}, nil
+}
+
+// execMessage is what the program reads on stdin.
+type execMessage struct {
+	Event          string            `json:"event"` // "request", "started" or "ended"
+	SessionID      string            `json:"session_id"`
+	AgentID        string            `json:"agent_id"`
+	Hostname       string            `json:"hostname"`
+	Technician     string            `json:"technician"`
+	Reason         string            `json:"reason"`
+	Capabilities   []string          `json:"capabilities"`
+	CapabilityText map[string]string `json:"capability_text"`
+	Expires        string            `json:"expires,omitempty"`    // request: the deadline, RFC 3339
+	Started        string            `json:"started,omitempty"`    // started, ended: when it started
+	EndReason      string            `json:"end_reason,omitempty"` // ended: why
+}
+
+func (e *execBackend) ask(ctx context.Context, req Request) answer {
+	caps := append([]string{}, req.Capabilities...)
+	in, err := json.Marshal(execMessage{
+		Event: "request", SessionID: req.SessionID, AgentID: req.AgentID, Hostname: req.Hostname,
+		Technician: req.Technician, Reason: req.Reason, Capabilities: caps, CapabilityText: capTexts(caps),
+		Expires: req.Deadline.UTC().Format(time.RFC3339),
+	})
+	if err != nil {
+		return answer{failed: true, message: "encode consent request: " + err.Error()}
+	}
+	res := runProgram(ctx, e.path, nil, nil, in)
+	if res.err != nil {
+		return answer{failed: true, message: fmt.Sprintf("consent program %s could not run: %v", e.path, res.err)}
+	}
+	by := e.user
+	if name, ok := strings.CutPrefix(firstLine(res.stdout), "by="); ok {
+		if name = cleanText(name, 64); name != "" {
+			by = name
+		}
+	}
+	if res.exit == 0 {
+		return answer{approved: true, by: by, message: "approved by " + e.path}
+	}
+	msg := truncate(cleanText(firstLine(res.stderr), maxReason), maxMessage)
+	if msg == "" {
+		msg = fmt.Sprintf("denied by %s (%s)", e.path, res.state)
+	}
+	return answer{by: by, message: msg}
+}
+
+func (e *execBackend) notify(ctx context.Context, ev event) error {
+	caps := append([]string{}, ev.live.Capabilities...)
+	in, err := json.Marshal(execMessage{
+		Event: ev.kind, SessionID: ev.live.ID, AgentID: ev.live.agentID, Hostname: ev.live.hostname,
+		Technician: ev.live.Technician, Reason: ev.live.Reason, Capabilities: caps, CapabilityText: capTexts(caps),
+		Started: ev.live.Started.UTC().Format(time.RFC3339), EndReason: ev.endReason,
+	})
+	if err != nil {
+		return err
+	}
+	res := runProgram(ctx, e.path, nil, nil, in)
+	if res.err != nil {
+		return fmt.Errorf("consent program %s: %w", e.path, res.err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("consent program %s: killed after %s on a %q event", e.path, notifyTimeout, ev.kind)
+	}
+	return nil // the exit status of an event is ignored
+}
+
+// progResult is how a program ended.
+type progResult struct {
+	exit           int    // exit code; -1 if a signal ended it
+	state          string // "exit 1", "signal: killed"
+	stdout, stderr []byte
+	err            error // it could not be started
+}
+
+// maxProgramOutput bounds what is kept of a program's stdout and stderr.
+const maxProgramOutput = 64 << 10
+
+// runProgram runs path (no shell) with stdin, in its own process group, and
+// waits for it. When ctx ends the whole group is killed. Once the program
+// has exited, whatever it left running in its group is killed too, and its
+// output pipes are given up after two seconds.
+func runProgram(ctx context.Context, path string, args, env []string, stdin []byte) progResult {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = env
+	cmd.Stdin = bytes.NewReader(stdin)
+	stdout, stderr := &capBuffer{max: maxProgramOutput}, &capBuffer{max: maxProgramOutput}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	setProcessGroup(cmd)
+	cmd.Cancel = func() error {
+		killProcessGroup(cmd.Process.Pid)
+		return nil
+	}
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		return progResult{exit: -1, err: err}
+	}
+	err := cmd.Wait()
+	killProcessGroup(cmd.Process.Pid) // children it left behind
+	res := progResult{exit: cmd.ProcessState.ExitCode(), stdout: stdout.bytes(), stderr: stderr.bytes()}
+	if res.exit >= 0 {
+		res.state = fmt.Sprintf("exit %d", res.exit)
+	} else {
+		res.state = cmd.ProcessState.String()
+	}
+	// Wait may also report exec.ErrWaitDelay (a child held the output pipes
+	// open after the program exited): the exit status is still its answer.
+	_ = err
+	if ctx.Err() != nil && res.exit == 0 {
+		res.exit, res.state = -1, "killed at the deadline"
+	}
+	return res
+}
+
+// capBuffer keeps the first max bytes written to it and discards the rest
+// (without failing the writer).
+type capBuffer struct {
+	mu  sync.Mutex
+	b   []byte
+	max int
+}
+
+func (c *capBuffer) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - len(c.b); room > 0 {
+		c.b = append(c.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (c *capBuffer) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.b...)
+}

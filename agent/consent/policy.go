@@ -1,0 +1,230 @@
+package consent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/atomicfile"
+)
+
+// FileName is the policy file's name in the agent's data directory.
+const FileName = "consent.json"
+
+// Policy defaults and bounds.
+const (
+	DefaultMode    = ModePrompt
+	DefaultBackend = "auto"
+	DefaultTimeout = 60 * time.Second
+	DefaultWebAddr = "127.0.0.1:0"
+	MinTimeout     = time.Second
+	MaxTimeout     = time.Hour
+)
+
+// execPrefix starts an exec backend spec.
+const execPrefix = "exec:"
+
+// Policy is the agent's consent configuration, persisted in DATA/consent.json.
+// Only local commands on the endpoint change it; the relay cannot.
+type Policy struct {
+	Mode    Mode   `json:"mode"`    // default prompt
+	Backend string `json:"backend"` // "exec:/abs/path", "web", "desktop", "tty" or "auto" (default)
+	// Timeout: no answer within it means deny; default 60s. Stored as a
+	// duration string ("60s") in the JSON field "timeout".
+	Timeout time.Duration `json:"-"`
+	// WebAddr is the loopback address the web page listens on; default
+	// "127.0.0.1:0" (a free port).
+	WebAddr string `json:"web_addr,omitempty"`
+}
+
+// DefaultPolicy is the policy of an agent without a consent.json.
+func DefaultPolicy() Policy {
+	return Policy{Mode: DefaultMode, Backend: DefaultBackend, Timeout: DefaultTimeout, WebAddr: DefaultWebAddr}
+}
+
+// withDefaults fills the fields left empty.
+func (p Policy) withDefaults() Policy {
+	d := DefaultPolicy()
+	if p.Mode == "" {
+		p.Mode = d.Mode
+	}
+	if p.Backend == "" {
+		p.Backend = d.Backend
+	}
+	if p.Timeout == 0 {
+		p.Timeout = d.Timeout
+	}
+	if p.WebAddr == "" {
+		p.WebAddr = d.WebAddr
+	}
+	return p
+}
+
+// Validate checks every field; empty fields mean their defaults.
+func (p Policy) Validate() error {
+	p = p.withDefaults()
+	if _, err := ParseMode(string(p.Mode)); err != nil {
+		return err
+	}
+	if _, err := ParseBackend(p.Backend); err != nil {
+		return err
+	}
+	if p.Timeout < MinTimeout || p.Timeout > MaxTimeout {
+		return fmt.Errorf("consent timeout %s: want between 1s and 1h", p.Timeout)
+	}
+	if err := checkLoopback(p.WebAddr); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ParseBackend checks a backend spec and returns it in canonical form:
+// "exec:/abs/path", "web", "desktop", "tty" or "auto".
+func ParseBackend(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if path, ok := strings.CutPrefix(s, execPrefix); ok {
+		if path == "" || !filepath.IsAbs(path) {
+			return "", fmt.Errorf("consent backend %q: exec needs an absolute path, e.g. exec:/usr/local/bin/ask-user", s)
+		}
+		return execPrefix + filepath.Clean(path), nil
+	}
+	switch s {
+	case "web", "desktop", "tty", "auto":
+		return s, nil
+	}
+	return "", fmt.Errorf("consent backend %q: want auto, desktop, web, tty or exec:/absolute/path", s)
+}
+
+// checkLoopback accepts only listen addresses on the loopback interface.
+func checkLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("consent web address %q: %w (want e.g. 127.0.0.1:0)", addr, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("consent web address %q: bad port", addr)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("consent web address %q is not on the loopback interface: the consent page must only be reachable from this machine (use 127.0.0.1:PORT or [::1]:PORT)", addr)
+}
+
+// policyJSON is the file format.
+type policyJSON struct {
+	Mode    Mode   `json:"mode"`
+	Backend string `json:"backend"`
+	Timeout string `json:"timeout"`
+	WebAddr string `json:"web_addr,omitempty"`
+}
+
+// MarshalJSON writes the timeout as a duration string.
+func (p Policy) MarshalJSON() ([]byte, error) {
+	return json.Marshal(policyJSON{Mode: p.Mode, Backend: p.Backend, Timeout: formatTimeout(p.Timeout), WebAddr: p.WebAddr})
+}
+
+// UnmarshalJSON reads the timeout as a duration string ("60s", "2m").
+func (p *Policy) UnmarshalJSON(b []byte) error {
+	var j policyJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return err
+	}
+	var d time.Duration
+	if j.Timeout != "" {
+		var err error
+		if d, err = time.ParseDuration(j.Timeout); err != nil {
+			return fmt.Errorf("timeout %q: want a duration such as \"60s\" or \"2m\"", j.Timeout)
+		}
+	}
+	*p = Policy{Mode: j.Mode, Backend: j.Backend, Timeout: d, WebAddr: j.WebAddr}
+	return nil
+}
+
+// formatTimeout writes whole seconds as "60s", anything else as Go does.
+func formatTimeout(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}
+
+// PolicyPath returns the policy file of the data directory dir.
+func PolicyPath(dir string) string { return filepath.Join(dir, FileName) }
+
+// LoadPolicy reads DATA/consent.json. A missing file is the default policy;
+// fields left out take their defaults. A malformed or invalid file is an
+// error naming the file and how to fix it.
+func LoadPolicy(dir string) (Policy, error) {
+	path := PolicyPath(dir)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return DefaultPolicy(), nil
+	}
+	if err != nil {
+		return Policy{}, fmt.Errorf("load consent policy: %w", err)
+	}
+	if err := checkPolicyFile(path); err != nil {
+		return Policy{}, fmt.Errorf("load consent policy: %w", err)
+	}
+	var p Policy
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&p); err != nil {
+		return Policy{}, fmt.Errorf("load consent policy: %s: %v; fix the file (e.g. {\"mode\":\"prompt\",\"backend\":\"auto\",\"timeout\":\"60s\"}) or remove it to use the defaults", path, err)
+	}
+	if dec.More() {
+		return Policy{}, fmt.Errorf("load consent policy: %s: extra data after the JSON object; fix the file or remove it to use the defaults", path)
+	}
+	p = p.withDefaults()
+	if err := p.Validate(); err != nil {
+		return Policy{}, fmt.Errorf("load consent policy: %s: %v; fix the file or remove it to use the defaults", path, err)
+	}
+	p.Backend, _ = ParseBackend(p.Backend)
+	return p, nil
+}
+
+// SavePolicy validates p and writes it to DATA/consent.json atomically, mode
+// 0600. Only local commands on the endpoint call it.
+func SavePolicy(dir string, p Policy) error {
+	p = p.withDefaults()
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("save consent policy: %w", err)
+	}
+	p.Backend, _ = ParseBackend(p.Backend)
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save consent policy: %w", err)
+	}
+	if err := atomicfile.WriteSecret(PolicyPath(dir), append(b, '\n')); err != nil {
+		return fmt.Errorf("save consent policy: %w", err)
+	}
+	return nil
+}
+
+// checkPolicyFile refuses a policy file that someone other than its owner
+// could change (and so switch consent off).
+func checkPolicyFile(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil // ACLs, not mode bits: the installer protects the data directory
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is writable by group or others, who could switch consent off; chmod 600 it", path)
+	}
+	return nil
+}

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
+
+	"github.com/patchbay/patchbay/client"
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/wire"
+)
+
+// sshSuffix is the pseudo-domain of agents in OpenSSH configs: AGENT.patchbay.
+const sshSuffix = ".patchbay"
+
+// certMinValid: a certificate that expires sooner than this is renewed first.
+const certMinValid = 5 * time.Minute
+
+// statusPrinter tells the technician what the relay reports while the
+// endpoint decides.
+func (a *app) statusPrinter(agent string) func(apiv1.SessionStatus) {
+	return func(st apiv1.SessionStatus) {
+		switch st.State {
+		case "waiting":
+			host := st.Hostname
+			if host == "" {
+				host = agent
+			}
+			fmt.Fprintf(a.stderr, "patchbay: asking the user at %s to approve session %s...\n", clean(host), st.SessionID)
+		case "approved":
+			by := ""
+			if st.Consent != nil && st.Consent.By != "" {
+				by = " by " + clean(st.Consent.By)
+			}
+			fmt.Fprintf(a.stderr, "patchbay: approved%s (%s)\n", by, strings.Join(st.Capabilities, ", "))
+		}
+	}
+}
+
+func parseCaps(s string) ([]string, error) {
+	var caps []string
+	for _, c := range strings.Split(s, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			caps = append(caps, c)
+		}
+	}
+	return caps, wire.ValidCapabilities(caps)
+}
+
+func (a *app) sshCmd() *cobra.Command {
+	var reason string
+	var forwards []string
+	var tty, noTTY bool
+	cmd := &cobra.Command{
+		Use:   "ssh AGENT [--reason TEXT] [-L [BIND:]PORT:HOST:HOSTPORT]... [-- COMMAND...]",
+		Short: "Open a shell (or run a command) on an agent, with its user's consent",
+		Long: `Open an interactive session on an agent: a shell, or one command after "--".
+
+AGENT is an agent ID or a unique hostname. The relay asks the agent, and the agent
+decides by its own consent policy: by default the person at the machine is shown who
+you are, your --reason and what you ask for, and must approve within a minute. The
+session is SSH end to end between this command and the agent (the relay only copies
+bytes); terminal sessions are recorded by the agent (patchbay sessions recording).
+
+Capabilities requested: "shell" for an interactive session, "exec" with a COMMAND,
+plus "forward" with -L (forwarding to the endpoint's loopback only, e.g. its RDP or
+VNC port). The exit status is the remote command's.
+
+Your SSH certificate (from patchbay login) is renewed automatically when it is
+about to expire. For stock OpenSSH (ssh, scp, sftp) see patchbay ssh-config.`,
+		Example: `  patchbay ssh web-01 --reason "INC-4711 disk full"
+  patchbay ssh 0193a1b2-... -- df -h
+  patchbay ssh kiosk-7 --reason "INC-12 VNC" -L 5901:localhost:5900`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 {
+				return usageErrorf(cmd, "patchbay ssh needs an AGENT (ID or hostname)")
+			}
+			if cmd.ArgsLenAtDash() > 1 || (cmd.ArgsLenAtDash() == -1 && len(args) > 1) {
+				return usageErrorf(cmd, "put the command after --, e.g. patchbay ssh %s -- %s", args[0], strings.Join(args[1:], " "))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			agent, command := args[0], strings.Join(args[1:], " ")
+			var specs []forwardSpec
+			for _, f := range forwards {
+				s, err := parseForward(f)
+				if err != nil {
+					return usageErrorf(cmd, "-L %s: %v", f, err)
+				}
+				specs = append(specs, s)
+			}
+			caps := []string{wire.CapShell}
+			if command != "" {
+				caps = []string{wire.CapExec}
+			}
+			if len(specs) > 0 {
+				caps = append(caps, wire.CapForward)
+			}
+			wantTTY := (command == "" || tty) && !noTTY && isTerminal(os.Stdin)
+			return a.withClient(func(c *client.Client) error {
+				return a.runSSH(cmd.Context(), c, agent, reason, caps, command, wantTTY, specs)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (a ticket number, what is wrong): shown to the user and kept in the audit log")
+	cmd.Flags().StringArrayVarP(&forwards, "local-forward", "L", nil, "forward a local port to the endpoint's loopback: [BIND:]PORT:HOST:HOSTPORT")
+	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "allocate a terminal for COMMAND too")
+	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
+	return cmd
+}
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// runSSH opens the session and runs an SSH client on it.
+func (a *app) runSSH(ctx context.Context, c *client.Client, agent, reason string, caps []string, command string, wantTTY bool, forwards []forwardSpec) error {
+	dir, err := client.SSHDir()
+	if err != nil {
+		return err
+	}
+	id, err := c.EnsureSSHIdentity(ctx, dir, certMinValid)
+	if err != nil {
+		return err
+	}
+	conn, st, err := c.OpenSession(ctx, client.SessionRequest{
+		Agent: agent, Reason: reason, Capabilities: caps, OnStatus: a.statusPrinter(agent),
+	})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sc, chans, reqs, err := ssh.NewClientConn(conn, st.AgentID+":22", &ssh.ClientConfig{
+		User:            id.Cert.KeyId,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(id.Signer)},
+		HostKeyCallback: id.HostKeyCallback(),
+		Timeout:         30 * time.Second,
+	})
+	if err != nil {
+		if r := conn.CloseReason(); r != "" {
+			return fmt.Errorf("ssh to %s: %s", agent, r)
+		}
+		return fmt.Errorf("ssh to %s: %w", agent, err)
+	}
+	cl := ssh.NewClient(sc, chans, reqs)
+	defer cl.Close()
+
+	var fwd sync.WaitGroup
+	fctx, stopForwards := context.WithCancel(ctx)
+	defer func() { stopForwards(); fwd.Wait() }()
+	for _, f := range forwards {
+		ln, err := net.Listen("tcp", f.listen)
+		if err != nil {
+			return fmt.Errorf("-L %s: %w", f.listen, err)
+		}
+		fmt.Fprintf(a.stderr, "patchbay: forwarding %s to %s on the endpoint\n", ln.Addr(), f.target)
+		fwd.Add(1)
+		go func() {
+			defer fwd.Done()
+			serveForward(fctx, ln, cl, f.target)
+		}()
+	}
+	code, err := a.runRemote(ctx, cl, command, wantTTY, len(forwards) > 0)
+	if err != nil {
+		if r := conn.CloseReason(); r != "" {
+			return fmt.Errorf("%s", r)
+		}
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
+// exitCode makes the CLI exit with a remote command's status.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("remote command exited with status %d", int(e)) }
+
+// runRemote runs the shell or command on one session channel and returns
+// its exit status.
+func (a *app) runRemote(ctx context.Context, cl *ssh.Client, command string, wantTTY, forwarding bool) (int, error) {
+	s, err := cl.NewSession()
+	if err != nil {
+		return 0, fmt.Errorf("open session channel: %w", err)
+	}
+	defer s.Close()
+	s.Stdout, s.Stderr = a.stdout, a.stderr
+	stdinDone := make(chan struct{})
+	if wantTTY {
+		fd := int(os.Stdin.Fd())
+		w, h, err := term.GetSize(fd)
+		if err != nil {
+			w, h = 80, 24
+		}
+		termName := os.Getenv("TERM")
+		if termName == "" {
+			termName = "xterm-256color"
+		}
+		if err := s.RequestPty(termName, h, w, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
+			return 0, fmt.Errorf("request a terminal: %w", err)
+		}
+		old, err := term.MakeRaw(fd)
+		if err == nil {
+			defer term.Restore(fd, old)
+		}
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer signal.Stop(winch)
+		go func() {
+			for {
+				select {
+				case <-winch:
+					if w, h, err := term.GetSize(fd); err == nil {
+						_ = s.WindowChange(h, w)
+					}
+				case <-stdinDone:
+					return
+				}
+			}
+		}()
+	}
+	defer close(stdinDone)
+	in, err := s.StdinPipe()
+	if err != nil {
+		return 0, err
+	}
+	go func() {
+		_, _ = io.Copy(in, a.stdin)
+		if !wantTTY {
+			in.Close() // EOF for a command reading stdin
+		}
+	}()
+	if command != "" {
+		err = s.Start(command)
+	} else {
+		err = s.Shell()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("start remote %s: %w", map[bool]string{true: "command", false: "shell"}[command != ""], err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = s.Signal(ssh.SIGTERM)
+		s.Close()
+		return 130, nil
+	}
+	var ee *ssh.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee):
+		if ee.Signal() != "" {
+			fmt.Fprintf(a.stderr, "patchbay: remote process killed by signal %s\n", ee.Signal())
+		}
+		return ee.ExitStatus(), nil
+	case errors.Is(err, io.EOF), strings.Contains(err.Error(), "exited without exit status"):
+		return 255, errors.New("the session ended without an exit status")
+	}
+	return 0, err
+}
+
+// forwardSpec is one -L forwarding.
+type forwardSpec struct{ listen, target string }
+
+func parseForward(s string) (forwardSpec, error) {
+	parts := strings.Split(s, ":")
+	bind := "127.0.0.1"
+	switch len(parts) {
+	case 3:
+	case 4:
+		bind, parts = parts[0], parts[1:]
+	default:
+		return forwardSpec{}, errors.New("want [BIND:]PORT:HOST:HOSTPORT")
+	}
+	return forwardSpec{listen: net.JoinHostPort(bind, parts[0]), target: net.JoinHostPort(parts[1], parts[2])}, nil
+}
+
+// serveForward accepts on ln until ctx ends and tunnels each connection to
+// target through the SSH client (direct-tcpip).
+func serveForward(ctx context.Context, ln net.Listener, cl *ssh.Client, target string) {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		lc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer lc.Close()
+			rc, err := cl.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			defer rc.Close()
+			done := make(chan struct{}, 2)
+			go func() { _, _ = io.Copy(rc, lc); done <- struct{}{} }()
+			go func() { _, _ = io.Copy(lc, rc); done <- struct{}{} }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+		}()
+	}
+}

@@ -1,0 +1,364 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/server/sessions"
+	"github.com/patchbay/patchbay/server/store"
+)
+
+// Sessions is what the API needs from the session broker.
+type Sessions interface {
+	Serve(ctx context.Context, ws *websocket.Conn, req sessions.Request) error
+	End(id, by, reason string) bool
+	RecordingPath(id string) string
+}
+
+// SSHCA signs technicians' and agents' SSH certificates (*certs.SSHCAs).
+type SSHCA interface {
+	SignUserCert(pub ssh.PublicKey, technician string, ttl time.Duration, now time.Time) (*ssh.Certificate, error)
+	SignHostCert(pub ssh.PublicKey, agentID string, principals []string, ttl time.Duration, now time.Time) (*ssh.Certificate, error)
+	KnownHostsLine() string
+	UserCAKey() ssh.PublicKey
+}
+
+// hostCertTTL is the lifetime of an agent's SSH host certificate; agents
+// renew it whenever they connect with less than a week left.
+const hostCertTTL = 30 * 24 * time.Hour
+
+// sessionUpgrader upgrades technician session connections. Technicians
+// connect with the CLI, never a browser: any Origin is refused.
+var sessionUpgrader = websocket.Upgrader{
+	HandshakeTimeout: 10 * time.Second,
+	ReadBufferSize:   32 << 10,
+	WriteBufferSize:  64 << 10,
+	Subprotocols:     []string{apiv1.SessionSubprotocol},
+	CheckOrigin:      func(r *http.Request) bool { return r.Header.Get("Origin") == "" },
+	Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		WriteError(w, status, "session: %v", reason)
+	},
+}
+
+func (a *API) registerSessions(mux *http.ServeMux) {
+	mux.Handle("GET /v1/agents/{id}/session", a.auth(apiv1.RoleTechnician, a.handleSessionConnect))
+	mux.Handle("GET /v1/sessions", a.auth(apiv1.RoleViewer, a.handleSessionList))
+	mux.Handle("GET /v1/sessions/{id}", a.auth(apiv1.RoleViewer, a.handleSessionShow))
+	mux.Handle("GET /v1/sessions/{id}/recording", a.auth(apiv1.RoleViewer, a.handleSessionRecording))
+	mux.Handle("POST /v1/sessions/{id}/end", a.auth(apiv1.RoleTechnician, a.handleSessionEnd))
+	mux.Handle("POST /v1/ssh/certificate", a.auth(apiv1.RoleTechnician, a.handleSSHCert))
+	mux.Handle("POST /v1/agent/ssh-host-cert", a.agentAuth(a.handleAgentSSH))
+}
+
+// handleSessionConnect checks a session request, upgrades to a websocket and
+// hands it to the broker, which runs the session on this goroutine.
+func (a *API) handleSessionConnect(w http.ResponseWriter, r *http.Request, c caller) {
+	if a.Sessions == nil || a.SSH == nil {
+		WriteError(w, http.StatusServiceUnavailable, "sessions are not enabled on this relay")
+		return
+	}
+	if !wire.ValidTechnician(c.tok.Name) {
+		WriteError(w, http.StatusForbidden, "API token name %q cannot name a technician in SSH certificates: create a token named with [A-Za-z0-9_.@-]", c.tok.Name)
+		return
+	}
+	q := r.URL.Query()
+	caps := splitList(q.Get("capabilities"))
+	if len(caps) == 0 {
+		caps = []string{wire.CapShell}
+	}
+	if err := wire.ValidCapabilities(caps); err != nil {
+		WriteError(w, http.StatusBadRequest, "capabilities: %v", err)
+		return
+	}
+	reason := strings.TrimSpace(q.Get("reason"))
+	req := wire.SessionRequest{SessionID: "00000000-0000-0000-0000-000000000000", Technician: c.tok.Name, Reason: reason, Capabilities: caps}
+	if err := req.Validate(); err != nil {
+		WriteError(w, http.StatusBadRequest, "session request: %v", err)
+		return
+	}
+	ag, ok := a.findAgent(w, r)
+	if !ok {
+		return
+	}
+	if !ag.RevokedAt.IsZero() {
+		WriteError(w, http.StatusConflict, "agent %s (%s) is revoked", ag.ID, ag.Hostname)
+		return
+	}
+	if !a.Hub.Online(ag.ID) {
+		WriteError(w, http.StatusConflict, "agent %s (%s) is offline: it must be connected to this relay for a session", ag.ID, ag.Hostname)
+		return
+	}
+	if !slices.Contains(websocket.Subprotocols(r), apiv1.SessionSubprotocol) {
+		WriteError(w, http.StatusBadRequest, "session: the websocket subprotocol must be %q", apiv1.SessionSubprotocol)
+		return
+	}
+	ws, err := sessionUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	// The session outlives http.Server's write timeout: clear the deadlines
+	// the server set on the connection; the broker sets its own.
+	ws.NetConn().SetDeadline(time.Time{})
+	_ = a.Sessions.Serve(r.Context(), ws, sessions.Request{
+		AgentID: ag.ID, Hostname: ag.Hostname, Technician: c.tok.Name, Actor: c.actor(), Reason: reason, Capabilities: caps,
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func sessionJSON(s store.Session) apiv1.Session {
+	out := apiv1.Session{
+		ID: s.ID, AgentID: s.AgentID, Hostname: s.Hostname, Technician: s.Technician, Reason: s.Reason,
+		State: s.State, Capabilities: s.Capabilities, Granted: s.Granted, Requested: s.RequestedAt,
+		Message: s.Message, EndBy: s.EndBy, EndReason: s.EndReason, RecordingSize: s.RecordingSize,
+		Consent: apiv1.Consent{Mode: s.ConsentMode, Backend: s.ConsentBackend, By: s.ConsentBy},
+	}
+	if out.Capabilities == nil {
+		out.Capabilities = []string{}
+	}
+	switch s.State {
+	case store.SessionRequested:
+		out.Consent.Decision = "pending"
+	case store.SessionDenied:
+		out.Consent.Decision = "denied"
+	case store.SessionFailed:
+		out.Consent.Decision = "failed"
+		if s.ConsentMode != "" {
+			out.Consent.Decision = "denied"
+		}
+	default:
+		out.Consent.Decision = "approved"
+	}
+	if !s.StartedAt.IsZero() {
+		t := s.StartedAt
+		out.Started = &t
+	}
+	if !s.EndedAt.IsZero() {
+		t := s.EndedAt
+		out.Ended = &t
+	}
+	return out
+}
+
+// handleSessionList lists sessions, newest first: ?agent=ID, ?limit=N (default 100, at most 1000).
+func (a *API) handleSessionList(w http.ResponseWriter, r *http.Request, _ caller) {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			WriteError(w, http.StatusBadRequest, "limit %q: want a number from 1 to 1000", s)
+			return
+		}
+		limit = n
+	}
+	agent := r.URL.Query().Get("agent")
+	if agent != "" && !wire.ValidUUID(agent) {
+		WriteError(w, http.StatusBadRequest, "agent %q: want an agent ID", agent)
+		return
+	}
+	list, err := a.Store.ListSessions(r.Context(), agent, limit)
+	if err != nil {
+		a.internal(w, r, "list sessions", err)
+		return
+	}
+	out := make([]apiv1.Session, 0, len(list))
+	for _, s := range list {
+		out = append(out, sessionJSON(s))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) findSession(w http.ResponseWriter, r *http.Request) (store.Session, bool) {
+	id := r.PathValue("id")
+	if !wire.ValidUUID(id) {
+		WriteError(w, http.StatusBadRequest, "session ID %q is not a UUID: see patchbay sessions list", id)
+		return store.Session{}, false
+	}
+	s, err := a.Store.GetSession(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "no session %s: see patchbay sessions list", id)
+		return s, false
+	}
+	if err != nil {
+		a.internal(w, r, "get session", err)
+		return s, false
+	}
+	return s, true
+}
+
+func (a *API) handleSessionShow(w http.ResponseWriter, r *http.Request, _ caller) {
+	if s, ok := a.findSession(w, r); ok {
+		writeJSON(w, http.StatusOK, sessionJSON(s))
+	}
+}
+
+// handleSessionRecording sends a session's asciicast v2 recording (what is
+// stored so far, for a live session).
+func (a *API) handleSessionRecording(w http.ResponseWriter, r *http.Request, c caller) {
+	s, ok := a.findSession(w, r)
+	if !ok || a.Sessions == nil {
+		return
+	}
+	f, err := os.Open(a.Sessions.RecordingPath(s.ID))
+	if errors.Is(err, os.ErrNotExist) {
+		WriteError(w, http.StatusNotFound, "session %s has no recording (only sessions with a terminal are recorded)", s.ID)
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "open recording", err)
+		return
+	}
+	defer f.Close()
+	if err := a.audit(r.Context(), c.actor(), "session.recording.read", s.ID, nil); err != nil {
+		a.internal(w, r, "read recording", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-asciicast")
+	w.Header().Set("Cache-Control", "no-store")
+	http.ServeContent(w, r, s.ID+".cast", time.Time{}, f)
+}
+
+// handleSessionEnd ends a live session on behalf of the caller.
+func (a *API) handleSessionEnd(w http.ResponseWriter, r *http.Request, c caller) {
+	var body apiv1.SessionEnd
+	if r.ContentLength != 0 && !decode(w, r, &body) {
+		return
+	}
+	s, ok := a.findSession(w, r)
+	if !ok || a.Sessions == nil {
+		return
+	}
+	if c.tok.Role != apiv1.RoleAdmin && c.tok.Name != s.Technician {
+		WriteError(w, http.StatusForbidden, "session %s belongs to %s: only they or an admin can end it", s.ID, s.Technician)
+		return
+	}
+	reason := strings.TrimSpace(body.Reason)
+	if reason == "" {
+		reason = "ended by " + c.tok.Name
+	}
+	if err := (&wire.SessionEnd{SessionID: s.ID, Reason: reason}).Validate(); err != nil {
+		WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if !a.Sessions.End(s.ID, c.tok.Role, reason) {
+		WriteError(w, http.StatusConflict, "session %s is not live on this relay (state %s)", s.ID, s.State)
+		return
+	}
+	if err := a.audit(r.Context(), c.actor(), "session.end.request", s.ID, map[string]string{"reason": reason}); err != nil {
+		a.internal(w, r, "end session", err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, sessionJSON(s))
+}
+
+// handleSSHCert certifies a technician's SSH public key for a few hours. The
+// certificate's key ID and only principal are the API token's name.
+func (a *API) handleSSHCert(w http.ResponseWriter, r *http.Request, c caller) {
+	if a.SSH == nil {
+		WriteError(w, http.StatusServiceUnavailable, "SSH certificates are not enabled on this relay")
+		return
+	}
+	var body apiv1.SSHCertRequest
+	if !decode(w, r, &body) {
+		return
+	}
+	if !wire.ValidTechnician(c.tok.Name) {
+		WriteError(w, http.StatusForbidden, "API token name %q cannot name a technician: create a token named with [A-Za-z0-9_.@-]", c.tok.Name)
+		return
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(body.PublicKey))
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "public_key: not an OpenSSH public key: %v", err)
+		return
+	}
+	if _, isCert := pub.(*ssh.Certificate); isCert {
+		WriteError(w, http.StatusBadRequest, "public_key: send the plain public key, not a certificate")
+		return
+	}
+	ttl := apiv1.DefaultSSHCertTTL
+	if body.TTL != "" {
+		if ttl, err = apiv1.ParseTTL(body.TTL, apiv1.MaxSSHCertTTL); err != nil {
+			WriteError(w, http.StatusBadRequest, "ttl: %v", err)
+			return
+		}
+	}
+	cert, err := a.SSH.SignUserCert(pub, c.tok.Name, ttl, a.now())
+	if err != nil {
+		a.internal(w, r, "sign SSH certificate", err)
+		return
+	}
+	if err := a.audit(r.Context(), c.actor(), "ssh-cert.issue", c.tok.Name, map[string]string{
+		"fingerprint": ssh.FingerprintSHA256(pub), "valid_before": time.Unix(int64(cert.ValidBefore), 0).UTC().Format(time.RFC3339),
+	}); err != nil {
+		a.internal(w, r, "sign SSH certificate", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiv1.SSHCert{
+		Certificate: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert))),
+		KeyID:       cert.KeyId, ValidBefore: time.Unix(int64(cert.ValidBefore), 0).UTC(),
+		KnownHosts: a.SSH.KnownHostsLine(),
+		UserCA:     strings.TrimSpace(string(ssh.MarshalAuthorizedKey(a.SSH.UserCAKey()))),
+	})
+}
+
+// handleAgentSSH certifies an agent's SSH host key (mutual TLS) and tells it
+// the user CA whose certificates it accepts.
+func (a *API) handleAgentSSH(w http.ResponseWriter, r *http.Request, ag store.Agent) {
+	if a.SSH == nil {
+		WriteError(w, http.StatusServiceUnavailable, "SSH certificates are not enabled on this relay")
+		return
+	}
+	var body apiv1.AgentSSHRequest
+	if !decode(w, r, &body) {
+		return
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(body.PublicKey))
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "public_key: not an OpenSSH public key: %v", err)
+		return
+	}
+	if _, isCert := pub.(*ssh.Certificate); isCert {
+		WriteError(w, http.StatusBadRequest, "public_key: send the plain host key, not a certificate")
+		return
+	}
+	principals := []string{ag.ID, ag.ID + ".patchbay"}
+	if h := strings.ToLower(ag.Hostname); h != "" && wire.ValidTechnician(h) {
+		principals = append(principals, h+".patchbay")
+	}
+	cert, err := a.SSH.SignHostCert(pub, ag.ID, principals, hostCertTTL, a.now())
+	if err != nil {
+		a.internal(w, r, "sign host certificate", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiv1.AgentSSH{
+		HostCertificate: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert))),
+		UserCA:          strings.TrimSpace(string(ssh.MarshalAuthorizedKey(a.SSH.UserCAKey()))),
+	})
+}
+
+// sshUserCA is the user CA in authorized_keys format ("" without SSH).
+func (a *API) sshUserCA() string {
+	if a.SSH == nil {
+		return ""
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(a.SSH.UserCAKey())))
+}

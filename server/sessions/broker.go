@@ -1,0 +1,455 @@
+// Package sessions brokers interactive sessions on the relay: it asks an
+// agent for a session on a technician's behalf, records the agent's consent
+// decision, then copies bytes between the technician's websocket and a
+// stream on the agent's link. The bytes are SSH, end to end between the
+// technician's client and the agent: the relay cannot read them. The agent
+// records PTY sessions itself and streams the recording here, where it is
+// kept as an asciicast v2 file under the data directory.
+//
+// Ownership: Serve runs on the technician's HTTP handler goroutine and owns
+// that session's two copy goroutines, returning after both ended. Answer,
+// AgentEnded and AgentOffline are called from agent link goroutines and never
+// block. HandleStream runs on a goroutine the agent's link started for the
+// recording stream. Close ends every live session and waits for Serve calls
+// to return.
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/mux"
+	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/server/store"
+)
+
+// Links is what the broker needs from the hub.
+type Links interface {
+	Send(agentID, typ string, body any) error
+	Open(ctx context.Context, agentID, kind string) (*mux.Stream, error)
+}
+
+// Auditor appends a record to the audit chain.
+type Auditor func(ctx context.Context, actor, action, target string, detail map[string]string) error
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultConsentWait bounds how long the relay waits for an agent's
+	// answer. Agents time their own prompts out (60 s by default) and answer
+	// "denied"; this only catches an agent that never answers.
+	DefaultConsentWait = 5 * time.Minute
+	// DefaultMaxRecording caps one session's stored recording.
+	DefaultMaxRecording = 256 << 20
+	pingEvery           = 30 * time.Second
+	writeWait           = 10 * time.Second
+	chunk               = 32 << 10
+	endGrace            = time.Second // how long a closed stream waits for the agent's session_end
+)
+
+// Config configures a Broker.
+type Config struct {
+	Store         *store.Store
+	Links         Links
+	Audit         Auditor
+	Log           zerolog.Logger
+	RecordingsDir string        // created 0700 on first use
+	ConsentWait   time.Duration // default DefaultConsentWait
+	MaxRecording  int64         // default DefaultMaxRecording
+	Now           func() time.Time
+}
+
+// Broker is safe for concurrent use.
+type Broker struct {
+	cfg Config
+
+	mu      sync.Mutex
+	pending map[string]*pending // session ID -> request waiting for the agent's answer
+	live    map[string]*live    // session ID -> approved session being bridged
+	closed  bool
+	serving sync.WaitGroup // Serve calls in progress
+}
+
+// pending is a request waiting for its agent's answer.
+type pending struct {
+	agentID string
+	answer  chan wire.SessionAnswer // buffered 1; written once by Answer
+	gone    chan string             // buffered 1; the agent went offline (reason)
+}
+
+// live is an approved session. end is called once to end it.
+type live struct {
+	agentID string
+	end     context.CancelCauseFunc
+}
+
+// New returns a broker.
+func New(cfg Config) *Broker {
+	if cfg.ConsentWait <= 0 {
+		cfg.ConsentWait = DefaultConsentWait
+	}
+	if cfg.MaxRecording <= 0 {
+		cfg.MaxRecording = DefaultMaxRecording
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Broker{cfg: cfg, pending: map[string]*pending{}, live: map[string]*live{}}
+}
+
+// Request is a technician's request for a session.
+type Request struct {
+	AgentID, Hostname string
+	Technician        string // the API token's name; the SSH certificate's key ID
+	Actor             string // how the technician appears in the audit log
+	Reason            string
+	Capabilities      []string
+}
+
+// ErrClosed is returned by Serve once the relay is shutting down.
+var ErrClosed = errors.New("relay shutting down")
+
+func (b *Broker) now() time.Time { return b.cfg.Now().UTC() }
+
+// Serve runs one session for a technician connected on ws: it records the
+// request, asks the agent, tells the technician what the agent decided and,
+// when approved, copies bytes until either side ends. It owns ws and closes
+// it. The returned error says why the session did not run or how it ended.
+func (b *Broker) Serve(ctx context.Context, ws *websocket.Conn, req Request) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		closeWS(ws, websocket.CloseGoingAway, "relay shutting down")
+		ws.Close()
+		return ErrClosed
+	}
+	b.serving.Add(1)
+	b.mu.Unlock()
+	defer b.serving.Done()
+
+	id := store.NewID()
+	log := b.cfg.Log.With().Str("session_id", id).Str("agent_id", req.AgentID).Str("technician", req.Technician).Logger()
+	t := newTechConn(ws)
+	defer t.close()
+
+	now := b.now()
+	err := b.cfg.Store.CreateSession(ctx, store.Session{
+		ID: id, AgentID: req.AgentID, Hostname: req.Hostname, Technician: req.Technician, Actor: req.Actor,
+		Reason: req.Reason, Capabilities: req.Capabilities, RequestedAt: now,
+	})
+	if err == nil {
+		err = b.cfg.Audit(ctx, req.Actor, "session.request", id, map[string]string{
+			"agent_id": req.AgentID, "hostname": req.Hostname, "reason": req.Reason, "capabilities": fmt.Sprint(req.Capabilities),
+		})
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("record session request")
+		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID, Message: "the relay could not record the request; see its log"})
+		return err
+	}
+
+	ans, err := b.ask(ctx, t, id, req)
+	if err != nil {
+		log.Info().Err(err).Msg("session request failed")
+		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID, Message: err.Error()})
+		b.finish(id, req, "relay", err.Error(), log)
+		return err
+	}
+	wctx := context.WithoutCancel(ctx)
+	consent := &apiv1.Consent{Mode: ans.Mode, Backend: ans.Backend, By: ans.By, Decision: "denied"}
+	action := "session.denied"
+	if ans.Approved {
+		consent.Decision, action = "approved", "session.approved"
+	}
+	if err := b.cfg.Store.DecideSession(wctx, id, ans.Approved, ans.Capabilities, ans.Mode, ans.Backend, ans.By, ans.Message, b.now()); err != nil {
+		log.Error().Err(err).Msg("record consent")
+	}
+	_ = b.cfg.Audit(wctx, "agent "+req.AgentID+" ("+ans.By+")", action, id, map[string]string{
+		"technician": req.Technician, "mode": ans.Mode, "backend": ans.Backend, "by": ans.By, "message": ans.Message,
+		"capabilities": fmt.Sprint(ans.Capabilities),
+	})
+	st := apiv1.SessionStatus{SessionID: id, AgentID: req.AgentID, Hostname: req.Hostname, Consent: consent, Message: ans.Message}
+	if !ans.Approved {
+		log.Info().Str("by", ans.By).Str("message", ans.Message).Msg("session refused by the endpoint")
+		st.State = "denied"
+		if st.Message == "" {
+			st.Message = "refused by the endpoint's consent policy"
+		}
+		t.fail(st)
+		return fmt.Errorf("session refused: %s", st.Message)
+	}
+	log.Info().Str("by", ans.By).Strs("capabilities", ans.Capabilities).Msg("session approved")
+	st.State, st.Capabilities = "approved", ans.Capabilities
+	by, reason := b.bridge(ctx, t, id, req, st)
+	b.finish(id, req, by, reason, log)
+	return nil
+}
+
+// ask sends the request to the agent and waits for its answer.
+func (b *Broker) ask(ctx context.Context, t *techConn, id string, req Request) (wire.SessionAnswer, error) {
+	p := &pending{agentID: req.AgentID, answer: make(chan wire.SessionAnswer, 1), gone: make(chan string, 1)}
+	b.mu.Lock()
+	b.pending[id] = p
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.pending, id)
+		b.mu.Unlock()
+	}()
+	err := b.cfg.Links.Send(req.AgentID, wire.MsgSessionRequest, wire.SessionRequest{
+		SessionID: id, Technician: req.Technician, Reason: req.Reason, Capabilities: req.Capabilities, RequestedAt: b.now(),
+	})
+	if err != nil {
+		return wire.SessionAnswer{}, fmt.Errorf("agent %s is offline", req.AgentID)
+	}
+	t.status(apiv1.SessionStatus{State: "waiting", SessionID: id, AgentID: req.AgentID, Hostname: req.Hostname,
+		Message: "waiting for the endpoint to approve (its own consent policy decides)"})
+	timer := time.NewTimer(b.cfg.ConsentWait)
+	defer timer.Stop()
+	withdraw := func(by, reason string) {
+		_ = b.cfg.Links.Send(req.AgentID, wire.MsgSessionEnd, wire.SessionEnd{SessionID: id, By: by, Reason: reason})
+	}
+	select {
+	case ans := <-p.answer:
+		return ans, nil
+	case reason := <-p.gone:
+		return wire.SessionAnswer{}, errors.New(reason)
+	case <-t.readerDone:
+		withdraw("technician", "the technician left")
+		return wire.SessionAnswer{}, errors.New("the technician left before the endpoint answered")
+	case <-timer.C:
+		withdraw("relay", "no answer")
+		return wire.SessionAnswer{}, fmt.Errorf("the endpoint did not answer within %v", b.cfg.ConsentWait)
+	case <-ctx.Done():
+		withdraw("relay", "relay shutting down")
+		return wire.SessionAnswer{}, errors.New("relay shutting down")
+	}
+}
+
+// bridge copies bytes between the technician and a new stream to the agent
+// until one side ends, and returns who ended the session and why.
+func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request, st apiv1.SessionStatus) (by, reason string) {
+	sctx, end := context.WithCancelCause(ctx)
+	defer end(nil)
+	stream, err := b.cfg.Links.Open(sctx, req.AgentID, wire.SSHStreamKind(id))
+	if err != nil {
+		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID, Message: "open a stream to the agent: " + err.Error()})
+		return "relay", "could not open a stream to the agent: " + err.Error()
+	}
+	defer stream.Close()
+	b.mu.Lock()
+	b.live[id] = &live{agentID: req.AgentID, end: end}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.live, id)
+		b.mu.Unlock()
+	}()
+	t.status(st)
+	t.streamc <- stream
+
+	writerDone := make(chan struct{})
+	go func() { // agent -> technician
+		defer close(writerDone)
+		buf := make([]byte, chunk)
+		for {
+			n, err := stream.Read(buf)
+			if n > 0 && t.write(buf[:n]) != nil {
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	by, reason = "technician", "the technician disconnected"
+	select {
+	case <-t.readerDone:
+	case <-writerDone:
+		by, reason = "agent", "the SSH session ended"
+		// The agent sends session_end (who ended it and why) right after it
+		// closes the stream: give it a moment to arrive.
+		select {
+		case <-sctx.Done():
+		case <-time.After(endGrace):
+		}
+	case <-sctx.Done():
+	}
+	var ee *endError
+	if c := context.Cause(sctx); errors.As(c, &ee) {
+		by, reason = ee.by, ee.reason
+	} else if c != nil && !errors.Is(c, context.Canceled) {
+		by, reason = "relay", c.Error()
+	} else if ctx.Err() != nil {
+		by, reason = "relay", "relay shutting down"
+	}
+	stream.Close()
+	t.closeWith(websocket.CloseNormalClosure, "session ended: "+reason)
+	<-writerDone
+	return by, reason
+}
+
+// finish ends a session in the store and the audit log, once.
+func (b *Broker) finish(id string, req Request, by, reason string, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	changed, err := b.cfg.Store.EndSession(ctx, id, by, reason, b.now())
+	if err != nil {
+		log.Error().Err(err).Msg("record session end")
+		return
+	}
+	if changed {
+		_ = b.cfg.Audit(ctx, "agent "+req.AgentID, "session.end", id, map[string]string{
+			"technician": req.Technician, "by": by, "reason": reason,
+		})
+		log.Info().Str("by", by).Str("reason", reason).Msg("session ended")
+	}
+}
+
+// Answer hands an agent's answer to the request waiting for it. An answer
+// for a session that is not waiting (late, or for another agent) is ignored.
+func (b *Broker) Answer(agentID string, m wire.SessionAnswer) {
+	b.mu.Lock()
+	p := b.pending[m.SessionID]
+	b.mu.Unlock()
+	if p == nil || p.agentID != agentID {
+		b.cfg.Log.Debug().Str("agent_id", agentID).Str("session_id", m.SessionID).Msg("session answer for no pending request; ignored")
+		return
+	}
+	select {
+	case p.answer <- m:
+	default:
+	}
+}
+
+// AgentEnded ends a live session the agent reports as over.
+func (b *Broker) AgentEnded(agentID string, m wire.SessionEnd) {
+	b.mu.Lock()
+	l := b.live[m.SessionID]
+	b.mu.Unlock()
+	if l == nil || l.agentID != agentID {
+		return
+	}
+	reason := m.Reason
+	if reason == "" {
+		reason = "ended on the endpoint"
+	}
+	l.end(&endError{by: m.By, reason: reason})
+}
+
+// AgentOffline fails the requests and ends the sessions of an agent whose
+// link ended.
+func (b *Broker) AgentOffline(agentID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.pending {
+		if p.agentID == agentID {
+			select {
+			case p.gone <- "the agent went offline before answering":
+			default:
+			}
+		}
+	}
+	for _, l := range b.live {
+		if l.agentID == agentID {
+			l.end(&endError{by: "relay", reason: "the agent's link to the relay ended"})
+		}
+	}
+}
+
+// End ends a live session on behalf of a person (technician or admin).
+func (b *Broker) End(id, by, reason string) bool {
+	b.mu.Lock()
+	l := b.live[id]
+	b.mu.Unlock()
+	if l == nil {
+		return false
+	}
+	_ = b.cfg.Links.Send(l.agentID, wire.MsgSessionEnd, wire.SessionEnd{SessionID: id, By: by, Reason: reason})
+	// Give the agent a moment to tell the technician why, then cut the bytes.
+	time.AfterFunc(2*time.Second, func() { l.end(&endError{by: by, reason: reason}) })
+	return true
+}
+
+// Close ends every live session and waits for the Serve calls to return.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	b.closed = true
+	for _, l := range b.live {
+		l.end(&endError{by: "relay", reason: "relay shutting down"})
+	}
+	for _, p := range b.pending {
+		select {
+		case p.gone <- "relay shutting down":
+		default:
+		}
+	}
+	b.mu.Unlock()
+	b.serving.Wait()
+}
+
+// endError is why a live session ended.
+type endError struct{ by, reason string }
+
+func (e *endError) Error() string { return e.reason }
+
+// RecordingPath is where session id's recording is stored.
+func (b *Broker) RecordingPath(id string) string {
+	return filepath.Join(b.cfg.RecordingsDir, id+".cast")
+}
+
+// HandleStream takes a stream the agent opened: the recording of one of its
+// live (or just approved) sessions. Anything else is reset.
+func (b *Broker) HandleStream(agentID string, st *mux.Stream) {
+	defer st.Close()
+	what, id, ok := wire.ParseSessionStreamKind(st.Kind())
+	if !ok || what != "rec" {
+		b.cfg.Log.Warn().Str("agent_id", agentID).Str("kind", st.Kind()).Msg("agent opened a stream of unknown kind; refused")
+		return
+	}
+	ctx := context.Background()
+	sess, err := b.cfg.Store.GetSession(ctx, id)
+	if err != nil || sess.AgentID != agentID || (sess.State != store.SessionApproved && sess.State != store.SessionEnded) {
+		b.cfg.Log.Warn().Str("agent_id", agentID).Str("session_id", id).Msg("recording for a session this agent does not have; refused")
+		return
+	}
+	if err := os.MkdirAll(b.cfg.RecordingsDir, 0o700); err != nil {
+		b.cfg.Log.Error().Err(err).Msg("create recordings directory")
+		return
+	}
+	f, err := os.OpenFile(b.RecordingPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		b.cfg.Log.Warn().Err(err).Str("session_id", id).Msg("second recording stream for a session; refused")
+		return
+	}
+	n, err := io.Copy(f, io.LimitReader(st, b.cfg.MaxRecording))
+	if err == nil && n == b.cfg.MaxRecording {
+		b.cfg.Log.Warn().Str("session_id", id).Int64("limit", b.cfg.MaxRecording).Msg("recording reached its size limit; the rest is not stored")
+		_, _ = io.Copy(io.Discard, st)
+	}
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.cfg.Log.Debug().Err(err).Str("session_id", id).Msg("recording stream ended")
+	}
+	if err := b.cfg.Store.SetRecordingSize(ctx, id, n); err != nil {
+		b.cfg.Log.Error().Err(err).Msg("store recording size")
+	}
+}
+
+func closeWS(ws *websocket.Conn, code int, reason string) {
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+}

@@ -1,0 +1,134 @@
+package sessions
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/mux"
+)
+
+// techConn owns a technician's websocket for one session: one reader
+// goroutine for the whole session (it notices a technician who leaves while
+// the endpoint is still deciding, and later copies bytes to the agent), a
+// pinger, and writes from the broker.
+type techConn struct {
+	ws *websocket.Conn
+
+	wmu sync.Mutex // serialises data and status writes
+
+	streamc    chan *mux.Stream // buffered 1: the agent stream, once approved
+	done       chan struct{}    // closed by close: stop waiting for a stream
+	readerDone chan struct{}    // closed when the reader ends (technician gone, or stream write failed)
+	pingDone   chan struct{}
+	once       sync.Once
+}
+
+const (
+	techReadTimeout = 3 * pingEvery // no pong or data for this long: the technician is gone
+	maxTechMessage  = 1 << 20
+)
+
+func newTechConn(ws *websocket.Conn) *techConn {
+	t := &techConn{ws: ws, streamc: make(chan *mux.Stream, 1), done: make(chan struct{}),
+		readerDone: make(chan struct{}), pingDone: make(chan struct{})}
+	ws.SetReadLimit(maxTechMessage)
+	ws.SetReadDeadline(time.Now().Add(techReadTimeout))
+	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(techReadTimeout)) })
+	go t.read()
+	go t.ping()
+	return t
+}
+
+// read copies the technician's binary messages to the agent stream once it
+// exists. Text messages are ignored (reserved).
+func (t *techConn) read() {
+	defer close(t.readerDone)
+	var st *mux.Stream
+	for {
+		typ, r, err := t.ws.NextReader()
+		if err != nil {
+			return
+		}
+		t.ws.SetReadDeadline(time.Now().Add(techReadTimeout))
+		if typ != websocket.BinaryMessage {
+			continue
+		}
+		if st == nil {
+			select {
+			case st = <-t.streamc:
+			case <-t.done:
+				return
+			}
+		}
+		if _, err := io.Copy(st, r); err != nil {
+			return
+		}
+	}
+}
+
+func (t *techConn) ping() {
+	defer close(t.pingDone)
+	tick := time.NewTicker(pingEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if err := t.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				return
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
+// write sends bytes from the agent as one binary message.
+func (t *techConn) write(p []byte) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	t.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	return t.ws.WriteMessage(websocket.BinaryMessage, p)
+}
+
+// status sends one status message.
+func (t *techConn) status(st apiv1.SessionStatus) {
+	msg, _ := json.Marshal(st)
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	t.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	_ = t.ws.WriteMessage(websocket.TextMessage, msg)
+}
+
+// fail sends a final status and closes the connection with it.
+func (t *techConn) fail(st apiv1.SessionStatus) {
+	t.status(st)
+	reason := st.Message
+	if len(reason) > 100 { // a close reason must fit in a control frame
+		reason = reason[:100]
+	}
+	t.closeWith(websocket.ClosePolicyViolation, reason)
+}
+
+// closeWith sends a close frame (at most once).
+func (t *techConn) closeWith(code int, reason string) {
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	t.once.Do(func() {
+		_ = t.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	})
+}
+
+// close ends the connection and waits for the reader and pinger.
+func (t *techConn) close() {
+	t.closeWith(websocket.CloseNormalClosure, "")
+	close(t.done)
+	t.ws.Close()
+	<-t.readerDone
+	<-t.pingDone
+}

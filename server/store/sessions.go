@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Session states. A session request ends in exactly one of denied, failed
+// or ended; approved is the live state.
+const (
+	SessionRequested = "requested"
+	SessionApproved  = "approved"
+	SessionDenied    = "denied"
+	SessionFailed    = "failed"
+	SessionEnded     = "ended"
+)
+
+// Session is one interactive session request and what came of it.
+type Session struct {
+	ID, AgentID, Hostname string
+	Technician            string // the API token's name
+	Actor                 string // the audit actor of the requester
+	Reason                string
+	Capabilities          []string // requested
+	Granted               []string // approved by the agent
+	State                 string
+	ConsentMode           string // the agent's policy: prompt, notify, unattended
+	ConsentBackend        string // how the user was asked
+	ConsentBy             string // who decided
+	Message               string // why it was refused or failed
+	EndBy, EndReason      string
+	RecordingSize         int64
+	RequestedAt           time.Time
+	StartedAt, EndedAt    time.Time // zero until approved / ended
+}
+
+const sessionCols = `id, agent_id, hostname, technician, actor, reason, capabilities, granted, state,
+	consent_mode, consent_backend, consent_by, message, end_by, end_reason, recording_size,
+	requested_at, started_at, ended_at`
+
+func scanSession(sc scanner) (Session, error) {
+	var s Session
+	var caps, granted string
+	var started, ended sql.NullTime
+	err := sc.Scan(&s.ID, &s.AgentID, &s.Hostname, &s.Technician, &s.Actor, &s.Reason, &caps, &granted, &s.State,
+		&s.ConsentMode, &s.ConsentBackend, &s.ConsentBy, &s.Message, &s.EndBy, &s.EndReason, &s.RecordingSize,
+		&s.RequestedAt, &started, &ended)
+	if err != nil {
+		return s, err
+	}
+	s.RequestedAt = s.RequestedAt.UTC()
+	s.StartedAt, s.EndedAt = fromNull(started), fromNull(ended)
+	if s.Capabilities, err = decodeList(caps); err != nil {
+		return s, err
+	}
+	s.Granted, err = decodeList(granted)
+	return s, err
+}
+
+// CreateSession records a new session request (state requested).
+func (s *Store) CreateSession(ctx context.Context, x Session) error {
+	caps, err := encodeList(x.Capabilities)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (id, agent_id, hostname, technician, actor, reason,
+		capabilities, state, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		x.ID, x.AgentID, x.Hostname, x.Technician, x.Actor, x.Reason, caps, SessionRequested, dbTime(x.RequestedAt))
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
+}
+
+// DecideSession records the agent's answer: approved (state approved, started
+// now) or not (state denied, ended now). Only a requested session changes;
+// ErrNotFound otherwise.
+func (s *Store) DecideSession(ctx context.Context, id string, approved bool, granted []string, mode, backend, by, message string, t time.Time) error {
+	g, err := encodeList(granted)
+	if err != nil {
+		return err
+	}
+	state, started, ended := SessionDenied, any(nil), dbTime(t)
+	if approved {
+		state, started, ended = SessionApproved, dbTime(t), nil
+	}
+	err = mustAffect(s.db.ExecContext(ctx, `UPDATE sessions SET state = $1, granted = $2, consent_mode = $3,
+		consent_backend = $4, consent_by = $5, message = $6, started_at = $7, ended_at = $8
+		WHERE id = $9 AND state = $10`, state, g, mode, backend, by, message, started, ended, id, SessionRequested))
+	if err != nil {
+		return fmt.Errorf("record consent for session %s: %w", id, err)
+	}
+	return nil
+}
+
+// EndSession ends a session that is not yet final: an approved one becomes
+// ended, a requested one failed. It reports whether the row changed (a
+// session ends once; later calls keep the first reason).
+func (s *Store) EndSession(ctx context.Context, id, by, reason string, t time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET
+		state = CASE WHEN state = $1 THEN $2 ELSE $3 END,
+		end_by = $4, end_reason = $5, ended_at = $6,
+		message = CASE WHEN state = $7 THEN $8 ELSE message END
+		WHERE id = $9 AND state IN ($10, $11)`,
+		SessionApproved, SessionEnded, SessionFailed, by, reason, dbTime(t), SessionRequested, reason,
+		id, SessionRequested, SessionApproved)
+	if err != nil {
+		return false, fmt.Errorf("end session %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// EndOpenSessions fails or ends every session not yet final; a relay calls
+// it at start, since no session survives a relay restart.
+func (s *Store) EndOpenSessions(ctx context.Context, reason string, t time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET
+		state = CASE WHEN state = $1 THEN $2 ELSE $3 END, end_by = $4, end_reason = $5, ended_at = $6
+		WHERE state IN ($7, $8)`,
+		SessionApproved, SessionEnded, SessionFailed, "relay", reason, dbTime(t), SessionRequested, SessionApproved)
+	if err != nil {
+		return 0, fmt.Errorf("end open sessions: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// SetRecordingSize records how many bytes of recording the relay stored.
+func (s *Store) SetRecordingSize(ctx context.Context, id string, size int64) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET recording_size = $1 WHERE id = $2`, size, id)
+	if err != nil {
+		return fmt.Errorf("session %s recording size: %w", id, err)
+	}
+	return nil
+}
+
+// GetSession returns one session.
+func (s *Store) GetSession(ctx context.Context, id string) (Session, error) {
+	x, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return x, fmt.Errorf("session %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return x, fmt.Errorf("get session %s: %w", id, err)
+	}
+	return x, nil
+}
+
+// ListSessions returns the newest sessions first (IDs are UUIDv7), at most
+// limit, optionally only those of one agent.
+func (s *Store) ListSessions(ctx context.Context, agentID string, limit int) ([]Session, error) {
+	q, args := `SELECT `+sessionCols+` FROM sessions ORDER BY id DESC LIMIT $1`, []any{limit}
+	if agentID != "" {
+		q, args = `SELECT `+sessionCols+` FROM sessions WHERE agent_id = $1 ORDER BY id DESC LIMIT $2`, []any{agentID, limit}
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
