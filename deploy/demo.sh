@@ -73,7 +73,10 @@ if [ ! -f "$DATA/demo-agent/agent.json" ]; then
 fi
 "$BIN/patchbay-agent" trust list --data "$DATA/demo-agent" 2>/dev/null | grep -q demo-signer@patchbay ||
 	"$BIN/patchbay-agent" trust add --data "$DATA/demo-agent" --principal demo-signer@patchbay "$KEY.pub" >/dev/null
-"$BIN/patchbay-agent" run --data "$DATA/demo-agent" --log-format json >>"$DATA/agent.log" 2>&1 &
+# Interactive sessions on the demo agent need the person at the machine (you)
+# to approve them on the agent's consent web page, on this machine's loopback.
+"$BIN/patchbay-agent" run --data "$DATA/demo-agent" --log-format json --consent-backend web \
+	>>"$DATA/agent.log" 2>&1 &
 agent=$!
 
 for _ in $(seq 1 50); do
@@ -82,6 +85,14 @@ for _ in $(seq 1 50); do
 	echo "$list" | grep -q '"online": true' && ! echo "$list" | grep -q '"os": ""' && break
 	sleep 0.2
 done
+
+consent=""
+for _ in $(seq 1 50); do
+	consent=$(grep '"consent page' "$DATA/agent.log" 2>/dev/null | tail -n 1 | sed -n 's/.*"url":"\([^"]*\)".*/\1/p')
+	[ -n "$consent" ] && break
+	sleep 0.1
+done
+demo_id=$("$BIN/patchbay" agents list --target demo=true -o json 2>/dev/null | grep -m1 '"id"' | cut -d'"' -f4)
 
 cat <<INFO
 
@@ -102,6 +113,14 @@ Try, in another terminal:
   bin/patchbay run script --target demo=true --param name=disk-space-report --wait -o json
   bin/patchbay audit list
   bin/patchbay audit verify
+
+Interactive sessions (approve each one on the agent's consent page,
+  ${consent:-see the "consent page" line in $DATA/agent.log}):
+  bin/patchbay ssh $demo_id --reason "trying Patchbay" -- uname -a
+  bin/patchbay ssh $demo_id --reason "trying Patchbay"
+  bin/patchbay ssh-config > $DATA/ssh_config && PATCHBAY_REASON=demo ssh -F $DATA/ssh_config $demo_id.patchbay
+  bin/patchbay sessions list
+  bin/patchbay sessions recording \$(bin/patchbay sessions list -o json | grep -m1 '"id"' | cut -d'"' -f4)
 
 Ctrl-C stops the relay and the agent.
 INFO

@@ -47,17 +47,30 @@
 //
 // The policy is the file DATA/consent.json in the agent's data directory
 // (mode 0600, replaced atomically; a file writable by group or others is
-// refused). A missing file means the defaults (prompt, auto, 60s). The relay cannot change the policy: no message of the
+// refused, and so is an exec program). A missing file means the defaults
+// (prompt, auto, 60s). The relay cannot change the policy: no message of the
 // agent link touches it. Only local commands on the endpoint (run by someone
-// who can write the agent's data directory) or a hand edit change it, and the
-// agent reads it when it starts. A compromised relay can therefore ask, but
-// never skip the question.
+// who can write the agent's data directory) or a hand edit change it, and
+// the agent reads it when it starts. A compromised relay can therefore ask,
+// but never skip the question.
+//
+// # Who decided
+//
+// Decision.By names the local user when it is known: the exec program's
+// "by=NAME", the owner of the browser's connection to the page (read from
+// /proc/net/tcp on Linux; "web user" elsewhere), or the user the agent runs
+// as for dialogs and the terminal. Otherwise it is ByPolicy (notify,
+// unattended), ByTimeout (no answer in time) or ByAgent (the request was
+// withdrawn, the agent is closing, or the backend could not ask).
+//
+// # Hostile text
 //
 // Text that comes from the technician (their name, the reason) is
 // attacker-influenced: it is stripped of control and formatting characters
-// (bidirectional overrides included) before anyone sees it, escaped in the web
-// page, passed to dialogs without markup, and left out of desktop
-// notifications.
+// (bidirectional overrides included) before anyone sees it, escaped in the
+// web page (which also has a strict Content-Security-Policy), passed to
+// dialogs as plain text (never markup, never spliced into a script), and the
+// reason is left out of desktop notifications.
 package consent
 
 import (

@@ -153,3 +153,16 @@ func TestDesktopAutoPrefersDialog(t *testing.T) {
 		t.Errorf("auto chose %q", c.kind)
 	}
 }
+
+// In prompt mode the desktop backend also says how to end a session.
+func TestDesktopPromptModeTellsHowToEnd(t *testing.T) {
+	dir := fakeDesktop(t, "zenity")
+	c := start(t, Policy{Backend: "desktop"}, nil, options{})
+	c.Started(Live{ID: "z5", Technician: "bob", Capabilities: []string{"exec"}})
+	args := filepath.Join(dir, "zenity.args")
+	waitFor(t, "a notification", 5*time.Second, func() bool { return fileContains(args, "--notification") })
+	if !fileContains(args, "To end it, open "+escapeMarkup(c.URL())) {
+		b, _ := os.ReadFile(args)
+		t.Errorf("zenity notification arguments:\n%s", b)
+	}
+}
