@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,5 +295,87 @@ func TestUserEndsSessionWithinASecond(t *testing.T) {
 	})
 	if s.EndBy != "user" || !strings.Contains(s.EndReason, "ended by the user") {
 		t.Errorf("session end recorded as %q: %q", s.EndBy, s.EndReason)
+	}
+}
+
+func TestBadSessionRequestsRefusedClearly(t *testing.T) {
+	f := newSessionFleet(t)
+	viewerToken := strings.TrimSpace(strings.SplitN(f.admin.Run("api-tokens", "create", "--role", "viewer", "--name", "auditor"), "\n", 2)[0])
+	viewer := f.r.Login(viewerToken)
+	offline := f.r.Enroll(f.admin.Token())
+	tests := []struct {
+		name string
+		cli  *CLI
+		args []string
+		want string
+	}{
+		{"viewer", viewer, []string{"ssh", f.agent.ID, "--", "true"}, "technician role"},
+		{"unknown agent", f.alice, []string{"ssh", "no-such-host", "--", "true"}, "no agent with ID or hostname"},
+		{"offline agent", f.alice, []string{"ssh", offline.ID, "--", "true"}, "offline"},
+		{"escape in reason", f.alice, []string{"ssh", f.agent.ID, "--reason", "hi\x1b[2J", "--", "true"}, "control character"},
+		{"long reason", f.alice, []string{"ssh", f.agent.ID, "--reason", strings.Repeat("x", 600), "--", "true"}, "limit 500"},
+		{"unknown capability", f.alice, []string{"proxy", "--capabilities", "shell,root", f.agent.ID}, "unknown capability"},
+	}
+	for _, tt := range tests {
+		_, stderr, err := tt.cli.Try(tt.args...)
+		if err == nil || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%s: err %v, stderr %q, want %q", tt.name, err, stderr, tt.want)
+		}
+	}
+	if asked, _ := os.ReadFile(f.asked); len(asked) != 0 {
+		t.Errorf("a refused request reached the consent backend:\n%s", asked)
+	}
+	// Nothing was disturbed: a good request still works.
+	if out := f.alice.Run("ssh", f.agent.ID, "--reason", "after", "--", "echo", "ok"); out != "ok\n" {
+		t.Errorf("session after bad requests: %q", out)
+	}
+}
+
+func TestLocalForwardToEndpointLoopback(t *testing.T) {
+	f := newSessionFleet(t)
+	// A service on the endpoint's loopback (the same machine here): it
+	// answers "pong" to whatever it reads.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 4)
+			io.ReadFull(c, buf)
+			c.Write([]byte("pong"))
+			c.Close()
+		}
+	}()
+	local := freePort(t)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	cmd := exec.Command(bin("patchbay"), "ssh", f.agent.ID, "--reason", "INC-7 VNC", "-L", local+":localhost:"+port, "--", "sleep 20")
+	cmd.Env = append(os.Environ(), f.alice.env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var got []byte
+	waitFor(t, 20*time.Second, "forwarded connection answers", func() bool {
+		c, err := net.DialTimeout("tcp", local, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.Write([]byte("ping"))
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		got, _ = io.ReadAll(c)
+		return string(got) == "pong"
+	})
+	asked, _ := os.ReadFile(f.asked)
+	if !strings.Contains(string(asked), `"forward"`) {
+		t.Errorf("forwarding was not named in the consent request:\n%s", asked)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +34,32 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(proxyEnv); addr != "" {
 		os.Exit(runProxy(addr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if code == 0 {
+		code = checkNoLeftovers()
+	}
+	os.Exit(code)
+}
+
+// checkNoLeftovers fails the run if any goroutine of this package outlived
+// the tests: Serve must wait for everything it started.
+func checkNoLeftovers() int {
+	var stacks string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		stacks = string(buf[:runtime.Stack(buf, true)])
+		leaked := false
+		for _, g := range strings.Split(stacks, "\n\n") {
+			if strings.Contains(g, "agent/sshd.") && !strings.Contains(g, "agent/sshd.TestMain") && !strings.Contains(g, "agent/sshd.checkNoLeftovers") && !strings.Contains(g, "agent/sshd.echoServer") {
+				leaked = true
+			}
+		}
+		if !leaked {
+			return 0
+		}
+	}
+	_, _ = os.Stderr.WriteString("goroutines of package sshd still running after the tests:\n" + stacks)
+	return 1
 }
 
 func runProxy(addr string) int {
