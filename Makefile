@@ -6,7 +6,8 @@ CMDS    := patchbay-server patchbay-agent patchbay patchbay-loadgen
 PLUGINS := cacheclear printerreset patchinstall script sysinfo
 # Fuzz targets run briefly by `make test` (package:target).
 FUZZ    := ./internal/wire:FuzzDecode ./internal/selector:FuzzParse ./certs:FuzzSignAgentCSR ./certs:FuzzParseFingerprint \
-           ./plugins/signature:FuzzParseAllowedSigners ./plugins/signature:FuzzVerify ./plugins/scriptmeta:FuzzParse
+           ./plugins/signature:FuzzParseAllowedSigners ./plugins/signature:FuzzVerify ./plugins/scriptmeta:FuzzParse \
+           ./internal/asciicast:FuzzParse
 FUZZTIME ?= 10s
 
 .PHONY: all build plugins proto run test unit fuzz-short lint bench clean

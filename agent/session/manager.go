@@ -26,7 +26,6 @@ import (
 	"net"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -68,7 +67,7 @@ type Config struct {
 	Open func(ctx context.Context, kind string) (io.WriteCloser, error)
 
 	Shell       string              // default: the user's shell, else /bin/sh
-	Credential  *syscall.Credential // run sessions as this local user; nil: the agent's own account
+	Credential  *sshd.Credential // run sessions as this local user; nil: the agent's own account
 	IdleTimeout time.Duration       // default DefaultIdleTimeout; negative: none
 	MaxDuration time.Duration       // default DefaultMaxDuration; negative: none
 	Log         zerolog.Logger

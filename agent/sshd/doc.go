@@ -42,7 +42,9 @@
 //
 // Config.Capabilities lists what the user approved (internal/wire: shell,
 // exec, sftp, forward). Anything else is refused with a message naming the
-// missing capability, on the channel's stderr or as the channel reject reason:
+// missing capability: on the channel's stderr, followed by exit status 1 (the
+// request itself is accepted, since OpenSSH drops the stderr of a refused
+// one), or as the reason a forwarded channel is rejected:
 //
 //   - shell: a "shell" request. Without a terminal, and when the session is
 //     recorded, a shell also needs exec (it would run commands unrecorded).

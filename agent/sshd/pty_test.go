@@ -100,7 +100,7 @@ func TestShellRecording(t *testing.T) {
 	for _, st := range []step{
 		{"echo typed-$((6*7))\r", "typed-42"},
 		{"tty; echo \"term=$TERM\"\r", "term=xterm-256color"},
-		{"sleep 301 & echo pid=$!\r", "pid="},
+		{"sleep 301 & echo pid=$!\r", "pid="}, // the echo of the command line; the pid is awaited below
 	} {
 		if _, err := stdin.Write([]byte(st.typed)); err != nil {
 			t.Fatal(err)
@@ -114,7 +114,14 @@ func TestShellRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitOutput(t, out, "30 100")
-	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(out.String())[1])
+	// (the terminal echoes "echo pid=$!" first: wait for digits)
+	pidRE := regexp.MustCompile(`pid=(\d+)`)
+	for deadline := time.Now().Add(10 * time.Second); pidRE.FindStringSubmatch(out.String()) == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no pid in %q", out.String())
+		}
+	}
+	pid, _ := strconv.Atoi(pidRE.FindStringSubmatch(out.String())[1])
 	if _, err := stdin.Write([]byte("exit 4\r")); err != nil {
 		t.Fatal(err)
 	}

@@ -174,11 +174,13 @@ func (sess *session) sendExit(st exitStatus) {
 // stderr, and the channel ends with exit status 1.
 func (sess *session) deny(req *ssh.Request, msg string) {
 	sess.log.Warn().Str("request", req.Type).Msg(msg)
+	if !sess.closed {
+		_, _ = sess.ch.Stderr().Write([]byte(msg + "\r\n")) // before the reply: the client has it when the request returns
+	}
 	_ = req.Reply(true, nil)
 	if sess.closed {
 		return
 	}
-	_, _ = sess.ch.Stderr().Write([]byte(msg + "\r\n"))
 	sess.kind, sess.started, sess.done = req.Type, time.Now(), true
 	sess.sendExit(exitStatus{code: 1})
 	sess.close()
@@ -195,7 +197,6 @@ func (sess *session) refuse(req *ssh.Request, msg string) {
 }
 
 func (sess *session) handle(req *ssh.Request) {
-	s := sess.srv
 	switch req.Type {
 	case "pty-req":
 		sess.ptyReq(req)
@@ -211,17 +212,20 @@ func (sess *session) handle(req *ssh.Request) {
 		sess.startSubsystem(req)
 	case "signal":
 		var p struct{ Signal string }
+		ok := false
 		if ssh.Unmarshal(req.Payload, &p) == nil && sess.job != nil && !sess.done {
-			if err := sess.job.signal(p.Signal); err != nil {
+			err := sess.job.signal(p.Signal)
+			if err != nil {
 				sess.log.Debug().Err(err).Msg("signal")
 			}
+			ok = err == nil
 		}
-		_ = req.Reply(false, nil)
+		_ = req.Reply(ok, nil)
 	case "auth-agent-req@openssh.com":
-		s.log.Warn().Msg("agent forwarding refused")
+		sess.log.Warn().Msg("agent forwarding refused")
 		_ = req.Reply(false, nil)
 	case "x11-req":
-		s.log.Warn().Msg("X11 forwarding refused")
+		sess.log.Warn().Msg("X11 forwarding refused")
 		_ = req.Reply(false, nil)
 	default: // keepalive@openssh.com and anything unknown: answered, refused
 		_ = req.Reply(false, nil)

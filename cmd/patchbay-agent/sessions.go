@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -80,23 +77,6 @@ func (s *sessionFlags) policy(cmd *cobra.Command, dir string) (consent.Policy, e
 		}
 	}
 	return p, nil
-}
-
-// credential resolves --session-user.
-func (s *sessionFlags) credential() (*syscall.Credential, error) {
-	if s.runAs == "" {
-		return nil, nil
-	}
-	u, err := user.Lookup(s.runAs)
-	if err != nil {
-		return nil, fmt.Errorf("--session-user: %w", err)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("--session-user %s: this platform has no numeric user IDs", s.runAs)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 // orNone turns the flags' "0 means never" into the manager's "negative

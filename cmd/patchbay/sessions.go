@@ -168,7 +168,16 @@ func (a *app) sessionsListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [--agent ID|HOSTNAME] [-o table|json]",
 		Short: "List sessions, newest first",
-		Args:  noArgs,
+		Long: `List interactive sessions, newest first: the agent, the technician, the state
+(requested, approved while live, ended, denied, failed), how the endpoint's consent
+policy decided and by whom, when it started, how long it lasted, and the reason.
+
+JSON fields: id, agent_id, hostname, technician, reason, state, capabilities, granted,
+requested, started, ended (null until then), consent {decision, mode, backend, by},
+message, end_by, end_reason, recording_size.`,
+		Example: `  patchbay sessions list
+  patchbay sessions list --agent pc-042 -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(func(c *client.Client) error {
 				agentID := ""
@@ -229,7 +238,12 @@ func (a *app) sessionsShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show ID [-o table|json]",
 		Short: "Show one session",
-		Args:  oneArg("ID"),
+		Long: `Show one session: who asked, why, what was requested and granted, the endpoint's
+consent decision, when it started and ended, who ended it and why, and the size of
+its recording.`,
+		Example: `  patchbay sessions show 0193a1b2-...
+  patchbay sessions show 0193a1b2-... -o json`,
+		Args: oneArg("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				s, err := c.Session(cmd.Context(), args[0])
@@ -291,7 +305,12 @@ func (a *app) sessionsEndCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "end ID [--reason TEXT]",
 		Short: "End a live session (your own, or any as an admin)",
-		Args:  oneArg("ID"),
+		Long: `End a live session. The relay asks the agent to end it; the technician's SSH client
+is told why on its standard error and disconnected, and the byte stream is cut two
+seconds later whatever the agent does. Technicians can end their own sessions; admins
+can end anyone's. The request is audited.`,
+		Example: `  patchbay sessions end 0193a1b2-... --reason "wrong machine"`,
+		Args: oneArg("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				s, err := c.EndSession(cmd.Context(), args[0], reason)

@@ -7,10 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -216,21 +214,7 @@ func (a *app) runRemote(ctx context.Context, cl *ssh.Client, command string, wan
 		if err == nil {
 			defer term.Restore(fd, old)
 		}
-		winch := make(chan os.Signal, 1)
-		signal.Notify(winch, syscall.SIGWINCH)
-		defer signal.Stop(winch)
-		go func() {
-			for {
-				select {
-				case <-winch:
-					if w, h, err := term.GetSize(fd); err == nil {
-						_ = s.WindowChange(h, w)
-					}
-				case <-stdinDone:
-					return
-				}
-			}
-		}()
+		go watchResize(fd, s, stdinDone)
 	}
 	defer close(stdinDone)
 	in, err := s.StdinPipe()
