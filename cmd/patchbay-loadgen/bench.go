@@ -22,9 +22,9 @@ import (
 func benchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4]",
-		Short: "Measure a relay holding a fleet of simulated agents; write the report",
-		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run:
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions]",
+		Short: "Measure a relay holding a fleet of simulated agents, and interactive sessions; write the report",
+		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
  1. raw loopback TCP throughput, one stream, in process (the baseline for
     relayed streams);
@@ -42,13 +42,38 @@ func benchCmd() *cobra.Command {
     until every agent is back and how the reconnects spread over time;
  6. the Go micro-benchmarks of internal/mux and internal/wire.
 
-Logs of the last run (relay, agents processes) are kept in --cache/last-run.
-Every wait is bounded; the run takes about 3 minutes plus first enrollment.`,
+Then the interactive-session part (issue 5), on its own fresh relay (data in
+--cache/sessions) with --session-agents real agents (--agent-bin run, consent
+mode prompt through the exec backend: a script that approves) and the
+technician side in this process (the client library and x/crypto/ssh):
+
+ 7. session setup latency (request -> consent -> SSH handshake -> first shell
+    byte), --setup-sessions sessions at each --setup-concurrency;
+ 8. throughput of the relayed byte stream (an in-process agent on the real
+    link code, without SSH) and of an SSH channel, each way, --stream-mib MiB,
+    as a ratio to raw loopback TCP measured in the same part;
+ 9. stock OpenSSH scp of a --scp-mib MiB file from and to an agent, through
+    the config "patchbay ssh-config" prints (--cli-bin);
+10. keystroke round trip on --keystroke-sessions terminal sessions running
+    cat, --keystroke-rate keys per second each, over --keystroke-window.
+
+--only fleet runs steps 1-6, --only sessions steps 7-10; either rewrites
+only its own part of --out and keeps the other part's figures from the
+previous report. The sessions part takes 1-3 minutes.
+
+Logs of the last run (relays, agents processes) are kept in --cache/last-run.
+Every wait is bounded; the fleet part takes about 3 minutes plus first
+enrollment.`,
 		Example: `  make bench
-  bin/patchbay-loadgen bench --agents 2000 --procs 2 --out /tmp/bench.md`,
+  bench/run.sh --only sessions
+  bin/patchbay-loadgen bench --agents 2000 --procs 2 --out /tmp/bench.md
+  bin/patchbay-loadgen bench --only sessions --keystroke-sessions 200 --out /tmp/bench.md`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.agents <= 0 || o.procs <= 0 || o.procs > 200 {
+			if err := o.checkSessions(); err != nil {
+				return err
+			}
+			if o.only != "sessions" && (o.agents <= 0 || o.procs <= 0 || o.procs > 200) {
 				return fmt.Errorf("--agents %d --procs %d: want at least one agent and 1-200 processes", o.agents, o.procs)
 			}
 			if o.loadgenBin == "" {
@@ -77,7 +102,43 @@ Every wait is bounded; the run takes about 3 minutes plus first enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet or sessions (the report keeps the other part's figures)")
+	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
+	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
+	f.IntVar(&o.sessionAgents, "session-agents", 10, "real agents in the sessions part (each holds at most 128 terminal sessions)")
+	f.IntVar(&o.setupSessions, "setup-sessions", 200, "sessions set up at each --setup-concurrency")
+	f.IntSliceVar(&o.setupConcurrency, "setup-concurrency", []int{1, 50}, "technicians setting up sessions at once")
+	f.IntVar(&o.streamMiB, "stream-mib", 512, "MiB per throughput run (relayed stream and SSH channel)")
+	f.IntVar(&o.scpMiB, "scp-mib", 512, "size of the file scp copies, MiB")
+	f.IntVar(&o.keySessions, "keystroke-sessions", 1000, "terminal sessions in the keystroke measurement")
+	f.IntVar(&o.keyRate, "keystroke-rate", 10, "keys per second per session")
+	f.DurationVar(&o.keyWindow, "keystroke-window", 20*time.Second, "how long keystrokes are measured (after 2 s of warm-up)")
 	return cmd
+}
+
+// checkSessions checks the options of the sessions part.
+func (o *benchOptions) checkSessions() error {
+	switch o.only {
+	case "all", "fleet", "sessions":
+	default:
+		return fmt.Errorf("--only %q: want fleet or sessions", o.only)
+	}
+	if o.only == "fleet" {
+		return nil
+	}
+	if o.sessionAgents < 1 || o.setupSessions < 1 || o.streamMiB < 1 || o.scpMiB < 1 || o.keySessions < 1 || o.keyRate < 1 || o.keyWindow <= 0 {
+		return errors.New("--session-agents, --setup-sessions, --stream-mib, --scp-mib, --keystroke-sessions, --keystroke-rate and --keystroke-window must be positive")
+	}
+	for _, c := range o.setupConcurrency {
+		if c < 1 || c > 1000 {
+			return fmt.Errorf("--setup-concurrency %d: want 1-1000", c)
+		}
+	}
+	if per := (o.keySessions + o.sessionAgents - 1) / o.sessionAgents; per > 120 {
+		return fmt.Errorf("--keystroke-sessions %d over --session-agents %d is %d terminal sessions per agent; an agent's link holds at most 128 (two streams each, 256 streams per link): raise --session-agents",
+			o.keySessions, o.sessionAgents, per)
+	}
+	return nil
 }
 
 type benchOptions struct {
@@ -90,6 +151,14 @@ type benchOptions struct {
 	baseline                         time.Duration
 	noGoBench                        bool
 	startRate                        int
+
+	only                         string // "all", "fleet" or "sessions"
+	agentBin, cliBin             string
+	sessionAgents, setupSessions int
+	setupConcurrency             []int
+	streamMiB, scpMiB            int
+	keySessions, keyRate         int
+	keyWindow                    time.Duration
 }
 
 // goBenchPkgs are the packages whose Go benchmarks the report includes.
@@ -130,6 +199,20 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	defer b.cleanup()
 
+	if o.only == "sessions" {
+		sr, err := runSessions(ctx, o, b.logDir)
+		if err != nil {
+			return err
+		}
+		sr.cmd = commandLine()
+		if err := writeSessionsOnly(o.out, sr); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		step("sessions section written to %s", o.out)
+		printSessionSummary(sr)
+		return nil
+	}
+
 	step("raw loopback TCP, one stream, %v", o.baseline)
 	gbps, err := tcpBaseline(o.baseline)
 	if err != nil {
@@ -154,12 +237,40 @@ func runBench(ctx context.Context, o benchOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if o.only == "all" {
+		sr, err := runSessions(ctx, o, b.logDir)
+		if err != nil {
+			b.r.note("The interactive-session part failed: %v.", err)
+			step("sessions part failed: %v", err)
+		} else {
+			sr.cmd = commandLine()
+			b.r.sessions = sr
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 	if err := writeReport(o.out, b.r); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	step("report written to %s", o.out)
 	printSummary(b.r)
+	if b.r.sessions != nil {
+		printSessionSummary(b.r.sessions)
+	}
 	return nil
+}
+
+// commandLine is this process's command line, quoted for a shell.
+func commandLine() string {
+	args := make([]string, len(os.Args))
+	for i, a := range os.Args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$`*?[]{}()<>|&;#~!\\") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		args[i] = a
+	}
+	return strings.Join(args, " ")
 }
 
 // cleanup ends whatever is still running.

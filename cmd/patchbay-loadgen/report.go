@@ -21,10 +21,11 @@ const (
 
 // results is everything one bench run measured.
 type results struct {
-	jobs    []jobResult // measured no-op jobs
-	started time.Time
-	opts    benchOptions
-	machine machineInfo
+	jobs     []jobResult     // measured no-op jobs
+	sessions *sessionResults // the sessions part; nil: keep the report's previous sessions section
+	started  time.Time
+	opts     benchOptions
+	machine  machineInfo
 
 	tcpGbps float64
 
@@ -335,12 +336,18 @@ func writeReport(path string, r *results) error {
 `, thousands(o.agents), o.procs, o.heartbeat, filepath.Join(o.cacheDir, "relay-data"), o.settle, o.cpuWindow, o.baseline)
 	p("\n## Command\n\n```\nmake bench   # bench/run.sh: %s\n```\n\nSmaller runs: `BENCH_AGENTS=2000 BENCH_PROCS=2 make bench`.\n", strings.Trim(self, "`"))
 
+	doc := w.String()
+	if r.sessions != nil {
+		doc = spliceSessions(doc, renderSessions(r.sessions))
+	} else if old := existingSessions(path); old != "" {
+		doc = spliceSessions(doc, old)
+	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
 	}
-	return os.WriteFile(path, []byte(w.String()), 0o644)
+	return os.WriteFile(path, []byte(doc), 0o644)
 }
 
 // profile renders samples as "second: online (+new)" lines; seconds before

@@ -280,8 +280,10 @@ func TestReadTimeoutDropsSilentPeer(t *testing.T) {
 }
 
 func TestPingsKeepLinkAlive(t *testing.T) {
-	p := newPair(t, Config{ReadTimeout: 300 * time.Millisecond}, Config{})
-	for i := 0; i < 8; i++ {
+	// The read timeout is six ping intervals, so that a loaded machine (the
+	// test ran beside benchmarks) does not drop the link between two pings.
+	p := newPair(t, Config{ReadTimeout: 600 * time.Millisecond}, Config{})
+	for i := 0; i < 14; i++ {
 		if err := p.client.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
