@@ -66,10 +66,11 @@ type Config struct {
 	// Open opens a stream to the relay (for recordings).
 	Open func(ctx context.Context, kind string) (io.WriteCloser, error)
 
-	Shell       string              // default: the user's shell, else /bin/sh
+	Shell       string           // default: the user's shell, else /bin/sh
 	Credential  *sshd.Credential // run sessions as this local user; nil: the agent's own account
-	IdleTimeout time.Duration       // default DefaultIdleTimeout; negative: none
-	MaxDuration time.Duration       // default DefaultMaxDuration; negative: none
+	IdleTimeout time.Duration    // default DefaultIdleTimeout; negative: none
+	StreamWait  time.Duration    // default StreamWait
+	MaxDuration time.Duration    // default DefaultMaxDuration; negative: none
 	Log         zerolog.Logger
 }
 
@@ -110,6 +111,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.MaxDuration == 0 {
 		cfg.MaxDuration = DefaultMaxDuration
+	}
+	if cfg.StreamWait <= 0 {
+		cfg.StreamWait = StreamWait
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{cfg: cfg, sessions: map[string]*entry{}, ctx: ctx, cancel: cancel}
@@ -182,7 +186,7 @@ func (m *Manager) request(req wire.SessionRequest) {
 		m.mu.Lock()
 		if d.Approved {
 			e.state, e.granted = approved, ans.Capabilities
-			e.expiry = time.AfterFunc(StreamWait, func() { m.end(req.SessionID, errors.New("the relay never opened the session stream")) })
+			e.expiry = time.AfterFunc(m.cfg.StreamWait, func() { m.end(req.SessionID, errors.New("the relay never opened the session stream")) })
 		} else {
 			delete(m.sessions, req.SessionID)
 			cancel(nil)
@@ -215,8 +219,9 @@ func (m *Manager) end(id string, cause error) bool {
 			e.expiry.Stop()
 		}
 	}
+	cancel := e.cancel
 	m.mu.Unlock()
-	e.cancel(cause)
+	cancel(cause)
 	return true
 }
 

@@ -270,9 +270,27 @@ Logs go to standard error: JSON lines, or a readable format on a terminal. An ag
 the relay refuses (revoked, or its certificate expired) logs that at error level and
 keeps retrying slowly; enroll it again with --force to give it a new identity.
 
-` + filesHelp,
+Interactive sessions: a technician's request is decided by this machine's own consent
+policy, which the relay cannot change. --consent-mode prompt (default) asks the person at
+the machine, who must approve within --consent-timeout (60s; no answer means no); notify
+starts the session and tells them; unattended (servers) starts it. --consent-backend says
+how to ask: auto (a desktop dialog where one can be shown, else the web page), web (a page
+on this machine's loopback interface, URL in the log), desktop, tty, or exec:/path (your
+own program: the request as JSON on its stdin, exit 0 approves). The consent flags are
+saved in DATA/consent.json, so later starts keep them. Sessions run as the agent's own
+account unless --session-user names another; they are SSH end to end, recorded when they
+have a terminal, and end after --session-idle-timeout without traffic or at
+--session-max-duration. "patchbay-agent sessions list|end" sees and ends them.
+
+` + filesHelp + `
+  consent.json                consent policy (0600; only local commands change it)
+  ssh_host_ed25519_key        SSH host key, made here (0600); -cert.pub from the relay's host CA
+  ssh_user_ca.pub             the relay's SSH user CA, pinned at enrollment
+  agent.sock                  control socket for "patchbay-agent sessions" (0600)`,
 		Example: `  patchbay-agent run
-  patchbay-agent run --data /srv/patchbay-agent --log-level debug --log-format json`,
+  patchbay-agent run --data /srv/patchbay-agent --log-level debug --log-format json
+  patchbay-agent run --consent-mode notify --consent-backend desktop
+  patchbay-agent run --consent-mode unattended --session-user support`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logging.Setup(os.Stderr, level, format)

@@ -99,8 +99,10 @@ func (a *app) rootCmd() *cobra.Command {
 		Use:   "patchbay",
 		Short: "Patchbay technician CLI",
 		Long: `patchbay is the command-line client of a Patchbay relay: log in once, then
-list and inspect the agents on your endpoints, manage enrollment and API
-tokens, and read and verify the tamper-evident audit log.
+list and inspect the agents on your endpoints, open interactive sessions on
+them with their user's consent (patchbay ssh, or stock OpenSSH through
+patchbay ssh-config), run signed fixes across the fleet, manage enrollment
+and API tokens, and read and verify the tamper-evident audit log.
 
 Credentials are saved by "patchbay login" in $PATCHBAY_CONFIG, or else in
 the user configuration directory (~/.config/patchbay/config.json on Linux),
@@ -110,6 +112,8 @@ the only certificate authority the CLI trusts for that relay afterwards.
 Exit status: 0 success, 1 failure, 2 usage error.`,
 		Example: `  patchbay login --server https://relay.example.com:8443 --token pbt_... --ca-fingerprint sha256:3f1c...
   patchbay agents list --target 'os=linux,site=paris'
+  patchbay ssh pc-042 --reason "INC-4711 printer offline"
+  patchbay ssh-config >> ~/.ssh/config
   patchbay tokens create --tags site=paris --uses 10 --ttl 7d
   patchbay audit verify`,
 		Version:           version,
