@@ -454,39 +454,37 @@ func (sess *session) runIO(p *process) {
 
 // copyOut copies a process's output to the client, recording it when rec is set.
 func (sess *session) copyOut(dst io.Writer, src io.Reader, rec *asciicast.Writer) {
-	buf := make([]byte, copyBufBytes)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			sess.srv.touch()
-			if rec != nil {
-				if rerr := rec.Output(buf[:n]); rerr != nil {
-					sess.srv.recordFailed(rerr)
-					rec = nil
-				}
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil { // io.EOF, EIO from a terminal whose last user left, or closed
-			return
-		}
+	var record func([]byte) error
+	if rec != nil {
+		record = rec.Output
 	}
+	sess.copyRecorded(dst, src, record, nil)
 }
 
 // copyIn copies the client's input to a process, recording it when rec is set;
 // at the client's EOF it calls eof (closing a pipe; a terminal has no EOF).
 func (sess *session) copyIn(dst io.Writer, src io.Reader, rec *asciicast.Writer, eof func()) {
+	var record func([]byte) error
+	if rec != nil {
+		record = rec.Input
+	}
+	sess.copyRecorded(dst, src, record, eof)
+}
+
+// copyRecorded copies src to dst, counting activity and handing each chunk
+// to record (if set; a recording failure is reported once and recording
+// stops). At src's io.EOF it calls eof, if set. Other read errors (EIO from
+// a terminal whose last user left, a closed pipe) just end the copy.
+func (sess *session) copyRecorded(dst io.Writer, src io.Reader, record func([]byte) error, eof func()) {
 	buf := make([]byte, copyBufBytes)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			sess.srv.touch()
-			if rec != nil {
-				if rerr := rec.Input(buf[:n]); rerr != nil {
+			if record != nil {
+				if rerr := record(buf[:n]); rerr != nil {
 					sess.srv.recordFailed(rerr)
-					rec = nil
+					record = nil
 				}
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {

@@ -285,16 +285,12 @@ func (a *API) handleSSHCert(w http.ResponseWriter, r *http.Request, c caller) {
 		WriteError(w, http.StatusForbidden, "API token name %q cannot name a technician: create a token named with [A-Za-z0-9_.@-]", c.tok.Name)
 		return
 	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(body.PublicKey))
-	if err != nil {
-		WriteError(w, http.StatusBadRequest, "public_key: not an OpenSSH public key: %v", err)
-		return
-	}
-	if _, isCert := pub.(*ssh.Certificate); isCert {
-		WriteError(w, http.StatusBadRequest, "public_key: send the plain public key, not a certificate")
+	pub, ok := plainPublicKey(w, body.PublicKey)
+	if !ok {
 		return
 	}
 	ttl := apiv1.DefaultSSHCertTTL
+	var err error
 	if body.TTL != "" {
 		if ttl, err = apiv1.ParseTTL(body.TTL, apiv1.MaxSSHCertTTL); err != nil {
 			WriteError(w, http.StatusBadRequest, "ttl: %v", err)
@@ -331,13 +327,8 @@ func (a *API) handleAgentSSH(w http.ResponseWriter, r *http.Request, ag store.Ag
 	if !decode(w, r, &body) {
 		return
 	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(body.PublicKey))
-	if err != nil {
-		WriteError(w, http.StatusBadRequest, "public_key: not an OpenSSH public key: %v", err)
-		return
-	}
-	if _, isCert := pub.(*ssh.Certificate); isCert {
-		WriteError(w, http.StatusBadRequest, "public_key: send the plain host key, not a certificate")
+	pub, ok := plainPublicKey(w, body.PublicKey)
+	if !ok {
 		return
 	}
 	principals := []string{ag.ID, ag.ID + ".patchbay"}
@@ -361,4 +352,19 @@ func (a *API) sshUserCA() string {
 		return ""
 	}
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(a.SSH.UserCAKey())))
+}
+
+// plainPublicKey parses an OpenSSH public key (authorized_keys format) that
+// is not a certificate; on failure it has answered 400.
+func plainPublicKey(w http.ResponseWriter, s string) (ssh.PublicKey, bool) {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(s))
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "public_key: not an OpenSSH public key: %v", err)
+		return nil, false
+	}
+	if _, isCert := pub.(*ssh.Certificate); isCert {
+		WriteError(w, http.StatusBadRequest, "public_key: send the plain public key, not a certificate")
+		return nil, false
+	}
+	return pub, true
 }
