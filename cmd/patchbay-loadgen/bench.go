@@ -44,8 +44,10 @@ func benchCmd() *cobra.Command {
 
 Then the interactive-session part (issue 5), on its own fresh relay (data in
 --cache/sessions) with --session-agents real agents (--agent-bin run, consent
-mode prompt through the exec backend: a script that approves) and the
-technician side in this process (the client library and x/crypto/ssh):
+mode prompt through the exec backend: a script that approves; sessions run
+--session-shell) and the technician side in this process (the client library
+and x/crypto/ssh). Each technician works on its own agent, at most one
+session being set up per agent at a time:
 
  7. session setup latency (request -> consent -> SSH handshake -> first shell
     byte), --setup-sessions sessions at each --setup-concurrency;
@@ -105,7 +107,8 @@ enrollment.`,
 	f.StringVar(&o.only, "only", "all", "run only one part: fleet or sessions (the report keeps the other part's figures)")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
-	f.IntVar(&o.sessionAgents, "session-agents", 10, "real agents in the sessions part (each holds at most 128 terminal sessions)")
+	f.IntVar(&o.sessionAgents, "session-agents", 50, "real agents in the sessions part: at least the largest --setup-concurrency (each technician works on its own agent); each holds at most 128 terminal sessions")
+	f.StringVar(&o.sessionShell, "session-shell", "/bin/sh", `shell the agents run for sessions (--session-shell of patchbay-agent run; "" for the account's login shell)`)
 	f.IntVar(&o.setupSessions, "setup-sessions", 200, "sessions set up at each --setup-concurrency")
 	f.IntSliceVar(&o.setupConcurrency, "setup-concurrency", []int{1, 50}, "technicians setting up sessions at once")
 	f.IntVar(&o.streamMiB, "stream-mib", 512, "MiB per throughput run (relayed stream and SSH channel)")
@@ -130,8 +133,8 @@ func (o *benchOptions) checkSessions() error {
 		return errors.New("--session-agents, --setup-sessions, --stream-mib, --scp-mib, --keystroke-sessions, --keystroke-rate and --keystroke-window must be positive")
 	}
 	for _, c := range o.setupConcurrency {
-		if c < 1 || c > 1000 {
-			return fmt.Errorf("--setup-concurrency %d: want 1-1000", c)
+		if c < 1 || c > o.sessionAgents {
+			return fmt.Errorf("--setup-concurrency %d: want 1 to --session-agents (%d): each technician works on its own agent", c, o.sessionAgents)
 		}
 	}
 	if per := (o.keySessions + o.sessionAgents - 1) / o.sessionAgents; per > 120 {
@@ -154,6 +157,7 @@ type benchOptions struct {
 
 	only                         string // "all", "fleet" or "sessions"
 	agentBin, cliBin             string
+	sessionShell                 string
 	sessionAgents, setupSessions int
 	setupConcurrency             []int
 	streamMiB, scpMiB            int
