@@ -261,7 +261,11 @@ its recording.`,
 				t.row("Requested:", strings.Join(s.Capabilities, ", "))
 				t.row("Granted:", strings.Join(s.Granted, ", "))
 				t.row("State:", s.State)
-				t.row("Consent:", consentText(s.Consent)+" "+s.Consent.Backend)
+				consent := consentText(s.Consent)
+				if s.Consent.Backend != "" {
+					consent += ", asked through " + s.Consent.Backend
+				}
+				t.row("Consent:", consent)
 				if s.Message != "" {
 					t.row("Message:", s.Message)
 				}
