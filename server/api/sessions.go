@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -44,6 +45,7 @@ var sessionUpgrader = websocket.Upgrader{
 	HandshakeTimeout: 10 * time.Second,
 	ReadBufferSize:   32 << 10,
 	WriteBufferSize:  64 << 10,
+	WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
 	Subprotocols:     []string{apiv1.SessionSubprotocol},
 	CheckOrigin:      func(r *http.Request) bool { return r.Header.Get("Origin") == "" },
 	Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {

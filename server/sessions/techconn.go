@@ -28,6 +28,10 @@ type techConn struct {
 	once       sync.Once
 }
 
+// copyBufs holds the buffers that copy technicians' messages to agents: an
+// idle session (most of them, between keystrokes) holds none.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, chunk); return &b }}
+
 const (
 	techReadTimeout = 3 * pingEvery // no pong or data for this long: the technician is gone
 	maxTechMessage  = 1 << 20
@@ -65,7 +69,10 @@ func (t *techConn) read() {
 				return
 			}
 		}
-		if _, err := io.Copy(st, r); err != nil {
+		buf := copyBufs.Get().(*[]byte)
+		_, err = io.CopyBuffer(st, r, *buf)
+		copyBufs.Put(buf)
+		if err != nil {
 			return
 		}
 	}
