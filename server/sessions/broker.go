@@ -30,6 +30,7 @@ import (
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/mux"
 	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/server/audit"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -38,9 +39,6 @@ type Links interface {
 	Send(agentID, typ string, body any) error
 	Open(ctx context.Context, agentID, kind string) (*mux.Stream, error)
 }
-
-// Auditor appends a record to the audit chain.
-type Auditor func(ctx context.Context, actor, action, target string, detail map[string]string) error
 
 // Defaults for Config fields left zero.
 const (
@@ -60,7 +58,6 @@ const (
 type Config struct {
 	Store         *store.Store
 	Links         Links
-	Audit         Auditor
 	Log           zerolog.Logger
 	RecordingsDir string        // created 0700 on first use
 	ConsentWait   time.Duration // default DefaultConsentWait
@@ -145,12 +142,9 @@ func (b *Broker) Serve(ctx context.Context, ws *websocket.Conn, req Request) err
 	err := b.cfg.Store.CreateSession(ctx, store.Session{
 		ID: id, AgentID: req.AgentID, Hostname: req.Hostname, Technician: req.Technician, Actor: req.Actor,
 		Reason: req.Reason, Capabilities: req.Capabilities, RequestedAt: now,
-	})
-	if err == nil {
-		err = b.cfg.Audit(ctx, req.Actor, "session.request", id, map[string]string{
-			"agent_id": req.AgentID, "hostname": req.Hostname, "reason": req.Reason, "capabilities": fmt.Sprint(req.Capabilities),
-		})
-	}
+	}, &audit.Record{Time: now, Actor: req.Actor, Action: "session.request", Target: id, Detail: map[string]string{
+		"agent_id": req.AgentID, "hostname": req.Hostname, "reason": req.Reason, "capabilities": fmt.Sprint(req.Capabilities),
+	}})
 	if err != nil {
 		log.Error().Err(err).Msg("record session request")
 		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID, Message: "the relay could not record the request; see its log"})
@@ -170,13 +164,22 @@ func (b *Broker) Serve(ctx context.Context, ws *websocket.Conn, req Request) err
 	if ans.Approved {
 		consent.Decision, action = "approved", "session.approved"
 	}
-	if err := b.cfg.Store.DecideSession(wctx, id, ans.Approved, ans.Capabilities, ans.Mode, ans.Backend, ans.By, ans.Message, b.now()); err != nil {
-		log.Error().Err(err).Msg("record consent")
-	}
-	_ = b.cfg.Audit(wctx, "agent "+req.AgentID+" ("+ans.By+")", action, id, map[string]string{
+	at := b.now()
+	err = b.cfg.Store.DecideSession(wctx, id, store.Decision{
+		Approved: ans.Approved, Granted: ans.Capabilities, Mode: ans.Mode, Backend: ans.Backend, By: ans.By, Message: ans.Message, At: at,
+	}, &audit.Record{Time: at, Actor: "agent " + req.AgentID + " (" + ans.By + ")", Action: action, Target: id, Detail: map[string]string{
 		"technician": req.Technician, "mode": ans.Mode, "backend": ans.Backend, "by": ans.By, "message": ans.Message,
 		"capabilities": fmt.Sprint(ans.Capabilities),
-	})
+	}})
+	if err != nil {
+		// Without a stored decision the session must not run: nothing would
+		// show that the user approved it.
+		log.Error().Err(err).Msg("record consent")
+		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID, Message: "the relay could not record the endpoint's answer; see its log"})
+		_ = b.cfg.Links.Send(req.AgentID, wire.MsgSessionEnd, wire.SessionEnd{SessionID: id, By: "relay", Reason: "relay error"})
+		b.finish(id, req, "relay", "could not record the consent decision", log)
+		return err
+	}
 	st := apiv1.SessionStatus{SessionID: id, AgentID: req.AgentID, Hostname: req.Hostname, Consent: consent, Message: ans.Message}
 	if !ans.Approved {
 		log.Info().Str("by", ans.By).Str("message", ans.Message).Msg("session refused by the endpoint")
@@ -300,17 +303,18 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 
 // finish ends a session in the store and the audit log, once.
 func (b *Broker) finish(id string, req Request, by, reason string, log zerolog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	changed, err := b.cfg.Store.EndSession(ctx, id, by, reason, b.now())
+	now := b.now()
+	changed, err := b.cfg.Store.EndSession(ctx, id, by, reason, now, &audit.Record{
+		Time: now, Actor: "agent " + req.AgentID, Action: "session.end", Target: id,
+		Detail: map[string]string{"technician": req.Technician, "by": by, "reason": reason},
+	})
 	if err != nil {
 		log.Error().Err(err).Msg("record session end")
 		return
 	}
 	if changed {
-		_ = b.cfg.Audit(ctx, "agent "+req.AgentID, "session.end", id, map[string]string{
-			"technician": req.Technician, "by": by, "reason": reason,
-		})
 		log.Info().Str("by", by).Str("reason", reason).Msg("session ended")
 	}
 }

@@ -46,6 +46,20 @@ func scanAudit(sc scanner) (audit.Record, error) {
 // locks the row on PostgreSQL and runs under BEGIN IMMEDIATE on SQLite, so concurrent
 // appends queue up and produce one contiguous chain on both engines.
 func (s *Store) AppendAudit(ctx context.Context, r audit.Record) (audit.Record, error) {
+	detail, err := prepareAudit(&r)
+	if err != nil {
+		return audit.Record{}, fmt.Errorf("append audit: %w", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error { return appendAuditTx(ctx, tx, &r, detail) })
+	if err != nil {
+		return audit.Record{}, fmt.Errorf("append audit: %w", err)
+	}
+	return r, nil
+}
+
+// prepareAudit normalises r as AppendAudit does and returns its detail as
+// stored.
+func prepareAudit(r *audit.Record) (string, error) {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
@@ -55,31 +69,29 @@ func (s *Store) AppendAudit(ctx context.Context, r audit.Record) (audit.Record, 
 	r.Target = strings.ToValidUTF8(r.Target, "\uFFFD")
 	detail, err := encodeMap(r.Detail)
 	if err != nil {
-		return audit.Record{}, fmt.Errorf("append audit: %w", err)
+		return "", err
 	}
-	if r.Detail, err = decodeMap(detail); err != nil { // what a reader will see
-		return audit.Record{}, fmt.Errorf("append audit: %w", err)
+	r.Detail, err = decodeMap(detail)
+	return detail, err
+}
+
+// appendAuditTx appends r (prepared by prepareAudit) inside tx: a change
+// and its audit record commit together, or neither does.
+func appendAuditTx(ctx context.Context, tx *sql.Tx, r *audit.Record, detail string) error {
+	if err := tx.QueryRowContext(ctx,
+		`UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).Scan(&r.Seq, &r.PrevHash); err != nil {
+		return fmt.Errorf("take head: %w", err)
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx,
-			`UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).Scan(&r.Seq, &r.PrevHash); err != nil {
-			return fmt.Errorf("take head: %w", err)
-		}
-		r.Hash = r.ComputeHash()
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO audit_log (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			r.Seq, r.Time, r.Actor, r.Action, r.Target, detail, r.PrevHash, r.Hash); err != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, r.Hash); err != nil {
-			return fmt.Errorf("move head: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return audit.Record{}, fmt.Errorf("append audit: %w", err)
+	r.Hash = r.ComputeHash()
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO audit_log (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.Seq, r.Time, r.Actor, r.Action, r.Target, detail, r.PrevHash, r.Hash); err != nil {
+		return fmt.Errorf("insert: %w", err)
 	}
-	return r, nil
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, r.Hash); err != nil {
+		return fmt.Errorf("move head: %w", err)
+	}
+	return nil
 }
 
 // ListAudit returns up to limit records with seq > afterSeq in ascending seq order.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/patchbay/patchbay/server/audit"
 )
 
 // Session states. A session request ends in exactly one of denied, failed
@@ -60,36 +62,73 @@ func scanSession(sc scanner) (Session, error) {
 	return s, err
 }
 
-// CreateSession records a new session request (state requested).
-func (s *Store) CreateSession(ctx context.Context, x Session) error {
+// withAudit runs change in one transaction with the append of rec (if not
+// nil): a session change and its audit record commit together. change
+// reports whether it changed anything; rec is appended only then.
+func (s *Store) withAudit(ctx context.Context, rec *audit.Record, change func(tx *sql.Tx) (bool, error)) (bool, error) {
+	var detail string
+	if rec != nil {
+		var err error
+		if detail, err = prepareAudit(rec); err != nil {
+			return false, err
+		}
+	}
+	var changed bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if changed, err = change(tx); err != nil || !changed || rec == nil {
+			return err
+		}
+		return appendAuditTx(ctx, tx, rec, detail)
+	})
+	return changed, err
+}
+
+// CreateSession records a new session request (state requested) and, in
+// the same transaction, rec (may be nil).
+func (s *Store) CreateSession(ctx context.Context, x Session, rec *audit.Record) error {
 	caps, err := encodeList(x.Capabilities)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO sessions (id, agent_id, hostname, technician, actor, reason,
-		capabilities, state, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		x.ID, x.AgentID, x.Hostname, x.Technician, x.Actor, x.Reason, caps, SessionRequested, dbTime(x.RequestedAt))
+	_, err = s.withAudit(ctx, rec, func(tx *sql.Tx) (bool, error) {
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, agent_id, hostname, technician, actor, reason,
+			capabilities, state, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			x.ID, x.AgentID, x.Hostname, x.Technician, x.Actor, x.Reason, caps, SessionRequested, dbTime(x.RequestedAt))
+		return true, err
+	})
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
 	return nil
 }
 
+// Decision is an agent's answer to a session request.
+type Decision struct {
+	Approved                   bool
+	Granted                    []string
+	Mode, Backend, By, Message string
+	At                         time.Time
+}
+
 // DecideSession records the agent's answer: approved (state approved, started
-// now) or not (state denied, ended now). Only a requested session changes;
-// ErrNotFound otherwise.
-func (s *Store) DecideSession(ctx context.Context, id string, approved bool, granted []string, mode, backend, by, message string, t time.Time) error {
-	g, err := encodeList(granted)
+// now) or not (state denied, ended now), and rec (may be nil) with it. Only a
+// requested session changes; ErrNotFound otherwise.
+func (s *Store) DecideSession(ctx context.Context, id string, d Decision, rec *audit.Record) error {
+	g, err := encodeList(d.Granted)
 	if err != nil {
 		return err
 	}
-	state, started, ended := SessionDenied, any(nil), dbTime(t)
-	if approved {
-		state, started, ended = SessionApproved, dbTime(t), nil
+	state, started, ended := SessionDenied, any(nil), dbTime(d.At)
+	if d.Approved {
+		state, started, ended = SessionApproved, dbTime(d.At), nil
 	}
-	err = mustAffect(s.db.ExecContext(ctx, `UPDATE sessions SET state = $1, granted = $2, consent_mode = $3,
-		consent_backend = $4, consent_by = $5, message = $6, started_at = $7, ended_at = $8
-		WHERE id = $9 AND state = $10`, state, g, mode, backend, by, message, started, ended, id, SessionRequested))
+	_, err = s.withAudit(ctx, rec, func(tx *sql.Tx) (bool, error) {
+		err := mustAffect(tx.ExecContext(ctx, `UPDATE sessions SET state = $1, granted = $2, consent_mode = $3,
+			consent_backend = $4, consent_by = $5, message = $6, started_at = $7, ended_at = $8
+			WHERE id = $9 AND state = $10`, state, g, d.Mode, d.Backend, d.By, d.Message, started, ended, id, SessionRequested))
+		return err == nil, err
+	})
 	if err != nil {
 		return fmt.Errorf("record consent for session %s: %w", id, err)
 	}
@@ -97,21 +136,28 @@ func (s *Store) DecideSession(ctx context.Context, id string, approved bool, gra
 }
 
 // EndSession ends a session that is not yet final: an approved one becomes
-// ended, a requested one failed. It reports whether the row changed (a
-// session ends once; later calls keep the first reason).
-func (s *Store) EndSession(ctx context.Context, id, by, reason string, t time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET
-		state = CASE WHEN state = $1 THEN $2 ELSE $3 END,
-		end_by = $4, end_reason = $5, ended_at = $6,
-		message = CASE WHEN state = $7 THEN $8 ELSE message END
-		WHERE id = $9 AND state IN ($10, $11)`,
-		SessionApproved, SessionEnded, SessionFailed, by, reason, dbTime(t), SessionRequested, reason,
-		id, SessionRequested, SessionApproved)
+// ended, a requested one failed; rec (may be nil) is appended only then. It
+// reports whether the row changed (a session ends once; later calls keep the
+// first reason).
+func (s *Store) EndSession(ctx context.Context, id, by, reason string, t time.Time, rec *audit.Record) (bool, error) {
+	changed, err := s.withAudit(ctx, rec, func(tx *sql.Tx) (bool, error) {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET
+			state = CASE WHEN state = $1 THEN $2 ELSE $3 END,
+			end_by = $4, end_reason = $5, ended_at = $6,
+			message = CASE WHEN state = $7 THEN $8 ELSE message END
+			WHERE id = $9 AND state IN ($10, $11)`,
+			SessionApproved, SessionEnded, SessionFailed, by, reason, dbTime(t), SessionRequested, reason,
+			id, SessionRequested, SessionApproved)
+		if err != nil {
+			return false, err
+		}
+		n, err := res.RowsAffected()
+		return n > 0, err
+	})
 	if err != nil {
 		return false, fmt.Errorf("end session %s: %w", id, err)
 	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	return changed, nil
 }
 
 // EndOpenSessions fails or ends every session not yet final; a relay calls

@@ -6,15 +6,18 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/patchbay/patchbay/server/audit"
 )
 
 func TestSessionLifecycle(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
 	mk := func(id, agent string) Session {
+		t.Helper()
 		x := Session{ID: id, AgentID: agent, Hostname: "pc-1", Technician: "alice", Actor: "alice (technician)",
 			Reason: "INC-1", Capabilities: []string{"shell", "sftp"}, RequestedAt: ts}
-		if err := s.CreateSession(ctx, x); err != nil {
+		if err := s.CreateSession(ctx, x, &audit.Record{Actor: "alice", Action: "session.request", Target: id}); err != nil {
 			t.Fatal(err)
 		}
 		return x
@@ -22,17 +25,35 @@ func TestSessionLifecycle(t *testing.T) {
 	a, b, c := mk(NewID(), "agent-a"), mk(NewID(), "agent-a"), mk(NewID(), "agent-b")
 
 	// a: approved, then ended twice (the first reason stays).
-	if err := s.DecideSession(ctx, a.ID, true, []string{"shell"}, "prompt", "exec", "jane", "", ts.Add(time.Second)); err != nil {
+	approve := Decision{Approved: true, Granted: []string{"shell"}, Mode: "prompt", Backend: "exec", By: "jane", At: ts.Add(time.Second)}
+	if err := s.DecideSession(ctx, a.ID, approve, &audit.Record{Actor: "agent", Action: "session.approved", Target: a.ID}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DecideSession(ctx, a.ID, false, nil, "prompt", "exec", "jane", "", ts); !errors.Is(err, ErrNotFound) {
+	if err := s.DecideSession(ctx, a.ID, Decision{Mode: "prompt", At: ts}, &audit.Record{Actor: "agent", Action: "session.denied", Target: a.ID}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deciding twice: %v", err)
 	}
-	if ok, err := s.EndSession(ctx, a.ID, "user", "ended by the user at the machine", ts.Add(time.Minute)); !ok || err != nil {
+	if ok, err := s.EndSession(ctx, a.ID, "user", "ended by the user at the machine", ts.Add(time.Minute), &audit.Record{Actor: "agent", Action: "session.end", Target: a.ID}); !ok || err != nil {
 		t.Fatalf("end: %v %v", ok, err)
 	}
-	if ok, _ := s.EndSession(ctx, a.ID, "technician", "later", ts.Add(2*time.Minute)); ok {
+	if ok, _ := s.EndSession(ctx, a.ID, "technician", "later", ts.Add(2*time.Minute), &audit.Record{Actor: "agent", Action: "session.end", Target: a.ID}); ok {
 		t.Fatal("a session ended twice")
+	}
+	// Each change came with its audit record, and the refused ones without.
+	recs, err := s.ListAudit(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, r := range recs {
+		if r.Target == a.ID {
+			actions = append(actions, r.Action)
+		}
+	}
+	if want := []string{"session.request", "session.approved", "session.end"}; !reflect.DeepEqual(actions, want) {
+		t.Errorf("audit of session a: %v, want %v", actions, want)
+	}
+	if _, err := s.VerifyAudit(ctx); err != nil {
+		t.Errorf("audit chain: %v", err)
 	}
 	got, err := s.GetSession(ctx, a.ID)
 	if err != nil {
@@ -46,7 +67,7 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 
 	// b: denied. c: still requested, then failed by a relay restart.
-	if err := s.DecideSession(ctx, b.ID, false, nil, "prompt", "web", "timeout", "no answer within 60s", ts); err != nil {
+	if err := s.DecideSession(ctx, b.ID, Decision{Mode: "prompt", Backend: "web", By: "timeout", Message: "no answer within 60s", At: ts}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.EndOpenSessions(ctx, "the relay restarted", ts.Add(time.Hour)); n != 1 || err != nil {
