@@ -1,8 +1,18 @@
 #!/bin/sh
 # make bench: run the relay benchmark and rewrite docs/benchmarks.md.
-# Needs `make build` first (the Makefile does it). Overrides:
-#   BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO (default go);
-# extra arguments go to `patchbay-loadgen bench` (see its --help).
+# Needs `make build` first (the Makefile does it). Two parts, both by default:
+#   fleet     19,000 simulated agents: memory, idle CPU, reconnect, jobs, Go
+#             micro-benchmarks (about 5 minutes);
+#   sessions  interactive sessions against a fresh relay and 50 real
+#             patchbay-agent processes: setup latency, relayed stream and SSH
+#             throughput, scp with stock OpenSSH, keystroke round trip with
+#             1,000 terminal sessions (about 2 minutes).
+# Run one part alone with BENCH_ONLY=fleet|sessions (or --only); it rewrites
+# only its own section of docs/benchmarks.md and keeps the other's figures:
+#   BENCH_ONLY=sessions make bench      or      bench/run.sh --only sessions
+# Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
+# (default go); extra arguments go to `patchbay-loadgen bench` (see its
+# --help, e.g. --keystroke-sessions, --stream-mib, --session-agents).
 # Cached relay data and identities live in bench/.cache (delete to start over).
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,4 +29,5 @@ exec bin/patchbay-loadgen bench \
 	--agents "${BENCH_AGENTS:-19000}" \
 	--procs "${BENCH_PROCS:-4}" \
 	--go "${GO:-go}" \
+	--only "${BENCH_ONLY:-all}" \
 	"$@"

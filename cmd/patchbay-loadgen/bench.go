@@ -56,8 +56,9 @@ session being set up per agent at a time:
     as a ratio to raw loopback TCP measured in the same part;
  9. stock OpenSSH scp of a --scp-mib MiB file from and to an agent, through
     the config "patchbay ssh-config" prints (--cli-bin);
-10. keystroke round trip on --keystroke-sessions terminal sessions running
-    cat, --keystroke-rate keys per second each, over --keystroke-window.
+10. keystroke round trip on --keystroke-light (at most 10 s), then
+    --keystroke-sessions terminal sessions running cat, --keystroke-rate
+    keys per second each, over --keystroke-window.
 
 --only fleet runs steps 1-6, --only sessions steps 7-10; either rewrites
 only its own part of --out and keeps the other part's figures from the
@@ -114,6 +115,7 @@ enrollment.`,
 	f.IntVar(&o.streamMiB, "stream-mib", 512, "MiB per throughput run (relayed stream and SSH channel)")
 	f.IntVar(&o.scpMiB, "scp-mib", 512, "size of the file scp copies, MiB")
 	f.IntVar(&o.keySessions, "keystroke-sessions", 1000, "terminal sessions in the keystroke measurement")
+	f.IntVar(&o.keyLight, "keystroke-light", 100, "terminal sessions of a first, lightly loaded keystroke run (0: skip it)")
 	f.IntVar(&o.keyRate, "keystroke-rate", 10, "keys per second per session")
 	f.DurationVar(&o.keyWindow, "keystroke-window", 20*time.Second, "how long keystrokes are measured (after 2 s of warm-up)")
 	return cmd
@@ -129,8 +131,8 @@ func (o *benchOptions) checkSessions() error {
 	if o.only == "fleet" {
 		return nil
 	}
-	if o.sessionAgents < 1 || o.setupSessions < 1 || o.streamMiB < 1 || o.scpMiB < 1 || o.keySessions < 1 || o.keyRate < 1 || o.keyWindow <= 0 {
-		return errors.New("--session-agents, --setup-sessions, --stream-mib, --scp-mib, --keystroke-sessions, --keystroke-rate and --keystroke-window must be positive")
+	if o.sessionAgents < 1 || o.setupSessions < 1 || o.streamMiB < 1 || o.scpMiB < 1 || o.keySessions < 1 || o.keyRate < 1 || o.keyWindow <= 0 || o.keyLight < 0 {
+		return errors.New("--session-agents, --setup-sessions, --stream-mib, --scp-mib, --keystroke-sessions, --keystroke-rate and --keystroke-window must be positive, --keystroke-light at least 0")
 	}
 	for _, c := range o.setupConcurrency {
 		if c < 1 || c > o.sessionAgents {
@@ -162,6 +164,7 @@ type benchOptions struct {
 	setupConcurrency             []int
 	streamMiB, scpMiB            int
 	keySessions, keyRate         int
+	keyLight                     int
 	keyWindow                    time.Duration
 }
 

@@ -5,7 +5,9 @@
 //
 //	enroll  enroll N simulated agents and write their identities to one file
 //	agents  hold K agent links from that file, reporting progress as JSON lines
-//	bench   start a relay and several agents processes, measure, write docs/benchmarks.md
+//	bench   start a relay and several agents processes, measure, write docs/benchmarks.md;
+//	        then interactive sessions against a fresh relay and real agents
+//	        (--only fleet|sessions runs one part)
 package main
 
 import (
@@ -57,7 +59,9 @@ A typical manual session:
       --server https://127.0.0.1:8443 --source 127.0.0.2
 
 "make bench" runs "patchbay-loadgen bench", which does all of this itself with
-a fresh relay and rewrites docs/benchmarks.md.
+a fresh relay, then measures interactive sessions (setup latency, relayed
+stream and SSH throughput, scp, keystroke round trip) against another fresh
+relay and real patchbay-agent processes, and rewrites docs/benchmarks.md.
 
 One process can hold at most a few thousand links below its open-file limit
 (one socket each), and one source address at most ~28,000 (ephemeral ports):
