@@ -69,7 +69,9 @@ func New(cfg Config) (*Client, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	return &Client{cfg: cfg, base: base, hc: newHTTPClient(tlsCfg), tls: tlsCfg}, nil
+	// The transport adds "h2" to its TLS config; session websockets need
+	// HTTP/1.1, so each gets its own copy.
+	return &Client{cfg: cfg, base: base, hc: newHTTPClient(tlsCfg.Clone()), tls: tlsCfg}, nil
 }
 
 // newHTTPClient returns an HTTP client with the given TLS settings, proxies

@@ -75,9 +75,11 @@ func (c *Client) OpenSession(ctx context.Context, req SessionRequest) (*wsconn.C
 		q.Set("capabilities", strings.Join(req.Capabilities, ","))
 	}
 	u.RawQuery = q.Encode()
+	tlsCfg := c.tls.Clone()
+	tlsCfg.NextProtos = []string{"http/1.1"} // a websocket upgrade is HTTP/1.1
 	d := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
-		TLSClientConfig:  c.tls,
+		TLSClientConfig:  tlsCfg,
 		HandshakeTimeout: Timeout,
 		Subprotocols:     []string{apiv1.SessionSubprotocol},
 		ReadBufferSize:   64 << 10,

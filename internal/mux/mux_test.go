@@ -309,3 +309,47 @@ func BenchmarkStreamThroughput(b *testing.B) {
 		}
 	}
 }
+
+// Streams opened concurrently reach the peer in ID order: the peer refuses
+// an ID lower than one it has seen, which used to end the whole link.
+func TestConcurrentOpensKeepTheLink(t *testing.T) {
+	for round := 0; round < 30; round++ { // the race is narrow: try often
+		concurrentOpens(t)
+	}
+}
+
+func concurrentOpens(t *testing.T) {
+	p := newPair(t, Config{}, Config{})
+	const n = 64
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := p.client.Open(context.Background(), "test")
+			if err != nil {
+				errs <- err
+				return
+			}
+			if _, err := st.Write([]byte("x")); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case st := <-p.accepted:
+			st.Close()
+		case err := <-p.serverErr:
+			t.Fatalf("link ended after %d streams: %v", i, err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of %d streams arrived", i, n)
+		}
+	}
+}

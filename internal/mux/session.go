@@ -81,6 +81,7 @@ type Session struct {
 	cfg Config
 
 	wmu sync.Mutex // serialises frame writes; held by any writer for one frame
+	omu sync.Mutex // serialises Open: ID allocation and the open frame, in order
 
 	mu         sync.Mutex
 	streams    map[uint32]*Stream // open streams, by ID; nil until the first
@@ -329,6 +330,10 @@ func (s *Session) Open(ctx context.Context, kind string) (*Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// IDs must reach the peer in increasing order (it refuses a lower one
+	// as a replay): allocating an ID and writing its open frame are one step.
+	s.omu.Lock()
+	defer s.omu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -51,7 +51,8 @@ const (
 	pingEvery           = 30 * time.Second
 	writeWait           = 10 * time.Second
 	chunk               = 32 << 10
-	endGrace            = time.Second // how long a closed stream waits for the agent's session_end
+	endGrace            = time.Second     // how long a closed stream waits for the agent's session_end
+	drainWait           = 2 * time.Second // how long an ended session's last bytes may take to pass
 )
 
 // Config configures a Broker.
@@ -294,6 +295,14 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 		by, reason = "relay", c.Error()
 	} else if ctx.Err() != nil {
 		by, reason = "relay", "relay shutting down"
+	}
+	// What the agent sent before it ended (its last output, the message
+	// telling the technician why) is still on its way: let the writer pass
+	// it on, for a bounded time, before cutting the stream.
+	select {
+	case <-writerDone:
+	case <-t.readerDone:
+	case <-time.After(drainWait):
 	}
 	stream.Close()
 	t.closeWith(websocket.CloseNormalClosure, "session ended: "+reason)
