@@ -267,7 +267,11 @@ func (m *Manager) serve(st net.Conn, e *entry) {
 			Shell: m.cfg.Shell, Credential: m.cfg.Credential,
 			IdleTimeout: positive(m.cfg.IdleTimeout), MaxDuration: positive(m.cfg.MaxDuration),
 			Record: func(h asciicast.Header) (io.WriteCloser, error) {
-				return m.cfg.Open(ctx, wire.RecordingStreamKind(id))
+				w, err := m.cfg.Open(ctx, wire.RecordingStreamKind(id))
+				if err != nil {
+					return nil, err
+				}
+				return newBatchedWriter(w), nil
 			},
 			Log: log,
 		})

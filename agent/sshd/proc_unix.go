@@ -30,6 +30,7 @@ type process struct {
 	stdout *os.File
 	stderr *os.File
 	rel    sync.Once
+	kill   sync.Once // stop runs once: the session scan reads all of /proc
 }
 
 func startProcess(spec procSpec) (*process, error) {
@@ -162,8 +163,10 @@ func (p *process) stop() {
 	if p.pid <= 1 {
 		return
 	}
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-	killSession(p.pid)
+	p.kill.Do(func() {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		killSession(p.pid)
+	})
 }
 
 func (p *process) resize(cols, rows int) {

@@ -12,6 +12,15 @@ import (
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
+// chunks holds the buffers received data waits in until it is read: a busy
+// stream reuses them, an idle one holds none.
+var chunks = sync.Pool{New: func() any { b := make([]byte, 0, wire.MaxData); return &b }}
+
+func putChunk(c []byte) {
+	c = c[:0]
+	chunks.Put(&c)
+}
+
 // ErrReset is wrapped by the error a stream returns after the peer reset it.
 var ErrReset = errors.New("stream reset by peer")
 
@@ -23,8 +32,10 @@ type Stream struct {
 	kind string
 
 	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced whenever state below changes
-	rbuf     []byte        // received, unread; at most wire.InitialWindow + granted credit
+	changed  chan struct{} // closed and replaced when state below changes and someone waits on it
+	waiting  bool          // a Read or Write holds changed and waits for it to close
+	rbuf     [][]byte      // received, unread chunks (from chunks); at most wire.InitialWindow in all
+	roff     int           // how much of rbuf[0] was read
 	granted  int           // bytes the peer may still send us
 	consumed int           // bytes read since we last granted credit
 	credit   int           // bytes we may still send
@@ -53,10 +64,21 @@ func (st *Stream) ID() uint32 { return st.id }
 // Kind returns the kind named when the stream was opened.
 func (st *Stream) Kind() string { return st.kind }
 
-// broadcast wakes every waiter; st.mu must be held.
+// broadcast wakes every waiter; st.mu must be held. With nobody waiting
+// (the usual case while data flows) it costs nothing.
 func (st *Stream) broadcast() {
+	if !st.waiting {
+		return
+	}
 	close(st.changed)
 	st.changed = make(chan struct{})
+	st.waiting = false
+}
+
+// waitChan returns the channel to wait on for the next change; st.mu must be held.
+func (st *Stream) waitChan() chan struct{} {
+	st.waiting = true
+	return st.changed
 }
 
 // deliver queues data from the peer. Called on Run's goroutine; never blocks.
@@ -78,7 +100,17 @@ func (st *Stream) deliver(p []byte) error {
 		return st.sess.writeFrame(wire.TypeReset, st.id, []byte("closed by reader"))
 	}
 	if st.err == nil {
-		st.rbuf = append(st.rbuf, p...)
+		for len(p) > 0 {
+			last := len(st.rbuf) - 1
+			if last < 0 || len(st.rbuf[last]) == cap(st.rbuf[last]) {
+				st.rbuf = append(st.rbuf, (*chunks.Get().(*[]byte))[:0])
+				last++
+			}
+			c := st.rbuf[last]
+			n := min(len(p), cap(c)-len(c))
+			st.rbuf[last] = append(c, p[:n]...)
+			p = p[n:]
+		}
 		st.broadcast()
 	}
 	st.mu.Unlock()
@@ -127,10 +159,20 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.mu.Unlock()
 			return 0, nil
 		case len(st.rbuf) > 0:
-			n := copy(p, st.rbuf)
-			st.rbuf = st.rbuf[n:]
+			n := 0
+			for n < len(p) && len(st.rbuf) > 0 {
+				c := st.rbuf[0]
+				k := copy(p[n:], c[st.roff:])
+				n += k
+				st.roff += k
+				if st.roff == len(c) { // drained: the chunk goes back to the pool
+					putChunk(c)
+					st.rbuf[0] = nil
+					st.rbuf, st.roff = st.rbuf[1:], 0
+				}
+			}
 			if len(st.rbuf) == 0 {
-				st.rbuf = nil
+				st.rbuf = nil // an idle stream holds no buffer
 			}
 			st.consumed += n
 			grant := 0
@@ -151,7 +193,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.mu.Unlock()
 			return 0, err
 		}
-		changed := st.changed
+		changed := st.waitChan()
 		st.mu.Unlock()
 		select {
 		case <-changed:
@@ -193,7 +235,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 			p = p[n:]
 			continue
 		}
-		changed := st.changed
+		changed := st.waitChan()
 		st.mu.Unlock()
 		select {
 		case <-changed:
@@ -226,7 +268,10 @@ func (st *Stream) Close() error {
 		return nil
 	}
 	st.closed = true
-	st.rbuf = nil
+	for _, c := range st.rbuf {
+		putChunk(c)
+	}
+	st.rbuf, st.roff = nil, 0
 	sendClose := st.err == nil && !st.wClosed
 	done := st.err != nil || st.rEOF
 	st.wClosed = true
