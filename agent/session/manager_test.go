@@ -107,8 +107,8 @@ func newRig(t *testing.T, streamWait time.Duration) *rig {
 	var agent *mux.Session
 	r.mgr = New(Config{
 		AgentID: "agent", Hostname: "pc-1", Consent: cons, Mode: consent.ModePrompt, Keys: keys.Keys,
-		Send: func(typ string, body any) error { return agent.Send(typ, "", body) },
-		Open: func(ctx context.Context, kind string) (io.WriteCloser, error) { return agent.Open(ctx, kind) },
+		Send:       func(typ string, body any) error { return agent.Send(typ, "", body) },
+		Open:       func(ctx context.Context, kind string) (io.WriteCloser, error) { return agent.Open(ctx, kind) },
 		StreamWait: streamWait, Log: zerolog.Nop(),
 	})
 	agent = mux.New(ws, mux.Config{Dialer: true, Handle: r.mgr.HandleStream, Control: func(env wire.Envelope) error {
