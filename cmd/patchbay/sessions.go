@@ -135,6 +135,7 @@ Host *.patchbay
     UserKnownHostsFile %s
     StrictHostKeyChecking yes
     ServerAliveInterval 30
+    Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com
 `, id.ValidBefore.Local().Format(time.RFC3339), id.Cert.KeyId, proxy, quoteSSH(id.KeyPath()), quoteSSH(id.CertPath()), quoteSSH(id.KnownHostsPath()))
 				return nil
 			})

@@ -50,7 +50,7 @@ const (
 	DefaultMaxRecording = 256 << 20
 	pingEvery           = 30 * time.Second
 	writeWait           = 10 * time.Second
-	chunk               = 32 << 10
+	chunk               = 64 << 10
 	endGrace            = time.Second     // how long a closed stream waits for the agent's session_end
 	drainWait           = 2 * time.Second // how long an ended session's last bytes may take to pass
 )
