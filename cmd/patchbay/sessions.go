@@ -315,7 +315,7 @@ is told why on its standard error and disconnected, and the byte stream is cut t
 seconds later whatever the agent does. Technicians can end their own sessions; admins
 can end anyone's. The request is audited.`,
 		Example: `  patchbay sessions end 0193a1b2-... --reason "wrong machine"`,
-		Args: oneArg("ID"),
+		Args:    oneArg("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				s, err := c.EndSession(cmd.Context(), args[0], reason)
