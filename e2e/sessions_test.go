@@ -259,6 +259,18 @@ func TestForeignCertificatesRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("bob's certificate was accepted on alice's session")
 	}
+	if !strings.Contains(stderr, "Permission denied") {
+		t.Errorf("bob on alice's session: want Permission denied, got %q", stderr)
+	}
+	// The relay learns why from the agent.
+	var s apiv1.Session
+	waitFor(t, 5*time.Second, "refused session recorded", func() bool {
+		s = f.alice.sessions(t)[0]
+		return s.State == "ended"
+	})
+	if !strings.Contains(s.EndReason, `"bob"`) {
+		t.Errorf("refused session ended with %q, want the certificate's key ID named", s.EndReason)
+	}
 }
 
 func TestUserEndsSessionWithinASecond(t *testing.T) {

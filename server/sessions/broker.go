@@ -278,15 +278,19 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 	by, reason = "technician", "the technician disconnected"
 	select {
 	case <-t.readerDone:
+		stream.Close() // the agent's SSH server sees the end and says how it went
 	case <-writerDone:
 		by, reason = "agent", "the SSH session ended"
-		// The agent sends session_end (who ended it and why) right after it
-		// closes the stream: give it a moment to arrive.
+	case <-sctx.Done():
+	}
+	if sctx.Err() == nil {
+		// The agent sends session_end (who ended it and why: the user, a
+		// limit, a refused certificate) right after its side of the stream
+		// ends: give it a moment to arrive.
 		select {
 		case <-sctx.Done():
 		case <-time.After(endGrace):
 		}
-	case <-sctx.Done():
 	}
 	var ee *endError
 	if c := context.Cause(sctx); errors.As(c, &ee) {
