@@ -3,13 +3,11 @@ package api
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/server/store"
 )
 
 // exportPage is how many runs the export reads at a time: a job over
@@ -28,18 +26,8 @@ func (a *API) handleJobExport(w http.ResponseWriter, r *http.Request, _ caller) 
 		WriteError(w, http.StatusBadRequest, "format %q: want json or csv", format)
 		return
 	}
-	j, err := a.Store.GetJob(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		WriteError(w, http.StatusNotFound, "job %s not found: see patchbay jobs list", r.PathValue("id"))
-		return
-	}
-	if err != nil {
-		a.internal(w, r, "export job", err)
-		return
-	}
-	c, err := a.Store.RunCounts(r.Context(), j.ID, 0)
-	if err != nil {
-		a.internal(w, r, "export job", err)
+	j, counts, _, ok := a.getJob(w, r, "export job")
+	if !ok {
 		return
 	}
 	if format == "csv" {
@@ -56,7 +44,7 @@ func (a *API) handleJobExport(w http.ResponseWriter, r *http.Request, _ caller) 
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	head, _ := json.Marshal(a.jobJSON(j, c.ByState, nil))
+	head, _ := json.Marshal(a.jobJSON(j, counts, nil))
 	w.Write([]byte(`{"job":`))
 	w.Write(head)
 	a.streamResultsJSON(w, r, j.ID)

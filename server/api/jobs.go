@@ -17,7 +17,12 @@ import (
 
 // Jobs is what the API needs from the job dispatcher.
 type Jobs interface {
-	Wake()
+	// Created hands the dispatcher a job just stored.
+	Created(ctx context.Context, j store.Job) error
+	// Progress returns an open job, its counts and how many of its pending
+	// runs are on offline agents, from memory; ok is false when the job is
+	// not open there (then the store has it).
+	Progress(jobID string) (j store.Job, c store.Counts, offline int, ok bool)
 	Cancel(ctx context.Context, jobID string) (int, error)
 }
 
@@ -68,7 +73,10 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 	if a.Jobs != nil {
-		a.Jobs.Wake()
+		if err := a.Jobs.Created(r.Context(), job); err != nil {
+			// Stored: the dispatcher loads it from the store on its next tick.
+			a.Log.Error().Err(err).Str("job_id", job.ID).Msg("hand the new job to the dispatcher")
+		}
 	}
 	writeJSON(w, http.StatusCreated, a.jobJSON(job, nil, nil))
 }
@@ -269,43 +277,76 @@ func (a *API) handleJobList(w http.ResponseWriter, r *http.Request, _ caller) {
 	}
 	out := []apiv1.Job{}
 	for _, j := range jobs {
-		c, err := a.Store.RunCounts(r.Context(), j.ID, 0)
+		j, counts, _, err := a.jobState(r.Context(), j)
 		if err != nil {
 			a.internal(w, r, "list jobs", err)
 			return
 		}
-		out = append(out, a.jobJSON(j, c.ByState, nil))
+		out = append(out, a.jobJSON(j, counts, nil))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
-	j, err := a.Store.GetJob(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		WriteError(w, http.StatusNotFound, "job %s not found: see patchbay jobs list", r.PathValue("id"))
-		return
-	}
-	if err != nil {
-		a.internal(w, r, "show job", err)
-		return
-	}
-	c, err := a.Store.RunCounts(r.Context(), j.ID, 0)
-	if err != nil {
-		a.internal(w, r, "show job", err)
-		return
-	}
-	out := a.jobJSON(j, c.ByState, nil)
-	if a.Hub != nil && c.ByState[store.RunPending] > 0 {
-		err = a.Store.EachPendingAgent(r.Context(), j.ID, func(id string) {
-			if !a.Hub.Online(id) {
-				out.Offline++
+// jobState returns a job with its counts by state and how many of its
+// pending runs are on offline agents: from the dispatcher's memory while
+// the job is open, else as stored (a job's final counts are stored when it
+// ends; those of jobs that ended before that was done are counted).
+func (a *API) jobState(ctx context.Context, j store.Job) (store.Job, map[string]int, int, error) {
+	if a.Jobs != nil {
+		if mj, c, offline, ok := a.Jobs.Progress(j.ID); ok {
+			return mj, c.ByState, offline, nil
+		}
+		if j.EndedAt.IsZero() {
+			// It ended since it was read (or is not loaded yet): read it again.
+			var err error
+			if j, err = a.Store.GetJob(ctx, j.ID); err != nil {
+				return store.Job{}, nil, 0, err
 			}
-		})
-		if err != nil {
-			a.internal(w, r, "show job", err)
-			return
 		}
 	}
+	if j.Counts != nil {
+		return j, j.Counts, 0, nil
+	}
+	c, err := a.Store.RunCounts(ctx, j.ID, 0)
+	if err != nil {
+		return store.Job{}, nil, 0, err
+	}
+	return j, c.ByState, 0, nil
+}
+
+// getJob returns a job and its state (see jobState), answering 404 for an
+// unknown job; ok is false when an error was written.
+func (a *API) getJob(w http.ResponseWriter, r *http.Request, what string) (store.Job, map[string]int, int, bool) {
+	id := r.PathValue("id")
+	if a.Jobs != nil {
+		if j, c, offline, ok := a.Jobs.Progress(id); ok {
+			return j, c.ByState, offline, true // open: nothing is read from the store
+		}
+	}
+	j, err := a.Store.GetJob(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "job %s not found: see patchbay jobs list", id)
+		return store.Job{}, nil, 0, false
+	}
+	if err != nil {
+		a.internal(w, r, what, err)
+		return store.Job{}, nil, 0, false
+	}
+	j, counts, offline, err := a.jobState(r.Context(), j)
+	if err != nil {
+		a.internal(w, r, what, err)
+		return store.Job{}, nil, 0, false
+	}
+	return j, counts, offline, true
+}
+
+func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
+	j, counts, offline, ok := a.getJob(w, r, "show job")
+	if !ok {
+		return
+	}
+	out := a.jobJSON(j, counts, nil)
+	out.Offline = offline
 	if r.URL.Query().Get("results") == "false" {
 		writeJSON(w, http.StatusOK, out) // progress polling: counts only
 		return

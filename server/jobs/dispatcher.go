@@ -6,17 +6,33 @@
 // Ownership: a Dispatcher owns two goroutines, started by Start and stopped
 // by Close: the scheduler (wakes on a tick, a new job, an agent coming
 // online, or stored results; walks the open jobs) and the writer (batches
-// agent reports into one transaction, then acks). Neither holds anything
-// per pending agent: a pending run is a row, read a page at a time.
+// agent reports into one transaction, then acks). Neither holds a goroutine
+// or a transaction per pending agent.
 //
-// Delivery is at least once: a run in flight is sent again every time its
-// agent reconnects (and after a relay restart, when every agent does); the
+// State: the store is the source of truth; memory is a cache of it. For
+// each open job the dispatcher keeps its counts by state, how many of its
+// runs were never sent, and its runs in flight (sent, not final: at most
+// the job's concurrency, or the agents that were online). The runs still to
+// send are never held: they are read from the store a page at a time, in
+// seq order, from where the last walk stopped (jobState.cursor); runs it
+// passed because their agent was offline come back as candidates when the
+// agent connects. The cache is loaded from the store when the relay starts
+// and when a job is created (Created), and every change the relay makes to
+// a tracked job's runs is made under Dispatcher.mu together with the same
+// change in memory, so the two agree whenever mu is free. Walks and
+// progress polls (Progress) run no query to count.
+//
+// Delivery is at least once: a run is marked sent in the store before it
+// is sent, and a run in flight is sent again every time its agent
+// reconnects (and after a relay restart, when every agent does); the
 // agent's journal makes execution exactly once.
 package jobs
 
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +57,8 @@ const (
 	reportBatch = 1000
 	reportDelay = 20 * time.Millisecond
 	pageSize    = 500
-	minWalk     = 25 * time.Millisecond // least time between two walks of the open jobs
+	minWalk     = 10 * time.Millisecond // least time between two walks of the open jobs
+	offlineTTL  = time.Second           // how long Progress reuses its count of runs in flight on offline agents
 )
 
 // Dispatcher runs jobs. Create with New, then Start; Close stops it.
@@ -51,6 +68,13 @@ type Dispatcher struct {
 	audit Auditor
 	log   zerolog.Logger
 	now   func() time.Time
+
+	// mu guards jobs, runs and reload, and is held across every store
+	// write to a tracked job's runs together with its change in memory.
+	mu     sync.Mutex
+	jobs   map[string]*jobState // open jobs by ID
+	runs   map[string]*jobState // runs in flight by ID: their job
+	reload bool                 // loading open jobs failed: the tick tries again
 
 	wake    chan struct{}  // buffered 1: "look again"
 	online  chan string    // agents that came online; scheduler resends their runs
@@ -70,6 +94,8 @@ type report struct {
 func New(st *store.Store, links Links, audit Auditor, log zerolog.Logger) *Dispatcher {
 	return &Dispatcher{
 		store: st, links: links, audit: audit, log: log, now: time.Now,
+		jobs:    map[string]*jobState{},
+		runs:    map[string]*jobState{},
 		wake:    make(chan struct{}, 1),
 		online:  make(chan string, 4096),
 		reports: make(chan report, 4*reportBatch),
@@ -77,8 +103,12 @@ func New(st *store.Store, links Links, audit Auditor, log zerolog.Logger) *Dispa
 	}
 }
 
-// Start starts the scheduler and the writer.
+// Start loads the open jobs from the store and starts the scheduler and
+// the writer.
 func (d *Dispatcher) Start() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	d.load(ctx)
+	cancel()
 	d.wg.Add(2)
 	go d.scheduler()
 	go d.writer()
@@ -96,6 +126,50 @@ func (d *Dispatcher) Wake() {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Created starts tracking a job just stored (with all its runs) and wakes
+// the scheduler to send them. On an error the job stays in the store and
+// is loaded on a later tick.
+func (d *Dispatcher) Created(ctx context.Context, j store.Job) error {
+	defer d.Wake()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.jobs[j.ID] != nil {
+		return nil
+	}
+	t, err := d.store.NewJobTally(ctx, j)
+	if err != nil {
+		d.reload = true
+		return err
+	}
+	d.track(j, t)
+	return nil
+}
+
+// Progress returns an open job as the dispatcher knows it: the job, its
+// counts, and how many of its pending runs are on offline agents (runs
+// sent whose agent is offline now, counted at most once per offlineTTL, and
+// runs never sent whose agent was offline when the scheduler last got to
+// them). ok is false when the job is not open here (ended, or unknown):
+// then the store has it.
+func (d *Dispatcher) Progress(jobID string) (j store.Job, c store.Counts, offline int, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	js := d.jobs[jobID]
+	if js == nil {
+		return store.Job{}, store.Counts{}, 0, false
+	}
+	if now := time.Now(); now.Sub(js.offlineAt) >= offlineTTL {
+		n := 0
+		for _, f := range js.inFlight {
+			if f.state == store.RunPending && !d.links.Online(f.agentID) {
+				n++
+			}
+		}
+		js.offlineSent, js.offlineAt = n, now
+	}
+	return js.job, js.counts(), js.offlineSent + js.offlineUnsent(), true
 }
 
 // AgentOnline tells the dispatcher an agent connected: its runs in flight
@@ -138,10 +212,16 @@ func (d *Dispatcher) scheduler() {
 		case <-d.stop:
 			return
 		case id := <-d.online:
-			d.resend(ctx, id)
+			d.agentOnline(ctx, id)
 			continue
 		case <-t.C:
 			scan = false // the tick only expires and ends jobs: no walk over pending runs
+			d.mu.Lock()
+			reload := d.reload
+			d.mu.Unlock()
+			if reload {
+				d.load(ctx)
+			}
 		case <-d.wake:
 			scan = true
 			// Coalesce: results arrive in batches every few milliseconds
@@ -155,30 +235,99 @@ func (d *Dispatcher) scheduler() {
 			}
 		}
 		lastWalk = time.Now()
-		if err := d.schedule(ctx, scan); err != nil && !errors.Is(err, context.Canceled) {
-			d.log.Error().Err(err).Msg("job scheduler")
-		}
+		d.schedule(ctx, scan)
 	}
 }
 
-// resend sends an agent's in-flight runs again.
-func (d *Dispatcher) resend(ctx context.Context, agentID string) {
-	runs, err := d.store.InFlightRuns(ctx, agentID)
+// load starts tracking the open jobs the store has and the dispatcher
+// does not (all of them when the relay starts).
+func (d *Dispatcher) load(ctx context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	jobs, err := d.store.OpenJobs(ctx)
 	if err != nil {
-		d.log.Error().Err(err).Str("agent_id", agentID).Msg("resend runs")
+		d.reload = true
+		d.log.Error().Err(err).Msg("load open jobs")
 		return
 	}
-	jobs := map[string]store.Job{}
-	for _, r := range runs {
-		j, ok := jobs[r.JobID]
-		if !ok {
-			if j, err = d.store.GetJob(ctx, r.JobID); err != nil {
-				d.log.Error().Err(err).Msg("resend runs")
-				continue
-			}
-			jobs[r.JobID] = j
+	d.reload = false
+	for _, j := range jobs {
+		if d.jobs[j.ID] != nil {
+			continue
 		}
-		if err := d.links.Send(agentID, wire.MsgRun, runRequest(j, r)); err != nil {
+		t, err := d.store.JobTally(ctx, j.ID, j.Canary)
+		if err != nil {
+			d.reload = true
+			d.log.Error().Err(err).Str("job_id", j.ID).Msg("load open job")
+			continue
+		}
+		d.track(j, t)
+	}
+	if len(d.jobs) > 0 {
+		d.Wake()
+	}
+}
+
+// forgetAll drops every job from memory when memory may no longer match
+// the store (a store error between a write and the matching change in
+// memory); the next tick loads them again. Called with mu held.
+func (d *Dispatcher) forgetAll(err error) {
+	d.log.Error().Err(err).Msg("job state in memory dropped; reloading it from the store")
+	clear(d.jobs)
+	clear(d.runs)
+	d.reload = true
+}
+
+// agentOnline sends an agent's runs in flight again and makes its runs
+// never sent candidates for the next walk.
+func (d *Dispatcher) agentOnline(ctx context.Context, agentID string) {
+	d.mu.Lock()
+	busy := false
+	for _, js := range d.jobs {
+		if js.undispatched > 0 || len(js.inFlight) > 0 {
+			busy = true
+			break
+		}
+	}
+	d.mu.Unlock()
+	if !busy {
+		return // no open job has runs to send: no query per reconnecting agent
+	}
+	runs, err := d.store.AgentOpenRuns(ctx, agentID)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			d.log.Error().Err(err).Str("agent_id", agentID).Msg("runs of an agent that came online")
+		}
+		return
+	}
+	type send struct {
+		job store.Job
+		run store.Run
+	}
+	var resend []send
+	candidates := false
+	d.mu.Lock()
+	for _, r := range runs {
+		js := d.jobs[r.JobID]
+		switch {
+		case js == nil:
+		case js.inFlight[r.ID] != nil:
+			resend = append(resend, send{js.job, r})
+		case r.State == store.RunPending && r.DispatchedAt.IsZero():
+			if js.job.State == store.JobRunning {
+				js.candidates[r.ID] = r
+				candidates = true
+			}
+		default:
+			// Final since it was read (memory is newer than the query).
+		}
+	}
+	d.mu.Unlock()
+	if candidates {
+		d.Wake() // AgentOnline's wake may have been taken before this ran
+	}
+	for _, s := range resend {
+		if err := d.links.Send(agentID, wire.MsgRun, runRequest(s.job, s.run)); err != nil {
 			return // gone again; it will be back
 		}
 	}
@@ -201,17 +350,20 @@ func runRequest(j store.Job, r store.Run) wire.RunRequest {
 	return req
 }
 
-// schedule walks every open job once; with scan it also looks for runs to
-// send (woken by a new job, an agent coming online, or stored results).
-func (d *Dispatcher) schedule(ctx context.Context, scan bool) error {
-	jobs, err := d.store.OpenJobs(ctx)
-	if err != nil {
-		return err
+// schedule walks every open job once, oldest first; with scan it also
+// sends the runs that may start (woken by a new job, an agent coming
+// online, or stored results).
+func (d *Dispatcher) schedule(ctx context.Context, scan bool) {
+	d.mu.Lock()
+	jobs := make([]*jobState, 0, len(d.jobs))
+	for _, js := range d.jobs {
+		jobs = append(jobs, js)
 	}
-	for _, j := range jobs {
-		if err := d.step(ctx, j, scan); err != nil {
-			d.log.Error().Err(err).Str("job_id", j.ID).Msg("schedule job")
+	d.mu.Unlock()
+	slices.SortFunc(jobs, func(a, b *jobState) int { return strings.Compare(a.id, b.id) })
+	for _, js := range jobs {
+		if err := d.step(ctx, js, scan); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Error().Err(err).Str("job_id", js.id).Msg("schedule job")
 		}
 	}
-	return nil
 }

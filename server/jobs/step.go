@@ -1,8 +1,10 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -11,145 +13,273 @@ import (
 )
 
 // step applies a job's rules once: expiry, end, failure threshold, canary
-// wave and concurrency, then sends the runs that may start.
-func (d *Dispatcher) step(ctx context.Context, j store.Job, scan bool) error {
+// wave and concurrency, then sends the runs that may start. It reads the
+// job's state from memory; the store is read only for runs to send.
+func (d *Dispatcher) step(ctx context.Context, js *jobState, scan bool) error {
 	now := d.now().UTC()
-	if !j.ExpiresAt.IsZero() && now.After(j.ExpiresAt) {
-		if _, err := d.store.FinishRuns(ctx, j.ID, store.RunPending, store.RunExpired,
-			"the agent was offline until the job expired", true, now); err != nil {
+	d.mu.Lock()
+	if d.jobs[js.id] != js {
+		d.mu.Unlock()
+		return nil // ended, or dropped for a reload
+	}
+	j := &js.job
+	if !js.expired && !j.ExpiresAt.IsZero() && now.After(j.ExpiresAt) {
+		n, err := d.store.FinishUndispatched(ctx, js.id, store.RunExpired, "the agent was offline until the job expired", now)
+		if err != nil {
+			d.mu.Unlock()
 			return err
 		}
-		if err := d.expireOffline(ctx, j, now); err != nil {
+		js.finishedUnsent(n, store.RunExpired)
+		js.expired = true
+	}
+	if js.expired {
+		if err := d.expireOffline(ctx, js, now); err != nil {
+			d.mu.Unlock()
 			return err
 		}
 	}
-	c, err := d.store.RunCounts(ctx, j.ID, 0)
-	if err != nil {
-		return err
+	if j.State != store.JobRunning && js.undispatched > 0 {
+		// Halted or cancelled, but the runs never sent were not ended
+		// (a store error): end them now.
+		to, reason := store.RunCancelled, "cancelled before it started"
+		if j.State == store.JobHalted {
+			to, reason = store.RunHalted, "not started: the job halted"
+		}
+		n, err := d.store.FinishUndispatched(ctx, js.id, to, reason, now)
+		if err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		js.finishedUnsent(n, to)
 	}
-	if c.InFlight == 0 && c.Undispatched == 0 {
-		return d.end(ctx, j, c, now)
+	if js.undispatched == 0 && len(js.inFlight) == 0 {
+		return d.end(ctx, js, now) // unlocks
 	}
 	if j.State != store.JobRunning || !scan {
+		d.mu.Unlock()
 		return nil // halted or cancelled (waiting for runs in flight), or only a tick
 	}
-	if failed := c.ByState[store.RunFailed]; j.Halted(failed, c.Final) {
-		return d.halt(ctx, j, failed, now)
+	if failed := js.byState[store.RunFailed]; j.Halted(failed, js.final) {
+		return d.halt(ctx, js, failed, now) // unlocks
 	}
-	before := 0
-	if j.Canary > 0 {
-		cc, err := d.store.RunCounts(ctx, j.ID, j.Canary)
-		if err != nil {
-			return err
-		}
-		if cc.Final < min(j.Canary, j.Total) {
-			before = j.Canary // the canary wave runs alone
-		}
-	}
-	slots := j.Concurrency - c.InFlight
-	if j.Concurrency <= 0 {
-		slots = c.Undispatched
-	}
-	return d.dispatch(ctx, j, before, slots, now)
+	before := js.canaryBound()
+	d.mu.Unlock()
+	return d.dispatch(ctx, js, before)
 }
 
-// dispatch sends up to slots undispatched runs whose agents are online.
-func (d *Dispatcher) dispatch(ctx context.Context, j store.Job, before, slots int, now time.Time) error {
-	after := -1
-	for slots > 0 {
-		runs, err := d.store.UndispatchedRuns(ctx, j.ID, after, before, pageSize)
-		if err != nil {
-			return err
-		}
-		if len(runs) == 0 {
-			return nil
-		}
-		var sent []string
-		for _, r := range runs {
-			after = r.Seq
-			if slots == 0 {
+// dispatch sends runs never sent whose agents are online, as many as the
+// job's concurrency allows: first the candidates (their agent came back),
+// then the runs after the cursor, a page at a time, in seq order. Each
+// page is claimed in the store (marked sent) before it is sent.
+func (d *Dispatcher) dispatch(ctx context.Context, js *jobState, before int) error {
+	now := d.now().UTC()
+	d.mu.Lock()
+	if d.jobs[js.id] != js {
+		d.mu.Unlock()
+		return nil
+	}
+	job, slots := js.job, js.slots()
+	var picked []store.Run
+	if slots > 0 && len(js.candidates) > 0 {
+		cands := slices.SortedFunc(func(yield func(store.Run) bool) {
+			for _, r := range js.candidates {
+				if !yield(r) {
+					return
+				}
+			}
+		}, func(a, b store.Run) int { return cmp.Compare(a.Seq, b.Seq) })
+		for _, r := range cands {
+			if len(picked) == slots || before > 0 && r.Seq >= before {
 				break
 			}
 			if !d.links.Online(r.AgentID) {
+				delete(js.candidates, r.ID) // gone again; back as a candidate when it returns
 				continue
 			}
-			if err := d.links.Send(r.AgentID, wire.MsgRun, runRequest(j, r)); err != nil {
-				continue
-			}
-			sent = append(sent, r.ID)
-			slots--
+			picked = append(picked, r)
 		}
-		if err := d.store.MarkDispatched(ctx, sent, now); err != nil {
+	}
+	sent, err := d.claim(ctx, js, picked, now, false, 0)
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	d.send(job, sent)
+
+	for {
+		d.mu.Lock()
+		live := d.jobs[js.id] == js && js.job.State == store.JobRunning
+		job, slots, cursor := js.job, js.slots(), js.cursor
+		d.mu.Unlock()
+		if !live || slots <= 0 || cursor >= job.Total-1 || before > 0 && cursor >= before-1 {
+			return nil // nothing may start, or every run (of the wave) was looked at: no query
+		}
+		page, err := d.store.UndispatchedRuns(ctx, js.id, cursor, before, pageSize)
+		if err != nil {
 			return err
 		}
-		if len(runs) < pageSize {
+		if len(page) == 0 {
 			return nil
+		}
+		picked := make([]store.Run, 0, min(slots, len(page)))
+		last, offline := cursor, 0
+		for _, r := range page {
+			if len(picked) == slots {
+				break
+			}
+			last = r.Seq
+			if d.links.Online(r.AgentID) {
+				picked = append(picked, r)
+			} else {
+				offline++
+			}
+		}
+		d.mu.Lock()
+		if d.jobs[js.id] != js {
+			d.mu.Unlock()
+			return nil
+		}
+		// With every agent of the page online, the runs picked are all
+		// those from the cursor to the last: claim them as a range.
+		sent, err := d.claim(ctx, js, picked, now, offline == 0, cursor)
+		if err == nil {
+			js.cursor = last
+			js.behind += offline
+		}
+		d.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		d.send(job, sent)
+		if len(page) < pageSize && last == page[len(page)-1].Seq {
+			return nil // looked at every run never sent
+		}
+	}
+}
+
+// claim marks runs sent in the store and moves those it could (still
+// pending and never sent) in flight in memory; it returns them. With
+// whole, runs are every run never sent from seq after on (a page of
+// UndispatchedRuns from after). Called with mu held.
+func (d *Dispatcher) claim(ctx context.Context, js *jobState, runs []store.Run, now time.Time, whole bool, after int) ([]store.Run, error) {
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	var got []string
+	var err error
+	if whole {
+		got, err = d.store.ClaimSeqRange(ctx, js.id, after, runs, now)
+	} else {
+		ids := make([]string, len(runs))
+		for i, r := range runs {
+			ids[i] = r.ID
+		}
+		got, err = d.store.ClaimRuns(ctx, ids, now)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(got) == len(runs) {
+		for _, r := range runs {
+			d.claimed(js, r)
+		}
+		return runs, nil
+	}
+	ok := make(map[string]bool, len(got))
+	for _, id := range got {
+		ok[id] = true
+	}
+	var out []store.Run
+	for _, r := range runs {
+		if ok[r.ID] {
+			d.claimed(js, r)
+			out = append(out, r)
+		} else {
+			delete(js.candidates, r.ID) // final, or sent, since it was read
+		}
+	}
+	return out, nil
+}
+
+// send sends claimed runs to their agents. A run whose agent went offline
+// in between stays in flight: it is sent when the agent reconnects.
+func (d *Dispatcher) send(j store.Job, runs []store.Run) {
+	for _, r := range runs {
+		if err := d.links.Send(r.AgentID, wire.MsgRun, runRequest(j, r)); err != nil {
+			d.log.Debug().Err(err).Str("agent_id", r.AgentID).Str("run_id", r.ID).Msg("send run")
+		}
+	}
+}
+
+// expireOffline ends runs in flight on agents that are offline when the job
+// expires: nobody can tell whether they ran, and the job must end. Called
+// with mu held.
+func (d *Dispatcher) expireOffline(ctx context.Context, js *jobState, now time.Time) error {
+	var expire []store.Result
+	for id, f := range js.inFlight {
+		if !d.links.Online(f.agentID) {
+			expire = append(expire, store.Result{AgentID: f.agentID, Run: store.Run{ID: id, State: store.RunExpired,
+				Error: "the agent went offline during the run and the job expired before it reported", EndedAt: now}})
+		}
+	}
+	if len(expire) == 0 {
+		return nil
+	}
+	_, ok, err := d.store.SaveReports(ctx, nil, expire)
+	if err != nil {
+		return err
+	}
+	for i, r := range expire {
+		if ok[i] {
+			d.finished(js, r.Run.ID, store.RunExpired, 0)
 		}
 	}
 	return nil
 }
 
-// expireOffline ends runs in flight on agents that are offline when the job
-// expires: nobody can tell whether they ran, and the job must end.
-func (d *Dispatcher) expireOffline(ctx context.Context, j store.Job, now time.Time) error {
-	after := -1
-	for {
-		runs, err := d.store.JobRuns(ctx, j.ID, after, pageSize)
-		if err != nil {
-			return err
-		}
-		var expire []store.Result
-		for _, r := range runs {
-			after = r.Seq
-			if (r.State == store.RunPending || r.State == store.RunRunning) && !d.links.Online(r.AgentID) {
-				expire = append(expire, store.Result{AgentID: r.AgentID, Run: store.Run{ID: r.ID, State: store.RunExpired,
-					Error: "the agent went offline during the run and the job expired before it reported", EndedAt: now}})
-			}
-		}
-		if len(expire) > 0 {
-			if _, err := d.store.SaveReports(ctx, nil, expire); err != nil {
-				return err
-			}
-		}
-		if len(runs) < pageSize {
-			return nil
-		}
-	}
-}
-
-func (d *Dispatcher) halt(ctx context.Context, j store.Job, failed int, now time.Time) error {
+// halt stops sending a job's runs. Called with mu held; unlocks it.
+func (d *Dispatcher) halt(ctx context.Context, js *jobState, failed int, now time.Time) error {
+	j := js.job
 	limit := strconv.Itoa(j.MaxFailures)
 	if j.MaxFailuresBP >= 0 {
 		limit = strconv.FormatFloat(float64(j.MaxFailuresBP)/100, 'f', -1, 64) + "%"
 	}
 	reason := fmt.Sprintf("not started: the job halted after %d failures (--max-failures %s)", failed, limit)
-	n, err := d.store.FinishRuns(ctx, j.ID, store.RunPending, store.RunHalted, reason, true, now)
+	n, err := d.store.FinishUndispatched(ctx, j.ID, store.RunHalted, reason, now)
+	if err == nil {
+		js.finishedUnsent(n, store.RunHalted)
+		err = d.store.SetJobState(ctx, j.ID, store.JobHalted)
+	}
 	if err != nil {
+		d.mu.Unlock()
 		return err
 	}
-	if err := d.store.SetJobState(ctx, j.ID, store.JobHalted, time.Time{}); err != nil {
-		return err
-	}
+	js.job.State = store.JobHalted
+	d.mu.Unlock()
 	d.log.Warn().Str("job_id", j.ID).Int("failed", failed).Int("halted", n).Msg("job halted")
 	d.record(ctx, "job.halted", j.ID, map[string]string{"failed": strconv.Itoa(failed), "halted": strconv.Itoa(n)})
 	d.Wake()
 	return nil
 }
 
-// end closes a job whose runs are all final and audits its outcome.
-func (d *Dispatcher) end(ctx context.Context, j store.Job, c store.Counts, now time.Time) error {
-	state := j.State
+// end closes a job whose runs are all final, stores its counts, stops
+// tracking it and audits its outcome. Called with mu held; unlocks it.
+func (d *Dispatcher) end(ctx context.Context, js *jobState, now time.Time) error {
+	state := js.job.State
 	if state == store.JobRunning {
 		state = store.JobDone
 	}
-	if err := d.store.SetJobState(ctx, j.ID, state, now); err != nil {
+	if err := d.store.EndJob(ctx, js.id, state, now, js.byState); err != nil {
+		d.mu.Unlock()
 		return err
 	}
-	detail := map[string]string{"state": state, "total": strconv.Itoa(j.Total)}
-	for s, n := range c.ByState {
+	delete(d.jobs, js.id)
+	detail := map[string]string{"state": state, "total": strconv.Itoa(js.job.Total)}
+	for s, n := range js.byState {
 		detail[s] = strconv.Itoa(n)
 	}
-	d.record(ctx, "job.finished", j.ID, detail)
+	d.mu.Unlock()
+	d.record(ctx, "job.finished", js.id, detail)
 	return nil
 }
 
@@ -164,37 +294,49 @@ func (d *Dispatcher) record(ctx context.Context, action, jobID string, detail ma
 
 // Cancel stops a job: runs never sent end cancelled at once; runs in
 // flight are told to stop and end when their agents report (or expire).
+// It returns how many runs never started.
 func (d *Dispatcher) Cancel(ctx context.Context, jobID string) (int, error) {
-	j, err := d.store.GetJob(ctx, jobID)
-	if err != nil {
-		return 0, err
+	now := d.now().UTC()
+	d.mu.Lock()
+	js := d.jobs[jobID]
+	if js == nil {
+		// Not open here: ended, unknown, or not loaded yet (a store
+		// error). In the last case cancel it in the store; loading picks
+		// that up.
+		defer d.mu.Unlock()
+		j, err := d.store.GetJob(ctx, jobID)
+		if err != nil || j.State != store.JobRunning || !j.EndedAt.IsZero() {
+			return 0, err
+		}
+		if err := d.store.SetJobState(ctx, jobID, store.JobCancelled); err != nil {
+			return 0, err
+		}
+		d.reload = true
+		return d.store.FinishUndispatched(ctx, jobID, store.RunCancelled, "cancelled before it started", now)
 	}
-	if j.State != store.JobRunning {
+	if js.job.State != store.JobRunning {
+		d.mu.Unlock()
 		return 0, nil
 	}
-	now := d.now().UTC()
-	if err := d.store.SetJobState(ctx, jobID, store.JobCancelled, time.Time{}); err != nil {
+	if err := d.store.SetJobState(ctx, jobID, store.JobCancelled); err != nil {
+		d.mu.Unlock()
 		return 0, err
 	}
-	n, err := d.store.FinishRuns(ctx, jobID, store.RunPending, store.RunCancelled, "cancelled before it started", true, now)
+	js.job.State = store.JobCancelled
+	n, err := d.store.FinishUndispatched(ctx, jobID, store.RunCancelled, "cancelled before it started", now)
 	if err != nil {
-		return 0, err
+		d.mu.Unlock()
+		return 0, err // the scheduler ends them on its next walk
 	}
-	after := -1
-	for {
-		runs, err := d.store.JobRuns(ctx, jobID, after, pageSize)
-		if err != nil {
-			return n, err
-		}
-		for _, r := range runs {
-			after = r.Seq
-			if r.State == store.RunPending || r.State == store.RunRunning {
-				_ = d.links.Send(r.AgentID, wire.MsgRunCancel, wire.RunCancel{RunID: r.ID})
-			}
-		}
-		if len(runs) < pageSize {
-			break
-		}
+	js.finishedUnsent(n, store.RunCancelled)
+	type stop struct{ agentID, runID string }
+	var stops []stop
+	for id, f := range js.inFlight {
+		stops = append(stops, stop{f.agentID, id})
+	}
+	d.mu.Unlock()
+	for _, s := range stops {
+		_ = d.links.Send(s.agentID, wire.MsgRunCancel, wire.RunCancel{RunID: s.runID})
 	}
 	d.Wake()
 	return n, nil

@@ -21,6 +21,7 @@ func (d *Dispatcher) writer() {
 			return
 		}
 		d.commit(batch)
+		clear(batch)
 		batch = batch[:0]
 	}
 	for {
@@ -52,12 +53,14 @@ func (d *Dispatcher) writer() {
 	}
 }
 
+// commit stores a batch of reports and applies what changed to the jobs in
+// memory (both under mu), then acknowledges the results.
 func (d *Dispatcher) commit(batch []report) {
 	var started []store.Started
 	var results []store.Result
 	for _, r := range batch {
-		if r.started != nil {
-			started = append(started, store.Started{RunID: r.started.RunID, AgentID: r.agentID, At: r.started.Started})
+		if m := r.started; m != nil {
+			started = append(started, store.Started{RunID: m.RunID, AgentID: r.agentID, At: m.Started})
 		}
 		if m := r.result; m != nil {
 			results = append(results, store.Result{AgentID: r.agentID, Run: store.Run{
@@ -69,18 +72,75 @@ func (d *Dispatcher) commit(batch []report) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	changed, err := d.store.SaveReports(ctx, started, results)
+	d.mu.Lock()
+	startedOK, resultOK, err := d.store.SaveReports(ctx, started, results)
 	if err != nil {
+		d.mu.Unlock()
 		// Not acknowledged: the agents keep their results and send them again.
 		d.log.Error().Err(err).Int("results", len(results)).Msg("store run results")
 		return
 	}
-	for _, r := range batch {
-		if r.result != nil {
-			_ = d.links.Send(r.agentID, wire.MsgRunAck, wire.RunAck{RunID: r.result.RunID})
-		}
+	changed := d.apply(ctx, started, startedOK, results, resultOK)
+	d.mu.Unlock()
+	for _, r := range results {
+		_ = d.links.Send(r.AgentID, wire.MsgRunAck, wire.RunAck{RunID: r.Run.ID})
 	}
-	if len(changed) > 0 {
+	if changed {
 		d.Wake()
 	}
+}
+
+// apply moves the runs that the store changed in memory. A run that
+// changed but is not in flight was never recorded as sent (an earlier relay
+// process sent it and stopped before recording that): its job and seq are
+// read from the store. Called with mu held; it reports whether anything
+// changed.
+func (d *Dispatcher) apply(ctx context.Context, started []store.Started, startedOK []bool, results []store.Result, resultOK []bool) bool {
+	var unknown []string
+	changed := false
+	for i, s := range started {
+		if startedOK[i] {
+			changed = true
+			if d.runs[s.RunID] == nil {
+				unknown = append(unknown, s.RunID)
+			}
+		}
+	}
+	for i, r := range results {
+		if resultOK[i] {
+			changed = true
+			if d.runs[r.Run.ID] == nil {
+				unknown = append(unknown, r.Run.ID)
+			}
+		}
+	}
+	var refs map[string]store.RunRef
+	if len(unknown) > 0 {
+		var err error
+		if refs, err = d.store.RunRefs(ctx, unknown); err != nil {
+			d.forgetAll(err) // memory no longer matches the store
+			return true
+		}
+	}
+	for i, s := range started {
+		if !startedOK[i] {
+			continue
+		}
+		if js := d.runs[s.RunID]; js != nil {
+			d.started(js, s.RunID, s.AgentID, 0)
+		} else if ref, ok := refs[s.RunID]; ok && d.jobs[ref.JobID] != nil {
+			d.started(d.jobs[ref.JobID], s.RunID, s.AgentID, ref.Seq)
+		}
+	}
+	for i, r := range results {
+		if !resultOK[i] {
+			continue
+		}
+		if js := d.runs[r.Run.ID]; js != nil {
+			d.finished(js, r.Run.ID, r.Run.State, 0)
+		} else if ref, ok := refs[r.Run.ID]; ok && d.jobs[ref.JobID] != nil {
+			d.finished(d.jobs[ref.JobID], r.Run.ID, r.Run.State, ref.Seq)
+		}
+	}
+	return changed
 }

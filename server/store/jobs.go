@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -68,6 +69,9 @@ type Job struct {
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
 	EndedAt        time.Time
+	// Counts are the job's final runs by state, stored when it ended; nil
+	// while it runs (and for jobs that ended before they were stored).
+	Counts map[string]int
 }
 
 // Run is one job on one agent.
@@ -125,9 +129,13 @@ func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(emit f
 			return fmt.Errorf("runs: %w", err)
 		}
 		defer ins.Close()
+		rctx := rowContext(ctx)
 		emit := func(runs []Run) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			for _, r := range runs {
-				if _, err := ins.ExecContext(ctx, r.ID, j.ID, r.Seq, r.AgentID, r.Hostname, r.State, r.PluginSHA256,
+				if _, err := ins.ExecContext(rctx, r.ID, j.ID, r.Seq, r.AgentID, r.Hostname, r.State, r.PluginSHA256,
 					r.PluginSize, r.Version, r.Error, dbTime(r.EndedAt)); err != nil {
 					return fmt.Errorf("run %s: %w", r.ID, err)
 				}
@@ -147,6 +155,14 @@ func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(emit f
 	return nil
 }
 
+// rowContext returns ctx without its cancellation, for the statements of a
+// loop over many rows: the driver watches a cancellable context with a
+// goroutine per statement, which cost more than a one-row statement
+// itself. Such loops check ctx.Err() between batches of rows instead.
+func rowContext(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
+}
+
 // insertRunSQL inserts one run. Rows go in one at a time through a
 // statement prepared once per job: SQLite resolves $N parameters by a linear
 // search, so a multi-row INSERT with thousands of them costs more to parse
@@ -156,21 +172,26 @@ const insertRunSQL = `INSERT INTO runs (id, job_id, seq, agent_id, hostname, sta
 
 const jobColumns = `id, plugin, plugin_version, script, script_sha256, script_version, script_size, params, target,
 	dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason, state, total, created_by,
-	created_at, expires_at, ended_at, max_failures_bp`
+	created_at, expires_at, ended_at, max_failures_bp, counts`
 
 func scanJob(sc scanner) (Job, error) {
 	var j Job
-	var params string
+	var params, counts string
 	var timeoutMS int64
 	var created, expires, ended sql.NullTime
 	err := sc.Scan(&j.ID, &j.Plugin, &j.PluginVersion, &j.Script, &j.ScriptSHA256, &j.ScriptVersion, &j.ScriptSize,
 		&params, &j.Target, &j.DryRun, &j.Concurrency, &j.Canary, &j.MaxFailures, &timeoutMS, &j.AllowDowngrade,
-		&j.Reason, &j.State, &j.Total, &j.CreatedBy, &created, &expires, &ended, &j.MaxFailuresBP)
+		&j.Reason, &j.State, &j.Total, &j.CreatedBy, &created, &expires, &ended, &j.MaxFailuresBP, &counts)
 	if err != nil {
 		return Job{}, err
 	}
 	if j.Params, err = decodeMap(params); err != nil {
 		return Job{}, fmt.Errorf("job %s params: %w", j.ID, err)
+	}
+	if counts != "" {
+		if err := json.Unmarshal([]byte(counts), &j.Counts); err != nil {
+			return Job{}, fmt.Errorf("job %s counts: %w", j.ID, err)
+		}
 	}
 	j.Timeout = time.Duration(timeoutMS) * time.Millisecond
 	j.CreatedAt, j.ExpiresAt, j.EndedAt = fromNull(created), fromNull(expires), fromNull(ended)
@@ -224,62 +245,161 @@ func (s *Store) OpenJobs(ctx context.Context) ([]Job, error) {
 	return jobs, nil
 }
 
-// SetJobState sets a job's state, and its end time when ended is not zero.
-func (s *Store) SetJobState(ctx context.Context, id, state string, ended time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = $1, ended_at = COALESCE(ended_at, $2) WHERE id = $3`, state, dbTime(ended), id)
+// SetJobState sets a running job's state (halted, cancelled).
+func (s *Store) SetJobState(ctx context.Context, id, state string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = $1 WHERE id = $2`, state, id)
 	if err != nil {
 		return fmt.Errorf("set job %s state: %w", id, err)
 	}
 	return nil
 }
 
-// Counts summarises a job's runs.
+// EndJob records that a job ended at t in state, with its final counts.
+func (s *Store) EndJob(ctx context.Context, id, state string, t time.Time, counts map[string]int) error {
+	b, err := json.Marshal(counts)
+	if err != nil {
+		return fmt.Errorf("end job %s: %w", id, err)
+	}
+	_, err = s.db.ExecContext(ctx, `UPDATE jobs SET state = $1, ended_at = COALESCE(ended_at, $2), counts = $3 WHERE id = $4`,
+		state, dbTime(t), string(b), id)
+	if err != nil {
+		return fmt.Errorf("end job %s: %w", id, err)
+	}
+	return nil
+}
+
+// Counts summarises a job's runs. A run is undispatched while it is
+// pending and was never sent, in flight once sent (or started) until it
+// is final.
 type Counts struct {
 	ByState      map[string]int
-	InFlight     int // dispatched, not final
+	InFlight     int // dispatched (or started), not final
 	Undispatched int // pending, never sent
 	Final        int
 }
 
-// RunCounts counts a job's runs by state. Runs with seq below beforeSeq
-// only, when beforeSeq > 0 (the canary wave). Two index-only queries: one
-// grouped by state, one for the pending runs never sent.
+// RunCounts counts a job's runs by state, those with seq below beforeSeq
+// only when beforeSeq > 0. It reads every run of the job: the dispatcher
+// keeps open jobs' counts in memory and ended jobs store theirs
+// (Job.Counts), so this serves jobs that ended before counts were stored.
 func (s *Store) RunCounts(ctx context.Context, jobID string, beforeSeq int) (Counts, error) {
 	if beforeSeq <= 0 {
 		beforeSeq = int(^uint32(0) >> 1)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM runs WHERE job_id = $1 AND seq < $2 GROUP BY state`, jobID, beforeSeq)
+	_, below, err := s.count(ctx, jobID, beforeSeq)
+	return below, err
+}
+
+// Tally is what the dispatcher keeps of an open job: its counts, how many
+// runs of its canary wave are final, and its runs in flight.
+type Tally struct {
+	Counts      Counts
+	CanaryFinal int // final runs with seq below the job's canary
+	InFlight    []Flight
+}
+
+// Flight is a run in flight.
+type Flight struct {
+	RunID, AgentID string
+	Seq            int
+	State          string // pending (sent, not started) or running
+}
+
+// JobTally reads an open job's counts and runs in flight (as many as the
+// agents it was sent to; runs never sent are only counted). It reads every
+// run of the job, which suits loading the open jobs when the relay starts;
+// NewJobTally is for a job just created.
+func (s *Store) JobTally(ctx context.Context, jobID string, canary int) (Tally, error) {
+	all, below, err := s.count(ctx, jobID, canary)
 	if err != nil {
-		return Counts{}, fmt.Errorf("count runs of %s: %w", jobID, err)
+		return Tally{}, err
+	}
+	t := Tally{Counts: all, CanaryFinal: below.Final}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, agent_id, seq, state FROM runs
+		WHERE job_id = $1 AND (state = 'running' OR (state = 'pending' AND dispatched_at IS NOT NULL))`, jobID)
+	if err != nil {
+		return Tally{}, fmt.Errorf("runs in flight of %s: %w", jobID, err)
 	}
 	defer rows.Close()
-	c := Counts{ByState: map[string]int{}}
+	for rows.Next() {
+		var f Flight
+		if err := rows.Scan(&f.RunID, &f.AgentID, &f.Seq, &f.State); err != nil {
+			return Tally{}, fmt.Errorf("runs in flight of %s: %w", jobID, err)
+		}
+		t.InFlight = append(t.InFlight, f)
+	}
+	if err := rows.Err(); err != nil {
+		return Tally{}, fmt.Errorf("runs in flight of %s: %w", jobID, err)
+	}
+	if len(t.InFlight) != all.InFlight {
+		return Tally{}, fmt.Errorf("runs in flight of %s: counted %d, read %d (written meanwhile?)", jobID, all.InFlight, len(t.InFlight))
+	}
+	return t, nil
+}
+
+// NewJobTally is JobTally for a job just created, before anything was sent:
+// its runs are pending, or failed at creation (no build for the agent).
+// It counts from the index of runs never sent, without reading the runs.
+func (s *Store) NewJobTally(ctx context.Context, j Job) (Tally, error) {
+	var pending int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE job_id = $1 AND state = 'pending' AND dispatched_at IS NULL`,
+		j.ID).Scan(&pending)
+	if err != nil {
+		return Tally{}, fmt.Errorf("count runs of %s: %w", j.ID, err)
+	}
+	failed := j.Total - pending
+	t := Tally{Counts: Counts{ByState: map[string]int{}, Undispatched: pending, Final: failed}}
+	if pending > 0 {
+		t.Counts.ByState[RunPending] = pending
+	}
+	if failed > 0 {
+		t.Counts.ByState[RunFailed] = failed
+		if j.Canary > 0 {
+			err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE job_id = $1 AND seq < $2 AND state = 'failed'`,
+				j.ID, j.Canary).Scan(&t.CanaryFinal)
+			if err != nil {
+				return Tally{}, fmt.Errorf("count runs of %s: %w", j.ID, err)
+			}
+		}
+	}
+	return t, nil
+}
+
+// count counts a job's runs: all of them, and those with seq below split.
+func (s *Store) count(ctx context.Context, jobID string, split int) (all, below Counts, err error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, CASE WHEN dispatched_at IS NULL THEN 1 ELSE 0 END,
+		CASE WHEN seq < $1 THEN 1 ELSE 0 END, COUNT(*) FROM runs WHERE job_id = $2 GROUP BY 1, 2, 3`, split, jobID)
+	if err != nil {
+		return all, below, fmt.Errorf("count runs of %s: %w", jobID, err)
+	}
+	defer rows.Close()
+	all.ByState, below.ByState = map[string]int{}, map[string]int{}
 	for rows.Next() {
 		var state string
-		var n int
-		if err := rows.Scan(&state, &n); err != nil {
-			return Counts{}, fmt.Errorf("count runs of %s: %w", jobID, err)
+		var undispatched, isBelow, n int
+		if err := rows.Scan(&state, &undispatched, &isBelow, &n); err != nil {
+			return all, below, fmt.Errorf("count runs of %s: %w", jobID, err)
 		}
-		c.ByState[state] = n
-		switch state {
-		case RunPending, RunRunning:
-			c.InFlight += n
-		default:
-			c.Final += n
+		add := func(c *Counts) {
+			c.ByState[state] += n
+			switch {
+			case state != RunPending && state != RunRunning:
+				c.Final += n
+			case state == RunPending && undispatched == 1:
+				c.Undispatched += n
+			default:
+				c.InFlight += n
+			}
+		}
+		add(&all)
+		if isBelow == 1 {
+			add(&below)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return Counts{}, fmt.Errorf("count runs of %s: %w", jobID, err)
+		return all, below, fmt.Errorf("count runs of %s: %w", jobID, err)
 	}
-	if c.ByState[RunPending] > 0 {
-		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE job_id = $1 AND state = 'pending'
-			AND dispatched_at IS NULL AND seq < $2`, jobID, beforeSeq).Scan(&c.Undispatched)
-		if err != nil {
-			return Counts{}, fmt.Errorf("count runs of %s: %w", jobID, err)
-		}
-		c.InFlight -= c.Undispatched
-	}
-	return c, nil
+	return all, below, nil
 }
 
 const runColumns = `id, job_id, seq, agent_id, hostname, state, plugin_sha256, plugin_size, version, needed, changed,
@@ -298,7 +418,30 @@ func scanRun(sc scanner) (Run, error) {
 	return r, nil
 }
 
-func (s *Store) queryRuns(ctx context.Context, q string, args ...any) ([]Run, error) {
+// sendColumns are what sending a run needs (scanSendRun).
+const sendColumns = `id, job_id, seq, agent_id, state, plugin_sha256, plugin_size, version, dispatched_at`
+
+func scanSendRun(sc scanner) (Run, error) {
+	var r Run
+	var disp sql.NullTime
+	if err := sc.Scan(&r.ID, &r.JobID, &r.Seq, &r.AgentID, &r.State, &r.PluginSHA256, &r.PluginSize, &r.Version, &disp); err != nil {
+		return Run{}, err
+	}
+	r.DispatchedAt = fromNull(disp)
+	return r, nil
+}
+
+// unsentColumns are sendColumns less what a run never sent of a known job
+// has anyway (scanUnsentRun).
+const unsentColumns = `id, seq, agent_id, plugin_sha256, plugin_size, version`
+
+func scanUnsentRun(sc scanner) (Run, error) {
+	r := Run{State: RunPending}
+	err := sc.Scan(&r.ID, &r.Seq, &r.AgentID, &r.PluginSHA256, &r.PluginSize, &r.Version)
+	return r, err
+}
+
+func (s *Store) queryRuns(ctx context.Context, scan func(scanner) (Run, error), q string, args ...any) ([]Run, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -306,7 +449,7 @@ func (s *Store) queryRuns(ctx context.Context, q string, args ...any) ([]Run, er
 	defer rows.Close()
 	var out []Run
 	for rows.Next() {
-		r, err := scanRun(rows)
+		r, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -317,7 +460,7 @@ func (s *Store) queryRuns(ctx context.Context, q string, args ...any) ([]Run, er
 
 // JobRuns returns a page of a job's runs in seq order after afterSeq.
 func (s *Store) JobRuns(ctx context.Context, jobID string, afterSeq, limit int) ([]Run, error) {
-	runs, err := s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+	runs, err := s.queryRuns(ctx, scanRun, `SELECT `+runColumns+` FROM runs WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 		jobID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("runs of job %s: %w", jobID, err)
@@ -326,67 +469,168 @@ func (s *Store) JobRuns(ctx context.Context, jobID string, afterSeq, limit int) 
 }
 
 // UndispatchedRuns returns pending runs never sent, in seq order, with
-// afterSeq < seq < beforeSeq (beforeSeq 0: no upper bound).
+// afterSeq < seq < beforeSeq (beforeSeq 0: no upper bound), with the
+// columns sending them needs (no results). The query's conditions are
+// those of the partial index runs_undispatched, word for word, so that
+// SQLite uses it.
 func (s *Store) UndispatchedRuns(ctx context.Context, jobID string, afterSeq, beforeSeq, limit int) ([]Run, error) {
 	if beforeSeq <= 0 {
 		beforeSeq = int(^uint32(0) >> 1)
 	}
-	runs, err := s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs
+	runs, err := s.queryRuns(ctx, scanUnsentRun, `SELECT `+unsentColumns+` FROM runs
 		WHERE job_id = $1 AND state = 'pending' AND dispatched_at IS NULL AND seq > $2 AND seq < $3
 		ORDER BY seq LIMIT $4`, jobID, afterSeq, beforeSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("undispatched runs of job %s: %w", jobID, err)
 	}
+	for i := range runs {
+		runs[i].JobID = jobID
+	}
 	return runs, nil
 }
 
-// InFlightRuns returns an agent's runs that were sent but are not final.
-func (s *Store) InFlightRuns(ctx context.Context, agentID string) ([]Run, error) {
-	runs, err := s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs
-		WHERE agent_id = $1 AND state IN ('pending', 'running') AND dispatched_at IS NOT NULL ORDER BY id`, agentID)
+// AgentOpenRuns returns an agent's runs that are not final, sent or not,
+// with the columns sending them needs (no results).
+func (s *Store) AgentOpenRuns(ctx context.Context, agentID string) ([]Run, error) {
+	runs, err := s.queryRuns(ctx, scanSendRun, `SELECT `+sendColumns+` FROM runs
+		WHERE agent_id = $1 AND state IN ('pending', 'running')`, agentID)
 	if err != nil {
-		return nil, fmt.Errorf("in-flight runs of agent %s: %w", agentID, err)
+		return nil, fmt.Errorf("open runs of agent %s: %w", agentID, err)
 	}
 	return runs, nil
 }
 
-// markChunk is how many run IDs one dispatch UPDATE names.
-const markChunk = 100
+// claimChunk is how many run IDs one dispatch UPDATE names.
+const claimChunk = 100
 
-// MarkDispatched records that runs were sent at t, markChunk IDs per
-// statement (one prepared statement; a short chunk repeats its last ID).
-func (s *Store) MarkDispatched(ctx context.Context, ids []string, t time.Time) error {
+// ClaimRuns records that runs are sent at t, for those of ids that are
+// still pending and were never sent, and returns those (in the order of
+// ids). A run is claimed before it is sent: a relay that stops in between
+// sends it again when its agent reconnects. One prepared statement names
+// claimChunk IDs (a short chunk repeats its last ID).
+func (s *Store) ClaimRuns(ctx context.Context, ids []string, t time.Time) ([]string, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	var q strings.Builder
-	q.WriteString(`UPDATE runs SET dispatched_at = $1 WHERE dispatched_at IS NULL AND id IN (`)
-	for i := 0; i < markChunk; i++ {
+	var in strings.Builder
+	for i := 0; i < claimChunk; i++ {
 		if i > 0 {
-			q.WriteString(", ")
+			in.WriteString(", ")
 		}
-		fmt.Fprintf(&q, "$%d", i+2)
+		fmt.Fprintf(&in, "$%d", i+2)
 	}
-	q.WriteString(")")
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		upd, err := tx.PrepareContext(ctx, q.String())
+	at := t.UTC().Truncate(time.Microsecond) // as dbTime stores it
+	var claimed []string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		claimed = claimed[:0]
+		upd, err := tx.PrepareContext(ctx, `UPDATE runs SET dispatched_at = $1
+			WHERE state = 'pending' AND dispatched_at IS NULL AND id IN (`+in.String()+`)`)
 		if err != nil {
-			return fmt.Errorf("mark runs dispatched: %w", err)
+			return err
 		}
 		defer upd.Close()
-		args := make([]any, markChunk+1)
-		args[0] = dbTime(t)
-		for start := 0; start < len(ids); start += markChunk {
-			chunk := ids[start:min(start+markChunk, len(ids))]
-			for i := 0; i < markChunk; i++ {
+		args := make([]any, claimChunk+1)
+		args[0] = at
+		for start := 0; start < len(ids); start += claimChunk {
+			chunk := ids[start:min(start+claimChunk, len(ids))]
+			for i := 0; i < claimChunk; i++ {
 				args[i+1] = chunk[min(i, len(chunk)-1)]
 			}
-			if _, err := upd.ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("mark runs dispatched: %w", err)
+			res, err := upd.ExecContext(ctx, args...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			if int(n) == len(chunk) {
+				claimed = append(claimed, chunk...)
+				continue
+			}
+			// Some were final or sent already (rare): see which this
+			// statement marked.
+			mine, err := markedAt(ctx, tx, chunk, at)
+			if err != nil {
+				return err
+			}
+			for _, id := range chunk {
+				if mine[id] {
+					claimed = append(claimed, id)
+				}
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("claim runs: %w", err)
+	}
+	return claimed, nil
+}
+
+// ClaimSeqRange is ClaimRuns for a whole page of UndispatchedRuns: runs
+// are the page's runs with afterSeq < seq <= their last seq, all of the
+// job's runs never sent in that range. One statement claims them through
+// the index of runs never sent, without looking up each ID.
+func (s *Store) ClaimSeqRange(ctx context.Context, jobID string, afterSeq int, runs []Run, t time.Time) ([]string, error) {
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	at := t.UTC().Truncate(time.Microsecond)
+	var claimed []string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		claimed = claimed[:0]
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET dispatched_at = $1
+			WHERE job_id = $2 AND state = 'pending' AND dispatched_at IS NULL AND seq > $3 AND seq <= $4`,
+			at, jobID, afterSeq, runs[len(runs)-1].Seq)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(runs))
+		for i, r := range runs {
+			ids[i] = r.ID
+		}
+		if int(n) == len(runs) {
+			claimed = ids
+			return nil
+		}
+		mine, err := markedAt(ctx, tx, ids, at)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if mine[id] {
+				claimed = append(claimed, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim runs: %w", err)
+	}
+	return claimed, nil
+}
+
+// markedAt returns which of ids were marked dispatched at t.
+func markedAt(ctx context.Context, tx *sql.Tx, ids []string, t time.Time) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, id := range ids {
+		var disp sql.NullTime
+		if err := tx.QueryRowContext(ctx, `SELECT dispatched_at FROM runs WHERE id = $1`, id).Scan(&disp); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			return nil, err
+		}
+		if disp.Valid && disp.Time.Equal(t) {
+			out[id] = true
+		}
+	}
+	return out, nil
 }
 
 // Started is an agent's report that a run began.
@@ -404,84 +648,103 @@ type Result struct {
 // SaveReports applies start reports and results in one transaction. A
 // report only moves a run forward and only for the agent it belongs to: a
 // result for a final run, or from another agent, changes nothing. It
-// returns the IDs of the jobs whose runs changed.
-func (s *Store) SaveReports(ctx context.Context, started []Started, results []Result) (map[string]bool, error) {
-	jobs := map[string]bool{}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		start, err := tx.PrepareContext(ctx, `UPDATE runs SET state = 'running', started_at = $1
-				WHERE id = $2 AND agent_id = $3 AND state = 'pending' RETURNING job_id`)
-		if err != nil {
-			return err
+// returns, for each start report and each result, whether it changed its
+// run. (One plain UPDATE per report: with RETURNING each cost three times
+// as much, and multi-row UPDATEs were slower still in SQLite.)
+func (s *Store) SaveReports(ctx context.Context, started []Started, results []Result) (startedOK, resultOK []bool, err error) {
+	startedOK, resultOK = make([]bool, len(started)), make([]bool, len(results))
+	rctx := rowContext(ctx)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if len(started) > 0 {
+			start, err := tx.PrepareContext(ctx, `UPDATE runs SET state = 'running', started_at = $1
+				WHERE id = $2 AND agent_id = $3 AND state = 'pending'`)
+			if err != nil {
+				return err
+			}
+			defer start.Close()
+			for i, st := range started {
+				if i%256 == 0 && ctx.Err() != nil {
+					return ctx.Err()
+				}
+				res, err := start.ExecContext(rctx, dbTime(st.At), st.RunID, st.AgentID)
+				if err != nil {
+					return fmt.Errorf("run %s started: %w", st.RunID, err)
+				}
+				n, err := res.RowsAffected()
+				if err != nil {
+					return fmt.Errorf("run %s started: %w", st.RunID, err)
+				}
+				startedOK[i] = n > 0
+			}
 		}
-		defer start.Close()
-		finish, err := tx.PrepareContext(ctx, `UPDATE runs SET state = $1, needed = $2, changed = $3, reboot_required = $4,
+		if len(results) > 0 {
+			finish, err := tx.PrepareContext(ctx, `UPDATE runs SET state = $1, needed = $2, changed = $3, reboot_required = $4,
 				summary = $5, error = $6, details = $7, output = $8, signer = $9, version = $10,
 				started_at = COALESCE(started_at, $11), ended_at = $12
-				WHERE id = $13 AND agent_id = $14 AND state IN ('pending', 'running') RETURNING job_id`)
-		if err != nil {
-			return err
-		}
-		defer finish.Close()
-		for _, st := range started {
-			var job string
-			err := start.QueryRowContext(ctx, dbTime(st.At), st.RunID, st.AgentID).Scan(&job)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("run %s started: %w", st.RunID, err)
+				WHERE id = $13 AND agent_id = $14 AND state IN ('pending', 'running')`)
+			if err != nil {
+				return err
 			}
-			if job != "" {
-				jobs[job] = true
-			}
-		}
-		for _, res := range results {
-			r := res.Run
-			var job string
-			err := finish.QueryRowContext(ctx, r.State, r.Needed, r.Changed, r.RebootRequired, r.Summary, r.Error, r.Details, r.Output, r.Signer,
-				r.Version, dbTime(r.StartedAt), dbTime(r.EndedAt), r.ID, res.AgentID).Scan(&job)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("run %s result: %w", r.ID, err)
-			}
-			if job != "" {
-				jobs[job] = true
+			defer finish.Close()
+			for i, res := range results {
+				if i%256 == 0 && ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r := res.Run
+				out, err := finish.ExecContext(rctx, r.State, r.Needed, r.Changed, r.RebootRequired, r.Summary, r.Error, r.Details,
+					r.Output, r.Signer, r.Version, dbTime(r.StartedAt), dbTime(r.EndedAt), r.ID, res.AgentID)
+				if err != nil {
+					return fmt.Errorf("run %s result: %w", r.ID, err)
+				}
+				n, err := out.RowsAffected()
+				if err != nil {
+					return fmt.Errorf("run %s result: %w", r.ID, err)
+				}
+				resultOK[i] = n > 0
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("save run reports: %w", err)
+		return nil, nil, fmt.Errorf("save run reports: %w", err)
 	}
-	return jobs, nil
+	return startedOK, resultOK, nil
 }
 
-// FinishRuns moves a job's runs in state from (and, if undispatchedOnly,
-// never sent) to the final state to, with reason as their error. It
-// returns how many changed.
-func (s *Store) FinishRuns(ctx context.Context, jobID, from, to, reason string, undispatchedOnly bool, t time.Time) (int, error) {
-	q := `UPDATE runs SET state = $1, error = $2, ended_at = $3 WHERE job_id = $4 AND state = $5`
-	if undispatchedOnly {
-		q += ` AND dispatched_at IS NULL`
+// RunRef is where a run belongs.
+type RunRef struct {
+	JobID string
+	Seq   int
+}
+
+// RunRefs returns the job and seq of each of ids that exists.
+func (s *Store) RunRefs(ctx context.Context, ids []string) (map[string]RunRef, error) {
+	out := make(map[string]RunRef, len(ids))
+	for _, id := range ids {
+		var r RunRef
+		err := s.db.QueryRowContext(ctx, `SELECT job_id, seq FROM runs WHERE id = $1`, id).Scan(&r.JobID, &r.Seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", id, err)
+		}
+		out[id] = r
 	}
-	res, err := s.db.ExecContext(ctx, q, to, reason, dbTime(t), jobID, from)
+	return out, nil
+}
+
+// FinishUndispatched moves a job's runs never sent to the final state to,
+// with reason as their error, and returns how many changed.
+func (s *Store) FinishUndispatched(ctx context.Context, jobID, to, reason string, t time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET state = $1, error = $2, ended_at = $3
+		WHERE job_id = $4 AND state = 'pending' AND dispatched_at IS NULL`, to, reason, dbTime(t), jobID)
 	if err != nil {
 		return 0, fmt.Errorf("finish runs of %s: %w", jobID, err)
 	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
-}
-
-// EachPendingAgent calls fn with the agent ID of every pending run of a
-// job, streaming (nothing is collected in memory).
-func (s *Store) EachPendingAgent(ctx context.Context, jobID string, fn func(agentID string)) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT agent_id FROM runs WHERE job_id = $1 AND state = 'pending'`, jobID)
+	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("pending agents of %s: %w", jobID, err)
+		return 0, fmt.Errorf("finish runs of %s: %w", jobID, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("pending agents of %s: %w", jobID, err)
-		}
-		fn(id)
-	}
-	return rows.Err()
+	return int(n), nil
 }
