@@ -358,26 +358,31 @@ func (b *bench) startRelay(ctx context.Context) error {
 	if err := b.startRelayNoWait(); err != nil {
 		return err
 	}
-	c := b.relay
 	logPath := filepath.Join(b.logDir, fmt.Sprintf("relay-%d.log", b.relayStarts))
+	return waitRelay(ctx, b.relay, b.dataDir, b.server, logPath, &b.fp, &b.health)
+}
+
+// waitRelay waits up to 30 s for the relay c (data in dataDir) to write its
+// CA and answer /healthz; it fills *fp and *health the first time.
+func waitRelay(ctx context.Context, c *child, dataDir, server, logPath string, fp *string, hc **health) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if !c.alive() {
 			return fmt.Errorf("relay exited at start (%v); see %s", c.err, logPath)
 		}
-		if b.health == nil {
-			if pemBytes, err := os.ReadFile(filepath.Join(b.dataDir, certs.CACertFile)); err == nil {
+		if *hc == nil {
+			if pemBytes, err := os.ReadFile(filepath.Join(dataDir, certs.CACertFile)); err == nil {
 				if ca, err := certs.ParseCertPEM(pemBytes); err == nil {
-					b.fp = certs.Fingerprint(ca)
-					if b.health, err = newHealth(b.server, b.fp); err != nil {
+					*fp = certs.Fingerprint(ca)
+					if *hc, err = newHealth(server, *fp); err != nil {
 						return err
 					}
 				}
 			}
 		}
-		if b.health != nil {
+		if *hc != nil {
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := b.health.online(pctx)
+			_, err := (*hc).online(pctx)
 			cancel()
 			if err == nil {
 				return nil

@@ -293,18 +293,7 @@ func writeReport(path string, r *results) error {
 		p("\n## Go micro-benchmarks\n\n`%s`\n\n```\n%s```\n", goBenchCmd(goBenchPkgs), benchLines(r.goBenchRaw))
 	}
 
-	var issues []string
-	issues = append(issues, r.notes...)
-	for _, l := range r.logs {
-		if l.errors > 0 || l.warn > 0 {
-			s := fmt.Sprintf("`%s`: %d warning and %d error lines", l.name, l.warn, l.errors)
-			if l.sample != "" {
-				s += "; first error: `" + strings.ReplaceAll(l.sample, "`", "'") + "`"
-			}
-			issues = append(issues, s+".")
-		}
-	}
-	if len(issues) > 0 {
+	if issues := problems(r.notes, r.logs); len(issues) > 0 {
 		p("\n## Problems seen during the run\n\n")
 		for _, s := range issues {
 			p("- %s\n", s)
@@ -454,4 +443,20 @@ func sysctl(name string) string {
 		return "?"
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// problems lists the notes and, for each log with warnings or errors, a
+// line with the counts and the first error.
+func problems(notes []string, logs []logSummary) []string {
+	issues := append([]string(nil), notes...)
+	for _, l := range logs {
+		if l.errors > 0 || l.warn > 0 {
+			s := fmt.Sprintf("`%s`: %d warning and %d error lines", l.name, l.warn, l.errors)
+			if l.sample != "" {
+				s += "; first error: `" + strings.ReplaceAll(l.sample, "`", "'") + "`"
+			}
+			issues = append(issues, s+".")
+		}
+	}
+	return issues
 }

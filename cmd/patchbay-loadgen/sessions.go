@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/agent/identity"
-	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/backoff"
@@ -223,34 +222,7 @@ func (s *sessionBench) startRelay(ctx context.Context) error {
 		return err
 	}
 	s.relay = c
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if !c.alive() {
-			return fmt.Errorf("relay exited at start (%v); see %s", c.err, logPath)
-		}
-		if s.health == nil {
-			if pemBytes, err := os.ReadFile(filepath.Join(dataDir, certs.CACertFile)); err == nil {
-				if ca, err := certs.ParseCertPEM(pemBytes); err == nil {
-					s.fp = certs.Fingerprint(ca)
-					if s.health, err = newHealth(s.server, s.fp); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		if s.health != nil {
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := s.health.online(pctx)
-			cancel()
-			if err == nil {
-				return nil
-			}
-		}
-		if !backoff.Sleep(ctx, 50*time.Millisecond) {
-			return ctx.Err()
-		}
-	}
-	return fmt.Errorf("relay not answering /healthz within 30 s; see %s", logPath)
+	return waitRelay(ctx, c, dataDir, s.server, logPath, &s.fp, &s.health)
 }
 
 // adminToken prints a fresh admin token with patchbay-server admin-token.

@@ -310,18 +310,7 @@ func renderSessions(r *sessionResults) string {
 		"streams on its agent's link (the SSH bytes, and the recording the agent streams back) and internal/mux allows 256 "+
 		"streams per link (DefaultMaxStreams).\n", o.sessionAgents, most, most)
 
-	var issues []string
-	issues = append(issues, r.notes...)
-	for _, l := range r.logs {
-		if l.errors > 0 || l.warn > 0 {
-			s := fmt.Sprintf("`%s`: %d warning and %d error lines", l.name, l.warn, l.errors)
-			if l.sample != "" {
-				s += "; first error: `" + strings.ReplaceAll(l.sample, "`", "'") + "`"
-			}
-			issues = append(issues, s+".")
-		}
-	}
-	if len(issues) > 0 {
+	if issues := problems(r.notes, r.logs); len(issues) > 0 {
 		p("\n### Problems seen during the sessions run\n\n")
 		for _, s := range issues {
 			p("- %s\n", s)
