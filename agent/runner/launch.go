@@ -43,6 +43,12 @@ func (r *Runner) launch(ctx context.Context, v verified, log zerolog.Logger) (*p
 	cmd.Env = r.cfg.Env
 	cmd.Dir = r.cfg.Dir
 	setProcessGroup(cmd)
+	mtls, err := sdk.NewHostTLS()
+	if err != nil {
+		return nil, fmt.Errorf("start plugin %s: %w", v.ref.Name, err)
+	}
+	defer mtls.Close() // the plugin has its copy once started
+	mtls.Attach(cmd)
 	p := &proc{cmd: cmd, stderr: &ring{max: 4 << 10}}
 	start := r.cfg.StartTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < start {
@@ -54,7 +60,7 @@ func (r *Runner) launch(ctx context.Context, v verified, log zerolog.Logger) (*p
 		Cmd:              cmd,
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}, // fresh per launch
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		TLSConfig:        mtls.Config, // fresh Ed25519 pair each side, each pinning the other
 		SkipHostEnv:      true,
 		StartTimeout:     start,
 		Stderr:           p.stderr,

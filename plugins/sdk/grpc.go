@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,8 +64,18 @@ func Serve(p Plugin) {
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		os.Exit(runByHand(m, os.Args[1:], os.Stdout, os.Stderr))
 	}
+	tlsCfg, fromHost, err := pluginTLS()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "plugin: %v\n", err)
+		os.Exit(1)
+	}
+	var tlsProvider func() (*tls.Config, error) // nil: go-plugin's AutoMTLS
+	if fromHost {
+		tlsProvider = func() (*tls.Config, error) { return tlsCfg, nil }
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
+		TLSProvider:     tlsProvider,
 		Plugins:         PluginMap(p),
 		GRPCServer:      plugin.DefaultGRPCServer,
 		Logger: hclog.New(&hclog.LoggerOptions{

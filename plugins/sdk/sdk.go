@@ -6,7 +6,8 @@
 //	func main() { sdk.Serve(myPlugin{}) }
 //
 // where myPlugin implements [Plugin]. The agent launches the plugin as a
-// subprocess (go-plugin, gRPC only, AutoMTLS), calls Manifest, validates the
+// subprocess (go-plugin, gRPC only, mutual TLS with fresh keys per launch:
+// see [HostTLS]), calls Manifest, validates the
 // job's parameters against it, then calls Check and, unless the job is a dry
 // run and if Check says a fix is needed, Fix.
 //

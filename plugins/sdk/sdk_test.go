@@ -132,3 +132,24 @@ func TestVersionCompare(t *testing.T) {
 		t.Fatal("ParseVersion(latest) succeeded")
 	}
 }
+
+// A plugin started by another go-plugin host, which sends no key material,
+// still serves over go-plugin's own AutoMTLS; and a plugin started by the
+// agent's way does not pass its key descriptor's variable on.
+func TestPluginTLSBothWays(t *testing.T) {
+	path := sdktest.Build(t, testPluginPkg)
+	ctx := context.Background()
+	c := sdktest.StartAutoMTLS(t, path)
+	if m, err := c.Manifest(ctx); err != nil || m.Name != "testplugin" {
+		t.Fatalf("AutoMTLS host: manifest %+v, %v", m, err)
+	}
+	c = sdktest.Start(t, path)
+	chk, err := c.Check(ctx, sdk.Request{Params: sdk.Params{"mode": "env", "text": sdk.EnvTLSFD}})
+	if err != nil || chk.Summary != "" {
+		t.Fatalf("plugin still has %s=%q (err %v)", sdk.EnvTLSFD, chk.Summary, err)
+	}
+	chk, err = c.Check(ctx, sdk.Request{Params: sdk.Params{"mode": "env", "text": sdk.Handshake.MagicCookieKey}})
+	if err != nil || chk.Summary == "" {
+		t.Fatalf("env mode does not see the handshake cookie: %q, %v", chk.Summary, err)
+	}
+}

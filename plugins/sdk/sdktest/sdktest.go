@@ -56,15 +56,24 @@ func Start(t testing.TB, path string, env ...string) *sdk.Client {
 	t.Helper()
 	cmd := exec.Command(path)
 	cmd.Env = env
-	c := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.PluginMap(nil),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		SkipHostEnv:      true,
-		Logger:           hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn}),
-	})
+	mtls, err := sdk.NewHostTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mtls.Close()
+	mtls.Attach(cmd)
+	return start(t, path, &plugin.ClientConfig{Cmd: cmd, TLSConfig: mtls.Config}) // as the agent does
+}
+
+// start completes cfg (gRPC only, no host environment) and starts it.
+func start(t testing.TB, path string, cfg *plugin.ClientConfig) *sdk.Client {
+	t.Helper()
+	cfg.HandshakeConfig = sdk.Handshake
+	cfg.Plugins = sdk.PluginMap(nil)
+	cfg.AllowedProtocols = []plugin.Protocol{plugin.ProtocolGRPC}
+	cfg.SkipHostEnv = true
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn})
+	c := plugin.NewClient(cfg)
 	t.Cleanup(c.Kill)
 	rpc, err := c.Client()
 	if err != nil {
@@ -75,6 +84,15 @@ func Start(t testing.TB, path string, env ...string) *sdk.Client {
 		t.Fatalf("dispense plugin %s: %v", path, err)
 	}
 	return raw.(*sdk.Client)
+}
+
+// StartAutoMTLS launches the plugin the way any other go-plugin host would,
+// with go-plugin's AutoMTLS instead of the agent's key pipe.
+func StartAutoMTLS(t testing.TB, path string, env ...string) *sdk.Client {
+	t.Helper()
+	cmd := exec.Command(path)
+	cmd.Env = env
+	return start(t, path, &plugin.ClientConfig{Cmd: cmd, AutoMTLS: true})
 }
 
 // Fix runs Fix and collects the output lines.

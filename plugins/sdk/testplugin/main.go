@@ -26,7 +26,7 @@ func (testPlugin) Manifest() sdk.Manifest {
 		Description: "misbehaves on request (tests only)",
 		Params: []sdk.Param{
 			{Name: "mode", Type: sdk.TypeString, Default: "ok",
-				Allowed: []string{"ok", "clean", "fail", "hang", "flood", "crash", "spawn", "echo"}},
+				Allowed: []string{"ok", "clean", "fail", "hang", "flood", "crash", "spawn", "echo", "env"}},
 			{Name: "text", Type: sdk.TypeString},
 			{Name: "lines", Type: sdk.TypeInt, Default: "3"},
 			{Name: "pidfile", Type: sdk.TypeString},
@@ -42,6 +42,8 @@ func (testPlugin) Check(ctx context.Context, req sdk.Request) (sdk.CheckResult, 
 		return sdk.CheckResult{Needed: false, Summary: "nothing to do"}, nil
 	case "echo":
 		return sdk.CheckResult{Needed: true, Summary: req.Params.String("text")}, nil
+	case "env": // the value of the variable named by text
+		return sdk.CheckResult{Summary: os.Getenv(req.Params.String("text"))}, nil
 	}
 	return sdk.CheckResult{Needed: true, Summary: "fix needed"}, nil
 }
