@@ -21,6 +21,23 @@ func putChunk(c []byte) {
 	chunks.Put(&c)
 }
 
+// SessionWindow is the receive window of an interactive session's byte
+// stream (wire.SSHStreamKind): more than wire.InitialWindow, so that a bulk
+// copy (scp) through the relay is not held up waiting for credit. Each side
+// grants the difference in a Window frame as the stream opens; a peer that
+// knows nothing of it simply gets the credit. At most this much of a
+// session stream waits in memory, and an agent link carries at most
+// DefaultMaxStreams streams.
+const SessionWindow = 1 << 20
+
+// windowFor is the receive window of a stream of this kind.
+func windowFor(kind string) int {
+	if what, _, ok := wire.ParseSessionStreamKind(kind); ok && what == "ssh" {
+		return SessionWindow
+	}
+	return wire.InitialWindow
+}
+
 // ErrReset is wrapped by the error a stream returns after the peer reset it.
 var ErrReset = errors.New("stream reset by peer")
 
@@ -34,7 +51,8 @@ type Stream struct {
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced when state below changes and someone waits on it
 	waiting  bool          // a Read or Write holds changed and waits for it to close
-	rbuf     [][]byte      // received, unread chunks (from chunks); at most wire.InitialWindow in all
+	window   int           // receive window: wire.InitialWindow, or more (SessionWindow)
+	rbuf     [][]byte      // received, unread chunks (from chunks); at most window in all
 	roff     int           // how much of rbuf[0] was read
 	granted  int           // bytes the peer may still send us
 	consumed int           // bytes read since we last granted credit
@@ -51,6 +69,7 @@ func newStream(s *Session, id uint32, kind string) *Stream {
 	return &Stream{
 		sess: s, id: id, kind: kind,
 		changed: make(chan struct{}),
+		window:  windowFor(kind),
 		granted: wire.InitialWindow,
 		credit:  wire.InitialWindow,
 		rdl:     makeDeadline(),
@@ -63,6 +82,19 @@ func (st *Stream) ID() uint32 { return st.id }
 
 // Kind returns the kind named when the stream was opened.
 func (st *Stream) Kind() string { return st.kind }
+
+// growWindow grants the peer the part of st's window beyond
+// wire.InitialWindow (which the peer assumes at open).
+func (st *Stream) growWindow() error {
+	extra := st.window - wire.InitialWindow
+	if extra <= 0 {
+		return nil
+	}
+	st.mu.Lock()
+	st.granted += extra
+	st.mu.Unlock()
+	return st.sess.writeFrame(wire.TypeWindow, st.id, wire.WindowPayload(uint32(extra)))
+}
 
 // broadcast wakes every waiter; st.mu must be held. With nobody waiting
 // (the usual case while data flows) it costs nothing.
@@ -174,16 +206,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			if len(st.rbuf) == 0 {
 				st.rbuf = nil // an idle stream holds no buffer
 			}
-			st.consumed += n
-			grant := 0
-			if st.consumed >= wire.InitialWindow/4 && !st.rEOF && st.err == nil {
-				grant, st.consumed = st.consumed, 0
-				st.granted += grant
-			}
-			st.mu.Unlock()
-			if grant > 0 {
-				st.sess.writeFrame(wire.TypeWindow, st.id, wire.WindowPayload(uint32(grant)))
-			}
+			st.consumedLocked(n)
 			return n, nil
 		case st.rEOF:
 			st.mu.Unlock()
@@ -192,6 +215,91 @@ func (st *Stream) Read(p []byte) (int, error) {
 			err := st.err
 			st.mu.Unlock()
 			return 0, err
+		}
+		changed := st.waitChan()
+		st.mu.Unlock()
+		select {
+		case <-changed:
+		case <-st.rdl.wait():
+		}
+	}
+}
+
+// consumedLocked counts n bytes as read and, once a quarter of the window
+// was read, gives the peer that much credit back. It unlocks st.mu.
+func (st *Stream) consumedLocked(n int) {
+	st.consumed += n
+	grant := 0
+	if st.consumed >= st.window/4 && !st.rEOF && st.err == nil {
+		grant, st.consumed = st.consumed, 0
+		st.granted += grant
+	}
+	st.mu.Unlock()
+	if grant > 0 {
+		st.sess.writeFrame(wire.TypeWindow, st.id, wire.WindowPayload(uint32(grant)))
+	}
+}
+
+// WriteTo writes what the peer sends to w until io.EOF (then it returns a
+// nil error) or an error, handing w the received buffers themselves rather
+// than copying them into a caller's buffer first: each w.Write gets what
+// arrived so far, up to one buffer (wire.MaxData). w must not keep p after
+// Write returns. The relay's session bridge uses it; Read must not be used
+// while it runs.
+func (st *Stream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		c, off, err := st.takeChunk()
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return total, err
+		}
+		n, werr := w.Write(c[off:])
+		total += int64(n)
+		putChunk(c)
+		st.mu.Lock()
+		if st.closed {
+			st.mu.Unlock()
+		} else {
+			st.consumedLocked(len(c) - off)
+		}
+		if werr != nil {
+			return total, werr
+		}
+	}
+}
+
+// takeChunk waits for received data and takes the first buffer of it out
+// of the stream (with how much of it was already read), or returns why no
+// data will come (io.EOF at the peer's Close).
+func (st *Stream) takeChunk() ([]byte, int, error) {
+	for {
+		st.mu.Lock()
+		switch {
+		case st.closed:
+			st.mu.Unlock()
+			return nil, 0, net.ErrClosed
+		case isClosed(st.rdl.wait()):
+			st.mu.Unlock()
+			return nil, 0, os.ErrDeadlineExceeded
+		case len(st.rbuf) > 0:
+			c, off := st.rbuf[0], st.roff
+			st.rbuf[0] = nil
+			st.rbuf, st.roff = st.rbuf[1:], 0
+			if len(st.rbuf) == 0 {
+				st.rbuf = nil
+			}
+			st.mu.Unlock()
+			return c, off, nil
+		case st.rEOF:
+			st.mu.Unlock()
+			return nil, 0, io.EOF
+		case st.err != nil:
+			err := st.err
+			st.mu.Unlock()
+			return nil, 0, err
 		}
 		changed := st.waitChan()
 		st.mu.Unlock()
