@@ -99,9 +99,13 @@ func (s *sessionBench) measure(ctx context.Context) {
 		{"scp", s.measureSCP},
 		{"keystroke round trip", s.measureKeystrokes},
 	}
+	only := os.Getenv("PATCHBAY_BENCH_SESSION_PARTS") // while iterating: a comma-separated subset of the names above
 	for _, p := range parts {
 		if ctx.Err() != nil {
 			return
+		}
+		if only != "" && !strings.Contains(","+only+",", ","+p.name+",") {
+			continue
 		}
 		if err := p.run(ctx); err != nil {
 			s.r.note("The %s measurement failed: %v.", p.name, err)

@@ -21,7 +21,7 @@ import (
 
 // MaxMessage is the largest binary message Write sends; longer writes are
 // split.
-const MaxMessage = 32 << 10
+const MaxMessage = 64 << 10
 
 // Conn is a websocket as a net.Conn.
 type Conn struct {

@@ -262,18 +262,9 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 	t.streamc <- stream
 
 	writerDone := make(chan struct{})
-	go func() { // agent -> technician
+	go func() { // agent -> technician: each buffer the stream received, as one message
 		defer close(writerDone)
-		buf := make([]byte, chunk)
-		for {
-			n, err := stream.Read(buf)
-			if n > 0 && t.write(buf[:n]) != nil {
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
+		_, _ = stream.WriteTo(writerFunc(t.write))
 	}()
 	by, reason = "technician", "the technician disconnected"
 	select {
@@ -412,6 +403,16 @@ func (b *Broker) Close() {
 	}
 	b.mu.Unlock()
 	b.serving.Wait()
+}
+
+// writerFunc is a function as an io.Writer that writes all of p or fails.
+type writerFunc func(p []byte) error
+
+func (f writerFunc) Write(p []byte) (int, error) {
+	if err := f(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // endError is why a live session ended.

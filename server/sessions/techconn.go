@@ -70,10 +70,33 @@ func (t *techConn) read() {
 			}
 		}
 		buf := copyBufs.Get().(*[]byte)
-		_, err = io.CopyBuffer(st, r, *buf)
+		err = copyMessage(st, r, *buf)
 		copyBufs.Put(buf)
 		if err != nil {
 			return
+		}
+	}
+}
+
+// copyMessage copies one message to the stream in writes as large as buf:
+// a TLS read yields one record (at most 16 KiB), and every stream write is a
+// frame, a websocket message and a write to the agent's link, so a message
+// is gathered before it is passed on. Reading to the end of a message never
+// waits for the technician's next one.
+func copyMessage(st io.Writer, r io.Reader, buf []byte) error {
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if _, werr := st.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return nil
+		default:
+			return err
 		}
 	}
 }
