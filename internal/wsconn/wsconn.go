@@ -112,6 +112,78 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// ReadFrom sends what r yields, one message per read of up to MaxMessage
+// bytes: io.Copy from a pipe (patchbay proxy's standard input) would
+// otherwise send 32 KiB messages. It never waits to fill a message: each
+// read is sent as it comes.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, MaxMessage)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// WriteTo writes the stream to w until the peer closes it (then it returns
+// a nil error), one write per message where a message fits in MaxMessage:
+// a message arrives in TLS records of at most 16 KiB, and a write per
+// record (io.Copy's way) costs patchbay proxy a syscall each.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, MaxMessage)
+	var total int64
+	for {
+		n, err := c.readMessage(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// readMessage waits for stream bytes, then reads on into buf until it is
+// full or the current message ends; it never waits for the next message.
+func (c *Conn) readMessage(buf []byte) (int, error) {
+	n, err := c.Read(buf)
+	if err != nil {
+		return n, err
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for n < len(buf) && c.r != nil {
+		k, err := c.r.Read(buf[n:])
+		n += k
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // Close sends a normal close frame and closes the connection.
 func (c *Conn) Close() error {
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
