@@ -150,7 +150,7 @@ func (s *Server) Accept(ctx context.Context, ws *websocket.Conn, agentID string)
 	now := time.Now()
 	err = c.sess.Send(wire.MsgWelcome, "", wire.Welcome{
 		Proto: wire.Proto, AgentID: agentID, Heartbeat: wire.Duration(s.cfg.Heartbeat), ServerTime: now,
-		ReconnectWindow: wire.Duration(reconnectWindow(s.hub.Count(), s.cfg.ReconnectRate)),
+		ReconnectWindow: wire.Duration(reconnectWindow(max(s.hub.Count(), s.fleet), s.cfg.ReconnectRate)),
 	})
 	if err == nil {
 		s.seen.inventory(agentID, hello.Inventory, now)

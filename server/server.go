@@ -41,7 +41,9 @@ type Config struct {
 	Version   string        // reported by /healthz
 	// ReconnectRate is how many agents per second this relay expects to take
 	// back after a restart (TLS handshakes dominate). Agents are told to spread
-	// their reconnects over online/ReconnectRate seconds (1s..60s). Default 1500.
+	// their reconnects over fleet/ReconnectRate seconds (1s..60s), where fleet
+	// is the larger of the agents online and the agents seen or enrolled in
+	// the week before the relay started. Default 1500.
 	ReconnectRate int
 	Logger        zerolog.Logger
 }
@@ -52,8 +54,15 @@ const (
 	DefaultReconnectRate = 1500
 )
 
+// activeFleetAge is how recently an agent must have been seen (or enrolled)
+// to count in the fleet a relay expects back after a restart.
+const activeFleetAge = 7 * 24 * time.Hour
+
 // reconnectWindow is how long agents should spread a mass reconnect over:
-// online/rate seconds, at least 1s, at most 60s.
+// online/rate seconds, at least 1s, at most 60s. The fleet size, not the
+// agents online so far, is what counts: an agent that connected early in a
+// cold start and was told a short window would otherwise come back at once
+// after the next restart, together with every other early agent.
 func reconnectWindow(online, rate int) time.Duration {
 	w := time.Duration(online) * time.Second / time.Duration(max(rate, 1))
 	return min(max(w, time.Second), time.Minute)
@@ -77,6 +86,9 @@ type Server struct {
 	// so that agents resume their sessions across a relay restart: a mass
 	// reconnect then costs no certificate signatures.
 	ticketKey [32]byte
+	// fleet is the number of agents seen or enrolled in the week before
+	// start; set by New, read-only after.
+	fleet int
 	links     linkGroup // goroutines running Accept
 }
 
@@ -129,6 +141,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	fleet, err := st.CountActiveAgents(ctx, time.Now().Add(-activeFleetAge))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	// No session survives a relay restart: close what the last run left open.
 	if n, err := st.EndOpenSessions(ctx, "the relay restarted", time.Now()); err != nil {
 		st.Close()
@@ -136,7 +153,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else if n > 0 {
 		cfg.Logger.Info().Int("sessions", n).Msg("ended sessions left open by the previous relay run")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet}
 	s.seen = newSeenWriter(st, s.log)
 	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version}
 	s.jobs = jobs.New(st, h, s.api.Audit, s.log.With().Str("component", "jobs").Logger())

@@ -13,7 +13,8 @@
 // Reconnection policy: the first attempt is immediate. After a link that
 // stayed up for at least 30 seconds ends, the next attempt waits a uniform
 // random delay in [0, W], where W is the reconnect window the relay sent in
-// its welcome (sized to its fleet: agents online / the relay's reconnect rate)
+// its welcome (sized to its fleet: agents online or recently active / the
+// relay's reconnect rate)
 // or Backoff.Base (default 1s) if it sent none, so that a fleet dropped by
 // a relay restart arrives at the rate the relay can take; every further
 // failure waits Backoff.Next (1s, 2s, 4s, ... capped at 60s, each jittered).

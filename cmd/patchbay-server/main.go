@@ -112,7 +112,7 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 	f.StringVar(&dbURL, "db", "", "database URL (default: SQLite file patchbay.db in --data)")
 	f.StringSliceVar(&hostnames, "hostname", nil, "DNS name or IP for the server certificate (repeatable; default localhost, 127.0.0.1, ::1, hostname)")
 	f.DurationVar(&heartbeat, "heartbeat", server.DefaultHeartbeat, "agent ping interval; an agent silent for 3 intervals is offline")
-	f.IntVar(&reconnectRate, "reconnect-rate", server.DefaultReconnectRate, "agents per second this relay can take back after a restart; agents spread their reconnects over online/rate seconds (1s-60s)")
+	f.IntVar(&reconnectRate, "reconnect-rate", server.DefaultReconnectRate, "agents per second this relay can take back after a restart; agents spread their reconnects over fleet/rate seconds (1s-60s), fleet being the agents online or seen or enrolled in the last week")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	return cmd

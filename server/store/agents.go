@@ -187,6 +187,19 @@ func (s *Store) TouchLastSeen(ctx context.Context, ids []string, t time.Time) er
 	return nil
 }
 
+// CountActiveAgents returns how many unrevoked agents were last seen, or
+// (never seen) enrolled, at or after since: the fleet the relay should expect
+// back after a restart.
+func (s *Store) CountActiveAgents(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents
+		WHERE revoked_at IS NULL AND COALESCE(last_seen, enrolled_at) >= $1`, dbTime(since)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count active agents: %w", err)
+	}
+	return n, nil
+}
+
 // GetAgent returns one agent, or ErrNotFound.
 func (s *Store) GetAgent(ctx context.Context, id string) (Agent, error) {
 	a, err := scanAgent(s.db.QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`, id))

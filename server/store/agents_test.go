@@ -291,3 +291,41 @@ func TestRevokeAgent(t *testing.T) {
 		t.Fatalf("revoked ids %v, %v", got, err)
 	}
 }
+
+func TestCountActiveAgents(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	mkToken(t, s, "tok", nil)
+	var ids []string
+	for _, enrolled := range []time.Time{ts, ts, ts, ts.Add(-30 * 24 * time.Hour), ts.Add(-30 * 24 * time.Hour)} {
+		a, _, err := s.EnrollAgent(ctx, "tok", Agent{}, enrolled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	// ids[0..2] enrolled now, never seen; ids[3] enrolled a month ago and
+	// seen today; ids[4] enrolled a month ago and not seen since.
+	if err := s.TouchLastSeen(ctx, []string{ids[3]}, ts.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchLastSeen(ctx, []string{ids[4]}, ts.Add(-20*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeAgent(ctx, ids[2], ts); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		since time.Time
+		want  int
+	}{
+		{ts.Add(-7 * 24 * time.Hour), 3},  // ids 0, 1 (enrolled), 3 (seen); not 2 (revoked), 4 (gone)
+		{ts.Add(-60 * 24 * time.Hour), 4}, // ids 4 too
+		{ts.Add(30 * time.Minute), 1},     // only the one seen after
+		{ts.Add(2 * time.Hour), 0},
+	} {
+		if got, err := s.CountActiveAgents(ctx, tt.since); err != nil || got != tt.want {
+			t.Errorf("CountActiveAgents(%v) = %d, %v; want %d", tt.since, got, err, tt.want)
+		}
+	}
+}
