@@ -89,7 +89,7 @@ type Server struct {
 	// fleet is the number of agents seen or enrolled in the week before
 	// start; set by New, read-only after.
 	fleet int
-	links     linkGroup // goroutines running Accept
+	links linkGroup // goroutines running Accept
 }
 
 // New initialises the data directory on first run (CA, server certificate,
