@@ -62,6 +62,7 @@ func serveCmd() *cobra.Command {
 		hostnames                                   []string
 		heartbeat                                   time.Duration
 		reconnectRate                               int
+		pprofAddr                                   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -97,6 +98,13 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 				return err
 			}
 			defer srv.Close()
+			if pprofAddr != "" {
+				wait, err := servePprof(ctx, pprofAddr, log)
+				if err != nil {
+					return err
+				}
+				defer wait()
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w (is another relay running? choose another --listen)", listen, err)
@@ -115,6 +123,7 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 	f.IntVar(&reconnectRate, "reconnect-rate", server.DefaultReconnectRate, "agents per second this relay can take back after a restart; agents spread their reconnects over fleet/rate seconds (1s-60s), fleet being the agents online or seen or enrolled in the last week")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "auto", "auto (console on a terminal, else JSON), json or console")
+	f.StringVar(&pprofAddr, "pprof", os.Getenv("PATCHBAY_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default $PATCHBAY_PPROF; off)")
 	return cmd
 }
 
