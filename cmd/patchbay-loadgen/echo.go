@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"github.com/patchbay/patchbay/agent/link"
 	"github.com/patchbay/patchbay/internal/mux"
 	"github.com/patchbay/patchbay/internal/wire"
-	"github.com/patchbay/patchbay/internal/wsconn"
 )
 
 // Session reasons the echo agent understands: "<verb> <bytes>".
@@ -44,14 +42,6 @@ func startEchoAgent(id *identity.Identity, hostname string) *echoAgent {
 	e := &echoAgent{id: id.AgentID, reasons: map[string]string{}, done: make(chan struct{})}
 	inv := wire.Inventory{Hostname: hostname, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: "loadgen-" + version}
 	e.l = link.New(id, link.Options{
-		// Frames written while others wait share one write (internal/mux).
-		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return wsconn.NewBatchConn(c), nil
-		},
 		Version:   "loadgen-" + version,
 		Inventory: func(context.Context) wire.Inventory { return inv },
 		Control:   e.control,

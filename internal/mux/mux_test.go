@@ -30,13 +30,6 @@ type pair struct {
 
 func newPair(t testing.TB, serverCfg, clientCfg Config) *pair {
 	t.Helper()
-	return newPairWith(t, serverCfg, clientCfg, nil)
-}
-
-// newPairWith is newPair with each side's TCP connection passed through
-// wrap, when set (dialed is true on the client's side).
-func newPairWith(t testing.TB, serverCfg, clientCfg Config, wrap func(c net.Conn, dialed bool) net.Conn) *pair {
-	t.Helper()
 	p := &pair{
 		accepted:  make(chan *Stream, 16),
 		serverErr: make(chan error, 1),
@@ -51,7 +44,7 @@ func newPairWith(t testing.TB, serverCfg, clientCfg Config, wrap func(c net.Conn
 	}
 	ready := make(chan *Session, 1)
 	up := websocket.Upgrader{WriteBufferPool: &sync.Pool{}, WriteBufferSize: 64 << 10}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -60,21 +53,8 @@ func newPairWith(t testing.TB, serverCfg, clientCfg Config, wrap func(c net.Conn
 		ready <- s
 		p.serverErr <- s.Run(context.Background())
 	}))
-	if wrap != nil {
-		srv.Listener = wrapListener{srv.Listener, func(c net.Conn) net.Conn { return wrap(c, false) }}
-	}
-	srv.Start()
 	t.Cleanup(srv.Close)
 	d := websocket.Dialer{WriteBufferPool: &sync.Pool{}, WriteBufferSize: 64 << 10, ReadBufferSize: 64 << 10}
-	if wrap != nil {
-		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return wrap(c, true), nil
-		}
-	}
 	ws, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -128,10 +108,7 @@ func TestControlMessages(t *testing.T) {
 // A stream whose reader never reads fills its window; its writer blocks, but
 // another stream and the control channel carry on.
 func TestBusyStreamDoesNotStallOthers(t *testing.T) {
-	busyStreamDoesNotStallOthers(t, newPair(t, Config{}, Config{}))
-}
-
-func busyStreamDoesNotStallOthers(t *testing.T, p *pair) {
+	p := newPair(t, Config{}, Config{})
 	stuckC, _ := p.open(t)
 	blocked := make(chan error, 1)
 	go func() {

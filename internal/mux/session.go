@@ -8,13 +8,10 @@
 // blocked goroutine (the owner's Run), which is what lets one relay hold tens
 // of thousands of agents.
 //
-// Writers that find the link busy line up on that mutex; when the connection
-// under the websocket can batch (a wsconn.BatchConn, found through tls.Conn),
-// each writer leaves its frame in the batch while another is waiting, and the
-// last one in line sends them all in one write: under load, frames of many
-// streams share a syscall instead of paying one each. Every frame is still
-// its own websocket message (package wire), and a batch is bounded by the
-// BatchConn's buffer, which an idle link does not hold.
+// Frames are not batched into shared writes: that was tried (a buffered
+// connection under the websocket, flushed by the last writer in line) and
+// gained nothing measurable in the session benchmark, where one link rarely
+// has two writers at once; the commit that removed it has the figures.
 //
 // Every stream has its own flow-control window (wire.InitialWindow): a sender
 // may have at most that many unacknowledged bytes in flight, and the receiver
@@ -29,12 +26,10 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/patchbay/patchbay/internal/wire"
-	"github.com/patchbay/patchbay/internal/wsconn"
 )
 
 // Errors that callers branch on.
@@ -90,10 +85,8 @@ type Session struct {
 	ws  *websocket.Conn
 	cfg Config
 
-	wmu     sync.Mutex     // serialises frame writes; held by any writer for one frame
-	waiting atomic.Int32   // writers waiting for wmu: while any, the holder leaves its frame in the batch
-	batch   wsconn.Batcher // the connection's batching, or nil
-	omu     sync.Mutex     // serialises Open: ID allocation and the open frame, in order
+	wmu sync.Mutex // serialises frame writes; held by any writer for one frame
+	omu sync.Mutex // serialises Open: ID allocation and the open frame, in order
 
 	mu         sync.Mutex
 	streams    map[uint32]*Stream // open streams, by ID; nil until the first
@@ -114,7 +107,7 @@ func New(ws *websocket.Conn, cfg Config) *Session {
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
-	s := &Session{ws: ws, cfg: cfg, nextID: 2, done: make(chan struct{}), batch: wsconn.FindBatcher(ws.NetConn())}
+	s := &Session{ws: ws, cfg: cfg, nextID: 2, done: make(chan struct{})}
 	if cfg.Dialer {
 		s.nextID = 1
 	}
@@ -393,24 +386,13 @@ func (s *Session) writeMessage(msg []byte) error { return s.write(msg, nil) }
 
 // write sends one websocket message made of a and b. Any failure ends the
 // session: a gorilla conn is not usable after a failed or timed-out write.
-//
-// With a batching connection, a writer that sees others waiting for the
-// lock leaves its frame in the batch: the last writer in line flushes it
-// (within its own write deadline), so a frame is sent no later than the
-// write that ends the line. A failed flush fails that writer and ends the
-// session, so the earlier writers' frames are lost only with the link.
 func (s *Session) write(a, b []byte) error {
-	s.waiting.Add(1)
 	s.wmu.Lock()
-	s.waiting.Add(-1)
 	defer s.wmu.Unlock()
 	if s.isClosed() {
 		return ErrSessionClosed
 	}
 	s.ws.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-	if s.batch != nil {
-		s.batch.Hold()
-	}
 	w, err := s.ws.NextWriter(websocket.BinaryMessage)
 	if err == nil {
 		if _, err = w.Write(a); err == nil && len(b) > 0 {
@@ -418,11 +400,6 @@ func (s *Session) write(a, b []byte) error {
 		}
 		if cerr := w.Close(); err == nil {
 			err = cerr
-		}
-	}
-	if s.batch != nil && (err != nil || s.waiting.Load() == 0) {
-		if ferr := s.batch.Flush(); err == nil {
-			err = ferr
 		}
 	}
 	if err != nil {
@@ -452,9 +429,6 @@ func (s *Session) Close(code int, reason string) error {
 	s.mu.Unlock()
 	msg := websocket.FormatCloseMessage(code, reason)
 	s.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	if s.batch != nil {
-		s.batch.Flush() // the close frame may have joined a batch in progress
-	}
 	return s.ws.Close()
 }
 
