@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -27,35 +28,54 @@ type Envelope struct {
 	Type string          `json:"type"`
 	ID   string          `json:"id,omitempty"` // correlates a reply with its request
 	Body json.RawMessage `json:"body,omitempty"`
+
+	// compact is set by NewEnvelope: Body is compact JSON as json.Marshal
+	// writes it, so AppendControl copies it without checking it again.
+	compact bool
 }
 
-// NewEnvelope marshals body into an envelope of type typ.
+// NewEnvelope marshals body into an envelope of type typ. The run messages
+// have their own encoders (runjson.go), which write what json.Marshal
+// writes.
 func NewEnvelope(typ, id string, body any) (Envelope, error) {
+	if raw, ok := appendBody(make([]byte, 0, 256), body); ok {
+		return Envelope{Type: typ, ID: id, Body: raw, compact: true}, nil
+	}
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("encode %s: %w", typ, err)
 	}
-	return Envelope{Type: typ, ID: id, Body: raw}, nil
+	return Envelope{Type: typ, ID: id, Body: raw, compact: true}, nil
 }
 
 // AppendControl appends a whole Control frame carrying env to b.
 func AppendControl(b []byte, env Envelope) ([]byte, error) {
-	raw, err := json.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("encode control: %w", err)
+	n := len(b)
+	if env.compact {
+		b = slices.Grow(b, HeaderLen+len(env.Type)+len(env.ID)+len(env.Body)+32)
+		b = env.appendJSON(AppendHeader(b, TypeControl, ControlStream))
+	} else {
+		raw, err := json.Marshal(env)
+		if err != nil {
+			return nil, fmt.Errorf("encode control: %w", err)
+		}
+		b = append(AppendHeader(b, TypeControl, ControlStream), raw...)
 	}
-	if len(raw) > MaxControl {
-		return nil, fmt.Errorf("encode control: %s message of %d bytes exceeds %d", env.Type, len(raw), MaxControl)
+	if size := len(b) - n - HeaderLen; size > MaxControl {
+		return nil, fmt.Errorf("encode control: %s message of %d bytes exceeds %d", env.Type, size, MaxControl)
 	}
-	return append(AppendHeader(b, TypeControl, ControlStream), raw...), nil
+	return b, nil
 }
 
 // DecodeEnvelope decodes a Control payload. Unknown fields are refused so that
 // a peer cannot smuggle data past a validator that never sees it.
 func DecodeEnvelope(payload []byte) (Envelope, error) {
-	var env Envelope
-	if err := strictUnmarshal(payload, &env); err != nil {
-		return Envelope{}, malformed("control message: %v", err)
+	env, ok := decodeEnvelope(payload)
+	if !ok {
+		env = Envelope{}
+		if err := strictUnmarshal(payload, &env); err != nil {
+			return Envelope{}, malformed("control message: %v", err)
+		}
 	}
 	if env.Type == "" || len(env.Type) > 64 {
 		return Envelope{}, malformed("control message without a type")
@@ -72,8 +92,10 @@ func DecodeBody(env Envelope, v any) error {
 	if len(env.Body) == 0 {
 		return malformed("%s message without a body", env.Type)
 	}
-	if err := strictUnmarshal(env.Body, v); err != nil {
-		return malformed("%s message: %v", env.Type, err)
+	if !decodeBody(env.Body, v) {
+		if err := strictUnmarshal(env.Body, v); err != nil {
+			return malformed("%s message: %v", env.Type, err)
+		}
 	}
 	if val, ok := v.(interface{ Validate() error }); ok {
 		if err := val.Validate(); err != nil {

@@ -164,7 +164,15 @@ func FuzzDecode(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Add(append(AppendHeader(nil, TypeOpen, 4), "ssh.0193a1b2-0000-7000-8000-000000000001"...))
+	for _, m := range runSeeds() {
+		env, _ := NewEnvelope(m.typ, "7", m.body)
+		seed, _ := AppendControl(nil, env)
+		f.Add(seed)
+	}
+	f.Add(append(AppendHeader(nil, TypeControl, 0), ` {"body" : {"run_id":"a\u00e9\ud83d\ude00\ud800x","state":"failed","needed":false,"started":"2026-01-02T03:04:05.123+01:00","ended":"2026-01-02T03:04:05Z"} , "type":"run_result"}`...))
+	f.Add(append(AppendHeader(nil, TypeControl, 0), `{"type":"run","body":{"run_id":"x","params":{"a\n":"1","a\n":"2"},"plugin":{"size":-0,"name":"n"},"timeout":"1m"}}}`...))
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		checkEncoders(t, string(msg))
 		fr, err := DecodeFrame(msg)
 		if err != nil {
 			return
@@ -175,10 +183,12 @@ func FuzzDecode(f *testing.F) {
 		if fr.Type != TypeControl {
 			return
 		}
+		checkEnvelopeFastPath(t, fr.Payload)
 		env, err := DecodeEnvelope(fr.Payload)
 		if err != nil {
 			return
 		}
+		checkBodyFastPath(t, env.Body)
 		var h Hello
 		_ = DecodeBody(env, &h)
 		var w Welcome

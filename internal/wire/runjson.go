@@ -1,0 +1,458 @@
+package wire
+
+import (
+	"slices"
+	"time"
+)
+
+// The fast path's messages (see fastjson.go). Each encoder writes what
+// json.Marshal writes for the type (field order, omitempty, escaping); each
+// decoder reads what strictUnmarshal reads, or reports ok=false.
+
+// appendBody appends the JSON of a message that has a fast encoder; ok is
+// false for other types, and when a time cannot be encoded (json.Marshal
+// then reports the error).
+func appendBody(b []byte, body any) ([]byte, bool) {
+	switch m := body.(type) {
+	case RunRequest:
+		return m.appendJSON(b), true
+	case *RunRequest:
+		return m.appendJSON(b), true
+	case RunAck:
+		return m.appendJSON(b), true
+	case *RunAck:
+		return m.appendJSON(b), true
+	case RunResult:
+		return m.appendJSON(b)
+	case *RunResult:
+		return m.appendJSON(b)
+	case RunStarted:
+		return m.appendJSON(b)
+	case *RunStarted:
+		return m.appendJSON(b)
+	}
+	return nil, false
+}
+
+// decodeBody decodes body into v when v is a message with a fast decoder;
+// ok is false when it is not, or when the fast decoder gave up (v is then
+// unchanged).
+func decodeBody(body []byte, v any) bool {
+	switch m := v.(type) {
+	case *RunResult:
+		return m.decodeJSON(body)
+	case *RunAck:
+		return m.decodeJSON(body)
+	case *RunStarted:
+		return m.decodeJSON(body)
+	case *RunRequest:
+		return m.decodeJSON(body)
+	}
+	return false
+}
+
+func appendTime(b []byte, t time.Time) ([]byte, bool) {
+	b = append(b, '"')
+	b, err := t.AppendText(b) // what Time.MarshalJSON writes between its quotes
+	if err != nil {
+		return nil, false
+	}
+	return append(b, '"'), true
+}
+
+// appendJSON appends the envelope as json.Marshal would. Body must be
+// compact JSON (as NewEnvelope makes it).
+func (env *Envelope) appendJSON(b []byte) []byte {
+	b = append(b, `{"type":`...)
+	b = appendString(b, env.Type)
+	if env.ID != "" {
+		b = append(b, `,"id":`...)
+		b = appendString(b, env.ID)
+	}
+	if len(env.Body) > 0 {
+		b = append(b, `,"body":`...)
+		b = append(b, env.Body...)
+	}
+	return append(b, '}')
+}
+
+// decodeEnvelope is DecodeEnvelope's fast path.
+func decodeEnvelope(p []byte) (Envelope, bool) {
+	var env Envelope
+	var seen uint8
+	l := lexer{b: p}
+	ok := l.object(func(key []byte) bool {
+		var ok bool
+		switch string(key) {
+		case "type":
+			ok = once(&seen, 1)
+			if ok {
+				env.Type, ok = l.str()
+			}
+		case "id":
+			ok = once(&seen, 2)
+			if ok {
+				env.ID, ok = l.str()
+			}
+		case "body":
+			ok = once(&seen, 4)
+			l.ws()
+			start := l.i
+			if ok = ok && !hasPrefixAt(p, start, "null") && l.skip(); ok {
+				env.Body = slices.Clone(p[start:l.i])
+			}
+		}
+		return ok
+	})
+	return env, ok && l.end()
+}
+
+// once records bit in seen and reports whether it was not there yet: a
+// repeated key takes the slow path.
+func once[T uint8 | uint16](seen *T, bit T) bool {
+	if *seen&bit != 0 {
+		return false
+	}
+	*seen |= bit
+	return true
+}
+
+func (r *RunAck) appendJSON(b []byte) []byte {
+	b = append(b, `{"run_id":`...)
+	b = appendString(b, r.RunID)
+	return append(b, '}')
+}
+
+func (r *RunAck) decodeJSON(body []byte) bool {
+	x := *r
+	var seen uint8
+	l := lexer{b: body}
+	ok := l.object(func(key []byte) bool {
+		if string(key) != "run_id" || !once(&seen, 1) {
+			return false
+		}
+		var ok bool
+		x.RunID, ok = l.str()
+		return ok
+	})
+	if !ok || !l.end() {
+		return false
+	}
+	*r = x
+	return true
+}
+
+func (r *RunStarted) appendJSON(b []byte) ([]byte, bool) {
+	b = append(b, `{"run_id":`...)
+	b = appendString(b, r.RunID)
+	b = append(b, `,"started":`...)
+	b, ok := appendTime(b, r.Started)
+	return append(b, '}'), ok
+}
+
+func (r *RunStarted) decodeJSON(body []byte) bool {
+	x := *r
+	var seen uint8
+	l := lexer{b: body}
+	ok := l.object(func(key []byte) bool {
+		var ok bool
+		switch string(key) {
+		case "run_id":
+			if ok = once(&seen, 1); ok {
+				x.RunID, ok = l.str()
+			}
+		case "started":
+			ok = once(&seen, 2) && l.time(&x.Started)
+		}
+		return ok
+	})
+	if !ok || !l.end() {
+		return false
+	}
+	*r = x
+	return true
+}
+
+// time reads a string into t through Time.UnmarshalJSON, as encoding/json
+// does.
+func (l *lexer) time(t *time.Time) bool {
+	raw, ok := l.rawStr()
+	return ok && t.UnmarshalJSON(raw) == nil
+}
+
+func (r *RunResult) appendJSON(b []byte) ([]byte, bool) {
+	b = append(b, `{"run_id":`...)
+	b = appendString(b, r.RunID)
+	b = append(b, `,"state":`...)
+	b = appendString(b, r.State)
+	b = append(b, `,"needed":`...)
+	b = appendBool(b, r.Needed)
+	if r.Changed {
+		b = append(b, `,"changed":true`...)
+	}
+	if r.RebootRequired {
+		b = append(b, `,"reboot_required":true`...)
+	}
+	for _, f := range [...]struct{ key, v string }{
+		{`,"summary":`, r.Summary}, {`,"error":`, r.Error}, {`,"details":`, r.Details},
+		{`,"output":`, r.Output}, {`,"signer":`, r.Signer}, {`,"version":`, r.Version},
+	} {
+		if f.v != "" {
+			b = append(b, f.key...)
+			b = appendString(b, f.v)
+		}
+	}
+	b = append(b, `,"started":`...)
+	b, ok := appendTime(b, r.Started)
+	if !ok {
+		return nil, false
+	}
+	b = append(b, `,"ended":`...)
+	b, ok = appendTime(b, r.Ended)
+	return append(b, '}'), ok
+}
+
+func (r *RunResult) decodeJSON(body []byte) bool {
+	x := *r
+	var seen uint16
+	l := lexer{b: body}
+	ok := l.object(func(key []byte) bool {
+		var s *string
+		var bl *bool
+		var bit uint16
+		switch string(key) {
+		case "run_id":
+			s, bit = &x.RunID, 1<<0
+		case "state":
+			s, bit = &x.State, 1<<1
+		case "needed":
+			bl, bit = &x.Needed, 1<<2
+		case "changed":
+			bl, bit = &x.Changed, 1<<3
+		case "reboot_required":
+			bl, bit = &x.RebootRequired, 1<<4
+		case "summary":
+			s, bit = &x.Summary, 1<<5
+		case "error":
+			s, bit = &x.Error, 1<<6
+		case "details":
+			s, bit = &x.Details, 1<<7
+		case "output":
+			s, bit = &x.Output, 1<<8
+		case "signer":
+			s, bit = &x.Signer, 1<<9
+		case "version":
+			s, bit = &x.Version, 1<<10
+		case "started":
+			return once(&seen, 1<<11) && l.time(&x.Started)
+		case "ended":
+			return once(&seen, 1<<12) && l.time(&x.Ended)
+		default:
+			return false
+		}
+		if !once(&seen, bit) {
+			return false
+		}
+		var ok bool
+		if s != nil {
+			*s, ok = l.str()
+		} else {
+			*bl, ok = l.boolean()
+		}
+		return ok
+	})
+	if !ok || !l.end() {
+		return false
+	}
+	*r = x
+	return true
+}
+
+func (a *ArtifactRef) appendJSON(b []byte) []byte {
+	b = append(b, `{"name":`...)
+	b = appendString(b, a.Name)
+	b = append(b, `,"version":`...)
+	b = appendString(b, a.Version)
+	b = append(b, `,"sha256":`...)
+	b = appendString(b, a.SHA256)
+	b = append(b, `,"size":`...)
+	b = appendInt(b, a.Size)
+	return append(b, '}')
+}
+
+func appendInt(b []byte, n int64) []byte {
+	if n < 0 {
+		b = append(b, '-')
+		if n == -1<<63 {
+			return append(b, "9223372036854775808"...)
+		}
+		n = -n
+	}
+	var d [20]byte
+	i := len(d)
+	for {
+		i--
+		d[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return append(b, d[i:]...)
+}
+
+func (a *ArtifactRef) decodeJSON(l *lexer) bool {
+	var seen uint8
+	return l.object(func(key []byte) bool {
+		var ok bool
+		switch string(key) {
+		case "name":
+			if ok = once(&seen, 1); ok {
+				a.Name, ok = l.str()
+			}
+		case "version":
+			if ok = once(&seen, 2); ok {
+				a.Version, ok = l.str()
+			}
+		case "sha256":
+			if ok = once(&seen, 4); ok {
+				a.SHA256, ok = l.str()
+			}
+		case "size":
+			if ok = once(&seen, 8); ok {
+				a.Size, ok = l.int64()
+			}
+		}
+		return ok
+	})
+}
+
+func (r *RunRequest) appendJSON(b []byte) []byte {
+	b = append(b, `{"run_id":`...)
+	b = appendString(b, r.RunID)
+	b = append(b, `,"job_id":`...)
+	b = appendString(b, r.JobID)
+	b = append(b, `,"plugin":`...)
+	b = r.Plugin.appendJSON(b)
+	if r.Script != nil {
+		b = append(b, `,"script":`...)
+		b = r.Script.appendJSON(b)
+	}
+	if len(r.Params) > 0 {
+		b = append(b, `,"params":{`...)
+		keys := make([]string, 0, len(r.Params))
+		for k := range r.Params {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys) // json.Marshal sorts map keys
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendString(b, r.Params[k])
+		}
+		b = append(b, '}')
+	}
+	if r.DryRun {
+		b = append(b, `,"dry_run":true`...)
+	}
+	b = append(b, `,"timeout":`...)
+	b = appendString(b, time.Duration(r.Timeout).String())
+	if r.AllowDowngrade {
+		b = append(b, `,"allow_downgrade":true`...)
+	}
+	b = append(b, `,"requester":`...)
+	b = appendString(b, r.Requester)
+	return append(b, '}')
+}
+
+func (r *RunRequest) decodeJSON(body []byte) bool {
+	x := *r
+	var seen uint16
+	l := lexer{b: body}
+	ok := l.object(func(key []byte) bool {
+		var ok bool
+		switch string(key) {
+		case "run_id":
+			if ok = once(&seen, 1<<0); ok {
+				x.RunID, ok = l.str()
+			}
+		case "job_id":
+			if ok = once(&seen, 1<<1); ok {
+				x.JobID, ok = l.str()
+			}
+		case "plugin":
+			ok = once(&seen, 1<<2) && x.Plugin.decodeJSON(&l)
+		case "script":
+			if ok = once(&seen, 1<<3); ok {
+				s := new(ArtifactRef)
+				if x.Script != nil {
+					*s = *x.Script // encoding/json decodes into the struct already there
+				}
+				if ok = s.decodeJSON(&l); ok {
+					x.Script = s
+				}
+			}
+		case "params":
+			ok = once(&seen, 1<<4) && l.params(&x.Params)
+		case "dry_run":
+			if ok = once(&seen, 1<<5); ok {
+				x.DryRun, ok = l.boolean()
+			}
+		case "timeout":
+			if ok = once(&seen, 1<<6); ok {
+				raw, rok := l.rawStr()
+				ok = rok && x.Timeout.UnmarshalJSON(raw) == nil
+			}
+		case "allow_downgrade":
+			if ok = once(&seen, 1<<7); ok {
+				x.AllowDowngrade, ok = l.boolean()
+			}
+		case "requester":
+			if ok = once(&seen, 1<<8); ok {
+				x.Requester, ok = l.str()
+			}
+		}
+		return ok
+	})
+	if !ok || !l.end() {
+		return false
+	}
+	*r = x
+	return true
+}
+
+// params reads an object of strings into a map as encoding/json does: into
+// a new map when *m is nil, else into *m (through a copy, so that giving up
+// leaves the caller's map as it was). A repeated key keeps its last value.
+func (l *lexer) params(m *map[string]string) bool {
+	if !l.next('{') {
+		return false
+	}
+	out := make(map[string]string, len(*m))
+	for k, v := range *m {
+		out[k] = v
+	}
+	if !l.next('}') {
+		for {
+			k, ok := l.str()
+			if !ok || !l.next(':') {
+				return false
+			}
+			if out[k], ok = l.str(); !ok {
+				return false
+			}
+			if l.next(',') {
+				continue
+			}
+			if !l.next('}') {
+				return false
+			}
+			break
+		}
+	}
+	*m = out
+	return true
+}
