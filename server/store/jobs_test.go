@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -225,8 +227,10 @@ func TestJobQueryPlans(t *testing.T) {
 		`UPDATE runs SET dispatched_at = $1 WHERE job_id = $2 AND state = 'pending' AND dispatched_at IS NULL AND seq > $3 AND seq <= $4`:                          "runs_undispatched",
 		`UPDATE runs SET state = $1, error = $2, ended_at = $3 WHERE job_id = $4 AND state = 'pending' AND dispatched_at IS NULL`:                                  "runs_undispatched",
 		`SELECT ` + runColumns + ` FROM runs WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`:                                                                 "runs_job_seq",
-		`SELECT ` + sendColumns + ` FROM runs WHERE agent_id = $1 AND state IN ('pending', 'running')`:                                                             "runs_agent",
+		`SELECT ` + sendColumns + ` FROM runs WHERE agent_id = $1 AND state IN ('pending', 'running')`:                                                             "runs_agent_open",
 		`UPDATE runs SET dispatched_at = $1 WHERE state = 'pending' AND dispatched_at IS NULL AND id IN ($2, $3)`:                                                  "sqlite_autoindex_runs_1",
+		saveResultSQL:     "sqlite_autoindex_runs_1",
+		saveResultLeanSQL: "sqlite_autoindex_runs_1",
 	} {
 		n := strings.Count(q, "$")
 		args := make([]any, n)
@@ -294,5 +298,51 @@ func BenchmarkJobRuns(b *testing.B) {
 		b.StopTimer()
 		s.Close()
 		b.StartTimer()
+	}
+}
+
+// Runs are written in groups of runGroup when they are pending on one build,
+// one at a time otherwise; either way each reads back as it was given.
+func TestCreateJobWritesEveryRunAsGiven(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	j := Job{ID: NewID(), Plugin: "p", PluginVersion: "1.0.0", Target: "all", MaxFailures: -1, MaxFailuresBP: -1,
+		Timeout: time.Minute, State: JobRunning, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	var want []Run
+	for i := range 3*runGroup + 17 {
+		r := Run{ID: NewID(), JobID: j.ID, Seq: i, AgentID: NewID(), Hostname: fmt.Sprintf("h%d", i), State: RunPending,
+			PluginSHA256: strings.Repeat("ab", 32), PluginSize: 20 << 20, Version: "1.0.0"}
+		switch {
+		case i >= 2*runGroup && i%7 == 0: // another build now and then
+			r.PluginSHA256, r.PluginSize, r.Version = strings.Repeat("cd", 32), 1, "1.0.1"
+		case i%50 == 3: // no build for this one
+			r.State, r.Error, r.EndedAt, r.PluginSHA256, r.PluginSize, r.Version = RunFailed, "no build", now, "", 0, ""
+		}
+		want = append(want, r)
+	}
+	err := s.CreateJobStream(ctx, &j, func(emit func([]Run) error) error {
+		for i := 0; i < len(want); i += 100 { // pages that do not line up with the groups
+			if err := emit(want[i:min(i+100, len(want))]); err != nil {
+				return err
+			}
+		}
+		j.Total = len(want)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.JobRuns(ctx, j.ID, -1, 10*len(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d runs stored, want %d", len(got), len(want))
+	}
+	for i, g := range got {
+		if !reflect.DeepEqual(g, want[i]) {
+			t.Fatalf("run %d stored as\n%+v\nwant\n%+v", i, g, want[i])
+		}
 	}
 }
