@@ -29,29 +29,59 @@ type Envelope struct {
 	ID   string          `json:"id,omitempty"` // correlates a reply with its request
 	Body json.RawMessage `json:"body,omitempty"`
 
-	// compact is set by NewEnvelope: Body is compact JSON as json.Marshal
-	// writes it, so AppendControl copies it without checking it again.
-	compact bool
+	// made is Body as NewEnvelope made it: compact JSON as json.Marshal
+	// writes it, which AppendControl copies without checking it again
+	// while Body is still that slice. frame, when NewEnvelope encoded a run
+	// message, is the whole Control frame, written once with Body in its
+	// middle; AppendControl returns it while Type and ID are still those
+	// it was written with.
+	made               json.RawMessage
+	frame              []byte
+	frameType, frameID string
 }
 
 // NewEnvelope marshals body into an envelope of type typ. The run messages
 // have their own encoders (runjson.go), which write what json.Marshal
-// writes.
+// writes, straight into the frame that AppendControl then returns.
 func NewEnvelope(typ, id string, body any) (Envelope, error) {
-	if raw, ok := appendBody(make([]byte, 0, 256), body); ok {
-		return Envelope{Type: typ, ID: id, Body: raw, compact: true}, nil
+	if size, ok := bodySize(body); ok {
+		b := make([]byte, 0, HeaderLen+len(`{"type":,"id":,"body":}`)+2*len(typ)+2*len(id)+size)
+		b = AppendHeader(b, TypeControl, ControlStream)
+		b = Envelope{Type: typ, ID: id}.appendJSON(b)
+		b = append(b[:len(b)-1], `,"body":`...)
+		start := len(b)
+		if b, ok = appendBody(b, body); ok {
+			b = append(b, '}')
+			raw := json.RawMessage(b[start : len(b)-1 : len(b)-1])
+			return Envelope{Type: typ, ID: id, Body: raw, made: raw, frame: b[:len(b):len(b)], frameType: typ, frameID: id}, nil
+		}
 	}
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("encode %s: %w", typ, err)
 	}
-	return Envelope{Type: typ, ID: id, Body: raw, compact: true}, nil
+	return Envelope{Type: typ, ID: id, Body: raw, made: raw}, nil
+}
+
+// bodyAsMade reports whether env.Body is still the slice NewEnvelope made.
+func (env *Envelope) bodyAsMade() bool {
+	return len(env.made) > 0 && len(env.Body) == len(env.made) && &env.Body[0] == &env.made[0]
 }
 
 // AppendControl appends a whole Control frame carrying env to b.
 func AppendControl(b []byte, env Envelope) ([]byte, error) {
 	n := len(b)
-	if env.compact {
+	asMade := env.bodyAsMade()
+	if asMade && env.frame != nil && env.Type == env.frameType && env.ID == env.frameID {
+		if size := len(env.frame) - HeaderLen; size > MaxControl {
+			return nil, fmt.Errorf("encode control: %s message of %d bytes exceeds %d", env.Type, size, MaxControl)
+		}
+		if b == nil {
+			return env.frame, nil // capacity == length: an append to it copies
+		}
+		return append(b, env.frame...), nil
+	}
+	if asMade {
 		b = slices.Grow(b, HeaderLen+len(env.Type)+len(env.ID)+len(env.Body)+32)
 		b = env.appendJSON(AppendHeader(b, TypeControl, ControlStream))
 	} else {

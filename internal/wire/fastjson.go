@@ -55,25 +55,28 @@ func (l *lexer) end() bool {
 	return l.i == len(l.b)
 }
 
-// object reads an object, calling field for each key with the lexer at the
-// start of the value; field reads the value. Keys must be plain (no escapes).
-func (l *lexer) object(field func(key []byte) bool) bool {
-	if !l.next('{') {
-		return false
-	}
+// What member found.
+const (
+	memberBad = iota // not an object member: give up
+	memberKey        // a key, and the lexer is at its value
+	memberEnd        // the object's closing brace
+)
+
+// member reads the next key of an object whose opening brace was read
+// (first: no member read yet), up to the start of its value. Keys must be
+// plain (no escapes). The key aliases b.
+func (l *lexer) member(first bool) ([]byte, int) {
 	if l.next('}') {
-		return true
+		return nil, memberEnd
 	}
-	for {
-		key, ok := l.key()
-		if !ok || !l.next(':') || !field(key) {
-			return false
-		}
-		if l.next(',') {
-			continue
-		}
-		return l.next('}')
+	if !first && !l.next(',') {
+		return nil, memberBad
 	}
+	k, ok := l.key()
+	if !ok || !l.next(':') {
+		return nil, memberBad
+	}
+	return k, memberKey
 }
 
 // key reads an object key made of printable ASCII without escapes. It

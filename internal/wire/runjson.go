@@ -34,6 +34,46 @@ func appendBody(b []byte, body any) ([]byte, bool) {
 	return nil, false
 }
 
+// bodySize estimates the JSON size of a message that has a fast encoder;
+// ok is false for other types.
+func bodySize(body any) (int, bool) {
+	switch m := body.(type) {
+	case RunRequest:
+		return m.size(), true
+	case *RunRequest:
+		return m.size(), true
+	case RunAck:
+		return 16 + len(m.RunID), true
+	case *RunAck:
+		return 16 + len(m.RunID), true
+	case RunResult:
+		return m.size(), true
+	case *RunResult:
+		return m.size(), true
+	case RunStarted:
+		return 64 + len(m.RunID), true
+	case *RunStarted:
+		return 64 + len(m.RunID), true
+	}
+	return 0, false
+}
+
+func (r *RunRequest) size() int {
+	n := 200 + len(r.RunID) + len(r.JobID) + len(r.Plugin.Name) + len(r.Plugin.Version) + len(r.Plugin.SHA256) + len(r.Requester)
+	if r.Script != nil {
+		n += 80 + len(r.Script.Name) + len(r.Script.Version) + len(r.Script.SHA256)
+	}
+	for k, v := range r.Params {
+		n += 6 + len(k) + len(v)
+	}
+	return n
+}
+
+func (r *RunResult) size() int {
+	return 200 + len(r.RunID) + len(r.State) + len(r.Summary) + len(r.Error) + len(r.Details) + len(r.Output) +
+		len(r.Signer) + len(r.Version)
+}
+
 // decodeBody decodes body into v when v is a message with a fast decoder;
 // ok is false when it is not, or when the fast decoder gave up (v is then
 // unchanged).
@@ -62,7 +102,7 @@ func appendTime(b []byte, t time.Time) ([]byte, bool) {
 
 // appendJSON appends the envelope as json.Marshal would. Body must be
 // compact JSON (as NewEnvelope makes it).
-func (env *Envelope) appendJSON(b []byte) []byte {
+func (env Envelope) appendJSON(b []byte) []byte {
 	b = append(b, `{"type":`...)
 	b = appendString(b, env.Type)
 	if env.ID != "" {
@@ -81,30 +121,39 @@ func decodeEnvelope(p []byte) (Envelope, bool) {
 	var env Envelope
 	var seen uint8
 	l := lexer{b: p}
-	ok := l.object(func(key []byte) bool {
-		var ok bool
-		switch string(key) {
-		case "type":
-			ok = once(&seen, 1)
-			if ok {
+	if !l.next('{') {
+		return Envelope{}, false
+	}
+	for first := true; ; first = false {
+		key, st := l.member(first)
+		if st == memberEnd {
+			break
+		}
+		ok := st == memberKey
+		switch {
+		case !ok:
+		case string(key) == "type":
+			if ok = once(&seen, 1); ok {
 				env.Type, ok = l.str()
 			}
-		case "id":
-			ok = once(&seen, 2)
-			if ok {
+		case string(key) == "id":
+			if ok = once(&seen, 2); ok {
 				env.ID, ok = l.str()
 			}
-		case "body":
-			ok = once(&seen, 4)
+		case string(key) == "body":
 			l.ws()
 			start := l.i
-			if ok = ok && !hasPrefixAt(p, start, "null") && l.skip(); ok {
+			if ok = once(&seen, 4) && !hasPrefixAt(p, start, "null") && l.skip(); ok {
 				env.Body = slices.Clone(p[start:l.i])
 			}
+		default:
+			ok = false
 		}
-		return ok
-	})
-	return env, ok && l.end()
+		if !ok {
+			return Envelope{}, false
+		}
+	}
+	return env, l.end()
 }
 
 // once records bit in seen and reports whether it was not there yet: a
@@ -127,15 +176,23 @@ func (r *RunAck) decodeJSON(body []byte) bool {
 	x := *r
 	var seen uint8
 	l := lexer{b: body}
-	ok := l.object(func(key []byte) bool {
-		if string(key) != "run_id" || !once(&seen, 1) {
+	if !l.next('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		key, st := l.member(first)
+		if st == memberEnd {
+			break
+		}
+		if st != memberKey || string(key) != "run_id" || !once(&seen, 1) {
 			return false
 		}
 		var ok bool
-		x.RunID, ok = l.str()
-		return ok
-	})
-	if !ok || !l.end() {
+		if x.RunID, ok = l.str(); !ok {
+			return false
+		}
+	}
+	if !l.end() {
 		return false
 	}
 	*r = x
@@ -154,19 +211,31 @@ func (r *RunStarted) decodeJSON(body []byte) bool {
 	x := *r
 	var seen uint8
 	l := lexer{b: body}
-	ok := l.object(func(key []byte) bool {
-		var ok bool
-		switch string(key) {
-		case "run_id":
+	if !l.next('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		key, st := l.member(first)
+		if st == memberEnd {
+			break
+		}
+		ok := st == memberKey
+		switch {
+		case !ok:
+		case string(key) == "run_id":
 			if ok = once(&seen, 1); ok {
 				x.RunID, ok = l.str()
 			}
-		case "started":
+		case string(key) == "started":
 			ok = once(&seen, 2) && l.time(&x.Started)
+		default:
+			ok = false
 		}
-		return ok
-	})
-	if !ok || !l.end() {
+		if !ok {
+			return false
+		}
+	}
+	if !l.end() {
 		return false
 	}
 	*r = x
@@ -216,9 +285,20 @@ func (r *RunResult) decodeJSON(body []byte) bool {
 	x := *r
 	var seen uint16
 	l := lexer{b: body}
-	ok := l.object(func(key []byte) bool {
+	if !l.next('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		key, st := l.member(first)
+		if st == memberEnd {
+			break
+		}
+		if st != memberKey {
+			return false
+		}
 		var s *string
 		var bl *bool
+		var t *time.Time
 		var bit uint16
 		switch string(key) {
 		case "run_id":
@@ -244,9 +324,9 @@ func (r *RunResult) decodeJSON(body []byte) bool {
 		case "version":
 			s, bit = &x.Version, 1<<10
 		case "started":
-			return once(&seen, 1<<11) && l.time(&x.Started)
+			t, bit = &x.Started, 1<<11
 		case "ended":
-			return once(&seen, 1<<12) && l.time(&x.Ended)
+			t, bit = &x.Ended, 1<<12
 		default:
 			return false
 		}
@@ -254,14 +334,19 @@ func (r *RunResult) decodeJSON(body []byte) bool {
 			return false
 		}
 		var ok bool
-		if s != nil {
+		switch {
+		case s != nil:
 			*s, ok = l.str()
-		} else {
+		case bl != nil:
 			*bl, ok = l.boolean()
+		default:
+			ok = l.time(t)
 		}
-		return ok
-	})
-	if !ok || !l.end() {
+		if !ok {
+			return false
+		}
+	}
+	if !l.end() {
 		return false
 	}
 	*r = x
@@ -303,28 +388,40 @@ func appendInt(b []byte, n int64) []byte {
 
 func (a *ArtifactRef) decodeJSON(l *lexer) bool {
 	var seen uint8
-	return l.object(func(key []byte) bool {
-		var ok bool
-		switch string(key) {
-		case "name":
+	if !l.next('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		key, st := l.member(first)
+		if st == memberEnd {
+			return true
+		}
+		ok := st == memberKey
+		switch {
+		case !ok:
+		case string(key) == "name":
 			if ok = once(&seen, 1); ok {
 				a.Name, ok = l.str()
 			}
-		case "version":
+		case string(key) == "version":
 			if ok = once(&seen, 2); ok {
 				a.Version, ok = l.str()
 			}
-		case "sha256":
+		case string(key) == "sha256":
 			if ok = once(&seen, 4); ok {
 				a.SHA256, ok = l.str()
 			}
-		case "size":
+		case string(key) == "size":
 			if ok = once(&seen, 8); ok {
 				a.Size, ok = l.int64()
 			}
+		default:
+			ok = false
 		}
-		return ok
-	})
+		if !ok {
+			return false
+		}
+	}
 }
 
 func (r *RunRequest) appendJSON(b []byte) []byte {
@@ -372,20 +469,28 @@ func (r *RunRequest) decodeJSON(body []byte) bool {
 	x := *r
 	var seen uint16
 	l := lexer{b: body}
-	ok := l.object(func(key []byte) bool {
-		var ok bool
-		switch string(key) {
-		case "run_id":
+	if !l.next('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		key, st := l.member(first)
+		if st == memberEnd {
+			break
+		}
+		ok := st == memberKey
+		switch {
+		case !ok:
+		case string(key) == "run_id":
 			if ok = once(&seen, 1<<0); ok {
 				x.RunID, ok = l.str()
 			}
-		case "job_id":
+		case string(key) == "job_id":
 			if ok = once(&seen, 1<<1); ok {
 				x.JobID, ok = l.str()
 			}
-		case "plugin":
+		case string(key) == "plugin":
 			ok = once(&seen, 1<<2) && x.Plugin.decodeJSON(&l)
-		case "script":
+		case string(key) == "script":
 			if ok = once(&seen, 1<<3); ok {
 				s := new(ArtifactRef)
 				if x.Script != nil {
@@ -395,29 +500,33 @@ func (r *RunRequest) decodeJSON(body []byte) bool {
 					x.Script = s
 				}
 			}
-		case "params":
+		case string(key) == "params":
 			ok = once(&seen, 1<<4) && l.params(&x.Params)
-		case "dry_run":
+		case string(key) == "dry_run":
 			if ok = once(&seen, 1<<5); ok {
 				x.DryRun, ok = l.boolean()
 			}
-		case "timeout":
+		case string(key) == "timeout":
 			if ok = once(&seen, 1<<6); ok {
 				raw, rok := l.rawStr()
 				ok = rok && x.Timeout.UnmarshalJSON(raw) == nil
 			}
-		case "allow_downgrade":
+		case string(key) == "allow_downgrade":
 			if ok = once(&seen, 1<<7); ok {
 				x.AllowDowngrade, ok = l.boolean()
 			}
-		case "requester":
+		case string(key) == "requester":
 			if ok = once(&seen, 1<<8); ok {
 				x.Requester, ok = l.str()
 			}
+		default:
+			ok = false
 		}
-		return ok
-	})
-	if !ok || !l.end() {
+		if !ok {
+			return false
+		}
+	}
+	if !l.end() {
 		return false
 	}
 	*r = x

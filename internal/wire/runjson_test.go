@@ -64,17 +64,22 @@ func checkEncoders(t *testing.T, s string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := AppendControl(nil, env)
+		frame, err := AppendControl(nil, env) // the frame NewEnvelope wrote
 		if err != nil {
 			t.Fatal(err)
 		}
-		env.compact = false
-		slow, err := AppendControl(nil, env)
+		env.frame = nil
+		copied, err := AppendControl(nil, env) // the fast envelope encoder
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, slow) {
-			t.Fatalf("envelope encoded as\n%s\nwant\n%s", got, slow)
+		env.made = nil
+		slow, err := AppendControl(nil, env) // json.Marshal
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(frame, slow) || !bytes.Equal(copied, slow) {
+			t.Fatalf("envelope encoded as\n%s\nand\n%s\nwant\n%s", frame, copied, slow)
 		}
 	}
 }
@@ -201,5 +206,36 @@ func BenchmarkRunRequestEncode(b *testing.B) {
 		if _, err := AppendControl(nil, env); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The frame NewEnvelope writes is used only while the envelope's fields are
+// still those it was written with.
+func TestEnvelopeFrameFollowsChanges(t *testing.T) {
+	env, err := NewEnvelope(MsgRunAck, "1", RunAck{RunID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, change := range []func(e *Envelope){
+		func(e *Envelope) {},
+		func(e *Envelope) { e.ID = "2" },
+		func(e *Envelope) { e.Type = MsgRunCancel },
+		func(e *Envelope) { e.Body = json.RawMessage(`{"run_id":"b"}`) },
+		func(e *Envelope) { e.Body = e.Body[: len(e.Body)-1 : len(e.Body)-1]; e.Body = append(e.Body, ']') },
+	} {
+		e := env
+		change(&e)
+		got, gotErr := AppendControl([]byte("x"), e)
+		e.frame, e.made = nil, nil
+		want, wantErr := AppendControl([]byte("x"), e)
+		if (gotErr == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+			t.Fatalf("frame %q (%v), want %q (%v)", got, gotErr, want, wantErr)
+		}
+	}
+	a, _ := AppendControl(nil, env)
+	b, _ := AppendControl(nil, env)
+	_ = append(a, 'x')
+	if bytes.HasSuffix(b, []byte("x")) || cap(a) != len(a) {
+		t.Fatal("the shared frame can be appended to in place")
 	}
 }
