@@ -11,12 +11,17 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/wsconn"
 )
+
+// sessionWriteBuffers are the session websockets' write buffers, shared
+// while idle (a load generator holds a thousand sessions).
+var sessionWriteBuffers = &sync.Pool{}
 
 // SessionRequest asks for an interactive session on one agent.
 type SessionRequest struct {
@@ -84,6 +89,7 @@ func (c *Client) OpenSession(ctx context.Context, req SessionRequest) (*wsconn.C
 		Subprotocols:     []string{apiv1.SessionSubprotocol},
 		ReadBufferSize:   64 << 10,
 		WriteBufferSize:  64 << 10,
+		WriteBufferPool:  sessionWriteBuffers, // a session between keystrokes holds no write buffer
 	}
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+c.cfg.Token)
