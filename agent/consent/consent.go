@@ -180,6 +180,7 @@ type Consent struct {
 	lives   map[string]liveInfo // from Started, until Ended
 	events  []pageEvent         // recent events for the web page, newest last
 	agentID string              // the AgentID of the latest request, for session events
+	grants  []grant             // remembered approvals (Policy.Remember), oldest first
 	closed  bool
 
 	done chan struct{} // closed by Close
@@ -301,6 +302,9 @@ func (c *Consent) decide(ctx context.Context, req Request) Decision {
 		return Decision{Approved: true, Backend: c.kind, By: ByPolicy, Message: "approved by policy (notify mode: the user is told)"}
 	}
 	now := time.Now()
+	if d, ok := c.granted(req, now); ok {
+		return d
+	}
 	deadline := now.Add(c.policy.Timeout)
 	if !req.Deadline.IsZero() && req.Deadline.Before(deadline) {
 		deadline = req.Deadline
@@ -352,6 +356,9 @@ func (c *Consent) decide(ctx context.Context, req Request) Decision {
 	case answered && ans.failed:
 		return deny(ByAgent, ans.message)
 	case answered:
+		if ans.approved {
+			c.remember(req, ans.by, time.Now())
+		}
 		return Decision{Approved: ans.approved, Backend: c.kind, By: ans.by, Message: ans.message}
 	case isClosed(c.done):
 		return deny(ByAgent, "agent shutting down before an answer")

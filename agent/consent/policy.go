@@ -43,6 +43,11 @@ type Policy struct {
 	// WebAddr is the loopback address the web page listens on; default
 	// "127.0.0.1:0" (a free port).
 	WebAddr string `json:"web_addr,omitempty"`
+	// Remember, in prompt mode, is how long an approval also covers later
+	// requests from the same technician for the same or fewer capabilities
+	// (0, the default: every request asks; at most MaxRemember). Stored as
+	// a duration string in the JSON field "remember".
+	Remember time.Duration `json:"-"`
 }
 
 // DefaultPolicy is the policy of an agent without a consent.json.
@@ -83,6 +88,9 @@ func (p Policy) Validate() error {
 	if err := checkLoopback(p.WebAddr); err != nil {
 		return err
 	}
+	if p.Remember < 0 || p.Remember > MaxRemember {
+		return fmt.Errorf("consent remember %s: want between 0 (off) and %s", p.Remember, MaxRemember)
+	}
 	return nil
 }
 
@@ -120,15 +128,17 @@ func checkLoopback(addr string) error {
 
 // policyJSON is the file format.
 type policyJSON struct {
-	Mode    Mode   `json:"mode"`
-	Backend string `json:"backend"`
-	Timeout string `json:"timeout"`
-	WebAddr string `json:"web_addr,omitempty"`
+	Mode     Mode   `json:"mode"`
+	Backend  string `json:"backend"`
+	Timeout  string `json:"timeout"`
+	WebAddr  string `json:"web_addr,omitempty"`
+	Remember string `json:"remember,omitempty"`
 }
 
 // MarshalJSON writes the timeout as a duration string.
 func (p Policy) MarshalJSON() ([]byte, error) {
-	return json.Marshal(policyJSON{Mode: p.Mode, Backend: p.Backend, Timeout: formatTimeout(p.Timeout), WebAddr: p.WebAddr})
+	return json.Marshal(policyJSON{Mode: p.Mode, Backend: p.Backend, Timeout: formatTimeout(p.Timeout), WebAddr: p.WebAddr,
+		Remember: formatTimeout(p.Remember)})
 }
 
 // UnmarshalJSON reads the timeout as a duration string ("60s", "2m").
@@ -146,7 +156,14 @@ func (p *Policy) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("timeout %q: want a duration such as \"60s\" or \"2m\"", j.Timeout)
 		}
 	}
-	*p = Policy{Mode: j.Mode, Backend: j.Backend, Timeout: d, WebAddr: j.WebAddr}
+	var remember time.Duration
+	if j.Remember != "" {
+		var err error
+		if remember, err = time.ParseDuration(j.Remember); err != nil {
+			return fmt.Errorf("remember %q: want a duration such as \"15m\" (0s: off)", j.Remember)
+		}
+	}
+	*p = Policy{Mode: j.Mode, Backend: j.Backend, Timeout: d, WebAddr: j.WebAddr, Remember: remember}
 	return nil
 }
 

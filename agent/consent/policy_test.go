@@ -23,7 +23,7 @@ func TestLoadPolicyMissingIsDefault(t *testing.T) {
 
 func TestPolicyRoundTrip(t *testing.T) {
 	tests := []Policy{
-		{Mode: ModePrompt, Backend: "web", Timeout: 90 * time.Second, WebAddr: "127.0.0.1:7071"},
+		{Mode: ModePrompt, Backend: "web", Timeout: 90 * time.Second, WebAddr: "127.0.0.1:7071", Remember: 15 * time.Minute},
 		{Mode: ModeNotify, Backend: "exec:/usr/local/bin/ask", Timeout: 1500 * time.Millisecond, WebAddr: "[::1]:0"},
 		{Mode: ModeUnattended, Backend: "auto", Timeout: time.Hour, WebAddr: "localhost:0"},
 		{Mode: ModePrompt, Backend: "tty", Timeout: time.Second, WebAddr: "127.0.0.1:0"},
@@ -100,6 +100,9 @@ func TestLoadPolicyErrors(t *testing.T) {
 		{"public web address", `{"web_addr":"0.0.0.0:8080"}`, []string{"not on the loopback interface"}},
 		{"no host web address", `{"web_addr":":8080"}`, []string{"not on the loopback interface"}},
 		{"trailing data", `{"mode":"prompt"} {}`, []string{"extra data"}},
+		{"bad remember", `{"remember":"a while"}`, []string{"consent.json", `"a while"`, "15m"}},
+		{"remember too long", `{"remember":"9h"}`, []string{"between 0 (off) and 8h0m0s"}},
+		{"negative remember", `{"remember":"-1m"}`, []string{"between 0 (off)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

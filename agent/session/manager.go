@@ -329,8 +329,13 @@ func (m *Manager) Live() []consent.Live {
 var ErrNoSession = errors.New("no such live session")
 
 // End ends a live session on behalf of the person at the machine
-// (consent.Sessions). id "all" ends every live session.
+// (consent.Sessions). id "all" ends every live session. Approvals the
+// consent policy remembers (Policy.Remember) are forgotten either way.
 func (m *Manager) End(id, by string) error {
+	// Whoever ends a session wants the next request asked again.
+	if m.cfg.Consent != nil {
+		m.cfg.Consent.Forget()
+	}
 	if id == "all" {
 		for _, l := range m.Live() {
 			m.end(l.ID, &userEnd{by: by})

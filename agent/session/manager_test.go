@@ -41,6 +41,12 @@ type rig struct {
 
 func newRig(t *testing.T, streamWait time.Duration) *rig {
 	t.Helper()
+	return newRigPolicy(t, streamWait, nil)
+}
+
+// newRigPolicy is newRig with the consent policy changed by edit.
+func newRigPolicy(t *testing.T, streamWait time.Duration, edit func(*consent.Policy)) *rig {
+	t.Helper()
 	r := &rig{t: t, answers: make(chan wire.SessionAnswer, 8), ends: make(chan wire.SessionEnd, 8)}
 	dir := t.TempDir()
 	var err error
@@ -64,7 +70,11 @@ func newRig(t *testing.T, streamWait time.Duration) *rig {
 	os.WriteFile(r.answer, []byte("approve"), 0o600)
 	prog := filepath.Join(dir, "consent.sh")
 	os.WriteFile(prog, []byte("#!/bin/sh\ncat >/dev/null\ncase \"$(cat "+r.answer+")\" in approve) exit 0;; deny) echo no >&2; exit 1;; esac\nsleep 30\n"), 0o700)
-	cons, err := consent.New(consent.Policy{Mode: consent.ModePrompt, Backend: "exec:" + prog, Timeout: 10 * time.Second}, nil, zerolog.Nop())
+	pol := consent.Policy{Mode: consent.ModePrompt, Backend: "exec:" + prog, Timeout: 10 * time.Second}
+	if edit != nil {
+		edit(&pol)
+	}
+	cons, err := consent.New(pol, nil, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +239,38 @@ func TestApprovedSessionRunsOnceForItsTechnician(t *testing.T) {
 	if err := r.mgr.End(id, "jane"); !errors.Is(err, ErrNoSession) {
 		t.Errorf("ending an ended session: %v", err)
 	}
+}
+
+// With Policy.Remember, an approval covers the same technician's next
+// request; the user ending sessions forgets it.
+func TestUserEndForgetsRememberedApprovals(t *testing.T) {
+	r := newRigPolicy(t, 5*time.Second, func(p *consent.Policy) { p.Remember = time.Minute })
+	if a := r.nextAnswer2(r.request("alice", wire.CapExec)); !a.Approved {
+		t.Fatalf("first request: %+v", a)
+	}
+	os.WriteFile(r.answer, []byte("deny"), 0o600) // the user would now say no
+	if a := r.nextAnswer2(r.request("alice", wire.CapExec)); !a.Approved || !strings.Contains(a.Message, "earlier approval") {
+		t.Fatalf("second request was not covered by the first approval: %+v", a)
+	}
+	if a := r.nextAnswer2(r.request("bob", wire.CapExec)); a.Approved {
+		t.Fatalf("bob's request was covered by alice's approval: %+v", a)
+	}
+	if err := r.mgr.End("all", "jane"); err != nil {
+		t.Fatal(err)
+	}
+	if a := r.nextAnswer2(r.request("alice", wire.CapExec)); a.Approved {
+		t.Fatalf("after the user ended sessions, alice was still approved: %+v", a)
+	}
+}
+
+// nextAnswer2 returns the answer to session id.
+func (r *rig) nextAnswer2(id string) wire.SessionAnswer {
+	r.t.Helper()
+	a := r.nextAnswer()
+	if a.SessionID != id {
+		r.t.Fatalf("answer for %s, want %s", a.SessionID, id)
+	}
+	return a
 }
 
 func TestStreamsTheAgentDidNotApproveAreRefused(t *testing.T) {

@@ -276,8 +276,10 @@ the machine, who must approve within --consent-timeout (60s; no answer means no)
 starts the session and tells them; unattended (servers) starts it. --consent-backend says
 how to ask: auto (a desktop dialog where one can be shown, else the web page), web (a page
 on this machine's loopback interface, URL in the log), desktop, tty, or exec:/path (your
-own program: the request as JSON on its stdin, exit 0 approves). The consent flags are
-saved in DATA/consent.json, so later starts keep them. Sessions run as the agent's own
+own program: the request as JSON on its stdin, exit 0 approves). --consent-remember 15m
+lets one approval cover the same technician's further requests for the same or fewer
+capabilities for 15 minutes (ssh, then scp), until the user ends a session. The consent
+flags are saved in DATA/consent.json, so later starts keep them. Sessions run as the agent's own
 account unless --session-user names another; they are SSH end to end, recorded when they
 have a terminal, and end after --session-idle-timeout without traffic or at
 --session-max-duration. "patchbay-agent sessions list|end" sees and ends them.

@@ -22,6 +22,7 @@ import (
 type sessionFlags struct {
 	mode, backend string
 	timeout       time.Duration
+	remember      time.Duration
 	webAddr       string
 	runAs         string
 	idle, maxDur  time.Duration
@@ -33,6 +34,7 @@ func (s *sessionFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.backend, "consent-backend", "", "how the user is asked: auto (default: desktop dialog where one exists, else the web page), web, desktop, tty or exec:/path/to/program; saved")
 	f.DurationVar(&s.timeout, "consent-timeout", 0, "no answer within this long denies the request (default 60s); saved")
 	f.StringVar(&s.webAddr, "consent-web-addr", "", "loopback address of the consent web page (default 127.0.0.1:0, a free port); saved")
+	f.DurationVar(&s.remember, "consent-remember", 0, "prompt mode: an approval also covers the same technician's requests for the same or fewer capabilities for this long (e.g. 15m; default 0: always ask; at most 8h; forgotten when the user ends a session or the agent restarts); saved")
 	f.StringVar(&s.runAs, "session-user", "", "local account that sessions run as (needs the agent to run as root); default: the agent's own account")
 	f.DurationVar(&s.idle, "session-idle-timeout", session.DefaultIdleTimeout, "end a session after this long without a byte either way (0: never)")
 	f.DurationVar(&s.maxDur, "session-max-duration", session.DefaultMaxDuration, "end a session after this long whatever happens (0: no limit)")
@@ -67,6 +69,9 @@ func (s *sessionFlags) policy(cmd *cobra.Command, dir string) (consent.Policy, e
 	}
 	if f.Changed("consent-web-addr") {
 		p.WebAddr, changed = s.webAddr, true
+	}
+	if f.Changed("consent-remember") {
+		p.Remember, changed = s.remember, true
 	}
 	if err := p.Validate(); err != nil {
 		return p, err
