@@ -90,7 +90,9 @@ type report struct {
 	Failures  int64          `json:"failures"`
 	Errors    map[string]int `json:"errors"`
 	LastError string         `json:"last_error,omitempty"`
-	Final     bool           `json:"final,omitempty"`
+	// Examples holds the latest error message of each class in Errors.
+	Examples map[string]string `json:"examples,omitempty"`
+	Final    bool              `json:"final,omitempty"`
 }
 
 // fleetStats counts link state changes across all links of the process;
@@ -100,9 +102,10 @@ type fleetStats struct {
 
 	connected, connects, drops, failures atomic.Int64
 
-	mu      sync.Mutex
-	classes map[string]int
-	last    string
+	mu       sync.Mutex
+	classes  map[string]int
+	examples map[string]string // latest message per class
+	last     string
 }
 
 func (s *fleetStats) failed(err error) {
@@ -110,9 +113,10 @@ func (s *fleetStats) failed(err error) {
 	c := errorClass(err)
 	s.mu.Lock()
 	if s.classes == nil {
-		s.classes = map[string]int{}
+		s.classes, s.examples = map[string]int{}, map[string]string{}
 	}
 	s.classes[c]++
+	s.examples[c] = err.Error()
 	s.last = err.Error()
 	s.mu.Unlock()
 }
@@ -126,10 +130,12 @@ func (s *fleetStats) snapshot(total int) report {
 		Drops:     s.drops.Load(),
 		Failures:  s.failures.Load(),
 		Errors:    map[string]int{},
+		Examples:  map[string]string{},
 	}
 	s.mu.Lock()
 	for k, v := range s.classes {
 		r.Errors[k] = v
+		r.Examples[k] = s.examples[k]
 	}
 	r.LastError = s.last
 	s.mu.Unlock()
@@ -144,6 +150,11 @@ func errorClass(err error) string {
 		return "emfile"
 	case strings.Contains(msg, "refused"):
 		return "refused"
+	case strings.Contains(msg, "connect: connection reset"):
+		// The TCP handshake itself was reset: the connection sat in the
+		// accept queue of a listener that closed (a relay being killed).
+		// No live relay resets a handshake the kernel completes for it.
+		return "connect-reset"
 	case strings.Contains(msg, "timeout"), strings.Contains(msg, "deadline"), strings.Contains(msg, "silent"):
 		return "timeout"
 	case strings.Contains(msg, "reset"), strings.Contains(msg, "broken pipe"):

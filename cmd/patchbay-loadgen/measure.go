@@ -296,11 +296,12 @@ func delta(after, before report) report {
 		Connects: after.Connects - before.Connects,
 		Drops:    after.Drops - before.Drops,
 		Failures: after.Failures - before.Failures,
-		Errors:   map[string]int{}, LastError: after.LastError,
+		Errors:   map[string]int{}, LastError: after.LastError, Examples: map[string]string{},
 	}
 	for k, v := range after.Errors {
 		if n := v - before.Errors[k]; n != 0 {
 			d.Errors[k] = n
+			d.Examples[k] = after.Examples[k]
 		}
 	}
 	return d

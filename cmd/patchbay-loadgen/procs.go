@@ -302,7 +302,7 @@ type fleet []*agentsProc
 
 // sum adds up the latest reports of every process.
 func (f fleet) sum() report {
-	s := report{Errors: map[string]int{}}
+	s := report{Errors: map[string]int{}, Examples: map[string]string{}}
 	for _, p := range f {
 		r := p.report()
 		s.Connected += r.Connected
@@ -312,6 +312,9 @@ func (f fleet) sum() report {
 		s.Failures += r.Failures
 		for k, v := range r.Errors {
 			s.Errors[k] += v
+		}
+		for k, v := range r.Examples {
+			s.Examples[k] = v
 		}
 		if r.LastError != "" {
 			s.LastError = r.LastError
