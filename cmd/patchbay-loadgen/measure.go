@@ -130,7 +130,9 @@ func (b *bench) measureFleet(ctx context.Context) error {
 		return err
 	}
 	restarted := time.Now()
-	samples, reached, err = b.health.waitOnline(ctx, restarted, o.agents, 100*time.Millisecond, o.reconnectTimeout, check)
+	var atUp report // the agents' counts when the new relay first answered
+	samples, reached, err = b.health.waitOnlineUp(ctx, restarted, o.agents, 100*time.Millisecond, o.reconnectTimeout, check,
+		func() { atUp = b.fleet.sum() })
 	if err != nil {
 		return fmt.Errorf("reconnect: %w", err)
 	}
@@ -140,7 +142,9 @@ func (b *bench) measureFleet(ctx context.Context) error {
 	r.restartGap = restarted.Sub(killed)
 	r.rssAfterReconnect, _ = procStatus(b.relay.pid(), "VmRSS")
 	backoff.Sleep(ctx, time.Second)
-	r.restartFleet = delta(b.fleet.sum(), before)
+	end := b.fleet.sum()
+	r.restartFleet = delta(end, before)
+	r.restartFleetUp = delta(end, atUp)
 	if reached == 0 {
 		r.note("After the restart only %d of %d agents were back within %v.", r.restartMax, o.agents, o.reconnectTimeout)
 		step("  only %d/%d back after %v", r.restartMax, o.agents, o.reconnectTimeout)

@@ -144,6 +144,12 @@ type sample struct {
 // It returns the samples and when want was reached (0 if never); polling
 // errors (the relay still starting) are retried.
 func (h *health) waitOnline(ctx context.Context, start time.Time, want int, interval, timeout time.Duration, check func() error) ([]sample, time.Duration, error) {
+	return h.waitOnlineUp(ctx, start, want, interval, timeout, check, nil)
+}
+
+// waitOnlineUp is waitOnline that also calls up (if not nil) once, at the
+// first answer of /healthz.
+func (h *health) waitOnlineUp(ctx context.Context, start time.Time, want int, interval, timeout time.Duration, check func() error, up func()) ([]sample, time.Duration, error) {
 	deadline := start.Add(timeout)
 	var samples []sample
 	for {
@@ -151,6 +157,9 @@ func (h *health) waitOnline(ctx context.Context, start time.Time, want int, inte
 		n, err := h.online(pctx)
 		cancel()
 		if err == nil {
+			if up != nil && len(samples) == 0 {
+				up()
+			}
 			t := time.Since(start)
 			samples = append(samples, sample{t, n})
 			if n >= want {

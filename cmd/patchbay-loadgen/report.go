@@ -55,6 +55,7 @@ type results struct {
 	restartGap        time.Duration // SIGKILL to exec
 	restartMax        int
 	restartFleet      report // agent-side counts during the restart
+	restartFleetUp    report // the same, from the new relay's first /healthz answer on
 	restartNet        map[string]int64
 	restartCPU        phaseUse
 	rssAfterReconnect int64
@@ -92,15 +93,17 @@ func (r *results) perAgentKiB() float64 {
 }
 
 // noHerd reports whether the reconnect avoided a thundering herd: every
-// agent back, and no attempt failed other than by the relay not listening:
-// refused, or a TCP handshake reset by the killed relay's closing listener
-// (no TLS or HTTP handshake timed out, was reset or was turned away under
-// load).
+// agent back, and no attempt failed once the new relay was answering other
+// than by being refused or having its TCP handshake reset, which only a
+// listener that is not there (or a killed relay's closing one) does: no TLS
+// or HTTP handshake timed out, was reset or was turned away under load.
+// Agents report once a second, so an attempt that failed just before the
+// relay answered may still count against it.
 func (r *results) noHerd() bool {
 	if r.restartReached == 0 {
 		return false
 	}
-	for k, v := range r.restartFleet.Errors {
+	for k, v := range r.restartFleetUp.Errors {
 		excused := k == "refused" || k == "connect-reset" && sysctl("net/ipv4/tcp_abort_on_overflow") == "0"
 		if !excused && v > 0 {
 			return false
@@ -220,9 +223,9 @@ func writeReport(path string, r *results) error {
 	row("Full reconnect after a relay restart (SIGKILL)", reconnect, "≤ 15 s",
 		status(r.restartReached > 0 && r.restartReached <= targetReconnect), "`make bench`")
 	row("Reconnect spread",
-		fmt.Sprintf("peak %s agents/s; 50 %% back at %s, 90 %% at %s; failed attempts: %s",
+		fmt.Sprintf("peak %s agents/s; 50 %% back at %s, 90 %% at %s; failed attempts: %s; of them once the new relay answered /healthz: %s",
 			thousands(peakRate(r.restartSamples)), secs(timeTo(r.restartSamples, o.agents/2)),
-			secs(timeTo(r.restartSamples, o.agents*9/10)), errorSummary(r.restartFleet)),
+			secs(timeTo(r.restartSamples, o.agents*9/10)), errorSummary(r.restartFleet), errorSummary(r.restartFleetUp)),
 		"no thundering herd", status(r.noHerd()), "`make bench`")
 	cold := fmt.Sprintf("%s of %s after %v", thousands(r.coldMax), thousands(o.agents), o.connectTimeout)
 	if r.coldReached > 0 {
@@ -321,12 +324,14 @@ func writeReport(path string, r *results) error {
   The restart SIGKILLs the relay and execs a new one on the same port and data
   directory at once; times run from that exec. Peak rate = the largest increase
   of agents_online within any one second. "No thundering herd" means every
-  agent came back and no attempt failed except because no relay was listening:
-  refused, or "connect-reset" (a TCP handshake reset by the killed relay's
-  closing listener; a live listener never resets a handshake unless
-  net.ipv4.tcp_abort_on_overflow is set); no TLS or HTTP handshake timed out,
-  was reset or turned away under load. Failed attempts are counted by the
-  agents themselves.
+  agent came back and, from the new relay's first /healthz answer on, no
+  attempt failed other than by being refused or by "connect-reset" (a TCP
+  handshake reset, which only a closing listener does unless
+  net.ipv4.tcp_abort_on_overflow is set): no TLS or HTTP handshake timed out,
+  was reset or was turned away under load. Attempts that failed while the
+  killed relay's sockets were torn down or before the new one listened are
+  counted but not held against it. Failed attempts are counted by the agents
+  themselves, who report once a second.
 - **Raw TCP baseline**: one in-process loopback TCP stream, 128 KiB writes, %[7]v.
 - The relay and the load generator share the machine's cores, so connect times
   include the agents' side of every TLS handshake.
