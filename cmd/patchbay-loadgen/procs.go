@@ -268,7 +268,7 @@ type agentsProc struct {
 func startAgentsProc(bin, ids, server, source string, from, count, startRate int, logPath string) (*agentsProc, error) {
 	p := &agentsProc{source: source, from: from, count: count}
 	args := []string{"agents", "--identities", ids, "--server", server, "--source", source,
-		"--from", strconv.Itoa(from), "--count", strconv.Itoa(count), "--report", "500ms",
+		"--from", strconv.Itoa(from), "--count", strconv.Itoa(count), "--report", "100ms",
 		"--start-rate", strconv.Itoa(startRate), "--max-duration", "30m"}
 	pr, pw, err := os.Pipe()
 	if err != nil {

@@ -97,7 +97,7 @@ func (r *results) perAgentKiB() float64 {
 // than by being refused or having its TCP handshake reset, which only a
 // listener that is not there (or a killed relay's closing one) does: no TLS
 // or HTTP handshake timed out, was reset or was turned away under load.
-// Agents report once a second, so an attempt that failed just before the
+// Agents report every 100 ms, so an attempt that failed just before the
 // relay answered may still count against it.
 func (r *results) noHerd() bool {
 	if r.restartReached == 0 {
@@ -331,7 +331,7 @@ func writeReport(path string, r *results) error {
   was reset or was turned away under load. Attempts that failed while the
   killed relay's sockets were torn down or before the new one listened are
   counted but not held against it. Failed attempts are counted by the agents
-  themselves, who report once a second.
+  themselves, who report every 100 ms.
 - **Raw TCP baseline**: one in-process loopback TCP stream, 128 KiB writes, %[7]v.
 - The relay and the load generator share the machine's cores, so connect times
   include the agents' side of every TLS handshake.
