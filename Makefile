@@ -8,7 +8,9 @@ PLUGINS := cacheclear printerreset patchinstall script sysinfo
 FUZZ    := ./internal/wire:FuzzDecode ./internal/selector:FuzzParse ./certs:FuzzSignAgentCSR ./certs:FuzzParseFingerprint \
            ./plugins/signature:FuzzParseAllowedSigners ./plugins/signature:FuzzVerify ./plugins/scriptmeta:FuzzParse \
            ./internal/asciicast:FuzzParse
-FUZZTIME ?= 10s
+# Fuzz runs are bounded by executions, not time: Go 1.26 can fail a duration-bounded
+# run with "context deadline exceeded" when the time runs out (go.dev/issue/75804).
+FUZZTIME ?= 20000x
 
 .PHONY: all build plugins proto run test unit fuzz-short lint bench clean
 
@@ -42,7 +44,13 @@ fuzz-short:
 	@set -e; for t in $(FUZZ); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+		if ! out=$$($(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); then \
+			echo "$$out" | tail -60; \
+			for f in $$(git ls-files --others --exclude-standard "$$pkg/testdata/fuzz/$$name"); do \
+				echo "--- failing input $$f:"; cat "$$f"; echo; \
+			done; \
+			exit 1; \
+		fi; \
 	done; echo "fuzz: all targets passed"
 
 ## lint: gofmt, go vet, staticcheck
