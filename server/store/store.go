@@ -32,6 +32,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,6 +127,14 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// sqliteCacheKiB is each SQLite connection's page cache (SQLite's default is
+// 2 MiB). A relay's database outgrows 2 MiB at a few thousand agents; the
+// cache is filled only as pages are read, so a small relay pays nothing,
+// and a 19,000-agent job reads its pages from memory instead of with one
+// pread per page (relay CPU for a 10,000-agent job down by about 10 %; see
+// docs/benchmarks.md). At most maxOpenConns caches: 128 MiB.
+const sqliteCacheKiB = 32 << 10
+
 // sqliteDSN builds the modernc.org/sqlite DSN for a file path. The path goes into a
 // SQLite URI, so the characters that URI syntax gives meaning to are percent-escaped.
 func sqliteDSN(path string) string {
@@ -135,6 +144,7 @@ func sqliteDSN(path string) string {
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)" +
+		"&_pragma=cache_size(-" + strconv.Itoa(sqliteCacheKiB) + ")" +
 		"&_txlock=immediate" +
 		"&_time_format=sqlite"
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -236,5 +237,37 @@ func TestAPITokens(t *testing.T) {
 	}
 	if list[0].ID != tech.ID || !list[1].RevokedAt.Equal(ts.Add(time.Minute)) {
 		t.Fatalf("list: %+v", list)
+	}
+}
+
+// Every pooled SQLite connection runs with the relay's pragmas, the page
+// cache included (a connection opened later by the pool too).
+func TestSQLitePragmas(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	conns := make([]*sql.Conn, maxOpenConns)
+	for i := range conns {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for i, c := range conns {
+		for pragma, want := range map[string]string{
+			"cache_size":   strconv.Itoa(-sqliteCacheKiB),
+			"journal_mode": "wal",
+			"foreign_keys": "1",
+			"synchronous":  "1", // NORMAL
+		} {
+			var got string
+			if err := c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("connection %d: PRAGMA %s = %s, want %s", i, pragma, got, want)
+			}
+		}
 	}
 }
