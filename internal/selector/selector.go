@@ -168,6 +168,20 @@ func MustParse(s string) *Selector {
 // All reports whether the selector matches every agent.
 func (s *Selector) All() bool { return s == nil || len(s.terms) == 0 }
 
+// UsesTags reports whether any term reads a tag, so that a caller matching
+// many agents can leave Attrs.Tags unset when it does not.
+func (s *Selector) UsesTags() bool {
+	if s == nil {
+		return false
+	}
+	for i := range s.terms {
+		if s.terms[i].field == fieldTag {
+			return true
+		}
+	}
+	return false
+}
+
 // Match reports whether an agent with attributes a is selected.
 func (s *Selector) Match(a Attrs) bool {
 	if s == nil {

@@ -127,6 +127,22 @@ func TestAllAndNil(t *testing.T) {
 	}
 }
 
+func TestUsesTags(t *testing.T) {
+	for sel, want := range map[string]bool{
+		"": false, "os=linux,arch=amd64": false, "hostname=web-*": false,
+		"id=0193a1b2-0000-7000-8000-000000000001": false,
+		"site=paris": true, "os=linux,site!=lyon": true, "role in (web,db)": true,
+	} {
+		if got := MustParse(sel).UsesTags(); got != want {
+			t.Errorf("%q: UsesTags() = %v, want %v", sel, got, want)
+		}
+	}
+	var nilSel *Selector
+	if nilSel.UsesTags() {
+		t.Error("nil selector uses no tags")
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	long := "site in (" + strings.Repeat("a,", MaxValues) + "a)"
 	// The canonical form adds a space before each "(": an input at the limit

@@ -178,10 +178,11 @@ const targetPage = 1000
 // the job's plugin version for the agent's OS and architecture. It then sets
 // the job's total and the counts that depend on it.
 func (a *API) resolveTargets(ctx context.Context, job *store.Job, sel *selector.Selector, req apiv1.JobCreate, emit func([]store.Run) error) error {
-	builds := map[string]*store.Artifact{} // os/arch -> build of job.PluginVersion
+	type platform struct{ os, arch string }
+	builds := map[platform]*store.Artifact{} // build of job.PluginVersion for each OS and arch
 	seq := 0
 	for after := ""; ; {
-		page, err := a.Store.TargetPage(ctx, after, targetPage)
+		page, err := a.Store.TargetPage(ctx, after, targetPage, sel.UsesTags())
 		if err != nil {
 			return err
 		}
@@ -193,7 +194,7 @@ func (a *API) resolveTargets(ctx context.Context, job *store.Job, sel *selector.
 			}
 			run := store.Run{ID: store.NewID(), Seq: seq, AgentID: ag.ID, Hostname: ag.Hostname, State: store.RunPending}
 			seq++
-			key := ag.OS + "/" + ag.Arch
+			key := platform{ag.OS, ag.Arch}
 			build, ok := builds[key]
 			if !ok {
 				art, err := a.Store.ResolveArtifact(ctx, "plugin", job.Plugin, job.PluginVersion, ag.OS, ag.Arch)
@@ -207,7 +208,7 @@ func (a *API) resolveTargets(ctx context.Context, job *store.Job, sel *selector.
 			}
 			if build == nil {
 				run.State, run.EndedAt = store.RunFailed, job.CreatedAt
-				run.Error = fmt.Sprintf("no build of plugin %s %s for %s in the catalog: publish one", job.Plugin, job.PluginVersion, key)
+				run.Error = fmt.Sprintf("no build of plugin %s %s for %s/%s in the catalog: publish one", job.Plugin, job.PluginVersion, ag.OS, ag.Arch)
 				if ag.OS == "" {
 					run.Error = "the agent has never connected, so its OS is unknown"
 				}

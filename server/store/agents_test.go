@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -326,6 +327,57 @@ func TestCountActiveAgents(t *testing.T) {
 	} {
 		if got, err := s.CountActiveAgents(ctx, tt.since); err != nil || got != tt.want {
 			t.Errorf("CountActiveAgents(%v) = %d, %v; want %d", tt.since, got, err, tt.want)
+		}
+	}
+}
+
+// TargetPage pages through the agents that are not revoked, in ID order,
+// with their effective tags only when asked for.
+func TestTargetPage(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	mkToken(t, s, "tok", func(e *EnrollToken) { e.Tags = map[string]string{"site": "paris"} })
+	var ids []string
+	for i := range 5 {
+		a, _, err := s.EnrollAgent(ctx, "tok", Agent{Hostname: fmt.Sprintf("h%d", i), AgentTags: map[string]string{"n": fmt.Sprint(i)}}, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	if err := s.UpdateInventories(ctx, []Inventory{{AgentID: ids[0], Hostname: "h0", OS: "linux", Arch: "amd64", Seen: ts}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeAgent(ctx, ids[3], ts); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	for _, withTags := range []bool{true, false} {
+		var got []Target
+		for after := ""; ; {
+			page, err := s.TargetPage(ctx, after, 2, withTags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, page...)
+			if len(page) < 2 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+		if len(got) != 4 {
+			t.Fatalf("withTags=%v: %d targets, want 4 (one revoked)", withTags, len(got))
+		}
+		for i, tg := range got {
+			if i > 0 && tg.ID <= got[i-1].ID {
+				t.Fatalf("withTags=%v: not in ID order: %v", withTags, got)
+			}
+			if withTags != (tg.Tags["site"] == "paris") {
+				t.Fatalf("withTags=%v: agent %s tags %v", withTags, tg.Hostname, tg.Tags)
+			}
+			if tg.Hostname == "h0" && (tg.OS != "linux" || tg.Arch != "amd64") {
+				t.Fatalf("inventory not read: %+v", tg)
+			}
 		}
 	}
 }
