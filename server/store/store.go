@@ -131,8 +131,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 // 2 MiB). A relay's database outgrows 2 MiB at a few thousand agents; the
 // cache is filled only as pages are read, so a small relay pays nothing,
 // and a 19,000-agent job reads its pages from memory instead of with one
-// pread per page (relay CPU for a 10,000-agent job down by about 10 %; see
-// docs/benchmarks.md). At most maxOpenConns caches: 128 MiB.
+// pread per page (measured on 10,000-agent no-op jobs against 19,000
+// simulated agents: median relay CPU per job 1.28 -> 1.11 s, 16 jobs each).
+// At most maxOpenConns caches: 128 MiB.
 const sqliteCacheKiB = 32 << 10
 
 // sqliteDSN builds the modernc.org/sqlite DSN for a file path. The path goes into a
