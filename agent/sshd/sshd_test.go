@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(proxyEnv); addr != "" {
 		os.Exit(runProxy(addr))
 	}
+	if role := os.Getenv(sessionHelperEnv); role != "" {
+		os.Exit(runSessionHelper(role))
+	}
 	code := m.Run()
 	if code == 0 {
 		code = checkNoLeftovers()
