@@ -227,6 +227,20 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	b.r.tcpGbps = gbps
 	step("  %.1f Gbit/s", gbps)
+	if n := fanoutConns(o.agents); n > 0 {
+		for _, useTLS := range []bool{false, true} {
+			f, err := measureFanout(ctx, o.loadgenBin, b.logDir, n, o.procs, useTLS)
+			if err != nil {
+				b.r.note("The fan-out floor over %s failed: %v.", f.transport, err)
+				step("  fan-out floor over %s failed: %v", f.transport, err)
+				continue
+			}
+			el, cpu := f.median()
+			step("fan-out floor, %s: one %d-byte message to each of %d connections and its answer: %v, %.1f µs CPU per round trip (median of %d)",
+				f.transport, fanoutMsg, n, el.Round(time.Millisecond), float64(cpu.Nanoseconds())/1e3/float64(n), len(f.elapsed))
+			b.r.fanout = append(b.r.fanout, f)
+		}
+	}
 
 	if err := b.prepare(ctx); err != nil {
 		return err

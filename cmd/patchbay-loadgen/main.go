@@ -70,7 +70,7 @@ spread large fleets over several processes and --source addresses
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(enrollCmd(), agentsCmd(), benchCmd(), versionCmd())
+	root.AddCommand(enrollCmd(), agentsCmd(), benchCmd(), fanoutPeersCmd(), versionCmd())
 	return root
 }
 
