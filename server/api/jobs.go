@@ -181,12 +181,13 @@ func (a *API) resolveTargets(ctx context.Context, job *store.Job, sel *selector.
 	type platform struct{ os, arch string }
 	builds := map[platform]*store.Artifact{} // build of job.PluginVersion for each OS and arch
 	seq := 0
+	var runs []store.Run // one page's runs; reused, as emit keeps none (a Run is ~300 bytes)
 	for after := ""; ; {
 		page, err := a.Store.TargetPage(ctx, after, targetPage, sel.UsesTags())
 		if err != nil {
 			return err
 		}
-		var runs []store.Run
+		runs = runs[:0]
 		for _, ag := range page {
 			after = ag.ID
 			if !sel.Match(selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}) {

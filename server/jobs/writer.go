@@ -57,7 +57,7 @@ func (d *Dispatcher) writer() {
 // memory (both under mu), then acknowledges the results.
 func (d *Dispatcher) commit(batch []report) {
 	var started []store.Started
-	var results []store.Result
+	results := make([]store.Result, 0, len(batch)) // nearly every report is a result
 	for _, r := range batch {
 		if m := r.started; m != nil {
 			started = append(started, store.Started{RunID: m.RunID, AgentID: r.agentID, At: m.Started})

@@ -107,7 +107,8 @@ func (s *Store) CreateJob(ctx context.Context, j Job, runs []Run) error {
 // calls emit with the runs a page at a time, so that a job over 100,000
 // agents is never held in memory whole. After produce returns, j.Total,
 // j.Canary, j.MaxFailures and j.MaxFailuresBP (which may depend on the total) are written as
-// they are then. An error from produce rolls everything back.
+// they are then. An error from produce rolls everything back. emit keeps
+// no reference to the slice it is given, so produce may reuse it.
 func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(emit func([]Run) error) error) error {
 	params, err := encodeMap(j.Params)
 	if err != nil {
