@@ -528,13 +528,16 @@ func scanUnsentRun(sc scanner) (Run, error) {
 	return r, err
 }
 
-func (s *Store) queryRuns(ctx context.Context, scan func(scanner) (Run, error), q string, args ...any) ([]Run, error) {
+// queryRuns runs q and scans each row with scan. want is how many rows the
+// caller expects at most (its LIMIT; 0 when unknown): the result is sized
+// for that, up to a page, instead of growing a Run (~300 bytes) at a time.
+func (s *Store) queryRuns(ctx context.Context, scan func(scanner) (Run, error), want int, q string, args ...any) ([]Run, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Run
+	out := make([]Run, 0, min(max(want, 0), 1024))
 	for rows.Next() {
 		r, err := scan(rows)
 		if err != nil {
@@ -547,7 +550,7 @@ func (s *Store) queryRuns(ctx context.Context, scan func(scanner) (Run, error), 
 
 // JobRuns returns a page of a job's runs in seq order after afterSeq.
 func (s *Store) JobRuns(ctx context.Context, jobID string, afterSeq, limit int) ([]Run, error) {
-	runs, err := s.queryRuns(ctx, scanRun, `SELECT `+runColumns+` FROM runs WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+	runs, err := s.queryRuns(ctx, scanRun, limit, `SELECT `+runColumns+` FROM runs WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 		jobID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("runs of job %s: %w", jobID, err)
@@ -564,7 +567,7 @@ func (s *Store) UndispatchedRuns(ctx context.Context, jobID string, afterSeq, be
 	if beforeSeq <= 0 {
 		beforeSeq = int(^uint32(0) >> 1)
 	}
-	runs, err := s.queryRuns(ctx, scanUnsentRun, `SELECT `+unsentColumns+` FROM runs
+	runs, err := s.queryRuns(ctx, scanUnsentRun, limit, `SELECT `+unsentColumns+` FROM runs
 		WHERE job_id = $1 AND state = 'pending' AND dispatched_at IS NULL AND seq > $2 AND seq < $3
 		ORDER BY seq LIMIT $4`, jobID, afterSeq, beforeSeq, limit)
 	if err != nil {
@@ -579,7 +582,7 @@ func (s *Store) UndispatchedRuns(ctx context.Context, jobID string, afterSeq, be
 // AgentOpenRuns returns an agent's runs that are not final, sent or not,
 // with the columns sending them needs (no results).
 func (s *Store) AgentOpenRuns(ctx context.Context, agentID string) ([]Run, error) {
-	runs, err := s.queryRuns(ctx, scanSendRun, `SELECT `+sendColumns+` FROM runs
+	runs, err := s.queryRuns(ctx, scanSendRun, 0, `SELECT `+sendColumns+` FROM runs
 		WHERE agent_id = $1 AND state IN ('pending', 'running')`, agentID)
 	if err != nil {
 		return nil, fmt.Errorf("open runs of agent %s: %w", agentID, err)
