@@ -120,7 +120,6 @@ func (s *Server) handleAgentConnect(ctx context.Context, w http.ResponseWriter, 
 // agentConn is one agent's link, as registered in the hub.
 type agentConn struct {
 	id   string
-	ws   *websocket.Conn // for its addresses; owned by sess
 	sess *mux.Session
 }
 
@@ -128,7 +127,7 @@ type agentConn struct {
 // held for the link's lifetime: an idle link should cost as little memory as
 // possible.
 func (c *agentConn) log(s *Server) zerolog.Logger {
-	return s.log.With().Str("agent_id", c.id).Str("remote", c.ws.RemoteAddr().String()).Logger()
+	return s.log.With().Str("agent_id", c.id).Str("remote", c.sess.RemoteAddr().String()).Logger()
 }
 
 func (c *agentConn) AgentID() string { return c.id }
@@ -145,7 +144,7 @@ func (c *agentConn) Open(ctx context.Context, kind string) (*mux.Stream, error) 
 // hub and answers with welcome. On error the link is closed (with the reason
 // in the websocket close frame) and the agent is not registered.
 func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
-	c := &agentConn{id: agentID, ws: ws}
+	c := &agentConn{id: agentID}
 	c.sess = mux.New(ws, mux.Config{
 		ReadTimeout: 3 * s.cfg.Heartbeat,
 		Control:     func(env wire.Envelope) error { return s.control(c, env) },

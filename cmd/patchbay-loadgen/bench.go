@@ -27,7 +27,9 @@ func benchCmd() *cobra.Command {
 		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
  1. raw loopback TCP throughput, one stream, in process (the baseline for
-    relayed streams);
+    relayed streams), and the fan-out floor for jobs: one 300-byte message
+    out and back on each of 10,000 loopback connections (peers in --procs
+    "fanout-peers" processes), over TCP and TLS, with no Patchbay code;
  2. a relay (--server-bin serve, --heartbeat, log level warn) on a free
     loopback port, with its data directory and the agents' identities cached
     in --cache and reused when they match (the first run enrolls --agents
@@ -38,9 +40,12 @@ func benchCmd() *cobra.Command {
     online;
  4. after --settle idle, the relay's RSS per agent and, over --cpu-window,
     its CPU use;
- 5. SIGKILL of the relay and a restart on the same port and data: the time
+ 5. no-op jobs on 10,000 agents and on all of them: a first job, then the
+    median of 5 (3 on all) warm ones, job creation to every result stored,
+    with the relay's CPU and peak RSS;
+ 6. SIGKILL of the relay and a restart on the same port and data: the time
     until every agent is back and how the reconnects spread over time;
- 6. the Go micro-benchmarks of internal/mux and internal/wire.
+ 7. the Go micro-benchmarks of internal/mux and internal/wire.
 
 Then the interactive-session part (issue 5), on its own fresh relay (data in
 --cache/sessions) with --session-agents real agents (--agent-bin run, consent
@@ -235,9 +240,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 				step("  fan-out floor over %s failed: %v", f.transport, err)
 				continue
 			}
-			el, cpu := f.median()
+			el, cpu := f.perTrip()
 			step("fan-out floor, %s: one %d-byte message to each of %d connections and its answer: %v, %.1f µs CPU per round trip (median of %d)",
-				f.transport, fanoutMsg, n, el.Round(time.Millisecond), float64(cpu.Nanoseconds())/1e3/float64(n), len(f.elapsed))
+				f.transport, fanoutMsg, n, el.Round(time.Millisecond), cpu, len(f.elapsed))
 			b.r.fanout = append(b.r.fanout, f)
 		}
 	}

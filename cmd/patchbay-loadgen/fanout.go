@@ -2,20 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,6 +16,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/certs"
 )
 
 // The fan-out floor: what one round trip to each of N connections costs on
@@ -49,17 +44,10 @@ type fanoutResult struct {
 	cpu       []time.Duration // the bench process's CPU per measured round
 }
 
-func (f fanoutResult) median() (time.Duration, time.Duration) {
-	return medianDuration(f.elapsed), medianDuration(f.cpu)
-}
-
-func medianDuration(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
+// perTrip returns the median time of a round and the median CPU per round
+// trip, in µs.
+func (f fanoutResult) perTrip() (time.Duration, float64) {
+	return pct(f.elapsed, 50), float64(pct(f.cpu, 50).Nanoseconds()) / 1e3 / float64(max(f.conns, 1))
 }
 
 // measureFanout runs the floor over n connections spread over procs child
@@ -73,8 +61,15 @@ func measureFanout(ctx context.Context, bin, logDir string, n, procs int, useTLS
 	defer ln.Close()
 	var cfg *tls.Config
 	if useTLS {
+		// A CA and server certificate as the relay makes its own (ECDSA
+		// P-256, chain of two), in the run's log directory.
 		res.transport = "TLS 1.3"
-		cert, err := throwawayCert()
+		dir := filepath.Join(logDir, "fanout-pki")
+		ca, err := certs.LoadOrCreateCA(dir)
+		if err != nil {
+			return res, err
+		}
+		cert, err := certs.LoadOrCreateServerCert(dir, ca, []string{"127.0.0.1"})
 		if err != nil {
 			return res, err
 		}
@@ -198,27 +193,6 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// throwawayCert makes a self-signed ECDSA P-256 certificate (the relay's
-// kind of key) for the floor's TLS listener.
-func throwawayCert() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "patchbay-loadgen fan-out floor"},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
 // fanoutPeersCmd is the far end of the fan-out floor: it dials --count
 // connections and answers every fanoutMsg-byte message with as many bytes.
 func fanoutPeersCmd() *cobra.Command {
@@ -250,8 +224,8 @@ func fanoutPeersCmd() *cobra.Command {
 				}
 				if useTLS {
 					// The floor measures the cost per message, not
-					// authentication: the bench's throwaway certificate is
-					// not checked.
+					// authentication: the bench's certificate is not
+					// checked.
 					c = tls.Client(c, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
 				}
 				wg.Go(func() {

@@ -62,7 +62,7 @@ func (j jobResult) median() (elapsed, cpu time.Duration, ok bool, idleRSS, peakR
 		ok = ok && r.ok
 		peakRSS = max(peakRSS, r.peakRSS)
 	}
-	return medianDuration(els), medianDuration(cpus), ok, idleRSS, peakRSS
+	return pct(els, 50), pct(cpus, 50), ok, idleRSS, peakRSS
 }
 
 // measureJobs runs no-op jobs (the load generator's agents answer every run

@@ -255,10 +255,10 @@ func writeReport(path string, r *results) error {
 	row("Time to connect all agents from cold", cold, "—", "measured", "`make bench`")
 	row("Raw loopback TCP, one stream", fmt.Sprintf("%.1f Gbit/s", r.tcpGbps), "baseline", "measured", "`make bench`")
 	for _, f := range r.fanout {
-		el, cpu := f.median()
+		el, cpu := f.perTrip()
 		row(fmt.Sprintf("Fan-out floor over %s: one %d-byte message to each of %s loopback connections (peers in %d processes) and its %d-byte answer, nothing of Patchbay's in the way (median of %d)",
 			f.transport, fanoutMsg, thousands(f.conns), o.procs, fanoutMsg, len(f.elapsed)),
-			fmt.Sprintf("%d ms; %.1f µs CPU per round trip on the sending side", el.Milliseconds(), float64(cpu.Nanoseconds())/1e3/float64(f.conns)),
+			fmt.Sprintf("%d ms; %.1f µs CPU per round trip on the sending side", el.Milliseconds(), cpu),
 			"baseline (jobs)", "measured", "`make bench`")
 	}
 	if mb, ok := r.muxBench(); ok {
@@ -297,9 +297,9 @@ func writeReport(path string, r *results) error {
 		}
 		cpuValue := fmt.Sprintf("%.1f µs", perAgent)
 		if floor.conns == j.agents && len(floor.cpu) > 0 {
-			fel, fcpu := floor.median()
+			fel, fcpu := floor.perTrip()
 			value += fmt.Sprintf("; TLS fan-out floor %d ms", fel.Milliseconds())
-			cpuValue += fmt.Sprintf("; TLS fan-out floor %.1f µs", float64(fcpu.Nanoseconds())/1e3/float64(floor.conns))
+			cpuValue += fmt.Sprintf("; TLS fan-out floor %.1f µs", fcpu)
 		}
 		row(fmt.Sprintf("No-op job dispatched and every result stored, %s agents (`--target %s`)", thousands(j.agents), j.target),
 			value, target, verdict, "`make bench`")
