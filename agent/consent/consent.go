@@ -116,6 +116,20 @@ const (
 	// was withdrawn (its context ended), the agent is shutting down, or the
 	// backend could not ask.
 	ByAgent = "agent"
+	// ByNoUser: nobody was logged in at the machine to ask, and the policy's
+	// when_no_user decided (deny, allow or notify).
+	ByNoUser = "no-user"
+)
+
+// Kinds of request.
+const (
+	// KindSession (the default): a technician asks for an interactive session.
+	KindSession = "session"
+	// KindFix: a fix (a plugin or script whose manifest declares
+	// needs_consent) asks before its Fix step runs. Request.Fix names it.
+	KindFix = "fix"
+	// KindReboot: a fix that needs a restart asks when it may restart.
+	KindReboot = "reboot"
 )
 
 // Request is what the user is asked about.
@@ -129,6 +143,24 @@ type Request struct {
 	// Deadline is when no answer means deny. Zero means Policy.Timeout from
 	// now; a later deadline is cut to Policy.Timeout from now.
 	Deadline time.Time
+	// Kind is what is asked: KindSession (when empty), KindFix or KindReboot.
+	Kind string
+	// Fix describes the fix for KindFix and KindReboot, as the user reads it,
+	// e.g. "script clear-browser-cache 1.2: Clears the browser caches".
+	Fix string
+	// OnAsk, when set, is called once (on a goroutine of Decide's) when a
+	// person is being asked, with the deadline and who is asked (e.g. "the
+	// user at pc-042", "alice at pc-042"). It is not called for decisions the
+	// policy makes without asking.
+	OnAsk func(deadline time.Time, asking string)
+}
+
+// kind returns r.Kind, KindSession when empty.
+func (r Request) kind() string {
+	if r.Kind == "" {
+		return KindSession
+	}
+	return r.Kind
 }
 
 // Decision is the outcome of a Request.
