@@ -6,13 +6,16 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/patchbay/patchbay/internal/receipt"
 )
 
 // Control messages of interactive sessions.
 //
 //	relay -> agent  session_request SessionRequest (a technician asks; the agent decides by its own policy)
-//	agent -> relay  session_answer  SessionAnswer  (approved or refused, by whom)
-//	agent -> relay  session_end     SessionEnd     (the session ended on the endpoint, and why)
+//	agent -> relay  session_pending SessionPending (a person at the machine is being asked; until when)
+//	agent -> relay  session_answer  SessionAnswer  (approved or refused, by whom, with the signed receipt)
+//	agent -> relay  session_end     SessionEnd     (the session ended on the endpoint, and why, signed)
 //	relay -> agent  session_end     SessionEnd     (the technician left, or an admin ended it)
 //
 // After an approval the relay opens a stream of kind SSHStreamKind(id) to
@@ -23,6 +26,7 @@ import (
 const (
 	MsgSessionRequest = "session_request"
 	MsgSessionAnswer  = "session_answer"
+	MsgSessionPending = "session_pending"
 	MsgSessionEnd     = "session_end"
 )
 
@@ -160,6 +164,10 @@ type SessionAnswer struct {
 	// MaxDuration and IdleTimeout are the limits the agent will enforce.
 	MaxDuration Duration `json:"max_duration,omitempty"`
 	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	// Receipt is the decision signed by the agent's key (internal/receipt,
+	// kind "session", decision "approved" or "denied"). The relay refuses an
+	// answer without a valid one: the session does not start.
+	Receipt *receipt.Signed `json:"receipt,omitempty"`
 }
 
 // Validate checks every field.
@@ -188,7 +196,37 @@ func (m *SessionAnswer) Validate() error {
 	if m.MaxDuration < 0 || m.IdleTimeout < 0 {
 		return fmt.Errorf("negative session limit")
 	}
-	return nil
+	return checkReceipt(m.Receipt)
+}
+
+// checkReceipt bounds a signed receipt's parts; the relay verifies it.
+func checkReceipt(s *receipt.Signed) error {
+	if s == nil {
+		return nil
+	}
+	return s.CheckSize()
+}
+
+// SessionPending says that the agent is asking a person at the machine
+// about a session, and until when: the relay shows the technician the wait.
+type SessionPending struct {
+	SessionID string    `json:"session_id"`
+	Deadline  time.Time `json:"deadline"`         // no answer by then means deny
+	Asking    string    `json:"asking,omitempty"` // who is asked, e.g. "the user at pc-042"
+}
+
+// Validate checks every field.
+func (m *SessionPending) Validate() error {
+	if !ValidUUID(m.SessionID) {
+		return fmt.Errorf("session_id %q is not a UUID", m.SessionID)
+	}
+	if m.Deadline.IsZero() {
+		return fmt.Errorf("session_pending without a deadline")
+	}
+	if y := m.Deadline.Year(); y < 2000 || y > 9999 {
+		return fmt.Errorf("deadline %v out of range", m.Deadline)
+	}
+	return checkText("asking", m.Asking, 128)
 }
 
 // SessionEnd says that a session ended (agent -> relay) or must end
@@ -197,6 +235,9 @@ type SessionEnd struct {
 	SessionID string `json:"session_id"`
 	By        string `json:"by,omitempty"` // "user", "technician", "admin", "idle", "limit", ...
 	Reason    string `json:"reason,omitempty"`
+	// Receipt (agent -> relay) is the end signed by the agent's key
+	// (decision "ended", by whom); the relay keeps it in the audit log.
+	Receipt *receipt.Signed `json:"receipt,omitempty"`
 }
 
 // Validate checks every field.
@@ -207,5 +248,8 @@ func (m *SessionEnd) Validate() error {
 	if err := checkText("by", m.By, 64); err != nil {
 		return err
 	}
-	return checkText("reason", m.Reason, MaxEndReasonLen)
+	if err := checkText("reason", m.Reason, MaxEndReasonLen); err != nil {
+		return err
+	}
+	return checkReceipt(m.Receipt)
 }

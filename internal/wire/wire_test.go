@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patchbay/patchbay/internal/receipt"
 )
 
 func TestDecodeFrame(t *testing.T) {
@@ -158,6 +160,8 @@ func FuzzDecode(f *testing.F) {
 		{MsgSessionRequest, SessionRequest{SessionID: "0193a1b2-0000-7000-8000-000000000001", Technician: "alice", Reason: "INC-1", Capabilities: []string{CapShell}}},
 		{MsgSessionAnswer, SessionAnswer{SessionID: "0193a1b2-0000-7000-8000-000000000001", Approved: true, Mode: "prompt", Capabilities: []string{CapExec}}},
 		{MsgSessionEnd, SessionEnd{SessionID: "0193a1b2-0000-7000-8000-000000000001", By: "user", Reason: "done"}},
+		{MsgSessionPending, SessionPending{SessionID: "0193a1b2-0000-7000-8000-000000000001", Deadline: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Asking: "the user at pc-042"}},
+		{MsgSessionAnswer, SessionAnswer{SessionID: "0193a1b2-0000-7000-8000-000000000001", Mode: "prompt", Receipt: &receipt.Signed{Receipt: []byte(`{"v":1}`), Signature: []byte{1}, Cert: []byte{2}}}},
 	} {
 		env, _ := NewEnvelope(m.typ, "", m.body)
 		seed, _ := AppendControl(nil, env)
@@ -209,6 +213,8 @@ func FuzzDecode(f *testing.F) {
 		_ = DecodeBody(env, &sans)
 		var send SessionEnd
 		_ = DecodeBody(env, &send)
+		var spend SessionPending
+		_ = DecodeBody(env, &spend)
 		_, _, _ = ParseSessionStreamKind(string(fr.Payload))
 	})
 }
