@@ -30,7 +30,7 @@ const (
 	StateRunning   = "running"
 	StateSucceeded = "succeeded"
 	StateFailed    = "failed"
-	StateSkipped   = "skipped" // Check found nothing to fix (or a dry run that found work: see RunResult.Needed)
+	StateSkipped   = "skipped" // Check found nothing to fix, or the fix was not consented to (RunResult.Consent)
 	StateCancelled = "cancelled"
 	StateHalted    = "halted"
 	StateExpired   = "expired"
@@ -42,6 +42,8 @@ const (
 	MaxParamValue  = 8 << 10
 	MaxOutputBytes = 256 << 10 // output tail a result may carry
 	MaxRunTimeout  = 24 * time.Hour
+	MaxRunReason   = 1024     // a job's reason as a run request carries it
+	MaxReceipt     = 16 << 10 // a consent receipt
 )
 
 var (
@@ -91,7 +93,8 @@ type RunRequest struct {
 	DryRun         bool              `json:"dry_run,omitempty"`
 	Timeout        Duration          `json:"timeout"`
 	AllowDowngrade bool              `json:"allow_downgrade,omitempty"`
-	Requester      string            `json:"requester"` // who created the job, for the agent's log
+	Requester      string            `json:"requester"`        // who created the job: the agent's log, and the consent prompt
+	Reason         string            `json:"reason,omitempty"` // the job's reason (e.g. a ticket), shown in the consent prompt
 }
 
 // Validate checks the request's shape; the agent validates parameters
@@ -125,6 +128,9 @@ func (r *RunRequest) Validate() error {
 	if len(r.Requester) > 256 {
 		return fmt.Errorf("requester longer than 256 bytes")
 	}
+	if len(r.Reason) > MaxRunReason {
+		return fmt.Errorf("reason longer than %d bytes", MaxRunReason)
+	}
 	return nil
 }
 
@@ -144,19 +150,42 @@ func (r *RunStarted) Validate() error {
 
 // RunResult is the outcome of one run.
 type RunResult struct {
-	RunID          string    `json:"run_id"`
-	State          string    `json:"state"`  // a final state
-	Needed         bool      `json:"needed"` // what Check said
-	Changed        bool      `json:"changed,omitempty"`
-	RebootRequired bool      `json:"reboot_required,omitempty"`
-	Summary        string    `json:"summary,omitempty"`
-	Error          string    `json:"error,omitempty"`
-	Details        string    `json:"details,omitempty"`
-	Output         string    `json:"output,omitempty"` // tail, at most MaxOutputBytes
-	Signer         string    `json:"signer,omitempty"` // principal and key fingerprint that signed what ran
-	Version        string    `json:"version,omitempty"`
-	Started        time.Time `json:"started"`
-	Ended          time.Time `json:"ended"`
+	RunID          string `json:"run_id"`
+	State          string `json:"state"`  // a final state
+	Needed         bool   `json:"needed"` // what Check said
+	Changed        bool   `json:"changed,omitempty"`
+	RebootRequired bool   `json:"reboot_required,omitempty"`
+	Summary        string `json:"summary,omitempty"`
+	Error          string `json:"error,omitempty"`
+	Details        string `json:"details,omitempty"`
+	Output         string `json:"output,omitempty"` // tail, at most MaxOutputBytes
+	Signer         string `json:"signer,omitempty"` // principal and key fingerprint that signed what ran
+	Version        string `json:"version,omitempty"`
+	// Consent is the decision on a fix that needs consent (its manifest or
+	// script header says needs_consent); nil when nobody was asked.
+	Consent *RunConsent `json:"consent,omitempty"`
+	Started time.Time   `json:"started"`
+	Ended   time.Time   `json:"ended"`
+}
+
+// RunConsent is the endpoint's decision on a fix that needs consent: the
+// person at the machine's answer, or the endpoint policy's (agent/consent).
+type RunConsent struct {
+	Approved bool   `json:"approved"`
+	By       string `json:"by"`                // a local user, or policy, timeout, agent, no-user
+	Message  string `json:"message,omitempty"` // e.g. "denied by the user", "no answer within 60s"
+	Mode     string `json:"mode,omitempty"`    // the endpoint's consent mode: prompt, notify, unattended
+	// Receipt is the decision signed by the agent's key, when the agent
+	// signs receipts; the relay keeps it in the audit log verbatim.
+	Receipt string    `json:"receipt,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+func (c *RunConsent) validate() error {
+	if len(c.By) > 128 || len(c.Message) > 1024 || len(c.Mode) > 32 || len(c.Receipt) > MaxReceipt {
+		return fmt.Errorf("consent by, message, mode or receipt too long")
+	}
+	return nil
 }
 
 // Validate checks the state and sizes.
@@ -174,6 +203,9 @@ func (r *RunResult) Validate() error {
 	}
 	if len(r.Summary) > 4096 || len(r.Error) > 16<<10 || len(r.Details) > 64<<10 || len(r.Signer) > 512 || len(r.Version) > 64 {
 		return fmt.Errorf("summary, error, details, signer or version too long")
+	}
+	if r.Consent != nil {
+		return r.Consent.validate()
 	}
 	return nil
 }

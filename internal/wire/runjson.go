@@ -59,7 +59,7 @@ func bodySize(body any) (int, bool) {
 }
 
 func (r *RunRequest) size() int {
-	n := 200 + len(r.RunID) + len(r.JobID) + len(r.Plugin.Name) + len(r.Plugin.Version) + len(r.Plugin.SHA256) + len(r.Requester)
+	n := 200 + len(r.RunID) + len(r.JobID) + len(r.Plugin.Name) + len(r.Plugin.Version) + len(r.Plugin.SHA256) + len(r.Requester) + len(r.Reason)
 	if r.Script != nil {
 		n += 80 + len(r.Script.Name) + len(r.Script.Version) + len(r.Script.SHA256)
 	}
@@ -70,8 +70,12 @@ func (r *RunRequest) size() int {
 }
 
 func (r *RunResult) size() int {
-	return 200 + len(r.RunID) + len(r.State) + len(r.Summary) + len(r.Error) + len(r.Details) + len(r.Output) +
+	n := 200 + len(r.RunID) + len(r.State) + len(r.Summary) + len(r.Error) + len(r.Details) + len(r.Output) +
 		len(r.Signer) + len(r.Version)
+	if c := r.Consent; c != nil {
+		n += 120 + len(c.By) + len(c.Message) + len(c.Mode) + len(c.Receipt)
+	}
+	return n
 }
 
 // decodeBody decodes body into v when v is a message with a fast decoder;
@@ -271,8 +275,15 @@ func (r *RunResult) appendJSON(b []byte) ([]byte, bool) {
 			b = appendString(b, f.v)
 		}
 	}
+	ok := true
+	if r.Consent != nil {
+		b = append(b, `,"consent":`...)
+		if b, ok = r.Consent.appendJSON(b); !ok {
+			return nil, false
+		}
+	}
 	b = append(b, `,"started":`...)
-	b, ok := appendTime(b, r.Started)
+	b, ok = appendTime(b, r.Started)
 	if !ok {
 		return nil, false
 	}
@@ -327,6 +338,19 @@ func (r *RunResult) decodeJSON(body []byte) bool {
 			t, bit = &x.Started, 1<<11
 		case "ended":
 			t, bit = &x.Ended, 1<<12
+		case "consent":
+			if !once(&seen, 1<<13) {
+				return false
+			}
+			c := new(RunConsent)
+			if x.Consent != nil {
+				*c = *x.Consent // encoding/json decodes into the struct already there
+			}
+			if !c.decodeJSON(&l) {
+				return false
+			}
+			x.Consent = c
+			continue
 		default:
 			return false
 		}
@@ -351,6 +375,70 @@ func (r *RunResult) decodeJSON(body []byte) bool {
 	}
 	*r = x
 	return true
+}
+
+func (c *RunConsent) appendJSON(b []byte) ([]byte, bool) {
+	b = append(b, `{"approved":`...)
+	b = appendBool(b, c.Approved)
+	b = append(b, `,"by":`...)
+	b = appendString(b, c.By)
+	for _, f := range [...]struct{ key, v string }{
+		{`,"message":`, c.Message}, {`,"mode":`, c.Mode}, {`,"receipt":`, c.Receipt},
+	} {
+		if f.v != "" {
+			b = append(b, f.key...)
+			b = appendString(b, f.v)
+		}
+	}
+	b = append(b, `,"at":`...)
+	b, ok := appendTime(b, c.At)
+	return append(b, '}'), ok
+}
+
+// decodeJSON reads a consent object into c (which may hold values already,
+// as encoding/json leaves them for keys the object lacks).
+func (c *RunConsent) decodeJSON(l *lexer) bool {
+	var seen uint8
+	if !l.next('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		key, st := l.member(first)
+		if st == memberEnd {
+			return true
+		}
+		ok := st == memberKey
+		switch {
+		case !ok:
+		case string(key) == "approved":
+			if ok = once(&seen, 1); ok {
+				c.Approved, ok = l.boolean()
+			}
+		case string(key) == "by":
+			if ok = once(&seen, 2); ok {
+				c.By, ok = l.str()
+			}
+		case string(key) == "message":
+			if ok = once(&seen, 4); ok {
+				c.Message, ok = l.str()
+			}
+		case string(key) == "mode":
+			if ok = once(&seen, 8); ok {
+				c.Mode, ok = l.str()
+			}
+		case string(key) == "receipt":
+			if ok = once(&seen, 16); ok {
+				c.Receipt, ok = l.str()
+			}
+		case string(key) == "at":
+			ok = once(&seen, 32) && l.time(&c.At)
+		default:
+			ok = false
+		}
+		if !ok {
+			return false
+		}
+	}
 }
 
 func (a *ArtifactRef) appendJSON(b []byte) []byte {
@@ -462,6 +550,10 @@ func (r *RunRequest) appendJSON(b []byte) []byte {
 	}
 	b = append(b, `,"requester":`...)
 	b = appendString(b, r.Requester)
+	if r.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, r.Reason)
+	}
 	return append(b, '}')
 }
 
@@ -518,6 +610,10 @@ func (r *RunRequest) decodeJSON(body []byte) bool {
 		case string(key) == "requester":
 			if ok = once(&seen, 1<<8); ok {
 				x.Requester, ok = l.str()
+			}
+		case string(key) == "reason":
+			if ok = once(&seen, 1<<9); ok {
+				x.Reason, ok = l.str()
 			}
 		default:
 			ok = false

@@ -26,11 +26,15 @@ func runSeeds() []runSeed {
 		{MsgRun, RunRequest{RunID: id, JobID: id, Plugin: plugin, Timeout: Duration(30 * time.Minute), Requester: "admin"}},
 		{MsgRun, &RunRequest{RunID: id, JobID: id, Plugin: plugin, Script: &ArtifactRef{Name: "flush-dns", Version: "1", SHA256: strings.Repeat("0", 64), Size: 1},
 			Params: map[string]string{"name": "flush-dns", "b": "x<y & \"z\"\n", "a": "\u2028é"}, DryRun: true, Timeout: Duration(1500 * time.Microsecond),
-			AllowDowngrade: true, Requester: "alice <a@example.com>"}},
+			AllowDowngrade: true, Requester: "alice <a@example.com>", Reason: "INC-42: \"printer\" <jam>"}},
 		{MsgRunResult, RunResult{RunID: id, State: StateSucceeded, Needed: true, Summary: "no-op", Version: "1.2.0", Started: t0, Ended: t0.Add(time.Second)}},
 		{MsgRunResult, &RunResult{RunID: id, State: StateFailed, Changed: true, RebootRequired: true, Summary: "s", Error: "exit 1\t\x01",
 			Details: "{\"k\":1}", Output: "line 1\nline 2\r\n\xff\xfe", Signer: "alice SHA256:x", Version: "v",
 			Started: t0.In(time.FixedZone("", 3600)), Ended: t0}},
+		{MsgRunResult, RunResult{RunID: id, State: StateSkipped, Needed: true, Summary: "fix not run: denied by the user",
+			Consent: &RunConsent{By: "alice", Message: "denied by the user", Mode: "prompt", At: t0}, Started: t0, Ended: t0}},
+		{MsgRunResult, &RunResult{RunID: id, State: StateSucceeded, Changed: true,
+			Consent: &RunConsent{Approved: true, By: "policy", Receipt: "{\"sig\":\"x\u2028\"}", At: t0.In(time.FixedZone("", -7200))}, Started: t0, Ended: t0}},
 		{MsgRunStarted, RunStarted{RunID: id, Started: t0}},
 		{MsgRunAck, RunAck{RunID: id}},
 		{MsgRunCancel, &RunCancel{RunID: id}},
@@ -45,8 +49,10 @@ func checkEncoders(t *testing.T, s string) {
 		RunAck{RunID: s},
 		RunStarted{RunID: s, Started: time.Unix(int64(len(s))*7919, int64(len(s))).UTC()},
 		RunResult{RunID: s, State: s, Needed: len(s)%2 == 0, Changed: len(s)%3 == 0, Summary: s, Output: s + s, Version: s},
+		RunResult{RunID: s, State: s, Consent: &RunConsent{Approved: len(s)%2 == 1, By: s, Message: s, Mode: s, Receipt: s,
+			At: time.Unix(int64(len(s))*31, 0).UTC()}},
 		RunRequest{RunID: s, JobID: s, Plugin: ArtifactRef{Name: s, Size: -int64(len(s))}, Params: map[string]string{s: s, "k": s},
-			Timeout: Duration(len(s)) * Duration(time.Millisecond), Requester: s},
+			Timeout: Duration(len(s)) * Duration(time.Millisecond), Requester: s, Reason: s},
 	}
 	for _, body := range bodies {
 		fast, ok := appendBody(nil, body)
