@@ -13,6 +13,12 @@
 //   - the user can end a live session at any time (the web page, or
 //     "patchbay-agent sessions end"), and so can the limits (idle, maximum).
 //
+// Every decision (approved, denied, timed out) and every end of a session
+// is signed with the agent's key (internal/receipt) and sent with the
+// answer or the end, so the relay's audit log holds evidence it cannot
+// forge. While a person is being asked, the manager tells the relay until
+// when (session_pending), so the technician sees the wait.
+//
 // Ownership: the Manager owns one goroutine per pending decision and per
 // live session; Close cancels them and waits. Control and HandleStream are
 // called from the link and never block on a decision or a session.
@@ -20,6 +26,7 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +43,7 @@ import (
 	"github.com/patchbay/patchbay/agent/sshd"
 	"github.com/patchbay/patchbay/internal/asciicast"
 	"github.com/patchbay/patchbay/internal/mux"
+	"github.com/patchbay/patchbay/internal/receipt"
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
@@ -65,6 +73,10 @@ type Config struct {
 	Send func(typ string, body any) error
 	// Open opens a stream to the relay (for recordings).
 	Open func(ctx context.Context, kind string) (io.WriteCloser, error)
+	// Cert is the agent's client certificate (identity.Cert): its key signs
+	// consent receipts. Without one (or when signing fails) every request
+	// is denied: the relay refuses unsigned answers.
+	Cert tls.Certificate
 
 	Shell       string           // default: the user's shell, else /bin/sh
 	Credential  *sshd.Credential // run sessions as this local user; nil: the agent's own account
@@ -76,7 +88,8 @@ type Config struct {
 
 // Manager runs the agent's sessions. It is safe for concurrent use.
 type Manager struct {
-	cfg Config
+	cfg    Config
+	signer *receipt.Signer // from cfg.Cert; nil without one
 
 	mu       sync.Mutex
 	sessions map[string]*entry // by session ID: deciding, approved (awaiting the stream) or live
@@ -116,7 +129,11 @@ func New(cfg Config) *Manager {
 		cfg.StreamWait = StreamWait
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{cfg: cfg, sessions: map[string]*entry{}, ctx: ctx, cancel: cancel}
+	m := &Manager{cfg: cfg, sessions: map[string]*entry{}, ctx: ctx, cancel: cancel}
+	if cfg.Cert.PrivateKey != nil {
+		m.signer = receipt.NewSigner(cfg.Cert)
+	}
+	return m
 }
 
 func positive(d time.Duration) time.Duration { return max(d, 0) }
@@ -169,6 +186,15 @@ func (m *Manager) request(req wire.SessionRequest) {
 		d := m.cfg.Consent.Decide(ctx, consent.Request{
 			SessionID: req.SessionID, AgentID: m.cfg.AgentID, Hostname: m.cfg.Hostname,
 			Technician: req.Technician, Reason: req.Reason, Capabilities: req.Capabilities,
+			OnAsk: func(deadline time.Time, asking string) {
+				p := wire.SessionPending{SessionID: req.SessionID, Deadline: deadline.UTC(), Asking: asking}
+				if p.Validate() != nil {
+					p.Asking = ""
+				}
+				if err := m.cfg.Send(wire.MsgSessionPending, p); err != nil {
+					log.Debug().Err(err).Msg("could not tell the relay that the user is being asked")
+				}
+			},
 		})
 		if d.Approved && ctx.Err() != nil {
 			d.Approved, d.Message = false, "withdrawn: "+context.Cause(ctx).Error()
@@ -183,6 +209,17 @@ func (m *Manager) request(req wire.SessionRequest) {
 		if d.Approved {
 			ans.Capabilities = req.Capabilities
 		}
+		if err := ans.Validate(); err != nil { // a consent backend said something unsendable
+			ans.Message = "(message withheld: " + err.Error() + ")"
+		}
+		signed, err := m.sign(req, ans.Approved, ans.By, ans.Message, ans.Capabilities, d.At)
+		if err != nil {
+			log.Error().Err(err).Msg("could not sign the consent decision; the request is denied")
+			d.Approved = false
+			ans.Approved, ans.Capabilities, ans.Message = false, nil, "the agent could not sign its decision"
+		} else {
+			ans.Receipt = &signed
+		}
 		m.mu.Lock()
 		if d.Approved {
 			e.state, e.granted = approved, ans.Capabilities
@@ -192,9 +229,6 @@ func (m *Manager) request(req wire.SessionRequest) {
 			cancel(nil)
 		}
 		m.mu.Unlock()
-		if err := ans.Validate(); err != nil { // a consent backend said something unsendable
-			ans.Message = "(message withheld: " + err.Error() + ")"
-		}
 		if err := m.cfg.Send(wire.MsgSessionAnswer, ans); err != nil {
 			log.Warn().Err(err).Msg("could not send the consent answer to the relay")
 			m.end(req.SessionID, errors.New("relay unreachable"))
@@ -301,9 +335,46 @@ func (m *Manager) serve(st net.Conn, e *entry) {
 	if end.Validate() != nil {
 		end.Reason = "session ended"
 	}
+	if signed, err := m.signEnd(e, by, end.Reason); err != nil {
+		log.Error().Err(err).Msg("could not sign the end of the session")
+	} else {
+		end.Receipt = &signed
+	}
 	_ = m.cfg.Send(wire.MsgSessionEnd, end)
 	m.cfg.Consent.Ended(id, reason)
 	log.Info().Str("by", by).Str("reason", reason).Msg("session ended")
+}
+
+// sign signs a consent decision on req.
+func (m *Manager) sign(req wire.SessionRequest, approved bool, by, message string, caps []string, at time.Time) (receipt.Signed, error) {
+	r := receipt.Receipt{Kind: receipt.KindSession, ID: req.SessionID, AgentID: m.cfg.AgentID, Technician: req.Technician,
+		Reason: req.Reason, Capabilities: caps, Decision: receipt.Denied, By: by, Message: message, Time: at}
+	if approved {
+		r.Decision = receipt.Approved
+	} else {
+		r.Capabilities = req.Capabilities // what was refused
+	}
+	return m.signReceipt(r)
+}
+
+// signEnd signs the end of a live session.
+func (m *Manager) signEnd(e *entry, by, reason string) (receipt.Signed, error) {
+	return m.signReceipt(receipt.Receipt{Kind: receipt.KindSession, ID: e.req.SessionID, AgentID: m.cfg.AgentID,
+		Technician: e.req.Technician, Reason: e.req.Reason, Capabilities: e.granted, Decision: receipt.Ended,
+		By: by, Message: reason, Time: time.Now()})
+}
+
+func (m *Manager) signReceipt(r receipt.Receipt) (receipt.Signed, error) {
+	if m.signer == nil {
+		return receipt.Signed{}, errors.New("sign consent receipt: the agent's certificate is not configured")
+	}
+	if r.By == "" {
+		r.By = consent.ByAgent
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	return m.signer.Sign(r)
 }
 
 // userEnd is the cause of a session the person at the machine ended.

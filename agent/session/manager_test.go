@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -23,8 +25,49 @@ import (
 	"github.com/patchbay/patchbay/agent/consent"
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/mux"
+	"github.com/patchbay/patchbay/internal/receipt"
 	"github.com/patchbay/patchbay/internal/wire"
 )
+
+const testAgentID = "0193a1b2-0000-7000-8000-00000000a9e1"
+
+// agentCert returns a CA pool and an agent certificate from a fresh CA, as
+// enrollment makes them.
+func agentCert(t *testing.T, id string) (*x509.CertPool, tls.Certificate) {
+	t.Helper()
+	ca, err := certs.LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := certs.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := certs.CreateCSR(key, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := ca.SignAgentCSR(csr, id, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// checkReceipt verifies a signed receipt as the relay does and returns it.
+func (r *rig) checkReceipt(s *receipt.Signed) receipt.Receipt {
+	r.t.Helper()
+	if s == nil {
+		r.t.Fatal("no receipt")
+	}
+	rc, err := s.Check(r.roots, testAgentID)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return rc
+}
 
 // rig is an agent's session manager on one end of a real mux link and a
 // test-controlled "relay" on the other, which may behave as a compromised
@@ -34,6 +77,8 @@ type rig struct {
 	relay   *mux.Session
 	answers chan wire.SessionAnswer
 	ends    chan wire.SessionEnd
+	pending chan wire.SessionPending
+	roots   *x509.CertPool // the "relay" CA that certified the agent's key
 	cas     *certs.SSHCAs
 	mgr     *Manager
 	answer  string // file the exec consent program reads: approve, deny or hang
@@ -47,7 +92,14 @@ func newRig(t *testing.T, streamWait time.Duration) *rig {
 // newRigPolicy is newRig with the consent policy changed by edit.
 func newRigPolicy(t *testing.T, streamWait time.Duration, edit func(*consent.Policy)) *rig {
 	t.Helper()
-	r := &rig{t: t, answers: make(chan wire.SessionAnswer, 8), ends: make(chan wire.SessionEnd, 8)}
+	return newRigConfig(t, streamWait, edit, nil)
+}
+
+// newRigConfig is newRigPolicy with the manager's configuration changed by
+// editCfg before it starts.
+func newRigConfig(t *testing.T, streamWait time.Duration, edit func(*consent.Policy), editCfg func(*Config)) *rig {
+	t.Helper()
+	r := &rig{t: t, answers: make(chan wire.SessionAnswer, 8), ends: make(chan wire.SessionEnd, 8), pending: make(chan wire.SessionPending, 8)}
 	dir := t.TempDir()
 	var err error
 	if r.cas, err = certs.LoadOrCreateSSHCAs(filepath.Join(dir, "relay")); err != nil {
@@ -96,6 +148,12 @@ func newRigPolicy(t *testing.T, streamWait time.Duration, edit func(*consent.Pol
 					return err
 				}
 				r.answers <- a
+			case wire.MsgSessionPending:
+				var p wire.SessionPending
+				if err := wire.DecodeBody(env, &p); err != nil {
+					return err
+				}
+				r.pending <- p
 			case wire.MsgSessionEnd:
 				var e wire.SessionEnd
 				if err := wire.DecodeBody(env, &e); err != nil {
@@ -115,12 +173,19 @@ func newRigPolicy(t *testing.T, streamWait time.Duration, edit func(*consent.Pol
 		t.Fatal(err)
 	}
 	var agent *mux.Session
-	r.mgr = New(Config{
-		AgentID: "agent", Hostname: "pc-1", Consent: cons, Mode: consent.ModePrompt, Keys: keys.Keys,
+	var cert tls.Certificate
+	r.roots, cert = agentCert(t, testAgentID)
+	cfg := Config{
+		AgentID: testAgentID, Hostname: "pc-1", Consent: cons, Mode: consent.ModePrompt, Keys: keys.Keys,
+		Cert:       cert,
 		Send:       func(typ string, body any) error { return agent.Send(typ, "", body) },
 		Open:       func(ctx context.Context, kind string) (io.WriteCloser, error) { return agent.Open(ctx, kind) },
 		StreamWait: streamWait, Log: zerolog.Nop(),
-	})
+	}
+	if editCfg != nil {
+		editCfg(&cfg)
+	}
+	r.mgr = New(cfg)
 	agent = mux.New(ws, mux.Config{Dialer: true, Handle: r.mgr.HandleStream, Control: func(env wire.Envelope) error {
 		_, err := r.mgr.Control(env)
 		return err
@@ -234,6 +299,9 @@ func TestApprovedSessionRunsOnceForItsTechnician(t *testing.T) {
 		if e.By != "user" || !strings.Contains(e.Reason, "ended by the user") {
 			t.Errorf("session_end: %+v", e)
 		}
+		if rc := r.checkReceipt(e.Receipt); rc.Decision != receipt.Ended || rc.By != "user" || rc.ID != id || rc.Message != e.Reason {
+			t.Errorf("end receipt: %+v", rc)
+		}
 		break
 	}
 	if err := r.mgr.End(id, "jane"); !errors.Is(err, ErrNoSession) {
@@ -346,4 +414,44 @@ func mustKey(t *testing.T) ed25519.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// Each decision reaches the relay signed by the agent's key, and the relay
+// is told while a person is being asked.
+func TestDecisionsAreSignedAndTheWaitIsAnnounced(t *testing.T) {
+	r := newRig(t, 5*time.Second)
+	id := r.request("alice", wire.CapExec, wire.CapSFTP)
+	select {
+	case p := <-r.pending:
+		if p.SessionID != id || time.Until(p.Deadline) < 5*time.Second || time.Until(p.Deadline) > 11*time.Second {
+			t.Errorf("session_pending: %+v", p)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no session_pending")
+	}
+	a := r.nextAnswer()
+	rc := r.checkReceipt(a.Receipt)
+	if rc.Kind != receipt.KindSession || rc.ID != id || rc.Decision != receipt.Approved || rc.Technician != "alice" ||
+		rc.Reason != "test" || strings.Join(rc.Capabilities, ",") != "exec,sftp" || rc.By != a.By {
+		t.Errorf("approval receipt %+v for answer %+v", rc, a)
+	}
+
+	os.WriteFile(r.answer, []byte("deny"), 0o600)
+	id = r.request("bob", wire.CapShell)
+	a = r.nextAnswer()
+	if rc := r.checkReceipt(a.Receipt); a.Approved || rc.Decision != receipt.Denied || rc.ID != id || rc.Technician != "bob" || rc.Message != a.Message {
+		t.Errorf("denial receipt %+v for answer %+v", rc, a)
+	}
+}
+
+// Without a key to sign with, the agent approves nothing.
+func TestNoSignerDeniesEverything(t *testing.T) {
+	r := newRigConfig(t, 5*time.Second, nil, func(c *Config) { c.Cert = tls.Certificate{} })
+	r.request("alice", wire.CapExec)
+	if a := r.nextAnswer(); a.Approved || a.Receipt != nil || !strings.Contains(a.Message, "could not sign") {
+		t.Errorf("answer without a signer: %+v", a)
+	}
+	if len(r.mgr.Live()) != 0 {
+		t.Error("a session is live")
+	}
 }

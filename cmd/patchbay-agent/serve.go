@@ -71,7 +71,7 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 	}
 	mgr = session.New(session.Config{
 		AgentID: id.AgentID, Hostname: id.Hostname, Consent: cons, Mode: policy.Mode,
-		Keys: keys.Keys, Send: send,
+		Keys: keys.Keys, Send: send, Cert: id.Cert,
 		Open: func(ctx context.Context, kind string) (io.WriteCloser, error) {
 			s := l.Session()
 			if s == nil {
