@@ -80,6 +80,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -204,6 +205,7 @@ type Consent struct {
 	desktop *desktopBackend
 	tty     *ttyBackend
 	web     *webServer
+	helper  *helperServer
 	opts    options
 
 	mu      sync.Mutex
@@ -227,8 +229,10 @@ type liveInfo struct {
 
 // options are test hooks; New uses the zero value.
 type options struct {
-	tty         io.ReadWriteCloser // tty backend: use this instead of /dev/tty
-	openBrowser func(url string)   // web backend: replaces opening the user's browser
+	tty         io.ReadWriteCloser         // tty backend: use this instead of /dev/tty
+	openBrowser func(url string)           // web backend: replaces opening the user's browser
+	sessions    sessionSource              // helper backend: replaces the system's sessions
+	onHelper    func(user, session string) // helper backend: called when a helper is verified
 }
 
 // New checks the policy and starts its backend: the web server for the web
@@ -288,6 +292,8 @@ func (c *Consent) startBackend() error {
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); tb.readLines() }()
 		return nil
+	case b == "helper":
+		return c.startHelper()
 	case b == "desktop", b == "auto":
 		tool, err := findDialog()
 		if err != nil && b == "desktop" {
@@ -297,12 +303,53 @@ func (c *Consent) startBackend() error {
 			c.kind, c.desktop = "desktop", &desktopBackend{tool: tool, user: c.osUser}
 			return c.startWeb(false)
 		}
+		if b == "auto" && autoHelper() {
+			c.log.Debug().Err(err).Msg("consent: no display of its own (a service): asking through the helpers in users' sessions")
+			return c.startHelper()
+		}
 		c.log.Debug().Err(err).Msg("consent: no desktop dialog, using the web page")
 		fallthrough
 	default: // "web"
 		c.kind = "web"
 		return c.startWeb(true)
 	}
+}
+
+// startHelper listens for the helpers in users' sessions.
+func (c *Consent) startHelper() error {
+	src := c.opts.sessions
+	if src == nil {
+		src = systemSessions()
+	}
+	h, err := listenHelpers(c, c.policy.HelperSocket, src)
+	if err != nil {
+		return err
+	}
+	c.kind, c.helper = "helper", h
+	c.log.Info().Str("socket", c.policy.HelperSocket).Str("ask", c.policy.Ask).Str("when_no_user", c.policy.WhenNoUser).
+		Msg("consent: waiting for helpers in users' sessions (patchbay-agent helper, started at login)")
+	return nil
+}
+
+// autoHelper reports whether "auto" means the helper backend: an agent
+// running as root (a service) on Linux or macOS.
+func autoHelper() bool {
+	return (runtime.GOOS == "linux" || runtime.GOOS == "darwin") && os.Geteuid() == 0
+}
+
+// noUser decides a request when nobody is logged in to ask, by the policy's
+// WhenNoUser.
+func (c *Consent) noUser() Decision {
+	d := Decision{Backend: c.kind, By: ByNoUser}
+	switch c.policy.WhenNoUser {
+	case NoUserAllow:
+		d.Approved, d.Message = true, "approved by policy: nobody is logged in at the machine (when_no_user: allow)"
+	case NoUserNotify:
+		d.Approved, d.Message = true, "approved by policy: nobody is logged in at the machine; whoever logs in is shown the session (when_no_user: notify)"
+	default:
+		d.Message = "nobody is logged in at the machine to ask (policy when_no_user: deny)"
+	}
+	return d
 }
 
 // Decide decides on req by the policy. It always returns a decision: in
@@ -344,6 +391,12 @@ func (c *Consent) decide(ctx context.Context, req Request) Decision {
 	req.Deadline = deadline
 	window := deadline.Sub(now)
 	deny := func(by, msg string) Decision { return Decision{Backend: c.kind, By: by, Message: msg} }
+	asking := "the user at " + req.Hostname
+	if c.helper != nil {
+		if asking = c.helper.asking(req.Hostname); asking == "" {
+			return c.noUser()
+		}
+	}
 
 	if c.web != nil && c.kind == "web" {
 		c.log.Info().Str("session_id", req.SessionID).Str("url", c.web.url).Msg("consent: asking in the web page")
@@ -354,6 +407,9 @@ func (c *Consent) decide(ctx context.Context, req Request) Decision {
 		return deny(ByAgent, err.Error())
 	}
 	defer c.removePending(p)
+	if req.OnAsk != nil {
+		req.OnAsk(deadline, asking)
+	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	askDone := make(chan struct{})
@@ -405,6 +461,8 @@ func (c *Consent) decide(ctx context.Context, req Request) Decision {
 // (which answers through the pending registry).
 func (c *Consent) asker() asker {
 	switch {
+	case c.helper != nil:
+		return c.helper
 	case c.exec != nil:
 		return c.exec
 	case c.desktop != nil:
@@ -434,6 +492,9 @@ func (c *Consent) Started(l Live) {
 	c.addEventLocked(fmt.Sprintf("%s started a session (%s)", l.Technician, capList(l.Capabilities)))
 	c.mu.Unlock()
 	c.log.Info().Str("session_id", l.ID).Str("technician", l.Technician).Msg("consent: session started")
+	if c.helper != nil {
+		c.helper.broadcastLive()
+	}
 	if !c.tellsEvents() {
 		return
 	}
@@ -468,6 +529,9 @@ func (c *Consent) Ended(id, reason string) {
 	c.addEventLocked(text)
 	c.mu.Unlock()
 	c.log.Info().Str("session_id", id).Str("reason", reason).Msg("consent: session ended")
+	if c.helper != nil {
+		c.helper.broadcastLive()
+	}
 	if c.tellsEvents() {
 		c.notify(event{kind: "ended", live: info, endReason: reason})
 	}
@@ -534,6 +598,26 @@ func (c *Consent) URL() string {
 	return c.web.url
 }
 
+// Pending lists the requests waiting for an answer, oldest first.
+func (c *Consent) Pending() []Request {
+	return c.snapshot().pending
+}
+
+// AnswerLocal answers a pending request on behalf of a local administrator
+// (patchbay-agent sessions approve|deny, through the agent's control socket,
+// which only the agent's account can use). The first answer wins, whoever
+// gives it.
+func (c *Consent) AnswerLocal(id string, approve bool, by string) error {
+	a := answer{approved: approve, by: by, message: "denied by a local administrator (" + by + ")"}
+	if approve {
+		a.message = "approved by a local administrator (" + by + ")"
+	}
+	if err := c.answerPending(id, a); err != nil {
+		return fmt.Errorf("request %s: %w", id, err)
+	}
+	return nil
+}
+
 // Close denies pending requests, stops the web server and the terminal
 // reader, and waits for every goroutine and program it started.
 func (c *Consent) Close() error {
@@ -551,6 +635,9 @@ func (c *Consent) Close() error {
 // stop releases what startBackend made.
 func (c *Consent) stop() error {
 	var errs []error
+	if c.helper != nil {
+		errs = append(errs, c.helper.close())
+	}
 	if c.web != nil {
 		errs = append(errs, c.web.close())
 	}

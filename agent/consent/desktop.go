@@ -32,6 +32,10 @@ type dialogTool struct {
 	// user; notify is nil when there is no way to notify.
 	notifyPath string
 	notify     func(title, text string) (args, env []string)
+	// indicator returns the arguments of a window with one button, "End
+	// session", that exits 0 when pressed (the helper's live-session
+	// indicator); nil when the tool has none.
+	indicator func(title, text string) []string
 }
 
 // desktopBackend asks with a native dialog and tells with a notification.
@@ -42,7 +46,7 @@ type desktopBackend struct {
 
 func (d *desktopBackend) ask(ctx context.Context, req Request) answer {
 	now := time.Now()
-	args, env := d.tool.question(promptTitle, promptText(req, now), req.Deadline.Sub(now))
+	args, env := d.tool.question(promptTitleFor(req), promptText(req, now), req.Deadline.Sub(now))
 	res := runProgram(ctx, d.tool.path, args, withEnv(env), nil)
 	if res.err != nil {
 		return answer{failed: true, message: fmt.Sprintf("desktop dialog %s could not run: %v", d.tool.name, res.err)}

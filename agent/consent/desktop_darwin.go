@@ -19,6 +19,11 @@ var (
 		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {"Deny", "Allow"} default button "Deny" cancel button "Deny" giving up after ((item 3 of argv) as integer) with icon caution`,
 		"-e", "end run",
 	}
+	osaIndicator = []string{
+		"-e", "on run argv",
+		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {"End session"} default button "End session"`,
+		"-e", "end run",
+	}
 	osaNotify = []string{
 		"-e", "on run argv",
 		"-e", "display notification (item 2 of argv) with title (item 1 of argv)",
@@ -55,6 +60,9 @@ func findDialog() (*dialogTool, error) {
 		notifyPath: p,
 		notify: func(title, text string) ([]string, []string) {
 			return append(append([]string{}, osaNotify...), title, text), nil
+		},
+		indicator: func(title, text string) []string {
+			return append(append([]string{}, osaIndicator...), title, text)
 		},
 	}, nil
 }

@@ -64,6 +64,9 @@ func zenityTool(path string) *dialogTool {
 		notify: func(title, text string) ([]string, []string) {
 			return []string{"--notification", "--text=" + escapeMarkup(text)}, nil
 		},
+		indicator: func(title, text string) []string {
+			return []string{"--info", "--title=" + title, "--text=" + text, "--no-markup", "--ok-label=End session", "--width=420"}
+		},
 	}
 }
 
@@ -88,6 +91,9 @@ func kdialogTool(path string) *dialogTool {
 		notifyPath: path,
 		notify: func(title, text string) ([]string, []string) {
 			return []string{"--title", title, "--passivepopup", text, "15"}, nil
+		},
+		indicator: func(title, text string) []string {
+			return []string{"--title", title, "--ok-label", "End session", "--msgbox", text}
 		},
 	}
 }

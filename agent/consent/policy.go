@@ -25,8 +25,25 @@ const (
 	DefaultBackend = "auto"
 	DefaultTimeout = 60 * time.Second
 	DefaultWebAddr = "127.0.0.1:0"
-	MinTimeout     = time.Second
-	MaxTimeout     = time.Hour
+	// DefaultHelperSocket is where the service listens for helpers.
+	DefaultHelperSocket = "/run/patchbay-agent/helper.sock"
+	MinTimeout          = time.Second
+	MaxTimeout          = time.Hour
+)
+
+// Values of Policy.WhenNoUser: what a request gets when nobody is logged
+// in at the machine to ask (helper backend).
+const (
+	NoUserDeny   = "deny"   // default: refused, "nobody is logged in at the machine"
+	NoUserAllow  = "allow"  // approved without telling anyone
+	NoUserNotify = "notify" // approved; whoever logs in meanwhile sees it in the indicator
+)
+
+// Values of Policy.Ask: who is asked when several users are logged in
+// (helper backend).
+const (
+	AskConsole = "console" // default: the user at the console (seat0's active session)
+	AskAll     = "all"     // every logged-in user with a helper; the first answer wins
 )
 
 // execPrefix starts an exec backend spec.
@@ -36,7 +53,7 @@ const execPrefix = "exec:"
 // Only local commands on the endpoint change it; the relay cannot.
 type Policy struct {
 	Mode    Mode   `json:"mode"`    // default prompt
-	Backend string `json:"backend"` // "exec:/abs/path", "web", "desktop", "tty" or "auto" (default)
+	Backend string `json:"backend"` // "exec:/abs/path", "helper", "web", "desktop", "tty" or "auto" (default)
 	// Timeout: no answer within it means deny; default 60s. Stored as a
 	// duration string ("60s") in the JSON field "timeout".
 	Timeout time.Duration `json:"-"`
@@ -48,11 +65,22 @@ type Policy struct {
 	// (0, the default: every request asks; at most MaxRemember). Stored as
 	// a duration string in the JSON field "remember".
 	Remember time.Duration `json:"-"`
+	// WhenNoUser is what happens, with the helper backend, when nobody is
+	// logged in at the machine to ask: NoUserDeny (default), NoUserAllow
+	// or NoUserNotify. Servers and kiosks differ.
+	WhenNoUser string `json:"when_no_user,omitempty"`
+	// Ask is who is asked when several users are logged in: AskConsole
+	// (default) or AskAll.
+	Ask string `json:"ask,omitempty"`
+	// HelperSocket is the unix socket helpers connect to; default
+	// DefaultHelperSocket.
+	HelperSocket string `json:"helper_socket,omitempty"`
 }
 
 // DefaultPolicy is the policy of an agent without a consent.json.
 func DefaultPolicy() Policy {
-	return Policy{Mode: DefaultMode, Backend: DefaultBackend, Timeout: DefaultTimeout, WebAddr: DefaultWebAddr}
+	return Policy{Mode: DefaultMode, Backend: DefaultBackend, Timeout: DefaultTimeout, WebAddr: DefaultWebAddr,
+		WhenNoUser: NoUserDeny, Ask: AskConsole, HelperSocket: DefaultHelperSocket}
 }
 
 // withDefaults fills the fields left empty.
@@ -69,6 +97,15 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.WebAddr == "" {
 		p.WebAddr = d.WebAddr
+	}
+	if p.WhenNoUser == "" {
+		p.WhenNoUser = NoUserDeny
+	}
+	if p.Ask == "" {
+		p.Ask = AskConsole
+	}
+	if p.HelperSocket == "" {
+		p.HelperSocket = DefaultHelperSocket
 	}
 	return p
 }
@@ -91,11 +128,24 @@ func (p Policy) Validate() error {
 	if p.Remember < 0 || p.Remember > MaxRemember {
 		return fmt.Errorf("consent remember %s: want between 0 (off) and %s", p.Remember, MaxRemember)
 	}
+	switch p.WhenNoUser {
+	case NoUserDeny, NoUserAllow, NoUserNotify:
+	default:
+		return fmt.Errorf("consent when_no_user %q: want deny, allow or notify", p.WhenNoUser)
+	}
+	switch p.Ask {
+	case AskConsole, AskAll:
+	default:
+		return fmt.Errorf("consent ask %q: want console or all", p.Ask)
+	}
+	if !filepath.IsAbs(p.HelperSocket) {
+		return fmt.Errorf("consent helper_socket %q: want an absolute path", p.HelperSocket)
+	}
 	return nil
 }
 
 // ParseBackend checks a backend spec and returns it in canonical form:
-// "exec:/abs/path", "web", "desktop", "tty" or "auto".
+// "exec:/abs/path", "helper", "web", "desktop", "tty" or "auto".
 func ParseBackend(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if path, ok := strings.CutPrefix(s, execPrefix); ok {
@@ -105,10 +155,10 @@ func ParseBackend(s string) (string, error) {
 		return execPrefix + filepath.Clean(path), nil
 	}
 	switch s {
-	case "web", "desktop", "tty", "auto":
+	case "web", "desktop", "tty", "auto", "helper":
 		return s, nil
 	}
-	return "", fmt.Errorf("consent backend %q: want auto, desktop, web, tty or exec:/absolute/path", s)
+	return "", fmt.Errorf("consent backend %q: want auto, helper, desktop, web, tty or exec:/absolute/path", s)
 }
 
 // checkLoopback accepts only listen addresses on the loopback interface.
@@ -133,12 +183,16 @@ type policyJSON struct {
 	Timeout  string `json:"timeout"`
 	WebAddr  string `json:"web_addr,omitempty"`
 	Remember string `json:"remember,omitempty"`
+
+	WhenNoUser   string `json:"when_no_user,omitempty"`
+	Ask          string `json:"ask,omitempty"`
+	HelperSocket string `json:"helper_socket,omitempty"`
 }
 
 // MarshalJSON writes the timeout as a duration string.
 func (p Policy) MarshalJSON() ([]byte, error) {
 	return json.Marshal(policyJSON{Mode: p.Mode, Backend: p.Backend, Timeout: formatTimeout(p.Timeout), WebAddr: p.WebAddr,
-		Remember: formatTimeout(p.Remember)})
+		Remember: formatTimeout(p.Remember), WhenNoUser: p.WhenNoUser, Ask: p.Ask, HelperSocket: p.HelperSocket})
 }
 
 // UnmarshalJSON reads the timeout as a duration string ("60s", "2m").
@@ -163,7 +217,8 @@ func (p *Policy) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("remember %q: want a duration such as \"15m\" (0s: off)", j.Remember)
 		}
 	}
-	*p = Policy{Mode: j.Mode, Backend: j.Backend, Timeout: d, WebAddr: j.WebAddr, Remember: remember}
+	*p = Policy{Mode: j.Mode, Backend: j.Backend, Timeout: d, WebAddr: j.WebAddr, Remember: remember,
+		WhenNoUser: j.WhenNoUser, Ask: j.Ask, HelperSocket: j.HelperSocket}
 	return nil
 }
 

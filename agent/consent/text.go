@@ -93,22 +93,46 @@ func capList(caps []string) string {
 // promptTitle is the title of a dialog or notification.
 const promptTitle = "Patchbay: remote session request"
 
+// promptTitleFor is the title of req's dialog.
+func promptTitleFor(req Request) string {
+	switch req.kind() {
+	case KindFix:
+		return "Patchbay: a fix asks to run"
+	case KindReboot:
+		return "Patchbay: a fix asks to restart this computer"
+	}
+	return promptTitle
+}
+
 // promptText is the question of a dialog or terminal prompt. Its first line
 // holds no user-controlled text other than the technician's name (letters,
 // digits and _.@- on the wire), so that no toolkit takes it for markup.
 func promptText(req Request, now time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Technician %s asks for a remote session on %s.\n\n", req.Technician, req.Hostname)
 	reason := req.Reason
 	if reason == "" {
 		reason = "(none given)"
 	}
+	left := formatWindow(req.Deadline.Sub(now).Round(time.Second))
+	switch req.kind() {
+	case KindFix, KindReboot:
+		what := "run a fix on"
+		if req.kind() == KindReboot {
+			what = "restart"
+		}
+		fmt.Fprintf(&b, "Technician %s asks to %s %s.\n\n", orSomeone(req.Technician), what, req.Hostname)
+		fmt.Fprintf(&b, "Fix: %s\n\nReason: %s\n\n", req.Fix, reason)
+		fmt.Fprintf(&b, "Run %s.\n", req.SessionID)
+		fmt.Fprintf(&b, "If you do not answer within %s, it does not happen.", left)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "Technician %s asks for a remote session on %s.\n\n", req.Technician, req.Hostname)
 	fmt.Fprintf(&b, "Reason: %s\n\nThey will be able to:\n", reason)
 	for _, c := range req.Capabilities {
 		fmt.Fprintf(&b, "  - %s\n", capText(c))
 	}
 	fmt.Fprintf(&b, "\nSession %s.\n", req.SessionID)
-	fmt.Fprintf(&b, "If you do not answer within %s, the request is denied.", formatWindow(req.Deadline.Sub(now).Round(time.Second)))
+	fmt.Fprintf(&b, "If you do not answer within %s, the request is denied.", left)
 	return b.String()
 }
 

@@ -56,7 +56,7 @@ service). The agent only ever dials out to the relay over HTTPS; it opens no por
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
-	root.AddCommand(newEnrollCmd(), newRunCmd(), newTrustCmd(), newSessionsCmd(), newVersionCmd())
+	root.AddCommand(newEnrollCmd(), newRunCmd(), newTrustCmd(), newSessionsCmd(), newHelperCmd(), newVersionCmd())
 	return root
 }
 

@@ -24,6 +24,9 @@ type sessionFlags struct {
 	timeout       time.Duration
 	remember      time.Duration
 	webAddr       string
+	whenNoUser    string
+	ask           string
+	helperSocket  string
 	runAs         string
 	idle, maxDur  time.Duration
 	shell         string
@@ -31,7 +34,10 @@ type sessionFlags struct {
 
 func (s *sessionFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.mode, "consent-mode", "", "consent policy for interactive sessions: prompt (the user must approve; default), notify (the user is told and can end it) or unattended (servers); saved in DATA/consent.json")
-	f.StringVar(&s.backend, "consent-backend", "", "how the user is asked: auto (default: desktop dialog where one exists, else the web page), web, desktop, tty or exec:/path/to/program; saved")
+	f.StringVar(&s.backend, "consent-backend", "", "how the user is asked: auto (default: a desktop dialog where the agent has a display; as root without one, the helpers in users' sessions; else the web page), helper, desktop, web, tty or exec:/path/to/program; saved")
+	f.StringVar(&s.whenNoUser, "consent-when-no-user", "", "helper backend, nobody logged in to ask: deny (default), allow, or notify (allow, and show the session to whoever logs in); saved")
+	f.StringVar(&s.ask, "consent-ask", "", "helper backend, several users logged in: console (default: the console's user) or all (every user with a helper; first answer wins); saved")
+	f.StringVar(&s.helperSocket, "consent-helper-socket", "", "helper backend: the unix socket helpers connect to (default "+consent.DefaultHelperSocket+"); saved")
 	f.DurationVar(&s.timeout, "consent-timeout", 0, "no answer within this long denies the request (default 60s); saved")
 	f.StringVar(&s.webAddr, "consent-web-addr", "", "loopback address of the consent web page (default 127.0.0.1:0, a free port); saved")
 	f.DurationVar(&s.remember, "consent-remember", 0, "prompt mode: an approval also covers the same technician's requests for the same or fewer capabilities for this long (e.g. 15m; default 0: always ask; at most 8h; forgotten when the user ends a session or the agent restarts); saved")
@@ -72,6 +78,15 @@ func (s *sessionFlags) policy(cmd *cobra.Command, dir string) (consent.Policy, e
 	}
 	if f.Changed("consent-remember") {
 		p.Remember, changed = s.remember, true
+	}
+	if f.Changed("consent-when-no-user") {
+		p.WhenNoUser, changed = s.whenNoUser, true
+	}
+	if f.Changed("consent-ask") {
+		p.Ask, changed = s.ask, true
+	}
+	if f.Changed("consent-helper-socket") {
+		p.HelperSocket, changed = s.helperSocket, true
 	}
 	if err := p.Validate(); err != nil {
 		return p, err

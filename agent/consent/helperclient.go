@@ -1,0 +1,270 @@
+package consent
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/patchbay/patchbay/internal/backoff"
+)
+
+// HelperConfig configures RunHelper, the process in a user's graphical
+// session that shows the service agent's prompts.
+type HelperConfig struct {
+	Socket  string // the service's helper socket; default DefaultHelperSocket
+	Session string // the session claimed; default ClaimSession()
+	User    string // the user claimed; default the user this process runs as
+	Version string
+	Log     zerolog.Logger
+}
+
+// ErrHelperRefused wraps the service's refusal of a helper's claim; RunHelper
+// does not retry it.
+var ErrHelperRefused = errors.New("the agent refused this helper")
+
+// indicatorTitle is the title of the live-session indicator window.
+const indicatorTitle = "Patchbay: remote session in progress"
+
+// indicatorReshow is how long a closed indicator stays away while its
+// session is still live.
+const indicatorReshow = 10 * time.Second
+
+// RunHelper connects to the service agent and shows its prompts and live
+// sessions in this session until ctx ends. It reconnects (with backoff) when
+// the agent restarts; it returns at once when the agent refuses its claim
+// (ErrHelperRefused) or there is no dialog tool to show anything with.
+func RunHelper(ctx context.Context, cfg HelperConfig) error {
+	if cfg.Socket == "" {
+		cfg.Socket = DefaultHelperSocket
+	}
+	if cfg.User == "" {
+		cfg.User = currentUser()
+	}
+	if cfg.Session == "" {
+		s, err := ClaimSession()
+		if err != nil {
+			return err
+		}
+		cfg.Session = s
+	}
+	tool, err := findDialog()
+	if err != nil {
+		return fmt.Errorf("helper: %w", err)
+	}
+	b := backoff.Backoff{Base: time.Second, Max: 30 * time.Second}
+	for {
+		connected, err := runHelperOnce(ctx, cfg, tool)
+		if errors.Is(err, ErrHelperRefused) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if connected {
+			b.Reset()
+		}
+		cfg.Log.Warn().Err(err).Str("socket", cfg.Socket).Msg("helper: lost the agent; reconnecting")
+		if b.Wait(ctx) != nil {
+			return nil
+		}
+	}
+}
+
+// helperClient is one connection's state. Its goroutines (one per prompt
+// and per indicator) are owned by runHelperOnce, which waits for them.
+type helperClient struct {
+	cfg  HelperConfig
+	tool *dialogTool
+	conn net.Conn
+	wmu  sync.Mutex // serialises writes
+
+	mu         sync.Mutex
+	prompts    map[string]context.CancelFunc
+	indicators map[string]context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+// runHelperOnce serves one connection; connected reports whether the
+// service welcomed it.
+func runHelperOnce(ctx context.Context, cfg HelperConfig, tool *dialogTool) (connected bool, err error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", cfg.Socket)
+	if err != nil {
+		return false, fmt.Errorf("connect to the agent at %s: %w (is patchbay-agent running with --consent-backend helper?)", cfg.Socket, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	c := &helperClient{cfg: cfg, tool: tool, conn: conn, prompts: map[string]context.CancelFunc{}, indicators: map[string]context.CancelFunc{}}
+	if err := c.write(helperMsg{Type: helperHello, User: cfg.User, Session: cfg.Session, Display: displayName(cfg.Session), Version: cfg.Version}); err != nil {
+		return false, err
+	}
+	r := bufio.NewReaderSize(conn, 4096)
+	conn.SetReadDeadline(time.Now().Add(helperHelloWait))
+	m, err := readHelperMsg(r)
+	if err != nil {
+		return false, fmt.Errorf("read the agent's welcome: %w", err)
+	}
+	switch m.Type {
+	case helperRefused:
+		return false, fmt.Errorf("%w: %s", ErrHelperRefused, cleanText(m.Error, 500))
+	case helperWelcome:
+	default:
+		return false, fmt.Errorf("agent sent %q before welcome", m.Type)
+	}
+	conn.SetReadDeadline(time.Time{})
+	cfg.Log.Info().Str("user", cfg.User).Str("session", cfg.Session).Bool("console", m.Console).Msg("helper: connected to the agent")
+
+	sessCtx, cancelAll := context.WithCancel(ctx)
+	defer func() {
+		cancelAll()
+		c.wg.Wait()
+	}()
+	for {
+		m, err := readHelperMsg(r)
+		if err != nil {
+			return true, fmt.Errorf("read from the agent: %w", err)
+		}
+		switch m.Type {
+		case helperAsk:
+			c.prompt(sessCtx, m)
+		case helperCancel:
+			c.mu.Lock()
+			if cancel := c.prompts[m.ID]; cancel != nil {
+				cancel()
+			}
+			c.mu.Unlock()
+		case helperLive:
+			c.live(sessCtx, m.Sessions)
+		}
+	}
+}
+
+func (c *helperClient) write(m helperMsg) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.conn.SetWriteDeadline(time.Now().Add(helperWriteWait))
+	_, err := c.conn.Write(encodeHelperMsg(m))
+	return err
+}
+
+// prompt shows a request until the user answers, the deadline passes or the
+// service cancels it.
+func (c *helperClient) prompt(ctx context.Context, m helperMsg) {
+	req := m.Request.toRequest(m.ID, m.Deadline)
+	pctx, cancel := context.WithDeadline(ctx, m.Deadline)
+	c.mu.Lock()
+	if old := c.prompts[m.ID]; old != nil {
+		old()
+	}
+	c.prompts[m.ID] = cancel
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			cancel()
+			c.mu.Lock()
+			delete(c.prompts, m.ID) // a newer prompt of the same ID replaced no one: IDs are unique
+			c.mu.Unlock()
+		}()
+		d := desktopBackend{tool: c.tool, user: c.cfg.User}
+		ans := d.ask(pctx, req)
+		switch {
+		case pctx.Err() != nil:
+		case ans.failed:
+			c.cfg.Log.Error().Str("id", m.ID).Str("error", ans.message).Msg("helper: could not show the prompt")
+		default:
+			if err := c.write(helperMsg{Type: helperAnswer, ID: m.ID, Approved: ans.approved}); err != nil {
+				c.cfg.Log.Warn().Err(err).Msg("helper: could not send the answer")
+			}
+		}
+	}()
+}
+
+// live starts an indicator for each new live session and takes down those
+// of sessions that ended.
+func (c *helperClient) live(ctx context.Context, sessions []Live) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	for _, l := range sessions {
+		l.ID = cleanText(l.ID, 64)
+		seen[l.ID] = true
+		if c.indicators[l.ID] != nil {
+			continue
+		}
+		ictx, cancel := context.WithCancel(ctx)
+		c.indicators[l.ID] = cancel
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.indicate(ictx, l)
+		}()
+	}
+	for id, cancel := range c.indicators {
+		if !seen[id] {
+			cancel()
+			delete(c.indicators, id)
+		}
+	}
+}
+
+// indicate shows l's indicator until its session ends. End session asks the
+// service to end it; a window closed otherwise comes back after a while.
+func (c *helperClient) indicate(ctx context.Context, l Live) {
+	if c.tool.indicator == nil {
+		c.cfg.Log.Warn().Str("tool", c.tool.name).Msg("helper: this dialog tool has no live-session indicator")
+		return
+	}
+	for ctx.Err() == nil {
+		res := runProgram(ctx, c.tool.path, c.tool.indicator(indicatorTitle, indicatorText(l, time.Now())), nil, nil)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := indicatorReshow
+		switch {
+		case res.err != nil:
+			c.cfg.Log.Error().Err(res.err).Msg("helper: could not show the live-session indicator")
+			wait = 3 * indicatorReshow
+		case res.exit == 0:
+			c.cfg.Log.Info().Str("session_id", l.ID).Msg("helper: the user pressed End session")
+			if err := c.write(helperMsg{Type: helperEnd, ID: l.ID}); err != nil {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+// indicatorText says who is connected, since when, and what they can do.
+func indicatorText(l Live, now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Technician %s is connected to this computer since %s (%s).\n\n", orSomeone(cleanText(l.Technician, maxTechnician)),
+		l.Started.Local().Format("15:04:05"), now.Sub(l.Started).Round(time.Second))
+	fmt.Fprintf(&b, "They can %s.\n", capList(l.Capabilities))
+	if r := cleanText(l.Reason, maxReason); r != "" {
+		fmt.Fprintf(&b, "Reason: %s\n", r)
+	}
+	b.WriteString("\nPress End session to disconnect them at once.")
+	return b.String()
+}
+
+// displayName is the X display of an "x11:" session, for the service's log.
+func displayName(session string) string {
+	d, _ := strings.CutPrefix(session, "x11:")
+	if d == session {
+		return ""
+	}
+	return d
+}
