@@ -26,13 +26,34 @@ const SocketFile = "agent.sock"
 
 // localRequest is one command on the control socket.
 type localRequest struct {
-	Cmd string `json:"cmd"`          // "list" or "end"
-	ID  string `json:"id,omitempty"` // with "end": a session ID or "all"
+	Cmd string `json:"cmd"`          // "list", "end", "approve" or "deny"
+	ID  string `json:"id,omitempty"` // with "end": a session ID or "all"; with approve/deny: a pending request
+	By  string `json:"by,omitempty"` // approve/deny: the local account that answers (for the record)
 }
 
 type localResponse struct {
 	Sessions []consent.Live `json:"sessions,omitempty"`
+	Pending  []Pending      `json:"pending,omitempty"`
 	Error    string         `json:"error,omitempty"`
+}
+
+// Pending is a request waiting for the person at the machine, as
+// "patchbay-agent sessions list" shows it.
+type Pending struct {
+	ID           string    `json:"id"`
+	Kind         string    `json:"kind"`
+	Technician   string    `json:"technician"`
+	Reason       string    `json:"reason"`
+	Capabilities []string  `json:"capabilities,omitempty"`
+	Fix          string    `json:"fix,omitempty"`
+	Deadline     time.Time `json:"deadline"`
+}
+
+// Answerer answers pending consent requests for a local administrator;
+// *consent.Consent implements it.
+type Answerer interface {
+	Pending() []consent.Request
+	AnswerLocal(id string, approve bool, by string) error
 }
 
 // Control serves the local control socket. Serve owns its goroutines; Close
@@ -40,12 +61,14 @@ type localResponse struct {
 type Control struct {
 	ln   net.Listener
 	sess consent.Sessions
+	ans  Answerer // nil: approve and deny are refused
 	log  zerolog.Logger
 	wg   sync.WaitGroup
 }
 
-// ListenControl listens on path (a unix socket, replaced if stale).
-func ListenControl(path string, sess consent.Sessions, log zerolog.Logger) (*Control, error) {
+// ListenControl listens on path (a unix socket, replaced if stale). ans may
+// be nil.
+func ListenControl(path string, sess consent.Sessions, ans Answerer, log zerolog.Logger) (*Control, error) {
 	if len(path) > 100 {
 		return nil, fmt.Errorf("control socket path %s is too long for a unix socket (limit ~100 bytes): use a shorter --data", path)
 	}
@@ -58,7 +81,7 @@ func ListenControl(path string, sess consent.Sessions, log zerolog.Logger) (*Con
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	c := &Control{ln: ln, sess: sess, log: log}
+	c := &Control{ln: ln, sess: sess, ans: ans, log: log}
 	c.wg.Add(1)
 	go c.serve()
 	return c, nil
@@ -84,6 +107,27 @@ func (c *Control) serve() {
 				switch req.Cmd {
 				case "list":
 					resp.Sessions = c.sess.Live()
+					if c.ans != nil {
+						for _, r := range c.ans.Pending() {
+							resp.Pending = append(resp.Pending, Pending{ID: r.SessionID, Kind: r.Kind, Technician: r.Technician, Reason: r.Reason,
+								Capabilities: r.Capabilities, Fix: r.Fix, Deadline: r.Deadline})
+						}
+					}
+				case "approve", "deny":
+					by := req.By
+					if by == "" || len(by) > 64 {
+						by = "local administrator"
+					}
+					switch {
+					case c.ans == nil:
+						resp.Error = "this agent's consent backend takes no answers from the control socket"
+					default:
+						if err := c.ans.AnswerLocal(req.ID, req.Cmd == "approve", by); err != nil {
+							resp.Error = err.Error()
+						} else {
+							c.log.Info().Str("id", req.ID).Str("by", by).Str("answer", req.Cmd).Msg("consent request answered from the control socket")
+						}
+					}
 				case "end":
 					if err := c.sess.End(req.ID, "local administrator"); err != nil {
 						resp.Error = err.Error()
@@ -126,10 +170,21 @@ func (l *limited) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// LocalList asks a running agent for its live sessions.
-func LocalList(ctx context.Context, path string) ([]consent.Live, error) {
+// LocalList asks a running agent for its live sessions and the requests
+// waiting for an answer.
+func LocalList(ctx context.Context, path string) ([]consent.Live, []Pending, error) {
 	resp, err := localCall(ctx, path, localRequest{Cmd: "list"})
-	return resp.Sessions, err
+	return resp.Sessions, resp.Pending, err
+}
+
+// LocalAnswer approves or denies a pending request as the local account by.
+func LocalAnswer(ctx context.Context, path, id string, approve bool, by string) error {
+	cmd := "deny"
+	if approve {
+		cmd = "approve"
+	}
+	_, err := localCall(ctx, path, localRequest{Cmd: cmd, ID: id, By: by})
+	return err
 }
 
 // LocalEnd asks a running agent to end a session ("all": every session).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -131,12 +133,12 @@ func newSessionsCmd() *cobra.Command {
 	socket := func() string { return filepath.Join(dir, session.SocketFile) }
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the live interactive sessions on this machine",
+		Short: "List the live interactive sessions and the requests waiting for an answer",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			defer cancel()
-			live, err := session.LocalList(ctx, socket())
+			live, pending, err := session.LocalList(ctx, socket())
 			if err != nil {
 				return err
 			}
@@ -145,24 +147,75 @@ func newSessionsCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				type item struct {
 					ID           string    `json:"id"`
+					State        string    `json:"state"`
+					Kind         string    `json:"kind"`
 					Technician   string    `json:"technician"`
 					Reason       string    `json:"reason"`
-					Capabilities []string  `json:"capabilities"`
-					Started      time.Time `json:"started"`
+					Capabilities []string  `json:"capabilities,omitempty"`
+					Fix          string    `json:"fix,omitempty"`
+					Started      time.Time `json:"started,omitzero"`
+					Deadline     time.Time `json:"deadline,omitzero"`
 				}
 				out := []item{}
+				for _, p := range pending {
+					out = append(out, item{ID: p.ID, State: "waiting", Kind: orSession(p.Kind), Technician: p.Technician, Reason: p.Reason,
+						Capabilities: p.Capabilities, Fix: p.Fix, Deadline: p.Deadline})
+				}
 				for _, l := range live {
-					out = append(out, item{l.ID, l.Technician, l.Reason, l.Capabilities, l.Started})
+					out = append(out, item{ID: l.ID, State: "live", Kind: "session", Technician: l.Technician, Reason: l.Reason, Capabilities: l.Capabilities, Started: l.Started})
 				}
 				return enc.Encode(out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTECHNICIAN\tREASON\tCAPABILITIES\tSTARTED")
+			fmt.Fprintln(tw, "ID\tSTATE\tTECHNICIAN\tREASON\tASKS FOR\tSINCE / UNTIL")
+			for _, p := range pending {
+				what := strings.Join(p.Capabilities, ",")
+				if p.Fix != "" {
+					what = "fix: " + p.Fix
+				}
+				fmt.Fprintf(tw, "%s\twaiting\t%s\t%s\t%s\tanswer by %s (%s left)\n", p.ID, p.Technician, p.Reason, what,
+					p.Deadline.Local().Format(time.TimeOnly), time.Until(p.Deadline).Round(time.Second))
+			}
 			for _, l := range live {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.ID, l.Technician, l.Reason, strings.Join(l.Capabilities, ","), l.Started.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\tlive\t%s\t%s\t%s\t%s\n", l.ID, l.Technician, l.Reason, strings.Join(l.Capabilities, ","), l.Started.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		},
+	}
+	answer := func(approve bool) *cobra.Command {
+		verb, use := "deny", "Deny a request waiting for the person at this machine"
+		if approve {
+			verb, use = "approve", "Approve a request waiting for the person at this machine (headless boxes)"
+		}
+		return &cobra.Command{
+			Use:   verb + " ID",
+			Short: use,
+			Long: use + `.
+
+For machines where nobody sits at the screen: a local administrator answers a request
+from a terminal, as the person at the machine would. The answer is recorded as theirs
+(the account running this command, and the sudo user if any) in the agent's signed
+decision and the relay's audit log. The first answer wins, wherever it comes from.
+ID is the request's ID (or a unique prefix) from "patchbay-agent sessions list".`,
+			Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+				defer cancel()
+				_, pending, err := session.LocalList(ctx, socket())
+				if err != nil {
+					return err
+				}
+				id, err := matchPending(pending, args[0])
+				if err != nil {
+					return err
+				}
+				if err := session.LocalAnswer(ctx, socket(), id, approve, localAdmin()); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%sd %s\n", strings.TrimSuffix(verb, "e"), id)
+				return nil
+			},
+		}
 	}
 	list.Flags().StringP("output", "o", "table", "table or json")
 	end := &cobra.Command{
@@ -181,18 +234,63 @@ func newSessionsCmd() *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "sessions",
-		Short: "See and end the interactive sessions on this machine",
-		Long: `See and end the technicians' interactive sessions on this machine. They talk to the
-running agent through its control socket (DATA/agent.sock, usable only by the agent's
-own account). The person at the machine can also end a session from the consent page
-or dialog.`,
+		Short: "See, answer and end the interactive sessions on this machine",
+		Long: `See the technicians' interactive sessions on this machine and the requests (sessions,
+and fixes that need consent) waiting for an answer; approve or deny a waiting request
+as a local administrator (headless boxes); end a live session. They talk to the running
+agent through its control socket (DATA/agent.sock, usable only by the agent's own
+account). The person at the machine can also answer and end from the helper's windows,
+the consent page or dialog.`,
 		Example: `  patchbay-agent sessions list
+  patchbay-agent sessions approve 0193a1b2
+  patchbay-agent sessions deny 0193a1b2
   patchbay-agent sessions end 0193a1b2-...
   patchbay-agent sessions end all`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.PersistentFlags().StringVar(&dir, "data", defaultDataDir(), dataHelp)
-	cmd.AddCommand(list, end)
+	cmd.AddCommand(list, end, answer(true), answer(false))
 	return cmd
+}
+
+// orSession names a request's kind, "session" when empty.
+func orSession(kind string) string {
+	if kind == "" {
+		return consent.KindSession
+	}
+	return kind
+}
+
+// matchPending resolves an ID or unique ID prefix among the pending requests.
+func matchPending(pending []session.Pending, arg string) (string, error) {
+	var found []string
+	for _, p := range pending {
+		if p.ID == arg {
+			return p.ID, nil
+		}
+		if strings.HasPrefix(p.ID, arg) {
+			found = append(found, p.ID)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return "", fmt.Errorf("no request %q is waiting for an answer (see patchbay-agent sessions list)", arg)
+	}
+	return "", fmt.Errorf("%q matches %d waiting requests (%s): give more of the ID", arg, len(found), strings.Join(found, ", "))
+}
+
+// localAdmin names who answers from this terminal: the account, and the
+// user who ran sudo.
+func localAdmin() string {
+	name := "local administrator"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	if s := os.Getenv("SUDO_USER"); s != "" && s != name && len(s) < 32 {
+		name += " (sudo by " + s + ")"
+	}
+	return name
 }
