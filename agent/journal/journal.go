@@ -2,16 +2,20 @@
 // execution exactly once even though delivery is at least once.
 //
 // Each run is one small JSON file, DIR/<run id>.json, written atomically and
-// fsynced (internal/atomicfile) at three points:
+// fsynced (internal/atomicfile) at these points:
 //
 //	Begin   before the plugin is launched       (state "started")
+//	Consent when the person at the machine (or the policy) decided on a fix
+//	        that needs consent, before Fix runs  (decision kept)
 //	Finish  when the result is known            (state "done", result kept)
 //	Ack     when the relay has stored the result (acked; result dropped)
 //
 // A redelivered run whose file exists is never run again: a finished one
 // sends its stored result again; one that was started but has no result
 // (the agent died mid-run) is finished as failed ("interrupted") by Recover
-// at start-up. Acked entries are kept as tombstones for Retain (default 30
+// at start-up, or as skipped when the fix was denied consent (Fix never ran);
+// either way its consent decision goes with the result, and nobody is asked
+// twice. Acked entries are kept as tombstones for Retain (default 30
 // days, longer than any job's expiry) so late redeliveries are recognised,
 // then pruned.
 package journal
@@ -52,6 +56,9 @@ type Entry struct {
 	Updated time.Time        `json:"updated"`
 	Result  *wire.RunResult  `json:"result,omitempty"`
 	Plugin  wire.ArtifactRef `json:"plugin"`
+	// Consent is the decision on a fix that needs consent, recorded before
+	// Fix runs; nil when nobody was asked (yet).
+	Consent *wire.RunConsent `json:"consent,omitempty"`
 }
 
 // Journal is safe for concurrent use.
@@ -150,6 +157,25 @@ func (j *Journal) Finish(res wire.RunResult, now time.Time) error {
 	return j.put(e)
 }
 
+// Consent records the decision on a begun run's fix before Fix runs. The
+// first decision stays: a later call changes nothing.
+func (j *Journal) Consent(runID string, c wire.RunConsent, now time.Time) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok, err := j.get(runID)
+	if err != nil {
+		return err
+	}
+	if !ok || e.State != Started {
+		return fmt.Errorf("journal: consent for %s: not a run in progress", runID)
+	}
+	if e.Consent != nil {
+		return nil
+	}
+	e.Consent, e.Updated = &c, now
+	return j.put(e)
+}
+
 // Ack records that the relay stored the result; the result itself is
 // dropped and the entry kept as a tombstone.
 func (j *Journal) Ack(runID string, now time.Time) error {
@@ -159,7 +185,7 @@ func (j *Journal) Ack(runID string, now time.Time) error {
 	if err != nil || !ok || e.State != Done || e.Acked {
 		return err
 	}
-	e.Acked, e.Updated = true, now
+	e.Acked, e.Updated, e.Consent = true, now, nil
 	e.Result = &wire.RunResult{RunID: e.Result.RunID, State: e.Result.State, Ended: e.Result.Ended}
 	return j.put(e)
 }
@@ -178,7 +204,12 @@ func (j *Journal) Recover(now time.Time) (interrupted int, err error) {
 			res := wire.RunResult{
 				RunID: e.RunID, State: wire.StateFailed, Version: e.Plugin.Version,
 				Error:   "interrupted: the agent stopped while this run was in progress; it was not restarted, to avoid running a fix twice",
-				Started: e.Begun, Ended: now,
+				Started: e.Begun, Ended: now, Consent: e.Consent,
+			}
+			if c := e.Consent; c != nil && !c.Approved {
+				// Denied: Fix never ran, whatever stopped the agent after.
+				res.State, res.Error, res.Needed = wire.StateSkipped, "", true
+				res.Summary = "fix not run: " + c.Message
 			}
 			if err := j.Finish(res, now); err != nil {
 				return interrupted, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +102,62 @@ func TestCorruptAndHostileIDs(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o600)
 	if _, err := j.Unacked(); err == nil {
 		t.Fatal("Unacked ignored a corrupt entry")
+	}
+}
+
+// A consent decision is journaled before Fix runs: an agent that stops
+// afterwards reports the run with the decision, skipped when it was denied
+// (Fix never ran), failed (interrupted) when it was approved. The first
+// decision stays.
+func TestConsentSurvivesAnInterruptedRun(t *testing.T) {
+	j, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	denied, approved, never := req(), req(), req()
+	for _, r := range []wire.RunRequest{denied, approved} {
+		if _, err := j.Begin(r, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Consent(never.RunID, wire.RunConsent{Approved: true}, now); err == nil {
+		t.Fatal("consent recorded for a run never begun")
+	}
+	if err := j.Consent(denied.RunID, wire.RunConsent{By: "timeout", Message: "no answer within 60s", At: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Consent(denied.RunID, wire.RunConsent{Approved: true, By: "mallory", At: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Consent(approved.RunID, wire.RunConsent{Approved: true, By: "alice", At: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := j.Recover(now); err != nil || n != 2 {
+		t.Fatalf("Recover = %d, %v", n, err)
+	}
+	un, err := j.Unacked()
+	if err != nil || len(un) != 2 {
+		t.Fatalf("unacked = %+v, %v", un, err)
+	}
+	for _, res := range un {
+		switch res.RunID {
+		case denied.RunID:
+			if res.State != wire.StateSkipped || res.Summary != "fix not run: no answer within 60s" || res.Consent == nil ||
+				res.Consent.Approved || res.Consent.By != "timeout" {
+				t.Errorf("denied run = %+v, consent %+v", res, res.Consent)
+			}
+		case approved.RunID:
+			if res.State != wire.StateFailed || !strings.Contains(res.Error, "interrupted") || res.Consent == nil || res.Consent.By != "alice" {
+				t.Errorf("approved run = %+v, consent %+v", res, res.Consent)
+			}
+		}
+	}
+	// The tombstone keeps no decision.
+	if err := j.Ack(denied.RunID, now); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, _ := j.Get(denied.RunID); e.Consent != nil || e.Result.Consent != nil {
+		t.Fatalf("acked entry = %+v", e)
 	}
 }

@@ -153,11 +153,14 @@ type verified struct {
 }
 
 // Run executes req and returns its result; it never returns without one.
-// Cancelling ctx cancels the run (state cancelled).
-func (r *Runner) Run(ctx context.Context, req wire.RunRequest) wire.RunResult {
+// Cancelling ctx cancels the run (state cancelled). When the plugin or the
+// script needs consent, gate is asked before Fix (never before Check, never
+// for a dry run); a fix not approved ends the run skipped, with the decision
+// in RunResult.Consent. A nil gate approves nothing.
+func (r *Runner) Run(ctx context.Context, req wire.RunRequest, gate Gate) wire.RunResult {
 	res := wire.RunResult{RunID: req.RunID, Started: r.cfg.Now().UTC(), Version: req.Plugin.Version}
 	log := r.cfg.Log.With().Str("run_id", req.RunID).Str("plugin", req.Plugin.Name).Logger()
-	err := r.run(ctx, req, &res, log)
+	err := r.run(ctx, req, gate, &res, log)
 	res.Ended = r.cfg.Now().UTC()
 	switch {
 	case err == nil:
@@ -173,7 +176,7 @@ func (r *Runner) Run(ctx context.Context, req wire.RunRequest) wire.RunResult {
 	return res
 }
 
-func (r *Runner) run(ctx context.Context, req wire.RunRequest, res *wire.RunResult, log zerolog.Logger) error {
+func (r *Runner) run(ctx context.Context, req wire.RunRequest, gate Gate, res *wire.RunResult, log zerolog.Logger) error {
 	trust, err := r.cfg.Trust()
 	if err != nil {
 		return refusedf("trusted signers: %v", err)
@@ -187,13 +190,14 @@ func (r *Runner) run(ctx context.Context, req wire.RunRequest, res *wire.RunResu
 		return err
 	}
 	var att *sdk.Attachment
+	var script *sdk.Manifest // the script's header manifest
 	params := req.Params
 	if req.Script != nil {
 		scr, err := r.verify(ctx, trust, *req.Script, "script", true)
 		if err != nil {
 			return err
 		}
-		att, params, err = r.prepareScript(scr, req.Params)
+		att, params, script, err = r.prepareScript(scr, req.Params)
 		if err != nil {
 			return err
 		}
@@ -248,6 +252,15 @@ func (r *Runner) run(ctx context.Context, req wire.RunRequest, res *wire.RunResu
 		res.State = wire.StateSucceeded // the check ran; Needed says a fix would change something
 		return nil
 	}
+	if fix, ask := consentFix(m, script, chk.Summary); ask {
+		log.Info().Str("fix", fix.String()).Msg("the fix needs consent; asking")
+		c := askConsent(ctx, gate, fix, r.cfg.Now())
+		res.Consent = &c
+		if !c.Approved {
+			res.State, res.Summary = wire.StateSkipped, notConsented(c)
+			return nil
+		}
+	}
 	out := newTail(wire.MaxOutputBytes, r.cfg.MaxOutput)
 	fix, err := p.client.Fix(ctx, sreq, out.add)
 	res.Output = out.String()
@@ -258,6 +271,17 @@ func (r *Runner) run(ctx context.Context, req wire.RunRequest, res *wire.RunResu
 	res.Changed, res.RebootRequired = fix.Changed, fix.RebootRequired
 	res.Summary, res.Details = fix.Summary, fix.Details
 	return nil
+}
+
+// consentFix reports whether the fix needs consent (the plugin's manifest or
+// the script's header says needs_consent) and describes it.
+func consentFix(m sdk.Manifest, script *sdk.Manifest, check string) (Fix, bool) {
+	if script != nil {
+		s := *script
+		return Fix{Kind: "script", Name: s.Name, Version: s.Version, Description: s.Description, Check: check},
+			s.NeedsConsent || m.NeedsConsent
+	}
+	return Fix{Kind: "plugin", Name: m.Name, Version: m.Version, Description: m.Description, Check: check}, m.NeedsConsent
 }
 
 func sha256Hex(b []byte) string {

@@ -9,6 +9,14 @@
 // An agent stopped in the middle of a run does not record a result for it:
 // the journal still says "started", and at the next start Recover reports
 // the run as failed (interrupted) rather than running a fix twice.
+//
+// Consent for fixes: when a plugin's manifest or a script's header declares
+// needs_consent, the runner calls the worker's gate after Check found work
+// and before Fix (never for a dry run). The gate asks the person at the
+// machine through the endpoint's consent policy (Asker, an
+// *agent/consent.Consent), journals the decision before Fix can run, and the
+// decision travels in the run's result to the relay (which audits it). A run
+// is begun at most once, so nobody is asked twice for it.
 package worker
 
 import (
@@ -20,6 +28,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/patchbay/patchbay/agent/consent"
 	"github.com/patchbay/patchbay/agent/journal"
 	"github.com/patchbay/patchbay/agent/runner"
 	"github.com/patchbay/patchbay/internal/mux"
@@ -33,17 +42,42 @@ const (
 	queueCapacity = 256
 )
 
-// Runner runs one request; *runner.Runner is one.
+// Runner runs one request; *runner.Runner is one. gate is asked before a
+// fix that needs consent.
 type Runner interface {
-	Run(ctx context.Context, req wire.RunRequest) wire.RunResult
+	Run(ctx context.Context, req wire.RunRequest, gate runner.Gate) wire.RunResult
+}
+
+// Asker decides on a consent request by the endpoint's own policy;
+// *consent.Consent is one.
+type Asker interface {
+	Decide(ctx context.Context, req consent.Request) consent.Decision
+}
+
+// Config configures a Worker. Journal, Runner and Send are required.
+type Config struct {
+	Journal *journal.Journal
+	Runner  Runner
+	// Consent asks the person at the machine before a fix that needs
+	// consent. Nil: such fixes never run (they end skipped).
+	Consent Asker
+	// AgentID and Hostname name this machine in consent prompts.
+	AgentID, Hostname string
+	// Send delivers a control message on the agent's current link; it
+	// returns an error while the agent is offline.
+	Send func(typ string, body any) error
+	Log  zerolog.Logger
 }
 
 // Worker executes runs for one agent.
 type Worker struct {
-	journal *journal.Journal
-	runner  Runner
-	send    func(typ string, body any) error // sends on the current link; fails while offline
-	log     zerolog.Logger
+	journal  *journal.Journal
+	runner   Runner
+	ask      Asker
+	agentID  string
+	hostname string
+	send     func(typ string, body any) error // sends on the current link; fails while offline
+	log      zerolog.Logger
 
 	queue   chan wire.RunRequest // from Control to Run
 	connect chan struct{}        // buffered 1: a link came up
@@ -52,11 +86,11 @@ type Worker struct {
 	running map[string]context.CancelCauseFunc // runs in progress, by run ID
 }
 
-// New returns a worker. send delivers a control message on the agent's
-// current link (it returns an error while the agent is offline).
-func New(j *journal.Journal, r Runner, send func(typ string, body any) error, log zerolog.Logger) *Worker {
+// New returns a worker.
+func New(cfg Config) *Worker {
 	return &Worker{
-		journal: j, runner: r, send: send, log: log,
+		journal: cfg.Journal, runner: cfg.Runner, ask: cfg.Consent, agentID: cfg.AgentID, hostname: cfg.Hostname,
+		send: cfg.Send, log: cfg.Log,
 		queue:   make(chan wire.RunRequest, queueCapacity),
 		connect: make(chan struct{}, 1),
 		running: map[string]context.CancelCauseFunc{},
@@ -197,7 +231,7 @@ func (w *Worker) execute(ctx, rctx context.Context, req wire.RunRequest) {
 	_ = w.send(wire.MsgRunStarted, wire.RunStarted{RunID: req.RunID, Started: started})
 	w.log.Info().Str("run_id", req.RunID).Str("job_id", req.JobID).Str("plugin", req.Plugin.Name).
 		Str("version", req.Plugin.Version).Bool("dry_run", req.DryRun).Str("requester", req.Requester).Msg("run starting")
-	res := w.runner.Run(rctx, req)
+	res := w.runner.Run(rctx, req, w.gate(req))
 	w.finish(ctx, rctx, req, res)
 }
 

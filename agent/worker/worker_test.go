@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/patchbay/patchbay/agent/journal"
+	"github.com/patchbay/patchbay/agent/runner"
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
@@ -21,7 +22,7 @@ type countingRunner struct {
 	release chan struct{}
 }
 
-func (r *countingRunner) Run(ctx context.Context, req wire.RunRequest) wire.RunResult {
+func (r *countingRunner) Run(ctx context.Context, req wire.RunRequest, _ runner.Gate) wire.RunResult {
 	r.n.Add(1)
 	if r.release != nil {
 		select {
@@ -85,7 +86,7 @@ func TestSameRunDeliveredTwiceRunsOnce(t *testing.T) {
 	j, _ := journal.Open(dir)
 	r := &countingRunner{}
 	o := &outbox{}
-	w := New(j, r, o.send, zerolog.Nop())
+	w := New(Config{Journal: j, Runner: r, Send: o.send, Log: zerolog.Nop()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
@@ -113,7 +114,7 @@ func TestSameRunDeliveredTwiceRunsOnce(t *testing.T) {
 	<-done
 
 	// A restarted agent (new worker, same journal) still refuses to rerun it.
-	w2 := New(j, r, o.send, zerolog.Nop())
+	w2 := New(Config{Journal: j, Runner: r, Send: o.send, Log: zerolog.Nop()})
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	go w2.Run(ctx)
@@ -128,7 +129,7 @@ func TestCancelAndShutdown(t *testing.T) {
 	j, _ := journal.Open(t.TempDir())
 	r := &countingRunner{release: make(chan struct{})}
 	o := &outbox{}
-	w := New(j, r, o.send, zerolog.Nop())
+	w := New(Config{Journal: j, Runner: r, Send: o.send, Log: zerolog.Nop()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
@@ -153,7 +154,7 @@ func TestCancelAndShutdown(t *testing.T) {
 	if len(o.results()) != 1 {
 		t.Fatalf("a result was sent for a run cut short by shutdown: %+v", o.results())
 	}
-	w2 := New(j, r, o.send, zerolog.Nop())
+	w2 := New(Config{Journal: j, Runner: r, Send: o.send, Log: zerolog.Nop()})
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	go w2.Run(ctx)
@@ -170,7 +171,7 @@ func TestCancelAndShutdown(t *testing.T) {
 
 func TestMalformedControlClosesLink(t *testing.T) {
 	j, _ := journal.Open(t.TempDir())
-	w := New(j, &countingRunner{}, (&outbox{}).send, zerolog.Nop())
+	w := New(Config{Journal: j, Runner: &countingRunner{}, Send: (&outbox{}).send, Log: zerolog.Nop()})
 	bad := []wire.Envelope{
 		{Type: wire.MsgRun, Body: json.RawMessage(`{"run_id":"x"}`)},
 		{Type: wire.MsgRun, Body: json.RawMessage(`{"run_id":"../../etc","job_id":"1","plugin":{},"timeout":"1s","evil":1}`)},

@@ -47,8 +47,6 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 		}
 		return s.Send(typ, "", body)
 	}
-	w := worker.New(j, r, send, alog)
-
 	// Interactive sessions: the SSH keys, the endpoint's consent policy, the
 	// session manager and the local control socket.
 	keys, err := session.OpenKeyStore(id.Dir)
@@ -66,6 +64,8 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 		return err
 	}
 	defer cons.Close()
+	// The worker asks the same consent policy before fixes that need it.
+	w := worker.New(worker.Config{Journal: j, Runner: r, Consent: cons, AgentID: id.AgentID, Hostname: id.Hostname, Send: send, Log: alog})
 	if u := cons.URL(); u != "" {
 		slog.Info().Str("url", u).Msg("consent page for the person at this machine")
 	}
@@ -82,7 +82,7 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 		Shell: sf.shell, Credential: cred, IdleTimeout: orNone(sf.idle), MaxDuration: orNone(sf.maxDur), Log: slog,
 	})
 	defer mgr.Close()
-	ctl, err := session.ListenControl(filepath.Join(id.Dir, session.SocketFile), mgr, slog)
+	ctl, err := session.ListenControl(filepath.Join(id.Dir, session.SocketFile), mgr, cons, slog)
 	if err != nil {
 		return err
 	}

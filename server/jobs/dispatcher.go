@@ -343,6 +343,10 @@ func runRequest(j store.Job, r store.Run) wire.RunRequest {
 		Timeout:        wire.Duration(j.Timeout),
 		AllowDowngrade: j.AllowDowngrade,
 		Requester:      j.CreatedBy,
+		Reason:         j.Reason, // shown to the person at the machine when a fix asks for consent
+	}
+	if len(req.Reason) > wire.MaxRunReason { // the API bounds it to the same; a longer one is cut, not dropped
+		req.Reason = req.Reason[:wire.MaxRunReason]
 	}
 	if j.Script != "" {
 		req.Script = &wire.ArtifactRef{Name: j.Script, Version: j.ScriptVersion, SHA256: j.ScriptSHA256, Size: j.ScriptSize}

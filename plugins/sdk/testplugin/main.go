@@ -24,6 +24,9 @@ func (testPlugin) Manifest() sdk.Manifest {
 		Name:        "testplugin",
 		Version:     version,
 		Description: "misbehaves on request (tests only)",
+		// Tests of fix consent set TESTPLUGIN_NEEDS_CONSENT=1 in the
+		// plugin's environment.
+		NeedsConsent: os.Getenv("TESTPLUGIN_NEEDS_CONSENT") == "1",
 		Params: []sdk.Param{
 			{Name: "mode", Type: sdk.TypeString, Default: "ok",
 				Allowed: []string{"ok", "clean", "fail", "hang", "flood", "crash", "spawn", "echo", "env"}},

@@ -1,0 +1,63 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/wire"
+)
+
+// Fix describes a fix that needs consent, as the person at the machine is
+// told about it.
+type Fix struct {
+	Kind        string // "plugin" or "script"
+	Name        string
+	Version     string
+	Description string // the manifest's or the script header's
+	Check       string // what Check said would change
+}
+
+// String is the fix as a prompt shows it, e.g.
+// "script clear-browser-cache 1.2.0: Clears the browser caches (check: 3 caches hold 2.1 GB)".
+func (f Fix) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s", f.Kind, f.Name, f.Version)
+	if f.Description != "" {
+		b.WriteString(": " + f.Description)
+	}
+	if c := strings.TrimSpace(f.Check); c != "" {
+		if len(c) > 300 {
+			c = c[:300] + "…"
+		}
+		b.WriteString(" (check: " + c + ")")
+	}
+	return b.String()
+}
+
+// Gate decides whether a fix that needs consent may run: the plugin's
+// manifest or the script's header declares needs_consent, Check said a fix
+// is needed and the run is not a dry run. It is called at most once per
+// run, just before Fix, and Fix runs only if the decision approves it.
+// The agent's worker asks the person at the machine through the endpoint's
+// consent policy (agent/consent) and journals the decision.
+type Gate func(ctx context.Context, fix Fix) wire.RunConsent
+
+// askConsent asks gate about fix; without a gate nobody can be asked, so
+// the fix does not run.
+func askConsent(ctx context.Context, gate Gate, fix Fix, now time.Time) wire.RunConsent {
+	if gate == nil {
+		return wire.RunConsent{By: "agent", Message: "this agent has no way to ask for consent", At: now.UTC()}
+	}
+	return gate(ctx, fix)
+}
+
+// notConsented is the summary of a run whose fix was not consented to.
+func notConsented(c wire.RunConsent) string {
+	msg := c.Message
+	if msg == "" {
+		msg = "not approved"
+	}
+	return "fix not run: " + msg
+}
