@@ -44,6 +44,10 @@ func (f Fix) String() string {
 // consent policy (agent/consent) and journals the decision.
 type Gate func(ctx context.Context, fix Fix) wire.RunConsent
 
+// Short names the fix without its description, e.g. "script
+// clear-browser-cache 1.2.0" (what a consent receipt records).
+func (f Fix) Short() string { return f.Kind + " " + f.Name + " " + f.Version }
+
 // askConsent asks gate about fix; without a gate nobody can be asked, so
 // the fix does not run.
 func askConsent(ctx context.Context, gate Gate, fix Fix, now time.Time) wire.RunConsent {

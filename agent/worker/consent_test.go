@@ -2,9 +2,16 @@ package worker
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +26,7 @@ import (
 	"github.com/patchbay/patchbay/agent/consent"
 	"github.com/patchbay/patchbay/agent/journal"
 	"github.com/patchbay/patchbay/agent/runner"
+	"github.com/patchbay/patchbay/internal/receipt"
 	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
 )
@@ -141,18 +149,71 @@ func (r *results) next(t *testing.T, runID string) wire.RunResult {
 	}
 }
 
+const testAgentID = "0190a8b2-7c1e-7d3a-9f00-000000000001"
+
+// agentCert makes a certificate for testAgentID like the relay issues
+// (ECDSA P-256, client auth, CN = the agent ID), self-signed, and a pool
+// that trusts it.
+func agentCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: testAgentID},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
+}
+
+// checkReceipt verifies the signed receipt of c and returns it.
+func checkReceipt(t *testing.T, c *wire.RunConsent, roots *x509.CertPool) receipt.Receipt {
+	t.Helper()
+	if c == nil || c.Receipt == nil {
+		t.Fatalf("no signed receipt in %+v", c)
+	}
+	r, err := c.Receipt.Check(roots, testAgentID)
+	if err != nil {
+		t.Fatalf("receipt: %v", err)
+	}
+	return r
+}
+
 // consentAgent is a worker with a real runner and a real consent policy.
 type consentAgent struct {
 	w     *Worker
 	out   *results
 	asked string // the file the consent program appends each request to
 	j     *journal.Journal
+	roots *x509.CertPool // trusts the agent's certificate
 }
 
 // startConsentAgent starts a worker whose consent program approves (exit 0,
 // by=alice) or denies ("denied by the user"). needs sets the testplugin's
 // needs_consent.
 func startConsentAgent(t *testing.T, rig *consentRig, approve, needs bool) *consentAgent {
+	t.Helper()
+	cert, roots := agentCert(t)
+	a := startConsentAgentCert(t, rig, approve, needs, cert)
+	a.roots = roots
+	return a
+}
+
+// startConsentAgentCert is startConsentAgent with the agent's certificate.
+func startConsentAgentCert(t *testing.T, rig *consentRig, approve, needs bool, cert tls.Certificate) *consentAgent {
 	t.Helper()
 	dir := t.TempDir()
 	a := &consentAgent{out: &results{ch: make(chan wire.RunResult, 16)}, asked: filepath.Join(dir, "asked")}
@@ -185,7 +246,7 @@ func startConsentAgent(t *testing.T, rig *consentRig, approve, needs bool) *cons
 	if a.j, err = journal.Open(filepath.Join(dir, "journal")); err != nil {
 		t.Fatal(err)
 	}
-	a.w = New(Config{Journal: a.j, Runner: r, Consent: cons, AgentID: "0190a8b2-7c1e-7d3a-9f00-000000000001", Hostname: "pc-042",
+	a.w = New(Config{Journal: a.j, Runner: r, Consent: cons, AgentID: testAgentID, Hostname: "pc-042", Cert: cert,
 		Send: a.out.send, Log: zerolog.Nop()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -257,6 +318,12 @@ func TestFixConsent(t *testing.T) {
 		if n := countLines(t, count); n != 1 {
 			t.Fatalf("Fix ran %d times, want 1", n)
 		}
+		// The decision is signed by the agent's key, for the audit log.
+		r := checkReceipt(t, c, a.roots)
+		if r.Kind != receipt.KindFix || r.ID != req.RunID || r.JobID != req.JobID || r.Decision != receipt.Approved || r.By != "alice" ||
+			r.Technician != "bob@helpdesk" || r.Reason != "INC-1234" || r.Fix != "plugin testplugin 1.0.0" || !r.Time.Equal(c.At) {
+			t.Fatalf("receipt = %+v", r)
+		}
 		asks := a.asks(t)
 		if len(asks) != 1 || !strings.Contains(asks[0], req.RunID) || !strings.Contains(asks[0], "bob@helpdesk") ||
 			!strings.Contains(asks[0], "INC-1234") {
@@ -284,6 +351,9 @@ func TestFixConsent(t *testing.T) {
 		}
 		if n := countLines(t, count); n != 0 {
 			t.Fatalf("a denied Fix ran %d times", n)
+		}
+		if r := checkReceipt(t, c, a.roots); r.Decision != receipt.Denied || r.Message != "denied by the user" {
+			t.Fatalf("receipt = %+v", r)
 		}
 		// The decision was journaled with the run.
 		e, ok, err := a.j.Get(res.RunID)
@@ -317,6 +387,17 @@ func TestFixConsent(t *testing.T) {
 		}
 	})
 
+	t.Run("an approval the agent cannot sign: the fix does not run", func(t *testing.T) {
+		a := startConsentAgentCert(t, rig, true, true, tls.Certificate{})
+		count := filepath.Join(t.TempDir(), "count")
+		res := a.run(t, rig.req(rig.testplugin, map[string]string{"countfile": count}))
+		c := res.Consent
+		if res.State != wire.StateSkipped || c == nil || c.Approved || c.By != consent.ByAgent || c.Receipt != nil ||
+			!strings.Contains(c.Message, "approved by alice, but the agent could not sign the decision") || countLines(t, count) != 0 {
+			t.Fatalf("result = %+v, consent = %+v", res, c)
+		}
+	})
+
 	t.Run("a script whose header says needs_consent: asked, denied", func(t *testing.T) {
 		a := startConsentAgent(t, rig, false, false)
 		count := filepath.Join(t.TempDir(), "count")
@@ -339,6 +420,9 @@ func TestFixConsent(t *testing.T) {
 		res := a.run(t, req)
 		if res.State != wire.StateSucceeded || res.Consent == nil || !res.Consent.Approved || countLines(t, count) != 1 {
 			t.Fatalf("result = %+v, consent = %+v", res, res.Consent)
+		}
+		if r := checkReceipt(t, res.Consent, a.roots); r.Fix != "script needs-ok 1.2.0" || r.Decision != receipt.Approved {
+			t.Fatalf("receipt = %+v", r)
 		}
 	})
 }

@@ -21,6 +21,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ import (
 	"github.com/patchbay/patchbay/agent/journal"
 	"github.com/patchbay/patchbay/agent/runner"
 	"github.com/patchbay/patchbay/internal/mux"
+	"github.com/patchbay/patchbay/internal/receipt"
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
@@ -63,6 +65,11 @@ type Config struct {
 	Consent Asker
 	// AgentID and Hostname name this machine in consent prompts.
 	AgentID, Hostname string
+	// Cert is the agent's client certificate (identity.Cert): its key signs
+	// each fix consent decision (internal/receipt). Without one (or when
+	// signing fails) no fix that needs consent runs: its approval could not
+	// be shown to be the endpoint's.
+	Cert tls.Certificate
 	// Send delivers a control message on the agent's current link; it
 	// returns an error while the agent is offline.
 	Send func(typ string, body any) error
@@ -74,6 +81,7 @@ type Worker struct {
 	journal  *journal.Journal
 	runner   Runner
 	ask      Asker
+	signer   *receipt.Signer // nil without Config.Cert
 	agentID  string
 	hostname string
 	send     func(typ string, body any) error // sends on the current link; fails while offline
@@ -88,7 +96,12 @@ type Worker struct {
 
 // New returns a worker.
 func New(cfg Config) *Worker {
+	var signer *receipt.Signer
+	if cfg.Cert.PrivateKey != nil {
+		signer = receipt.NewSigner(cfg.Cert)
+	}
 	return &Worker{
+		signer:  signer,
 		journal: cfg.Journal, runner: cfg.Runner, ask: cfg.Consent, agentID: cfg.AgentID, hostname: cfg.Hostname,
 		send: cfg.Send, log: cfg.Log,
 		queue:   make(chan wire.RunRequest, queueCapacity),

@@ -65,7 +65,8 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 	}
 	defer cons.Close()
 	// The worker asks the same consent policy before fixes that need it.
-	w := worker.New(worker.Config{Journal: j, Runner: r, Consent: cons, AgentID: id.AgentID, Hostname: id.Hostname, Send: send, Log: alog})
+	w := worker.New(worker.Config{Journal: j, Runner: r, Consent: cons, AgentID: id.AgentID, Hostname: id.Hostname, Cert: id.Cert,
+		Send: send, Log: alog})
 	if u := cons.URL(); u != "" {
 		slog.Info().Str("url", u).Msg("consent page for the person at this machine")
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/patchbay/patchbay/internal/receipt"
 )
 
 // Control messages of remediation runs. A run is one job on one agent.
@@ -42,8 +44,7 @@ const (
 	MaxParamValue  = 8 << 10
 	MaxOutputBytes = 256 << 10 // output tail a result may carry
 	MaxRunTimeout  = 24 * time.Hour
-	MaxRunReason   = 1024     // a job's reason as a run request carries it
-	MaxReceipt     = 16 << 10 // a consent receipt
+	MaxRunReason   = 1024 // a job's reason as a run request carries it
 )
 
 var (
@@ -175,17 +176,19 @@ type RunConsent struct {
 	By       string `json:"by"`                // a local user, or policy, timeout, agent, no-user
 	Message  string `json:"message,omitempty"` // e.g. "denied by the user", "no answer within 60s"
 	Mode     string `json:"mode,omitempty"`    // the endpoint's consent mode: prompt, notify, unattended
-	// Receipt is the decision signed by the agent's key, when the agent
-	// signs receipts; the relay keeps it in the audit log verbatim.
-	Receipt string    `json:"receipt,omitempty"`
-	At      time.Time `json:"at"`
+	// Receipt is the decision signed by the agent's key (internal/receipt,
+	// kind "fix", the run's ID and job, decision "approved" or "denied").
+	// The relay keeps it in the run's audit record, where `patchbay audit
+	// verify` checks the signature.
+	Receipt *receipt.Signed `json:"receipt,omitempty"`
+	At      time.Time       `json:"at"`
 }
 
 func (c *RunConsent) validate() error {
-	if len(c.By) > 128 || len(c.Message) > 1024 || len(c.Mode) > 32 || len(c.Receipt) > MaxReceipt {
-		return fmt.Errorf("consent by, message, mode or receipt too long")
+	if len(c.By) > 128 || len(c.Message) > 1024 || len(c.Mode) > 32 {
+		return fmt.Errorf("consent by, message or mode too long")
 	}
-	return nil
+	return checkReceipt(c.Receipt)
 }
 
 // Validate checks the state and sizes.

@@ -1,8 +1,11 @@
 package wire
 
 import (
+	"encoding/base64"
 	"slices"
 	"time"
+
+	"github.com/patchbay/patchbay/internal/receipt"
 )
 
 // The fast path's messages (see fastjson.go). Each encoder writes what
@@ -73,7 +76,10 @@ func (r *RunResult) size() int {
 	n := 200 + len(r.RunID) + len(r.State) + len(r.Summary) + len(r.Error) + len(r.Details) + len(r.Output) +
 		len(r.Signer) + len(r.Version)
 	if c := r.Consent; c != nil {
-		n += 120 + len(c.By) + len(c.Message) + len(c.Mode) + len(c.Receipt)
+		n += 120 + len(c.By) + len(c.Message) + len(c.Mode)
+		if s := c.Receipt; s != nil {
+			n += 60 + base64.StdEncoding.EncodedLen(len(s.Receipt)+len(s.Signature)+len(s.Cert)+6)
+		}
 	}
 	return n
 }
@@ -382,13 +388,20 @@ func (c *RunConsent) appendJSON(b []byte) ([]byte, bool) {
 	b = appendBool(b, c.Approved)
 	b = append(b, `,"by":`...)
 	b = appendString(b, c.By)
-	for _, f := range [...]struct{ key, v string }{
-		{`,"message":`, c.Message}, {`,"mode":`, c.Mode}, {`,"receipt":`, c.Receipt},
-	} {
+	for _, f := range [...]struct{ key, v string }{{`,"message":`, c.Message}, {`,"mode":`, c.Mode}} {
 		if f.v != "" {
 			b = append(b, f.key...)
 			b = appendString(b, f.v)
 		}
+	}
+	if s := c.Receipt; s != nil {
+		b = append(b, `,"receipt":{"receipt":`...)
+		b = appendBytes(b, s.Receipt)
+		b = append(b, `,"signature":`...)
+		b = appendBytes(b, s.Signature)
+		b = append(b, `,"cert":`...)
+		b = appendBytes(b, s.Cert)
+		b = append(b, '}')
 	}
 	b = append(b, `,"at":`...)
 	b, ok := appendTime(b, c.At)
@@ -428,10 +441,71 @@ func (c *RunConsent) decodeJSON(l *lexer) bool {
 			}
 		case string(key) == "receipt":
 			if ok = once(&seen, 16); ok {
-				c.Receipt, ok = l.str()
+				r := new(receipt.Signed)
+				if c.Receipt != nil {
+					*r = *c.Receipt // encoding/json decodes into the struct already there
+				}
+				if ok = decodeSigned(l, r); ok {
+					c.Receipt = r
+				}
 			}
 		case string(key) == "at":
 			ok = once(&seen, 32) && l.time(&c.At)
+		default:
+			ok = false
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// appendBytes appends b as json.Marshal writes a []byte: standard base64
+// in a string, or null for nil.
+func appendBytes(b, v []byte) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, v)
+	return append(b, '"')
+}
+
+// bytes reads a base64 string into *v as encoding/json reads a []byte; a
+// null (or anything else) gives up.
+func (l *lexer) bytes(v *[]byte) bool {
+	s, ok := l.str()
+	if !ok {
+		return false
+	}
+	out, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return false
+	}
+	*v = out
+	return true
+}
+
+// decodeSigned reads a signed receipt object into s.
+func decodeSigned(l *lexer, s *receipt.Signed) bool {
+	var seen uint8
+	if !l.next('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		key, st := l.member(first)
+		if st == memberEnd {
+			return true
+		}
+		ok := st == memberKey
+		switch {
+		case !ok:
+		case string(key) == "receipt":
+			ok = once(&seen, 1) && l.bytes(&s.Receipt)
+		case string(key) == "signature":
+			ok = once(&seen, 2) && l.bytes(&s.Signature)
+		case string(key) == "cert":
+			ok = once(&seen, 4) && l.bytes(&s.Cert)
 		default:
 			ok = false
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patchbay/patchbay/internal/receipt"
 )
 
 // The fast path (fastjson.go, runjson.go) must write what json.Marshal
@@ -34,7 +36,8 @@ func runSeeds() []runSeed {
 		{MsgRunResult, RunResult{RunID: id, State: StateSkipped, Needed: true, Summary: "fix not run: denied by the user",
 			Consent: &RunConsent{By: "alice", Message: "denied by the user", Mode: "prompt", At: t0}, Started: t0, Ended: t0}},
 		{MsgRunResult, &RunResult{RunID: id, State: StateSucceeded, Changed: true,
-			Consent: &RunConsent{Approved: true, By: "policy", Receipt: "{\"sig\":\"x\u2028\"}", At: t0.In(time.FixedZone("", -7200))}, Started: t0, Ended: t0}},
+			Consent: &RunConsent{Approved: true, By: "policy", At: t0.In(time.FixedZone("", -7200)),
+				Receipt: &receipt.Signed{Receipt: []byte(`{"v":"x\u2028"}`), Signature: []byte{0, 1, 0xfe, 0xff}, Cert: []byte{}}}, Started: t0, Ended: t0}},
 		{MsgRunStarted, RunStarted{RunID: id, Started: t0}},
 		{MsgRunAck, RunAck{RunID: id}},
 		{MsgRunCancel, &RunCancel{RunID: id}},
@@ -49,8 +52,8 @@ func checkEncoders(t *testing.T, s string) {
 		RunAck{RunID: s},
 		RunStarted{RunID: s, Started: time.Unix(int64(len(s))*7919, int64(len(s))).UTC()},
 		RunResult{RunID: s, State: s, Needed: len(s)%2 == 0, Changed: len(s)%3 == 0, Summary: s, Output: s + s, Version: s},
-		RunResult{RunID: s, State: s, Consent: &RunConsent{Approved: len(s)%2 == 1, By: s, Message: s, Mode: s, Receipt: s,
-			At: time.Unix(int64(len(s))*31, 0).UTC()}},
+		RunResult{RunID: s, State: s, Consent: &RunConsent{Approved: len(s)%2 == 1, By: s, Message: s, Mode: s,
+			Receipt: &receipt.Signed{Receipt: []byte(s), Signature: []byte(s + s)}, At: time.Unix(int64(len(s))*31, 0).UTC()}},
 		RunRequest{RunID: s, JobID: s, Plugin: ArtifactRef{Name: s, Size: -int64(len(s))}, Params: map[string]string{s: s, "k": s},
 			Timeout: Duration(len(s)) * Duration(time.Millisecond), Requester: s, Reason: s},
 	}
