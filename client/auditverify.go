@@ -24,6 +24,10 @@ type AuditVerification struct {
 // the head, any records up to the head that arrived since the last page are
 // fetched and verified too; records beyond the head are left for next time.
 //
+// Consent receipts are checked too (see receiptChecker): a record carrying
+// one must be signed by an agent whose certificate chains to the CA pinned
+// at login, and session.approved / session.denied records must carry one.
+//
 // each, if not nil, is called with every record after it has verified; an
 // error from it stops the walk and is returned as is (return an
 // *audit.ChainError to report a broken chain, e.g. an anchor mismatch).
@@ -31,6 +35,11 @@ type AuditVerification struct {
 // A broken chain is returned as an error wrapping *audit.ChainError
 // (errors.As), naming the first bad record.
 func (c *Client) VerifyAudit(ctx context.Context, each func(audit.Record) error) (AuditVerification, error) {
+	ca, err := c.cfg.caCert()
+	if err != nil {
+		return AuditVerification{}, fmt.Errorf("verify audit log: %w", err)
+	}
+	receipts := newReceiptChecker(ca)
 	var v audit.Verifier
 	var last int64
 	// add verifies one page in order. With stopAt >= 0 it ignores records
@@ -41,6 +50,9 @@ func (c *Client) VerifyAudit(ctx context.Context, each func(audit.Record) error)
 				return true, nil
 			}
 			if err := v.Add(r); err != nil {
+				return true, err
+			}
+			if err := receipts.check(r); err != nil {
 				return true, err
 			}
 			last = r.Seq

@@ -268,6 +268,13 @@ func (s *Server) control(c *agentConn, env wire.Envelope) error {
 		}
 		s.sessions.AgentEnded(c.id, m)
 		return nil
+	case wire.MsgSessionPending:
+		var m wire.SessionPending
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+		}
+		s.sessions.Pending(c.id, m)
+		return nil
 	}
 	return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: fmt.Sprintf("unexpected message type %q", env.Type)}
 }

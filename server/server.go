@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.jobs = jobs.New(st, h, s.api.Audit, s.log.With().Str("component", "jobs").Logger())
 	s.api.Jobs = s.jobs
 	s.sessions = sessions.New(sessions.Config{
-		Store: st, Links: h, Log: s.log.With().Str("component", "sessions").Logger(),
+		Store: st, Links: h, CA: ca.Cert, Log: s.log.With().Str("component", "sessions").Logger(),
 		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"),
 	})
 	s.api.Sessions = s.sessions

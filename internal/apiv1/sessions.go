@@ -18,6 +18,12 @@ type SessionStatus struct {
 	Message      string   `json:"message,omitempty"`
 	Capabilities []string `json:"capabilities,omitempty"` // granted, with "approved"
 	Consent      *Consent `json:"consent,omitempty"`
+	// With "waiting", once the endpoint asks a person: who is asked (e.g.
+	// "the user at pc-042"), the endpoint's deadline (no answer by then
+	// means deny) and the seconds left by the relay's clock when sent.
+	Asking      string     `json:"asking,omitempty"`
+	Deadline    *time.Time `json:"deadline,omitempty"`
+	SecondsLeft *int       `json:"seconds_left,omitempty"`
 }
 
 // Consent is how an endpoint decided on a session request.

@@ -66,6 +66,12 @@ func (a *API) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "enroll agent", err)
 		return
 	}
+	// The certificate on record is what the agent's signed consent receipts
+	// are checked against (internal/receipt). Without it the relay records
+	// the CA-signed certificate of the agent's first receipt instead.
+	if _, err := a.Store.SetAgentCert(r.Context(), agent.ID, der); err != nil {
+		a.Log.Warn().Err(err).Str("agent_id", agent.ID).Msg("store the agent's certificate")
+	}
 	if err := a.audit(r.Context(), "enroll-token "+shortID(tok.ID), "agent.enroll", agent.ID, map[string]string{
 		"hostname": req.Hostname, "token_id": tok.ID, "remote": r.RemoteAddr,
 	}); err != nil {

@@ -12,15 +12,26 @@
 // block. HandleStream runs on a goroutine the agent's link started for the
 // recording stream. Close ends every live session and waits for Serve calls
 // to return.
+//
+// Consent is evidence: the agent signs each decision and each end of a
+// session with its key (internal/receipt). Serve checks the signature (the
+// agent's certificate chains to the relay CA, names this agent, and is the
+// one on record for it) before it records the decision; an answer that is
+// not validly signed is refused, logged, and the session does not start.
+// The signed receipt goes into the audit record's detail, where `patchbay
+// audit verify` checks it again.
 package sessions
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +40,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/mux"
+	"github.com/patchbay/patchbay/internal/receipt"
 	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/server/audit"
 	"github.com/patchbay/patchbay/server/store"
@@ -59,6 +71,7 @@ const (
 type Config struct {
 	Store         *store.Store
 	Links         Links
+	CA            *x509.Certificate // the relay CA: agents' certificates chain to it
 	Log           zerolog.Logger
 	RecordingsDir string        // created 0700 on first use
 	ConsentWait   time.Duration // default DefaultConsentWait
@@ -68,7 +81,8 @@ type Config struct {
 
 // Broker is safe for concurrent use.
 type Broker struct {
-	cfg Config
+	cfg   Config
+	roots *x509.CertPool // cfg.CA
 
 	mu      sync.Mutex
 	pending map[string]*pending // session ID -> request waiting for the agent's answer
@@ -80,8 +94,13 @@ type Broker struct {
 // pending is a request waiting for its agent's answer.
 type pending struct {
 	agentID string
-	answer  chan wire.SessionAnswer // buffered 1; written once by Answer
-	gone    chan string             // buffered 1; the agent went offline (reason)
+	answer  chan wire.SessionAnswer  // buffered 1; written once by Answer
+	gone    chan string              // buffered 1; the agent went offline (reason)
+	asked   chan wire.SessionPending // buffered 1; a person is being asked (Pending)
+
+	// Guarded by Broker.mu: who is being asked, until when (zero: not yet).
+	deadline time.Time
+	asking   string
 }
 
 // live is an approved session. end is called once to end it.
@@ -101,7 +120,11 @@ func New(cfg Config) *Broker {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Broker{cfg: cfg, pending: map[string]*pending{}, live: map[string]*live{}}
+	roots := x509.NewCertPool()
+	if cfg.CA != nil {
+		roots.AddCert(cfg.CA)
+	}
+	return &Broker{cfg: cfg, roots: roots, pending: map[string]*pending{}, live: map[string]*live{}}
 }
 
 // Request is a technician's request for a session.
@@ -156,29 +179,41 @@ func (b *Broker) Serve(ctx context.Context, ws *websocket.Conn, req Request) err
 	if err != nil {
 		log.Info().Err(err).Msg("session request failed")
 		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID, Message: err.Error()})
-		b.finish(id, req, "relay", err.Error(), log)
+		b.finish(id, req, "relay", err.Error(), nil, log)
 		return err
 	}
 	wctx := context.WithoutCancel(ctx)
+	if err := b.checkAnswer(wctx, id, req, ans); err != nil {
+		// Nothing shows that the endpoint decided this: the relay does not
+		// act on it, whatever it says.
+		log.Warn().Err(err).Bool("approved", ans.Approved).Msg("consent answer refused: not validly signed by the agent")
+		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID,
+			Message: "the endpoint's answer was not validly signed; see the relay's log"})
+		_ = b.cfg.Links.Send(req.AgentID, wire.MsgSessionEnd, wire.SessionEnd{SessionID: id, By: "relay", Reason: "consent answer not validly signed"})
+		b.finish(id, req, "relay", "the endpoint's answer was not validly signed: "+err.Error(), nil, log)
+		return err
+	}
 	consent := &apiv1.Consent{Mode: ans.Mode, Backend: ans.Backend, By: ans.By, Decision: "denied"}
 	action := "session.denied"
 	if ans.Approved {
 		consent.Decision, action = "approved", "session.approved"
 	}
 	at := b.now()
-	err = b.cfg.Store.DecideSession(wctx, id, store.Decision{
-		Approved: ans.Approved, Granted: ans.Capabilities, Mode: ans.Mode, Backend: ans.Backend, By: ans.By, Message: ans.Message, At: at,
-	}, &audit.Record{Time: at, Actor: "agent " + req.AgentID + " (" + ans.By + ")", Action: action, Target: id, Detail: map[string]string{
+	detail := map[string]string{
 		"technician": req.Technician, "mode": ans.Mode, "backend": ans.Backend, "by": ans.By, "message": ans.Message,
 		"capabilities": fmt.Sprint(ans.Capabilities),
-	}})
+	}
+	receipt.AddToDetail(detail, *ans.Receipt)
+	err = b.cfg.Store.DecideSession(wctx, id, store.Decision{
+		Approved: ans.Approved, Granted: ans.Capabilities, Mode: ans.Mode, Backend: ans.Backend, By: ans.By, Message: ans.Message, At: at,
+	}, &audit.Record{Time: at, Actor: "agent " + req.AgentID + " (" + ans.By + ")", Action: action, Target: id, Detail: detail})
 	if err != nil {
 		// Without a stored decision the session must not run: nothing would
 		// show that the user approved it.
 		log.Error().Err(err).Msg("record consent")
 		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID, Message: "the relay could not record the endpoint's answer; see its log"})
 		_ = b.cfg.Links.Send(req.AgentID, wire.MsgSessionEnd, wire.SessionEnd{SessionID: id, By: "relay", Reason: "relay error"})
-		b.finish(id, req, "relay", "could not record the consent decision", log)
+		b.finish(id, req, "relay", "could not record the consent decision", nil, log)
 		return err
 	}
 	st := apiv1.SessionStatus{SessionID: id, AgentID: req.AgentID, Hostname: req.Hostname, Consent: consent, Message: ans.Message}
@@ -193,14 +228,68 @@ func (b *Broker) Serve(ctx context.Context, ws *websocket.Conn, req Request) err
 	}
 	log.Info().Str("by", ans.By).Strs("capabilities", ans.Capabilities).Msg("session approved")
 	st.State, st.Capabilities = "approved", ans.Capabilities
-	by, reason := b.bridge(ctx, t, id, req, st)
-	b.finish(id, req, by, reason, log)
+	by, reason, signed := b.bridge(ctx, t, id, req, st)
+	b.finish(id, req, by, reason, signed, log)
+	return nil
+}
+
+// checkReceipt verifies a receipt an agent sent on its link: signed by the
+// key of a certificate from the relay CA that names this agent and is the
+// certificate on record for it (the first one seen is recorded for agents
+// enrolled before certificates were kept).
+func (b *Broker) checkReceipt(ctx context.Context, agentID string, s *receipt.Signed) (receipt.Receipt, error) {
+	if s == nil {
+		return receipt.Receipt{}, errors.New("no signed consent receipt (is the agent older than the relay?)")
+	}
+	rc, err := s.Check(b.roots, agentID)
+	if err != nil {
+		return receipt.Receipt{}, err
+	}
+	stored, err := b.cfg.Store.AgentCert(ctx, agentID)
+	if err != nil {
+		return receipt.Receipt{}, err
+	}
+	if stored == nil {
+		if _, err := b.cfg.Store.SetAgentCert(ctx, agentID, s.Cert); err != nil {
+			return receipt.Receipt{}, err
+		}
+	} else if !bytes.Equal(stored, s.Cert) {
+		return receipt.Receipt{}, errors.New("receipt: signed with a certificate other than the one on record for this agent")
+	}
+	if rc.Kind != receipt.KindSession {
+		return receipt.Receipt{}, fmt.Errorf("receipt: of kind %q, not a session's", rc.Kind)
+	}
+	return rc, nil
+}
+
+// checkAnswer verifies that ans carries a valid receipt for this very
+// decision: this session, this technician, the same decision and, for an
+// approval, the same capabilities.
+func (b *Broker) checkAnswer(ctx context.Context, id string, req Request, ans wire.SessionAnswer) error {
+	rc, err := b.checkReceipt(ctx, req.AgentID, ans.Receipt)
+	if err != nil {
+		return err
+	}
+	want := receipt.Denied
+	if ans.Approved {
+		want = receipt.Approved
+	}
+	switch {
+	case rc.ID != id:
+		return fmt.Errorf("receipt: for session %s, not %s", rc.ID, id)
+	case rc.Technician != req.Technician:
+		return fmt.Errorf("receipt: for technician %q, not %q", rc.Technician, req.Technician)
+	case rc.Decision != want:
+		return fmt.Errorf("receipt: says %s, the answer says %s", rc.Decision, want)
+	case ans.Approved && !slices.Equal(rc.Capabilities, ans.Capabilities):
+		return fmt.Errorf("receipt: approves %v, the answer %v", rc.Capabilities, ans.Capabilities)
+	}
 	return nil
 }
 
 // ask sends the request to the agent and waits for its answer.
 func (b *Broker) ask(ctx context.Context, t *techConn, id string, req Request) (wire.SessionAnswer, error) {
-	p := &pending{agentID: req.AgentID, answer: make(chan wire.SessionAnswer, 1), gone: make(chan string, 1)}
+	p := &pending{agentID: req.AgentID, answer: make(chan wire.SessionAnswer, 1), gone: make(chan string, 1), asked: make(chan wire.SessionPending, 1)}
 	b.mu.Lock()
 	b.pending[id] = p
 	b.mu.Unlock()
@@ -222,32 +311,88 @@ func (b *Broker) ask(ctx context.Context, t *techConn, id string, req Request) (
 	withdraw := func(by, reason string) {
 		_ = b.cfg.Links.Send(req.AgentID, wire.MsgSessionEnd, wire.SessionEnd{SessionID: id, By: by, Reason: reason})
 	}
+	for {
+		select {
+		case m := <-p.asked:
+			t.status(waitingStatus(id, req, m.Deadline, m.Asking, b.now()))
+			continue
+		case ans := <-p.answer:
+			return ans, nil
+		case reason := <-p.gone:
+			return wire.SessionAnswer{}, errors.New(reason)
+		case <-t.readerDone:
+			withdraw("technician", "the technician left")
+			return wire.SessionAnswer{}, errors.New("the technician left before the endpoint answered")
+		case <-timer.C:
+			withdraw("relay", "no answer")
+			return wire.SessionAnswer{}, fmt.Errorf("the endpoint did not answer within %v", b.cfg.ConsentWait)
+		case <-ctx.Done():
+			withdraw("relay", "relay shutting down")
+			return wire.SessionAnswer{}, errors.New("relay shutting down")
+		}
+	}
+}
+
+// waitingStatus tells the technician that a person at the machine is being
+// asked, until when (the agent's deadline, and the seconds left by the
+// relay's clock).
+func waitingStatus(id string, req Request, deadline time.Time, asking string, now time.Time) apiv1.SessionStatus {
+	if asking == "" {
+		asking = "the user at " + req.Hostname
+	}
+	left := max(0, int(deadline.Sub(now).Round(time.Second)/time.Second))
+	d := deadline.UTC()
+	return apiv1.SessionStatus{State: "waiting", SessionID: id, AgentID: req.AgentID, Hostname: req.Hostname,
+		Message: fmt.Sprintf("waiting for %s (%d s left)", asking, left),
+		Asking:  asking, Deadline: &d, SecondsLeft: &left,
+		Consent: &apiv1.Consent{Decision: "pending"}}
+}
+
+// Waiting reports whether session id is waiting for a person at the
+// machine, and who is asked until when.
+func (b *Broker) Waiting(id string) (deadline time.Time, asking string, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pending[id]
+	if p == nil || p.deadline.IsZero() {
+		return time.Time{}, "", false
+	}
+	return p.deadline, p.asking, true
+}
+
+// Pending hands an agent's "a person is being asked" to the request waiting
+// for it; for a session that is not waiting (or another agent's) it is
+// ignored.
+func (b *Broker) Pending(agentID string, m wire.SessionPending) {
+	b.mu.Lock()
+	p := b.pending[m.SessionID]
+	if p != nil && p.agentID == agentID {
+		p.deadline, p.asking = m.Deadline, m.Asking
+	}
+	b.mu.Unlock()
+	if p == nil || p.agentID != agentID {
+		return
+	}
+	select { // the newest wins
+	case <-p.asked:
+	default:
+	}
 	select {
-	case ans := <-p.answer:
-		return ans, nil
-	case reason := <-p.gone:
-		return wire.SessionAnswer{}, errors.New(reason)
-	case <-t.readerDone:
-		withdraw("technician", "the technician left")
-		return wire.SessionAnswer{}, errors.New("the technician left before the endpoint answered")
-	case <-timer.C:
-		withdraw("relay", "no answer")
-		return wire.SessionAnswer{}, fmt.Errorf("the endpoint did not answer within %v", b.cfg.ConsentWait)
-	case <-ctx.Done():
-		withdraw("relay", "relay shutting down")
-		return wire.SessionAnswer{}, errors.New("relay shutting down")
+	case p.asked <- m:
+	default:
 	}
 }
 
 // bridge copies bytes between the technician and a new stream to the agent
-// until one side ends, and returns who ended the session and why.
-func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request, st apiv1.SessionStatus) (by, reason string) {
+// until one side ends, and returns who ended the session and why, with
+// the agent's signed receipt of the end when it sent one.
+func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request, st apiv1.SessionStatus) (by, reason string, signed *receipt.Signed) {
 	sctx, end := context.WithCancelCause(ctx)
 	defer end(nil)
 	stream, err := b.cfg.Links.Open(sctx, req.AgentID, wire.SSHStreamKind(id))
 	if err != nil {
 		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID, Message: "open a stream to the agent: " + err.Error()})
-		return "relay", "could not open a stream to the agent: " + err.Error()
+		return "relay", "could not open a stream to the agent: " + err.Error(), nil
 	}
 	defer stream.Close()
 	b.mu.Lock()
@@ -285,7 +430,7 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 	}
 	var ee *endError
 	if c := context.Cause(sctx); errors.As(c, &ee) {
-		by, reason = ee.by, ee.reason
+		by, reason, signed = ee.by, ee.reason, ee.receipt
 	} else if c != nil && !errors.Is(c, context.Canceled) {
 		by, reason = "relay", c.Error()
 	} else if ctx.Err() != nil {
@@ -302,17 +447,30 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 	stream.Close()
 	t.closeWith(websocket.CloseNormalClosure, "session ended: "+reason)
 	<-writerDone
-	return by, reason
+	return by, reason, signed
 }
 
-// finish ends a session in the store and the audit log, once.
-func (b *Broker) finish(id string, req Request, by, reason string, log zerolog.Logger) {
+// finish ends a session in the store and the audit log, once. signed is
+// the agent's receipt of the end, if it sent one: kept in the audit record
+// when it verifies, logged and left out when not.
+func (b *Broker) finish(id string, req Request, by, reason string, signed *receipt.Signed, log zerolog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	now := b.now()
+	detail := map[string]string{"technician": req.Technician, "by": by, "reason": reason}
+	if signed != nil {
+		rc, err := b.checkReceipt(ctx, req.AgentID, signed)
+		switch {
+		case err != nil:
+			log.Warn().Err(err).Msg("session end receipt refused: not validly signed by the agent")
+		case rc.ID != id || rc.Decision != receipt.Ended:
+			log.Warn().Str("receipt_session", rc.ID).Str("decision", rc.Decision).Msg("session end receipt refused: not this session's end")
+		default:
+			receipt.AddToDetail(detail, *signed)
+		}
+	}
 	changed, err := b.cfg.Store.EndSession(ctx, id, by, reason, now, &audit.Record{
-		Time: now, Actor: "agent " + req.AgentID, Action: "session.end", Target: id,
-		Detail: map[string]string{"technician": req.Technician, "by": by, "reason": reason},
+		Time: now, Actor: "agent " + req.AgentID, Action: "session.end", Target: id, Detail: detail,
 	})
 	if err != nil {
 		log.Error().Err(err).Msg("record session end")
@@ -351,7 +509,7 @@ func (b *Broker) AgentEnded(agentID string, m wire.SessionEnd) {
 	if reason == "" {
 		reason = "ended on the endpoint"
 	}
-	l.end(&endError{by: m.By, reason: reason})
+	l.end(&endError{by: m.By, reason: reason, receipt: m.Receipt})
 }
 
 // AgentOffline fails the requests and ends the sessions of an agent whose
@@ -415,8 +573,12 @@ func (f writerFunc) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// endError is why a live session ended.
-type endError struct{ by, reason string }
+// endError is why a live session ended, with the agent's signed receipt
+// when the agent ended it.
+type endError struct {
+	by, reason string
+	receipt    *receipt.Signed
+}
 
 func (e *endError) Error() string { return e.reason }
 

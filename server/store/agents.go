@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -315,4 +316,49 @@ func (s *Store) TargetPage(ctx context.Context, afterID string, limit int, withT
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// AgentCert returns the certificate (DER) on record for an agent, nil when
+// none is (an agent enrolled before certificates were kept).
+// ErrNotFound for an unknown agent.
+func (s *Store) AgentCert(ctx context.Context, id string) ([]byte, error) {
+	var text string
+	err := s.db.QueryRowContext(ctx, `SELECT cert FROM agents WHERE id = $1`, id).Scan(&text)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("agent %s certificate: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent %s certificate: %w", id, err)
+	}
+	if text == "" {
+		return nil, nil
+	}
+	der, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s certificate: %w", id, err)
+	}
+	return der, nil
+}
+
+// SetAgentCert records an agent's certificate (DER) unless one is on record
+// already: the first one, from enrollment, stays. It reports whether it
+// stored der. ErrNotFound for an unknown agent.
+func (s *Store) SetAgentCert(ctx context.Context, id string, der []byte) (bool, error) {
+	if len(der) == 0 {
+		return false, fmt.Errorf("agent %s certificate: empty", id)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE agents SET cert = $1 WHERE id = $2 AND cert = ''`,
+		base64.StdEncoding.EncodeToString(der), id)
+	if err != nil {
+		return false, fmt.Errorf("agent %s certificate: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, fmt.Errorf("agent %s certificate: %w", id, err)
+	} else if n == 1 {
+		return true, nil
+	}
+	if _, err := s.AgentCert(ctx, id); err != nil {
+		return false, err
+	}
+	return false, nil
 }

@@ -381,3 +381,31 @@ func TestTargetPage(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentCertKeepsTheFirst(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	mkToken(t, s, "good", nil)
+	a, _, err := s.EnrollAgent(ctx, "good", Agent{ID: NewID(), Hostname: "pc-01"}, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if der, err := s.AgentCert(ctx, a.ID); der != nil || err != nil {
+		t.Fatalf("before: %x %v", der, err)
+	}
+	if ok, err := s.SetAgentCert(ctx, a.ID, []byte{1, 2, 3}); !ok || err != nil {
+		t.Fatalf("set: %v %v", ok, err)
+	}
+	if ok, err := s.SetAgentCert(ctx, a.ID, []byte{4}); ok || err != nil {
+		t.Fatalf("second set: %v %v", ok, err)
+	}
+	if der, err := s.AgentCert(ctx, a.ID); string(der) != "\x01\x02\x03" || err != nil {
+		t.Fatalf("after: %x %v", der, err)
+	}
+	if _, err := s.SetAgentCert(ctx, NewID(), []byte{1}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown agent: %v", err)
+	}
+	if _, err := s.AgentCert(ctx, NewID()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown agent: %v", err)
+	}
+}
