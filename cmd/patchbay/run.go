@@ -35,9 +35,17 @@ Each agent downloads the plugin, checks its signature against its own trusted si
 --dry-run runs only Check: a plan of which agents need the fix, changing nothing.
 
 Every agent ends in exactly one state: succeeded, failed, skipped (Check found nothing
-to fix), cancelled, halted (never started because the job halted) or expired (offline
-until --expires). Offline agents run the job when they come back, until it expires.
+to fix, or the fix needed consent and did not get it), cancelled, halted (never started
+because the job halted) or expired (offline until --expires). Offline agents run the job when they come back, until it expires.
 With --dry-run, "succeeded" means Check ran and found work (needed=true).
+
+A plugin or script whose manifest says needs_consent asks the person at each machine
+before its Fix runs (never for Check or --dry-run), by that endpoint's own consent policy
+(patchbay-agent run --consent-mode/--consent-backend); the prompt names you and --reason.
+Denied, unanswered or nobody logged in (when the policy says deny) ends that agent
+"skipped" with the reason; the job goes on with the other agents, and a skipped agent
+does not count towards --max-failures. Each decision, signed by the agent, is in the
+audit log (fix.approved, fix.denied).
 
 Parameters are checked against the plugin's manifest (see patchbay plugins list -o json)
 by the relay and again by each agent. To run a published script, use the script plugin:
@@ -102,7 +110,7 @@ when any agent failed or the job halted or was cancelled.
 	f.StringVar(&req.MaxFailures, "max-failures", "", "halt the job once more than N agents, or more than P% of those finished so far, have failed (default: never)")
 	f.StringVar(&req.Timeout, "timeout", "", "limit for each agent's run (default 30m)")
 	f.StringVar(&req.Expires, "expires", "", "offline agents that have not run it by then end expired (default 24h)")
-	f.StringVar(&req.Reason, "reason", "", "why (a ticket number): recorded in the audit log")
+	f.StringVar(&req.Reason, "reason", "", "why (a ticket number): recorded in the audit log and shown to the user when a fix asks for consent")
 	f.BoolVar(&req.AllowDowngrade, "allow-downgrade", false, "let agents run an older plugin version than one they already ran")
 	f.BoolVar(&wait, "wait", false, "wait for every agent's result and print them")
 	addOutputFlag(cmd, &output)
@@ -243,6 +251,7 @@ func writeJobTable(w io.Writer, j apiv1.Job) error {
 		if r.RebootRequired {
 			msg += " (reboot required)"
 		}
+		msg += consentNote(r.Consent)
 		dur := ""
 		if r.DurationMS > 0 {
 			dur = (time.Duration(r.DurationMS) * time.Millisecond).Round(time.Millisecond).String()
@@ -250,6 +259,23 @@ func writeJobTable(w io.Writer, j apiv1.Job) error {
 		t.row(r.Hostname, shortAgent(r.AgentID), r.State, dur, firstLine(msg, 100))
 	}
 	return t.flush()
+}
+
+// consentNote says who decided on a fix that needs consent: approved, or
+// denied by a person (a denial by the policy, a timeout or nobody there is
+// already in the summary, "fix not run: ...").
+func consentNote(c *apiv1.RunConsent) string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Approved && c.By == "policy":
+		return " (consent: approved by the endpoint's policy, " + clean(c.Mode) + " mode)"
+	case c.Approved:
+		return " (consent: approved by " + clean(c.By) + ")"
+	case c.By == "policy" || c.By == "timeout" || c.By == "agent" || c.By == "no-user":
+		return ""
+	}
+	return " (consent: denied by " + clean(c.By) + ")"
 }
 
 func shortAgent(id string) string {
@@ -316,8 +342,10 @@ func (a *app) jobsShowCmd() *cobra.Command {
 		Use:   "show ID [-o table|json]",
 		Short: "Show a job and every agent's result",
 		Long: `Show a job and one line per target agent: state, duration and summary or error
-(viewer role). With -o json every field is printed, including each agent's output tail,
-details and who signed what ran. The job is over when ended_at is set.`,
+(viewer role), and for a fix that needed consent who approved or denied it. With -o json
+every field is printed, including each agent's output tail, details, who signed what ran
+and the consent decision (approved, by, message, mode, at). The job is over when
+ended_at is set.`,
 		Example: "  patchbay jobs show 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b\n  patchbay jobs show 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

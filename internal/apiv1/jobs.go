@@ -63,22 +63,40 @@ type Job struct {
 
 // RunResult is one agent's part of a job.
 type RunResult struct {
-	RunID          string     `json:"run_id"`
-	AgentID        string     `json:"agent_id"`
-	Hostname       string     `json:"hostname"`
-	State          string     `json:"state"`
-	Needed         bool       `json:"needed"`
-	Changed        bool       `json:"changed"`
-	RebootRequired bool       `json:"reboot_required"`
-	Version        string     `json:"version,omitempty"`
-	Summary        string     `json:"summary"`
-	Error          string     `json:"error"`
-	Details        string     `json:"details,omitempty"`
-	Output         string     `json:"output"`
-	Signer         string     `json:"signer,omitempty"`
-	Started        *time.Time `json:"started,omitempty"`
-	Ended          *time.Time `json:"ended,omitempty"`
-	DurationMS     int64      `json:"duration_ms,omitempty"`
+	RunID          string `json:"run_id"`
+	AgentID        string `json:"agent_id"`
+	Hostname       string `json:"hostname"`
+	State          string `json:"state"`
+	Needed         bool   `json:"needed"`
+	Changed        bool   `json:"changed"`
+	RebootRequired bool   `json:"reboot_required"`
+	Version        string `json:"version,omitempty"`
+	Summary        string `json:"summary"`
+	Error          string `json:"error"`
+	Details        string `json:"details,omitempty"`
+	Output         string `json:"output"`
+	Signer         string `json:"signer,omitempty"`
+	// Consent is the decision of the person at the machine (or the
+	// endpoint's policy) on a fix that needs consent; nil when nobody was
+	// asked. A fix not approved ends "skipped".
+	Consent    *RunConsent `json:"consent,omitempty"`
+	Started    *time.Time  `json:"started,omitempty"`
+	Ended      *time.Time  `json:"ended,omitempty"`
+	DurationMS int64       `json:"duration_ms,omitempty"`
+}
+
+// RunConsent is the endpoint's decision on a fix that needs consent. By is
+// the local user who answered, or "policy" (notify or unattended mode),
+// "timeout" (nobody answered in time), "no-user" (nobody was logged in and
+// the policy decided) or "agent" (the agent could not ask). The decision,
+// signed by the agent, is in the audit log (action fix.approved or
+// fix.denied).
+type RunConsent struct {
+	Approved bool      `json:"approved"`
+	By       string    `json:"by"`
+	Message  string    `json:"message,omitempty"`
+	Mode     string    `json:"mode,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // Final reports whether the job has ended (every run in a final state).

@@ -430,5 +430,11 @@ func runJSON(r store.Run) apiv1.RunResult {
 	if !r.StartedAt.IsZero() && !r.EndedAt.IsZero() {
 		out.DurationMS = r.EndedAt.Sub(r.StartedAt).Milliseconds()
 	}
+	if r.Consent != "" {
+		var c apiv1.RunConsent
+		if err := json.Unmarshal([]byte(r.Consent), &c); err == nil {
+			out.Consent = &c
+		} // the relay wrote it (server/jobs); unreadable would be a store edited by hand: shown without it
+	}
 	return out
 }

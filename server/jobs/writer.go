@@ -57,17 +57,23 @@ func (d *Dispatcher) writer() {
 // memory (both under mu), then acknowledges the results.
 func (d *Dispatcher) commit(batch []report) {
 	var started []store.Started
+	var consents []consentReport                   // results that carry a consent decision (few)
 	results := make([]store.Result, 0, len(batch)) // nearly every report is a result
 	for _, r := range batch {
 		if m := r.started; m != nil {
 			started = append(started, store.Started{RunID: m.RunID, AgentID: r.agentID, At: m.Started})
 		}
 		if m := r.result; m != nil {
-			results = append(results, store.Result{AgentID: r.agentID, Run: store.Run{
+			run := store.Run{
 				ID: m.RunID, State: m.State, Needed: m.Needed, Changed: m.Changed, RebootRequired: m.RebootRequired,
 				Summary: m.Summary, Error: m.Error, Details: m.Details, Output: m.Output, Signer: m.Signer,
 				Version: m.Version, StartedAt: m.Started, EndedAt: m.Ended,
-			}})
+			}
+			if m.Consent != nil {
+				run.Consent = consentJSON(*m.Consent)
+				consents = append(consents, consentReport{index: len(results), agentID: r.agentID, result: m})
+			}
+			results = append(results, store.Result{AgentID: r.agentID, Run: run})
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -80,8 +86,20 @@ func (d *Dispatcher) commit(batch []report) {
 		d.log.Error().Err(err).Int("results", len(results)).Msg("store run results")
 		return
 	}
+	for i := range consents {
+		if js := d.runs[consents[i].result.RunID]; js != nil {
+			consents[i].jobID = js.id
+		}
+	}
 	changed := d.apply(ctx, started, startedOK, results, resultOK)
 	d.mu.Unlock()
+	// Each consent decision is audited once, when its result is stored, and
+	// before the result is acknowledged.
+	for _, c := range consents {
+		if resultOK[c.index] {
+			d.auditConsent(ctx, c)
+		}
+	}
 	for _, r := range results {
 		_ = d.links.Send(r.AgentID, wire.MsgRunAck, wire.RunAck{RunID: r.Run.ID})
 	}

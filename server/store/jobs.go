@@ -93,9 +93,13 @@ type Run struct {
 	Details        string
 	Output         string
 	Signer         string
-	DispatchedAt   time.Time
-	StartedAt      time.Time
-	EndedAt        time.Time
+	// Consent is the decision on the fix, as JSON
+	// ({"approved","by","message","mode","at"}), when the plugin or script
+	// needs consent; "" when nobody was asked.
+	Consent      string
+	DispatchedAt time.Time
+	StartedAt    time.Time
+	EndedAt      time.Time
 }
 
 // CreateJob stores a job and all its runs in one transaction.
@@ -490,14 +494,14 @@ func (s *Store) count(ctx context.Context, jobID string, split int) (all, below 
 }
 
 const runColumns = `id, job_id, seq, agent_id, hostname, state, plugin_sha256, plugin_size, version, needed, changed,
-	reboot_required, summary, error, details, output, signer, dispatched_at, started_at, ended_at`
+	reboot_required, summary, error, details, output, signer, consent, dispatched_at, started_at, ended_at`
 
 func scanRun(sc scanner) (Run, error) {
 	var r Run
 	var disp, start, end sql.NullTime
 	err := sc.Scan(&r.ID, &r.JobID, &r.Seq, &r.AgentID, &r.Hostname, &r.State, &r.PluginSHA256, &r.PluginSize,
 		&r.Version, &r.Needed, &r.Changed, &r.RebootRequired, &r.Summary, &r.Error, &r.Details, &r.Output,
-		&r.Signer, &disp, &start, &end)
+		&r.Signer, &r.Consent, &disp, &start, &end)
 	if err != nil {
 		return Run{}, err
 	}
@@ -732,7 +736,7 @@ type Started struct {
 // Result is an agent's report of a finished run.
 type Result struct {
 	AgentID string
-	Run     Run // ID, State, Needed, Changed, RebootRequired, Summary, Error, Details, Output, Signer, Version, StartedAt, EndedAt
+	Run     Run // ID, State, Needed, Changed, RebootRequired, Summary, Error, Details, Output, Signer, Consent, Version, StartedAt, EndedAt
 }
 
 // SaveReports applies start reports and results in one transaction. A
@@ -768,9 +772,9 @@ func (s *Store) SaveReports(ctx context.Context, started []Started, results []Re
 			}
 		}
 		if len(results) > 0 {
-			// Most results carry no error, details, output or signer: a
-			// statement that writes those as literals binds 10 values
-			// instead of 14.
+			// Most results carry no error, details, output, signer or
+			// consent: a statement that writes those as literals binds 10
+			// values instead of 15.
 			var full, lean *sql.Stmt
 			defer func() {
 				for _, st := range []*sql.Stmt{full, lean} {
@@ -786,7 +790,7 @@ func (s *Store) SaveReports(ctx context.Context, started []Started, results []Re
 				r := res.Run
 				var out sql.Result
 				var err error
-				if r.Error == "" && r.Details == "" && r.Output == "" && r.Signer == "" {
+				if r.Error == "" && r.Details == "" && r.Output == "" && r.Signer == "" && r.Consent == "" {
 					if lean == nil {
 						if lean, err = tx.PrepareContext(ctx, saveResultLeanSQL); err != nil {
 							return err
@@ -801,7 +805,7 @@ func (s *Store) SaveReports(ctx context.Context, started []Started, results []Re
 						}
 					}
 					out, err = full.ExecContext(rctx, r.State, r.Needed, r.Changed, r.RebootRequired, r.Summary, r.Error, r.Details,
-						r.Output, r.Signer, r.Version, dbTime(r.StartedAt), dbTime(r.EndedAt), r.ID, res.AgentID)
+						r.Output, r.Signer, r.Version, dbTime(r.StartedAt), dbTime(r.EndedAt), r.Consent, r.ID, res.AgentID)
 				}
 				if err != nil {
 					return fmt.Errorf("run %s result: %w", r.ID, err)
@@ -822,15 +826,15 @@ func (s *Store) SaveReports(ctx context.Context, started []Started, results []Re
 }
 
 // saveResultSQL stores a result; saveResultLeanSQL one without error,
-// details, output or signer. Both only move a run forward, and only for its
+// details, output, signer or consent. Both only move a run forward, and only for its
 // own agent.
 const (
 	saveResultSQL = `UPDATE runs SET state = $1, needed = $2, changed = $3, reboot_required = $4,
 		summary = $5, error = $6, details = $7, output = $8, signer = $9, version = $10,
-		started_at = COALESCE(started_at, $11), ended_at = $12
-		WHERE id = $13 AND agent_id = $14 AND state IN ('pending', 'running')`
+		started_at = COALESCE(started_at, $11), ended_at = $12, consent = $13
+		WHERE id = $14 AND agent_id = $15 AND state IN ('pending', 'running')`
 	saveResultLeanSQL = `UPDATE runs SET state = $1, needed = $2, changed = $3, reboot_required = $4,
-		summary = $5, error = '', details = '', output = '', signer = '', version = $6,
+		summary = $5, error = '', details = '', output = '', signer = '', consent = '', version = $6,
 		started_at = COALESCE(started_at, $7), ended_at = $8
 		WHERE id = $9 AND agent_id = $10 AND state IN ('pending', 'running')`
 )

@@ -74,7 +74,8 @@ func TestJobsRunsMoveForwardOnly(t *testing.T) {
 	if sOK, _, err := s.SaveReports(ctx, []Started{{RunID: first.ID, AgentID: first.AgentID, At: now}}, nil); err != nil || !sOK[0] {
 		t.Fatalf("start: %v %v", sOK, err)
 	}
-	res := Result{AgentID: first.AgentID, Run: Run{ID: first.ID, State: RunFailed, Error: "boom", Output: "out", EndedAt: now}}
+	res := Result{AgentID: first.AgentID, Run: Run{ID: first.ID, State: RunFailed, Error: "boom", Output: "out", EndedAt: now,
+		Consent: `{"approved":true,"by":"alice"}`}}
 	if _, rOK, err := s.SaveReports(ctx, nil, []Result{res}); err != nil || !rOK[0] {
 		t.Fatalf("result: %v %v", rOK, err)
 	}
@@ -83,7 +84,7 @@ func TestJobsRunsMoveForwardOnly(t *testing.T) {
 		t.Fatal("a second result overwrote the first")
 	}
 	rs, _ := s.JobRuns(ctx, j.ID, -1, 1)
-	if rs[0].State != RunFailed || rs[0].Error != "boom" || rs[0].StartedAt.IsZero() {
+	if rs[0].State != RunFailed || rs[0].Error != "boom" || rs[0].StartedAt.IsZero() || rs[0].Consent != `{"approved":true,"by":"alice"}` {
 		t.Fatalf("run = %+v", rs[0])
 	}
 	if refs, err := s.RunRefs(ctx, []string{second.ID, "nope"}); err != nil || len(refs) != 1 || refs[second.ID] != (RunRef{j.ID, 1}) {
