@@ -65,25 +65,34 @@ func (rc *receiptChecker) check(r audit.Record) error {
 	if err != nil {
 		return fail("%s", strings.TrimPrefix(err.Error(), "receipt: "))
 	}
+	if isSession {
+		if err := matchSession(r, got, want.decision); err != "" {
+			return fail("%s", err)
+		}
+	}
 	sum := sha256.Sum256(s.Receipt)
 	if first, dup := rc.seen[sum]; dup {
 		return fail("the same receipt already backs record %d", first)
 	}
 	rc.seen[sum] = r.Seq
-	if !isSession {
-		return nil
-	}
+	return nil
+}
+
+// matchSession says how a session record and its receipt disagree ("" when
+// they agree).
+func matchSession(r audit.Record, got receipt.Receipt, decision string) string {
+	fail := fmt.Sprintf
 	switch {
 	case got.Kind != receipt.KindSession:
 		return fail("a %q receipt on a %s record", got.Kind, r.Action)
 	case got.ID != r.Target:
 		return fail("the receipt is for session %s, the record for %s", got.ID, r.Target)
-	case got.Decision != want.decision:
+	case got.Decision != decision:
 		return fail("the receipt says %s, the record %s", got.Decision, r.Action)
 	case !strings.HasPrefix(r.Actor, "agent "+got.AgentID):
 		return fail("the receipt is from agent %s, the record names %q", got.AgentID, r.Actor)
 	case got.Decision == receipt.Approved && r.Detail["capabilities"] != fmt.Sprint(got.Capabilities):
 		return fail("the receipt approves %v, the record says %s", got.Capabilities, r.Detail["capabilities"])
 	}
-	return nil
+	return ""
 }
