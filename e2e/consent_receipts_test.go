@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,6 +17,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/receipt"
 	"github.com/patchbay/patchbay/server/audit"
 	"github.com/patchbay/patchbay/server/store"
@@ -219,5 +223,120 @@ func TestUnverifiableConsentAnswerDoesNotStart(t *testing.T) {
 	}
 	if out := f.admin.Run("audit", "verify"); !strings.Contains(out, "audit log verified") {
 		t.Fatalf("audit verify: %q", out)
+	}
+}
+
+// The technician sees the wait: who is asked and how long is left, on the
+// CLI and in the API's session status, then the decision with its reason.
+func TestTechnicianSeesTheWaitAndTheReason(t *testing.T) {
+	f := newSessionFleet(t, "--consent-timeout", "4s")
+	f.setAnswer(t, "hang")
+	cmd := exec.Command(bin("patchbay"), "ssh", f.agent.ID, "--reason", "INC-11 <b>wait</b>", "--", "true")
+	cmd.Env = append(os.Environ(), f.alice.env...)
+	var stderr logBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// While the user is asked, the API says so.
+	var id string
+	waitFor(t, 10*time.Second, "the session to be listed", func() bool {
+		if l := f.alice.sessions(t); len(l) > 0 {
+			id = l[0].ID
+		}
+		return id != ""
+	})
+	var s apiv1.Session
+	waitFor(t, 10*time.Second, "the session status to name who is asked", func() bool {
+		if err := json.Unmarshal([]byte(f.alice.Run("sessions", "show", id, "-o", "json")), &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.Consent.Asking != ""
+	})
+	if s.Consent.Decision != "pending" || s.Consent.Deadline == nil || s.Consent.SecondsLeft == nil || *s.Consent.SecondsLeft > 4 ||
+		!strings.HasPrefix(s.Consent.Asking, "the user at ") {
+		t.Errorf("session status while waiting: %+v", s.Consent)
+	}
+	err := cmd.Wait()
+	out := stderr.String()
+	if err == nil || !strings.Contains(out, "waiting for the user at ") || !strings.Contains(out, " s left)") ||
+		!strings.Contains(out, "no answer within 4s") {
+		t.Errorf("unanswered: err %v, stderr %q", err, out)
+	}
+	if strings.Count(out, "waiting for") != 1 || strings.Contains(out, "\r") {
+		t.Errorf("not a terminal: want one waiting line and no redraws, got %q", out)
+	}
+
+	f.setAnswer(t, "deny")
+	_, errOut, err := f.alice.Try("ssh", f.agent.ID, "--reason", "INC-12", "--", "true")
+	if err == nil || !strings.Contains(errOut, "waiting for the user at") || !strings.Contains(errOut, "not now, I am presenting") {
+		t.Errorf("denied: err %v, stderr %q", err, errOut)
+	}
+	f.setAnswer(t, "approve")
+	_, errOut, err = f.alice.Try("ssh", f.agent.ID, "--reason", "INC-13", "--", "true")
+	if err != nil || !strings.Contains(errOut, "approved by jane (exec)") {
+		t.Errorf("approved: err %v, stderr %q", err, errOut)
+	}
+}
+
+// startRelayWith starts a relay like StartRelay, with more serve flags.
+func startRelayWith(t *testing.T, extra ...string) *Relay {
+	t.Helper()
+	r := &Relay{Dir: filepath.Join(t.TempDir(), "relay"), Addr: freePort(t), Heartbeat: "1s", t: t}
+	r.URL = "https://" + r.Addr
+	r.proc = startProc(t, "relay", nil, append([]string{bin("patchbay-server"), "serve", "--data", r.Dir, "--listen", r.Addr,
+		"--heartbeat", r.Heartbeat, "--log-level", "debug", "--log-format", "json"}, extra...)...)
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	waitFor(t, 20*time.Second, "relay to answer /healthz", func() bool {
+		if r.proc.exited() {
+			t.Fatalf("relay exited:\n%s", r.proc.log.String())
+		}
+		resp, err := hc.Get(r.URL + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	r.FP = strings.TrimSpace(run(t, nil, bin("patchbay-server"), "fingerprint", "--data", r.Dir))
+	return r
+}
+
+// A reason is required: the CLI names the flag, OpenSSH through patchbay
+// proxy names the variable, and the relay refuses an empty one unless it
+// was started with --allow-empty-reason.
+func TestReasonRequiredUnlessTheRelayAllowsNone(t *testing.T) {
+	f := newSessionFleet(t)
+	for _, args := range [][]string{{"ssh", f.agent.ID, "--", "true"}, {"proxy", f.agent.ID}} {
+		_, stderr, err := f.alice.Try(args...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(stderr, "--reason") || !strings.Contains(stderr, "required") {
+			t.Errorf("%s without a reason: err %v, stderr %q", args[0], err, stderr)
+		}
+	}
+	cfg := f.alice.sshConfig(t)
+	_, stderr, err := try(nil, "ssh", "-F", cfg, f.agent.ID+".patchbay", "true")
+	if err == nil || !strings.Contains(stderr, "$PATCHBAY_REASON") {
+		t.Errorf("OpenSSH without a reason: err %v, stderr %q", err, stderr)
+	}
+	_, stderr, err = f.alice.Try("ssh", f.agent.ID, "--reason", "", "--", "true")
+	if err == nil || !strings.Contains(stderr, "a reason is required") {
+		t.Errorf("empty reason: err %v, stderr %q", err, stderr)
+	}
+	if asked, _ := os.ReadFile(f.asked); len(asked) != 0 {
+		t.Errorf("a request without a reason reached the consent backend:\n%s", asked)
+	}
+
+	r := startRelayWith(t, "--allow-empty-reason")
+	admin := r.Login(r.AdminToken())
+	agent := r.Enroll(admin.Token())
+	agent.StartWith("--consent-mode", "unattended")
+	waitFor(t, 20*time.Second, "agent online", func() bool { return admin.Online(agent.ID) })
+	waitFor(t, 10*time.Second, "agent host certificate", func() bool {
+		_, err := os.Stat(filepath.Join(agent.Dir, "ssh_host_ed25519_key-cert.pub"))
+		return err == nil
+	})
+	if out, stderr, err := admin.Try("ssh", agent.ID, "--reason", "", "--", "echo", "ok"); err != nil || out != "ok\n" {
+		t.Errorf("empty reason on a relay that allows it: %v %q %q", err, out, stderr)
 	}
 }

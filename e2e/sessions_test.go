@@ -241,7 +241,7 @@ func TestForeignCertificatesRefused(t *testing.T) {
 	run(t, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "ca"))
 	run(t, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "key"))
 	run(t, nil, "ssh-keygen", "-q", "-s", filepath.Join(dir, "ca"), "-I", "alice", "-n", "alice", "-V", "+1h", filepath.Join(dir, "key.pub"))
-	_, stderr, err := try(nil, "ssh", "-F", cfg, "-o", "IdentityFile="+filepath.Join(dir, "key"),
+	_, stderr, err := try([]string{"PATCHBAY_REASON=INC-3"}, "ssh", "-F", cfg, "-o", "IdentityFile="+filepath.Join(dir, "key"),
 		"-o", "CertificateFile="+filepath.Join(dir, "key-cert.pub"), "-o", "IdentitiesOnly=yes", host, "echo", "in")
 	if err == nil {
 		t.Fatal("a certificate from another CA was accepted")
@@ -254,7 +254,7 @@ func TestForeignCertificatesRefused(t *testing.T) {
 	bobToken := strings.TrimSpace(strings.SplitN(f.admin.Run("api-tokens", "create", "--role", "technician", "--name", "bob"), "\n", 2)[0])
 	bob := f.r.Login(bobToken)
 	bobDir := filepath.Dir(strings.TrimPrefix(bob.env[0], "PATCHBAY_CONFIG="))
-	_, stderr, err = try(nil, "ssh", "-F", cfg, "-o", "IdentityFile="+filepath.Join(bobDir, "id_ed25519"),
+	_, stderr, err = try([]string{"PATCHBAY_REASON=INC-3"}, "ssh", "-F", cfg, "-o", "IdentityFile="+filepath.Join(bobDir, "id_ed25519"),
 		"-o", "CertificateFile="+filepath.Join(bobDir, "id_ed25519-cert.pub"), "-o", "IdentitiesOnly=yes", host, "echo", "in")
 	if err == nil {
 		t.Fatal("bob's certificate was accepted on alice's session")
@@ -327,12 +327,12 @@ func TestBadSessionRequestsRefusedClearly(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"viewer", viewer, []string{"ssh", f.agent.ID, "--", "true"}, "technician role"},
-		{"unknown agent", f.alice, []string{"ssh", "no-such-host", "--", "true"}, "no agent with ID or hostname"},
-		{"offline agent", f.alice, []string{"ssh", offline.ID, "--", "true"}, "offline"},
+		{"viewer", viewer, []string{"ssh", f.agent.ID, "--reason", "x", "--", "true"}, "technician role"},
+		{"unknown agent", f.alice, []string{"ssh", "no-such-host", "--reason", "x", "--", "true"}, "no agent with ID or hostname"},
+		{"offline agent", f.alice, []string{"ssh", offline.ID, "--reason", "x", "--", "true"}, "offline"},
 		{"escape in reason", f.alice, []string{"ssh", f.agent.ID, "--reason", "hi\x1b[2J", "--", "true"}, "control character"},
 		{"long reason", f.alice, []string{"ssh", f.agent.ID, "--reason", strings.Repeat("x", 600), "--", "true"}, "limit 500"},
-		{"unknown capability", f.alice, []string{"proxy", "--capabilities", "shell,root", f.agent.ID}, "unknown capability"},
+		{"unknown capability", f.alice, []string{"proxy", "--reason", "x", "--capabilities", "shell,root", f.agent.ID}, "unknown capability"},
 	}
 	for _, tt := range tests {
 		_, stderr, err := tt.cli.Try(tt.args...)

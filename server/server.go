@@ -45,7 +45,9 @@ type Config struct {
 	// is the larger of the agents online and the agents seen or enrolled in
 	// the week before the relay started. Default 1500.
 	ReconnectRate int
-	Logger        zerolog.Logger
+	// AllowEmptyReason lets technicians open sessions without a reason.
+	AllowEmptyReason bool
+	Logger           zerolog.Logger
 }
 
 // Defaults for Config fields left zero.
@@ -155,7 +157,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet}
 	s.seen = newSeenWriter(st, s.log)
-	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version}
+	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason}
 	s.jobs = jobs.New(st, h, s.api.Audit, s.log.With().Str("component", "jobs").Logger())
 	s.api.Jobs = s.jobs
 	s.sessions = sessions.New(sessions.Config{

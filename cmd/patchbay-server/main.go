@@ -63,6 +63,7 @@ func serveCmd() *cobra.Command {
 		heartbeat                                   time.Duration
 		reconnectRate                               int
 		pprofAddr                                   string
+		allowEmptyReason                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -92,7 +93,7 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 			defer stop()
 			srv, err := server.New(ctx, server.Config{
 				DataDir: dataDir, DBURL: dbURL, Hostnames: hostnames, Heartbeat: heartbeat, ReconnectRate: reconnectRate,
-				Version: version, Logger: log,
+				Version: version, Logger: log, AllowEmptyReason: allowEmptyReason,
 			})
 			if err != nil {
 				return err
@@ -124,6 +125,7 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	f.StringVar(&pprofAddr, "pprof", os.Getenv("PATCHBAY_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default $PATCHBAY_PPROF; off)")
+	f.BoolVar(&allowEmptyReason, "allow-empty-reason", false, "accept session requests without a reason (by default technicians must give one: the user at the machine is shown it)")
 	return cmd
 }
 

@@ -35,16 +35,22 @@ func (a *app) proxyCmd() *cobra.Command {
 and connect this command's standard input and output to the agent's SSH server, for
 OpenSSH's ProxyCommand. See patchbay ssh-config for a ready-made configuration.
 
-The reason shown to the user comes from --reason or $` + envReason + `; the capabilities
-asked for from --capabilities or $` + envCapabilities + ` (default ` + defaultProxyCaps + `;
-add "forward" for ssh -L). Progress and refusals are printed on standard error, which
-OpenSSH shows.`,
+The reason shown to the user comes from --reason or $` + envReason + ` and is required
+(set to "" it sends none, which only a relay started with --allow-empty-reason
+accepts); the capabilities asked for from --capabilities or $` + envCapabilities + `
+(default ` + defaultProxyCaps + `; add "forward" for ssh -L). Progress ("waiting for the user
+at pc-042 (45 s left)") and refusals with their reason are printed on standard error,
+which OpenSSH shows.`,
 		Example: `  ssh -o ProxyCommand='patchbay proxy %h' kiosk-7.patchbay
   PATCHBAY_REASON="INC-4711" scp report.pdf kiosk-7.patchbay:/tmp/`,
 		Args: oneArg("AGENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("reason") {
-				reason = os.Getenv(envReason)
+				r, ok := os.LookupEnv(envReason)
+				if !ok {
+					return usageErrorf(cmd, "--reason (or $%s, e.g. %s=\"INC-4711\" ssh %s) is required: the user at the machine is shown it", envReason, envReason, args[0])
+				}
+				reason = r
 			}
 			if !cmd.Flags().Changed("capabilities") {
 				if v := os.Getenv(envCapabilities); v != "" {
@@ -62,9 +68,11 @@ OpenSSH shows.`,
 					// already has what ssh loaded.
 					_, _ = c.EnsureSSHIdentity(cmd.Context(), dir, time.Hour)
 				}
+				wd := a.waitDisplay(agent)
 				conn, _, err := c.OpenSession(cmd.Context(), client.SessionRequest{
-					Agent: agent, Reason: reason, Capabilities: capList, OnStatus: a.statusPrinter(agent),
+					Agent: agent, Reason: reason, Capabilities: capList, OnStatus: wd.status,
 				})
+				wd.stop()
 				if err != nil {
 					return err
 				}
@@ -83,7 +91,7 @@ OpenSSH shows.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why: shown to the user at the machine and kept in the audit log (default $"+envReason+")")
+	cmd.Flags().StringVar(&reason, "reason", "", "why: shown to the user at the machine verbatim and kept in the audit log (default $"+envReason+"; one of them is required)")
 	cmd.Flags().StringVar(&caps, "capabilities", defaultProxyCaps, "what to ask for: shell, exec, sftp, forward (comma-separated)")
 	return cmd
 }

@@ -16,7 +16,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/patchbay/patchbay/client"
-	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
@@ -25,27 +24,6 @@ const sshSuffix = ".patchbay"
 
 // certMinValid: a certificate that expires sooner than this is renewed first.
 const certMinValid = 5 * time.Minute
-
-// statusPrinter tells the technician what the relay reports while the
-// endpoint decides.
-func (a *app) statusPrinter(agent string) func(apiv1.SessionStatus) {
-	return func(st apiv1.SessionStatus) {
-		switch st.State {
-		case "waiting":
-			host := st.Hostname
-			if host == "" {
-				host = agent
-			}
-			fmt.Fprintf(a.stderr, "patchbay: asking the user at %s to approve session %s...\n", clean(host), st.SessionID)
-		case "approved":
-			by := ""
-			if st.Consent != nil && st.Consent.By != "" {
-				by = " by " + clean(st.Consent.By)
-			}
-			fmt.Fprintf(a.stderr, "patchbay: approved%s (%s)\n", by, strings.Join(st.Capabilities, ", "))
-		}
-	}
-}
 
 func parseCaps(s string) ([]string, error) {
 	var caps []string
@@ -62,7 +40,7 @@ func (a *app) sshCmd() *cobra.Command {
 	var forwards []string
 	var tty, noTTY bool
 	cmd := &cobra.Command{
-		Use:   "ssh AGENT [--reason TEXT] [-L [BIND:]PORT:HOST:HOSTPORT]... [-- COMMAND...]",
+		Use:   "ssh AGENT --reason TEXT [-L [BIND:]PORT:HOST:HOSTPORT]... [-- COMMAND...]",
 		Short: "Open a shell (or run a command) on an agent, with its user's consent",
 		Long: `Open an interactive session on an agent: a shell, or one command after "--".
 
@@ -71,6 +49,13 @@ decides by its own consent policy: by default the person at the machine is shown
 you are, your --reason and what you ask for, and must approve within a minute. The
 session is SSH end to end between this command and the agent (the relay only copies
 bytes); terminal sessions are recorded by the agent (patchbay sessions recording).
+
+--reason is required (a ticket number, what is wrong): the user sees it verbatim.
+--reason "" sends none, which only a relay started with --allow-empty-reason accepts.
+While a person is asked, "waiting for the user at pc-042 (45 s left)" counts down on
+standard error (one line when it is not a terminal); then the decision and its reason,
+e.g. "denied by the user", "no answer within 60s". Each decision is signed by the
+agent and kept in the audit log (patchbay audit verify checks it).
 
 Capabilities requested: "shell" for an interactive session, "exec" with a COMMAND,
 plus "forward" with -L (forwarding to the endpoint's loopback only, e.g. its RDP or
@@ -91,6 +76,9 @@ about to expire. For stock OpenSSH (ssh, scp, sftp) see patchbay ssh-config.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("reason") {
+				return usageErrorf(cmd, "--reason is required: say why, e.g. --reason \"INC-4711 disk full\" (the user at the machine is shown it)")
+			}
 			agent, command := args[0], strings.Join(args[1:], " ")
 			var specs []forwardSpec
 			for _, f := range forwards {
@@ -113,7 +101,7 @@ about to expire. For stock OpenSSH (ssh, scp, sftp) see patchbay ssh-config.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why (a ticket number, what is wrong): shown to the user and kept in the audit log")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (a ticket number, what is wrong): shown to the user verbatim and kept in the audit log (required)")
 	cmd.Flags().StringArrayVarP(&forwards, "local-forward", "L", nil, "forward a local port to the endpoint's loopback: [BIND:]PORT:HOST:HOSTPORT")
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "allocate a terminal for COMMAND too")
 	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
@@ -132,9 +120,11 @@ func (a *app) runSSH(ctx context.Context, c *client.Client, agent, reason string
 	if err != nil {
 		return err
 	}
+	wd := a.waitDisplay(agent)
 	conn, st, err := c.OpenSession(ctx, client.SessionRequest{
-		Agent: agent, Reason: reason, Capabilities: caps, OnStatus: a.statusPrinter(agent),
+		Agent: agent, Reason: reason, Capabilities: caps, OnStatus: wd.status,
 	})
+	wd.stop()
 	if err != nil {
 		return err
 	}

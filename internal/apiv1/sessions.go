@@ -32,6 +32,12 @@ type Consent struct {
 	Mode     string `json:"mode,omitempty"`    // the endpoint's policy: prompt, notify, unattended
 	Backend  string `json:"backend,omitempty"` // exec, web, desktop, tty
 	By       string `json:"by,omitempty"`      // who decided: a local user, "policy", "timeout"
+	// While pending, once the endpoint asks a person (GET /v1/sessions/{id}):
+	// who is asked, the endpoint's deadline and the seconds left by the
+	// relay's clock.
+	Asking      string     `json:"asking,omitempty"`
+	Deadline    *time.Time `json:"deadline,omitempty"`
+	SecondsLeft *int       `json:"seconds_left,omitempty"`
 }
 
 // Session is one interactive session: GET /v1/sessions.

@@ -45,6 +45,10 @@ type API struct {
 	CA       *certs.CA
 	Log      zerolog.Logger
 	Version  string
+	// AllowEmptyReason lets technicians open sessions without a reason
+	// (patchbay-server serve --allow-empty-reason); by default one is
+	// required, since the user at the machine is shown it.
+	AllowEmptyReason bool
 	// AgentCertValidity is the lifetime of enrolled agents' certificates
 	// (default one year).
 	AgentCertValidity time.Duration

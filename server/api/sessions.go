@@ -25,6 +25,9 @@ type Sessions interface {
 	Serve(ctx context.Context, ws *websocket.Conn, req sessions.Request) error
 	End(id, by, reason string) bool
 	RecordingPath(id string) string
+	// Waiting reports whether a requested session waits for a person at
+	// the machine, who is asked and until when.
+	Waiting(id string) (deadline time.Time, asking string, ok bool)
 }
 
 // SSHCA signs technicians' and agents' SSH certificates (*certs.SSHCAs).
@@ -84,6 +87,11 @@ func (a *API) handleSessionConnect(w http.ResponseWriter, r *http.Request, c cal
 		return
 	}
 	reason := strings.TrimSpace(q.Get("reason"))
+	if reason == "" && !a.AllowEmptyReason {
+		WriteError(w, http.StatusBadRequest, "session request: a reason is required, and the user at the machine is shown it: "+
+			"pass --reason (patchbay ssh, patchbay proxy) or set $PATCHBAY_REASON (OpenSSH through patchbay proxy)")
+		return
+	}
 	req := wire.SessionRequest{SessionID: "00000000-0000-0000-0000-000000000000", Technician: c.tok.Name, Reason: reason, Capabilities: caps}
 	if err := req.Validate(); err != nil {
 		WriteError(w, http.StatusBadRequest, "session request: %v", err)
@@ -207,10 +215,22 @@ func (a *API) findSession(w http.ResponseWriter, r *http.Request) (store.Session
 	return s, true
 }
 
+// handleSessionShow answers one session. While the endpoint asks a person
+// at the machine, its consent says who and until when.
 func (a *API) handleSessionShow(w http.ResponseWriter, r *http.Request, _ caller) {
-	if s, ok := a.findSession(w, r); ok {
-		writeJSON(w, http.StatusOK, sessionJSON(s))
+	s, ok := a.findSession(w, r)
+	if !ok {
+		return
 	}
+	out := sessionJSON(s)
+	if s.State == store.SessionRequested && a.Sessions != nil {
+		if deadline, asking, ok := a.Sessions.Waiting(s.ID); ok {
+			left := max(0, int(deadline.Sub(a.now()).Round(time.Second)/time.Second))
+			d := deadline.UTC()
+			out.Consent.Asking, out.Consent.Deadline, out.Consent.SecondsLeft = asking, &d, &left
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleSessionRecording sends a session's asciicast v2 recording (what is
