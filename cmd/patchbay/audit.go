@@ -137,6 +137,15 @@ record's prev_hash equal to the hash of the one before, each hash matching
 the record's content, and the chain ending at the relay's stored head. An
 edited, removed, reordered or truncated record is found and named.
 
+Consent receipts are checked too. Each consent decision an endpoint makes
+(approved, denied, timed out, a session's end) is signed by the agent's own
+key and kept in the record. Any record carrying a receipt must verify: the
+agent's certificate chains to the relay CA pinned at login and names the
+agent, and its key signed the receipt. A session.approved or session.denied
+record must carry one, for its session and with its decision. So a consent
+the endpoint never gave cannot be added, even by someone who rewrites the
+database and recomputes the chain.
+
 On success it prints "audit log verified: N records, head SEQ HASH" and exits
 0. On a broken chain it prints "audit log BROKEN at record SEQ: REASON" to
 standard error and exits 1.

@@ -68,7 +68,7 @@ func TestEncodeDecodeCanonical(t *testing.T) {
 	for name, bad := range map[string]string{
 		"whitespace":    strings.Replace(string(b), `"kind":`, `"kind": `, 1),
 		"unknown field": strings.Replace(string(b), `{"v":`, `{"x":1,"v":`, 1),
-		"order":         strings.Replace(strings.Replace(string(b), `"v":"patchbay-receipt-v1","kind":"session"`, `"kind":"session","v":"patchbay-receipt-v1"`, 1), "", "", 0),
+		"order":         strings.Replace(string(b), `"v":"patchbay-receipt-v1","kind":"session"`, `"kind":"session","v":"patchbay-receipt-v1"`, 1),
 		"zone":          strings.Replace(string(b), `09:11:12.123456Z`, `10:11:12.123456+01:00`, 1),
 		"version":       strings.Replace(string(b), `receipt-v1`, `receipt-v2`, 1),
 		"decision":      strings.Replace(string(b), `"approved"`, `"maybe"`, 1),
