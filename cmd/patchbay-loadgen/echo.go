@@ -12,6 +12,7 @@ import (
 	"github.com/patchbay/patchbay/agent/identity"
 	"github.com/patchbay/patchbay/agent/link"
 	"github.com/patchbay/patchbay/internal/mux"
+	"github.com/patchbay/patchbay/internal/receipt"
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
@@ -29,6 +30,7 @@ const (
 // agent's link) is measured without SSH on either end.
 type echoAgent struct {
 	id     string // agent ID
+	signer *receipt.Signer
 	l      *link.Link
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Run returned (its stream handlers too)
@@ -39,7 +41,7 @@ type echoAgent struct {
 
 // startEchoAgent runs the link of id until stop.
 func startEchoAgent(id *identity.Identity, hostname string) *echoAgent {
-	e := &echoAgent{id: id.AgentID, reasons: map[string]string{}, done: make(chan struct{})}
+	e := &echoAgent{id: id.AgentID, signer: receipt.NewSigner(id.Cert), reasons: map[string]string{}, done: make(chan struct{})}
 	inv := wire.Inventory{Hostname: hostname, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: "loadgen-" + version}
 	e.l = link.New(id, link.Options{
 		Version:   "loadgen-" + version,
@@ -78,9 +80,16 @@ func (e *echoAgent) control(env wire.Envelope) error {
 	if sess == nil {
 		return nil
 	}
+	// The relay acts only on a decision signed by the agent's key.
+	signed, err := e.signer.Sign(receipt.Receipt{Kind: receipt.KindSession, ID: req.SessionID, AgentID: e.id,
+		Technician: req.Technician, Reason: req.Reason, Capabilities: req.Capabilities, Decision: receipt.Approved,
+		By: "policy", Message: "approved by the load generator", Time: time.Now()})
+	if err != nil {
+		return err
+	}
 	return sess.Send(wire.MsgSessionAnswer, "", wire.SessionAnswer{
 		SessionID: req.SessionID, Approved: true, Mode: "unattended", By: "policy",
-		Message: "approved by the load generator", Capabilities: req.Capabilities,
+		Message: "approved by the load generator", Capabilities: req.Capabilities, Receipt: &signed,
 	})
 }
 
