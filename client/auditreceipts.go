@@ -24,8 +24,19 @@ import (
 //   - one receipt backs one record: a receipt copied into a second record
 //     is refused.
 type receiptChecker struct {
-	roots *x509.CertPool
-	seen  map[[sha256.Size]byte]int64 // receipt hash -> the record that used it
+	roots          *x509.CertPool
+	unsignedBefore int64                       // session decisions before this record may lack a receipt
+	seen           map[[sha256.Size]byte]int64 // receipt hash -> the record that used it
+}
+
+// AuditOption changes what VerifyAudit accepts.
+type AuditOption func(*receiptChecker)
+
+// UnsignedBefore accepts session.approved and session.denied records
+// without a consent receipt before record seq: a log begun by a relay that
+// predates consent receipts. Receipts that are present are still checked.
+func UnsignedBefore(seq int64) AuditOption {
+	return func(rc *receiptChecker) { rc.unsignedBefore = seq }
 }
 
 func newReceiptChecker(ca *x509.Certificate) *receiptChecker {
@@ -56,7 +67,7 @@ func (rc *receiptChecker) check(r audit.Record) error {
 	switch {
 	case err != nil:
 		return fail("%s", strings.TrimPrefix(err.Error(), "receipt: "))
-	case !ok && isSession && want.required:
+	case !ok && isSession && want.required && r.Seq >= rc.unsignedBefore:
 		return fail("%s record without a receipt signed by the agent", r.Action)
 	case !ok:
 		return nil

@@ -132,3 +132,24 @@ func TestVerifyAuditChecksConsentReceipts(t *testing.T) {
 		})
 	}
 }
+
+// A log begun before relays kept receipts verifies with UnsignedBefore, up
+// to the given record only.
+func TestVerifyAuditUnsignedBefore(t *testing.T) {
+	relay := clienttest.New(t)
+	now := time.Now()
+	actor := "agent " + rcAgent + " (bob)"
+	relay.AppendAudit(now, actor, "session.approved", rcSession, map[string]string{"capabilities": "[shell]"})
+	relay.AppendAudit(now, actor, "session.denied", rcSession, nil)
+	c, err := client.New(relay.Config(clienttest.ViewerToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyAudit(ctx(t), nil, client.UnsignedBefore(3)); err != nil {
+		t.Fatalf("legacy records before 3: %v", err)
+	}
+	var ce *audit.ChainError
+	if _, err := c.VerifyAudit(ctx(t), nil, client.UnsignedBefore(2)); !errors.As(err, &ce) || ce.Seq != 2 {
+		t.Fatalf("legacy records before 2 only: %v", err)
+	}
+}

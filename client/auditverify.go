@@ -34,12 +34,15 @@ type AuditVerification struct {
 //
 // A broken chain is returned as an error wrapping *audit.ChainError
 // (errors.As), naming the first bad record.
-func (c *Client) VerifyAudit(ctx context.Context, each func(audit.Record) error) (AuditVerification, error) {
+func (c *Client) VerifyAudit(ctx context.Context, each func(audit.Record) error, opts ...AuditOption) (AuditVerification, error) {
 	ca, err := c.cfg.caCert()
 	if err != nil {
 		return AuditVerification{}, fmt.Errorf("verify audit log: %w", err)
 	}
 	receipts := newReceiptChecker(ca)
+	for _, o := range opts {
+		o(receipts)
+	}
 	var v audit.Verifier
 	var last int64
 	// add verifies one page in order. With stopAt >= 0 it ignores records

@@ -128,8 +128,9 @@ func parseAnchor(s string) (*anchor, error) {
 
 func (a *app) auditVerifyCmd() *cobra.Command {
 	var anchorFlags []string
+	var unsignedBefore int64
 	cmd := &cobra.Command{
-		Use:   "verify [--anchor SEQ:HASH]...",
+		Use:   "verify [--anchor SEQ:HASH]... [--unsigned-before SEQ]",
 		Short: "Verify the whole audit chain on this machine",
 		Long: `Download the whole audit log (1000 records at a time) and check its hash
 chain here, not on the relay: sequence numbers contiguous from 1, each
@@ -144,7 +145,9 @@ agent's certificate chains to the relay CA pinned at login and names the
 agent, and its key signed the receipt. A session.approved or session.denied
 record must carry one, for its session and with its decision. So a consent
 the endpoint never gave cannot be added, even by someone who rewrites the
-database and recomputes the chain.
+database and recomputes the chain. A log begun before relays kept
+receipts has session decisions without one: --unsigned-before SEQ accepts
+those before record SEQ (the first record written by the upgraded relay).
 
 On success it prints "audit log verified: N records, head SEQ HASH" and exits
 0. On a broken chain it prints "audit log BROKEN at record SEQ: REASON" to
@@ -177,7 +180,7 @@ the record at SEQ must still have that hash.`,
 						return &audit.ChainError{Seq: r.Seq, Reason: fmt.Sprintf("hash %s does not match the anchor %s", short(r.Hash), an.hash)}
 					}
 					return nil
-				})
+				}, client.UnsignedBefore(unsignedBefore))
 				if err == nil {
 					for _, an := range anchors {
 						if !an.seen {
@@ -209,6 +212,7 @@ the record at SEQ must still have that hash.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&anchorFlags, "anchor", nil, "SEQ:HASH of a record from an earlier verification that must still match (repeatable)")
+	cmd.Flags().Int64Var(&unsignedBefore, "unsigned-before", 0, "accept session decisions without a consent receipt before record SEQ (logs begun before relays kept receipts)")
 	return cmd
 }
 
