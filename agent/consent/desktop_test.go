@@ -139,9 +139,15 @@ func TestDesktopUnavailable(t *testing.T) {
 	if _, err = New(Policy{Backend: "desktop"}, nil, testLogger(t)); err == nil || !strings.Contains(err.Error(), "no display") {
 		t.Errorf("New without a display: %v", err)
 	}
-	// auto falls back to the web page.
-	c := start(t, Policy{Backend: "auto"}, nil, options{})
-	if c.kind != "web" || c.URL() == "" {
+	// auto falls back to the helpers in users' sessions as root (a
+	// service), else to the web page.
+	c := start(t, Policy{Backend: "auto", HelperSocket: helperSocket(t)}, nil, options{sessions: tableSessions{}})
+	switch {
+	case autoHelper():
+		if c.kind != "helper" {
+			t.Errorf("auto without a display, as root, chose %q", c.kind)
+		}
+	case c.kind != "web" || c.URL() == "":
 		t.Errorf("auto without a display chose %q", c.kind)
 	}
 }

@@ -372,13 +372,6 @@ func (h *helperServer) broadcastLive() {
 	}
 }
 
-// count returns how many helpers are connected.
-func (h *helperServer) count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.conns)
-}
-
 // close stops listening, drops every helper and waits for their goroutines.
 func (h *helperServer) close() error {
 	h.mu.Lock()

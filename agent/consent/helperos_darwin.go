@@ -8,6 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// DefaultHelperSocket is where the service listens for helpers.
+const DefaultHelperSocket = "/var/run/patchbay-agent/helper.sock"
+
 const macSessions = true
 
 // peerUID returns the uid of the process at the other end of a unix socket

@@ -11,6 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// DefaultHelperSocket is where the service listens for helpers.
+const DefaultHelperSocket = "/run/patchbay-agent/helper.sock"
+
 const macSessions = false
 
 // peerUID returns the uid of the process at the other end of a unix socket

@@ -8,6 +8,9 @@ import (
 	"runtime"
 )
 
+// DefaultHelperSocket is where the service listens for helpers.
+const DefaultHelperSocket = "/run/patchbay-agent/helper.sock"
+
 const macSessions = false
 
 // peerUID: peer credentials are not read on this system (Windows uses a

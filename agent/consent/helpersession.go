@@ -124,8 +124,15 @@ func claimSession(getenv func(string) string) (string, error) {
 	return "", errors.New("no graphical session: neither XDG_SESSION_ID (with logind) nor DISPLAY is set; start the helper from the desktop session (XDG autostart)")
 }
 
-// logindRunning reports whether systemd-logind manages sessions here.
+// logindRunning reports whether systemd-logind manages sessions here:
+// systemd is the init system (sd_booted: /run/systemd/system exists) and
+// logind keeps seats. A container may have the directories of a package
+// install without either running.
 func logindRunning() bool {
-	st, err := os.Stat("/run/systemd/seats")
-	return err == nil && st.IsDir()
+	for _, dir := range []string{"/run/systemd/system", "/run/systemd/seats"} {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return false
+		}
+	}
+	return true
 }

@@ -25,10 +25,8 @@ const (
 	DefaultBackend = "auto"
 	DefaultTimeout = 60 * time.Second
 	DefaultWebAddr = "127.0.0.1:0"
-	// DefaultHelperSocket is where the service listens for helpers.
-	DefaultHelperSocket = "/run/patchbay-agent/helper.sock"
-	MinTimeout          = time.Second
-	MaxTimeout          = time.Hour
+	MinTimeout     = time.Second
+	MaxTimeout     = time.Hour
 )
 
 // Values of Policy.WhenNoUser: what a request gets when nobody is logged

@@ -15,7 +15,8 @@ func TestLoadPolicyMissingIsDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Policy{Mode: ModePrompt, Backend: "auto", Timeout: 60 * time.Second, WebAddr: "127.0.0.1:0"}
+	want := Policy{Mode: ModePrompt, Backend: "auto", Timeout: 60 * time.Second, WebAddr: "127.0.0.1:0",
+		WhenNoUser: NoUserDeny, Ask: AskConsole, HelperSocket: DefaultHelperSocket}
 	if p != want {
 		t.Errorf("LoadPolicy = %+v, want %+v", p, want)
 	}
@@ -27,6 +28,7 @@ func TestPolicyRoundTrip(t *testing.T) {
 		{Mode: ModeNotify, Backend: "exec:/usr/local/bin/ask", Timeout: 1500 * time.Millisecond, WebAddr: "[::1]:0"},
 		{Mode: ModeUnattended, Backend: "auto", Timeout: time.Hour, WebAddr: "localhost:0"},
 		{Mode: ModePrompt, Backend: "tty", Timeout: time.Second, WebAddr: "127.0.0.1:0"},
+		{Mode: ModePrompt, Backend: "helper", Timeout: time.Minute, WebAddr: "127.0.0.1:0", WhenNoUser: NoUserNotify, Ask: AskAll, HelperSocket: "/run/pb/h.sock"},
 	}
 	for _, want := range tests {
 		t.Run(string(want.Mode)+"-"+want.Backend, func(t *testing.T) {
@@ -38,7 +40,7 @@ func TestPolicyRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != want {
+			if want = want.withDefaults(); got != want {
 				t.Errorf("round trip = %+v, want %+v", got, want)
 			}
 			st, err := os.Stat(filepath.Join(dir, "consent.json"))
@@ -91,8 +93,11 @@ func TestLoadPolicyErrors(t *testing.T) {
 		{"truncated", `{"mode":"prompt"`, []string{"consent.json", "unexpected EOF"}},
 		{"unknown field", `{"mdoe":"notify"}`, []string{"consent.json", `unknown field "mdoe"`}},
 		{"bad mode", `{"mode":"always"}`, []string{"consent.json", `"always"`, "prompt, notify or unattended"}},
-		{"bad backend", `{"backend":"zenity"}`, []string{"consent.json", `"zenity"`, "auto, desktop, web, tty or exec:/absolute/path"}},
+		{"bad backend", `{"backend":"zenity"}`, []string{"consent.json", `"zenity"`, "auto, helper, desktop, web, tty or exec:/absolute/path"}},
 		{"relative exec", `{"backend":"exec:ask.sh"}`, []string{"absolute path"}},
+		{"bad when_no_user", `{"when_no_user":"ask"}`, []string{"consent.json", `when_no_user "ask"`, "deny, allow or notify"}},
+		{"bad ask", `{"ask":"everyone"}`, []string{"consent.json", `ask "everyone"`, "console or all"}},
+		{"relative helper socket", `{"helper_socket":"h.sock"}`, []string{"consent.json", "absolute path"}},
 		{"bad timeout", `{"timeout":"soon"}`, []string{"consent.json", `"soon"`, "60s"}},
 		{"numeric timeout", `{"timeout":60}`, []string{"consent.json", "timeout"}},
 		{"timeout too short", `{"timeout":"100ms"}`, []string{"between 1s and 1h"}},
@@ -176,7 +181,7 @@ func TestParseBackend(t *testing.T) {
 		{"exec:", "", "absolute path"},
 		{"exec:ask", "", "absolute path"},
 		{"exec:./ask", "", "absolute path"},
-		{"zenity", "", "want auto, desktop, web, tty or exec:/absolute/path"},
+		{"zenity", "", "want auto, helper, desktop, web, tty or exec:/absolute/path"},
 		{"", "", "want auto"},
 		{"WEB", "", "want auto"},
 	}

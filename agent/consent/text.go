@@ -113,7 +113,7 @@ func promptText(req Request, now time.Time) string {
 	if reason == "" {
 		reason = "(none given)"
 	}
-	left := formatWindow(req.Deadline.Sub(now).Round(time.Second))
+	left := formatWindow(req.Deadline.Sub(now).Round(time.Second)) + " (by " + req.Deadline.Local().Format(time.TimeOnly) + ")"
 	switch req.kind() {
 	case KindFix, KindReboot:
 		what := "run a fix on"
