@@ -149,6 +149,9 @@ type Request struct {
 	// Fix describes the fix for KindFix and KindReboot, as the user reads it,
 	// e.g. "script clear-browser-cache 1.2: Clears the browser caches".
 	Fix string
+	// Tonight is, for KindReboot, the clock time of a "tonight" restart
+	// ("22:00"); DecideReboot fills it from the policy.
+	Tonight string
 	// OnAsk, when set, is called once (on a goroutine of Decide's) when a
 	// person is being asked, with the deadline and who is asked (e.g. "the
 	// user at pc-042", "alice at pc-042"). It is not called for decisions the
@@ -172,6 +175,9 @@ type Decision struct {
 	By       string    // the local user name when known, else ByPolicy, ByTimeout or ByAgent
 	Message  string    // e.g. "denied by the user", "no answer within 60s"
 	At       time.Time // when the decision was made
+	// Choice is the restart the user chose for a KindReboot request
+	// (ChoiceNow, ChoiceHour, ChoiceTonight), "" otherwise.
+	Choice string
 }
 
 // Live is a running session as the user sees it.
@@ -233,20 +239,41 @@ type options struct {
 	openBrowser func(url string)           // web backend: replaces opening the user's browser
 	sessions    sessionSource              // helper backend: replaces the system's sessions
 	onHelper    func(user, session string) // helper backend: called when a helper is verified
+	loggedIn    func(ctx context.Context) ([]string, error) // replaces `who` (WithLoggedIn)
+}
+
+// Option changes how New sets up a Consent.
+type Option func(*options)
+
+// WithLoggedIn replaces `who` as the way to tell whether a user is logged
+// in at the machine (restarts a fix requires, when the backend is not the
+// helper): f lists the logged-in users; an error means it cannot tell.
+// For agents that know better, and for tests (which cannot log a user in).
+func WithLoggedIn(f func(ctx context.Context) ([]string, error)) Option {
+	return func(o *options) { o.loggedIn = f }
 }
 
 // New checks the policy and starts its backend: the web server for the web
 // and desktop backends, the terminal reader for tty. Nothing is started in
 // unattended mode. sessions may be nil when live sessions cannot be listed or
 // ended (the web page then shows those it was told about, without End).
-func New(p Policy, sessions Sessions, log zerolog.Logger) (*Consent, error) {
-	return newConsent(p, sessions, log, options{})
+func New(p Policy, sessions Sessions, log zerolog.Logger, opts ...Option) (*Consent, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return newConsent(p, sessions, log, o)
 }
 
 func newConsent(p Policy, sessions Sessions, log zerolog.Logger, o options) (*Consent, error) {
 	p = p.withDefaults()
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("consent: %w", err)
+	}
+	if p.RebootCommand != "" {
+		if err := checkProgram("reboot_command", p.RebootCommand); err != nil {
+			return nil, err
+		}
 	}
 	p.Backend, _ = ParseBackend(p.Backend)
 	c := &Consent{
@@ -374,15 +401,17 @@ func (c *Consent) Decide(ctx context.Context, req Request) Decision {
 }
 
 func (c *Consent) decide(ctx context.Context, req Request) Decision {
-	switch c.policy.Mode {
-	case ModeUnattended:
+	reboot := req.kind() == KindReboot // DecideReboot applies the reboot policy first
+	switch {
+	case reboot:
+	case c.policy.Mode == ModeUnattended:
 		return Decision{Approved: true, By: ByPolicy, Message: "approved by policy (unattended mode)"}
-	case ModeNotify:
+	case c.policy.Mode == ModeNotify:
 		return Decision{Approved: true, Backend: c.kind, By: ByPolicy, Message: "approved by policy (notify mode: the user is told)"}
 	}
 	now := time.Now()
-	if d, ok := c.granted(req, now); ok {
-		return d
+	if d, ok := c.granted(req, now); ok && !reboot {
+		return d // (a grant never covers a restart)
 	}
 	deadline := now.Add(c.policy.Timeout)
 	if !req.Deadline.IsZero() && req.Deadline.Before(deadline) {
@@ -444,10 +473,10 @@ func (c *Consent) decide(ctx context.Context, req Request) Decision {
 	case answered && ans.failed:
 		return deny(ByAgent, ans.message)
 	case answered:
-		if ans.approved {
+		if ans.approved && !reboot {
 			c.remember(req, ans.by, time.Now())
 		}
-		return Decision{Approved: ans.approved, Backend: c.kind, By: ans.by, Message: ans.message}
+		return Decision{Approved: ans.approved, Backend: c.kind, By: ans.by, Message: ans.message, Choice: ans.choice}
 	case isClosed(c.done):
 		return deny(ByAgent, "agent shutting down before an answer")
 	case withdrawn:

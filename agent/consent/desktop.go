@@ -32,6 +32,15 @@ type dialogTool struct {
 	// user; notify is nil when there is no way to notify.
 	notifyPath string
 	notify     func(title, text string) (args, env []string)
+	// choice returns the arguments and extra environment of the restart
+	// question, a three-way dialog: "Restart now", "In 1 hour" and
+	// "Tonight" (the default), that gives up by itself after timeout; nil
+	// when the tool has none.
+	choice func(title, text string, timeout time.Duration) (args, env []string)
+	// chosen reads how the restart question ended: the choice with
+	// verdictApprove, verdictDeny for a dialog closed without a choice,
+	// verdictGaveUp or verdictFailed.
+	chosen func(res progResult) (string, verdict)
 	// indicator returns the arguments of a window with one button, "End
 	// session", that exits 0 when pressed (the helper's live-session
 	// indicator); nil when the tool has none.
@@ -45,6 +54,9 @@ type desktopBackend struct {
 }
 
 func (d *desktopBackend) ask(ctx context.Context, req Request) answer {
+	if req.kind() == KindReboot {
+		return d.askChoice(ctx, req)
+	}
 	now := time.Now()
 	args, env := d.tool.question(promptTitleFor(req), promptText(req, now), req.Deadline.Sub(now))
 	res := runProgram(ctx, d.tool.path, args, withEnv(env), nil)
@@ -67,11 +79,50 @@ func (d *desktopBackend) ask(ctx context.Context, req Request) answer {
 	return answer{failed: true, message: truncate(msg, maxReason)}
 }
 
+// askChoice asks the restart question.
+func (d *desktopBackend) askChoice(ctx context.Context, req Request) answer {
+	if d.tool.choice == nil {
+		return answer{failed: true, message: "desktop dialog " + d.tool.name + " cannot ask a three-way question"}
+	}
+	now := time.Now()
+	args, env := d.tool.choice(promptTitleFor(req), promptText(req, now), req.Deadline.Sub(now))
+	res := runProgram(ctx, d.tool.path, args, withEnv(env), nil)
+	if res.err != nil {
+		return answer{failed: true, message: fmt.Sprintf("desktop dialog %s could not run: %v", d.tool.name, res.err)}
+	}
+	choice, v := d.tool.chosen(res)
+	switch {
+	case v == verdictApprove && ValidChoice(choice):
+		return answer{approved: true, choice: choice, by: d.user, message: "restart " + choice + " chosen in a " + d.tool.name + " dialog"}
+	case v == verdictDeny:
+		return answer{by: d.user, message: "the restart dialog was closed without a choice"}
+	case v == verdictGaveUp:
+		<-ctx.Done()
+		return answer{}
+	}
+	msg := fmt.Sprintf("desktop dialog %s failed (%s)", d.tool.name, res.state)
+	if line := cleanText(firstLine(res.stderr), maxMessage); line != "" {
+		msg += ": " + line
+	}
+	return answer{failed: true, message: truncate(msg, maxReason)}
+}
+
+// Labels of the restart question's buttons.
+const (
+	labelNow     = "Restart now"
+	labelHour    = "In 1 hour"
+	labelTonight = "Tonight"
+)
+
 func (d *desktopBackend) notify(ctx context.Context, ev event) error {
 	if d.tool.notify == nil {
 		return nil
 	}
-	args, env := d.tool.notify("Patchbay remote session", eventText(ev))
+	title := "Patchbay remote session"
+	if ev.kind == "reboot" {
+		title = "Patchbay: this computer restarts"
+	}
+	args, env := d.tool.notify(title, eventText(ev))
 	res := runProgram(ctx, d.tool.notifyPath, args, withEnv(env), nil)
 	if res.err != nil {
 		return fmt.Errorf("desktop notification: %w", res.err)
@@ -87,6 +138,9 @@ func (d *desktopBackend) notify(ctx context.Context, ev event) error {
 // notification servers read markup); the technician's name is restricted on
 // the wire.
 func eventText(ev event) string {
+	if ev.kind == "reboot" {
+		return ev.text
+	}
 	l := ev.live
 	if ev.kind == "ended" {
 		s := fmt.Sprintf("The remote session of %s on this computer ended.", orSomeone(l.Technician))

@@ -19,6 +19,11 @@ var (
 		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {"Deny", "Allow"} default button "Deny" cancel button "Deny" giving up after ((item 3 of argv) as integer) with icon caution`,
 		"-e", "end run",
 	}
+	osaChoice = []string{
+		"-e", "on run argv",
+		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {"Tonight", "In 1 hour", "Restart now"} default button "Tonight" giving up after ((item 3 of argv) as integer) with icon caution`,
+		"-e", "end run",
+	}
 	osaIndicator = []string{
 		"-e", "on run argv",
 		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {"End session"} default button "End session"`,
@@ -56,6 +61,23 @@ func findDialog() (*dialogTool, error) {
 				return verdictDeny
 			}
 			return verdictFailed
+		},
+		choice: func(title, text string, timeout time.Duration) ([]string, []string) {
+			return append(append([]string{}, osaChoice...), title, text, strconv.Itoa(timeoutSeconds(timeout))), nil
+		},
+		chosen: func(res progResult) (string, verdict) {
+			out := string(res.stdout)
+			switch {
+			case res.exit == 0 && strings.Contains(out, "gave up:true"):
+				return "", verdictGaveUp
+			case res.exit == 0 && strings.Contains(out, "button returned:"+labelNow):
+				return ChoiceNow, verdictApprove
+			case res.exit == 0 && strings.Contains(out, "button returned:"+labelHour):
+				return ChoiceHour, verdictApprove
+			case res.exit == 0 && strings.Contains(out, "button returned:"+labelTonight):
+				return ChoiceTonight, verdictApprove
+			}
+			return "", verdictFailed
 		},
 		notifyPath: p,
 		notify: func(title, text string) ([]string, []string) {

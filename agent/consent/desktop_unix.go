@@ -60,6 +60,29 @@ func zenityTool(path string) *dialogTool {
 			}
 			return verdictFailed
 		},
+		// The restart question: OK is "Restart now" (exit 0), the extra
+		// button prints its label and exits 1, Cancel ("Tonight", the
+		// default) exits 1 with nothing printed, closing the window too.
+		choice: func(title, text string, timeout time.Duration) ([]string, []string) {
+			return []string{"--question", "--title=" + title, "--text=" + text, "--no-markup",
+				"--ok-label=" + labelNow, "--extra-button=" + labelHour, "--cancel-label=" + labelTonight,
+				"--default-cancel", "--width=480", fmt.Sprintf("--timeout=%d", timeoutSeconds(timeout))}, nil
+		},
+		chosen: func(res progResult) (string, verdict) {
+			switch {
+			case res.exit == 0:
+				return ChoiceNow, verdictApprove
+			case res.exit == 1 && strings.TrimSpace(string(res.stdout)) == labelHour:
+				return ChoiceHour, verdictApprove
+			case res.exit == 1 && strings.TrimSpace(string(res.stdout)) == labelTonight:
+				return ChoiceTonight, verdictApprove
+			case res.exit == 1:
+				return "", verdictDeny // Tonight, or closed: no answer means tonight
+			case res.exit == 5:
+				return "", verdictGaveUp
+			}
+			return "", verdictFailed
+		},
 		notifyPath: path,
 		notify: func(title, text string) ([]string, []string) {
 			return []string{"--notification", "--text=" + escapeMarkup(text)}, nil
@@ -87,6 +110,23 @@ func kdialogTool(path string) *dialogTool {
 				return verdictDeny
 			}
 			return verdictFailed
+		},
+		// The restart question: Yes "Restart now" (0), No "In 1 hour" (1),
+		// Cancel "Tonight" (2, also closing the window).
+		choice: func(title, text string, _ time.Duration) ([]string, []string) {
+			return []string{"--title", title, "--yes-label", labelNow, "--no-label", labelHour,
+				"--cancel-label", labelTonight, "--yesnocancel", text}, nil
+		},
+		chosen: func(res progResult) (string, verdict) {
+			switch res.exit {
+			case 0:
+				return ChoiceNow, verdictApprove
+			case 1:
+				return ChoiceHour, verdictApprove
+			case 2:
+				return ChoiceTonight, verdictApprove
+			}
+			return "", verdictFailed
 		},
 		notifyPath: path,
 		notify: func(title, text string) ([]string, []string) {

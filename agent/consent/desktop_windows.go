@@ -20,6 +20,10 @@ import (
 // backend there until a helper in the user's session exists.
 const (
 	psQuestion = `$r = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, [int]$env:PATCHBAY_CONSENT_SECONDS, $env:PATCHBAY_CONSENT_TITLE, 4 + 32 + 256 + 4096); if ($r -eq 6) { exit 0 } elseif ($r -eq -1) { exit 5 } else { exit 1 }`
+	// The restart question: Yes/No/Cancel (3) read as Restart now / In 1
+	// hour / Tonight, which the text says; Cancel (and closing) is the
+	// default (512: third button).
+	psChoice = `$r = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT + "` + "`n`n" + `Yes: restart now. No: in 1 hour. Cancel: tonight.", [int]$env:PATCHBAY_CONSENT_SECONDS, $env:PATCHBAY_CONSENT_TITLE, 3 + 48 + 512 + 4096); if ($r -eq 6) { exit 0 } elseif ($r -eq 7) { exit 10 } elseif ($r -eq -1) { exit 5 } else { exit 11 }`
 	psNotify   = `$null = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, 10, $env:PATCHBAY_CONSENT_TITLE, 64 + 4096)`
 )
 
@@ -51,6 +55,23 @@ func findDialog() (*dialogTool, error) {
 				return verdictGaveUp
 			}
 			return verdictFailed
+		},
+		choice: func(title, text string, timeout time.Duration) ([]string, []string) {
+			return args(psChoice), []string{"PATCHBAY_CONSENT_TITLE=" + title, "PATCHBAY_CONSENT_TEXT=" + text,
+				"PATCHBAY_CONSENT_SECONDS=" + strconv.Itoa(timeoutSeconds(timeout))}
+		},
+		chosen: func(res progResult) (string, verdict) {
+			switch res.exit {
+			case 0:
+				return ChoiceNow, verdictApprove
+			case 10:
+				return ChoiceHour, verdictApprove
+			case 11:
+				return ChoiceTonight, verdictApprove
+			case 5:
+				return "", verdictGaveUp
+			}
+			return "", verdictFailed
 		},
 		notifyPath: p,
 		notify: func(title, text string) ([]string, []string) {

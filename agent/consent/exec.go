@@ -18,6 +18,12 @@ import (
 // anything else denies. If the first line of its stdout is "by=NAME", NAME is
 // who decided. It runs in its own process group, killed as a whole at the
 // deadline.
+//
+// A restart question (kind "reboot") is answered by a line
+// "choice=now", "choice=1h" or "choice=tonight" on stdout with exit status
+// 0; anything else is no choice (tonight). Event "reboot" tells the user
+// (text) that the machine restarts now (policy force); its exit status is
+// ignored.
 type execBackend struct {
 	path string
 	user string // the agent's OS user, By when the program names nobody
@@ -40,7 +46,10 @@ func newExecBackend(path, user string) (*execBackend, error) {
 
 // execMessage is what the program reads on stdin.
 type execMessage struct {
-	Event          string            `json:"event"` // "request", "started" or "ended"
+	Event          string            `json:"event"`          // "request", "started", "ended" or "reboot"
+	Kind           string            `json:"kind,omitempty"` // request: session, fix or reboot
+	Fix            string            `json:"fix,omitempty"`  // request of kind fix or reboot: the fix
+	Text           string            `json:"text,omitempty"` // reboot: what the user is told
 	SessionID      string            `json:"session_id"`
 	AgentID        string            `json:"agent_id"`
 	Hostname       string            `json:"hostname"`
@@ -56,7 +65,7 @@ type execMessage struct {
 func (e *execBackend) ask(ctx context.Context, req Request) answer {
 	caps := append([]string{}, req.Capabilities...)
 	in, err := json.Marshal(execMessage{
-		Event: "request", SessionID: req.SessionID, AgentID: req.AgentID, Hostname: req.Hostname,
+		Event: "request", Kind: req.kind(), Fix: req.Fix, SessionID: req.SessionID, AgentID: req.AgentID, Hostname: req.Hostname,
 		Technician: req.Technician, Reason: req.Reason, Capabilities: caps, CapabilityText: capTexts(caps),
 		Expires: req.Deadline.UTC().Format(time.RFC3339),
 	})
@@ -73,6 +82,12 @@ func (e *execBackend) ask(ctx context.Context, req Request) answer {
 			by = name
 		}
 	}
+	if req.kind() == KindReboot {
+		if choice := stdoutChoice(res.stdout); res.exit == 0 && choice != "" {
+			return answer{approved: true, choice: choice, by: by, message: "restart " + choice + " chosen through " + e.path}
+		}
+		return answer{by: by, message: fmt.Sprintf("no restart choice from %s (%s)", e.path, res.state)}
+	}
 	if res.exit == 0 {
 		return answer{approved: true, by: by, message: "approved by " + e.path}
 	}
@@ -85,11 +100,15 @@ func (e *execBackend) ask(ctx context.Context, req Request) answer {
 
 func (e *execBackend) notify(ctx context.Context, ev event) error {
 	caps := append([]string{}, ev.live.Capabilities...)
-	in, err := json.Marshal(execMessage{
+	msg := execMessage{
 		Event: ev.kind, SessionID: ev.live.ID, AgentID: ev.live.agentID, Hostname: ev.live.hostname,
 		Technician: ev.live.Technician, Reason: ev.live.Reason, Capabilities: caps, CapabilityText: capTexts(caps),
-		Started: ev.live.Started.UTC().Format(time.RFC3339), EndReason: ev.endReason,
-	})
+		Started: ev.live.Started.UTC().Format(time.RFC3339), EndReason: ev.endReason, Text: ev.text,
+	}
+	if ev.kind == "reboot" {
+		msg.Started = ""
+	}
+	in, err := json.Marshal(msg)
 	if err != nil {
 		return err
 	}
@@ -101,6 +120,17 @@ func (e *execBackend) notify(ctx context.Context, ev event) error {
 		return fmt.Errorf("consent program %s: killed after %s on a %q event", e.path, notifyTimeout, ev.kind)
 	}
 	return nil // the exit status of an event is ignored
+}
+
+// stdoutChoice returns the restart choice of a "choice=..." line of out, ""
+// if there is none.
+func stdoutChoice(out []byte) string {
+	for line := range strings.Lines(string(out)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "choice="); ok && ValidChoice(v) {
+			return v
+		}
+	}
+	return ""
 }
 
 // progResult is how a program ended.

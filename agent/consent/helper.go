@@ -256,6 +256,9 @@ func (h *helperServer) handle(hc *helperConn, m helperMsg, log zerolog.Logger) {
 		if m.Approved {
 			a.message = "approved by " + hc.user + " at the machine"
 		}
+		if m.Choice != "" { // a restart question (a choice anywhere else is ignored by decide)
+			a.choice, a.message = m.Choice, "restart "+m.Choice+" chosen by "+hc.user+" at the machine"
+		}
 		if err := h.c.answerPending(m.ID, a); err != nil {
 			log.Debug().Err(err).Str("id", m.ID).Msg("consent helper answer too late")
 		}
@@ -318,7 +321,7 @@ func (h *helperServer) ask(ctx context.Context, req Request) answer {
 	h.mu.Unlock()
 	msg := encodeHelperMsg(helperMsg{Type: helperAsk, ID: req.SessionID, Deadline: req.Deadline, Request: &helperRequest{
 		Kind: req.kind(), Technician: req.Technician, Reason: req.Reason, Hostname: req.Hostname,
-		Capabilities: req.Capabilities, Fix: req.Fix,
+		Capabilities: req.Capabilities, Fix: req.Fix, Tonight: req.Tonight,
 	}})
 	for _, t := range targets {
 		t.send(msg)
@@ -364,7 +367,26 @@ func (h *helperServer) liveMsg() []byte {
 
 // broadcastLive sends the live sessions to every helper.
 func (h *helperServer) broadcastLive() {
-	msg := h.liveMsg()
+	h.broadcast(h.liveMsg())
+}
+
+// users lists the users of the connected helpers (the users logged in to a
+// graphical session), sorted.
+func (h *helperServer) users() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var users []string
+	for hc := range h.conns {
+		if !slices.Contains(users, hc.user) {
+			users = append(users, hc.user)
+		}
+	}
+	slices.Sort(users)
+	return users
+}
+
+// broadcast sends msg to every helper.
+func (h *helperServer) broadcast(msg []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for hc := range h.conns {

@@ -143,6 +143,8 @@ func runHelperOnce(ctx context.Context, cfg HelperConfig, tool *dialogTool) (con
 			c.mu.Unlock()
 		case helperLive:
 			c.live(sessCtx, m.Sessions)
+		case helperNotice:
+			c.notice(sessCtx, m.Text)
 		}
 	}
 }
@@ -182,9 +184,29 @@ func (c *helperClient) prompt(ctx context.Context, m helperMsg) {
 		case ans.failed:
 			c.cfg.Log.Error().Str("id", m.ID).Str("error", ans.message).Msg("helper: could not show the prompt")
 		default:
-			if err := c.write(helperMsg{Type: helperAnswer, ID: m.ID, Approved: ans.approved}); err != nil {
+			if err := c.write(helperMsg{Type: helperAnswer, ID: m.ID, Approved: ans.approved, Choice: ans.choice}); err != nil {
 				c.cfg.Log.Warn().Err(err).Msg("helper: could not send the answer")
 			}
+		}
+	}()
+}
+
+// notice tells the user something (the machine restarts now), without
+// waiting for them: a notification where the tool has one.
+func (c *helperClient) notice(ctx context.Context, text string) {
+	text = cleanText(text, 2048)
+	if c.tool.notify == nil {
+		c.cfg.Log.Warn().Str("tool", c.tool.name).Str("text", text).Msg("helper: this dialog tool cannot notify")
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+		defer cancel()
+		args, env := c.tool.notify("Patchbay: this computer restarts", text)
+		if res := runProgram(nctx, c.tool.notifyPath, args, withEnv(env), nil); res.err != nil || res.exit != 0 {
+			c.cfg.Log.Warn().Err(res.err).Str("state", res.state).Msg("helper: could not show the notice")
 		}
 	}()
 }

@@ -18,7 +18,13 @@ import (
 //	service -> helper   ask     {id, request, deadline}             show a prompt
 //	service -> helper   cancel  {id, error}                         the prompt is over (answered elsewhere, withdrawn, timed out)
 //	service -> helper   live    {sessions}                          every live session, after each change
-//	helper  -> service  answer  {id, approved}                      the user's answer to a prompt
+//	service -> helper   notice  {text}                              tell the user (the machine restarts now)
+//	helper  -> service  answer  {id, approved, choice}              the user's answer to a prompt
+//
+// An ask whose request has kind "reboot" is a three-way question (Restart
+// now / In 1 hour / Tonight); its answer carries the choice ("now", "1h"
+// or "tonight") with approved true, or no choice (approved false: the
+// dialog was closed, which means tonight).
 //	helper  -> service  end     {id}                                the user pressed End session
 //
 // Everything the helper sends is untrusted: the service checks who the
@@ -30,6 +36,7 @@ const (
 	helperAsk     = "ask"
 	helperCancel  = "cancel"
 	helperLive    = "live"
+	helperNotice  = "notice"
 	helperAnswer  = "answer"
 	helperEnd     = "end"
 )
@@ -53,6 +60,10 @@ type helperMsg struct {
 	Request  *helperRequest `json:"request,omitempty"`
 	Deadline time.Time      `json:"deadline,omitzero"`
 	Approved bool           `json:"approved,omitempty"`
+	Choice   string         `json:"choice,omitempty"` // answer to a reboot ask: now, 1h or tonight
+
+	// notice
+	Text string `json:"text,omitempty"`
 
 	// live
 	Sessions []Live `json:"sessions,omitempty"`
@@ -70,6 +81,7 @@ type helperRequest struct {
 	Hostname     string   `json:"hostname"`
 	Capabilities []string `json:"capabilities,omitempty"`
 	Fix          string   `json:"fix,omitempty"`
+	Tonight      string   `json:"tonight,omitempty"` // reboot: the clock time of "tonight"
 }
 
 // toRequest turns what the helper received back into a Request for the
@@ -77,7 +89,7 @@ type helperRequest struct {
 // text came from a technician).
 func (h *helperRequest) toRequest(id string, deadline time.Time) Request {
 	r := Request{SessionID: cleanText(id, 64), Kind: cleanText(h.Kind, 16), Technician: cleanText(h.Technician, maxTechnician),
-		Reason: cleanText(h.Reason, maxReason), Hostname: cleanText(h.Hostname, 255), Fix: cleanText(h.Fix, maxReason), Deadline: deadline}
+		Reason: cleanText(h.Reason, maxReason), Hostname: cleanText(h.Hostname, 255), Fix: cleanText(h.Fix, maxReason), Tonight: cleanText(h.Tonight, 8), Deadline: deadline}
 	for _, c := range h.Capabilities {
 		r.Capabilities = append(r.Capabilities, cleanText(c, 32))
 	}
@@ -127,6 +139,13 @@ func (m *helperMsg) validate() error {
 	case helperAnswer, helperEnd, helperCancel:
 		if m.ID == "" || len(m.ID) > 64 {
 			return fmt.Errorf("%s: want an id of 1-64 bytes", m.Type)
+		}
+		if m.Choice != "" && !ValidChoice(m.Choice) {
+			return fmt.Errorf("%s: choice %q: want now, 1h or tonight", m.Type, cleanText(m.Choice, 16))
+		}
+	case helperNotice:
+		if m.Text == "" || len(m.Text) > 2048 {
+			return errors.New("notice: want a text of 1-2048 bytes")
 		}
 	case helperAsk:
 		if m.ID == "" || len(m.ID) > 64 || m.Request == nil || m.Deadline.IsZero() {

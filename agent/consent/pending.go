@@ -14,6 +14,9 @@ type answer struct {
 	message  string
 	// failed: the backend could not ask at all (deny, By ByAgent, message says why).
 	failed bool
+	// choice: the restart chosen for a KindReboot request (ChoiceNow,
+	// ChoiceHour, ChoiceTonight), with approved set; "" otherwise.
+	choice string
 }
 
 // asker asks the user about one request and blocks until they answer or
@@ -25,10 +28,11 @@ type asker interface {
 
 // event is a session event told to the user in notify mode.
 type event struct {
-	kind      string // "started" or "ended"
+	kind      string // "started", "ended" or "reboot"
 	live      liveInfo
 	endReason string
 	url       string // the web page, where the user can end the session ("" if none)
+	text      string // "reboot": what the user is told
 }
 
 // notifier tells the user about an event without waiting for a decision.

@@ -73,12 +73,23 @@ type Policy struct {
 	// HelperSocket is the unix socket helpers connect to; default
 	// DefaultHelperSocket.
 	HelperSocket string `json:"helper_socket,omitempty"`
+	// Reboot is what happens when a fix that may reboot requires a
+	// restart: RebootAsk (default), RebootNever or RebootForce (see
+	// DecideReboot).
+	Reboot string `json:"reboot,omitempty"`
+	// RebootTonight is the clock time ("HH:MM", local) of a "tonight"
+	// restart; default DefaultRebootTonight.
+	RebootTonight string `json:"reboot_tonight,omitempty"`
+	// RebootCommand is the absolute path of the organisation's own restart
+	// program (see ScheduleReboot); empty: shutdown.
+	RebootCommand string `json:"reboot_command,omitempty"`
 }
 
 // DefaultPolicy is the policy of an agent without a consent.json.
 func DefaultPolicy() Policy {
 	return Policy{Mode: DefaultMode, Backend: DefaultBackend, Timeout: DefaultTimeout, WebAddr: DefaultWebAddr,
-		WhenNoUser: NoUserDeny, Ask: AskConsole, HelperSocket: DefaultHelperSocket}
+		WhenNoUser: NoUserDeny, Ask: AskConsole, HelperSocket: DefaultHelperSocket,
+		Reboot: RebootAsk, RebootTonight: DefaultRebootTonight}
 }
 
 // withDefaults fills the fields left empty.
@@ -104,6 +115,12 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.HelperSocket == "" {
 		p.HelperSocket = DefaultHelperSocket
+	}
+	if p.Reboot == "" {
+		p.Reboot = RebootAsk
+	}
+	if p.RebootTonight == "" {
+		p.RebootTonight = DefaultRebootTonight
 	}
 	return p
 }
@@ -139,7 +156,13 @@ func (p Policy) Validate() error {
 	if !filepath.IsAbs(p.HelperSocket) {
 		return fmt.Errorf("consent helper_socket %q: want an absolute path", p.HelperSocket)
 	}
-	return nil
+	if _, err := ParseReboot(p.Reboot); err != nil {
+		return err
+	}
+	if _, _, err := parseClock(p.RebootTonight); err != nil {
+		return err
+	}
+	return checkRebootCommand(p.RebootCommand)
 }
 
 // ParseBackend checks a backend spec and returns it in canonical form:
@@ -185,12 +208,17 @@ type policyJSON struct {
 	WhenNoUser   string `json:"when_no_user,omitempty"`
 	Ask          string `json:"ask,omitempty"`
 	HelperSocket string `json:"helper_socket,omitempty"`
+
+	Reboot        string `json:"reboot,omitempty"`
+	RebootTonight string `json:"reboot_tonight,omitempty"`
+	RebootCommand string `json:"reboot_command,omitempty"`
 }
 
 // MarshalJSON writes the timeout as a duration string.
 func (p Policy) MarshalJSON() ([]byte, error) {
 	return json.Marshal(policyJSON{Mode: p.Mode, Backend: p.Backend, Timeout: formatTimeout(p.Timeout), WebAddr: p.WebAddr,
-		Remember: formatTimeout(p.Remember), WhenNoUser: p.WhenNoUser, Ask: p.Ask, HelperSocket: p.HelperSocket})
+		Remember: formatTimeout(p.Remember), WhenNoUser: p.WhenNoUser, Ask: p.Ask, HelperSocket: p.HelperSocket,
+		Reboot: p.Reboot, RebootTonight: p.RebootTonight, RebootCommand: p.RebootCommand})
 }
 
 // UnmarshalJSON reads the timeout as a duration string ("60s", "2m").
@@ -216,7 +244,8 @@ func (p *Policy) UnmarshalJSON(b []byte) error {
 		}
 	}
 	*p = Policy{Mode: j.Mode, Backend: j.Backend, Timeout: d, WebAddr: j.WebAddr, Remember: remember,
-		WhenNoUser: j.WhenNoUser, Ask: j.Ask, HelperSocket: j.HelperSocket}
+		WhenNoUser: j.WhenNoUser, Ask: j.Ask, HelperSocket: j.HelperSocket,
+		Reboot: j.Reboot, RebootTonight: j.RebootTonight, RebootCommand: j.RebootCommand}
 	return nil
 }
 

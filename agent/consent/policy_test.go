@@ -16,7 +16,7 @@ func TestLoadPolicyMissingIsDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Policy{Mode: ModePrompt, Backend: "auto", Timeout: 60 * time.Second, WebAddr: "127.0.0.1:0",
-		WhenNoUser: NoUserDeny, Ask: AskConsole, HelperSocket: DefaultHelperSocket}
+		WhenNoUser: NoUserDeny, Ask: AskConsole, HelperSocket: DefaultHelperSocket, Reboot: RebootAsk, RebootTonight: "22:00"}
 	if p != want {
 		t.Errorf("LoadPolicy = %+v, want %+v", p, want)
 	}

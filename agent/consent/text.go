@@ -115,12 +115,19 @@ func promptText(req Request, now time.Time) string {
 	}
 	left := formatWindow(req.Deadline.Sub(now).Round(time.Second)) + " (by " + req.Deadline.Local().Format(time.TimeOnly) + ")"
 	switch req.kind() {
-	case KindFix, KindReboot:
-		what := "run a fix on"
-		if req.kind() == KindReboot {
-			what = "restart"
+	case KindReboot:
+		tonight := "tonight"
+		if req.Tonight != "" {
+			tonight += " at " + req.Tonight
 		}
-		fmt.Fprintf(&b, "Technician %s asks to %s %s.\n\n", orSomeone(req.Technician), what, req.Hostname)
+		fmt.Fprintf(&b, "A fix that technician %s ran on %s needs to restart this computer.\n\n", orSomeone(req.Technician), req.Hostname)
+		fmt.Fprintf(&b, "Fix: %s\n\nReason: %s\n\n", req.Fix, reason)
+		fmt.Fprintf(&b, "Restart now, in 1 hour, or %s? Save your work first.\n\n", tonight)
+		fmt.Fprintf(&b, "Run %s.\n", req.SessionID)
+		fmt.Fprintf(&b, "If you do not answer within %s, it restarts %s.", left, tonight)
+		return b.String()
+	case KindFix:
+		fmt.Fprintf(&b, "Technician %s asks to run a fix on %s.\n\n", orSomeone(req.Technician), req.Hostname)
 		fmt.Fprintf(&b, "Fix: %s\n\nReason: %s\n\n", req.Fix, reason)
 		fmt.Fprintf(&b, "Run %s.\n", req.SessionID)
 		fmt.Fprintf(&b, "If you do not answer within %s, it does not happen.", left)

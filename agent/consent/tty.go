@@ -88,7 +88,11 @@ func (t *ttyBackend) ask(ctx context.Context, req Request) answer {
 		}
 	}
 	shown := time.Now()
-	t.write("\n*** " + promptTitle + " ***\n" + promptText(req, shown) + "\nAllow? [y/N] ")
+	question := "\nAllow? [y/N] "
+	if req.kind() == KindReboot {
+		question = "\nRestart [n]ow, in 1 [h]our or [t]onight? [t] "
+	}
+	t.write("\n*** " + promptTitleFor(req) + " ***\n" + promptText(req, shown) + question)
 	var line ttyLine
 	for line.at.Before(shown) {
 		select {
@@ -101,6 +105,16 @@ func (t *ttyBackend) ask(ctx context.Context, req Request) answer {
 			}
 			return answer{}
 		}
+	}
+	if req.kind() == KindReboot {
+		choice := map[string]string{"n": ChoiceNow, "now": ChoiceNow, "h": ChoiceHour, "1h": ChoiceHour,
+			"t": ChoiceTonight, "tonight": ChoiceTonight, "": ChoiceTonight}[strings.ToLower(strings.TrimSpace(line.text))]
+		if choice == "" {
+			t.write("Not a choice: tonight.\n")
+			return answer{by: t.user, message: "no restart choice on the terminal"}
+		}
+		t.write("Restart " + choice + ".\n")
+		return answer{approved: true, choice: choice, by: t.user, message: "restart " + choice + " chosen on the terminal"}
 	}
 	switch strings.ToLower(strings.TrimSpace(line.text)) {
 	case "y", "yes":

@@ -7,13 +7,17 @@
 //	Begin   before the plugin is launched       (state "started")
 //	Consent when the person at the machine (or the policy) decided on a fix
 //	        that needs consent, before Fix runs  (decision kept)
+//	Reboot  when the restart a fix requires was decided, before the restart
+//	        command runs                         (decision and the result so far kept)
 //	Finish  when the result is known            (state "done", result kept)
 //	Ack     when the relay has stored the result (acked; result dropped)
 //
 // A redelivered run whose file exists is never run again: a finished one
 // sends its stored result again; one that was started but has no result
 // (the agent died mid-run) is finished as failed ("interrupted") by Recover
-// at start-up, or as skipped when the fix was denied consent (Fix never ran);
+// at start-up, or as skipped when the fix was denied consent (Fix never ran),
+// or with the result kept by Reboot when the restart was decided (the agent
+// most likely stopped because the machine restarted);
 // either way its consent decision goes with the result, and nobody is asked
 // twice. Acked entries are kept as tombstones for Retain (default 30
 // days, longer than any job's expiry) so late redeliveries are recognised,
@@ -59,6 +63,21 @@ type Entry struct {
 	// Consent is the decision on a fix that needs consent, recorded before
 	// Fix runs; nil when nobody was asked (yet).
 	Consent *wire.RunConsent `json:"consent,omitempty"`
+	// Reboot is the decision on the restart the fix required, recorded
+	// before the restart command runs; nil when there was none (yet).
+	Reboot *Reboot `json:"reboot,omitempty"`
+}
+
+// Reboot is a restart decision as the journal keeps it.
+type Reboot struct {
+	Choice string    `json:"choice,omitempty"` // now, 1h, tonight; "" no restart
+	By     string    `json:"by"`
+	Text   string    `json:"text"` // as the result's details say it
+	At     time.Time `json:"at"`
+	When   time.Time `json:"when,omitzero"` // when the machine restarts
+	// Result is the run's result with Text in its details: what Recover
+	// reports if the agent stops before Finish (the restart itself).
+	Result wire.RunResult `json:"result"`
 }
 
 // Journal is safe for concurrent use.
@@ -176,6 +195,26 @@ func (j *Journal) Consent(runID string, c wire.RunConsent, now time.Time) error 
 	return j.put(e)
 }
 
+// Reboot records the restart decision of a begun run, before the restart
+// command runs. The first decision stays: a later call changes nothing and
+// returns the decision recorded first, which the caller must follow.
+func (j *Journal) Reboot(runID string, r Reboot, now time.Time) (Reboot, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok, err := j.get(runID)
+	if err != nil {
+		return Reboot{}, err
+	}
+	if !ok || e.State != Started {
+		return Reboot{}, fmt.Errorf("journal: reboot for %s: not a run in progress", runID)
+	}
+	if e.Reboot != nil {
+		return *e.Reboot, nil
+	}
+	e.Reboot, e.Updated = &r, now
+	return r, j.put(e)
+}
+
 // Ack records that the relay stored the result; the result itself is
 // dropped and the entry kept as a tombstone.
 func (j *Journal) Ack(runID string, now time.Time) error {
@@ -186,6 +225,9 @@ func (j *Journal) Ack(runID string, now time.Time) error {
 		return err
 	}
 	e.Acked, e.Updated, e.Consent = true, now, nil
+	if e.Reboot != nil { // keep the decision (redeliveries never restart twice), drop the copy of the result
+		e.Reboot.Result = wire.RunResult{}
+	}
 	e.Result = &wire.RunResult{RunID: e.Result.RunID, State: e.Result.State, Ended: e.Result.Ended}
 	return j.put(e)
 }
@@ -200,6 +242,15 @@ func (j *Journal) Recover(now time.Time) (interrupted int, err error) {
 	}
 	for _, e := range entries {
 		switch {
+		case e.State == Started && e.Reboot != nil:
+			// Fix succeeded and the restart was decided: most likely the
+			// restart stopped the agent. Report what was decided.
+			res := e.Reboot.Result
+			res.RunID, res.Ended = e.RunID, now
+			if err := j.Finish(res, now); err != nil {
+				return interrupted, err
+			}
+			interrupted++
 		case e.State == Started:
 			res := wire.RunResult{
 				RunID: e.RunID, State: wire.StateFailed, Version: e.Plugin.Version,

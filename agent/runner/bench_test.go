@@ -42,14 +42,14 @@ func BenchmarkRunOverhead(b *testing.B) {
 	f := newFixture(b)
 	padded(b, f)
 	req := f.req(map[string]string{"mode": "clean"})
-	if res := f.r.Run(context.Background(), req, nil); res.State != wire.StateSkipped { // warm the cache
+	if res := f.r.Run(context.Background(), req, Hooks{}); res.State != wire.StateSkipped { // warm the cache
 		b.Fatalf("warm-up run: %+v", res)
 	}
 	d := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		if res := f.r.Run(context.Background(), req, nil); res.State != wire.StateSkipped {
+		if res := f.r.Run(context.Background(), req, Hooks{}); res.State != wire.StateSkipped {
 			b.Fatalf("run: %+v", res)
 		}
 		d = append(d, time.Since(start))

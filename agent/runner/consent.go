@@ -44,6 +44,23 @@ func (f Fix) String() string {
 // consent policy (agent/consent) and journals the decision.
 type Gate func(ctx context.Context, fix Fix) wire.RunConsent
 
+// RebootGate is called after a Fix that succeeded and said reboot_required,
+// when the plugin's manifest or the script's header declares may_reboot (a
+// fix that does not declare it never restarts anything). res is the run's
+// result so far. It decides and schedules the restart by the endpoint's
+// policy and returns the outcome as one line, which the runner adds to the
+// result's details (e.g. "restart: tonight at 22:00, chosen by bob"). It is
+// called after the plugin has stopped, at most once per run.
+type RebootGate func(ctx context.Context, fix Fix, res wire.RunResult) string
+
+// Hooks are what the runner asks its caller during a run; nil hooks mean
+// nobody can be asked: a fix that needs consent does not run, and a restart
+// stays pending.
+type Hooks struct {
+	Consent Gate
+	Reboot  RebootGate
+}
+
 // Short names the fix without its description, e.g. "script
 // clear-browser-cache 1.2.0" (what a consent receipt records).
 func (f Fix) Short() string { return f.Kind + " " + f.Name + " " + f.Version }

@@ -157,10 +157,30 @@ type verified struct {
 // script needs consent, gate is asked before Fix (never before Check, never
 // for a dry run); a fix not approved ends the run skipped, with the decision
 // in RunResult.Consent. A nil gate approves nothing.
-func (r *Runner) Run(ctx context.Context, req wire.RunRequest, gate Gate) wire.RunResult {
+//
+// After a Fix that succeeded with reboot_required, when the plugin or script
+// declares may_reboot, hooks.Reboot decides the restart (after the plugin
+// has stopped) and its outcome is added to RunResult.Details; without the
+// declaration, or without the hook, the details say the restart is pending.
+func (r *Runner) Run(ctx context.Context, req wire.RunRequest, hooks Hooks) wire.RunResult {
 	res := wire.RunResult{RunID: req.RunID, Started: r.cfg.Now().UTC(), Version: req.Plugin.Version}
 	log := r.cfg.Log.With().Str("run_id", req.RunID).Str("plugin", req.Plugin.Name).Logger()
-	err := r.run(ctx, req, gate, &res, log)
+	var reboot *Fix // set by run when the fix may reboot
+	err := r.run(ctx, req, hooks.Consent, &res, &reboot, log)
+	if err == nil && res.State == wire.StateSucceeded && res.RebootRequired {
+		var line string
+		switch {
+		case reboot == nil:
+			line = "restart pending: the fix requires a restart but does not declare may_reboot, so the agent does not restart the machine"
+		case hooks.Reboot == nil:
+			line = "restart pending: this agent has no restart policy"
+		default:
+			res.Ended = r.cfg.Now().UTC()
+			line = hooks.Reboot(ctx, *reboot, res)
+		}
+		res.Details = addLine(res.Details, line)
+		log.Info().Str("restart", line).Msg("the fix requires a restart")
+	}
 	res.Ended = r.cfg.Now().UTC()
 	switch {
 	case err == nil:
@@ -176,7 +196,7 @@ func (r *Runner) Run(ctx context.Context, req wire.RunRequest, gate Gate) wire.R
 	return res
 }
 
-func (r *Runner) run(ctx context.Context, req wire.RunRequest, gate Gate, res *wire.RunResult, log zerolog.Logger) error {
+func (r *Runner) run(ctx context.Context, req wire.RunRequest, gate Gate, res *wire.RunResult, reboot **Fix, log zerolog.Logger) error {
 	trust, err := r.cfg.Trust()
 	if err != nil {
 		return refusedf("trusted signers: %v", err)
@@ -270,8 +290,39 @@ func (r *Runner) run(ctx context.Context, req wire.RunRequest, gate Gate, res *w
 	res.State = wire.StateSucceeded
 	res.Changed, res.RebootRequired = fix.Changed, fix.RebootRequired
 	res.Summary, res.Details = fix.Summary, fix.Details
+	if f, may := rebootFix(m, script, chk.Summary); may && fix.RebootRequired {
+		*reboot = &f
+	}
 	return nil
 }
+
+// rebootFix reports whether the fix may restart the machine (the plugin's
+// manifest, or for a script its header, declares may_reboot) and describes
+// it. A script runs inside the script plugin, whose own manifest says
+// nothing about the script: the script's header decides.
+func rebootFix(m sdk.Manifest, script *sdk.Manifest, check string) (Fix, bool) {
+	if script != nil {
+		s := *script
+		return Fix{Kind: "script", Name: s.Name, Version: s.Version, Description: s.Description, Check: check}, s.MayReboot
+	}
+	return Fix{Kind: "plugin", Name: m.Name, Version: m.Version, Description: m.Description, Check: check}, m.MayReboot
+}
+
+// addLine appends line to details on a line of its own.
+// The result is cut (from the front of details) to what the wire accepts.
+func addLine(details, line string) string {
+	if details == "" {
+		return line
+	}
+	details = strings.TrimRight(details, "\n")
+	if room := maxDetails - len(line) - 1; len(details) > room {
+		details = strings.ToValidUTF8(details[:max(room, 0)], "")
+	}
+	return details + "\n" + line
+}
+
+// maxDetails is the most RunResult.Details may hold on the wire.
+const maxDetails = 64 << 10
 
 // consentFix reports whether the fix needs consent (the plugin's manifest or
 // the script's header says needs_consent) and describes it.

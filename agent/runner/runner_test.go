@@ -126,12 +126,12 @@ func (f *fixture) req(params map[string]string) wire.RunRequest {
 
 func TestRunVerifiedPlugin(t *testing.T) {
 	f := newFixture(t)
-	res := f.r.Run(context.Background(), f.req(map[string]string{"mode": "echo", "text": "hi there"}), nil)
+	res := f.r.Run(context.Background(), f.req(map[string]string{"mode": "echo", "text": "hi there"}), Hooks{})
 	if res.State != wire.StateSucceeded || res.Output != "hi there\n" || !res.Changed || !strings.HasPrefix(res.Signer, "secops@example.com SHA256:") {
 		t.Fatalf("result = %+v", res)
 	}
 	// Second run comes from the cache, not the relay.
-	f.r.Run(context.Background(), f.req(map[string]string{"mode": "clean"}), nil)
+	f.r.Run(context.Background(), f.req(map[string]string{"mode": "clean"}), Hooks{})
 	if f.cat.calls != 1 {
 		t.Fatalf("fetched %d times, want 1 (cache)", f.cat.calls)
 	}
@@ -183,7 +183,7 @@ func TestRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := f.req(map[string]string{"mode": "echo", "text": "x"})
 			req.Plugin = tt.setup()
-			res := f.r.Run(context.Background(), req, nil)
+			res := f.r.Run(context.Background(), req, Hooks{})
 			if res.State != wire.StateFailed || !strings.Contains(res.Error, tt.want) || res.Output != "" {
 				t.Fatalf("result = %+v, want failed with %q", res, tt.want)
 			}
@@ -192,11 +192,11 @@ func TestRefusals(t *testing.T) {
 	// Manifest and catalog disagree on the version: refused.
 	req := f.req(nil)
 	req.Plugin.Version = "1.0.1"
-	if res := f.r.Run(context.Background(), req, nil); res.State != wire.StateFailed || !strings.Contains(res.Error, "says it is") {
+	if res := f.r.Run(context.Background(), req, Hooks{}); res.State != wire.StateFailed || !strings.Contains(res.Error, "says it is") {
 		t.Fatalf("version mismatch: %+v", res)
 	}
 	// Parameters outside the manifest: refused before Check.
-	if res := f.r.Run(context.Background(), f.req(map[string]string{"rm": "-rf"}), nil); res.State != wire.StateFailed || !strings.Contains(res.Error, "unknown parameter") {
+	if res := f.r.Run(context.Background(), f.req(map[string]string{"rm": "-rf"}), Hooks{}); res.State != wire.StateFailed || !strings.Contains(res.Error, "unknown parameter") {
 		t.Fatalf("bad param: %+v", res)
 	}
 }
@@ -206,13 +206,13 @@ func TestDowngradeRefused(t *testing.T) {
 	if err := f.r.recordVersion(mustManifest("testplugin", "2.0.0")); err != nil {
 		t.Fatal(err)
 	}
-	res := f.r.Run(context.Background(), f.req(nil), nil)
+	res := f.r.Run(context.Background(), f.req(nil), Hooks{})
 	if res.State != wire.StateFailed || !strings.Contains(res.Error, "older than 2.0.0") {
 		t.Fatalf("downgrade: %+v", res)
 	}
 	req := f.req(map[string]string{"mode": "clean"})
 	req.AllowDowngrade = true
-	if res := f.r.Run(context.Background(), req, nil); res.State != wire.StateSkipped {
+	if res := f.r.Run(context.Background(), req, Hooks{}); res.State != wire.StateSkipped {
 		t.Fatalf("allowed downgrade: %+v", res)
 	}
 }
@@ -222,20 +222,20 @@ func TestTimeoutCancelAndCap(t *testing.T) {
 	req := f.req(map[string]string{"mode": "hang"})
 	req.Timeout = wire.Duration(2 * time.Second)
 	start := time.Now()
-	res := f.r.Run(context.Background(), req, nil)
+	res := f.r.Run(context.Background(), req, Hooks{})
 	if res.State != wire.StateFailed || !strings.Contains(res.Error, "timed out") || time.Since(start) > 15*time.Second {
 		t.Fatalf("hang: %+v after %v", res, time.Since(start))
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(time.Second, cancel)
-	res = f.r.Run(ctx, f.req(map[string]string{"sleep": "1m"}), nil)
+	res = f.r.Run(ctx, f.req(map[string]string{"sleep": "1m"}), Hooks{})
 	if res.State != wire.StateCancelled {
 		t.Fatalf("cancel: %+v", res)
 	}
 
 	f.r.cfg.MaxOutput = 64 << 10
-	res = f.r.Run(context.Background(), f.req(map[string]string{"mode": "flood"}), nil)
+	res = f.r.Run(context.Background(), f.req(map[string]string{"mode": "flood"}), Hooks{})
 	if res.State != wire.StateFailed || !strings.Contains(res.Error, "more than 65536 bytes") || len(res.Output) > wire.MaxOutputBytes {
 		t.Fatalf("flood: state=%s err=%s output=%d", res.State, res.Error, len(res.Output))
 	}

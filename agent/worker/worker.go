@@ -17,6 +17,19 @@
 // *agent/consent.Consent), journals the decision before Fix can run, and the
 // decision travels in the run's result to the relay (which audits it). A run
 // is begun at most once, so nobody is asked twice for it.
+//
+// Restarts: when a Fix succeeds with reboot_required and the plugin's
+// manifest or the script's header declares may_reboot, the worker decides
+// the restart by the endpoint's policy (consent.Policy.Reboot: ask, never,
+// force; see agent/consent DecideReboot), journals the decision together
+// with the result so far (journal.Reboot), and only then runs the restart
+// command. The outcome is a line of the result's details ("restart: tonight
+// at 22:00, chosen by bob", "restart now: nobody logged in", "restart
+// pending: policy never ..."), so it travels to the relay with the result.
+// A fix that does not declare may_reboot never restarts anything. Because
+// the decision is journaled before the command, a redelivered run neither
+// asks nor restarts twice, and an agent stopped by the restart reports the
+// run succeeded with the decision at its next start.
 package worker
 
 import (
@@ -44,10 +57,11 @@ const (
 	queueCapacity = 256
 )
 
-// Runner runs one request; *runner.Runner is one. gate is asked before a
-// fix that needs consent.
+// Runner runs one request; *runner.Runner is one. hooks.Consent is asked
+// before a fix that needs consent, hooks.Reboot after a fix that may reboot
+// required a restart.
 type Runner interface {
-	Run(ctx context.Context, req wire.RunRequest, gate runner.Gate) wire.RunResult
+	Run(ctx context.Context, req wire.RunRequest, hooks runner.Hooks) wire.RunResult
 }
 
 // Asker decides on a consent request by the endpoint's own policy;
@@ -244,7 +258,7 @@ func (w *Worker) execute(ctx, rctx context.Context, req wire.RunRequest) {
 	_ = w.send(wire.MsgRunStarted, wire.RunStarted{RunID: req.RunID, Started: started})
 	w.log.Info().Str("run_id", req.RunID).Str("job_id", req.JobID).Str("plugin", req.Plugin.Name).
 		Str("version", req.Plugin.Version).Bool("dry_run", req.DryRun).Str("requester", req.Requester).Msg("run starting")
-	res := w.runner.Run(rctx, req, w.gate(req))
+	res := w.runner.Run(rctx, req, runner.Hooks{Consent: w.gate(req), Reboot: w.rebootGate(req)})
 	w.finish(ctx, rctx, req, res)
 }
 

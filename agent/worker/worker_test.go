@@ -22,7 +22,7 @@ type countingRunner struct {
 	release chan struct{}
 }
 
-func (r *countingRunner) Run(ctx context.Context, req wire.RunRequest, _ runner.Gate) wire.RunResult {
+func (r *countingRunner) Run(ctx context.Context, req wire.RunRequest, _ runner.Hooks) wire.RunResult {
 	r.n.Add(1)
 	if r.release != nil {
 		select {

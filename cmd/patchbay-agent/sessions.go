@@ -29,6 +29,9 @@ type sessionFlags struct {
 	whenNoUser    string
 	ask           string
 	helperSocket  string
+	reboot        string
+	rebootTonight string
+	rebootCommand string
 	runAs         string
 	idle, maxDur  time.Duration
 	shell         string
@@ -43,6 +46,9 @@ func (s *sessionFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&s.timeout, "consent-timeout", 0, "no answer within this long denies the request (default 60s); saved")
 	f.StringVar(&s.webAddr, "consent-web-addr", "", "loopback address of the consent web page (default 127.0.0.1:0, a free port); saved")
 	f.DurationVar(&s.remember, "consent-remember", 0, "prompt mode: an approval also covers the same technician's requests for the same or fewer capabilities for this long (e.g. 15m; default 0: always ask; at most 8h; forgotten when the user ends a session or the agent restarts); saved")
+	f.StringVar(&s.reboot, "consent-reboot", "", "a fix that may reboot requires a restart: ask (default: a logged-in user chooses restart now / in 1 hour / tonight, no answer means tonight; nobody logged in: now), never (the result says a restart is pending) or force (now, even with users logged in, after telling them); saved")
+	f.StringVar(&s.rebootTonight, "consent-reboot-tonight", "", "the local clock time of a \"tonight\" restart, HH:MM (default "+consent.DefaultRebootTonight+"); saved")
+	f.StringVar(&s.rebootCommand, "consent-reboot-command", "", "absolute path of the program that schedules a restart, run as PROGRAM now|1h|tonight SECONDS RFC3339-TIME (default: shutdown -r now|+60|HH:MM, on Windows shutdown /r /t SECONDS); \"\" restores the default; saved")
 	f.StringVar(&s.runAs, "session-user", "", "local account that sessions run as (needs the agent to run as root); default: the agent's own account")
 	f.DurationVar(&s.idle, "session-idle-timeout", session.DefaultIdleTimeout, "end a session after this long without a byte either way (0: never)")
 	f.DurationVar(&s.maxDur, "session-max-duration", session.DefaultMaxDuration, "end a session after this long whatever happens (0: no limit)")
@@ -89,6 +95,19 @@ func (s *sessionFlags) policy(cmd *cobra.Command, dir string) (consent.Policy, e
 	}
 	if f.Changed("consent-helper-socket") {
 		p.HelperSocket, changed = s.helperSocket, true
+	}
+	if f.Changed("consent-reboot") {
+		r, err := consent.ParseReboot(s.reboot)
+		if err != nil {
+			return p, fmt.Errorf("--consent-reboot: %w", err)
+		}
+		p.Reboot, changed = r, true
+	}
+	if f.Changed("consent-reboot-tonight") {
+		p.RebootTonight, changed = s.rebootTonight, true
+	}
+	if f.Changed("consent-reboot-command") {
+		p.RebootCommand, changed = s.rebootCommand, true
 	}
 	if err := p.Validate(); err != nil {
 		return p, err

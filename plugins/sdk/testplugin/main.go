@@ -27,6 +27,10 @@ func (testPlugin) Manifest() sdk.Manifest {
 		// Tests of fix consent set TESTPLUGIN_NEEDS_CONSENT=1 in the
 		// plugin's environment.
 		NeedsConsent: os.Getenv("TESTPLUGIN_NEEDS_CONSENT") == "1",
+		// Tests of restarts set TESTPLUGIN_REBOOT=1 (may_reboot, and Fix
+		// says reboot_required) or TESTPLUGIN_REBOOT=undeclared (Fix says
+		// reboot_required without may_reboot).
+		MayReboot: os.Getenv("TESTPLUGIN_REBOOT") == "1",
 		Params: []sdk.Param{
 			{Name: "mode", Type: sdk.TypeString, Default: "ok",
 				Allowed: []string{"ok", "clean", "fail", "hang", "flood", "crash", "spawn", "echo", "env"}},
@@ -106,7 +110,8 @@ func (testPlugin) Fix(ctx context.Context, req sdk.Request, out *sdk.Output) (sd
 		return sdk.FixResult{}, ctx.Err()
 	case <-time.After(time.Millisecond):
 	}
-	return sdk.FixResult{Changed: true, Summary: "fixed"}, nil
+	reboot := os.Getenv("TESTPLUGIN_REBOOT")
+	return sdk.FixResult{Changed: true, Summary: "fixed", RebootRequired: reboot == "1" || reboot == "undeclared"}, nil
 }
 
 func itoa(n int) string {
