@@ -161,3 +161,50 @@ func TestConsentSurvivesAnInterruptedRun(t *testing.T) {
 		t.Fatalf("acked entry = %+v", e)
 	}
 }
+
+// An agent stopped by the restart it scheduled: the run is reported with
+// the result and restart decision kept before the command ran, and a
+// second decision never replaces the first.
+func TestRebootSurvivesTheRestart(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	r := req()
+	if _, err := j.Begin(r, now); err != nil {
+		t.Fatal(err)
+	}
+	res := wire.RunResult{RunID: r.RunID, State: wire.StateSucceeded, Changed: true, RebootRequired: true, Summary: "fixed",
+		Details: "restart now: nobody logged in", Started: now}
+	first := Reboot{Choice: "now", By: "no-user", Text: "restart now: nobody logged in", At: now, When: now, Result: res}
+	if got, err := j.Reboot(r.RunID, first, now); err != nil || got.Text != first.Text {
+		t.Fatalf("Reboot = %+v, %v", got, err)
+	}
+	if got, err := j.Reboot(r.RunID, Reboot{Choice: "tonight", Text: "other"}, now); err != nil || got.Text != first.Text {
+		t.Fatalf("second Reboot = %+v, %v; want the first decision", got, err)
+	}
+	// The machine restarts; the agent starts again.
+	j2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := j2.Recover(now.Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v", n, err)
+	}
+	un, err := j2.Unacked()
+	if err != nil || len(un) != 1 || un[0].State != wire.StateSucceeded || un[0].Details != res.Details || !un[0].RebootRequired {
+		t.Fatalf("unacked = %+v, %v", un, err)
+	}
+	if err := j2.Ack(r.RunID, now); err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := j2.Get(r.RunID)
+	if err != nil || !ok || e.Reboot == nil || e.Reboot.Choice != "now" || e.Reboot.Result.RunID != "" {
+		t.Fatalf("acked entry = %+v, %v, %v", e, ok, err)
+	}
+	if _, err := j2.Reboot(r.RunID, first, now); err == nil {
+		t.Fatal("Reboot on a finished run succeeded")
+	}
+}
