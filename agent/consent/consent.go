@@ -235,10 +235,10 @@ type liveInfo struct {
 
 // options are test hooks; New uses the zero value.
 type options struct {
-	tty         io.ReadWriteCloser         // tty backend: use this instead of /dev/tty
-	openBrowser func(url string)           // web backend: replaces opening the user's browser
-	sessions    sessionSource              // helper backend: replaces the system's sessions
-	onHelper    func(user, session string) // helper backend: called when a helper is verified
+	tty         io.ReadWriteCloser                          // tty backend: use this instead of /dev/tty
+	openBrowser func(url string)                            // web backend: replaces opening the user's browser
+	sessions    sessionSource                               // helper backend: replaces the system's sessions
+	onHelper    func(user, session string)                  // helper backend: called when a helper is verified
 	loggedIn    func(ctx context.Context) ([]string, error) // replaces `who` (WithLoggedIn)
 }
 

@@ -23,8 +23,8 @@ const (
 	// The restart question: Yes/No/Cancel (3) read as Restart now / In 1
 	// hour / Tonight, which the text says; Cancel (and closing) is the
 	// default (512: third button).
-	psChoice = `$r = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT + "` + "`n`n" + `Yes: restart now. No: in 1 hour. Cancel: tonight.", [int]$env:PATCHBAY_CONSENT_SECONDS, $env:PATCHBAY_CONSENT_TITLE, 3 + 48 + 512 + 4096); if ($r -eq 6) { exit 0 } elseif ($r -eq 7) { exit 10 } elseif ($r -eq -1) { exit 5 } else { exit 11 }`
-	psNotify   = `$null = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, 10, $env:PATCHBAY_CONSENT_TITLE, 64 + 4096)`
+	psChoice = `$r = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, [int]$env:PATCHBAY_CONSENT_SECONDS, $env:PATCHBAY_CONSENT_TITLE, 3 + 48 + 512 + 4096); if ($r -eq 6) { exit 0 } elseif ($r -eq 7) { exit 10 } elseif ($r -eq -1) { exit 5 } else { exit 11 }`
+	psNotify = `$null = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, 10, $env:PATCHBAY_CONSENT_TITLE, 64 + 4096)`
 )
 
 // findDialog uses Windows PowerShell, else PowerShell 7.
@@ -57,6 +57,7 @@ func findDialog() (*dialogTool, error) {
 			return verdictFailed
 		},
 		choice: func(title, text string, timeout time.Duration) ([]string, []string) {
+			text += "\n\nYes: " + labelNow + ". No: " + labelHour + ". Cancel: " + labelTonight + "."
 			return args(psChoice), []string{"PATCHBAY_CONSENT_TITLE=" + title, "PATCHBAY_CONSENT_TEXT=" + text,
 				"PATCHBAY_CONSENT_SECONDS=" + strconv.Itoa(timeoutSeconds(timeout))}
 		},

@@ -20,12 +20,12 @@ import (
 //	service -> helper   live    {sessions}                          every live session, after each change
 //	service -> helper   notice  {text}                              tell the user (the machine restarts now)
 //	helper  -> service  answer  {id, approved, choice}              the user's answer to a prompt
+//	helper  -> service  end     {id}                                the user pressed End session
 //
 // An ask whose request has kind "reboot" is a three-way question (Restart
 // now / In 1 hour / Tonight); its answer carries the choice ("now", "1h"
 // or "tonight") with approved true, or no choice (approved false: the
 // dialog was closed, which means tonight).
-//	helper  -> service  end     {id}                                the user pressed End session
 //
 // Everything the helper sends is untrusted: the service checks who the
 // helper is from the socket (peer credentials), never from what it says.
