@@ -26,7 +26,9 @@
 //     first line of its stderr is the message). It is killed, with its whole
 //     process group, at the deadline. In notify mode it also gets the
 //     "started" and "ended" events, whose exit status is ignored. For an
-//     organisation's own tooling, and for tests.
+//     organisation's own tooling, and for tests. The JSON names the kind
+//     (session, fix, reboot) and the fix; a restart question is answered
+//     by a stdout line "choice=now|1h|tonight" (see below).
 //   - "web": a page on the loopback interface only, at a URL carrying a random
 //     128-bit token, listing pending requests with Approve/Deny and live
 //     sessions with "End session". The URL is logged when the agent starts and
@@ -42,6 +44,51 @@
 //   - "tty": a y/N question on the agent's controlling terminal.
 //   - "auto" (the default): desktop when a dialog tool and a display exist,
 //     else web.
+//
+// # Restarts a fix requires
+//
+// A fix whose plugin manifest or script header declares may_reboot, and
+// whose Fix result says reboot_required, has the agent's worker call
+// DecideReboot and then ScheduleReboot. The endpoint's policy (Policy.Reboot)
+// decides, never the relay:
+//
+//   - ask (the default): when a user is logged in they are asked, through the
+//     policy's backend, "Restart now / In 1 hour / Tonight". No answer (the
+//     deadline passed, the dialog was closed, a plain Approve/Deny answer from
+//     the web page) means tonight. When nobody is logged in, the machine
+//     restarts now. When the question cannot be put at all (unattended mode,
+//     the web backend, which has no three-way question, or the helper of the
+//     console's session is missing while other users are logged in) it is
+//     no answer: tonight.
+//   - never: the machine is never restarted; the result says a restart is
+//     pending.
+//   - force: restart now even with users logged in, after telling them
+//     (servers, kiosks).
+//
+// A choice that the backend failed to obtain (the program could not run, the
+// helper went away, the agent is shutting down) restarts nothing: the result
+// says a restart is pending and why.
+//
+// "Tonight" is the next Policy.RebootTonight (default 22:00, local time).
+//
+// # Is a user logged in
+//
+// With the helper backend, a user is logged in when a verified helper is
+// connected (helpers start at every graphical login). Otherwise the agent
+// runs `who` (utmp): an empty list means nobody; if `who` cannot run or
+// fails, the agent cannot tell and assumes someone is there (asks). Windows
+// has no `who`: someone is assumed present.
+//
+// # The restart command
+//
+// Policy.RebootCommand empty: `shutdown -r now`, `shutdown -r +60` or
+// `shutdown -r HH:MM` on Linux and macOS, `shutdown /r /t SECONDS` on
+// Windows. An absolute path instead names the organisation's own program
+// (no shell), run as `PROGRAM CHOICE SECONDS WHEN`: CHOICE is now, 1h or
+// tonight, SECONDS the delay in whole seconds, WHEN the restart time in RFC
+// 3339. It must schedule the restart and exit 0; its first stderr line
+// explains a failure. Like the exec consent program, it must not be
+// writable by group or others.
 //
 // # Where the policy lives
 //
