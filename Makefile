@@ -12,7 +12,11 @@ FUZZ    := ./internal/wire:FuzzDecode ./internal/selector:FuzzParse ./certs:Fuzz
 # run with "context deadline exceeded" when the time runs out (go.dev/issue/75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all build plugins proto run test unit fuzz-short lint bench clean
+# Packages that ship for Windows and macOS too: `make test` builds and vets them there.
+PORTABLE := ./agent/... ./server/... ./internal/... ./plugins/... ./certs/... ./client/... \
+            ./cmd/patchbay ./cmd/patchbay-agent ./cmd/patchbay-server
+
+.PHONY: all build plugins proto run test unit crossvet fuzz-short lint bench clean
 
 all: build
 
@@ -35,7 +39,12 @@ run: build
 	@./deploy/demo.sh
 
 ## test: every test with the race detector (end-to-end included), then short fuzz runs
-test: unit fuzz-short
+test: crossvet unit fuzz-short
+
+## crossvet: the shipped packages build and vet clean for Windows and macOS
+crossvet:
+	GOOS=windows $(GO) vet $(PORTABLE)
+	GOOS=darwin $(GO) vet $(PORTABLE)
 
 unit:
 	$(GO) test -race -count=1 -timeout 30m ./...

@@ -33,6 +33,15 @@ func TestProcSession(t *testing.T) {
 // does), prints its pid and sleeps; "job" sleeps.
 const sessionHelperEnv = "PATCHBAY_SSHD_TEST_SESSION"
 
+// sessionHelperMain runs the test binary as a session's process when the
+// environment says so.
+func sessionHelperMain() (int, bool) {
+	if role := os.Getenv(sessionHelperEnv); role != "" {
+		return runSessionHelper(role), true
+	}
+	return 0, false
+}
+
 func runSessionHelper(role string) int {
 	if role == "leader" {
 		job := exec.Command(os.Args[0])

@@ -34,8 +34,8 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(proxyEnv); addr != "" {
 		os.Exit(runProxy(addr))
 	}
-	if role := os.Getenv(sessionHelperEnv); role != "" {
-		os.Exit(runSessionHelper(role))
+	if code, ok := sessionHelperMain(); ok {
+		os.Exit(code)
 	}
 	code := m.Run()
 	if code == 0 {
