@@ -41,10 +41,10 @@ type dialogTool struct {
 	// verdictApprove, verdictDeny for a dialog closed without a choice,
 	// verdictGaveUp or verdictFailed.
 	chosen func(res progResult) (string, verdict)
-	// indicator returns the arguments of a window with one button, "End
+	// indicator returns the arguments and extra environment of a window with one button, "End
 	// session", that exits 0 when pressed (the helper's live-session
 	// indicator); nil when the tool has none.
-	indicator func(title, text string) []string
+	indicator func(title, text string) (args, env []string)
 }
 
 // desktopBackend asks with a native dialog and tells with a notification.

@@ -83,8 +83,8 @@ func findDialog() (*dialogTool, error) {
 		notify: func(title, text string) ([]string, []string) {
 			return append(append([]string{}, osaNotify...), title, text), nil
 		},
-		indicator: func(title, text string) []string {
-			return append(append([]string{}, osaIndicator...), title, text)
+		indicator: func(title, text string) ([]string, []string) {
+			return append(append([]string{}, osaIndicator...), title, text), nil
 		},
 	}, nil
 }

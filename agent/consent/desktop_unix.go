@@ -87,8 +87,8 @@ func zenityTool(path string) *dialogTool {
 		notify: func(title, text string) ([]string, []string) {
 			return []string{"--notification", "--text=" + escapeMarkup(text)}, nil
 		},
-		indicator: func(title, text string) []string {
-			return []string{"--info", "--title=" + title, "--text=" + text, "--no-markup", "--ok-label=End session", "--width=420"}
+		indicator: func(title, text string) ([]string, []string) {
+			return []string{"--info", "--title=" + title, "--text=" + text, "--no-markup", "--ok-label=End session", "--width=420"}, nil
 		},
 	}
 }
@@ -132,8 +132,8 @@ func kdialogTool(path string) *dialogTool {
 		notify: func(title, text string) ([]string, []string) {
 			return []string{"--title", title, "--passivepopup", text, "15"}, nil
 		},
-		indicator: func(title, text string) []string {
-			return []string{"--title", title, "--ok-label", "End session", "--msgbox", text}
+		indicator: func(title, text string) ([]string, []string) {
+			return []string{"--title", title, "--ok-label", "End session", "--msgbox", text}, nil
 		},
 	}
 }

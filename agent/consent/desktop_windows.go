@@ -16,15 +16,19 @@ import (
 // 4096 system modal (on top).
 //
 // Written but untested: an agent running as a Windows service lives in
-// session 0 and cannot show a dialog on the user's desktop; use the web
-// backend there until a helper in the user's session exists.
+// session 0 and cannot show a dialog on the user's desktop; there the helper
+// backend runs these dialogs from a helper the service launches in the
+// user's session (helperlaunch_windows.go).
 const (
 	psQuestion = `$r = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, [int]$env:PATCHBAY_CONSENT_SECONDS, $env:PATCHBAY_CONSENT_TITLE, 4 + 32 + 256 + 4096); if ($r -eq 6) { exit 0 } elseif ($r -eq -1) { exit 5 } else { exit 1 }`
 	// The restart question: Yes/No/Cancel (3) read as Restart now / In 1
 	// hour / Tonight, which the text says; Cancel (and closing) is the
 	// default (512: third button).
 	psChoice = `$r = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, [int]$env:PATCHBAY_CONSENT_SECONDS, $env:PATCHBAY_CONSENT_TITLE, 3 + 48 + 512 + 4096); if ($r -eq 6) { exit 0 } elseif ($r -eq 7) { exit 10 } elseif ($r -eq -1) { exit 5 } else { exit 11 }`
-	psNotify = `$null = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, 10, $env:PATCHBAY_CONSENT_TITLE, 64 + 4096)`
+	// The live-session indicator: a small always-on-top window with one
+	// button, End session (exit 0); closing it otherwise exits 1.
+	psIndicator = `Add-Type -AssemblyName System.Windows.Forms; $f = New-Object System.Windows.Forms.Form; $f.Text = $env:PATCHBAY_CONSENT_TITLE; $f.TopMost = $true; $f.AutoSize = $true; $f.AutoSizeMode = 'GrowAndShrink'; $f.Padding = 12; $p = New-Object System.Windows.Forms.FlowLayoutPanel; $p.FlowDirection = 'TopDown'; $p.AutoSize = $true; $l = New-Object System.Windows.Forms.Label; $l.Text = $env:PATCHBAY_CONSENT_TEXT; $l.AutoSize = $true; $l.MaximumSize = New-Object System.Drawing.Size(420, 0); $b = New-Object System.Windows.Forms.Button; $b.Text = 'End session'; $b.AutoSize = $true; $b.DialogResult = 'OK'; $p.Controls.Add($l); $p.Controls.Add($b); $f.Controls.Add($p); $f.AcceptButton = $b; if ($f.ShowDialog() -eq 'OK') { exit 0 } else { exit 1 }`
+	psNotify    = `$null = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, 10, $env:PATCHBAY_CONSENT_TITLE, 64 + 4096)`
 )
 
 // findDialog uses Windows PowerShell, else PowerShell 7.
@@ -73,6 +77,9 @@ func findDialog() (*dialogTool, error) {
 				return "", verdictGaveUp
 			}
 			return "", verdictFailed
+		},
+		indicator: func(title, text string) ([]string, []string) {
+			return args(psIndicator), []string{"PATCHBAY_CONSENT_TITLE=" + title, "PATCHBAY_CONSENT_TEXT=" + text}
 		},
 		notifyPath: p,
 		notify: func(title, text string) ([]string, []string) {

@@ -65,7 +65,7 @@ type helperServer struct {
 // helperConn is one verified helper. out is its bounded send queue, drained
 // by its writer goroutine; gone is closed when the helper is dropped.
 type helperConn struct {
-	conn          *net.UnixConn
+	conn          io.ReadWriteCloser // a unix socket, or the pipes of a helper the service launched
 	user, uid     string
 	session       string
 	out           chan []byte
@@ -90,8 +90,20 @@ func (h *helperConn) send(b []byte) {
 // listenHelpers listens on path. The socket is 0666 (any local user may
 // connect; the service tells who they are from the kernel) in a directory
 // that only the agent's account may change.
+//
+// On Windows there is no socket: the service launches the helper itself in
+// the users' sessions (startLauncher) and talks to it over pipes, so it
+// knows who the helper is from the token it launched it with.
 func listenHelpers(c *Consent, path string, sessions sessionSource) (*helperServer, error) {
-	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+	switch runtime.GOOS {
+	case "windows":
+		h := newHelperServer(c, sessions)
+		if err := h.startLauncher(); err != nil {
+			return nil, err
+		}
+		return h, nil
+	case "linux", "darwin":
+	default:
 		return nil, fmt.Errorf("helper backend: not available on %s yet; use --consent-backend desktop or web", runtime.GOOS)
 	}
 	if len(path) > 100 {
@@ -115,11 +127,16 @@ func listenHelpers(c *Consent, path string, sessions sessionSource) (*helperServ
 		ln.Close()
 		return nil, fmt.Errorf("helper socket: %w", err)
 	}
-	h := &helperServer{c: c, ln: ln, path: path, sessions: sessions, log: c.log,
-		raw: map[*net.UnixConn]struct{}{}, conns: map[*helperConn]struct{}{}, asked: map[string][]*helperConn{}, closing: make(chan struct{})}
+	h := newHelperServer(c, sessions)
+	h.ln, h.path = ln, path
 	h.wg.Add(1)
 	go h.accept()
 	return h, nil
+}
+
+func newHelperServer(c *Consent, sessions sessionSource) *helperServer {
+	return &helperServer{c: c, sessions: sessions, log: c.log,
+		raw: map[*net.UnixConn]struct{}{}, conns: map[*helperConn]struct{}{}, asked: map[string][]*helperConn{}, closing: make(chan struct{})}
 }
 
 func (h *helperServer) accept() {
@@ -159,6 +176,36 @@ func (h *helperServer) serve(conn *net.UnixConn) {
 		_, _ = conn.Write(encodeHelperMsg(helperMsg{Type: helperRefused, Error: err.Error()}))
 		return
 	}
+	h.run(hc, r)
+}
+
+// attach serves a helper the service launched itself (Windows): who it is
+// comes from the launcher (the session's token), not from what it says. Its
+// hello is read and its claims only logged.
+func (h *helperServer) attach(rw io.ReadWriteCloser, user, uid, session string) {
+	defer rw.Close()
+	r := bufio.NewReaderSize(rw, 4096)
+	m, err := readHelperMsg(r)
+	if err != nil || m.Type != helperHello {
+		h.log.Warn().Err(err).Str("user", user).Str("session", session).Msg("launched consent helper did not say hello; stopped")
+		return
+	}
+	if m.User != user || m.Session != session {
+		h.log.Debug().Str("claimed_user", cleanText(m.User, 64)).Str("claimed_session", cleanText(m.Session, 128)).
+			Str("user", user).Str("session", session).Msg("launched consent helper: its own idea of who it is differs; the launcher's counts")
+	}
+	h.run(&helperConn{conn: rw, user: user, uid: uid, session: session, out: make(chan []byte, helperQueue), gone: make(chan struct{})}, r)
+}
+
+// run serves a verified helper until it goes: a writer goroutine (owned
+// here, waited for) drains its queue; this goroutine reads its messages.
+func (h *helperServer) run(hc *helperConn, r *bufio.Reader) {
+	conn := hc.conn
+	setWriteDeadline := func(t time.Time) {
+		if d, ok := conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
+			_ = d.SetWriteDeadline(t)
+		}
+	}
 	log := h.log.With().Str("user", hc.user).Str("session", hc.session).Logger()
 	writerDone := make(chan struct{})
 	go func() { // the writer: owned by serve, which waits for it
@@ -166,7 +213,7 @@ func (h *helperServer) serve(conn *net.UnixConn) {
 		for {
 			select {
 			case b := <-hc.out:
-				conn.SetWriteDeadline(time.Now().Add(helperWriteWait))
+				setWriteDeadline(time.Now().Add(helperWriteWait))
 				if _, err := conn.Write(b); err != nil {
 					hc.drop()
 					return
@@ -187,7 +234,9 @@ func (h *helperServer) serve(conn *net.UnixConn) {
 		f(hc.user, hc.session)
 	}
 
-	conn.SetReadDeadline(time.Time{})
+	if d, ok := conn.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(time.Time{})
+	}
 	for {
 		m, err := readHelperMsg(r)
 		if err != nil {
@@ -406,9 +455,14 @@ func (h *helperServer) close() error {
 		hc.drop()
 	}
 	h.mu.Unlock()
-	err := h.ln.Close()
+	var err error
+	if h.ln != nil {
+		err = h.ln.Close()
+	}
 	h.wg.Wait()
-	_ = os.Remove(h.path)
+	if h.path != "" {
+		_ = os.Remove(h.path)
+	}
 	return err
 }
 

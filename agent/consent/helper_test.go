@@ -85,7 +85,7 @@ func scriptTool(t *testing.T, body string) *dialogTool {
 			}
 			return verdictFailed
 		},
-		indicator: func(title, text string) []string { return []string{"indicator", title, text} },
+		indicator: func(title, text string) ([]string, []string) { return []string{"indicator", title, text}, nil },
 	}
 }
 
@@ -346,4 +346,31 @@ func FuzzHelperMessage(f *testing.F) {
 			_ = promptText(r, time.Now())
 		}
 	})
+}
+
+// A helper the service launched (Windows) is who the launcher says, over
+// any connection, whatever it claims: the portable half of the launcher.
+func TestHelperLaunchedOverPipes(t *testing.T) {
+	c := startHelperConsent(t, Policy{Timeout: 20 * time.Second}, &fakeSessions{}, "wts:3", nil)
+	ours, theirs := net.Pipe()
+	attached := make(chan struct{})
+	c.helper.wg.Add(1)
+	go func() {
+		defer c.helper.wg.Done()
+		defer close(attached)
+		c.helper.attach(ours, `PC\alice`, "S-1-5-21-1", "wts:3")
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	helperDone := make(chan struct{})
+	go func() {
+		defer close(helperDone)
+		// It claims to be someone else: the launcher's word counts.
+		runHelperConn(ctx, HelperConfig{User: "mallory", Session: "x11::6", Log: testLogger(t)}, scriptTool(t, `exit 0`), theirs)
+	}()
+	t.Cleanup(func() { cancel(); <-helperDone; <-attached })
+	waitFor(t, "the launched helper to be attached", 5*time.Second, func() bool { return c.helper.asking("pc") != "" })
+	d := c.Decide(context.Background(), testRequest("s-1", "bob", "r", time.Time{}))
+	if !d.Approved || d.By != `PC\alice` {
+		t.Fatalf("decision %+v, want approved by PC\\alice (the launcher's user)", d)
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -82,7 +84,7 @@ func RunHelper(ctx context.Context, cfg HelperConfig) error {
 type helperClient struct {
 	cfg  HelperConfig
 	tool *dialogTool
-	conn net.Conn
+	conn io.ReadWriteCloser
 	wmu  sync.Mutex // serialises writes
 
 	mu         sync.Mutex
@@ -99,6 +101,53 @@ func runHelperOnce(ctx context.Context, cfg HelperConfig, tool *dialogTool) (con
 	if err != nil {
 		return false, fmt.Errorf("connect to the agent at %s: %w (is patchbay-agent running with --consent-backend helper?)", cfg.Socket, err)
 	}
+	return runHelperConn(ctx, cfg, tool, conn)
+}
+
+// RunHelperStdio serves the protocol on standard input and output, for a
+// helper the service launched itself (Windows: in the user's session, with
+// its pipes as stdio). It returns when the service closes the pipes.
+func RunHelperStdio(ctx context.Context, cfg HelperConfig) error {
+	if cfg.User == "" {
+		cfg.User = currentUser()
+	}
+	tool, err := findDialog()
+	if err != nil {
+		return fmt.Errorf("helper: %w", err)
+	}
+	_, err = runHelperConn(ctx, cfg, tool, stdio{os.Stdin, os.Stdout})
+	if ctx.Err() != nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// stdio is standard input and output as one connection.
+type stdio struct {
+	in  *os.File
+	out *os.File
+}
+
+func (s stdio) Read(p []byte) (int, error)  { return s.in.Read(p) }
+func (s stdio) Write(p []byte) (int, error) { return s.out.Write(p) }
+func (s stdio) Close() error                { return errors.Join(s.in.Close(), s.out.Close()) }
+
+// setDeadline sets conn's read or write deadline where it has one (a
+// socket); pipes on some systems have none.
+func setDeadline(conn io.ReadWriteCloser, read bool, t time.Time) {
+	if read {
+		if d, ok := conn.(interface{ SetReadDeadline(time.Time) error }); ok {
+			_ = d.SetReadDeadline(t)
+		}
+		return
+	}
+	if d, ok := conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		_ = d.SetWriteDeadline(t)
+	}
+}
+
+// runHelperConn speaks the helper protocol on conn until it ends.
+func runHelperConn(ctx context.Context, cfg HelperConfig, tool *dialogTool, conn io.ReadWriteCloser) (connected bool, err error) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -107,7 +156,7 @@ func runHelperOnce(ctx context.Context, cfg HelperConfig, tool *dialogTool) (con
 		return false, err
 	}
 	r := bufio.NewReaderSize(conn, 4096)
-	conn.SetReadDeadline(time.Now().Add(helperHelloWait))
+	setDeadline(conn, true, time.Now().Add(helperHelloWait))
 	m, err := readHelperMsg(r)
 	if err != nil {
 		return false, fmt.Errorf("read the agent's welcome: %w", err)
@@ -119,7 +168,7 @@ func runHelperOnce(ctx context.Context, cfg HelperConfig, tool *dialogTool) (con
 	default:
 		return false, fmt.Errorf("agent sent %q before welcome", m.Type)
 	}
-	conn.SetReadDeadline(time.Time{})
+	setDeadline(conn, true, time.Time{})
 	cfg.Log.Info().Str("user", cfg.User).Str("session", cfg.Session).Bool("console", m.Console).Msg("helper: connected to the agent")
 
 	sessCtx, cancelAll := context.WithCancel(ctx)
@@ -152,7 +201,7 @@ func runHelperOnce(ctx context.Context, cfg HelperConfig, tool *dialogTool) (con
 func (c *helperClient) write(m helperMsg) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.conn.SetWriteDeadline(time.Now().Add(helperWriteWait))
+	setDeadline(c.conn, false, time.Now().Add(helperWriteWait))
 	_, err := c.conn.Write(encodeHelperMsg(m))
 	return err
 }
@@ -247,7 +296,8 @@ func (c *helperClient) indicate(ctx context.Context, l Live) {
 		return
 	}
 	for ctx.Err() == nil {
-		res := runProgram(ctx, c.tool.path, c.tool.indicator(indicatorTitle, indicatorText(l, time.Now())), nil, nil)
+		args, env := c.tool.indicator(indicatorTitle, indicatorText(l, time.Now()))
+		res := runProgram(ctx, c.tool.path, args, withEnv(env), nil)
 		if ctx.Err() != nil {
 			return
 		}
