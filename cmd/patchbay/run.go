@@ -249,7 +249,11 @@ func writeJobTable(w io.Writer, j apiv1.Job) error {
 			msg = "needs fix: " + msg
 		}
 		if r.RebootRequired {
-			msg += " (reboot required)"
+			if line := restartLine(r.Details); line != "" {
+				msg += " (" + line + ")"
+			} else {
+				msg += " (reboot required)"
+			}
 		}
 		msg += consentNote(r.Consent)
 		dur := ""
@@ -441,4 +445,16 @@ JSON is {"job": {...}, "results": [...]}; CSV has a header row:
 	}
 	cmd.Flags().StringVarP(&format, "output", "o", "json", "json or csv")
 	return cmd
+}
+
+// restartLine finds what the endpoint decided about a restart the fix
+// required: the details' last line when it starts "restart" ("restart:
+// tonight at 22:00, chosen by bob", "restart pending: policy never").
+func restartLine(details string) string {
+	details = strings.TrimRight(details, "\n")
+	line := details[strings.LastIndexByte(details, '\n')+1:]
+	if !strings.HasPrefix(line, "restart") {
+		return ""
+	}
+	return clean(line)
 }
