@@ -319,12 +319,14 @@ func TestHelperPromptsInUsersDesktop(t *testing.T) {
 	d.click(t, x+w-50, y+h-25)
 	_, x, y, w, h = d.window(t, indicatorTitle, 30*time.Second)
 	d.screenshot(t, "2-indicator")
+	clicked := time.Now() // the click itself counts: xdotool returns after the chain may have finished
 	d.click(t, x+w-50, y+h-25) // End session
-	clicked := time.Now()
 	if err := waitExit(t, done, 10*time.Second, "ended by the user"); err == nil {
 		t.Error("a session the user ended exited 0")
 	}
-	if el := time.Since(clicked); el > time.Second {
+	el := time.Since(clicked)
+	t.Logf("technician disconnected %v after End session", el.Round(time.Millisecond))
+	if el > time.Second {
 		t.Errorf("the technician was disconnected %v after End session, want within 1s", el)
 	}
 	if !strings.Contains(errOut.String(), "ended by the user") {
