@@ -16,8 +16,11 @@ import (
 type seenWriter struct {
 	store *store.Store
 	log   zerolog.Logger
-	ch    chan seenEvent
-	done  chan struct{}
+	// changed is told which agents a batch concerned once it is stored
+	// (the web console's live fleet view); nil: nobody listens.
+	changed func(ids []string)
+	ch      chan seenEvent
+	done    chan struct{}
 }
 
 type seenEvent struct {
@@ -31,8 +34,8 @@ const (
 	seenDelay = 100 * time.Millisecond
 )
 
-func newSeenWriter(st *store.Store, log zerolog.Logger) *seenWriter {
-	w := &seenWriter{store: st, log: log, ch: make(chan seenEvent, 4*seenBatch), done: make(chan struct{})}
+func newSeenWriter(st *store.Store, log zerolog.Logger, changed func(ids []string)) *seenWriter {
+	w := &seenWriter{store: st, log: log, changed: changed, ch: make(chan seenEvent, 4*seenBatch), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -67,6 +70,16 @@ func (w *seenWriter) run() {
 			if err := w.store.TouchLastSeen(ctx, ids, t); err != nil {
 				w.log.Error().Err(err).Int("agents", len(ids)).Msg("store last-seen times")
 			}
+		}
+		if w.changed != nil {
+			ids := make([]string, 0, n)
+			for _, inv := range invs {
+				ids = append(ids, inv.AgentID)
+			}
+			for _, l := range offline {
+				ids = append(ids, l...)
+			}
+			w.changed(ids)
 		}
 		invs, offline, n = invs[:0], map[time.Time][]string{}, 0
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/patchbay/patchbay/internal/atomicfile"
 	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/bus"
+	"github.com/patchbay/patchbay/server/console"
 	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/jobs"
 	"github.com/patchbay/patchbay/server/sessions"
@@ -84,6 +85,8 @@ type Server struct {
 	// sessions brokers interactive sessions; ssh is the SSH user and host CA.
 	sessions *sessions.Broker
 	ssh      *certs.SSHCAs
+	// console serves the web console at / (same listener, same API).
+	console *console.Console
 	// ticketKey encrypts TLS session tickets. It is kept in the data directory
 	// so that agents resume their sessions across a relay restart: a mass
 	// reconnect then costs no certificate signatures.
@@ -156,8 +159,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Info().Int("sessions", n).Msg("ended sessions left open by the previous relay run")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet}
-	s.seen = newSeenWriter(st, s.log)
 	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason}
+	s.console = console.New(console.Config{Store: st, Audit: s.api.Audit, Online: h.Online,
+		Log: s.log.With().Str("component", "console").Logger()})
+	s.api.Browser = s.console
+	s.seen = newSeenWriter(st, s.log, s.console.Events().Changed)
 	s.jobs = jobs.New(st, h, s.api.Audit, s.log.With().Str("component", "jobs").Logger())
 	s.api.Jobs = s.jobs
 	s.sessions = sessions.New(sessions.Config{
@@ -203,14 +209,15 @@ func OpenStore(ctx context.Context, dataDir, dbURL string) (*store.Store, error)
 }
 
 // handler returns the relay's HTTP routes. Agent links accepted through it
-// run until linkCtx ends.
-func (s *Server) handler(linkCtx context.Context) http.Handler {
+// run until linkCtx ends; the console's event streams until streams ends.
+func (s *Server) handler(linkCtx, streams context.Context) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/agent/connect", func(w http.ResponseWriter, r *http.Request) {
 		s.handleAgentConnect(linkCtx, w, r)
 	})
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.api.Register(mux)
+	s.console.Register(mux, streams)
 	return mux
 }
 
@@ -231,8 +238,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	tlsCfg := s.ca.ServerTLSConfig(s.cert)
 	tlsCfg.VerifyConnection = s.verifyConnection
 	tlsCfg.SetSessionTicketKeys([][32]byte{s.ticketKey})
+	// Console event streams end when shutdown begins, not after it: an open
+	// stream would otherwise hold Shutdown for its whole timeout.
+	streams, stopStreams := context.WithCancel(ctx)
+	defer stopStreams()
 	hs := &http.Server{
-		Handler:           s.handler(linkCtx),
+		Handler:           s.handler(linkCtx, streams),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -242,6 +253,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          newStdLogger(s.log),
 		BaseContext:       func(net.Listener) context.Context { return linkCtx },
 	}
+	hs.RegisterOnShutdown(stopStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	s.log.Info().Str("addr", ln.Addr().String()).Str("ca_fingerprint", s.ca.Fingerprint()).Msg("relay listening")

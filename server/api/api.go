@@ -52,6 +52,9 @@ type API struct {
 	// AgentCertValidity is the lifetime of enrolled agents' certificates
 	// (default one year).
 	AgentCertValidity time.Duration
+	// Browser authenticates the web console's session cookies (nil: only
+	// bearer tokens are accepted).
+	Browser BrowserAuth
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }
@@ -84,6 +87,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerCatalog(mux)
 	a.registerJobs(mux)
 	a.registerSessions(mux)
+	a.registerConsole(mux)
 }
 
 func (a *API) now() time.Time {
@@ -115,12 +119,11 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, c caller)
 // auth checks the bearer token and the role before calling h.
 func (a *API) auth(role string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || secret == "" {
-			WriteError(w, http.StatusUnauthorized, "missing bearer token: run patchbay login")
+		hash, ok := a.credential(w, r) // bearer token or console session
+		if !ok {
 			return
 		}
-		tok, err := a.Store.LookupAPIToken(r.Context(), HashSecret(secret), a.now())
+		tok, err := a.Store.LookupAPIToken(r.Context(), hash, a.now())
 		if errors.Is(err, store.ErrNotFound) {
 			WriteError(w, http.StatusUnauthorized, "API token unknown, expired or revoked: ask an admin for a new one (patchbay api-tokens create)")
 			return

@@ -1,0 +1,101 @@
+// Entry point: log in (one-time link, API token form), then route between
+// screens by the URL fragment (#/fleet, #/run?target=...). Each screen is a
+// module exporting mount(main, params), which returns a function that
+// unmounts it (closes its streams). New screens add a route here and a link
+// in index.html's nav.
+import * as api from './api.js';
+import { el } from './dom.js';
+import * as fleet from './fleet.js';
+import * as run from './run.js';
+import * as loginScreen from './login.js';
+
+const routes = { fleet, run };
+
+const main = document.getElementById('main');
+let unmount = () => {};
+
+function banner(text) {
+  const b = document.getElementById('banner');
+  b.textContent = text || '';
+  b.hidden = !text;
+}
+
+function showUser(s) {
+  document.getElementById('nav').hidden = !s;
+  document.getElementById('who').hidden = !s;
+  if (s) {
+    document.getElementById('who-name').textContent = s.name;
+    document.getElementById('who-role').textContent = s.role;
+  }
+}
+
+function parseRoute() {
+  const h = location.hash.startsWith('#/') ? location.hash.slice(2) : 'fleet';
+  const [name, query] = h.split('?', 2);
+  return { name: routes[name] ? name : 'fleet', params: new URLSearchParams(query || '') };
+}
+
+function render() {
+  unmount();
+  main.replaceChildren();
+  if (!api.current()) {
+    unmount = loginScreen.mount(main, { onLogin: loggedIn });
+    return;
+  }
+  const { name, params } = parseRoute();
+  document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('active', a.dataset.screen === name));
+  unmount = routes[name].mount(main, params) || (() => {});
+}
+
+function loggedIn(s) {
+  banner('');
+  showUser(s);
+  render();
+}
+
+api.onLoggedOut((why) => {
+  showUser(null);
+  banner(why);
+  render();
+});
+
+document.getElementById('logout').addEventListener('click', async () => {
+  try {
+    await api.logout();
+  } catch (err) {
+    banner(`log out: ${err.message}`);
+  }
+  showUser(null);
+  render();
+});
+
+window.addEventListener('hashchange', () => { if (api.current()) render(); });
+
+async function start() {
+  // A one-time link: /login#pbl_... The secret is in the fragment, which the
+  // browser never sends anywhere; drop it from the address bar and history
+  // before using it.
+  if (location.pathname === '/login') {
+    const secret = location.hash.slice(1);
+    history.replaceState(null, '', '/#/fleet');
+    if (secret) {
+      try {
+        loggedIn(await api.login('link', secret));
+        return;
+      } catch (err) {
+        banner(err.message);
+      }
+    }
+  }
+  try {
+    const s = await api.loadSession();
+    showUser(s);
+  } catch (err) {
+    banner(`console session: ${err.message}`);
+  }
+  render();
+}
+
+start().catch((err) => {
+  main.replaceChildren(el('p', { class: 'error' }, `console failed to start: ${err.message}`));
+});
