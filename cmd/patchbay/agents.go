@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"github.com/patchbay/patchbay/client"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/selector"
 	"github.com/spf13/cobra"
@@ -31,10 +31,16 @@ func (a *app) agentsListCmd() *cobra.Command {
 		Short:   "List agents, optionally those matching a target selector",
 		Long: `List the enrolled agents (viewer role), or only those matching --target.
 
-The table shows ID, HOSTNAME, OS, ARCH, VERSION, ONLINE (yes/no), LAST SEEN
-(relative, "never" if the agent never connected) and TAGS (k=v sorted by key).
--o json prints the relay's agent objects unchanged (id, hostname, os, arch,
-version, tags, online, last_seen in RFC 3339, ...), for scripts.
+The table shows ID, HOSTNAME, OS, ARCH, VERSION, STATE (online, offline, or
+revoked: a revoked agent is refused by the relay and never targeted by a job),
+LAST SEEN (relative, "never" if the agent never connected) and TAGS (k=v
+sorted by key). -o json prints the relay's agent objects unchanged (id,
+hostname, os, arch, version, tags, online, last_seen in RFC 3339, revoked,
+revoked_at, ...), for scripts.
+
+Commands that take an agent (agents show, agents revoke, ssh, proxy,
+sessions list --agent) accept its ID, a unique prefix of the ID, or its
+hostname.
 
 ` + selector.Help,
 		Example: `  patchbay agents list
@@ -69,28 +75,40 @@ version, tags, online, last_seen in RFC 3339, ...), for scripts.
 
 // writeAgentsTable writes the agents list table, relative times against now.
 func writeAgentsTable(w io.Writer, agents []apiv1.Agent, now time.Time) error {
-	t := newTable(w, "ID", "HOSTNAME", "OS", "ARCH", "VERSION", "ONLINE", "LAST SEEN", "TAGS")
+	t := newTable(w, "ID", "HOSTNAME", "OS", "ARCH", "VERSION", "STATE", "LAST SEEN", "TAGS")
 	for _, ag := range agents {
-		t.row(ag.ID, ag.Hostname, ag.OS, ag.Arch, ag.Version, yesNo(ag.Online), relTime(now, ag.LastSeen), fmtTags(ag.Tags, ","))
+		t.row(ag.ID, ag.Hostname, ag.OS, ag.Arch, ag.Version, agentState(ag), relTime(now, ag.LastSeen), fmtTags(ag.Tags, ","))
 	}
 	return t.flush()
+}
+
+// agentState is "revoked", "online" or "offline".
+func agentState(ag apiv1.Agent) string {
+	switch {
+	case ag.Revoked:
+		return "revoked"
+	case ag.Online:
+		return "online"
+	}
+	return "offline"
 }
 
 func (a *app) agentsShowCmd() *cobra.Command {
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "show ID|HOSTNAME [-o table|json]",
+		Use:   "show AGENT [-o table|json]",
 		Short: "Show one agent in detail",
 		Long: `Show everything the relay knows about one agent (viewer role): identity, OS
 and version, online state and when it was last seen, tags (and which of them
 the enrollment token fixed), logged-in users, IP addresses, enrollment and
 revocation.
 
-The agent is named by its ID or its hostname; a hostname shared by several
-agents is refused with their IDs, so pick one.`,
+AGENT is the agent's ID, a unique prefix of it, or its hostname
+(case-insensitive); one that names several agents is refused with their IDs
+and hostnames, so pick one.`,
 		Example: `  patchbay agents show web-01
-  patchbay agents show 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e -o json`,
-		Args: oneArg("ID or HOSTNAME"),
+  patchbay agents show 0190c6a8-7d2e -o json`,
+		Args: oneArg("AGENT (ID, ID prefix or hostname)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				ag, err := c.Agent(cmd.Context(), args[0])
@@ -140,16 +158,18 @@ func writeAgentDetail(w io.Writer, ag apiv1.Agent, now time.Time) error {
 func (a *app) agentsRevokeCmd() *cobra.Command {
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "revoke ID|HOSTNAME",
+		Use:   "revoke AGENT",
 		Short: "Revoke an agent's certificate and disconnect it",
 		Long: `Revoke an agent (admin role): the relay closes its connection at once and
 refuses its certificate from then on. The revocation is audited. It cannot be
 undone: to bring the machine back, enroll it again with a new token (it gets
 a new ID).
 
-Prefer the agent's ID; a hostname is accepted when exactly one agent has it.`,
-		Example: `  patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e`,
-		Args:    oneArg("ID or HOSTNAME"),
+AGENT is the agent's ID, a unique prefix of it, or a hostname that exactly
+one agent has; prefer the full ID.`,
+		Example: `  patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e
+  patchbay agents revoke kiosk-3`,
+		Args: oneArg("AGENT (ID, ID prefix or hostname)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				ag, err := c.RevokeAgent(cmd.Context(), args[0])

@@ -18,7 +18,7 @@ func TestJobTableShowsTheRestartDecision(t *testing.T) {
 	} {
 		var b bytes.Buffer
 		j := apiv1.Job{ID: "j", Plugin: "patchinstall", State: "done", Results: []apiv1.RunResult{{
-			Hostname: "pc-1", AgentID: "a", State: "succeeded", Summary: "ok", RebootRequired: true, Details: tc.details}}}
+			Hostname: "pc-1", AgentID: "a", State: "succeeded", Summary: "ok", RebootRequired: true, Details: apiv1.ParseDetails(tc.details, true)}}}
 		if err := writeJobTable(&b, j); err != nil {
 			t.Fatal(err)
 		}

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -23,10 +21,10 @@ const pollEvery = 500 * time.Millisecond
 func (a *app) runCmd() *cobra.Command {
 	var req apiv1.JobCreate
 	var params []string
-	var wait bool
+	var wait, summary bool
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "run PLUGIN --target SELECTOR [--param k=v]... [--dry-run] [--wait]",
+		Use:   "run PLUGIN[@VERSION]|SCRIPT --target SELECTOR [--param k=v]... [--dry-run] [--wait]",
 		Short: "Run a signed plugin (or script) on the agents matching a selector",
 		Long: `Run a plugin from the relay's catalog on every agent matching --target (technician role).
 
@@ -48,9 +46,15 @@ does not count towards --max-failures. Each decision, signed by the agent, is in
 audit log (fix.approved, fix.denied).
 
 Parameters are checked against the plugin's manifest (see patchbay plugins list -o json)
-by the relay and again by each agent. To run a published script, use the script plugin:
-  patchbay run script --param name=SCRIPT [--param k=v]...
+by the relay and again by each agent. PLUGIN is a plugin's name as patchbay plugins list
+shows it, optionally with @VERSION (like --version; default the newest). A published
+script runs by its name too (patchbay scripts list), through the script plugin:
+  patchbay run flush-dns --target ...   is   patchbay run script --param name=flush-dns --target ...
 the script's own parameters reach it as environment variables PATCHBAY_PARAM_<NAME>.
+The newest version of a script runs.
+
+Revoked agents are never targeted; when the selector matches some, the relay says how
+many were left out (and a job whose selector matches only revoked agents is refused).
 
 Without --wait the job ID alone is printed on the last line of standard output. With
 --wait, progress goes to standard error (a live line on a terminal, plain lines
@@ -60,11 +64,19 @@ when any agent failed or the job halted or was cancelled.
 ` + selector.Help,
 		Example: `  patchbay run sysinfo --target all --wait
   patchbay run cacheclear --target os=linux,site=paris --param scopes=temp,user --dry-run --wait
-  patchbay run script --target hostname=kiosk-* --param name=flush-dns --wait -o json
+  patchbay run flush-dns --target hostname=kiosk-* --wait -o json
+  patchbay run cacheclear@1.2.0 --target id=0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e --wait
   JOB=$(patchbay run patchinstall --target role=server --param security_only=true --reason CHG-1234 | tail -1)`,
-		Args: cobra.ExactArgs(1),
+		Args: oneArg("PLUGIN or SCRIPT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req.Plugin = args[0]
+			name, version, hasVersion := strings.Cut(args[0], "@")
+			if hasVersion {
+				if version == "" || (req.Version != "" && req.Version != version) {
+					return usageErrorf(cmd, "%s: give the version once, as PLUGIN@VERSION or --version", args[0])
+				}
+				req.Version = version
+			}
+			req.Plugin = name
 			var err error
 			if req.Params, err = parseParams(params); err != nil {
 				return usageErrorf(cmd, "--param: %v", err)
@@ -76,9 +88,17 @@ when any agent failed or the job halted or was cancelled.
 				return usageErrorf(cmd, "--target: %v", err)
 			}
 			return a.withClient(func(c *client.Client) error {
+				if err := a.resolveRunnable(cmd.Context(), c, &req); err != nil {
+					return err
+				}
 				job, err := c.CreateJob(cmd.Context(), req)
 				if err != nil {
 					return err
+				}
+				if n := job.RevokedNotTargeted; n == 1 {
+					fmt.Fprintln(a.stderr, "1 matching agent is revoked and was not targeted.")
+				} else if n > 1 {
+					fmt.Fprintf(a.stderr, "%d matching agents are revoked and were not targeted.\n", n)
 				}
 				if !wait {
 					fmt.Fprintf(a.stderr, "Job %s: %s %s on %d agent(s). Follow it with: patchbay jobs show %s\n",
@@ -90,7 +110,7 @@ when any agent failed or the job halted or was cancelled.
 				if err != nil {
 					return err
 				}
-				if err := a.printJob(job, output); err != nil {
+				if err := a.printJob(job, output, summary); err != nil {
 					return err
 				}
 				if jobFailed(job) {
@@ -112,9 +132,43 @@ when any agent failed or the job halted or was cancelled.
 	f.StringVar(&req.Expires, "expires", "", "offline agents that have not run it by then end expired (default 24h)")
 	f.StringVar(&req.Reason, "reason", "", "why (a ticket number): recorded in the audit log and shown to the user when a fix asks for consent")
 	f.BoolVar(&req.AllowDowngrade, "allow-downgrade", false, "let agents run an older plugin version than one they already ran")
-	f.BoolVar(&wait, "wait", false, "wait for every agent's result and print them")
+	f.BoolVar(&wait, "wait", false, "wait for every agent's result and print them (as patchbay jobs show does)")
+	f.BoolVar(&summary, "summary", false, "with --wait: print only the results table, no output or details")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// resolveRunnable turns a script's name given as PLUGIN into a run of the
+// script plugin: the catalog is asked (by name, a small answer) only when
+// no plugin has that name. Unknown names say where the names are listed.
+func (a *app) resolveRunnable(ctx context.Context, c *client.Client, req *apiv1.JobCreate) error {
+	if req.Plugin == "script" {
+		return nil
+	}
+	plugins, err := c.Plugins(ctx, req.Plugin)
+	if err != nil || len(plugins) > 0 {
+		return err // the relay checks the version
+	}
+	scripts, err := c.Scripts(ctx, req.Plugin)
+	if err != nil {
+		return err
+	}
+	if len(scripts) == 0 {
+		return fmt.Errorf("run %s: no plugin or script named %q in the catalog: patchbay plugins list and patchbay scripts list show them", req.Plugin, req.Plugin)
+	}
+	if req.Version != "" {
+		return fmt.Errorf("run %s@%s: %s is a script, and the newest version of a script runs (%s): leave out the version", req.Plugin, req.Version, req.Plugin, scripts[0].Version)
+	}
+	if _, set := req.Params["name"]; set {
+		return fmt.Errorf("run %s: %s is a script, named by the script plugin's name parameter: leave out --param name=", req.Plugin, req.Plugin)
+	}
+	if req.Params == nil {
+		req.Params = map[string]string{}
+	}
+	req.Params["name"] = req.Plugin
+	req.Plugin = "script"
+	fmt.Fprintf(a.stderr, "%s is a script: running version %s through the script plugin.\n", req.Params["name"], scripts[0].Version)
+	return nil
 }
 
 // parseParams parses repeated k=v flags. A value may contain '=' and ','.
@@ -149,6 +203,7 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id string) (apiv1.J
 		if err != nil {
 			return apiv1.Job{}, err
 		}
+		id = job.ID // a prefix is resolved once
 		line := progressLine(job)
 		elapsed := a.now().Sub(start)
 		switch {
@@ -221,240 +276,4 @@ func finished(j apiv1.Job) int {
 // jobFailed reports whether the job should exit non-zero.
 func jobFailed(j apiv1.Job) bool {
 	return j.State == "halted" || j.State == "cancelled" || j.Counts["failed"] > 0 || j.Counts["expired"] > 0
-}
-
-// printJob prints a job and its results.
-func (a *app) printJob(j apiv1.Job, output outputFlag) error {
-	if output == formatJSON {
-		return writeJSON(a.stdout, j)
-	}
-	return writeJobTable(a.stdout, j)
-}
-
-func writeJobTable(w io.Writer, j apiv1.Job) error {
-	fmt.Fprintf(w, "Job %s: %s %s on %q, %s", clean(j.ID), clean(j.Plugin), clean(j.Version), clean(j.Target), j.State)
-	if j.DryRun {
-		fmt.Fprint(w, " (dry run)")
-	}
-	fmt.Fprintln(w)
-	t := newTable(w, "HOSTNAME", "AGENT", "STATE", "DURATION", "SUMMARY / ERROR")
-	res := append([]apiv1.RunResult(nil), j.Results...)
-	sort.SliceStable(res, func(a, b int) bool { return res[a].Hostname < res[b].Hostname })
-	for _, r := range res {
-		msg := r.Summary
-		if r.Error != "" {
-			msg = r.Error
-		}
-		if j.DryRun && r.State == "succeeded" && r.Needed {
-			msg = "needs fix: " + msg
-		}
-		if r.RebootRequired {
-			if line := restartLine(r.Details); line != "" {
-				msg += " (" + line + ")"
-			} else {
-				msg += " (reboot required)"
-			}
-		}
-		msg += consentNote(r.Consent)
-		dur := ""
-		if r.DurationMS > 0 {
-			dur = (time.Duration(r.DurationMS) * time.Millisecond).Round(time.Millisecond).String()
-		}
-		t.row(r.Hostname, shortAgent(r.AgentID), r.State, dur, firstLine(msg, 100))
-	}
-	return t.flush()
-}
-
-// consentNote says who decided on a fix that needs consent: approved, or
-// denied by a person (a denial by the policy, a timeout or nobody there is
-// already in the summary, "fix not run: ...").
-func consentNote(c *apiv1.RunConsent) string {
-	switch {
-	case c == nil:
-		return ""
-	case c.Approved && c.By == "policy":
-		return " (consent: approved by the endpoint's policy, " + clean(c.Mode) + " mode)"
-	case c.Approved:
-		return " (consent: approved by " + clean(c.By) + ")"
-	case c.By == "policy" || c.By == "timeout" || c.By == "agent" || c.By == "no-user":
-		return ""
-	}
-	return " (consent: denied by " + clean(c.By) + ")"
-}
-
-func shortAgent(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
-}
-
-func firstLine(s string, max int) string {
-	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > max {
-		s = s[:max-1] + "…"
-	}
-	return s
-}
-
-func (a *app) jobsCmd() *cobra.Command {
-	return group("jobs", "List, inspect and cancel jobs",
-		`A job is one plugin run across agents, created by "patchbay run".`,
-		`  patchbay jobs list
-  patchbay jobs show 0193a1b2-... -o json
-  patchbay jobs watch 0193a1b2-...
-  patchbay jobs export 0193a1b2-... -o csv > results.csv
-  patchbay jobs cancel 0193a1b2-...`,
-		a.jobsListCmd(), a.jobsShowCmd(), a.jobsWatchCmd(), a.jobsExportCmd(), a.jobsCancelCmd())
-}
-
-func (a *app) jobsListCmd() *cobra.Command {
-	var output outputFlag
-	cmd := &cobra.Command{
-		Use:   "list [-o table|json]",
-		Short: "List jobs, newest first",
-		Long: `List the newest 100 jobs with their state and counts (viewer role). OK counts agents
-that succeeded or were skipped because Check found nothing to fix.`,
-		Example: "  patchbay jobs list\n  patchbay jobs list -o json",
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(func(c *client.Client) error {
-				jobs, err := c.Jobs(cmd.Context())
-				if err != nil {
-					return err
-				}
-				if output == formatJSON {
-					return writeJSON(a.stdout, jobs)
-				}
-				t := newTable(a.stdout, "ID", "PLUGIN", "TARGET", "STATE", "AGENTS", "OK", "FAILED", "CREATED", "BY")
-				for _, j := range jobs {
-					ok := j.Counts["succeeded"] + j.Counts["skipped"]
-					t.row(j.ID, j.Plugin+" "+j.Version, j.Target, j.State, fmt.Sprint(j.Total), fmt.Sprint(ok),
-						fmt.Sprint(j.Counts["failed"]), fmtTime(j.CreatedAt), j.CreatedBy)
-				}
-				return t.flush()
-			})
-		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
-}
-
-func (a *app) jobsShowCmd() *cobra.Command {
-	var output outputFlag
-	cmd := &cobra.Command{
-		Use:   "show ID [-o table|json]",
-		Short: "Show a job and every agent's result",
-		Long: `Show a job and one line per target agent: state, duration and summary or error
-(viewer role), and for a fix that needed consent who approved or denied it. With -o json
-every field is printed, including each agent's output tail, details, who signed what ran
-and the consent decision (approved, by, message, mode, at). The job is over when
-ended_at is set.`,
-		Example: "  patchbay jobs show 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b\n  patchbay jobs show 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b -o json",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withClient(func(c *client.Client) error {
-				j, err := c.Job(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return a.printJob(j, output)
-			})
-		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
-}
-
-func (a *app) jobsCancelCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "cancel ID",
-		Short: "Stop a job: nothing new starts and running agents are told to stop",
-		Long: `Cancel a job (technician role): agents that have not started end "cancelled" at once;
-agents running it are told to stop and report "cancelled" (or their result, if they
-finished first). The cancellation is recorded in the audit log.`,
-		Example: "  patchbay jobs cancel 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withClient(func(c *client.Client) error {
-				r, err := c.CancelJob(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stdout, "Job %s %s: %d run(s) that had not started were cancelled; running ones were told to stop.\n", r.ID, r.State, r.Cancelled)
-				return nil
-			})
-		},
-	}
-	return cmd
-}
-
-func (a *app) jobsWatchCmd() *cobra.Command {
-	var output outputFlag
-	cmd := &cobra.Command{
-		Use:   "watch ID [-o table|json]",
-		Short: "Follow a job's progress until it ends, then print its results",
-		Long: `Follow a job like "patchbay run --wait" does: progress on standard error (a live line on
-a terminal, a plain line whenever the counts change otherwise), then the results on
-standard output. Exit status 1 when any agent failed or expired, or the job halted or was
-cancelled. Ctrl-C stops watching; the job goes on.`,
-		Example: "  patchbay jobs watch 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withClient(func(c *client.Client) error {
-				j, err := a.waitJob(cmd.Context(), c, args[0])
-				if err != nil {
-					return err
-				}
-				if err := a.printJob(j, output); err != nil {
-					return err
-				}
-				if jobFailed(j) {
-					return errReported
-				}
-				return nil
-			})
-		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
-}
-
-func (a *app) jobsExportCmd() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "export ID -o json|csv",
-		Short: "Write every agent's result with its full output, as JSON or CSV",
-		Long: `Export a job's results for a report or a spreadsheet (viewer role): one record per target
-agent with state, times, duration, summary, error, who signed what ran and the output
-(the last 256 KiB each agent reported). The relay streams it, so exporting a job over
-100,000 agents needs no more memory than a small one.
-
-JSON is {"job": {...}, "results": [...]}; CSV has a header row:
-  ` + strings.Join(apiv1.JobCSVHeader, ",") + ``,
-		Example: "  patchbay jobs export 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b -o csv > results.csv\n  patchbay jobs export 0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b -o json | jq '.results[] | select(.state==\"failed\")'",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "json" && format != "csv" {
-				return usageErrorf(cmd, "-o %q: want json or csv", format)
-			}
-			return a.withClient(func(c *client.Client) error {
-				return c.ExportJob(cmd.Context(), args[0], format, a.stdout)
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&format, "output", "o", "json", "json or csv")
-	return cmd
-}
-
-// restartLine finds what the endpoint decided about a restart the fix
-// required: the details' last line when it starts "restart" ("restart:
-// tonight at 22:00, chosen by bob", "restart pending: policy never").
-func restartLine(details string) string {
-	details = strings.TrimRight(details, "\n")
-	line := details[strings.LastIndexByte(details, '\n')+1:]
-	if !strings.HasPrefix(line, "restart") {
-		return ""
-	}
-	return clean(line)
 }

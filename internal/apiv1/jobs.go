@@ -59,6 +59,9 @@ type Job struct {
 	ExpiresAt          time.Time      `json:"expires_at"`
 	EndedAt            *time.Time     `json:"ended_at,omitempty"`
 	Results            []RunResult    `json:"results,omitempty"`
+	// RevokedNotTargeted is how many revoked agents the target matched: a
+	// job never runs on them. Only in the answer to POST /v1/jobs.
+	RevokedNotTargeted int `json:"revoked_not_targeted,omitempty"`
 }
 
 // RunResult is one agent's part of a job.
@@ -73,9 +76,11 @@ type RunResult struct {
 	Version        string `json:"version,omitempty"`
 	Summary        string `json:"summary"`
 	Error          string `json:"error"`
-	Details        string `json:"details,omitempty"`
-	Output         string `json:"output"`
-	Signer         string `json:"signer,omitempty"`
+	// Details is what the plugin reported beyond its summary (see
+	// RunDetails); nil without any.
+	Details *RunDetails `json:"details,omitempty"`
+	Output  string      `json:"output"`
+	Signer  string      `json:"signer,omitempty"`
 	// Consent is the decision of the person at the machine (or the
 	// endpoint's policy) on a fix that needs consent; nil when nobody was
 	// asked. A fix not approved ends "skipped".

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
@@ -58,44 +56,6 @@ func (a *API) handleAgentsList(w http.ResponseWriter, r *http.Request, _ caller)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// findAgent resolves an agent ID, or else a hostname that names exactly one
-// agent (case-insensitive). On failure it has answered.
-func (a *API) findAgent(w http.ResponseWriter, r *http.Request) (store.Agent, bool) {
-	ref := r.PathValue("id")
-	ag, err := a.Store.GetAgent(r.Context(), ref)
-	if err == nil {
-		return ag, true
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		a.internal(w, r, "look up agent", err)
-		return ag, false
-	}
-	agents, err := a.Store.ListAgents(r.Context())
-	if err != nil {
-		a.internal(w, r, "look up agent", err)
-		return ag, false
-	}
-	var found []store.Agent
-	for _, x := range agents {
-		if strings.EqualFold(x.Hostname, ref) {
-			found = append(found, x)
-		}
-	}
-	switch len(found) {
-	case 1:
-		return found[0], true
-	case 0:
-		WriteError(w, http.StatusNotFound, "no agent with ID or hostname %q: see patchbay agents list", ref)
-	default:
-		ids := make([]string, len(found))
-		for i, x := range found {
-			ids[i] = x.ID
-		}
-		WriteError(w, http.StatusConflict, "hostname %q names %d agents (%s): use an ID", ref, len(found), strings.Join(ids, ", "))
-	}
-	return ag, false
 }
 
 func (a *API) handleAgentShow(w http.ResponseWriter, r *http.Request, _ caller) {

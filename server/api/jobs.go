@@ -49,11 +49,20 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 		WriteError(w, status, "%v", err)
 		return
 	}
+	revoked, err := a.revokedMatching(r.Context(), sel)
+	if err != nil {
+		a.internal(w, r, "create job", err)
+		return
+	}
 	err = a.Store.CreateJobStream(r.Context(), &job, func(emit func([]store.Run) error) error {
 		return a.resolveTargets(r.Context(), &job, sel, req, emit)
 	})
 	var te *targetError
 	if errors.As(err, &te) {
+		if te.noMatch && revoked > 0 {
+			WriteError(w, te.status, "no agent that is not revoked matches %q: the %d that match are revoked (patchbay agents list --target shows them)", req.Target, revoked)
+			return
+		}
 		WriteError(w, te.status, "%v", te.err)
 		return
 	}
@@ -64,6 +73,9 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 	detail := map[string]string{
 		"plugin": job.Plugin + "@" + job.PluginVersion, "target": job.Target, "agents": strconv.Itoa(job.Total),
 		"dry_run": strconv.FormatBool(job.DryRun), "reason": job.Reason,
+	}
+	if revoked > 0 {
+		detail["revoked_not_targeted"] = strconv.Itoa(revoked)
 	}
 	if job.Script != "" {
 		detail["script"] = job.Script + "@" + job.ScriptVersion + " sha256:" + job.ScriptSHA256
@@ -78,7 +90,25 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 			a.Log.Error().Err(err).Str("job_id", job.ID).Msg("hand the new job to the dispatcher")
 		}
 	}
-	writeJSON(w, http.StatusCreated, a.jobJSON(job, nil, nil))
+	out := a.jobJSON(job, nil, nil)
+	out.RevokedNotTargeted = revoked
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// revokedMatching counts the revoked agents that sel matches: a job never
+// targets them, and its creator is told how many it left out.
+func (a *API) revokedMatching(ctx context.Context, sel *selector.Selector) (int, error) {
+	revoked, err := a.Store.RevokedTargets(ctx, sel.UsesTags())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ag := range revoked {
+		if sel.Match(selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // planJob validates a job request and resolves its agents and the plugin
@@ -164,8 +194,9 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 // targetError is a planning error found while resolving targets; it rolls
 // the job back and is answered with status.
 type targetError struct {
-	status int
-	err    error
+	status  int
+	err     error
+	noMatch bool // no agent matched the target
 }
 
 func (e *targetError) Error() string { return e.err.Error() }
@@ -227,22 +258,22 @@ func (a *API) resolveTargets(ctx context.Context, job *store.Job, sel *selector.
 	}
 	job.Total = seq
 	if job.Total == 0 {
-		return &targetError{http.StatusBadRequest, fmt.Errorf("no agent matches %q: check it with patchbay agents list --target", req.Target)}
+		return &targetError{http.StatusBadRequest, fmt.Errorf("no agent matches %q: check it with patchbay agents list --target", req.Target), true}
 	}
 	var err error
 	if req.Canary != "" {
 		if job.Canary, err = apiv1.ParseCount(req.Canary, job.Total); err != nil {
-			return &targetError{http.StatusBadRequest, fmt.Errorf("canary %w", err)}
+			return &targetError{status: http.StatusBadRequest, err: fmt.Errorf("canary %w", err)}
 		}
 	}
 	job.MaxFailuresBP = -1
 	if req.MaxFailures != "" {
 		if bp, ok, err := apiv1.ParsePercent(req.MaxFailures); err != nil {
-			return &targetError{http.StatusBadRequest, fmt.Errorf("max-failures %w", err)}
+			return &targetError{status: http.StatusBadRequest, err: fmt.Errorf("max-failures %w", err)}
 		} else if ok {
 			job.MaxFailuresBP = bp // a share of the runs finished so far
 		} else if job.MaxFailures, err = apiv1.ParseCount(req.MaxFailures, job.Total); err != nil {
-			return &targetError{http.StatusBadRequest, fmt.Errorf("max-failures %w", err)}
+			return &targetError{status: http.StatusBadRequest, err: fmt.Errorf("max-failures %w", err)}
 		}
 	}
 	return nil
@@ -325,13 +356,8 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, what string) (store
 			return j, c.ByState, offline, true // open: nothing is read from the store
 		}
 	}
-	j, err := a.Store.GetJob(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		WriteError(w, http.StatusNotFound, "job %s not found: see patchbay jobs list", id)
-		return store.Job{}, nil, 0, false
-	}
-	if err != nil {
-		a.internal(w, r, what, err)
+	j, ok := a.findJob(w, r) // an ID prefix, or a job not open here
+	if !ok {
 		return store.Job{}, nil, 0, false
 	}
 	j, counts, offline, err := a.jobState(r.Context(), j)
@@ -368,16 +394,11 @@ func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
 }
 
 func (a *API) handleJobCancel(w http.ResponseWriter, r *http.Request, c caller) {
-	id := r.PathValue("id")
-	j, err := a.Store.GetJob(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		WriteError(w, http.StatusNotFound, "job %s not found: see patchbay jobs list", id)
+	j, ok := a.findJob(w, r)
+	if !ok {
 		return
 	}
-	if err != nil {
-		a.internal(w, r, "cancel job", err)
-		return
-	}
+	id := j.ID
 	if a.Jobs == nil {
 		WriteError(w, http.StatusServiceUnavailable, "this relay does not run jobs")
 		return
@@ -424,7 +445,7 @@ func maxFailuresPct(j store.Job) *float64 {
 func runJSON(r store.Run) apiv1.RunResult {
 	out := apiv1.RunResult{
 		RunID: r.ID, AgentID: r.AgentID, Hostname: r.Hostname, State: r.State, Needed: r.Needed, Changed: r.Changed,
-		RebootRequired: r.RebootRequired, Version: r.Version, Summary: r.Summary, Error: r.Error, Details: r.Details,
+		RebootRequired: r.RebootRequired, Version: r.Version, Summary: r.Summary, Error: r.Error, Details: apiv1.ParseDetails(r.Details, r.RebootRequired),
 		Output: r.Output, Signer: r.Signer, Started: timePtr(r.StartedAt), Ended: timePtr(r.EndedAt),
 	}
 	if !r.StartedAt.IsZero() && !r.EndedAt.IsZero() {

@@ -197,24 +197,6 @@ func (a *API) handleSessionList(w http.ResponseWriter, r *http.Request, _ caller
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *API) findSession(w http.ResponseWriter, r *http.Request) (store.Session, bool) {
-	id := r.PathValue("id")
-	if !wire.ValidUUID(id) {
-		WriteError(w, http.StatusBadRequest, "session ID %q is not a UUID: see patchbay sessions list", id)
-		return store.Session{}, false
-	}
-	s, err := a.Store.GetSession(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		WriteError(w, http.StatusNotFound, "no session %s: see patchbay sessions list", id)
-		return s, false
-	}
-	if err != nil {
-		a.internal(w, r, "get session", err)
-		return s, false
-	}
-	return s, true
-}
-
 // handleSessionShow answers one session. While the endpoint asks a person
 // at the machine, its consent says who and until when.
 func (a *API) handleSessionShow(w http.ResponseWriter, r *http.Request, _ caller) {
