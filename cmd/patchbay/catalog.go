@@ -448,20 +448,19 @@ a script only if that key is in their allowed_signers file.`
 func (a *app) catalogShowCmd(kind string) *cobra.Command {
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "show SHA256 [-o table|json]",
+		Use:   "show " + strings.ToUpper(kind) + " [-o table|json]",
 		Short: "Show one " + kind + " of the catalog in detail",
-		Long: `Show one ` + kind + ` of the relay's catalog by its SHA-256 (viewer role): name,
-version, platform, size, parameters, signer and who published it when. The
-full SHA-256 is in the JSON of patchbay ` + kind + `s list -o json.`,
-		Example: "  patchbay " + kind + "s show 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-		Args:    oneArg("SHA256"),
+		Long: `Show one ` + kind + ` of the relay's catalog (viewer role): name, version, platform,
+size, parameters, signer and who published it when.
+
+` + artifactRefHelp(kind),
+		Example: "  patchbay " + kind + "s show " + map[string]string{apiv1.KindPlugin: "cacheclear", apiv1.KindScript: "flush-dns"}[kind] +
+			"\n  patchbay " + kind + "s show " + map[string]string{apiv1.KindPlugin: "cacheclear@1.2.0", apiv1.KindScript: "flush-dns@1.0.1"}[kind] +
+			"\n  patchbay " + kind + "s show 9f86d081884c -o json",
+		Args: oneArg(strings.ToUpper(kind)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
-				show := c.Plugin
-				if kind == apiv1.KindScript {
-					show = c.Script
-				}
-				art, err := show(cmd.Context(), args[0])
+				art, err := resolveArtifact(cmd.Context(), c, kind, args[0])
 				if err != nil {
 					return err
 				}

@@ -310,8 +310,8 @@ func TestCatalogAsViewer(t *testing.T) {
 		t.Errorf("-o yaml: %+v", r)
 	}
 	r = patchbay(t, "", "plugins", "show", "abc")
-	if r.code != 1 || !strings.Contains(r.stderr, `sha256 "abc": want 64 lower-case hex digits`) {
-		t.Errorf("show bad sha: %+v", r)
+	if r.code != 1 || !strings.Contains(r.stderr, `find plugin abc: no plugin with that name, name@version or SHA-256 prefix: patchbay plugins list shows them`) {
+		t.Errorf("show unknown: %+v", r)
 	}
 	// A viewer cannot publish: the relay says which role is needed.
 	key := newKey(t, "")

@@ -140,6 +140,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		a.pluginsCmd(), a.scriptsCmd(), a.runCmd(), a.jobsCmd(),
 		a.sshCmd(), a.proxyCmd(), a.sshConfigCmd(), a.sessionsCmd(),
 		a.consoleCmd())
+	root.AddCommand(a.versionCmd())
 	return root
 }
 

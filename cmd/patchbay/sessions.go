@@ -31,7 +31,7 @@ func (a *app) proxyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "proxy AGENT",
 		Short: "Connect standard input and output to an agent's SSH server (OpenSSH ProxyCommand)",
-		Long: `Ask for a session on AGENT (an agent ID or hostname, optionally ending in .patchbay)
+		Long: `Ask for a session on AGENT (an agent ID, unique ID prefix or hostname, optionally ending in .patchbay)
 and connect this command's standard input and output to the agent's SSH server, for
 OpenSSH's ProxyCommand. See patchbay ssh-config for a ready-made configuration.
 
@@ -160,13 +160,17 @@ func quoteSSH(p string) string {
 	return p
 }
 
+// sessionRefHelp says how commands that take a session name it.
+const sessionRefHelp = `SESSION is a session ID as patchbay sessions list shows it, or any prefix of one that
+names a single session (the relay lists the candidates when it names several).`
+
 func (a *app) sessionsCmd() *cobra.Command {
 	return group("sessions", "List interactive sessions, read their recordings, end them",
 		`Interactive sessions: who asked for which agent, why, what the endpoint's consent policy
 decided and by whom, when they started and ended, and the terminal recordings the agents
 made (asciicast v2: play them with asciinema play FILE).`,
 		`  patchbay sessions list
-  patchbay sessions recording 0193a1b2-... > s.cast && asciinema play s.cast`,
+  patchbay sessions recording 0193a1b2-7c4d > s.cast && asciinema play s.cast`,
 		a.sessionsListCmd(), a.sessionsShowCmd(), a.sessionsRecordingCmd(), a.sessionsEndCmd())
 }
 
@@ -175,7 +179,7 @@ func (a *app) sessionsListCmd() *cobra.Command {
 	var agent string
 	var limit int
 	cmd := &cobra.Command{
-		Use:   "list [--agent ID|HOSTNAME] [-o table|json]",
+		Use:   "list [--agent AGENT] [-o table|json]",
 		Short: "List sessions, newest first",
 		Long: `List interactive sessions, newest first: the agent, the technician, the state
 (requested, approved while live, ended, denied, failed), how the endpoint's consent
@@ -208,7 +212,7 @@ message, end_by, end_reason, recording_size.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&agent, "agent", "", "only this agent's sessions (ID or hostname)")
+	cmd.Flags().StringVar(&agent, "agent", "", "only this agent's sessions (ID, unique ID prefix or hostname)")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many (1-1000)")
 	addOutputFlag(cmd, &output)
 	return cmd
@@ -245,14 +249,16 @@ func writeSessionsTable(w io.Writer, now time.Time, list []apiv1.Session) error 
 func (a *app) sessionsShowCmd() *cobra.Command {
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "show ID [-o table|json]",
+		Use:   "show SESSION [-o table|json]",
 		Short: "Show one session",
 		Long: `Show one session: who asked, why, what was requested and granted, the endpoint's
 consent decision, when it started and ended, who ended it and why, and the size of
-its recording.`,
-		Example: `  patchbay sessions show 0193a1b2-...
-  patchbay sessions show 0193a1b2-... -o json`,
-		Args: oneArg("ID"),
+its recording.
+
+` + sessionRefHelp,
+		Example: `  patchbay sessions show 0193a1b2-7c4d
+  patchbay sessions show 0193a1b2-7c4d -o json`,
+		Args: oneArg("SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				s, err := c.Session(cmd.Context(), args[0])
@@ -295,15 +301,17 @@ its recording.`,
 
 func (a *app) sessionsRecordingCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "recording ID",
+		Use:   "recording SESSION",
 		Short: "Write a session's terminal recording (asciicast v2) to standard output",
 		Long: `Write the recording of a terminal session to standard output, in asciicast v2
 format: play it with "asciinema play FILE" or upload it to an asciinema server you
 run. The recording holds what the session displayed and what the technician typed.
-Reading a recording is recorded in the audit log.`,
-		Example: `  patchbay sessions recording 0193a1b2-... > session.cast
+Reading a recording is recorded in the audit log.
+
+` + sessionRefHelp,
+		Example: `  patchbay sessions recording 0193a1b2-7c4d > session.cast
   asciinema play session.cast`,
-		Args: oneArg("ID"),
+		Args: oneArg("SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				_, err := c.Recording(cmd.Context(), args[0], a.stdout)
@@ -316,14 +324,16 @@ Reading a recording is recorded in the audit log.`,
 func (a *app) sessionsEndCmd() *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
-		Use:   "end ID [--reason TEXT]",
+		Use:   "end SESSION [--reason TEXT]",
 		Short: "End a live session (your own, or any as an admin)",
 		Long: `End a live session. The relay asks the agent to end it; the technician's SSH client
 is told why on its standard error and disconnected, and the byte stream is cut two
 seconds later whatever the agent does. Technicians can end their own sessions; admins
-can end anyone's. The request is audited.`,
-		Example: `  patchbay sessions end 0193a1b2-... --reason "wrong machine"`,
-		Args:    oneArg("ID"),
+can end anyone's. The request is audited.
+
+` + sessionRefHelp,
+		Example: `  patchbay sessions end 0193a1b2-7c4d --reason "wrong machine"`,
+		Args:    oneArg("SESSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				s, err := c.EndSession(cmd.Context(), args[0], reason)

@@ -44,7 +44,8 @@ func (a *app) sshCmd() *cobra.Command {
 		Short: "Open a shell (or run a command) on an agent, with its user's consent",
 		Long: `Open an interactive session on an agent: a shell, or one command after "--".
 
-AGENT is an agent ID or a unique hostname. The relay asks the agent, and the agent
+AGENT is an agent ID, a unique prefix of one, or a hostname that one agent has
+(case-insensitive), as patchbay agents list shows them. The relay asks the agent, and the agent
 decides by its own consent policy: by default the person at the machine is shown who
 you are, your --reason and what you ask for, and must approve within a minute. The
 session is SSH end to end between this command and the agent (the relay only copies
@@ -68,7 +69,7 @@ about to expire. For stock OpenSSH (ssh, scp, sftp) see patchbay ssh-config.`,
   patchbay ssh kiosk-7 --reason "INC-12 VNC" -L 5901:localhost:5900`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 {
-				return usageErrorf(cmd, "patchbay ssh needs an AGENT (ID or hostname)")
+				return usageErrorf(cmd, "patchbay ssh needs an AGENT (ID, ID prefix or hostname: patchbay agents list shows them)")
 			}
 			if cmd.ArgsLenAtDash() > 1 || (cmd.ArgsLenAtDash() == -1 && len(args) > 1) {
 				return usageErrorf(cmd, "put the command after --, e.g. patchbay ssh %s -- %s", args[0], strings.Join(args[1:], " "))

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -135,7 +134,7 @@ func TestLookupQueryPlans(t *testing.T) {
 	} {
 		args := make([]any, 5)
 		for i := range args {
-			args[i] = fmt.Sprint("0190")
+			args[i] = "0190"
 		}
 		rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args[:strings.Count(q, "$")-strings.Count(q, "$1")+1]...)
 		if err != nil {
