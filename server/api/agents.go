@@ -44,6 +44,11 @@ func (a *API) handleAgentsList(w http.ResponseWriter, r *http.Request, _ caller)
 		WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	q, err := parseAgentQuery(r.URL.Query()) // q, sort, limit, offset: agentquery.go
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
 	agents, err := a.Store.ListAgents(r.Context())
 	if err != nil {
 		a.internal(w, r, "list agents", err)
@@ -51,11 +56,11 @@ func (a *API) handleAgentsList(w http.ResponseWriter, r *http.Request, _ caller)
 	}
 	out := []apiv1.Agent{}
 	for _, ag := range agents {
-		if sel.Match(attrs(ag)) {
+		if sel.Match(attrs(ag)) && q.match(ag) {
 			out = append(out, a.agentJSON(ag))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, q.page(w, out))
 }
 
 func (a *API) handleAgentShow(w http.ResponseWriter, r *http.Request, _ caller) {
