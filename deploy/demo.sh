@@ -93,6 +93,8 @@ for _ in $(seq 1 50); do
 	sleep 0.1
 done
 demo_id=$("$BIN/patchbay" agents list --target demo=true -o json 2>/dev/null | grep -m1 '"id"' | cut -d'"' -f4)
+# A one-time link into the web console for the demo admin (60 s, works once).
+console_link=$("$BIN/patchbay" console --no-open 2>/dev/null || true)
 
 cat <<INFO
 
@@ -101,6 +103,10 @@ Patchbay relay running at $URL with one demo agent.
   CA fingerprint  $fp
   admin token     $(cat "$DATA/admin-token" 2>/dev/null || echo "(see $PATCHBAY_CONFIG)")  (also in $DATA/admin-token, 0600)
   logs            $DATA/relay.log, $DATA/agent.log
+
+Web console (this link logs in the demo admin; it works once, within 60 s):
+  ${console_link:-run: PATCHBAY_CONFIG=$PATCHBAY_CONFIG bin/patchbay console}
+  for a new link later: PATCHBAY_CONFIG=$PATCHBAY_CONFIG bin/patchbay console
 
 Try, in another terminal:
   export PATCHBAY_CONFIG=$PATCHBAY_CONFIG
