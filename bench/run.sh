@@ -1,15 +1,21 @@
 #!/bin/sh
 # make bench: run the relay benchmark and rewrite docs/benchmarks.md.
-# Needs `make build` first (the Makefile does it). Two parts, both by default:
+# Needs `make build` first (the Makefile does it). Three parts, all by default:
 #   fleet     19,000 simulated agents: memory, idle CPU, reconnect, jobs, Go
 #             micro-benchmarks (about 5 minutes);
 #   sessions  interactive sessions against a fresh relay and 50 real
 #             patchbay-agent processes: setup latency, relayed stream and SSH
 #             throughput, scp with stock OpenSSH, keystroke round trip with
-#             1,000 terminal sessions (about 2 minutes).
-# Run one part alone with BENCH_ONLY=fleet|sessions (or --only); it rewrites
-# only its own section of docs/benchmarks.md and keeps the other's figures:
-#   BENCH_ONLY=sessions make bench      or      bench/run.sh --only sessions
+#             1,000 terminal sessions (about 2 minutes);
+#   consent   the consent helper (issue 13) on a real X display: technician's
+#             request -> prompt window mapped, p99 of 50, against zenity
+#             started directly; the idle helper's RSS and CPU against a
+#             minimal Go program (about 3 minutes). Needs root (it creates
+#             and removes a local user) and Xvfb, zenity, xdotool and xev
+#             (Debian: xvfb zenity xdotool x11-utils).
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent (or --only); it
+# rewrites only its own section of docs/benchmarks.md and keeps the others':
+#   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
 # (default go); extra arguments go to `patchbay-loadgen bench` (see its
 # --help, e.g. --keystroke-sessions, --stream-mib, --session-agents).

@@ -22,8 +22,8 @@ import (
 func benchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions]",
-		Short: "Measure a relay holding a fleet of simulated agents, and interactive sessions; write the report",
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent]",
+		Short: "Measure a relay holding a fleet of simulated agents, interactive sessions and the consent helper; write the report",
 		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
  1. raw loopback TCP throughput, one stream, in process (the baseline for
@@ -65,15 +65,35 @@ session being set up per agent at a time:
     --keystroke-sessions terminal sessions running cat, --keystroke-rate
     keys per second each, over --keystroke-window.
 
---only fleet runs steps 1-6, --only sessions steps 7-10; either rewrites
-only its own part of --out and keeps the other part's figures from the
-previous report. The sessions part takes 1-3 minutes.
+Then the consent part (issue 13), on its own fresh relay (data in
+--cache/consent) with one real agent running as root with the helper
+backend (--consent-backend helper --consent-ask all) and its helper
+(patchbay-agent helper) running as a local user that the bench creates
+(and removes), in that user's X display (Xvfb started by the user):
+
+11. the helper's idle footprint: after --consent-settle connected and
+    showing nothing, its VmRSS and, over --consent-idle-window, its CPU
+    (utime+stime); the floor, over the same window: a minimal Go program
+    the bench builds (--go) that blocks reading a unix socket;
+12. the consent prompt: --consent-prompts session requests (client library,
+    as patchbay ssh does), each timed from the request to the MapNotify of
+    the prompt window on the user's display (xev -root -event
+    substructure), then denied with an xdotool click; interleaved with as
+    many zenity dialogs started directly by the bench (the floor).
+It needs root, Xvfb, zenity, xdotool and xev (Debian: xvfb, zenity,
+xdotool, x11-utils) and takes about 2 minutes.
+
+--only fleet runs steps 1-6, --only sessions steps 7-10, --only consent
+steps 11-12; each rewrites only its own part of --out and keeps the other
+parts' figures from the previous report. The sessions part takes 1-3
+minutes.
 
 Logs of the last run (relays, agents processes) are kept in --cache/last-run.
 Every wait is bounded; the fleet part takes about 3 minutes plus first
 enrollment.`,
 		Example: `  make bench
   bench/run.sh --only sessions
+  BENCH_ONLY=consent make bench
   bin/patchbay-loadgen bench --agents 2000 --procs 2 --out /tmp/bench.md
   bin/patchbay-loadgen bench --only sessions --keystroke-sessions 200 --out /tmp/bench.md`,
 		Args: cobra.NoArgs,
@@ -81,7 +101,7 @@ enrollment.`,
 			if err := o.checkSessions(); err != nil {
 				return err
 			}
-			if o.only != "sessions" && (o.agents <= 0 || o.procs <= 0 || o.procs > 200) {
+			if (o.only == "all" || o.only == "fleet") && (o.agents <= 0 || o.procs <= 0 || o.procs > 200) {
 				return fmt.Errorf("--agents %d --procs %d: want at least one agent and 1-200 processes", o.agents, o.procs)
 			}
 			if o.loadgenBin == "" {
@@ -110,7 +130,7 @@ enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
-	f.StringVar(&o.only, "only", "all", "run only one part: fleet or sessions (the report keeps the other part's figures)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions or consent (the report keeps the other parts' figures)")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
 	f.IntVar(&o.sessionAgents, "session-agents", 50, "real agents in the sessions part: at least the largest --setup-concurrency (each technician works on its own agent); each holds at most 128 terminal sessions")
@@ -123,17 +143,23 @@ enrollment.`,
 	f.IntVar(&o.keyLight, "keystroke-light", 100, "terminal sessions of a first, lightly loaded keystroke run (0: skip it)")
 	f.IntVar(&o.keyRate, "keystroke-rate", 10, "keys per second per session")
 	f.DurationVar(&o.keyWindow, "keystroke-window", 20*time.Second, "how long keystrokes are measured (after 2 s of warm-up)")
+	f.IntVar(&o.consentPrompts, "consent-prompts", 50, "consent prompts timed (and as many zenity dialogs for the floor), after one cold one of each")
+	f.DurationVar(&o.consentSettle, "consent-settle", 10*time.Second, "how long the helper is connected and idle before its memory is read")
+	f.DurationVar(&o.consentIdle, "consent-idle-window", 30*time.Second, "idle window over which the helper's CPU is measured")
 	return cmd
 }
 
 // checkSessions checks the options of the sessions part.
 func (o *benchOptions) checkSessions() error {
 	switch o.only {
-	case "all", "fleet", "sessions":
+	case "all", "fleet", "sessions", "consent":
 	default:
-		return fmt.Errorf("--only %q: want fleet or sessions", o.only)
+		return fmt.Errorf("--only %q: want fleet, sessions or consent", o.only)
 	}
-	if o.only == "fleet" {
+	if (o.only == "all" || o.only == "consent") && (o.consentPrompts < 1 || o.consentSettle < 0 || o.consentIdle <= 0) {
+		return errors.New("--consent-prompts and --consent-idle-window must be positive, --consent-settle at least 0")
+	}
+	if o.only == "fleet" || o.only == "consent" {
 		return nil
 	}
 	if o.sessionAgents < 1 || o.setupSessions < 1 || o.streamMiB < 1 || o.scpMiB < 1 || o.keySessions < 1 || o.keyRate < 1 || o.keyWindow <= 0 || o.keyLight < 0 {
@@ -162,7 +188,7 @@ type benchOptions struct {
 	noGoBench                        bool
 	startRate                        int
 
-	only                         string // "all", "fleet" or "sessions"
+	only                         string // "all", "fleet", "sessions" or "consent"
 	agentBin, cliBin             string
 	sessionShell                 string
 	sessionAgents, setupSessions int
@@ -171,6 +197,9 @@ type benchOptions struct {
 	keySessions, keyRate         int
 	keyLight                     int
 	keyWindow                    time.Duration
+
+	consentPrompts             int
+	consentSettle, consentIdle time.Duration
 }
 
 // goBenchPkgs are the packages whose Go benchmarks the report includes.
@@ -211,6 +240,19 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	defer b.cleanup()
 
+	if o.only == "consent" {
+		cr, err := runConsent(ctx, o, b.logDir)
+		if err != nil {
+			return err
+		}
+		cr.cmd = commandLine()
+		if err := writeConsentOnly(o.out, cr); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		step("consent section written to %s", o.out)
+		printConsentSummary(cr)
+		return nil
+	}
 	if o.only == "sessions" {
 		sr, err := runSessions(ctx, o, b.logDir)
 		if err != nil {
@@ -275,6 +317,17 @@ func runBench(ctx context.Context, o benchOptions) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		cr, err := runConsent(ctx, o, b.logDir)
+		if err != nil {
+			b.r.note("The consent part failed: %v.", err)
+			step("consent part failed: %v", err)
+		} else {
+			cr.cmd = commandLine()
+			b.r.consent = cr
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	if err := writeReport(o.out, b.r); err != nil {
 		return fmt.Errorf("write report: %w", err)
@@ -283,6 +336,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 	printSummary(b.r)
 	if b.r.sessions != nil {
 		printSessionSummary(b.r.sessions)
+	}
+	if b.r.consent != nil {
+		printConsentSummary(b.r.consent)
 	}
 	return nil
 }

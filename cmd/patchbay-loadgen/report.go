@@ -42,6 +42,7 @@ func jobSpread(runs []jobRun) string {
 type results struct {
 	jobs     []jobResult     // measured no-op jobs
 	sessions *sessionResults // the sessions part; nil: keep the report's previous sessions section
+	consent  *consentResults // the consent part; nil: keep the report's previous consent section
 	started  time.Time
 	opts     benchOptions
 	machine  machineInfo
@@ -404,6 +405,11 @@ func writeReport(path string, r *results) error {
 		doc = spliceSessions(doc, renderSessions(r.sessions))
 	} else if old := existingSessions(path); old != "" {
 		doc = spliceSessions(doc, old)
+	}
+	if r.consent != nil {
+		doc = spliceSection(doc, consentBegin, consentEnd, renderConsent(r.consent))
+	} else if old := existingSection(path, consentBegin, consentEnd); old != "" {
+		doc = spliceSection(doc, consentBegin, consentEnd, old)
 	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
