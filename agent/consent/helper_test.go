@@ -374,3 +374,33 @@ func TestHelperLaunchedOverPipes(t *testing.T) {
 		t.Fatalf("decision %+v, want approved by PC\\alice (the launcher's user)", d)
 	}
 }
+
+// The helper is told when it is idle again after a prompt (it gives memory
+// back then).
+func TestHelperIdleAfterPrompt(t *testing.T) {
+	arrived := make(chan string, 1)
+	c := startHelperConsent(t, Policy{Timeout: 20 * time.Second}, &fakeSessions{}, "x11::5", arrived)
+	idle := make(chan struct{}, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runHelperOnce(ctx, HelperConfig{Socket: c.policy.HelperSocket, Session: "x11::5", User: me(t).Username, Log: testLogger(t),
+			Idle: func() { idle <- struct{}{} }}, scriptTool(t, "exit 1"))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	<-arrived
+	select {
+	case <-idle:
+		t.Fatal("idle before any prompt")
+	default:
+	}
+	if d := c.Decide(context.Background(), testRequest("s-1", "alice", "r", time.Time{})); d.Approved {
+		t.Fatalf("decision %+v, want denied", d)
+	}
+	select {
+	case <-idle:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the helper was not told it is idle after the prompt")
+	}
+}

@@ -25,6 +25,9 @@ type HelperConfig struct {
 	User    string // the user claimed; default the user this process runs as
 	Version string
 	Log     zerolog.Logger
+	// Idle, when set, is called when the last prompt, notice or indicator
+	// has gone (the helper gives memory back then).
+	Idle func()
 }
 
 // ErrHelperRefused wraps the service's refusal of a helper's claim; RunHelper
@@ -90,7 +93,20 @@ type helperClient struct {
 	mu         sync.Mutex
 	prompts    map[string]context.CancelFunc
 	indicators map[string]context.CancelFunc
+	active     int // prompts, notices and indicators showing
 	wg         sync.WaitGroup
+}
+
+// busy counts a prompt, notice or indicator in (1) or out (-1); when the
+// last one goes, the helper is idle again.
+func (c *helperClient) busy(d int) {
+	c.mu.Lock()
+	c.active += d
+	idle := c.active == 0 && d < 0
+	c.mu.Unlock()
+	if idle && c.cfg.Idle != nil {
+		c.cfg.Idle()
+	}
 }
 
 // runHelperOnce serves one connection; connected reports whether the
@@ -218,8 +234,10 @@ func (c *helperClient) prompt(ctx context.Context, m helperMsg) {
 	c.prompts[m.ID] = cancel
 	c.mu.Unlock()
 	c.wg.Add(1)
+	c.busy(1)
 	go func() {
 		defer c.wg.Done()
+		defer c.busy(-1)
 		defer func() {
 			cancel()
 			c.mu.Lock()
@@ -249,8 +267,10 @@ func (c *helperClient) notice(ctx context.Context, text string) {
 		return
 	}
 	c.wg.Add(1)
+	c.busy(1)
 	go func() {
 		defer c.wg.Done()
+		defer c.busy(-1)
 		nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 		defer cancel()
 		args, env := c.tool.notify("Patchbay: this computer restarts", text)
@@ -275,8 +295,10 @@ func (c *helperClient) live(ctx context.Context, sessions []Live) {
 		ictx, cancel := context.WithCancel(ctx)
 		c.indicators[l.ID] = cancel
 		c.wg.Add(1)
+		c.active++ // c.mu is held
 		go func() {
 			defer c.wg.Done()
+			defer c.busy(-1)
 			c.indicate(ictx, l)
 		}()
 	}

@@ -35,6 +35,7 @@ func newHelperCmd() *cobra.Command {
 		socket, session  string
 		logLevel, logFmt string
 		printAutostart   bool
+		stdio            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "helper",
@@ -80,7 +81,12 @@ a LaunchAgent on macOS (deploy/macos/com.patchbay.helper.plist).`,
 			// helper's RSS went from 18 MiB to about 7 MiB).
 			releaseStartupPages()
 			time.AfterFunc(startupPagesDelay, releaseStartupPages)
-			return consent.RunHelper(ctx, consent.HelperConfig{Socket: socket, Session: session, Version: fullVersion(), Log: log})
+			cfg := consent.HelperConfig{Socket: socket, Session: session, Version: fullVersion(), Log: log,
+				Idle: releaseStartupPages} // after prompts too: each dialog's handling grows the heap again
+			if stdio {
+				return consent.RunHelperStdio(ctx, cfg)
+			}
+			return consent.RunHelper(ctx, cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -88,6 +94,7 @@ a LaunchAgent on macOS (deploy/macos/com.patchbay.helper.plist).`,
 	f.StringVar(&session, "session", "", "the session to claim (default: XDG_SESSION_ID with logind, else x11:$DISPLAY)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFmt, "log-format", logging.FormatAuto, "auto (readable on a terminal, JSON otherwise), json or console")
+	f.BoolVar(&stdio, "stdio", false, "speak to the agent on standard input and output (how the Windows service runs the helpers it launches in users' sessions)")
 	f.BoolVar(&printAutostart, "print-autostart", false, "print the XDG autostart entry that starts the helper at every login, and exit")
 	return cmd
 }
