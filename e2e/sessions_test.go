@@ -328,7 +328,7 @@ func TestBadSessionRequestsRefusedClearly(t *testing.T) {
 		want string
 	}{
 		{"viewer", viewer, []string{"ssh", f.agent.ID, "--reason", "x", "--", "true"}, "technician role"},
-		{"unknown agent", f.alice, []string{"ssh", "no-such-host", "--reason", "x", "--", "true"}, "no agent with ID or hostname"},
+		{"unknown agent", f.alice, []string{"ssh", "no-such-host", "--reason", "x", "--", "true"}, "no agent with ID, ID prefix or hostname"},
 		{"offline agent", f.alice, []string{"ssh", offline.ID, "--reason", "x", "--", "true"}, "offline"},
 		{"escape in reason", f.alice, []string{"ssh", f.agent.ID, "--reason", "hi\x1b[2J", "--", "true"}, "control character"},
 		{"long reason", f.alice, []string{"ssh", f.agent.ID, "--reason", strings.Repeat("x", 600), "--", "true"}, "limit 500"},
