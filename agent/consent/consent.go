@@ -620,17 +620,24 @@ func (c *Consent) tellsEvents() bool {
 	return c.policy.Mode == ModeNotify || c.policy.Mode == ModePrompt && c.desktop != nil
 }
 
-// notify hands an event to the backend without waiting for the user.
-func (c *Consent) notify(ev event) {
-	var n notifier
+// notifier returns the backend that tells the user about events without
+// waiting for an answer; nil for the web page and the helper (which show
+// events themselves).
+func (c *Consent) notifier() notifier {
 	switch {
 	case c.exec != nil:
-		n = c.exec
+		return c.exec
 	case c.desktop != nil:
-		n = c.desktop
+		return c.desktop
 	case c.tty != nil:
-		n = c.tty
+		return c.tty
 	}
+	return nil
+}
+
+// notify hands an event to the backend without waiting for the user.
+func (c *Consent) notify(ev event) {
+	n := c.notifier()
 	if n == nil {
 		return // the web page shows it
 	}

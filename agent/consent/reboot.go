@@ -232,15 +232,7 @@ func (c *Consent) tellReboot(ctx context.Context, text string) {
 		c.helper.broadcast(encodeHelperMsg(helperMsg{Type: helperNotice, Text: text}))
 		return
 	}
-	var n notifier
-	switch {
-	case c.exec != nil:
-		n = c.exec
-	case c.desktop != nil:
-		n = c.desktop
-	case c.tty != nil:
-		n = c.tty
-	}
+	n := c.notifier()
 	if n == nil {
 		c.log.Warn().Str("text", text).Msg("consent: no backend to tell the user that the machine restarts (shutdown itself warns terminal users)")
 		return

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 	"github.com/patchbay/patchbay/agent/identity"
 	"github.com/patchbay/patchbay/agent/trust"
 	"github.com/patchbay/patchbay/internal/logging"
+	buildversion "github.com/patchbay/patchbay/internal/version"
 	"github.com/patchbay/patchbay/plugins/signature"
 	"github.com/spf13/cobra"
 )
@@ -339,18 +339,4 @@ func newVersionCmd() *cobra.Command {
 }
 
 // fullVersion is version, plus the VCS revision for development builds.
-func fullVersion() string {
-	if version != "dev" {
-		return version
-	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version
-	}
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			return version + "+" + s.Value[:12]
-		}
-	}
-	return version
-}
+func fullVersion() string { return buildversion.Full(version) }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/client"
+	buildversion "github.com/patchbay/patchbay/internal/version"
 )
 
 // versionInfo is what patchbay version -o json prints.
@@ -89,20 +89,5 @@ func relayVersionOf(ctx context.Context, cfg client.Config) (string, error) {
 	return who.ServerVersion, nil
 }
 
-// fullVersion is version, plus the VCS revision for development builds (as
-// patchbay-agent version prints it).
-func fullVersion() string {
-	if version != "dev" {
-		return version
-	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version
-	}
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			return version + "+" + s.Value[:12]
-		}
-	}
-	return version
-}
+// fullVersion is version, plus the VCS revision for development builds.
+func fullVersion() string { return buildversion.Full(version) }
