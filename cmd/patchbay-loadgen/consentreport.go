@@ -182,7 +182,7 @@ func renderConsent(r *consentResults) string {
 	if hf.rss > 0 {
 		p("- Helper idle: VmHWM (peak since start) %s. The helper is a subcommand of the whole patchbay-agent binary (%.0f MiB): "+
 			"its package initialisation touches megabytes of code and read-only data. The helper gives those clean pages back "+
-			"(cmd/patchbay-agent/helpermem_linux.go: MADV_DONTNEED on the binary's read-only mappings, at start and 5 s later; "+
+			"(cmd/patchbay-agent/helpermem_linux.go: MADV_DONTNEED on the binary's read-only mappings, at start, 5 s later and whenever the last prompt or indicator goes, with the heap returned too; "+
 			"they stay in the page cache); before that change this bench read 18.0 MiB idle, 14.6 MiB of it file-backed. "+
 			"What is left is the Go heap of the agent's package-level state (anonymous) and the pages of the binary and of libc "+
 			"that the runtime keeps using; the floor shows what any Go program costs here. "+
