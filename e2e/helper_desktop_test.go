@@ -319,7 +319,7 @@ func TestHelperPromptsInUsersDesktop(t *testing.T) {
 	d.click(t, x+w-50, y+h-25)
 	_, x, y, w, h = d.window(t, indicatorTitle, 30*time.Second)
 	d.screenshot(t, "2-indicator")
-	clicked := time.Now() // the click itself counts: xdotool returns after the chain may have finished
+	clicked := time.Now()      // the click itself counts: xdotool returns after the chain may have finished
 	d.click(t, x+w-50, y+h-25) // End session
 	if err := waitExit(t, done, 10*time.Second, "ended by the user"); err == nil {
 		t.Error("a session the user ended exited 0")
