@@ -16,14 +16,28 @@ FUZZTIME ?= 20000x
 PORTABLE := ./agent/... ./server/... ./internal/... ./plugins/... ./certs/... ./client/... \
             ./cmd/patchbay ./cmd/patchbay-agent ./cmd/patchbay-server
 
-.PHONY: all build plugins proto run test unit crossvet fuzz-short lint bench clean
+.PHONY: all build web plugins proto run test unit crossvet fuzz-short lint bench clean
 
 all: build
 
 ## build: compile every command into bin/ and the built-in plugins into bin/plugins/
-build: plugins
+build: web plugins
 	@mkdir -p bin
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(CMDS))
+
+## web: the web console's built files, embedded in patchbay-server (git-ignored):
+## xterm.js from npm (pinned in server/console/package-lock.json), Go's
+## wasm_exec.js and the browser's SSH client (cmd/patchbay-webssh) in WebAssembly
+CONSOLE := server/console
+VENDOR  := $(CONSOLE)/web/vendor
+web:
+	@mkdir -p $(VENDOR)
+	@if [ ! -f $(CONSOLE)/node_modules/.package-lock.json ] || \
+		[ $(CONSOLE)/package-lock.json -nt $(CONSOLE)/node_modules/.package-lock.json ]; then \
+		echo "npm ci ($(CONSOLE))"; cd $(CONSOLE) && npm ci --ignore-scripts --no-audit --no-fund; fi
+	cp $(CONSOLE)/node_modules/@xterm/xterm/lib/xterm.mjs $(CONSOLE)/node_modules/@xterm/xterm/css/xterm.css \
+		$(CONSOLE)/node_modules/@xterm/addon-fit/lib/addon-fit.mjs "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" $(VENDOR)/
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags "-s $(LDFLAGS)" -o $(VENDOR)/webssh.wasm ./cmd/patchbay-webssh
 
 plugins:
 	@mkdir -p bin/plugins
@@ -46,7 +60,7 @@ crossvet:
 	GOOS=windows $(GO) vet $(PORTABLE)
 	GOOS=darwin $(GO) vet $(PORTABLE)
 
-unit:
+unit: web
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 fuzz-short:
@@ -74,4 +88,4 @@ bench: build
 	./bench/run.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin $(VENDOR) $(CONSOLE)/node_modules

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -42,18 +43,32 @@ type SSHCA interface {
 // renew it whenever they connect with less than a week left.
 const hostCertTTL = 30 * 24 * time.Hour
 
-// sessionUpgrader upgrades technician session connections. Technicians
-// connect with the CLI, never a browser: any Origin is refused.
+// sessionUpgrader upgrades technician session connections: from the CLI
+// (no Origin) or from the web console's terminal, whose Origin must be this
+// relay (auth has already checked the console session's cookie and Origin;
+// a browser cannot send a bearer token on a websocket). Any other Origin is
+// refused.
 var sessionUpgrader = websocket.Upgrader{
 	HandshakeTimeout: 10 * time.Second,
 	ReadBufferSize:   32 << 10,
 	WriteBufferSize:  64 << 10,
 	WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
 	Subprotocols:     []string{apiv1.SessionSubprotocol},
-	CheckOrigin:      func(r *http.Request) bool { return r.Header.Get("Origin") == "" },
+	CheckOrigin:      sameOriginOrNone,
 	Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 		WriteError(w, status, "session: %v", reason)
 	},
+}
+
+// sameOriginOrNone accepts a request without an Origin, or whose Origin is
+// https://{the relay's own host}.
+func sameOriginOrNone(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Scheme == "https" && u.Host == r.Host && u.Path == "" && r.Header.Get("Authorization") == ""
 }
 
 func (a *API) registerSessions(mux *http.ServeMux) {

@@ -129,8 +129,9 @@ func (c *Console) Register(mux *http.ServeMux, streams context.Context) {
 }
 
 // CSP allows this origin's scripts, styles, images and connections, and
-// nothing inline.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+// nothing inline. 'wasm-unsafe-eval' lets the page compile the terminal's
+// SSH client (WebAssembly from this origin); it allows no JavaScript eval.
+const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // headers sets the security headers of every console response.

@@ -7,9 +7,10 @@ import * as api from './api.js';
 import { el } from './dom.js';
 import * as fleet from './fleet.js';
 import * as run from './run.js';
+import * as terminal from './terminal.js';
 import * as loginScreen from './login.js';
 
-const routes = { fleet, run };
+const routes = { fleet, run, terminal };
 
 const main = document.getElementById('main');
 let unmount = () => {};

@@ -14,6 +14,7 @@ const columns = [
   { key: null, label: 'Tags' },
   { key: 'online', label: 'State' },
   { key: 'last_seen', label: 'Last seen' },
+  { key: null, label: '' }, // actions: Terminal (technician and admin)
 ];
 
 // isSelector tells a target selector (site=paris, os in (linux,darwin))
@@ -97,7 +98,11 @@ export function mount(main, params) {
       el('td', { class: 'tags' }, Object.entries(a.tags || {}).sort().map(([k, v]) => el('span', { class: 'tag' }, `${k}=${v}`))),
       el('td', {}, el('span', { class: a.revoked ? 'state revoked' : a.online ? 'state online' : 'state offline' },
         a.revoked ? 'revoked' : a.online ? 'online' : 'offline')),
-      el('td', { title: a.last_seen || '' }, a.online ? 'now' : ago(a.last_seen, now)))));
+      el('td', { title: a.last_seen || '' }, a.online ? 'now' : ago(a.last_seen, now)),
+      el('td', {}, api.can('technician') && a.online && !a.revoked
+        ? el('a', { class: 'button', dataset: { action: 'terminal' },
+          href: `#/terminal?${new URLSearchParams({ agent: a.id, name: a.hostname || a.id })}` }, 'Terminal')
+        : null))));
     if (rows.length === 0) {
       tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: columns.length },
         state.search ? 'No agent matches this search.' : 'No agents enrolled yet: patchbay tokens create, then patchbay-agent enroll.')));
