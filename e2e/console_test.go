@@ -30,11 +30,21 @@ func TestConsole(t *testing.T) {
 	admin := r.Login(r.AdminToken())
 	paris := admin.Token("--tags", "site=paris", "--uses", "2")
 	oslo := admin.Token("--tags", "site=oslo", "--uses", "1")
-	agents := []*Agent{r.Enroll(paris).Start(), r.Enroll(paris).Start(), r.Enroll(oslo).Start()}
+	// The agents trust a signer (for the Run a fix form's jobs); the first
+	// approves sessions through a consent script (for the Sessions screen).
+	good := newSigner(t, "secops@example.com")
+	trust := good.allowedSigners(t)
+	consent := filepath.Join(t.TempDir(), "consent.sh")
+	if err := os.WriteFile(consent, []byte("#!/bin/sh\ncat >/dev/null\necho by=jane\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	agents := []*Agent{r.Enroll(paris, "--trust", trust).StartWith("--consent-backend", "exec:"+consent),
+		r.Enroll(paris, "--trust", trust).Start(), r.Enroll(oslo, "--trust", trust).Start()}
 	leaving := agents[2]
 	for _, a := range agents {
 		waitFor(t, 20*time.Second, "agent "+a.ID+" online", func() bool { return admin.Online(a.ID) })
 	}
+	admin.publish(t, good, bin("plugins/testplugin"))
 	viewerToken := strings.TrimSpace(admin.Run("api-tokens", "create", "--role", "viewer", "--name", "console-viewer"))
 
 	adminPage := newPage(t, browser)
@@ -198,6 +208,9 @@ func TestConsole(t *testing.T) {
 			t.Errorf("audit log lacks console.logout:\n%s", out)
 		}
 	})
+
+	jobID := consoleScreens(t, r, admin, adminPage, agents[0])
+	consoleViewer(t, browser, r, viewerToken, jobID, agents[0].ID)
 
 	t.Run("an agent going offline shows without reloading", func(t *testing.T) {
 		row := fmt.Sprintf(`document.querySelector('tr[data-id="%s"]')`, leaving.ID)

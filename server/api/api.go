@@ -88,6 +88,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerJobs(mux)
 	a.registerSessions(mux)
 	a.registerConsole(mux)
+	a.registerAgentRuns(mux)
 }
 
 func (a *API) now() time.Time {

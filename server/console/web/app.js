@@ -7,10 +7,15 @@ import * as api from './api.js';
 import { el } from './dom.js';
 import * as fleet from './fleet.js';
 import * as run from './run.js';
+import * as agent from './agent.js';
+import * as job from './job.js';
+import * as sessions from './sessions.js';
+import * as audit from './audit.js';
+import * as catalog from './catalog.js';
 import * as terminal from './terminal.js';
 import * as loginScreen from './login.js';
 
-const routes = { fleet, run, terminal };
+const routes = { fleet, run, agent, job, jobs: job, sessions, audit, catalog, terminal };
 
 const main = document.getElementById('main');
 let unmount = () => {};
@@ -32,8 +37,11 @@ function showUser(s) {
 
 function parseRoute() {
   const h = location.hash.startsWith('#/') ? location.hash.slice(2) : 'fleet';
-  const [name, query] = h.split('?', 2);
-  return { name: routes[name] ? name : 'fleet', params: new URLSearchParams(query || '') };
+  const [path, query] = h.split('?', 2);
+  const [name, id] = path.split('/', 2); // #/job/ID: params has id
+  const params = new URLSearchParams(query || '');
+  if (id) params.set('id', decodeURIComponent(id));
+  return { name: routes[name] ? name : 'fleet', params };
 }
 
 function render() {

@@ -92,7 +92,7 @@ export function mount(main, params) {
   function renderRows() {
     const now = Date.now();
     tbody.replaceChildren(...rows.map((a) => el('tr', { dataset: { id: a.id, online: String(a.online) } },
-      el('td', { class: 'host' }, a.hostname || '(unknown)', el('div', { class: 'id' }, a.id)),
+      el('td', { class: 'host' }, el('a', { href: `#/agent/${a.id}` }, a.hostname || '(unknown)'), el('div', { class: 'id' }, a.id)),
       el('td', {}, [a.os, a.arch].filter(Boolean).join('/')),
       el('td', {}, a.version),
       el('td', { class: 'tags' }, Object.entries(a.tags || {}).sort().map(([k, v]) => el('span', { class: 'tag' }, `${k}=${v}`))),

@@ -1,0 +1,125 @@
+// Job: live progress (the job is polled every second while it runs: bar,
+// counts per state, rate, ETA), each agent's result with its full output
+// and details as text, cancel, and the export links. Without an ID: the
+// newest jobs.
+import * as api from './api.js';
+import { el, ago } from './dom.js';
+
+const FINAL = ['succeeded', 'failed', 'skipped', 'cancelled', 'halted', 'expired'];
+const BIG = 500; // above this many runs, results are loaded when the job ends
+
+// progress sums a job's counts: done (final runs), rate (per second since
+// it was created) and eta (seconds, null when unknown).
+export function progress(job, now = Date.now()) {
+  const counts = job.counts || {};
+  const done = Object.entries(counts).filter(([s]) => FINAL.includes(s)).reduce((n, [, c]) => n + c, 0);
+  const secs = Math.max(0.001, ((job.ended_at ? Date.parse(job.ended_at) : now) - Date.parse(job.created_at)) / 1000);
+  const rate = done / secs;
+  const eta = job.ended_at ? 0 : rate > 0 ? (job.total - done) / rate : null;
+  return { done, rate, eta };
+}
+
+// detailsText renders a run's details ({data|text, restart}) as text.
+export function detailsText(d) {
+  if (!d) return '';
+  if (typeof d === 'string') return d; // an older relay
+  const parts = [];
+  if (d.data !== undefined) parts.push(JSON.stringify(d.data, null, 2));
+  if (d.text) parts.push(d.text);
+  if (d.restart) parts.push(d.restart);
+  return parts.join('\n');
+}
+
+function jobList(main) {
+  const tbody = el('tbody', { id: 'jobs' });
+  main.append(el('section', { id: 'jobs-screen' }, el('h1', {}, 'Jobs'),
+    el('table', { class: 'grid' }, el('thead', {}, el('tr', {}, ['Job', 'Plugin', 'Target', 'State', 'Progress', 'By', 'Created'].map((h) => el('th', {}, h)))), tbody)));
+  api.getJSON('/v1/jobs?limit=100').then((jobs) => {
+    tbody.replaceChildren(...jobs.map((j) => el('tr', { dataset: { id: j.id } },
+      el('td', {}, el('a', { href: `#/job/${j.id}`, class: 'id' }, j.id)),
+      el('td', {}, `${j.script || j.plugin} ${j.dry_run ? '(dry run)' : ''}`),
+      el('td', {}, el('code', {}, j.target)), el('td', {}, j.state),
+      el('td', {}, `${progress(j).done}/${j.total}`), el('td', {}, j.created_by), el('td', { title: j.created_at }, ago(j.created_at)))));
+    if (!jobs.length) tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: 7 }, 'No jobs yet.')));
+    main.querySelector('#jobs-screen').dataset.loaded = 'true';
+  }).catch((err) => main.append(el('p', { class: 'error' }, err.message)));
+  return () => {};
+}
+
+function resultRow(r) {
+  const det = detailsText(r.details);
+  const consent = r.consent ? `${r.consent.approved ? 'approved' : 'denied'} by ${r.consent.by}${r.consent.message ? `: ${r.consent.message}` : ''}` : '';
+  return el('tr', { dataset: { agent: r.agent_id, state: r.state } },
+    el('td', {}, el('a', { href: `#/agent/${r.agent_id}` }, r.hostname || r.agent_id)),
+    el('td', {}, el('span', { class: `run ${r.state}` }, r.state)),
+    el('td', {}, r.summary, r.error ? el('div', { class: 'error' }, r.error) : null,
+      (r.output || det || consent) ? el('details', {}, el('summary', {}, 'Output and details'),
+        consent ? el('p', {}, `Consent: ${consent}`) : null,
+        r.output ? el('pre', { class: 'output' }, r.output) : null,
+        det ? el('pre', { class: 'run-details' }, det) : null,
+        r.signer ? el('p', { class: 'muted' }, `Signed by ${r.signer}`) : null) : null),
+    el('td', {}, r.duration_ms ? `${(r.duration_ms / 1000).toFixed(1)} s` : ''));
+}
+
+export function mount(main, params) {
+  const id = params.get('id');
+  if (!id) return jobList(main);
+  let closed = false;
+  let timer = 0;
+  const title = el('h1', {}, 'Job');
+  const meta = el('p', { class: 'muted', id: 'job-meta' });
+  const bar = el('progress', { id: 'job-bar', max: 1, value: 0 });
+  const counts = el('div', { id: 'job-counts', class: 'toolbar' });
+  const speed = el('span', { id: 'job-rate', class: 'muted' });
+  const state = el('span', { id: 'job-state', class: 'state' });
+  const error = el('p', { class: 'error', id: 'job-error', role: 'alert', hidden: true });
+  const cancel = api.can('technician')
+    ? el('button', { type: 'button', id: 'job-cancel', dataset: { action: 'cancel' }, hidden: true, onclick: async () => {
+      cancel.disabled = true;
+      try { await api.request('POST', `/v1/jobs/${id}/cancel`); poll(); } catch (err) { error.textContent = err.message; error.hidden = false; cancel.disabled = false; }
+    } }, 'Cancel the job')
+    : null;
+  const tbody = el('tbody', { id: 'results' });
+  main.append(el('section', { id: 'job-screen' }, title, meta,
+    el('div', { class: 'toolbar' }, state, bar, speed, el('span', { class: 'spacer' }), cancel,
+      el('a', { href: `/v1/jobs/${id}/export?format=csv`, download: `job-${id}.csv`, id: 'export-csv' }, 'Export CSV'),
+      el('a', { href: `/v1/jobs/${id}/export?format=json`, download: `job-${id}.json`, id: 'export-json' }, 'Export JSON')),
+    counts, error,
+    el('table', { class: 'grid' }, el('thead', {}, el('tr', {}, ['Agent', 'State', 'Result', 'Took'].map((h) => el('th', {}, h)))), tbody)));
+
+  function render(job) {
+    const p = progress(job);
+    title.textContent = `${job.dry_run ? 'Dry run' : 'Job'}: ${job.script || job.plugin} ${job.version}`;
+    meta.textContent = `${job.id} · target ${job.target} · by ${job.created_by} · ${ago(job.created_at)}${job.reason ? ` · ${job.reason}` : ''}`;
+    state.textContent = job.state;
+    state.className = `state ${job.state}`;
+    bar.max = Math.max(1, job.total);
+    bar.value = p.done;
+    speed.textContent = `${p.done}/${job.total} · ${p.rate.toFixed(1)}/s${p.eta === null ? '' : job.ended_at ? '' : ` · ETA ${Math.ceil(p.eta)} s`}`;
+    counts.replaceChildren(...Object.entries(job.counts || {}).filter(([, n]) => n > 0).sort()
+      .map(([s, n]) => el('span', { class: `count run ${s}`, dataset: { state: s } }, `${s} ${n}`)),
+    job.offline ? el('span', { class: 'muted' }, `${job.offline} waiting for offline agents`) : null);
+    if (cancel) cancel.hidden = !!job.ended_at;
+    if (job.results) tbody.replaceChildren(...job.results.map(resultRow));
+    main.querySelector('#job-screen').dataset.final = String(!!job.ended_at);
+  }
+
+  async function poll() {
+    clearTimeout(timer);
+    try {
+      const head = await api.getJSON(`/v1/jobs/${id}?results=false`);
+      if (closed) return;
+      const full = head.ended_at || head.total <= BIG;
+      render(full ? await api.getJSON(`/v1/jobs/${id}`) : head);
+      if (closed) return;
+      if (!head.ended_at) timer = setTimeout(poll, 1000);
+    } catch (err) {
+      if (closed) return;
+      error.textContent = err.message;
+      error.hidden = false;
+      if (err.status !== 404) timer = setTimeout(poll, 5000);
+    }
+  }
+  poll();
+  return () => { closed = true; clearTimeout(timer); };
+}
