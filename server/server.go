@@ -164,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Log: s.log.With().Str("component", "console").Logger()})
 	s.api.Browser = s.console
 	s.seen = newSeenWriter(st, s.log, s.console.Events().Changed)
-	s.jobs = jobs.New(st, h, s.api.Audit, s.log.With().Str("component", "jobs").Logger())
+	s.jobs = jobs.New(st, h, s.api.Audit, ca.Cert, s.log.With().Str("component", "jobs").Logger())
 	s.api.Jobs = s.jobs
 	s.sessions = sessions.New(sessions.Config{
 		Store: st, Links: h, CA: ca.Cert, Log: s.log.With().Str("component", "sessions").Logger(),

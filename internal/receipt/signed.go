@@ -1,6 +1,8 @@
 package receipt
 
 import (
+	"bytes"
+	"context"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
@@ -140,4 +142,33 @@ func FromDetail(detail map[string]string) (s Signed, ok bool, err error) {
 		return Signed{}, true, fmt.Errorf("receipt: certificate: %w", err)
 	}
 	return s, true, nil
+}
+
+// CertBook keeps the certificate each agent signs with: the relay's store.
+type CertBook interface {
+	AgentCert(ctx context.Context, id string) ([]byte, error)
+	SetAgentCert(ctx context.Context, id string, der []byte) (bool, error)
+}
+
+// CheckFrom verifies s as the relay receives it from agentID's link: Check
+// against roots, and the certificate must be the one on record for the
+// agent (the first one seen is recorded for agents enrolled before
+// certificates were kept).
+func (s *Signed) CheckFrom(ctx context.Context, roots *x509.CertPool, book CertBook, agentID string) (Receipt, error) {
+	r, err := s.Check(roots, agentID)
+	if err != nil {
+		return Receipt{}, err
+	}
+	stored, err := book.AgentCert(ctx, agentID)
+	if err != nil {
+		return Receipt{}, err
+	}
+	if stored == nil {
+		if _, err := book.SetAgentCert(ctx, agentID, s.Cert); err != nil {
+			return Receipt{}, err
+		}
+	} else if !bytes.Equal(stored, s.Cert) {
+		return Receipt{}, errors.New("receipt: signed with a certificate other than the one on record for this agent")
+	}
+	return r, nil
 }

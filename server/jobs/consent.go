@@ -32,10 +32,9 @@ func consentJSON(c wire.RunConsent) string {
 
 // auditConsent appends the decision to the audit log: fix.approved or
 // fix.denied, by the agent on behalf of whoever decided, with the receipt
-// the agent signed when it names this run, this agent and this decision.
-// (Its signature is checked by `patchbay audit verify` against the relay
-// CA; a receipt that does not match the run is left out and the record
-// says why.)
+// the agent signed when it verifies and names this run, this agent and this
+// decision (`patchbay audit verify` checks it again against the CA pinned
+// at login); a receipt that does not is left out and the record says why.
 func (d *Dispatcher) auditConsent(ctx context.Context, c consentReport) {
 	m := c.result
 	dec := *m.Consent
@@ -52,7 +51,7 @@ func (d *Dispatcher) auditConsent(ctx context.Context, c consentReport) {
 	}
 	if s := dec.Receipt; s == nil {
 		detail["receipt_missing"] = "the agent sent no signed receipt"
-	} else if err := matchReceipt(*s, m.RunID, c.jobID, c.agentID, dec.Approved); err != nil {
+	} else if err := d.checkReceipt(ctx, *s, m.RunID, c.jobID, c.agentID, dec.Approved); err != nil {
 		detail["receipt_missing"] = err.Error()
 		d.log.Warn().Err(err).Str("run_id", m.RunID).Str("agent_id", c.agentID).Msg("fix consent receipt left out of the audit log")
 	} else {
@@ -64,6 +63,16 @@ func (d *Dispatcher) auditConsent(ctx context.Context, c consentReport) {
 	if err := d.audit(ctx, "agent "+c.agentID+" ("+dec.By+")", action, "run "+m.RunID, detail); err != nil {
 		d.log.Error().Err(err).Str("run_id", m.RunID).Msg("audit fix consent")
 	}
+}
+
+// checkReceipt verifies s as sent on agentID's link (signed by the key of
+// the agent's certificate on record, from the relay CA) and matches it to
+// the run.
+func (d *Dispatcher) checkReceipt(ctx context.Context, s receipt.Signed, runID, jobID, agentID string, approved bool) error {
+	if _, err := s.CheckFrom(ctx, d.roots, d.store, agentID); err != nil {
+		return err
+	}
+	return matchReceipt(s, runID, jobID, agentID, approved)
 }
 
 // matchReceipt checks that a signed receipt is about this run's fix and

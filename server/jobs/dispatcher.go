@@ -30,6 +30,7 @@ package jobs
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"slices"
 	"strings"
@@ -66,6 +67,7 @@ type Dispatcher struct {
 	store *store.Store
 	links Links
 	audit Auditor
+	roots *x509.CertPool // the relay CA: fix consent receipts are checked against it
 	log   zerolog.Logger
 	now   func() time.Time
 
@@ -91,9 +93,17 @@ type report struct {
 }
 
 // New returns a dispatcher; audit may be nil.
-func New(st *store.Store, links Links, audit Auditor, log zerolog.Logger) *Dispatcher {
+//
+// ca is the relay CA: a fix's consent receipt is audited only when it is
+// signed by the key of a certificate from it, the one on record for the
+// agent (as the session broker checks a session's).
+func New(st *store.Store, links Links, audit Auditor, ca *x509.Certificate, log zerolog.Logger) *Dispatcher {
+	roots := x509.NewCertPool()
+	if ca != nil {
+		roots.AddCert(ca)
+	}
 	return &Dispatcher{
-		store: st, links: links, audit: audit, log: log, now: time.Now,
+		store: st, links: links, audit: audit, roots: roots, log: log, now: time.Now,
 		jobs:    map[string]*jobState{},
 		runs:    map[string]*jobState{},
 		wake:    make(chan struct{}, 1),

@@ -137,7 +137,7 @@ func (f *fixture) start() {
 		defer f.mu.Unlock()
 		f.audits = append(f.audits, action+" "+detail["state"])
 		return nil
-	}, zerolog.Nop())
+	}, nil, zerolog.Nop())
 	f.d.now = func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }
 	f.d.Start()
 	f.t.Cleanup(f.d.Close)

@@ -23,7 +23,6 @@
 package sessions
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -241,20 +240,9 @@ func (b *Broker) checkReceipt(ctx context.Context, agentID string, s *receipt.Si
 	if s == nil {
 		return receipt.Receipt{}, errors.New("no signed consent receipt (is the agent older than the relay?)")
 	}
-	rc, err := s.Check(b.roots, agentID)
+	rc, err := s.CheckFrom(ctx, b.roots, b.cfg.Store, agentID)
 	if err != nil {
 		return receipt.Receipt{}, err
-	}
-	stored, err := b.cfg.Store.AgentCert(ctx, agentID)
-	if err != nil {
-		return receipt.Receipt{}, err
-	}
-	if stored == nil {
-		if _, err := b.cfg.Store.SetAgentCert(ctx, agentID, s.Cert); err != nil {
-			return receipt.Receipt{}, err
-		}
-	} else if !bytes.Equal(stored, s.Cert) {
-		return receipt.Receipt{}, errors.New("receipt: signed with a certificate other than the one on record for this agent")
 	}
 	if rc.Kind != receipt.KindSession {
 		return receipt.Receipt{}, fmt.Errorf("receipt: of kind %q, not a session's", rc.Kind)
