@@ -776,16 +776,10 @@ func findDescendant(root int, exe string) (int, error) {
 
 // procPPID returns a process's parent PID from /proc/PID/stat.
 func procPPID(pid int) (int, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	fs, err := procStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("unexpected /proc/PID/stat format")
-	}
-	fs := strings.Fields(s[i+1:])
 	if len(fs) < 2 {
 		return 0, errors.New("unexpected /proc/PID/stat format")
 	}

@@ -205,18 +205,27 @@ func procStatus(pid int, field string) (int64, error) {
 // Linux architecture Go supports.
 const clockTicks = 100
 
-// procCPU returns the user+system CPU time a process has used.
-func procCPU(pid int) (time.Duration, error) {
+// procStat returns the fields of /proc/PID/stat after the command (whose
+// name may hold spaces and parentheses): state, ppid, pgrp, ...
+func procStat(pid int) ([]string, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	s := string(raw)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, errors.New("unexpected /proc/PID/stat format")
+		return nil, errors.New("unexpected /proc/PID/stat format")
 	}
-	fs := strings.Fields(s[i+1:])
+	return strings.Fields(s[i+1:]), nil
+}
+
+// procCPU returns the user+system CPU time a process has used.
+func procCPU(pid int) (time.Duration, error) {
+	fs, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
 	// After the command: state(3) ppid pgrp session tty tpgid flags minflt
 	// cminflt majflt cmajflt utime(14) stime(15).
 	if len(fs) < 13 {
