@@ -26,7 +26,7 @@ build: web plugins
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(CMDS))
 
 ## web: the web console's built files, embedded in patchbay-server (git-ignored):
-## xterm.js from npm (pinned in server/console/package-lock.json), Go's
+## xterm.js, noVNC and asciinema-player from npm (pinned in server/console/package-lock.json), Go's
 ## wasm_exec.js and the browser's SSH client (cmd/patchbay-webssh) in WebAssembly
 CONSOLE := server/console
 VENDOR  := $(CONSOLE)/web/vendor
@@ -37,6 +37,10 @@ web:
 		echo "npm ci ($(CONSOLE))"; cd $(CONSOLE) && npm ci --ignore-scripts --no-audit --no-fund; fi
 	cp $(CONSOLE)/node_modules/@xterm/xterm/lib/xterm.mjs $(CONSOLE)/node_modules/@xterm/xterm/css/xterm.css \
 		$(CONSOLE)/node_modules/@xterm/addon-fit/lib/addon-fit.mjs "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" $(VENDOR)/
+	rm -rf $(VENDOR)/novnc && mkdir -p $(VENDOR)/novnc && \
+		cp -R $(CONSOLE)/node_modules/@novnc/novnc/core $(CONSOLE)/node_modules/@novnc/novnc/vendor $(VENDOR)/novnc/
+	cp $(CONSOLE)/node_modules/asciinema-player/dist/bundle/asciinema-player.min.js \
+		$(CONSOLE)/node_modules/asciinema-player/dist/bundle/asciinema-player.css $(VENDOR)/
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags "-s $(LDFLAGS)" -o $(VENDOR)/webssh.wasm ./cmd/patchbay-webssh
 
 plugins:
