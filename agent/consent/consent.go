@@ -223,9 +223,15 @@ type Decision struct {
 	Message  string    // e.g. "denied by the user", "no answer within 60s"
 	At       time.Time // when the decision was made
 	// Choice is the restart the user chose for a KindReboot request
-	// (ChoiceNow, ChoiceHour, ChoiceTonight), "" otherwise.
+	// (ChoiceNow, ChoiceHour, ChoiceTonight); for a session request that
+	// asks for wire.CapDesktop, ChoiceViewOnly when the user (or the
+	// policy) allowed the screen to be seen but not controlled; "" otherwise.
 	Choice string
 }
+
+// ChoiceViewOnly narrows an approved wire.CapDesktop to wire.CapDesktopView
+// (Decision.Choice of a session request).
+const ChoiceViewOnly = "view-only"
 
 // Live is a running session as the user sees it.
 type Live struct {

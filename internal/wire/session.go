@@ -37,17 +37,42 @@ const (
 	CapExec    = "exec"    // run a command (also scp in its legacy mode)
 	CapSFTP    = "sftp"    // the sftp subsystem (sftp, and scp of OpenSSH 9+)
 	CapForward = "forward" // local port forwarding to the endpoint's loopback
+	// CapDesktop: see and control the screen through VNC (the agent starts
+	// x11vnc for the session, or forwards to the VNC server the endpoint's
+	// config names). The user may approve it as CapDesktopView instead.
+	CapDesktop = "desktop"
+	// CapDesktopView: see the screen only; the agent drops keyboard,
+	// pointer and clipboard input whatever the VNC server allows.
+	CapDesktopView = "desktop-view"
 )
 
 // Capabilities lists every capability, in prompt order.
-var Capabilities = []string{CapShell, CapExec, CapSFTP, CapForward}
+var Capabilities = []string{CapShell, CapExec, CapSFTP, CapForward, CapDesktop, CapDesktopView}
 
 // CapabilityText says what a capability lets a technician do, for prompts.
 var CapabilityText = map[string]string{
-	CapShell:   "open an interactive shell",
-	CapExec:    "run commands",
-	CapSFTP:    "copy files to and from this machine",
-	CapForward: "connect to services on this machine's loopback (e.g. RDP, VNC)",
+	CapShell:       "open an interactive shell",
+	CapExec:        "run commands",
+	CapSFTP:        "copy files to and from this machine",
+	CapForward:     "connect to services on this machine's loopback (e.g. RDP, VNC)",
+	CapDesktop:     "see and control your screen",
+	CapDesktopView: "see your screen (view only)",
+}
+
+// DesktopRequest is the SSH global request (want-reply, empty payload) a
+// client with CapDesktop or CapDesktopView sends to get the session's VNC
+// server. The agent starts it when needed and replies true with a
+// DesktopReply (ssh.Marshal), or false with a UTF-8 message saying why.
+// The client then opens a direct-tcpip channel to Host:Port.
+const DesktopRequest = "desktop@patchbay.dev"
+
+// DesktopReply is the success payload of DesktopRequest (SSH wire encoding).
+type DesktopReply struct {
+	Host     string // a loopback address of the endpoint, e.g. "127.0.0.1"
+	Port     uint32
+	Password string // the one-time VNC password; "" when the endpoint's own VNC server asks for its own
+	ViewOnly bool   // input is dropped by the agent
+	Server   string // what serves the screen, e.g. "x11vnc on :0", "TightVNC at 127.0.0.1:5900"
 }
 
 // Limits on session messages.
