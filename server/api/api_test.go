@@ -130,3 +130,48 @@ func TestEnrollFailureChangesNothing(t *testing.T) {
 		t.Fatalf("second use of a one-use token: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// A refused enrollment names the token's own numbers, and a request whose
+// token is unusable is refused before its CSR is even looked at (it costs
+// no CA signature): a garbage CSR with a bad token gets the token's error.
+func TestEnrollRefusalsNameTheToken(t *testing.T) {
+	a, h, tok := testAPI(t)
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	a.Now = func() time.Time { return now }
+	create := func(body string) apiv1.EnrollToken {
+		t.Helper()
+		rec := do(h, "POST", "/v1/enroll-tokens", tok[apiv1.RoleAdmin], body)
+		var et apiv1.EnrollToken
+		if err := json.Unmarshal(rec.Body.Bytes(), &et); err != nil || rec.Code != 201 {
+			t.Fatalf("create token: %d %s", rec.Code, rec.Body)
+		}
+		return et
+	}
+	enroll := func(token string, csr []byte) *httptest.ResponseRecorder {
+		body, _ := json.Marshal(apiv1.EnrollRequest{Token: token, CSR: csr, Hostname: "pc-1"})
+		return do(h, "POST", "/v1/enroll", "", string(body))
+	}
+	key, _ := certs.NewKey()
+	csr, _ := certs.CreateCSR(key, "ignored")
+
+	if rec := enroll("pbe_unknown", []byte("not a csr")); rec.Code != 401 || !strings.Contains(rec.Body.String(), "token unknown") {
+		t.Fatalf("unknown token with a garbage CSR: %d %s; want 401 naming the token (checked before the CSR)", rec.Code, rec.Body)
+	}
+	once := create(`{"uses":1}`)
+	if rec := enroll(once.Token, csr); rec.Code != 200 {
+		t.Fatalf("first use: %d %s", rec.Code, rec.Body)
+	}
+	if rec := enroll(once.Token, []byte("not a csr")); rec.Code != 403 || !strings.Contains(rec.Body.String(), "(1 of 1 used)") {
+		t.Fatalf("used-up token: %d %s; want 403 saying 1 of 1 used", rec.Code, rec.Body)
+	}
+	short := create(`{"uses":5,"ttl":"1h"}`)
+	now = now.Add(2 * time.Hour)
+	want := "expired at 2026-12-06T13:00:00Z"
+	if rec := enroll(short.Token, csr); rec.Code != 403 || !strings.Contains(rec.Body.String(), want) {
+		t.Fatalf("expired token: %d %s; want 403 saying %q", rec.Code, rec.Body, want)
+	}
+	agents, _ := a.Store.ListAgents(context.Background())
+	if len(agents) != 1 {
+		t.Fatalf("%d agents enrolled; want 1 (refusals change nothing)", len(agents))
+	}
+}

@@ -40,30 +40,23 @@ func (a *API) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	if validity <= 0 {
 		validity = DefaultAgentCertValidity
 	}
+	now := a.now()
+	hash := HashSecret(req.Token)
+	// The token first: a request without a usable one costs no CA signature.
+	if tok, err := a.Store.CheckEnrollToken(r.Context(), hash, now); err != nil {
+		a.enrollRefused(w, r, tok, err)
+		return
+	}
 	id := store.NewID()
 	der, err := a.CA.SignAgentCSR(req.CSR, id, validity)
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	now := a.now()
-	agent, tok, err := a.Store.EnrollAgent(r.Context(), HashSecret(req.Token),
+	agent, tok, err := a.Store.EnrollAgent(r.Context(), hash,
 		store.Agent{ID: id, Hostname: req.Hostname, AgentTags: req.Tags}, now)
-	switch {
-	case errors.Is(err, store.ErrTokenUnknown):
-		WriteError(w, http.StatusUnauthorized, "enrollment token unknown: check it, or create one with patchbay tokens create")
-		return
-	case errors.Is(err, store.ErrTokenExpired):
-		WriteError(w, http.StatusForbidden, "enrollment token expired at %s: create a new one with patchbay tokens create", tok.ExpiresAt.Format(time.RFC3339))
-		return
-	case errors.Is(err, store.ErrTokenUsedUp):
-		WriteError(w, http.StatusForbidden, "enrollment token has no uses left (%d of %d used): create a new one, or one with more --uses", tok.Uses, tok.UsesAllowed)
-		return
-	case errors.Is(err, store.ErrTokenRevoked):
-		WriteError(w, http.StatusForbidden, "enrollment token was revoked: create a new one with patchbay tokens create")
-		return
-	case err != nil:
-		a.internal(w, r, "enroll agent", err)
+	if err != nil {
+		a.enrollRefused(w, r, tok, err)
 		return
 	}
 	// The certificate on record is what the agent's signed consent receipts
@@ -83,4 +76,23 @@ func (a *API) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		AgentID: agent.ID, Certificate: string(certs.CertPEM(der)), CA: string(a.CA.CertPEM), Tags: agent.Tags,
 		SSHUserCA: a.sshUserCA(),
 	})
+}
+
+// enrollRefused answers a refused enrollment, naming the token's own
+// numbers (its uses, its expiry).
+func (a *API) enrollRefused(w http.ResponseWriter, r *http.Request, tok store.EnrollToken, err error) {
+	switch {
+	case errors.Is(err, store.ErrTokenUnknown):
+		WriteError(w, http.StatusUnauthorized, "enrollment token unknown: check it, or create one with patchbay tokens create")
+	case errors.Is(err, store.ErrTokenExpired):
+		WriteError(w, http.StatusForbidden, "enrollment token %s expired at %s: create a new one with patchbay tokens create",
+			shortID(tok.ID), tok.ExpiresAt.UTC().Format(time.RFC3339))
+	case errors.Is(err, store.ErrTokenUsedUp):
+		WriteError(w, http.StatusForbidden, "enrollment token %s has no uses left (%d of %d used): create a new one, or one with more --uses",
+			shortID(tok.ID), tok.Uses, tok.UsesAllowed)
+	case errors.Is(err, store.ErrTokenRevoked):
+		WriteError(w, http.StatusForbidden, "enrollment token %s was revoked: create a new one with patchbay tokens create", shortID(tok.ID))
+	default:
+		a.internal(w, r, "enroll agent", err)
+	}
 }

@@ -101,6 +101,43 @@ func (s *Store) RevokeEnrollToken(ctx context.Context, id string, now time.Time)
 	return nil
 }
 
+// CheckEnrollToken reports whether the token with this hash could enroll an
+// agent at now, with the same errors as EnrollAgent and the token as found
+// (its zero value for ErrTokenUnknown). It only reads: the relay calls it
+// before it signs anything, so a request with a bad token costs no CA
+// signature. EnrollAgent checks again in its transaction.
+func (s *Store) CheckEnrollToken(ctx context.Context, tokenHash string, now time.Time) (EnrollToken, error) {
+	tok, err := checkEnrollToken(ctx, s.db, tokenHash, now)
+	if err != nil && !isSentinel(err) {
+		return EnrollToken{}, fmt.Errorf("check enroll token: %w", err)
+	}
+	return tok, err
+}
+
+// rowQuerier is a *sql.DB or *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkEnrollToken finds the token by hash and checks it can be used at now.
+func checkEnrollToken(ctx context.Context, q rowQuerier, tokenHash string, now time.Time) (EnrollToken, error) {
+	tok, err := scanEnrollToken(q.QueryRowContext(ctx,
+		`SELECT `+enrollTokenCols+` FROM enroll_tokens WHERE hash = $1`, tokenHash))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return EnrollToken{}, ErrTokenUnknown
+	case err != nil:
+		return EnrollToken{}, fmt.Errorf("find token: %w", err)
+	case !tok.RevokedAt.IsZero():
+		return tok, ErrTokenRevoked
+	case !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt):
+		return tok, ErrTokenExpired
+	case tok.UsesAllowed > 0 && tok.Uses >= tok.UsesAllowed:
+		return tok, ErrTokenUsedUp
+	}
+	return tok, nil
+}
+
 // EnrollAgent, in one transaction, finds the token by hash (ErrTokenUnknown), checks it
 // is not revoked (ErrTokenRevoked), not expired at now (ErrTokenExpired) and has uses
 // left (ErrTokenUsedUp), increments its uses and inserts the agent with
@@ -119,19 +156,8 @@ func (s *Store) EnrollAgent(ctx context.Context, tokenHash string, a Agent, now 
 	var tok EnrollToken
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		tok, err = scanEnrollToken(tx.QueryRowContext(ctx,
-			`SELECT `+enrollTokenCols+` FROM enroll_tokens WHERE hash = $1`, tokenHash))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrTokenUnknown
-		case err != nil:
-			return fmt.Errorf("find token: %w", err)
-		case !tok.RevokedAt.IsZero():
-			return ErrTokenRevoked
-		case !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt):
-			return ErrTokenExpired
-		case tok.UsesAllowed > 0 && tok.Uses >= tok.UsesAllowed:
-			return ErrTokenUsedUp
+		if tok, err = checkEnrollToken(ctx, tx, tokenHash, now); err != nil {
+			return err
 		}
 		res, err := tx.ExecContext(ctx,
 			`UPDATE enroll_tokens SET uses = uses + 1
@@ -166,7 +192,7 @@ func (s *Store) EnrollAgent(ctx context.Context, tokenHash string, a Agent, now 
 	})
 	if err != nil {
 		if isSentinel(err) {
-			return Agent{}, EnrollToken{}, err
+			return Agent{}, tok, err // the token as found, so a refusal can name its numbers
 		}
 		return Agent{}, EnrollToken{}, fmt.Errorf("enroll agent: %w", err)
 	}
