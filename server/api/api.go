@@ -6,6 +6,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -164,15 +165,17 @@ func (a *API) internal(w http.ResponseWriter, r *http.Request, step string, err 
 // decode reads a JSON body of at most maxBody bytes, refusing unknown fields.
 // On failure it has already answered 400 (or 413).
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body := http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON body")
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil {
+		err = checkJSONText(b)
 	}
 	if err == nil {
-		_, err = io.Copy(io.Discard, body)
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		if err == nil && dec.More() {
+			err = errors.New("trailing data after the JSON body")
+		}
 	}
 	var mbe *http.MaxBytesError
 	switch {

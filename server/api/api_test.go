@@ -89,7 +89,7 @@ func TestRequests(t *testing.T) {
 		{"revoke unknown token", "DELETE", "/v1/enroll-tokens/nope", apiv1.RoleAdmin, "", 404, "no enrollment token"},
 		{"audit bad limit", "GET", "/v1/audit?limit=0", apiv1.RoleViewer, "", 400, "limit"},
 		{"enroll bad token", "POST", "/v1/enroll", "", `{"token":"nope","csr":""}`, 401, "unknown"},
-		{"enroll garbage csr", "POST", "/v1/enroll", "", `{"token":"pbe_x","csr":"AAAA"}`, 400, "certificate request"},
+		{"enroll garbage csr, unknown token: the token is checked first", "POST", "/v1/enroll", "", `{"token":"pbe_x","csr":"AAAA"}`, 401, "token unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
