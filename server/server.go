@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -95,6 +94,8 @@ type Server struct {
 	// start; set by New, read-only after.
 	fleet int
 	links linkGroup // goroutines running Accept
+	// health caches what /healthz found (health.go).
+	health health
 }
 
 // New initialises the data directory on first run (CA, server certificate,
@@ -217,17 +218,11 @@ func (s *Server) handler(linkCtx, streams context.Context) http.Handler {
 	})
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.api.Register(mux)
+	s.api.RegisterStreams(mux, streams)
 	s.console.Register(mux, streams)
 	return mux
 }
 
-func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{
-		"status": "ok", "version": s.cfg.Version, "agents_online": s.hub.Count(),
-		"ca_fingerprint": s.ca.Fingerprint(),
-	})
-}
 
 // Serve accepts HTTPS on ln until ctx ends, then stops accepting, closes every
 // agent link and returns once they have all ended.

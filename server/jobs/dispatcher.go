@@ -78,6 +78,11 @@ type Dispatcher struct {
 	runs   map[string]*jobState // runs in flight by ID: their job
 	reload bool                 // loading open jobs failed: the tick tries again
 
+	// wmu guards watchers: the channels Watch handed out, by job ID
+	// (see watch.go). Taken after mu when both are held.
+	wmu      sync.Mutex
+	watchers map[string]map[chan struct{}]struct{}
+
 	wake    chan struct{}  // buffered 1: "look again"
 	online  chan string    // agents that came online; scheduler resends their runs
 	reports chan report    // from link goroutines to the writer

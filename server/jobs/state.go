@@ -60,6 +60,7 @@ func (d *Dispatcher) track(j store.Job, t store.Tally) {
 		d.runs[f.RunID] = js
 	}
 	d.jobs[j.ID] = js
+	d.changed(j.ID)
 }
 
 // counts returns a copy of the job's counts.
@@ -126,6 +127,7 @@ func (d *Dispatcher) claimed(js *jobState, r store.Run) {
 // that stopped before recording it). Called with mu held.
 func (d *Dispatcher) started(js *jobState, runID, agentID string, seq int) {
 	js.move(store.RunPending, store.RunRunning)
+	d.changed(js.id)
 	if f := js.inFlight[runID]; f != nil {
 		f.state = store.RunRunning
 		return
@@ -151,6 +153,7 @@ func (d *Dispatcher) finished(js *jobState, runID, to string, seq int) {
 	if seq < js.job.Canary {
 		js.canaryFinal++
 	}
+	d.changed(js.id)
 }
 
 // finishedUnsent records that the store moved n runs never sent to the

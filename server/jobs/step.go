@@ -31,6 +31,7 @@ func (d *Dispatcher) step(ctx context.Context, js *jobState, scan bool) error {
 		}
 		js.finishedUnsent(n, store.RunExpired)
 		js.expired = true
+		d.changed(js.id)
 	}
 	if js.expired {
 		if err := d.expireOffline(ctx, js, now); err != nil {
@@ -51,6 +52,7 @@ func (d *Dispatcher) step(ctx context.Context, js *jobState, scan bool) error {
 			return err
 		}
 		js.finishedUnsent(n, to)
+		d.changed(js.id)
 	}
 	if js.undispatched == 0 && len(js.inFlight) == 0 {
 		return d.end(ctx, js, now) // unlocks
@@ -255,6 +257,7 @@ func (d *Dispatcher) halt(ctx context.Context, js *jobState, failed int, now tim
 		return err
 	}
 	js.job.State = store.JobHalted
+	d.changed(js.id)
 	d.mu.Unlock()
 	d.log.Warn().Str("job_id", j.ID).Int("failed", failed).Int("halted", n).Msg("job halted")
 	d.record(ctx, "job.halted", j.ID, map[string]string{"failed": strconv.Itoa(failed), "halted": strconv.Itoa(n)})
@@ -274,6 +277,7 @@ func (d *Dispatcher) end(ctx context.Context, js *jobState, now time.Time) error
 		return err
 	}
 	delete(d.jobs, js.id)
+	d.changed(js.id) // watchers now find it ended, in the store
 	detail := map[string]string{"state": state, "total": strconv.Itoa(js.job.Total)}
 	for s, n := range js.byState {
 		detail[s] = strconv.Itoa(n)
@@ -312,6 +316,7 @@ func (d *Dispatcher) Cancel(ctx context.Context, jobID string) (int, error) {
 			return 0, err
 		}
 		d.reload = true
+		defer d.changed(jobID)
 		return d.store.FinishUndispatched(ctx, jobID, store.RunCancelled, "cancelled before it started", now)
 	}
 	if js.job.State != store.JobRunning {
@@ -329,6 +334,7 @@ func (d *Dispatcher) Cancel(ctx context.Context, jobID string) (int, error) {
 		return 0, err // the scheduler ends them on its next walk
 	}
 	js.finishedUnsent(n, store.RunCancelled)
+	d.changed(jobID)
 	type stop struct{ agentID, runID string }
 	var stops []stop
 	for id, f := range js.inFlight {
