@@ -22,7 +22,7 @@ import (
 func benchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent]",
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console]",
 		Short: "Measure a relay holding a fleet of simulated agents, interactive sessions and the consent helper; write the report",
 		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
@@ -83,8 +83,23 @@ backend (--consent-backend helper --consent-ask all) and its helper
 It needs root, Xvfb, zenity, xdotool and xev (Debian: xvfb, zenity,
 xdotool, x11-utils) and takes about 2 minutes.
 
+Then the console part (issue 12), with Debian's Chromium headless
+(--chromium) driven through chromedp:
+
+13. the Fleet screen against a relay with --console-floor-agents agents
+    (the floor) and against the fleet part's relay (cached data) with
+    --agents simulated agents in --procs processes: navigation to the first
+    rows painted (--console-loads loads), GET /v1/agents?limit=100 from the
+    page, and the page's JS heap, DOM nodes and renderer RSS;
+14. the browser terminal's keystroke round trip (key pressed in the page
+    to the echo in xterm.js's buffer) next to patchbay ssh's technician
+    side on the same agent, --console-keys keys each, interleaved;
+15. the remote desktop: frames per second of a changing 1280x800 screen
+    (Xvfb) through the relay (patchbay desktop --listen) against x11vnc
+    directly on loopback, and the relay's CPU per MB relayed.
+
 --only fleet runs steps 1-6, --only sessions steps 7-10, --only consent
-steps 11-12; each rewrites only its own part of --out and keeps the other
+steps 11-12, --only console steps 13-15; each rewrites only its own part of --out and keeps the other
 parts' figures from the previous report. The sessions part takes 1-3
 minutes.
 
@@ -94,6 +109,7 @@ enrollment.`,
 		Example: `  make bench
   bench/run.sh --only sessions
   BENCH_ONLY=consent make bench
+  BENCH_ONLY=console make bench
   bin/patchbay-loadgen bench --agents 2000 --procs 2 --out /tmp/bench.md
   bin/patchbay-loadgen bench --only sessions --keystroke-sessions 200 --out /tmp/bench.md`,
 		Args: cobra.NoArgs,
@@ -130,7 +146,7 @@ enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
-	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions or consent (the report keeps the other parts' figures)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent or console (the report keeps the other parts' figures)")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
 	f.IntVar(&o.sessionAgents, "session-agents", 50, "real agents in the sessions part: at least the largest --setup-concurrency (each technician works on its own agent); each holds at most 128 terminal sessions")
@@ -146,20 +162,29 @@ enrollment.`,
 	f.IntVar(&o.consentPrompts, "consent-prompts", 50, "consent prompts timed (and as many zenity dialogs for the floor), after one cold one of each")
 	f.DurationVar(&o.consentSettle, "consent-settle", 10*time.Second, "how long the helper is connected and idle before its memory is read")
 	f.DurationVar(&o.consentIdle, "consent-idle-window", 30*time.Second, "idle window over which the helper's CPU is measured")
+	consoleFlags(f, &o.console)
 	return cmd
 }
 
 // checkSessions checks the options of the sessions part.
 func (o *benchOptions) checkSessions() error {
 	switch o.only {
-	case "all", "fleet", "sessions", "consent":
+	case "all", "fleet", "sessions", "consent", "console":
 	default:
-		return fmt.Errorf("--only %q: want fleet, sessions or consent", o.only)
+		return fmt.Errorf("--only %q: want fleet, sessions, consent or console", o.only)
+	}
+	if o.only == "all" || o.only == "console" {
+		if err := o.console.check(); err != nil {
+			return err
+		}
+		if o.agents <= 0 || o.procs <= 0 || o.procs > 200 {
+			return fmt.Errorf("--agents %d --procs %d: want at least one agent and 1-200 processes", o.agents, o.procs)
+		}
 	}
 	if (o.only == "all" || o.only == "consent") && (o.consentPrompts < 1 || o.consentSettle < 0 || o.consentIdle <= 0) {
 		return errors.New("--consent-prompts and --consent-idle-window must be positive, --consent-settle at least 0")
 	}
-	if o.only == "fleet" || o.only == "consent" {
+	if o.only == "fleet" || o.only == "consent" || o.only == "console" {
 		return nil
 	}
 	if o.sessionAgents < 1 || o.setupSessions < 1 || o.streamMiB < 1 || o.scpMiB < 1 || o.keySessions < 1 || o.keyRate < 1 || o.keyWindow <= 0 || o.keyLight < 0 {
@@ -200,6 +225,8 @@ type benchOptions struct {
 
 	consentPrompts             int
 	consentSettle, consentIdle time.Duration
+
+	console consoleOptions
 }
 
 // goBenchPkgs are the packages whose Go benchmarks the report includes.
@@ -251,6 +278,19 @@ func runBench(ctx context.Context, o benchOptions) error {
 		}
 		step("consent section written to %s", o.out)
 		printConsentSummary(cr)
+		return nil
+	}
+	if o.only == "console" {
+		cr, err := runConsole(ctx, o, b.logDir)
+		if err != nil {
+			return err
+		}
+		cr.cmd = commandLine()
+		if err := writeConsoleOnly(o.out, cr); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		step("console section written to %s", o.out)
+		printConsoleSummary(cr)
 		return nil
 	}
 	if o.only == "sessions" {
@@ -328,6 +368,17 @@ func runBench(ctx context.Context, o benchOptions) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		wr, err := runConsole(ctx, o, b.logDir)
+		if err != nil {
+			b.r.note("The console part failed: %v.", err)
+			step("console part failed: %v", err)
+		} else {
+			wr.cmd = commandLine()
+			b.r.console = wr
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	if err := writeReport(o.out, b.r); err != nil {
 		return fmt.Errorf("write report: %w", err)
@@ -339,6 +390,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	if b.r.consent != nil {
 		printConsentSummary(b.r.consent)
+	}
+	if b.r.console != nil {
+		printConsoleSummary(b.r.console)
 	}
 	return nil
 }

@@ -43,6 +43,7 @@ type results struct {
 	jobs     []jobResult     // measured no-op jobs
 	sessions *sessionResults // the sessions part; nil: keep the report's previous sessions section
 	consent  *consentResults // the consent part; nil: keep the report's previous consent section
+	console  *consoleResults // the console part; nil: keep the report's previous console section
 	started  time.Time
 	opts     benchOptions
 	machine  machineInfo
@@ -410,6 +411,11 @@ func writeReport(path string, r *results) error {
 		doc = spliceSection(doc, consentBegin, consentEnd, renderConsent(r.consent))
 	} else if old := existingSection(path, consentBegin, consentEnd); old != "" {
 		doc = spliceSection(doc, consentBegin, consentEnd, old)
+	}
+	if r.console != nil {
+		doc = spliceSection(doc, consoleBegin, consoleEnd, renderConsole(r.console))
+	} else if old := existingSection(path, consoleBegin, consoleEnd); old != "" {
+		doc = spliceSection(doc, consoleBegin, consoleEnd, old)
 	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
