@@ -223,7 +223,6 @@ func (s *Server) handler(linkCtx, streams context.Context) http.Handler {
 	return mux
 }
 
-
 // Serve accepts HTTPS on ln until ctx ends, then stops accepting, closes every
 // agent link and returns once they have all ended.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {

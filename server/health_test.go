@@ -1,0 +1,115 @@
+//go:build linux
+
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// /healthz tells the truth about the database: a relay whose data directory
+// is full reports "degraded" with the reason (503), and "ok" again once the
+// operator freed space. The data directory is a real tmpfs of its own (the
+// test needs root, as in CI), really filled. (A read-only database fails the
+// same write probe; a mount with the database open cannot be remounted
+// read-only, so that case is not staged here.)
+func TestHealthDegradedWhenDiskFullOrReadOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a small tmpfs for the relay's data directory: run it as root (CI does)")
+	}
+	dir := t.TempDir()
+	mount := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mount %s: %v: %s (the test needs mount(8) from util-linux and the right to mount a tmpfs)", strings.Join(args, " "), err, out)
+		}
+	}
+	mount("-t", "tmpfs", "-o", "size=96m,mode=0700", "tmpfs", dir)
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(ctx, Config{DataDir: dir, Hostnames: []string{"127.0.0.1"}, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+		s.Close()
+	})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.ca.CertPEM)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	url := "https://" + ln.Addr().String() + "/healthz"
+
+	// waitHealth polls /healthz until it answers code with a body containing want.
+	waitHealth := func(code int, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		var last string
+		for time.Now().Before(deadline) {
+			resp, err := client.Get(url)
+			if err != nil {
+				last = err.Error()
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var h struct{ Status string }
+			_ = json.Unmarshal(b, &h)
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+			if resp.StatusCode == code && strings.Contains(string(b), want) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond) // the relay re-checks once a second
+		}
+		t.Fatalf("/healthz never answered %d with %q; last: %s", code, want, last)
+	}
+	waitHealth(200, `"status":"ok"`)
+
+	// Fill the disk.
+	fill := filepath.Join(dir, "fill")
+	f, err := os.Create(fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill the disk: %v", err)
+			}
+			break
+		}
+	}
+	f.Close()
+	waitHealth(503, "MiB free under")
+	waitHealth(503, `"status":"degraded"`)
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	waitHealth(200, `"status":"ok"`)
+
+}
