@@ -204,6 +204,8 @@ type Request struct {
 	// user at pc-042", "alice at pc-042"). It is not called for decisions the
 	// policy makes without asking.
 	OnAsk func(deadline time.Time, asking string)
+
+	desktop string // what the prompt offers for the screen (desktopOffer); set by Decide
 }
 
 // kind returns r.Kind, KindSession when empty.
@@ -442,13 +444,14 @@ func (c *Consent) Decide(ctx context.Context, req Request) Decision {
 		c.agentID = req.AgentID
 		c.mu.Unlock()
 	}
-	d := c.decide(ctx, req)
+	req.desktop = c.desktopOffer(req)
+	d := c.settleDesktop(req, c.decide(ctx, req))
 	d.Mode = c.policy.Mode
 	if d.At.IsZero() {
 		d.At = time.Now()
 	}
 	c.log.Info().Str("session_id", req.SessionID).Str("technician", req.Technician).Strs("capabilities", req.Capabilities).
-		Bool("approved", d.Approved).Str("mode", string(d.Mode)).Str("backend", d.Backend).
+		Bool("approved", d.Approved).Str("choice", d.Choice).Str("mode", string(d.Mode)).Str("backend", d.Backend).
 		Str("by", d.By).Str("decision", d.Message).Msg("consent decision")
 	return d
 }
@@ -526,8 +529,8 @@ func (c *Consent) decide(ctx context.Context, req Request) Decision {
 	case answered && ans.failed:
 		return deny(ByAgent, ans.message)
 	case answered:
-		if ans.approved && !reboot {
-			c.remember(req, ans.by, time.Now())
+		if ans = checkChoice(req, ans); ans.approved && !reboot {
+			c.remember(req, ans.by, ans.choice, time.Now())
 		}
 		return Decision{Approved: ans.approved, Backend: c.kind, By: ans.by, Message: ans.message, Choice: ans.choice}
 	case isClosed(c.done):

@@ -10,18 +10,19 @@ import (
 	"time"
 )
 
-// The AppleScript reads its text from argv, so nothing the technician wrote
-// is ever parsed as a script. "Deny" is the cancel button: choosing it makes
-// osascript fail with error -128.
+// The AppleScript reads its text (and its button labels) from argv, so
+// nothing the technician wrote is ever parsed as a script. "Deny", and the
+// third button of a three-way question, is the cancel button: choosing it
+// (or pressing Escape) makes osascript fail with error -128.
 var (
 	osaQuestion = []string{
 		"-e", "on run argv",
-		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {"Deny", "Allow"} default button "Deny" cancel button "Deny" giving up after ((item 3 of argv) as integer) with icon caution`,
+		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {"Deny", (item 4 of argv)} default button "Deny" cancel button "Deny" giving up after ((item 3 of argv) as integer) with icon caution`,
 		"-e", "end run",
 	}
 	osaChoice = []string{
 		"-e", "on run argv",
-		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {"Tonight", "In 1 hour", "Restart now"} default button "Tonight" giving up after ((item 3 of argv) as integer) with icon caution`,
+		"-e", `display dialog (item 2 of argv) with title (item 1 of argv) buttons {(item 6 of argv), (item 5 of argv), (item 4 of argv)} default button (item 6 of argv) cancel button (item 6 of argv) giving up after ((item 3 of argv) as integer) with icon caution`,
 		"-e", "end run",
 	}
 	osaIndicator = []string{
@@ -47,8 +48,8 @@ func findDialog() (*dialogTool, error) {
 	return &dialogTool{
 		name: "osascript",
 		path: p,
-		question: func(title, text string, timeout time.Duration) ([]string, []string) {
-			return append(append([]string{}, osaQuestion...), title, text, strconv.Itoa(timeoutSeconds(timeout))), nil
+		question: func(title, text, yes string, timeout time.Duration) ([]string, []string) {
+			return append(append([]string{}, osaQuestion...), title, text, strconv.Itoa(timeoutSeconds(timeout)), yes), nil
 		},
 		verdict: func(res progResult) verdict {
 			out := string(res.stdout)
@@ -62,22 +63,22 @@ func findDialog() (*dialogTool, error) {
 			}
 			return verdictFailed
 		},
-		choice: func(title, text string, timeout time.Duration) ([]string, []string) {
-			return append(append([]string{}, osaChoice...), title, text, strconv.Itoa(timeoutSeconds(timeout))), nil
+		choice: func(title, text string, b buttons, timeout time.Duration) ([]string, []string) {
+			return append(append([]string{}, osaChoice...), title, text, strconv.Itoa(timeoutSeconds(timeout)), b[0], b[1], b[2]), nil
 		},
-		chosen: func(res progResult) (string, verdict) {
+		chosen: func(res progResult, b buttons) (int, verdict) {
 			out := string(res.stdout)
 			switch {
 			case res.exit == 0 && strings.Contains(out, "gave up:true"):
-				return "", verdictGaveUp
-			case res.exit == 0 && strings.Contains(out, "button returned:"+labelNow):
-				return ChoiceNow, verdictApprove
-			case res.exit == 0 && strings.Contains(out, "button returned:"+labelHour):
-				return ChoiceHour, verdictApprove
-			case res.exit == 0 && strings.Contains(out, "button returned:"+labelTonight):
-				return ChoiceTonight, verdictApprove
+				return -1, verdictGaveUp
+			case res.exit == 0 && strings.Contains(out, "button returned:"+b[0]+","):
+				return 0, verdictApprove
+			case res.exit == 0 && strings.Contains(out, "button returned:"+b[1]+","):
+				return 1, verdictApprove
+			case res.exit == 1 && strings.Contains(string(res.stderr), "(-128)"):
+				return 2, verdictApprove // the cancel button
 			}
-			return "", verdictFailed
+			return -1, verdictFailed
 		},
 		notifyPath: p,
 		notify: func(title, text string) ([]string, []string) {

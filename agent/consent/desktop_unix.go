@@ -44,9 +44,9 @@ func zenityTool(path string) *dialogTool {
 	return &dialogTool{
 		name: "zenity",
 		path: path,
-		question: func(title, text string, timeout time.Duration) ([]string, []string) {
+		question: func(title, text, yes string, timeout time.Duration) ([]string, []string) {
 			return []string{"--question", "--title=" + title, "--text=" + text, "--no-markup",
-				"--ok-label=Allow", "--cancel-label=Deny", "--default-cancel", "--width=480",
+				"--ok-label=" + yes, "--cancel-label=" + labelDeny, "--default-cancel", "--width=480",
 				fmt.Sprintf("--timeout=%d", timeoutSeconds(timeout))}, nil
 		},
 		verdict: func(res progResult) verdict {
@@ -60,28 +60,28 @@ func zenityTool(path string) *dialogTool {
 			}
 			return verdictFailed
 		},
-		// The restart question: OK is "Restart now" (exit 0), the extra
-		// button prints its label and exits 1, Cancel ("Tonight", the
+		// A three-way question: OK is the first button (exit 0), the extra
+		// button prints its label and exits 1, Cancel (the third, the
 		// default) exits 1 with nothing printed, closing the window too.
-		choice: func(title, text string, timeout time.Duration) ([]string, []string) {
+		choice: func(title, text string, b buttons, timeout time.Duration) ([]string, []string) {
 			return []string{"--question", "--title=" + title, "--text=" + text, "--no-markup",
-				"--ok-label=" + labelNow, "--extra-button=" + labelHour, "--cancel-label=" + labelTonight,
+				"--ok-label=" + b[0], "--extra-button=" + b[1], "--cancel-label=" + b[2],
 				"--default-cancel", "--width=480", fmt.Sprintf("--timeout=%d", timeoutSeconds(timeout))}, nil
 		},
-		chosen: func(res progResult) (string, verdict) {
-			switch {
+		chosen: func(res progResult, b buttons) (int, verdict) {
+			switch out := strings.TrimSpace(string(res.stdout)); {
 			case res.exit == 0:
-				return ChoiceNow, verdictApprove
-			case res.exit == 1 && strings.TrimSpace(string(res.stdout)) == labelHour:
-				return ChoiceHour, verdictApprove
-			case res.exit == 1 && strings.TrimSpace(string(res.stdout)) == labelTonight:
-				return ChoiceTonight, verdictApprove
+				return 0, verdictApprove
+			case res.exit == 1 && out == b[1]:
+				return 1, verdictApprove
+			case res.exit == 1 && out == b[2]:
+				return 2, verdictApprove
 			case res.exit == 1:
-				return "", verdictDeny // Tonight, or closed: no answer means tonight
+				return -1, verdictDeny // the third button, or closed: the default
 			case res.exit == 5:
-				return "", verdictGaveUp
+				return -1, verdictGaveUp
 			}
-			return "", verdictFailed
+			return -1, verdictFailed
 		},
 		notifyPath: path,
 		notify: func(title, text string) ([]string, []string) {
@@ -99,8 +99,8 @@ func kdialogTool(path string) *dialogTool {
 	return &dialogTool{
 		name: "kdialog",
 		path: path,
-		question: func(title, text string, _ time.Duration) ([]string, []string) {
-			return []string{"--title", title, "--yes-label", "Allow", "--no-label", "Deny", "--yesno", text}, nil
+		question: func(title, text, yes string, _ time.Duration) ([]string, []string) {
+			return []string{"--title", title, "--yes-label", yes, "--no-label", labelDeny, "--yesno", text}, nil
 		},
 		verdict: func(res progResult) verdict {
 			switch res.exit {
@@ -111,22 +111,17 @@ func kdialogTool(path string) *dialogTool {
 			}
 			return verdictFailed
 		},
-		// The restart question: Yes "Restart now" (0), No "In 1 hour" (1),
-		// Cancel "Tonight" (2, also closing the window).
-		choice: func(title, text string, _ time.Duration) ([]string, []string) {
-			return []string{"--title", title, "--yes-label", labelNow, "--no-label", labelHour,
-				"--cancel-label", labelTonight, "--yesnocancel", text}, nil
+		// A three-way question: Yes is the first button (0), No the second
+		// (1), Cancel the third (2, also closing the window).
+		choice: func(title, text string, b buttons, _ time.Duration) ([]string, []string) {
+			return []string{"--title", title, "--yes-label", b[0], "--no-label", b[1],
+				"--cancel-label", b[2], "--yesnocancel", text}, nil
 		},
-		chosen: func(res progResult) (string, verdict) {
-			switch res.exit {
-			case 0:
-				return ChoiceNow, verdictApprove
-			case 1:
-				return ChoiceHour, verdictApprove
-			case 2:
-				return ChoiceTonight, verdictApprove
+		chosen: func(res progResult, _ buttons) (int, verdict) {
+			if res.exit >= 0 && res.exit <= 2 {
+				return res.exit, verdictApprove
 			}
-			return "", verdictFailed
+			return -1, verdictFailed
 		},
 		notifyPath: path,
 		notify: func(title, text string) ([]string, []string) {

@@ -21,9 +21,10 @@ import (
 // user's session (helperlaunch_windows.go).
 const (
 	psQuestion = `$r = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, [int]$env:PATCHBAY_CONSENT_SECONDS, $env:PATCHBAY_CONSENT_TITLE, 4 + 32 + 256 + 4096); if ($r -eq 6) { exit 0 } elseif ($r -eq -1) { exit 5 } else { exit 1 }`
-	// The restart question: Yes/No/Cancel (3) read as Restart now / In 1
-	// hour / Tonight, which the text says; Cancel (and closing) is the
-	// default (512: third button).
+	// A three-way question: Yes/No/Cancel (3) read as its three buttons
+	// (Restart now / In 1 hour / Tonight, or Allow full control / View only
+	// / Deny), which the text says; Cancel (and closing) is the default
+	// (512: third button).
 	psChoice = `$r = (New-Object -ComObject WScript.Shell).Popup($env:PATCHBAY_CONSENT_TEXT, [int]$env:PATCHBAY_CONSENT_SECONDS, $env:PATCHBAY_CONSENT_TITLE, 3 + 48 + 512 + 4096); if ($r -eq 6) { exit 0 } elseif ($r -eq 7) { exit 10 } elseif ($r -eq -1) { exit 5 } else { exit 11 }`
 	// The live-session indicator: a small always-on-top window with one
 	// button, End session (exit 0); closing it otherwise exits 1.
@@ -45,7 +46,10 @@ func findDialog() (*dialogTool, error) {
 	return &dialogTool{
 		name: "powershell",
 		path: p,
-		question: func(title, text string, timeout time.Duration) ([]string, []string) {
+		question: func(title, text, yes string, timeout time.Duration) ([]string, []string) {
+			if yes != labelAllow {
+				text += "\n\nYes: " + yes + ". No: " + labelDeny + "."
+			}
 			return args(psQuestion), []string{"PATCHBAY_CONSENT_TITLE=" + title, "PATCHBAY_CONSENT_TEXT=" + text,
 				"PATCHBAY_CONSENT_SECONDS=" + strconv.Itoa(timeoutSeconds(timeout))}
 		},
@@ -60,23 +64,23 @@ func findDialog() (*dialogTool, error) {
 			}
 			return verdictFailed
 		},
-		choice: func(title, text string, timeout time.Duration) ([]string, []string) {
-			text += "\n\nYes: " + labelNow + ". No: " + labelHour + ". Cancel: " + labelTonight + "."
+		choice: func(title, text string, b buttons, timeout time.Duration) ([]string, []string) {
+			text += "\n\nYes: " + b[0] + ". No: " + b[1] + ". Cancel: " + b[2] + "."
 			return args(psChoice), []string{"PATCHBAY_CONSENT_TITLE=" + title, "PATCHBAY_CONSENT_TEXT=" + text,
 				"PATCHBAY_CONSENT_SECONDS=" + strconv.Itoa(timeoutSeconds(timeout))}
 		},
-		chosen: func(res progResult) (string, verdict) {
+		chosen: func(res progResult, _ buttons) (int, verdict) {
 			switch res.exit {
 			case 0:
-				return ChoiceNow, verdictApprove
+				return 0, verdictApprove
 			case 10:
-				return ChoiceHour, verdictApprove
+				return 1, verdictApprove
 			case 11:
-				return ChoiceTonight, verdictApprove
+				return 2, verdictApprove
 			case 5:
-				return "", verdictGaveUp
+				return -1, verdictGaveUp
 			}
-			return "", verdictFailed
+			return -1, verdictFailed
 		},
 		indicator: func(title, text string) ([]string, []string) {
 			return args(psIndicator), []string{"PATCHBAY_CONSENT_TITLE=" + title, "PATCHBAY_CONSENT_TEXT=" + text}

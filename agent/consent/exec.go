@@ -24,6 +24,12 @@ import (
 // 0; anything else is no choice (tonight). Event "reboot" tells the user
 // (text) that the machine restarts now (policy force); its exit status is
 // ignored.
+//
+// A session request for the screen (capability desktop) carries "desktop":
+// "control" when the person may choose full control or view only: exit
+// status 0 allows full control, and 0 with a stdout line "choice=view-only"
+// allows view only; "view-only" when the policy allows view only: exit
+// status 0 allows view only. Any other "choice=" value denies the request.
 type execBackend struct {
 	path string
 	user string // the agent's OS user, By when the program names nobody
@@ -46,10 +52,11 @@ func newExecBackend(path, user string) (*execBackend, error) {
 
 // execMessage is what the program reads on stdin.
 type execMessage struct {
-	Event          string            `json:"event"`          // "request", "started", "ended" or "reboot"
-	Kind           string            `json:"kind,omitempty"` // request: session, fix or reboot
-	Fix            string            `json:"fix,omitempty"`  // request of kind fix or reboot: the fix
-	Text           string            `json:"text,omitempty"` // reboot: what the user is told
+	Event          string            `json:"event"`             // "request", "started", "ended" or "reboot"
+	Kind           string            `json:"kind,omitempty"`    // request: session, fix or reboot
+	Desktop        string            `json:"desktop,omitempty"` // session request for the screen: control or view-only
+	Fix            string            `json:"fix,omitempty"`     // request of kind fix or reboot: the fix
+	Text           string            `json:"text,omitempty"`    // reboot: what the user is told
 	SessionID      string            `json:"session_id"`
 	AgentID        string            `json:"agent_id"`
 	Hostname       string            `json:"hostname"`
@@ -67,7 +74,7 @@ func (e *execBackend) ask(ctx context.Context, req Request) answer {
 	in, err := json.Marshal(execMessage{
 		Event: "request", Kind: req.kind(), Fix: req.Fix, SessionID: req.SessionID, AgentID: req.AgentID, Hostname: req.Hostname,
 		Technician: req.Technician, Reason: req.Reason, Capabilities: caps, CapabilityText: capTexts(caps),
-		Expires: req.Deadline.UTC().Format(time.RFC3339),
+		Expires: req.Deadline.UTC().Format(time.RFC3339), Desktop: req.desktop,
 	})
 	if err != nil {
 		return answer{failed: true, message: "encode consent request: " + err.Error()}
@@ -89,7 +96,17 @@ func (e *execBackend) ask(ctx context.Context, req Request) answer {
 		return answer{by: by, message: fmt.Sprintf("no restart choice from %s (%s)", e.path, res.state)}
 	}
 	if res.exit == 0 {
-		return answer{approved: true, by: by, message: "approved by " + e.path}
+		a := answer{approved: true, by: by, message: "approved by " + e.path}
+		if req.kind() == KindSession {
+			a.choice = stdoutValue(res.stdout, "choice=")
+		}
+		if a.choice == "" && req.desktop == DesktopViewOnly {
+			a.choice = ChoiceViewOnly
+		}
+		if a.choice == ChoiceViewOnly {
+			a.message = "approved view only by " + e.path
+		}
+		return a // decide refuses a choice that does not fit the request
 	}
 	msg := truncate(cleanText(firstLine(res.stderr), maxReason), maxMessage)
 	if msg == "" {
@@ -128,6 +145,17 @@ func stdoutChoice(out []byte) string {
 	for line := range strings.Lines(string(out)) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "choice="); ok && ValidChoice(v) {
 			return v
+		}
+	}
+	return ""
+}
+
+// stdoutValue returns the value of the first line of out that starts with
+// prefix (e.g. "choice="), cleaned; "" if there is none.
+func stdoutValue(out []byte, prefix string) string {
+	for line := range strings.Lines(string(out)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+			return cleanText(v, 32)
 		}
 	}
 	return ""

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/patchbay/patchbay/internal/wire"
 )
 
 // MaxRemember bounds Policy.Remember.
@@ -12,9 +14,12 @@ const MaxRemember = 8 * time.Hour
 // grant is an approval the person at the machine gave in prompt mode,
 // remembered for Policy.Remember: a later request from the same technician
 // for the same or fewer capabilities is approved without asking again
-// (typically `patchbay ssh` followed by `scp`). Denials are never
-// remembered, grants live in memory only (an agent restart forgets them),
-// and the user ending any session forgets them all.
+// (typically `patchbay ssh` followed by `scp`). A view-only approval is
+// kept as wire.CapDesktopView, so a later request for wire.CapDesktop (full
+// control) asks again, while a full-control approval also covers a later
+// request to see the screen only. Denials are never remembered, grants live
+// in memory only (an agent restart forgets them), and the user ending any
+// session forgets them all.
 type grant struct {
 	technician string
 	caps       []string // sorted
@@ -29,7 +34,11 @@ func (g grant) covers(req Request, now time.Time) bool {
 		return false
 	}
 	for _, c := range req.Capabilities {
-		if _, ok := slices.BinarySearch(g.caps, c); !ok {
+		_, ok := slices.BinarySearch(g.caps, c)
+		if !ok && c == wire.CapDesktopView { // full control includes seeing
+			_, ok = slices.BinarySearch(g.caps, wire.CapDesktop)
+		}
+		if !ok {
 			return false
 		}
 	}
@@ -62,13 +71,16 @@ func (c *Consent) granted(req Request, now time.Time) (Decision, bool) {
 	}, true
 }
 
-// remember keeps the user's approval of req for Policy.Remember.
-func (c *Consent) remember(req Request, by string, now time.Time) {
+// remember keeps the user's approval of req, with its choice, for
+// Policy.Remember.
+func (c *Consent) remember(req Request, by, choice string, now time.Time) {
 	if c.policy.Remember <= 0 {
 		return
 	}
-	caps := slices.Clone(req.Capabilities)
-	slices.Sort(caps)
+	if c.policy.Desktop == DesktopViewOnly {
+		choice = ChoiceViewOnly
+	}
+	caps := grantCaps(req, choice)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.grants = append(c.grants, grant{technician: req.Technician, caps: caps, by: by, session: req.SessionID, until: now.Add(c.policy.Remember)})

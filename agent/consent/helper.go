@@ -305,7 +305,12 @@ func (h *helperServer) handle(hc *helperConn, m helperMsg, log zerolog.Logger) {
 		if m.Approved {
 			a.message = "approved by " + hc.user + " at the machine"
 		}
-		if m.Choice != "" { // a restart question (a choice anywhere else is ignored by decide)
+		switch {
+		case m.Choice == ChoiceViewOnly: // the desktop question (decide checks that the choice fits the request)
+			if m.Approved {
+				a.choice, a.message = m.Choice, "approved view only by "+hc.user+" at the machine"
+			}
+		case m.Choice != "": // the restart question
 			a.choice, a.message = m.Choice, "restart "+m.Choice+" chosen by "+hc.user+" at the machine"
 		}
 		if err := h.c.answerPending(m.ID, a); err != nil {
@@ -370,7 +375,7 @@ func (h *helperServer) ask(ctx context.Context, req Request) answer {
 	h.mu.Unlock()
 	msg := encodeHelperMsg(helperMsg{Type: helperAsk, ID: req.SessionID, Deadline: req.Deadline, Request: &helperRequest{
 		Kind: req.kind(), Technician: req.Technician, Reason: req.Reason, Hostname: req.Hostname,
-		Capabilities: req.Capabilities, Fix: req.Fix, Tonight: req.Tonight,
+		Capabilities: req.Capabilities, Fix: req.Fix, Tonight: req.Tonight, Desktop: req.desktop,
 	}})
 	for _, t := range targets {
 		t.send(msg)

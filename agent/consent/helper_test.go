@@ -73,7 +73,7 @@ func scriptTool(t *testing.T, body string) *dialogTool {
 	}
 	return &dialogTool{
 		name: "script", path: path,
-		question: func(title, text string, _ time.Duration) ([]string, []string) {
+		question: func(title, text, _ string, _ time.Duration) ([]string, []string) {
 			return []string{"ask", title, text}, nil
 		},
 		verdict: func(res progResult) verdict {

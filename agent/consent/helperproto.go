@@ -25,7 +25,11 @@ import (
 // An ask whose request has kind "reboot" is a three-way question (Restart
 // now / In 1 hour / Tonight); its answer carries the choice ("now", "1h"
 // or "tonight") with approved true, or no choice (approved false: the
-// dialog was closed, which means tonight).
+// dialog was closed, which means tonight). An ask whose request has desktop
+// "control" is a three-way question too (Allow full control / View only /
+// Deny): View only answers approved true with choice "view-only"; desktop
+// "view-only" asks Allow view only / Deny, and its approval carries choice
+// "view-only" as well.
 //
 // Everything the helper sends is untrusted: the service checks who the
 // helper is from the socket (peer credentials), never from what it says.
@@ -60,7 +64,7 @@ type helperMsg struct {
 	Request  *helperRequest `json:"request,omitempty"`
 	Deadline time.Time      `json:"deadline,omitzero"`
 	Approved bool           `json:"approved,omitempty"`
-	Choice   string         `json:"choice,omitempty"` // answer to a reboot ask: now, 1h or tonight
+	Choice   string         `json:"choice,omitempty"` // answer to a reboot ask: now, 1h or tonight; to a desktop ask: view-only
 
 	// notice
 	Text string `json:"text,omitempty"`
@@ -82,6 +86,7 @@ type helperRequest struct {
 	Capabilities []string `json:"capabilities,omitempty"`
 	Fix          string   `json:"fix,omitempty"`
 	Tonight      string   `json:"tonight,omitempty"` // reboot: the clock time of "tonight"
+	Desktop      string   `json:"desktop,omitempty"` // session: what may be allowed of the screen, control or view-only
 }
 
 // toRequest turns what the helper received back into a Request for the
@@ -90,6 +95,9 @@ type helperRequest struct {
 func (h *helperRequest) toRequest(id string, deadline time.Time) Request {
 	r := Request{SessionID: cleanText(id, 64), Kind: cleanText(h.Kind, 16), Technician: cleanText(h.Technician, maxTechnician),
 		Reason: cleanText(h.Reason, maxReason), Hostname: cleanText(h.Hostname, 255), Fix: cleanText(h.Fix, maxReason), Tonight: cleanText(h.Tonight, 8), Deadline: deadline}
+	if d, err := ParseDesktop(h.Desktop); err == nil {
+		r.desktop = d
+	}
 	for _, c := range h.Capabilities {
 		r.Capabilities = append(r.Capabilities, cleanText(c, 32))
 	}
@@ -140,8 +148,8 @@ func (m *helperMsg) validate() error {
 		if m.ID == "" || len(m.ID) > 64 {
 			return fmt.Errorf("%s: want an id of 1-64 bytes", m.Type)
 		}
-		if m.Choice != "" && !ValidChoice(m.Choice) {
-			return fmt.Errorf("%s: choice %q: want now, 1h or tonight", m.Type, cleanText(m.Choice, 16))
+		if m.Choice != "" && !ValidChoice(m.Choice) && m.Choice != ChoiceViewOnly {
+			return fmt.Errorf("%s: choice %q: want now, 1h, tonight or view-only", m.Type, cleanText(m.Choice, 16))
 		}
 	case helperNotice:
 		if m.Text == "" || len(m.Text) > 2048 {

@@ -83,13 +83,18 @@ type Policy struct {
 	// RebootCommand is the absolute path of the organisation's own restart
 	// program (see ScheduleReboot); empty: shutdown.
 	RebootCommand string `json:"reboot_command,omitempty"`
+	// Desktop is what a person may allow of a request for the screen
+	// (wire.CapDesktop): DesktopControl (default: full control or view
+	// only, as they choose) or DesktopViewOnly (every approval is view
+	// only; see ChoiceViewOnly).
+	Desktop string `json:"desktop,omitempty"`
 }
 
 // DefaultPolicy is the policy of an agent without a consent.json.
 func DefaultPolicy() Policy {
 	return Policy{Mode: DefaultMode, Backend: DefaultBackend, Timeout: DefaultTimeout, WebAddr: DefaultWebAddr,
 		WhenNoUser: NoUserDeny, Ask: AskConsole, HelperSocket: DefaultHelperSocket,
-		Reboot: RebootAsk, RebootTonight: DefaultRebootTonight}
+		Reboot: RebootAsk, RebootTonight: DefaultRebootTonight, Desktop: DesktopControl}
 }
 
 // withDefaults fills the fields left empty.
@@ -121,6 +126,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.RebootTonight == "" {
 		p.RebootTonight = DefaultRebootTonight
+	}
+	if p.Desktop == "" {
+		p.Desktop = DesktopControl
 	}
 	return p
 }
@@ -160,6 +168,9 @@ func (p Policy) Validate() error {
 		return err
 	}
 	if _, _, err := parseClock(p.RebootTonight); err != nil {
+		return err
+	}
+	if _, err := ParseDesktop(p.Desktop); err != nil {
 		return err
 	}
 	return checkRebootCommand(p.RebootCommand)
@@ -212,13 +223,15 @@ type policyJSON struct {
 	Reboot        string `json:"reboot,omitempty"`
 	RebootTonight string `json:"reboot_tonight,omitempty"`
 	RebootCommand string `json:"reboot_command,omitempty"`
+
+	Desktop string `json:"desktop,omitempty"`
 }
 
 // MarshalJSON writes the timeout as a duration string.
 func (p Policy) MarshalJSON() ([]byte, error) {
 	return json.Marshal(policyJSON{Mode: p.Mode, Backend: p.Backend, Timeout: formatTimeout(p.Timeout), WebAddr: p.WebAddr,
 		Remember: formatTimeout(p.Remember), WhenNoUser: p.WhenNoUser, Ask: p.Ask, HelperSocket: p.HelperSocket,
-		Reboot: p.Reboot, RebootTonight: p.RebootTonight, RebootCommand: p.RebootCommand})
+		Reboot: p.Reboot, RebootTonight: p.RebootTonight, RebootCommand: p.RebootCommand, Desktop: p.Desktop})
 }
 
 // UnmarshalJSON reads the timeout as a duration string ("60s", "2m").
@@ -245,7 +258,7 @@ func (p *Policy) UnmarshalJSON(b []byte) error {
 	}
 	*p = Policy{Mode: j.Mode, Backend: j.Backend, Timeout: d, WebAddr: j.WebAddr, Remember: remember,
 		WhenNoUser: j.WhenNoUser, Ask: j.Ask, HelperSocket: j.HelperSocket,
-		Reboot: j.Reboot, RebootTonight: j.RebootTonight, RebootCommand: j.RebootCommand}
+		Reboot: j.Reboot, RebootTonight: j.RebootTonight, RebootCommand: j.RebootCommand, Desktop: j.Desktop}
 	return nil
 }
 

@@ -16,7 +16,8 @@ func TestLoadPolicyMissingIsDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Policy{Mode: ModePrompt, Backend: "auto", Timeout: 60 * time.Second, WebAddr: "127.0.0.1:0",
-		WhenNoUser: NoUserDeny, Ask: AskConsole, HelperSocket: DefaultHelperSocket, Reboot: RebootAsk, RebootTonight: "22:00"}
+		WhenNoUser: NoUserDeny, Ask: AskConsole, HelperSocket: DefaultHelperSocket, Reboot: RebootAsk, RebootTonight: "22:00",
+		Desktop: DesktopControl}
 	if p != want {
 		t.Errorf("LoadPolicy = %+v, want %+v", p, want)
 	}
@@ -29,6 +30,7 @@ func TestPolicyRoundTrip(t *testing.T) {
 		{Mode: ModeUnattended, Backend: "auto", Timeout: time.Hour, WebAddr: "localhost:0"},
 		{Mode: ModePrompt, Backend: "tty", Timeout: time.Second, WebAddr: "127.0.0.1:0"},
 		{Mode: ModePrompt, Backend: "helper", Timeout: time.Minute, WebAddr: "127.0.0.1:0", WhenNoUser: NoUserNotify, Ask: AskAll, HelperSocket: "/run/pb/h.sock"},
+		{Mode: ModePrompt, Backend: "web", Timeout: time.Minute, Desktop: DesktopViewOnly},
 	}
 	for _, want := range tests {
 		t.Run(string(want.Mode)+"-"+want.Backend, func(t *testing.T) {
@@ -67,8 +69,13 @@ func TestSavePolicyFormat(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["timeout"] != "60s" || m["mode"] != "notify" || m["backend"] != "auto" {
-		t.Errorf("file = %s, want timeout \"60s\", mode notify, backend auto", b)
+	if m["timeout"] != "60s" || m["mode"] != "notify" || m["backend"] != "auto" || m["desktop"] != "control" {
+		t.Errorf("file = %s, want timeout \"60s\", mode notify, backend auto, desktop control", b)
+	}
+	// The view-only policy is read back from the file as written by hand.
+	writeFile(t, filepath.Join(dir, FileName), `{"mode":"prompt","desktop":"view-only"}`, 0o600)
+	if p, err := LoadPolicy(dir); err != nil || p.Desktop != DesktopViewOnly {
+		t.Errorf("LoadPolicy of desktop view-only = %+v, %v", p, err)
 	}
 }
 
@@ -79,7 +86,7 @@ func TestLoadPolicyPartialFileTakesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Mode != ModeNotify || p.Backend != "auto" || p.Timeout != time.Minute || p.WebAddr != DefaultWebAddr {
+	if p.Mode != ModeNotify || p.Backend != "auto" || p.Timeout != time.Minute || p.WebAddr != DefaultWebAddr || p.Desktop != DesktopControl {
 		t.Errorf("LoadPolicy = %+v", p)
 	}
 }
@@ -108,6 +115,9 @@ func TestLoadPolicyErrors(t *testing.T) {
 		{"bad remember", `{"remember":"a while"}`, []string{"consent.json", `"a while"`, "15m"}},
 		{"remember too long", `{"remember":"9h"}`, []string{"between 0 (off) and 8h0m0s"}},
 		{"negative remember", `{"remember":"-1m"}`, []string{"between 0 (off)"}},
+		{"bad desktop", `{"desktop":"view"}`, []string{"consent.json", `consent desktop "view"`, "want control", "or view-only"}},
+		{"desktop with spaces", `{"desktop":" view-only"}`, []string{`consent desktop " view-only"`}},
+		{"desktop not a string", `{"desktop":true}`, []string{"consent.json", "desktop"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,6 +155,7 @@ func TestSavePolicyRefusesInvalid(t *testing.T) {
 		{Backend: "exec:relative"},
 		{Timeout: time.Millisecond},
 		{WebAddr: "192.0.2.1:80"},
+		{Desktop: "none"},
 	} {
 		if err := SavePolicy(dir, p); err == nil {
 			t.Errorf("SavePolicy(%+v) succeeded", p)

@@ -135,8 +135,11 @@ func promptText(req Request, now time.Time) string {
 	}
 	fmt.Fprintf(&b, "Technician %s asks for a remote session on %s.\n\n", req.Technician, req.Hostname)
 	fmt.Fprintf(&b, "Reason: %s\n\nThey will be able to:\n", reason)
-	for _, c := range req.Capabilities {
+	for _, c := range promptCaps(req) {
 		fmt.Fprintf(&b, "  - %s\n", capText(c))
+	}
+	if t := desktopPromptText(req); t != "" {
+		fmt.Fprintf(&b, "\n%s\n", t)
 	}
 	fmt.Fprintf(&b, "\nSession %s.\n", req.SessionID)
 	fmt.Fprintf(&b, "If you do not answer within %s, the request is denied.", left)

@@ -89,8 +89,13 @@ func (t *ttyBackend) ask(ctx context.Context, req Request) answer {
 	}
 	shown := time.Now()
 	question := "\nAllow? [y/N] "
-	if req.kind() == KindReboot {
+	switch {
+	case req.kind() == KindReboot:
 		question = "\nRestart [n]ow, in 1 [h]our or [t]onight? [t] "
+	case req.desktop == DesktopControl:
+		question = "\nAllow [f]ull control, [v]iew only, or [N]o? [N] "
+	case req.desktop == DesktopViewOnly:
+		question = "\nAllow view only? [y/N] "
 	}
 	t.write("\n*** " + promptTitleFor(req) + " ***\n" + promptText(req, shown) + question)
 	var line ttyLine
@@ -116,10 +121,26 @@ func (t *ttyBackend) ask(ctx context.Context, req Request) answer {
 		t.write("Restart " + choice + ".\n")
 		return answer{approved: true, choice: choice, by: t.user, message: "restart " + choice + " chosen on the terminal"}
 	}
-	switch strings.ToLower(strings.TrimSpace(line.text)) {
+	typed := strings.ToLower(strings.TrimSpace(line.text))
+	if req.desktop == DesktopControl {
+		i := 2 // anything else denies
+		switch typed {
+		case "f", "full", "full control":
+			i = 0
+		case "v", "view", "view only":
+			i = 1
+		}
+		t.write([]string{"Approved: full control.\n", "Approved: view only.\n", "Denied.\n"}[i])
+		return desktopAnswer(i, t.user, "on the terminal")
+	}
+	switch typed {
 	case "y", "yes":
 		t.write("Approved.\n")
-		return answer{approved: true, by: t.user, message: "approved by the user on the terminal"}
+		a := answer{approved: true, by: t.user, message: "approved by the user on the terminal"}
+		if req.desktop == DesktopViewOnly {
+			a.choice, a.message = ChoiceViewOnly, "approved view only by the user on the terminal"
+		}
+		return a
 	}
 	t.write("Denied.\n")
 	return answer{by: t.user, message: "denied by the user"}

@@ -181,6 +181,11 @@ type (
 		Capabilities []capView `json:"capabilities"`
 		Expires      time.Time `json:"expires"`
 		RemainingMS  int64     `json:"remaining_ms"`
+		// Desktop: what may be allowed of the screen (control: Approve,
+		// View only, Deny; view-only: Allow view only, Deny; "": no
+		// screen asked for), and DesktopText explains it.
+		Desktop     string `json:"desktop,omitempty"`
+		DesktopText string `json:"desktop_text,omitempty"`
 	}
 	liveView struct {
 		ID           string    `json:"id"`
@@ -218,7 +223,8 @@ func (w *webServer) view() stateView {
 	}
 	for _, r := range s.pending {
 		v.Pending = append(v.Pending, pendingView{SessionID: r.SessionID, Technician: r.Technician, Reason: r.Reason,
-			Capabilities: capViews(r.Capabilities), Expires: r.Deadline.UTC(), RemainingMS: max(0, r.Deadline.Sub(now).Milliseconds())})
+			Capabilities: capViews(promptCaps(r)), Expires: r.Deadline.UTC(), RemainingMS: max(0, r.Deadline.Sub(now).Milliseconds()),
+			Desktop: r.desktop, DesktopText: desktopPromptText(r)})
 	}
 	for _, l := range s.live {
 		v.Live = append(v.Live, liveView{ID: l.ID, Technician: l.Technician, Reason: l.Reason,
@@ -236,6 +242,9 @@ func (w *webServer) serveState(rw http.ResponseWriter, _ *http.Request) {
 type sessionBody struct {
 	SessionID string `json:"session_id"`
 	Approve   *bool  `json:"approve,omitempty"`
+	// Choice, with approve true: "view-only" (the View only button of a
+	// request for the screen), or absent.
+	Choice string `json:"choice,omitempty"`
 }
 
 func readBody(rw http.ResponseWriter, r *http.Request, needApprove bool) (sessionBody, bool) {
@@ -250,6 +259,8 @@ func readBody(rw http.ResponseWriter, r *http.Request, needApprove bool) (sessio
 		http.Error(rw, "bad request: session_id missing", http.StatusBadRequest)
 	case needApprove && b.Approve == nil:
 		http.Error(rw, "bad request: approve (true or false) missing", http.StatusBadRequest)
+	case b.Choice != "" && b.Choice != ChoiceViewOnly:
+		http.Error(rw, "bad request: choice: want view-only or none", http.StatusBadRequest)
 	default:
 		return b, true
 	}
@@ -262,7 +273,10 @@ func (w *webServer) serveAnswer(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := answer{approved: *b.Approve, by: peerUser(r), message: "denied by the user"}
-	if a.approved {
+	switch {
+	case a.approved && (b.Choice == ChoiceViewOnly || w.pendingDesktop(b.SessionID) == DesktopViewOnly):
+		a.choice, a.message = ChoiceViewOnly, "approved view only by the user in the consent page"
+	case a.approved:
 		a.message = "approved by the user in the consent page"
 	}
 	if err := w.c.answerPending(b.SessionID, a); err != nil {
@@ -270,6 +284,16 @@ func (w *webServer) serveAnswer(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(rw, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// pendingDesktop is what the pending request id offers for the screen.
+func (w *webServer) pendingDesktop(id string) string {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	if p := w.c.pending[id]; p != nil {
+		return p.req.desktop
+	}
+	return ""
 }
 
 func (w *webServer) serveEnd(rw http.ResponseWriter, r *http.Request) {
