@@ -72,11 +72,14 @@ type wsConn struct {
 	send js.Value
 	rest []byte // the unread part of the last message
 
-	mu  sync.Mutex
-	why string // why the connection closed, once it has
+	mu     sync.Mutex
+	why    string        // why the connection closed, once it has
+	closed chan struct{} // closed with the connection
 }
 
-func newWSConn(send js.Value) *wsConn { return &wsConn{in: newQueue(), send: send} }
+func newWSConn(send js.Value) *wsConn {
+	return &wsConn{in: newQueue(), send: send, closed: make(chan struct{})}
+}
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	for len(c.rest) == 0 {
@@ -103,9 +106,13 @@ func (c *wsConn) Write(p []byte) (int, error) {
 
 // closeWith closes the connection, keeping the first reason given.
 func (c *wsConn) closeWith(why string) {
+	if why == "" {
+		why = "the connection closed"
+	}
 	c.mu.Lock()
 	if c.why == "" {
 		c.why = why
+		close(c.closed)
 	}
 	c.mu.Unlock()
 	c.in.close()

@@ -1,5 +1,5 @@
 // Agent: one agent's inventory and tags, its newest runs and sessions, and
-// the Terminal and Run a fix buttons (technician and up).
+// the Terminal, Desktop and Run a fix buttons (technician and up).
 import * as api from './api.js';
 import { el, ago } from './dom.js';
 import { sessionTable } from './sessions.js';
@@ -39,6 +39,7 @@ export function mount(main, params) {
     screen.replaceChildren(
       el('div', { class: 'toolbar' }, el('h1', {}, a.hostname || a.id), el('span', { class: 'spacer' }),
         tech ? el('a', { class: 'button', href: `#/terminal?${new URLSearchParams({ agent: a.id, name: a.hostname || a.id })}`, dataset: { action: 'terminal' } }, 'Terminal') : null,
+        tech ? el('a', { class: 'button', href: `#/desktop?${new URLSearchParams({ agent: a.id, name: a.hostname || a.id })}`, dataset: { action: 'desktop' } }, 'Desktop') : null,
         tech ? el('a', { class: 'button', href: `#/run?target=${encodeURIComponent(`id=${a.id}`)}`, dataset: { action: 'run' } }, 'Run a fix…') : null),
       error, facts(a),
       el('h2', {}, 'Recent jobs'),

@@ -13,9 +13,10 @@ import * as sessions from './sessions.js';
 import * as audit from './audit.js';
 import * as catalog from './catalog.js';
 import * as terminal from './terminal.js';
+import * as desktop from './desktop.js';
 import * as loginScreen from './login.js';
 
-const routes = { fleet, run, agent, job, jobs: job, sessions, audit, catalog, terminal };
+const routes = { fleet, run, agent, job, jobs: job, sessions, audit, catalog, terminal, desktop };
 
 const main = document.getElementById('main');
 let unmount = () => {};
