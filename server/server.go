@@ -47,7 +47,10 @@ type Config struct {
 	ReconnectRate int
 	// AllowEmptyReason lets technicians open sessions without a reason.
 	AllowEmptyReason bool
-	Logger           zerolog.Logger
+	// ConsoleIdleTimeout ends a web console session unused this long
+	// (default console.DefaultIdleTimeout).
+	ConsoleIdleTimeout time.Duration
+	Logger             zerolog.Logger
 }
 
 // Defaults for Config fields left zero.
@@ -161,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet}
 	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason}
-	s.console = console.New(console.Config{Store: st, Audit: s.api.Audit, Online: h.Online,
+	s.console = console.New(console.Config{Store: st, Audit: s.api.Audit, Online: h.Online, IdleTimeout: cfg.ConsoleIdleTimeout,
 		Log: s.log.With().Str("component", "console").Logger()})
 	s.api.Browser = s.console
 	s.seen = newSeenWriter(st, s.log, s.console.Events().Changed)

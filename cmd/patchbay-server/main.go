@@ -19,6 +19,7 @@ import (
 	"github.com/patchbay/patchbay/internal/logging"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/server/api"
+	"github.com/patchbay/patchbay/server/console"
 	"github.com/spf13/cobra"
 )
 
@@ -64,6 +65,7 @@ func serveCmd() *cobra.Command {
 		reconnectRate                               int
 		pprofAddr                                   string
 		allowEmptyReason                            bool
+		consoleIdle                                 time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -83,6 +85,9 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 			if err != nil {
 				return err
 			}
+			if consoleIdle < time.Second {
+				return fmt.Errorf("--console-idle-timeout %v: want at least 1s", consoleIdle)
+			}
 			// The relay's heap is mostly long-lived idle links plus short TLS
 			// handshake garbage; a tighter GC target keeps RSS near the live
 			// heap for a little CPU. GOGC in the environment still wins.
@@ -93,7 +98,7 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 			defer stop()
 			srv, err := server.New(ctx, server.Config{
 				DataDir: dataDir, DBURL: dbURL, Hostnames: hostnames, Heartbeat: heartbeat, ReconnectRate: reconnectRate,
-				Version: version, Logger: log, AllowEmptyReason: allowEmptyReason,
+				Version: version, Logger: log, AllowEmptyReason: allowEmptyReason, ConsoleIdleTimeout: consoleIdle,
 			})
 			if err != nil {
 				return err
@@ -125,6 +130,7 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	f.StringVar(&pprofAddr, "pprof", os.Getenv("PATCHBAY_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default $PATCHBAY_PPROF; off)")
+	f.DurationVar(&consoleIdle, "console-idle-timeout", console.DefaultIdleTimeout, "end a web console session after this long without a request (at least 1s)")
 	f.BoolVar(&allowEmptyReason, "allow-empty-reason", false, "accept session requests without a reason (by default technicians must give one: the user at the machine is shown it)")
 	return cmd
 }

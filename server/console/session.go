@@ -31,8 +31,14 @@ const (
 )
 
 // touchEvery bounds how often a session's last use is written: idle expiry
-// is precise to this.
+// is precise to this (or to a quarter of a shorter idle timeout).
 const touchEvery = time.Minute
+
+// touchInterval is how long after its last recorded use a session's use is
+// written again.
+func (c *Console) touchInterval() time.Duration {
+	return min(touchEvery, c.cfg.IdleTimeout/4)
+}
 
 // maxLoginBody bounds a login request.
 const maxLoginBody = 4 << 10
@@ -190,7 +196,7 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request, csrf bool) (st
 			return cs, "", false
 		}
 	}
-	if now.Sub(cs.LastUsedAt) >= touchEvery {
+	if now.Sub(cs.LastUsedAt) >= c.touchInterval() {
 		if err := c.cfg.Store.TouchConsoleSession(ctx, hash, now); err != nil {
 			c.cfg.Log.Warn().Err(err).Msg("record console session use")
 		}

@@ -309,6 +309,10 @@ func (b *Broker) ask(ctx context.Context, t *techConn, id string, req Request) (
 		case reason := <-p.gone:
 			return wire.SessionAnswer{}, errors.New(reason)
 		case <-t.readerDone:
+			if why := t.refusal(); why != "" {
+				withdraw("relay", why)
+				return wire.SessionAnswer{}, errors.New(why)
+			}
 			withdraw("technician", "the technician left")
 			return wire.SessionAnswer{}, errors.New("the technician left before the endpoint answered")
 		case <-timer.C:
@@ -423,6 +427,11 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 		by, reason = "relay", c.Error()
 	} else if ctx.Err() != nil {
 		by, reason = "relay", "relay shutting down"
+	}
+	if why := t.refusal(); why != "" {
+		// The relay closed the technician's websocket for what it sent:
+		// that is why it ended, whatever the agent saw (its receipt stays).
+		by, reason = "relay", why
 	}
 	// What the agent sent before it ended (its last output, the message
 	// telling the technician why) is still on its way: let the writer pass

@@ -2,7 +2,10 @@ package sessions
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -26,6 +29,11 @@ type techConn struct {
 	readerDone chan struct{}    // closed when the reader ends (technician gone, or stream write failed)
 	pingDone   chan struct{}
 	once       sync.Once
+
+	// refused says why the relay closed the technician's websocket for
+	// what it sent (too large, text, broken framing); "" when the
+	// technician left. Written by the reader before readerDone closes.
+	refused string
 }
 
 // copyBufs holds the buffers that copy technicians' messages to agents: an
@@ -34,13 +42,21 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, chunk); return &b }
 
 const (
 	techReadTimeout = 3 * pingEvery // no pong or data for this long: the technician is gone
-	maxTechMessage  = 1 << 20
+	// maxTechMessage bounds one message from the technician. Clients send
+	// SSH packets (at most ~35 KiB) or keystrokes; a larger message closes
+	// that websocket (1009) and ends its session, nothing else.
+	maxTechMessage = 1 << 20
 )
+
+// errTooBig is a technician's message over maxTechMessage.
+var errTooBig = fmt.Errorf("message over %d bytes", maxTechMessage)
 
 func newTechConn(ws *websocket.Conn) *techConn {
 	t := &techConn{ws: ws, streamc: make(chan *mux.Stream, 1), done: make(chan struct{}),
 		readerDone: make(chan struct{}), pingDone: make(chan struct{})}
-	ws.SetReadLimit(maxTechMessage)
+	// The reader enforces maxTechMessage itself (copyMessage): gorilla's
+	// limit would close the socket with no reason.
+	ws.SetReadLimit(0)
 	ws.SetReadDeadline(time.Now().Add(techReadTimeout))
 	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(techReadTimeout)) })
 	go t.read()
@@ -49,18 +65,26 @@ func newTechConn(ws *websocket.Conn) *techConn {
 }
 
 // read copies the technician's binary messages to the agent stream once it
-// exists. Text messages are ignored (reserved).
+// exists. What a technician's client never sends closes this websocket
+// alone, with a close reason that says what was wrong (and so ends its
+// session): a text message (1003), a message over maxTechMessage (1009),
+// broken websocket framing (1002, sent by gorilla with its reason).
 func (t *techConn) read() {
 	defer close(t.readerDone)
 	var st *mux.Stream
 	for {
 		typ, r, err := t.ws.NextReader()
 		if err != nil {
+			if protocolError(err) {
+				t.refused = "websocket protocol error from the technician's client: " + err.Error()
+				t.once.Do(func() {}) // gorilla has sent the close frame (1002, with the reason)
+			}
 			return
 		}
 		t.ws.SetReadDeadline(time.Now().Add(techReadTimeout))
 		if typ != websocket.BinaryMessage {
-			continue
+			t.refuse(websocket.CloseUnsupportedData, "text message refused: the session websocket carries SSH in binary messages only")
+			return
 		}
 		if st == nil {
 			select {
@@ -70,22 +94,58 @@ func (t *techConn) read() {
 			}
 		}
 		buf := copyBufs.Get().(*[]byte)
-		err = copyMessage(st, r, *buf)
+		err = copyMessage(st, r, *buf, maxTechMessage)
 		copyBufs.Put(buf)
+		if errors.Is(err, errTooBig) {
+			t.refuse(websocket.CloseMessageTooBig, fmt.Sprintf("message refused: over %d bytes (send the stream in smaller messages)", maxTechMessage))
+			return
+		}
 		if err != nil {
 			return
 		}
 	}
 }
 
+// refusal says why the relay closed the websocket for what the technician
+// sent, once the reader has ended; "" before, or when the technician left.
+func (t *techConn) refusal() string {
+	select {
+	case <-t.readerDone:
+		return t.refused
+	default:
+		return ""
+	}
+}
+
+// refuse closes the websocket for what the technician sent, saying why.
+func (t *techConn) refuse(code int, reason string) {
+	t.refused = reason
+	t.closeWith(code, reason)
+}
+
+// protocolError reports whether a read error is gorilla refusing the
+// peer's framing (bad opcode, unmasked frame, bad close frame...), as
+// opposed to the peer closing or the network failing.
+func protocolError(err error) bool {
+	var ce *websocket.CloseError
+	var ne net.Error
+	return !errors.As(err, &ce) && !errors.As(err, &ne) && !errors.Is(err, io.EOF) &&
+		!errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed)
+}
+
 // copyMessage copies one message to the stream in writes as large as buf:
 // a TLS read yields one record (at most 16 KiB), and every stream write is a
 // frame, a websocket message and a write to the agent's link, so a message
 // is gathered before it is passed on. Reading to the end of a message never
-// waits for the technician's next one.
-func copyMessage(st io.Writer, r io.Reader, buf []byte) error {
+// waits for the technician's next one. A message over limit bytes stops
+// with errTooBig before the write that would pass limit.
+func copyMessage(st io.Writer, r io.Reader, buf []byte, limit int) error {
+	total := 0
 	for {
 		n, err := io.ReadFull(r, buf)
+		if total += n; total > limit {
+			return errTooBig
+		}
 		if n > 0 {
 			if _, werr := st.Write(buf[:n]); werr != nil {
 				return werr

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"testing"
 	"testing/iotest"
@@ -24,7 +25,7 @@ func TestCopyMessageGathersPieces(t *testing.T) {
 	msg := bytes.Repeat([]byte("k"), 100<<10)
 	r := iotest.HalfReader(&piecewise{data: msg, piece: 16 << 10})
 	var w recordWriter
-	if err := copyMessage(&w, r, make([]byte, chunk)); err != nil {
+	if err := copyMessage(&w, r, make([]byte, chunk), maxTechMessage); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(w.buf.Bytes(), msg) {
@@ -35,8 +36,24 @@ func TestCopyMessageGathersPieces(t *testing.T) {
 	}
 	// A one-byte message (a keystroke) goes at once, alone.
 	w = recordWriter{}
-	if err := copyMessage(&w, bytes.NewReader([]byte{'x'}), make([]byte, chunk)); err != nil || len(w.sizes) != 1 {
+	if err := copyMessage(&w, bytes.NewReader([]byte{'x'}), make([]byte, chunk), maxTechMessage); err != nil || len(w.sizes) != 1 {
 		t.Fatalf("keystroke: %v, writes %v", err, w.sizes)
+	}
+}
+
+// A message over the limit stops before the write that would pass it.
+func TestCopyMessageLimit(t *testing.T) {
+	var w recordWriter
+	err := copyMessage(&w, bytes.NewReader(bytes.Repeat([]byte("k"), 3*chunk+1)), make([]byte, chunk), 3*chunk)
+	if !errors.Is(err, errTooBig) {
+		t.Fatalf("copy of a message one byte over the limit: %v, want errTooBig", err)
+	}
+	if w.buf.Len() > 3*chunk {
+		t.Fatalf("%d bytes passed on, more than the limit %d", w.buf.Len(), 3*chunk)
+	}
+	w = recordWriter{}
+	if err := copyMessage(&w, bytes.NewReader(bytes.Repeat([]byte("k"), 3*chunk)), make([]byte, chunk), 3*chunk); err != nil || w.buf.Len() != 3*chunk {
+		t.Fatalf("a message of exactly the limit: %v, %d bytes", err, w.buf.Len())
 	}
 }
 

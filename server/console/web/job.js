@@ -1,7 +1,9 @@
-// Job: live progress (the job is polled every second while it runs: bar,
-// counts per state, rate, ETA), each agent's result with its full output
-// and details as text, cancel, and the export links. Without an ID: the
-// newest jobs.
+// Job: live progress (bar, counts per state, rate, ETA) pushed by the relay
+// over a server-sent event stream (GET /v1/jobs/{id}/events; the job is
+// polled every second only when the stream fails), each agent's result
+// with its full output and details as text (pushed too for jobs of up to
+// 500 agents; larger jobs' results are read when they end), cancel, and the
+// export links. Without an ID: the newest jobs.
 import * as api from './api.js';
 import { el, ago } from './dom.js';
 
@@ -66,7 +68,9 @@ export function mount(main, params) {
   if (!id) return jobList(main);
   let closed = false;
   let timer = 0;
+  let events = null; // the EventSource while the stream is used
   const title = el('h1', {}, 'Job');
+  const live = el('span', { id: 'job-live', class: 'live-state', dataset: { state: 'connecting' } });
   const meta = el('p', { class: 'muted', id: 'job-meta' });
   const bar = el('progress', { id: 'job-bar', max: 1, value: 0 });
   const counts = el('div', { id: 'job-counts', class: 'toolbar' });
@@ -76,12 +80,12 @@ export function mount(main, params) {
   const cancel = api.can('technician')
     ? el('button', { type: 'button', id: 'job-cancel', dataset: { action: 'cancel' }, hidden: true, onclick: async () => {
       cancel.disabled = true;
-      try { await api.request('POST', `/v1/jobs/${id}/cancel`); poll(); } catch (err) { error.textContent = err.message; error.hidden = false; cancel.disabled = false; }
+      try { await api.request('POST', `/v1/jobs/${id}/cancel`); if (!events) poll(); } catch (err) { error.textContent = err.message; error.hidden = false; cancel.disabled = false; }
     } }, 'Cancel the job')
     : null;
   const tbody = el('tbody', { id: 'results' });
   main.append(el('section', { id: 'job-screen' }, title, meta,
-    el('div', { class: 'toolbar' }, state, bar, speed, el('span', { class: 'spacer' }), cancel,
+    el('div', { class: 'toolbar' }, state, bar, speed, live, el('span', { class: 'spacer' }), cancel,
       el('a', { href: `/v1/jobs/${id}/export?format=csv`, download: `job-${id}.csv`, id: 'export-csv' }, 'Export CSV'),
       el('a', { href: `/v1/jobs/${id}/export?format=json`, download: `job-${id}.json`, id: 'export-json' }, 'Export JSON')),
     counts, error,
@@ -100,8 +104,58 @@ export function mount(main, params) {
       .map(([s, n]) => el('span', { class: `count run ${s}`, dataset: { state: s } }, `${s} ${n}`)),
     job.offline ? el('span', { class: 'muted' }, `${job.offline} waiting for offline agents`) : null);
     if (cancel) cancel.hidden = !!job.ended_at;
-    if (job.results) tbody.replaceChildren(...job.results.map(resultRow));
+    if (job.results) showResults(job.results);
     main.querySelector('#job-screen').dataset.final = String(!!job.ended_at);
+  }
+
+  // showResults replaces the result rows, keeping open the details the
+  // person opened.
+  function showResults(results) {
+    const open = new Set([...tbody.querySelectorAll('details[open]')].map((d) => d.closest('tr').dataset.agent));
+    tbody.replaceChildren(...results.map(resultRow));
+    for (const tr of tbody.querySelectorAll('tr[data-agent]')) {
+      const d = tr.querySelector('details');
+      if (d && open.has(tr.dataset.agent)) d.open = true;
+    }
+  }
+
+  function failed(err) {
+    error.textContent = err.message;
+    error.hidden = false;
+  }
+
+  // finish shows the ended job with every result (read once).
+  async function finish() {
+    try {
+      const job = await api.getJSON(`/v1/jobs/${id}`);
+      if (!closed) render(job);
+    } catch (err) {
+      if (!closed) failed(err);
+    }
+  }
+
+  // stream follows the job's event stream; when it fails (not a reconnect
+  // the browser makes by itself) the screen polls instead.
+  function stream() {
+    events = new EventSource(`/v1/jobs/${id}/events`);
+    const stop = () => { if (events) events.close(); events = null; };
+    events.addEventListener('open', () => { live.dataset.state = 'open'; live.textContent = 'live'; });
+    events.addEventListener('progress', (e) => render(JSON.parse(e.data)));
+    events.addEventListener('results', (e) => showResults(JSON.parse(e.data)));
+    events.addEventListener('end', () => { stop(); live.dataset.state = 'ended'; live.textContent = ''; finish(); });
+    events.addEventListener('failed', (e) => { stop(); failed(new Error(JSON.parse(e.data))); fallback(); });
+    events.addEventListener('error', () => {
+      if (!events || events.readyState !== EventSource.CLOSED) return; // the browser reconnects
+      stop();
+      fallback();
+    });
+  }
+
+  function fallback() {
+    if (closed) return;
+    live.dataset.state = 'polling';
+    live.textContent = 'polling';
+    poll();
   }
 
   async function poll() {
@@ -115,11 +169,10 @@ export function mount(main, params) {
       if (!head.ended_at) timer = setTimeout(poll, 1000);
     } catch (err) {
       if (closed) return;
-      error.textContent = err.message;
-      error.hidden = false;
+      failed(err);
       if (err.status !== 404) timer = setTimeout(poll, 5000);
     }
   }
-  poll();
-  return () => { closed = true; clearTimeout(timer); };
+  if (typeof EventSource === 'function') stream(); else fallback();
+  return () => { closed = true; clearTimeout(timer); if (events) events.close(); events = null; };
 }
