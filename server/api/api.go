@@ -23,6 +23,7 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/server/authlimit"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -56,6 +57,9 @@ type API struct {
 	// Browser authenticates the web console's session cookies (nil: only
 	// bearer tokens are accepted).
 	Browser BrowserAuth
+	// Limiter counts failed credentials and throttles their sources (nil:
+	// no throttling). The relay flushes its counts into the audit log.
+	Limiter *authlimit.Limiter
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }
@@ -121,12 +125,16 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, c caller)
 // auth checks the bearer token and the role before calling h.
 func (a *API) auth(role string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.throttled(w, r, "") {
+			return
+		}
 		hash, ok := a.credential(w, r) // bearer token or console session
 		if !ok {
 			return
 		}
 		tok, err := a.Store.LookupAPIToken(r.Context(), hash, a.now())
 		if errors.Is(err, store.ErrNotFound) {
+			a.authFailed(r, "", "api token")
 			WriteError(w, http.StatusUnauthorized, "API token unknown, expired or revoked: ask an admin for a new one (patchbay api-tokens create)")
 			return
 		}

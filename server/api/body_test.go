@@ -100,3 +100,4 @@ func dump(v any) string {
 	walk(v)
 	return b.String()
 }
+

@@ -42,6 +42,9 @@ func (a *API) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.now()
 	hash := HashSecret(req.Token)
+	if a.throttled(w, r, "") {
+		return
+	}
 	// The token first: a request without a usable one costs no CA signature.
 	if tok, err := a.Store.CheckEnrollToken(r.Context(), hash, now); err != nil {
 		a.enrollRefused(w, r, tok, err)
@@ -83,6 +86,7 @@ func (a *API) handleEnroll(w http.ResponseWriter, r *http.Request) {
 func (a *API) enrollRefused(w http.ResponseWriter, r *http.Request, tok store.EnrollToken, err error) {
 	switch {
 	case errors.Is(err, store.ErrTokenUnknown):
+		a.authFailed(r, "", "enrollment token")
 		WriteError(w, http.StatusUnauthorized, "enrollment token unknown: check it, or create one with patchbay tokens create")
 	case errors.Is(err, store.ErrTokenExpired):
 		WriteError(w, http.StatusForbidden, "enrollment token %s expired at %s: create a new one with patchbay tokens create",
