@@ -100,4 +100,3 @@ func dump(v any) string {
 	walk(v)
 	return b.String()
 }
-
