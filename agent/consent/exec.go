@@ -103,7 +103,7 @@ func (e *execBackend) ask(ctx context.Context, req Request) answer {
 		if a.choice == "" && req.desktop == DesktopViewOnly {
 			a.choice = ChoiceViewOnly
 		}
-		if a.choice == ChoiceViewOnly {
+		if a.choice == ChoiceViewOnly && req.desktop != "" {
 			a.message = "approved view only by " + e.path
 		}
 		return a // decide refuses a choice that does not fit the request

@@ -47,6 +47,9 @@ func (g grant) covers(req Request, now time.Time) bool {
 
 // granted returns the decision of a remembered grant that covers req.
 func (c *Consent) granted(req Request, now time.Time) (Decision, bool) {
+	if c.policy.Desktop == DesktopViewOnly { // the screen can only be seen: a view-only grant covers it
+		req.Capabilities = grantCaps(req, ChoiceViewOnly)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	live := c.grants[:0]
