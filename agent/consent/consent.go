@@ -45,6 +45,15 @@
 //   - "auto" (the default): desktop when a dialog tool and a display exist,
 //     else web.
 //
+// # View only
+//
+// A session request for the screen (wire.CapDesktop) is answered Allow full
+// control, View only (Decision.Choice ChoiceViewOnly) or Deny, through every
+// backend (exec: a stdout line "choice=view-only"). With Policy.Desktop
+// view-only every approval of it is view only and the prompt offers only
+// Allow view only / Deny. An answer with a choice that does not fit the
+// request denies it. See viewonly.go.
+//
 // # Restarts a fix requires
 //
 // A fix whose plugin manifest or script header declares may_reboot, and
@@ -781,27 +790,4 @@ func currentUser() string {
 		return s
 	}
 	return "local user"
-}
-
-// isClosed reports whether ch is closed.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// formatWindow writes a prompt window in whole seconds ("60s"), or with a
-// tenth of a second below 10s ("1.5s").
-func formatWindow(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0s"
-	case d < 10*time.Second && d%time.Second != 0:
-		return d.Round(100 * time.Millisecond).String()
-	default:
-		return fmt.Sprintf("%ds", int((d+time.Second/2)/time.Second))
-	}
 }

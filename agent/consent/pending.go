@@ -162,3 +162,13 @@ func (c *Consent) snapshot() state {
 	sortLive(s.live)
 	return s
 }
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

@@ -152,3 +152,16 @@ func sortLive(l []Live) {
 		return cmp.Or(a.Started.Compare(b.Started), cmp.Compare(a.ID, b.ID))
 	})
 }
+
+// formatWindow writes a prompt window in whole seconds ("60s"), or with a
+// tenth of a second below 10s ("1.5s").
+func formatWindow(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < 10*time.Second && d%time.Second != 0:
+		return d.Round(100 * time.Millisecond).String()
+	default:
+		return fmt.Sprintf("%ds", int((d+time.Second/2)/time.Second))
+	}
+}
