@@ -3,15 +3,10 @@
 package server
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
 // /healthz tells the truth about the database: a relay whose data directory
@@ -43,26 +36,8 @@ func TestHealthDegradedWhenDiskFullOrReadOnly(t *testing.T) {
 	mount("-t", "tmpfs", "-o", "size=96m,mode=0700", "tmpfs", dir)
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{DataDir: dir, Hostnames: []string{"127.0.0.1"}, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		s.Close()
-	})
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.ca.CertPEM)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	url := "https://" + ln.Addr().String() + "/healthz"
+	_, client, base, _ := startTestRelay(t, dir)
+	url := base + "/healthz"
 
 	// waitHealth polls /healthz until it answers code with a body containing want.
 	waitHealth := func(code int, want string) {

@@ -23,6 +23,7 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/atomicfile"
 	"github.com/patchbay/patchbay/server/api"
+	"github.com/patchbay/patchbay/server/authlimit"
 	"github.com/patchbay/patchbay/server/bus"
 	"github.com/patchbay/patchbay/server/console"
 	"github.com/patchbay/patchbay/server/hub"
@@ -99,6 +100,10 @@ type Server struct {
 	links linkGroup // goroutines running Accept
 	// health caches what /healthz found (health.go).
 	health health
+	// limiter counts failed sign-ins (API, console); authAudit writes its
+	// counts to the audit log once a minute (authaudit.go).
+	limiter   *authlimit.Limiter
+	authAudit authAuditor
 }
 
 // New initialises the data directory on first run (CA, server certificate,
@@ -163,9 +168,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Info().Int("sessions", n).Msg("ended sessions left open by the previous relay run")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet}
-	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason}
+	s.limiter = authlimit.New(authlimit.Config{})
+	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason, Limiter: s.limiter}
 	s.console = console.New(console.Config{Store: st, Audit: s.api.Audit, Online: h.Online, IdleTimeout: cfg.ConsoleIdleTimeout,
-		Log: s.log.With().Str("component", "console").Logger()})
+		Limiter: s.limiter, Log: s.log.With().Str("component", "console").Logger()})
 	s.api.Browser = s.console
 	s.seen = newSeenWriter(st, s.log, s.console.Events().Changed)
 	s.jobs = jobs.New(st, h, s.api.Audit, ca.Cert, s.log.With().Str("component", "jobs").Logger())
@@ -177,6 +183,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.api.Sessions = s.sessions
 	s.api.SSH = sshCAs
 	s.jobs.Start()
+	s.startAuthAudit()
 	return s, nil
 }
 
@@ -274,6 +281,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Close flushes pending writes and closes the store. Call it after Serve
 // has returned.
 func (s *Server) Close() error {
+	s.stopAuthAudit()
 	s.jobs.Close()
 	s.seen.close()
 	s.hub.Close()

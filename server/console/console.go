@@ -38,6 +38,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/patchbay/patchbay/server/authlimit"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -59,7 +60,9 @@ type Config struct {
 	Audit func(ctx context.Context, actor, action, target string, detail map[string]string) error
 	// Online reports whether an agent is connected (the hub).
 	Online func(id string) bool
-	Log    zerolog.Logger
+	// Limiter counts failed logins and throttles their sources (nil: none).
+	Limiter *authlimit.Limiter
+	Log     zerolog.Logger
 
 	IdleTimeout time.Duration // a session unused this long ends
 	MaxAge      time.Duration // a session ends this long after login, used or not

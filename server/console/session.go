@@ -11,9 +11,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/patchbay/patchbay/server/api"
+	"github.com/patchbay/patchbay/server/authlimit"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -242,10 +244,29 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, now := r.Context(), c.now()
+	src := authlimit.SourceOf(r.RemoteAddr)
+	if c.cfg.Limiter != nil {
+		if th := c.cfg.Limiter.Allow(src, "", now); th != nil {
+			w.Header().Set("Retry-After", strconv.Itoa(int(th.RetryAfter.Seconds())))
+			api.WriteError(w, http.StatusTooManyRequests, "%s", th.Error()) // counted, not logged: a flood stays out of the log
+			return
+		}
+	}
+	// A failed login is counted (the relay audits the counts once a minute)
+	// and logged once per source and period, not each time.
+	failed := func() {
+		if c.cfg.Limiter == nil {
+			c.cfg.Log.Info().Str("source", src).Str("method", m.Name()).Msg("failed console login")
+		} else if c.cfg.Limiter.Failed(src, "", now) {
+			c.cfg.Log.Warn().Str("source", src).Str("method", m.Name()).
+				Msg("failed console login (further failures from this source are counted in the audit log, not logged)")
+		}
+	}
 	tokenHash, err := m.Check(ctx, req.Secret)
 	var refusal Refusal
 	if errors.As(err, &refusal) {
-		c.refuse(w, r, http.StatusUnauthorized, string(refusal))
+		failed()
+		api.WriteError(w, http.StatusUnauthorized, "%s", string(refusal))
 		return
 	}
 	if err != nil {
@@ -254,7 +275,8 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, err := c.cfg.Store.LookupAPIToken(ctx, tokenHash, now)
 	if errors.Is(err, store.ErrNotFound) {
-		c.refuse(w, r, http.StatusUnauthorized, "API token unknown, expired or revoked: ask an admin for a new one")
+		failed()
+		api.WriteError(w, http.StatusUnauthorized, "API token unknown, expired or revoked: ask an admin for a new one")
 		return
 	}
 	if err != nil {
