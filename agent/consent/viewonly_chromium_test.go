@@ -9,6 +9,13 @@ import (
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
+// desktopRequest asks for a shell and caps (wire.CapDesktop: the screen).
+func desktopRequest(id, reason string, caps ...string) Request {
+	r := testRequest(id, "alice@helpdesk", reason, time.Time{})
+	r.Capabilities = append([]string{wire.CapShell}, caps...)
+	return r
+}
+
 // The desktop question in the consent page, in a real browser: a request
 // for the screen rendered by the server gets Allow full control / View only
 // / Deny and is allowed view only; one rendered by the page's script is

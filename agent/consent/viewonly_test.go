@@ -21,13 +21,6 @@ import (
 // protocol and the dialog tools in viewonly_helper_test.go; the page in
 // Chromium in viewonly_chromium_test.go.
 
-// desktopRequest asks for a shell and the screen.
-func desktopRequest(id, reason string, caps ...string) Request {
-	r := testRequest(id, "alice@helpdesk", reason, time.Time{})
-	r.Capabilities = append([]string{wire.CapShell}, caps...)
-	return r
-}
-
 // viewOnlyScript is an exec consent program that records what it is sent
 // (one JSON line each) and answers by the reason.
 func viewOnlyScript(t *testing.T) (script, seen string) {
