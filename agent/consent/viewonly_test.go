@@ -264,6 +264,16 @@ func TestViewOnlyWebAPI(t *testing.T) {
 		t.Fatalf("decision = %+v", d)
 	}
 
+	// View only on a request without the screen: nothing to narrow.
+	ch = decideAsync(context.Background(), c, desktopRequest("w-5", "INC-8", wire.CapSFTP))
+	if p := waitPending(t, c, 1).Pending[0]; p.Desktop != "" || p.DesktopText != "" {
+		t.Fatalf("pending without the screen = %+v", p)
+	}
+	api(t, c, "POST", "/api/answer", map[string]any{"session_id": "w-5", "approve": true, "choice": "view-only"})
+	if d := await(t, ch, 5*time.Second); !d.Approved || d.Choice != "" || d.Message != "approved by the user in the consent page" {
+		t.Fatalf("decision = %+v", d)
+	}
+
 	// The view-only policy: the page offers view only, and Approve means it.
 	p := Policy{Mode: ModePrompt, Backend: "web", Timeout: 20 * time.Second, Desktop: DesktopViewOnly}
 	c2 := start(t, p, nil, options{openBrowser: func(string) {}})

@@ -181,9 +181,9 @@ type (
 		Capabilities []capView `json:"capabilities"`
 		Expires      time.Time `json:"expires"`
 		RemainingMS  int64     `json:"remaining_ms"`
-		// Desktop: what may be allowed of the screen (control: Approve,
-		// View only, Deny; view-only: Allow view only, Deny; "": no
-		// screen asked for), and DesktopText explains it.
+		// Desktop: what may be allowed of the screen (control: Allow full
+		// control, View only, Deny; view-only: Allow view only, Deny; "":
+		// no screen asked for), and DesktopText explains it.
 		Desktop     string `json:"desktop,omitempty"`
 		DesktopText string `json:"desktop_text,omitempty"`
 	}
@@ -273,8 +273,8 @@ func (w *webServer) serveAnswer(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := answer{approved: *b.Approve, by: peerUser(r), message: "denied by the user"}
-	switch {
-	case a.approved && (b.Choice == ChoiceViewOnly || w.pendingDesktop(b.SessionID) == DesktopViewOnly):
+	switch desk := w.pendingDesktop(b.SessionID); {
+	case a.approved && desk != "" && (b.Choice == ChoiceViewOnly || desk == DesktopViewOnly):
 		a.choice, a.message = ChoiceViewOnly, "approved view only by the user in the consent page"
 	case a.approved:
 		a.message = "approved by the user in the consent page"
