@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,30 +137,57 @@ func protocolError(err error) bool {
 // copyMessage copies one message to the stream in writes as large as buf:
 // a TLS read yields one record (at most 16 KiB), and every stream write is a
 // frame, a websocket message and a write to the agent's link, so a message
-// is gathered before it is passed on. Reading to the end of a message never
-// waits for the technician's next one. A message over limit bytes stops
-// with errTooBig before the write that would pass limit.
+// is gathered before it is passed on. A message that fits in buf (nearly
+// all: keystrokes, SSH packets) goes in one write. A longer one is read
+// whole first (into a pooled buffer, at most limit bytes), so that a
+// message over limit is refused (errTooBig) before any of it reaches the
+// agent. Reading to the end of a message never waits for the technician's
+// next one.
 func copyMessage(st io.Writer, r io.Reader, buf []byte, limit int) error {
-	total := 0
-	for {
-		n, err := io.ReadFull(r, buf)
-		if total += n; total > limit {
-			return errTooBig
-		}
-		if n > 0 {
-			if _, werr := st.Write(buf[:n]); werr != nil {
-				return werr
-			}
-		}
-		switch err {
-		case nil:
-		case io.EOF, io.ErrUnexpectedEOF:
+	n, err := io.ReadFull(r, buf)
+	if n > limit {
+		return errTooBig
+	}
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF:
+		if n == 0 {
 			return nil
-		default:
+		}
+		_, err = st.Write(buf[:n])
+		return err
+	case nil:
+	default:
+		return err
+	}
+	big := bigBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if big.Cap() <= maxPooledMessage {
+			bigBufs.Put(big)
+		}
+	}()
+	big.Reset()
+	big.Write(buf[:n])
+	if _, err := big.ReadFrom(io.LimitReader(r, int64(limit-n+1))); err != nil {
+		return err
+	}
+	if big.Len() > limit {
+		return errTooBig
+	}
+	for b := big.Bytes(); len(b) > 0; {
+		k := min(len(b), len(buf))
+		if _, err := st.Write(b[:k]); err != nil {
 			return err
 		}
+		b = b[k:]
 	}
+	return nil
 }
+
+// bigBufs holds the buffers that gather messages longer than a copy
+// buffer; one that grew past maxPooledMessage is dropped after use.
+var bigBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledMessage = 256 << 10
 
 func (t *techConn) ping() {
 	defer close(t.pingDone)
