@@ -463,4 +463,3 @@ func (s *catSession) close() {
 	s.sess.Wait()
 	s.client.Close()
 }
-
