@@ -192,12 +192,18 @@ func consoleKeys(ctx context.Context, co consoleOptions, r *consoleResults, br *
 		return fmt.Errorf("technician library typist: %w", err)
 	}
 	defer ty.Close()
-	step("console: keystrokes, %d on each side (after 10 warm-up), one pair every %v", co.keys, co.keyEvery)
+	sh, err := s.tech.openShellTypist(ctx, agent)
+	if err != nil {
+		return fmt.Errorf("technician library shell typist: %w", err)
+	}
+	defer sh.Close()
+	step("console: keystrokes, %d on each side (after 10 warm-up), one round every %v", co.keys, co.keyEvery)
 	u0 := s.usage()
-	r.keys = typeBoth(ctx, bt, ty, co.keys, 10, co.keyEvery)
+	r.keys = typeAll(ctx, bt, ty, sh, co.keys, 10, co.keyEvery)
 	r.keys.use = s.usage().sub(u0)
-	step("  browser p50 %s p99 %s; patchbay ssh (library) p50 %s p99 %s; %d failed",
-		ms(pct(r.keys.browser, 50)), ms(pct(r.keys.browser, 99)), ms(pct(r.keys.cli, 50)), ms(pct(r.keys.cli, 99)), r.keys.failed)
+	step("  browser p50 %s p99 %s; patchbay ssh exec p50 %s p99 %s, shell p50 %s p99 %s; %d failed",
+		ms2(pct(r.keys.browser, 50)), ms2(pct(r.keys.browser, 99)), ms2(pct(r.keys.cli, 50)), ms2(pct(r.keys.cli, 99)),
+		ms2(pct(r.keys.shell, 50)), ms2(pct(r.keys.shell, 99)), r.keys.failed)
 	if r.keys.failed > 0 {
 		return fmt.Errorf("%d keystrokes failed, first: %s", r.keys.failed, r.keys.firstErr)
 	}

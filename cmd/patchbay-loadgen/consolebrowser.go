@@ -121,8 +121,13 @@ const firstRowsScript = `window.__pbRows = new Promise((resolve) => {
   const look = () => {
     if (document.querySelector('#agents tr[data-id]')) {
       const seen = performance.now();
-      requestAnimationFrame(() => resolve({seen, painted: performance.now(),
-        rows: document.querySelectorAll('#agents tr[data-id]').length}));
+      requestAnimationFrame(() => {
+        const nav = performance.getEntriesByType('navigation')[0] || {};
+        const api = performance.getEntriesByType('resource').filter((e) => e.name.includes('/v1/agents?'));
+        resolve({seen, painted: performance.now(), rows: document.querySelectorAll('#agents tr[data-id]').length,
+          html: nav.responseEnd || 0, dcl: nav.domContentLoadedEventEnd || 0,
+          apiStart: api.length ? api[0].startTime : 0, apiEnd: api.length ? api[0].responseEnd : 0});
+      });
       return;
     }
     requestAnimationFrame(look);
@@ -134,6 +139,9 @@ const firstRowsScript = `window.__pbRows = new Promise((resolve) => {
 type pageLoad struct {
 	seen, painted time.Duration // since the navigation started (performance.timeOrigin)
 	rows          int
+	// Also since the navigation started: the HTML's last byte,
+	// DOMContentLoaded done, GET /v1/agents sent and answered.
+	html, dcl, apiStart, apiEnd time.Duration
 	wall          time.Duration // the bench's own clock: Page.navigate sent -> rows reported
 }
 
@@ -148,14 +156,19 @@ func (t *tab) loadFleet(url string) (pageLoad, error) {
 		return pageLoad{}, err
 	}
 	v, err := evalJS[struct {
-		Seen    float64 `json:"seen"`
-		Painted float64 `json:"painted"`
-		Rows    int     `json:"rows"`
+		Seen     float64 `json:"seen"`
+		Painted  float64 `json:"painted"`
+		Rows     int     `json:"rows"`
+		HTML     float64 `json:"html"`
+		DCL      float64 `json:"dcl"`
+		APIStart float64 `json:"apiStart"`
+		APIEnd   float64 `json:"apiEnd"`
 	}](t, 60*time.Second, `window.__pbRows`)
 	if err != nil {
 		return pageLoad{}, fmt.Errorf("first rows of %s: %w; page: %s", url, err, clipText(t.text(), 300))
 	}
-	return pageLoad{seen: msDur(v.Seen), painted: msDur(v.Painted), rows: v.Rows, wall: time.Since(start)}, nil
+	return pageLoad{seen: msDur(v.Seen), painted: msDur(v.Painted), rows: v.Rows, wall: time.Since(start),
+		html: msDur(v.HTML), dcl: msDur(v.DCL), apiStart: msDur(v.APIStart), apiEnd: msDur(v.APIEnd)}, nil
 }
 
 // watchFirstRows installs firstRowsScript for every new document of the tab.
@@ -276,10 +289,12 @@ func renderers(root int) []procMem {
 	return out
 }
 
-// isRenderer reports whether a /proc/PID/cmdline (NUL-separated) is a
-// Chromium renderer's.
+// isRenderer reports whether a /proc/PID/cmdline is a Chromium renderer's.
+// Its arguments are NUL-separated, or space-separated once Chromium has
+// rewritten its process title.
 func isRenderer(cmdline []byte) bool {
-	return slices.Contains(strings.Split(string(cmdline), "\x00"), "--type=renderer")
+	args := strings.FieldsFunc(string(cmdline), func(r rune) bool { return r == 0 || r == ' ' })
+	return slices.Contains(args, "--type=renderer")
 }
 
 // descends reports whether pid is under root in the parent map.

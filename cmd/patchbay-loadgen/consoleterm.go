@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"fmt"
 	"net/url"
 	"time"
@@ -9,8 +12,10 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/patchbay/patchbay/internal/backoff"
+	"github.com/patchbay/patchbay/internal/wire"
 )
 
 // The browser terminal's keystroke round trip, next to the one of the
@@ -23,24 +28,45 @@ import (
 // callback (xterm.js has parsed the data into its buffer) takes the time
 // the echo is there. window.__pbKeys.arm(k) expects key k,
 // window.__pbKeys.echo() resolves with its round trip in ms,
-// window.__pbKeys.until(s) resolves once s was written.
+// window.__pbKeys.until(s) resolves once s was written. It also hooks the
+// WebSocket class, to split each round trip into the page's input side
+// (keydown -> the SSH packet sent on the websocket), the network side (->
+// the first binary message back: relay, agent, cat) and the output side (->
+// the echo parsed into the buffer).
 const keyHookScript = `(async () => {
   const { Terminal } = await import('/assets/vendor/xterm.mjs');
   const P = Terminal.prototype;
   if (P.__pbWrite) return true;
   P.__pbWrite = P.write;
-  const st = { text: '', want: null, t0: 0, rtts: [], waiters: [] };
+  const st = { text: '', want: null, t0: 0, sent: 0, recv: 0, rtts: [], parts: [], waiters: [] };
   const wake = () => { for (const w of st.waiters.splice(0)) w(); };
   document.addEventListener('keydown', (e) => {
     if (st.want !== null && st.t0 === 0 && e.key === st.want) st.t0 = performance.now();
   }, true);
+  // The session websocket the screen opens next: when the key's SSH
+  // packet leaves and the first binary message after it arrives.
+  const W = window.WebSocket;
+  window.WebSocket = class extends W {
+    constructor(...a) {
+      super(...a);
+      this.addEventListener('message', (m) => {
+        if (st.sent !== 0 && st.recv === 0 && typeof m.data !== 'string') st.recv = performance.now();
+      });
+    }
+    send(d) {
+      if (st.t0 !== 0 && st.sent === 0) st.sent = performance.now();
+      return super.send(d);
+    }
+  };
   const dec = new TextDecoder();
   P.write = function (data, cb) {
     const s = typeof data === 'string' ? data : dec.decode(data, { stream: true });
     return P.__pbWrite.call(this, data, () => {
       st.text = (st.text + s).slice(-4096);
       if (st.want !== null && st.t0 !== 0 && s.includes(st.want)) {
-        st.rtts.push(performance.now() - st.t0);
+        const now = performance.now();
+        st.rtts.push(now - st.t0);
+        st.parts.push(st.sent && st.recv ? [st.sent - st.t0, st.recv - st.sent, now - st.recv] : null);
         st.want = null;
         st.t0 = 0;
       }
@@ -53,9 +79,10 @@ const keyHookScript = `(async () => {
     check();
   });
   window.__pbKeys = {
-    arm: (k) => { st.want = k; st.t0 = 0; return st.rtts.length; },
+    arm: (k) => { st.want = k; st.t0 = 0; st.sent = 0; st.recv = 0; return st.rtts.length; },
     echo: async (n) => { await wait(() => st.rtts.length > n); return st.rtts[n]; },
     until: async (s) => { await wait(() => st.text.includes(s)); return true; },
+    parts: () => JSON.stringify(st.parts),
   };
   return true;
 })()`
@@ -152,17 +179,22 @@ func (bt *browserTerm) key(b byte) (time.Duration, error) {
 }
 
 // keyPair is the keystroke round trips of one run: the browser terminal's
-// and the technician library's (patchbay ssh), a key on each in turn.
+// and the technician library's (patchbay ssh) on an exec session (the
+// sessions part's typist) and on a shell session typed into as the browser
+// terminal is, a key on each in turn.
 type keyPair struct {
-	browser, cli []time.Duration
+	browser, cli, shell []time.Duration
+	// The browser's round trips split, in ms: keydown -> websocket send,
+	// -> first binary message back, -> echo in the buffer.
+	in, net, out []time.Duration
 	failed       int
 	firstErr     string
 	use          cpuUse
 }
 
-// typeBoth sends keys keys on each of bt and ty in turn, one pair every
-// every, and returns the round trips of those after the first warm ones.
-func typeBoth(ctx context.Context, bt *browserTerm, ty *typist, keys, warm int, every time.Duration) keyPair {
+// typeAll sends keys keys (after warm ones) on each of bt, ty (exec) and
+// sh (shell) in turn, one round every every, rotating which goes first.
+func typeAll(ctx context.Context, bt *browserTerm, ty, sh *typist, keys, warm int, every time.Duration) keyPair {
 	var kp keyPair
 	fail := func(err error) {
 		kp.failed++
@@ -170,6 +202,10 @@ func typeBoth(ctx context.Context, bt *browserTerm, ty *typist, keys, warm int, 
 			kp.firstErr = err.Error()
 		}
 	}
+	sides := []struct {
+		key func(byte) (time.Duration, error)
+		dst *[]time.Duration
+	}{{bt.key, &kp.browser}, {ty.key, &kp.cli}, {sh.key, &kp.shell}}
 	next := time.Now()
 	for i := range keys + warm {
 		if !backoff.Sleep(ctx, time.Until(next)) {
@@ -177,13 +213,15 @@ func typeBoth(ctx context.Context, bt *browserTerm, ty *typist, keys, warm int, 
 			return kp
 		}
 		b := byte('a' + i%26)
-		// Alternate which goes first, so neither always follows the other.
-		first, second := func() { kp.cli = keyInto(kp.cli, ty.key, b, i >= warm, fail) }, func() { kp.browser = keyInto(kp.browser, bt.key, b, i >= warm, fail) }
-		if i%2 == 1 {
-			first, second = second, first
+		for j := range sides {
+			side := sides[(i+j)%len(sides)]
+			rtt, err := side.key(b)
+			if err != nil {
+				fail(err)
+			} else if i >= warm {
+				*side.dst = append(*side.dst, rtt)
+			}
 		}
-		first()
-		second()
 		if kp.failed > 10 {
 			return kp
 		}
@@ -192,17 +230,89 @@ func typeBoth(ctx context.Context, bt *browserTerm, ty *typist, keys, warm int, 
 			next = now
 		}
 	}
+	kp.split(bt, warm)
 	return kp
 }
 
-func keyInto(dst []time.Duration, key func(byte) (time.Duration, error), b byte, keep bool, fail func(error)) []time.Duration {
-	rtt, err := key(b)
+// split reads the page's split of its round trips, less the warm ones.
+func (kp *keyPair) split(bt *browserTerm, warm int) {
+	raw, err := evalJS[string](bt.t, 10*time.Second, `window.__pbKeys.parts()`)
 	if err != nil {
-		fail(err)
-		return dst
+		return
 	}
-	if keep {
-		dst = append(dst, rtt)
+	var parts [][]float64
+	if json.Unmarshal([]byte(raw), &parts) != nil || len(parts) < warm {
+		return
 	}
-	return dst
+	for _, p := range parts[warm:] {
+		if len(p) == 3 {
+			kp.in, kp.net, kp.out = append(kp.in, msDur(p[0])), append(kp.net, msDur(p[1])), append(kp.out, msDur(p[2]))
+		}
+	}
+}
+
+// openShellTypist opens a shell session on agent with a terminal, as
+// patchbay ssh AGENT does and as the browser terminal does, and types
+// browserTermCommand into it; the typist then measures keys on cat.
+func (t *technician) openShellTypist(ctx context.Context, agent string) (*typist, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	c, err := t.openSSH(ctx, agent, "make bench: console keystrokes, shell", []string{wire.CapShell})
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, c.Close)
+	ty, err := c.startShellTypist()
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return ty, nil
+}
+
+func (c *sshConn) startShellTypist() (*typist, error) {
+	sess, err := c.cl.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("open session channel: %w", err)
+	}
+	ty := &typist{c: c}
+	if ty.in, err = sess.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if ty.out, err = sess.StdoutPipe(); err != nil {
+		return nil, err
+	}
+	if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
+		return nil, fmt.Errorf("request a terminal: %w", err)
+	}
+	if err := sess.Shell(); err != nil {
+		return nil, fmt.Errorf("start the shell: %w", err)
+	}
+	if _, err := io.WriteString(ty.in, browserTermCommand); err != nil {
+		return nil, err
+	}
+	if err := readUntil(ty.out, "READY\n"); err != nil {
+		return nil, fmt.Errorf("wait for %q in the shell: %w", browserTermCommand, err)
+	}
+	return ty, nil
+}
+
+// readUntil reads r one byte at a time until what has been read ends with
+// want.
+func readUntil(r io.Reader, want string) error {
+	var seen []byte
+	var b [1]byte
+	for !bytes.HasSuffix(seen, []byte(want)) {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return err
+		}
+		seen = append(seen, b[0])
+		if len(seen) > 64<<10 {
+			return fmt.Errorf("%q not in the first 64 KiB", want)
+		}
+	}
+	return nil
 }
