@@ -142,7 +142,7 @@ type pageLoad struct {
 	// Also since the navigation started: the HTML's last byte,
 	// DOMContentLoaded done, GET /v1/agents sent and answered.
 	html, dcl, apiStart, apiEnd time.Duration
-	wall          time.Duration // the bench's own clock: Page.navigate sent -> rows reported
+	wall                        time.Duration // the bench's own clock: Page.navigate sent -> rows reported
 }
 
 // loadFleet navigates the tab to url (the Fleet screen) from about:blank,
