@@ -46,8 +46,7 @@ func TestConsoleBadInput(t *testing.T) {
 		return err == nil
 	})
 	admin.publish(t, good, bin("plugins/testplugin"))
-	c := &consoleClient{t: t, r: r, hc: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+	c := newConsoleClient(t, r)
 
 	// A live session, opened from the console and echoing through cat.
 	s := c.login(adminToken)
@@ -223,6 +222,11 @@ type consoleClient struct {
 	hc *http.Client
 }
 
+func newConsoleClient(t *testing.T, r *Relay) *consoleClient {
+	return &consoleClient{t: t, r: r, hc: &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+}
+
 type consoleSession struct {
 	cookie, csrf string
 	idle         int
@@ -373,9 +377,27 @@ type catSession struct {
 	out    io.Reader
 }
 
-// sshCat certifies a new key as the console does (POST /v1/ssh/certificate
-// with the cookie and CSRF token), runs SSH over ws and starts cat.
+// sshCat runs SSH over ws (see sshClient) and starts cat.
 func (c *consoleClient) sshCat(s consoleSession, ws *websocket.Conn, agentID string) *catSession {
+	t := c.t
+	t.Helper()
+	client := c.sshClient(s, ws, agentID)
+	sess, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := sess.StdinPipe()
+	out, _ := sess.StdoutPipe()
+	if err := sess.Start("cat"); err != nil {
+		t.Fatalf("start cat: %v", err)
+	}
+	return &catSession{t: t, client: client, sess: sess, in: in, out: out}
+}
+
+// sshClient certifies a new key as the console does (POST
+// /v1/ssh/certificate with the cookie and CSRF token) and runs SSH over ws,
+// checking the agent's host certificate against the relay's host CA.
+func (c *consoleClient) sshClient(s consoleSession, ws *websocket.Conn, agentID string) *ssh.Client {
 	t := c.t
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -424,17 +446,7 @@ func (c *consoleClient) sshCat(s consoleSession, ws *websocket.Conn, agentID str
 	if err != nil {
 		t.Fatalf("SSH over the console websocket: %v", err)
 	}
-	client := ssh.NewClient(sc, chans, reqs)
-	sess, err := client.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, _ := sess.StdinPipe()
-	out, _ := sess.StdoutPipe()
-	if err := sess.Start("cat"); err != nil {
-		t.Fatalf("start cat: %v", err)
-	}
-	return &catSession{t: t, client: client, sess: sess, in: in, out: out}
+	return ssh.NewClient(sc, chans, reqs)
 }
 
 // roundTrip writes line to cat and reads it back.

@@ -137,6 +137,8 @@ func consoleScreens(t *testing.T, r *Relay, admin *CLI, p *page, agent *Agent) s
 		}
 		p.screenshot(t, "catalog")
 	})
+	consoleLiveJob(t, p)
+	consolePlayback(t, r, p, agent.ID)
 	p.goTo(t, "#/fleet", `document.querySelector('#fleet')?.dataset.loaded === 'true'`)
 	return jobID
 }
