@@ -92,6 +92,7 @@ export function mount(main, params) {
   let rfb = null;
   let channel = null;
   let gone = false;
+  let approved = ''; // the status line's text when the relay approved the session
 
   function openDesktop(RFB, info) {
     const only = info.viewOnly || viewOnly.checked;
@@ -113,7 +114,7 @@ export function mount(main, params) {
     rfb.addEventListener('connect', () => {
       screen.dataset.state = 'open';
       cad.hidden = only;
-      line.show('approved', `${line.status.textContent.replace(/\.$/, '')}; ${info.server || 'VNC'}${only ? ', view only' : ''}.`);
+      line.show('approved', `${approved}; ${info.server || 'VNC'}${only ? ', view only' : ''}.`);
       if (!only) rfb.focus();
     });
     rfb.addEventListener('securityfailure', (e) => {
@@ -145,7 +146,8 @@ export function mount(main, params) {
       sess = await openSession({
         agent, reason: why, capabilities: viewOnly.checked ? 'desktop-view' : 'desktop', line, gone: () => gone,
         start: (client, base) => {
-          line.show('approved', `${line.status.textContent.replace(/\.$/, '')}; asking for the desktop…`);
+          approved = line.status.textContent.replace(/\.$/, '');
+          line.show('approved', `${approved}; asking for the desktop…`);
           const handle = client.desktop({
             ...base,
             ready: (info) => { ready = true; openDesktop(RFB, info); },
