@@ -1,5 +1,3 @@
-// Package desktop is the agent's side of the remote desktop; CopyViewOnly
-// filters a VNC client's input out of the stream for view-only sessions.
 package desktop
 
 import (
