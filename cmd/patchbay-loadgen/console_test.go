@@ -110,3 +110,72 @@ func TestBrowserRenderers(t *testing.T) {
 		t.Errorf("renderers under browser PID %d: %+v, want one with at least 1 MiB resident", br.pid(), m.renderers)
 	}
 }
+
+func TestParsePortLine(t *testing.T) {
+	for line, want := range map[string]int{"PORT=5900": 5900, "  PORT=5901\n": 5901, "PORT=": 0, "PORT=70000": 0, "The VNC desktop is: localhost:0": 0} {
+		got, ok := parsePortLine(line)
+		if ok != (want != 0) || got != want {
+			t.Errorf("parsePortLine(%q) = %d, %v; want %d", line, got, ok, want)
+		}
+	}
+}
+
+func TestParseDesktopPassword(t *testing.T) {
+	for line, want := range map[string]string{
+		"password: Ab3dEf9h":                 "Ab3dEf9h",
+		"one-time password Ab3dEf9h":         "Ab3dEf9h",
+		`VNC password (one use): "Zz12xy34"`: "Zz12xy34",
+		"listening on 127.0.0.1:5901":        "",
+		"password: short":                    "",
+	} {
+		got, ok := parseDesktopPassword(line)
+		if ok != (want != "") || got != want {
+			t.Errorf("parseDesktopPassword(%q) = %q, %v; want %q", line, got, ok, want)
+		}
+	}
+}
+
+func TestFrameCount(t *testing.T) {
+	f := frameCount{updates: 50, pixels: 2 * 1280 * 800 * 10, bytesIn: 40e6, window: 10 * time.Second, screenW: 1280, screenH: 800}
+	if f.perSecond() != 5 || f.screensPerSecond() != 2 || f.mbps() != 4 {
+		t.Errorf("per second: %v updates, %v screens, %v MB; want 5, 2, 4", f.perSecond(), f.screensPerSecond(), f.mbps())
+	}
+	if (frameCount{}).perSecond() != 0 || (frameCount{}).mbps() != 0 || (frameCount{}).screensPerSecond() != 0 {
+		t.Error("an empty count is not zero")
+	}
+	d := desktopResults{relay: frameCount{bytesIn: 9e6, bytesOut: 1e6}, relayUse: cpuUse{relay: 50 * time.Millisecond}}
+	if got := d.relayCPUPerMB(); got != 5*time.Millisecond {
+		t.Errorf("relay CPU per MB = %v, want 5ms", got)
+	}
+}
+
+// The bench's RFB viewer against a real x11vnc on a real Xvfb whose screen
+// changes: it authenticates with the one-time password and counts updates.
+func TestDesktopFloor(t *testing.T) {
+	if err := checkDesktopTools(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	xvfb, display, err := startXvfb(ctx, dir+"/xvfb.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killGroupWait(xvfb)
+	changer, changes, err := startChanger(display, dir+"/changes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killGroupWait(changer)
+	d := &desktopResults{window: time.Second}
+	if err := d.measureFloor(ctx, display, dir, dir); err != nil {
+		t.Fatal(err)
+	}
+	if d.floor.updates < 2 || d.floor.bytesIn < 1280*800*4 || d.floor.screenW != 1280 || d.floor.screenH != 800 {
+		t.Errorf("floor: %+v; want several updates of a 1280x800 screen", d.floor)
+	}
+	if changes() == 0 {
+		t.Error("the screen changer did not run xsetroot")
+	}
+}

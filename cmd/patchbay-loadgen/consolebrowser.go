@@ -254,38 +254,44 @@ func (m pageMemory) largest() procMem {
 // renderers returns the renderer processes under the browser process root
 // (Chromium's --type=renderer children, through its zygote), largest first.
 func renderers(root int) []procMem {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	parent := map[int]int{}
-	var cands []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		fs, err := procStat(pid)
-		if err != nil || len(fs) < 2 {
-			continue
-		}
-		if pp, err := strconv.Atoi(fs[1]); err == nil {
-			parent[pid] = pp
-		}
-		if cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && isRenderer(cmd) {
-			cands = append(cands, pid)
-		}
-	}
 	var out []procMem
-	for _, pid := range cands {
-		if !descends(parent, pid, root) {
-			continue
-		}
+	for _, pid := range descendantsWhere(root, func(pid int) bool {
+		cmd, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		return err == nil && isRenderer(cmd)
+	}) {
 		if rss, err := procStatus(pid, "VmRSS"); err == nil {
 			out = append(out, procMem{pid: pid, rss: rss})
 		}
 	}
 	slices.SortFunc(out, func(a, b procMem) int { return int(b.rss - a.rss) })
+	return out
+}
+
+// descendantsWhere returns the processes under root for which match is
+// true.
+func descendantsWhere(root int, match func(pid int) bool) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	parent := map[int]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if fs, err := procStat(pid); err == nil && len(fs) >= 2 {
+			if pp, err := strconv.Atoi(fs[1]); err == nil {
+				parent[pid] = pp
+			}
+		}
+	}
+	var out []int
+	for pid := range parent {
+		if descends(parent, pid, root) && match(pid) {
+			out = append(out, pid)
+		}
+	}
 	return out
 }
 
