@@ -36,6 +36,9 @@ func consoleLiveJob(t *testing.T, p *page) {
 			document.querySelectorAll('#results tr[data-agent]').length === 2 &&
 			document.querySelectorAll('#results tr[data-state="succeeded"]').length === 1 &&
 			document.querySelector('#job-counts [data-state="succeeded"]')?.textContent === 'succeeded 1'`)
+		if got := p.str(t, `document.querySelector('#job-counts').textContent`); strings.Contains(got, "null") {
+			t.Errorf("counts = %q", got)
+		}
 		p.screenshot(t, "job-live")
 		p.waitJS(t, "the job done", `document.querySelector('#job-screen').dataset.final === 'true' &&
 			document.querySelectorAll('#results tr[data-state="succeeded"]').length === 2`)

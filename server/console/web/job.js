@@ -102,7 +102,7 @@ export function mount(main, params) {
     speed.textContent = `${p.done}/${job.total} · ${p.rate.toFixed(1)}/s${p.eta === null ? '' : job.ended_at ? '' : ` · ETA ${Math.ceil(p.eta)} s`}`;
     counts.replaceChildren(...Object.entries(job.counts || {}).filter(([, n]) => n > 0).sort()
       .map(([s, n]) => el('span', { class: `count run ${s}`, dataset: { state: s } }, `${s} ${n}`)),
-    job.offline ? el('span', { class: 'muted' }, `${job.offline} waiting for offline agents`) : null);
+    ...(job.offline ? [el('span', { class: 'muted' }, `${job.offline} waiting for offline agents`)] : []));
     if (cancel) cancel.hidden = !!job.ended_at;
     if (job.results) showResults(job.results);
     main.querySelector('#job-screen').dataset.final = String(!!job.ended_at);
