@@ -1,6 +1,6 @@
 #!/bin/sh
 # make bench: run the relay benchmark and rewrite docs/benchmarks.md.
-# Needs `make build` first (the Makefile does it). Three parts, all by default:
+# Needs `make build` first (the Makefile does it). Four parts, all by default:
 #   fleet     19,000 simulated agents: memory, idle CPU, reconnect, jobs, Go
 #             micro-benchmarks (about 5 minutes);
 #   sessions  interactive sessions against a fresh relay and 50 real
@@ -12,8 +12,15 @@
 #             started directly; the idle helper's RSS and CPU against a
 #             minimal Go program (about 3 minutes). Needs root (it creates
 #             and removes a local user) and Xvfb, zenity, xdotool and xev
-#             (Debian: xvfb zenity xdotool x11-utils).
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent (or --only); it
+#             (Debian: xvfb zenity xdotool x11-utils);
+#   console   the web console (issue 12) in Debian's headless Chromium: the
+#             Fleet screen with 19,000 agents (time to first rows, memory)
+#             against a 10-agent relay, the browser terminal's keystroke
+#             round trip next to patchbay ssh's, and the remote desktop's
+#             frames per second through the relay against x11vnc directly
+#             (about 5 minutes). Needs chromium, xvfb, x11vnc and
+#             x11-xserver-utils (xsetroot).
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
