@@ -6,8 +6,9 @@
 //	enroll  enroll N simulated agents and write their identities to one file
 //	agents  hold K agent links from that file, reporting progress as JSON lines
 //	bench   start a relay and several agents processes, measure, write docs/benchmarks.md;
-//	        then interactive sessions against a fresh relay and real agents
-//	        (--only fleet|sessions runs one part)
+//	        then interactive sessions against a fresh relay and real agents,
+//	        the consent helper, and the web console in Chromium
+//	        (--only fleet|sessions|consent|console runs one part)
 package main
 
 import (
