@@ -134,6 +134,11 @@ func (c *Console) Register(mux *http.ServeMux, streams context.Context) {
 // CSP allows this origin's scripts, styles, images and connections, and
 // nothing inline. 'wasm-unsafe-eval' lets the page compile the terminal's
 // SSH client (WebAssembly from this origin); it allows no JavaScript eval.
+// The recording player (asciinema-player) needs nothing more: its terminal
+// emulator is WebAssembly it compiles from bytes it carries (the same
+// 'wasm-unsafe-eval'), it styles elements through the CSSOM (allowed;
+// only style attributes and elements are not), it starts no worker, and it
+// gets the recording as data (e2e checks that no violation is reported).
 const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
