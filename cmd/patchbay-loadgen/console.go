@@ -286,7 +286,7 @@ func measureFleetPage(ctx context.Context, br *browser, admin *client.Client, co
 		return fp, err
 	}
 	step("  JS heap %s used (%s after GC), %d DOM nodes, renderer RSS %s",
-		mibOf(fp.mem.heapUsed>>10), mibOf(fp.mem.heapUsedGC>>10), fp.mem.nodes, mibOf(fp.mem.largest().rss))
+		mibOf(fp.mem.heapUsed>>10), mibOf(fp.mem.heapUsedGC>>10), fp.mem.nodes, mibOf(fp.mem.tab.rss))
 	return fp, nil
 }
 

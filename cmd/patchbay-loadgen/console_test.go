@@ -67,6 +67,17 @@ func TestKeyPairRatios(t *testing.T) {
 	}
 }
 
+func TestGrewBy(t *testing.T) {
+	before := []procMem{{pid: 1, anon: 100}, {pid: 2, anon: 100}, {pid: 3, anon: 100}}
+	after := []procMem{{pid: 1, anon: 120}, {pid: 2, anon: 40000}, {pid: 4, anon: 90000}}
+	if got := grewBy(before, after, 32768); got.pid != 2 || got.anon != 100 {
+		t.Errorf("grewBy = %+v, want PID 2 with its figures from before", got)
+	}
+	if got := grewBy(before, after[:1], 32768); got.pid != 0 {
+		t.Errorf("grewBy with no growth = %+v, want none", got)
+	}
+}
+
 func TestMedianLoad(t *testing.T) {
 	ls := []pageLoad{{painted: 3 * time.Millisecond}, {painted: time.Millisecond}, {painted: 2 * time.Millisecond}}
 	if got := medianLoad(ls); got != 2*time.Millisecond {
@@ -106,8 +117,8 @@ func TestBrowserRenderers(t *testing.T) {
 	if m.heapUsed <= 0 || m.heapUsedGC <= 0 || m.nodes <= 0 {
 		t.Errorf("page metrics: %+v", m)
 	}
-	if len(m.renderers) == 0 || m.largest().rss < 1024 {
-		t.Errorf("renderers under browser PID %d: %+v, want one with at least 1 MiB resident", br.pid(), m.renderers)
+	if len(m.renderers) == 0 || m.tab.pid == 0 || m.tab.rss < 1024 {
+		t.Errorf("renderers under browser PID %d: %+v, the tab's %+v; want the tab's found, at least 1 MiB resident", br.pid(), m.renderers, m.tab)
 	}
 }
 

@@ -188,12 +188,13 @@ type pageMemory struct {
 	heapUsedGC          int64 // JSHeapUsedSize after HeapProfiler.collectGarbage
 	nodes               int64 // DOM nodes (Performance.getMetrics Nodes)
 	renderers           []procMem
+	tab                 procMem // the tab's renderer, found by ballast; pid 0 when not found
 }
 
 // procMem is one process's resident memory.
 type procMem struct {
-	pid int
-	rss int64 // KiB
+	pid       int
+	rss, anon int64 // KiB: VmRSS, RssAnon
 }
 
 // memory reads the page's V8 heap and DOM size, then again after a full
@@ -227,8 +228,46 @@ func (t *tab) memory(browserPID int) (pageMemory, error) {
 	}
 	if browserPID > 0 {
 		m.renderers = renderers(browserPID)
+		m.tab = t.findRenderer(browserPID, m.renderers)
 	}
 	return m, nil
+}
+
+// ballastMiB is what findRenderer makes the page allocate and touch.
+const ballastMiB = 64
+
+// findRenderer tells the tab's renderer among before (Chromium keeps
+// others: spare renderers, pages in the back-forward cache, other tabs):
+// the page allocates and writes ballastMiB MiB, and the renderer whose
+// anonymous memory grew by at least half of that is the tab's. The ballast
+// is dropped and collected again before returning; before's figures were
+// read without it.
+func (t *tab) findRenderer(browserPID int, before []procMem) procMem {
+	if _, err := evalJS[bool](t, 10*time.Second, fmt.Sprintf(`(() => { window.__pbBallast = new Uint8Array(%d * 1048576).fill(1); return true })()`, ballastMiB)); err != nil {
+		return procMem{}
+	}
+	after := renderers(browserPID)
+	_, _ = evalJS[bool](t, 10*time.Second, `(() => { delete window.__pbBallast; return true })()`)
+	_ = t.do(10*time.Second, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, heapprofiler.CollectGarbage, cdp.Empty{})
+		return err
+	}))
+	return grewBy(before, after, ballastMiB<<10/2)
+}
+
+// grewBy returns the process of before whose anonymous memory is at least
+// kib KiB larger in after (the one that grew most), or a zero procMem.
+func grewBy(before, after []procMem, kib int64) procMem {
+	var best procMem
+	var grew int64
+	for _, b := range before {
+		for _, a := range after {
+			if a.pid == b.pid && a.anon-b.anon >= kib && a.anon-b.anon > grew {
+				best, grew = b, a.anon-b.anon
+			}
+		}
+	}
+	return best
 }
 
 func metricMap(ms []*performance.Metric) map[string]float64 {
@@ -237,18 +276,6 @@ func metricMap(ms []*performance.Metric) map[string]float64 {
 		out[m.Name] = m.Value
 	}
 	return out
-}
-
-// largest is the renderer with the most resident memory: the tab's, when
-// the browser has one tab (the others are Chromium's spare renderer).
-func (m pageMemory) largest() procMem {
-	var best procMem
-	for _, r := range m.renderers {
-		if r.rss > best.rss {
-			best = r
-		}
-	}
-	return best
 }
 
 // renderers returns the renderer processes under the browser process root
@@ -260,7 +287,8 @@ func renderers(root int) []procMem {
 		return err == nil && isRenderer(cmd)
 	}) {
 		if rss, err := procStatus(pid, "VmRSS"); err == nil {
-			out = append(out, procMem{pid: pid, rss: rss})
+			anon, _ := procStatus(pid, "RssAnon")
+			out = append(out, procMem{pid: pid, rss: rss, anon: anon})
 		}
 	}
 	slices.SortFunc(out, func(a, b procMem) int { return int(b.rss - a.rss) })

@@ -87,8 +87,10 @@ func memText(m pageMemory) string {
 	}
 	s := fmt.Sprintf("JS heap **%s** used after a full GC (%s before it, %s allocated by V8); %d DOM nodes",
 		mibOf(m.heapUsedGC>>10), mibOf(m.heapUsed>>10), mibOf(m.heapTotal>>10), m.nodes)
-	if r := m.largest(); r.rss > 0 {
-		s += fmt.Sprintf("; renderer process RSS **%s**", mibOf(r.rss))
+	if r := m.tab; r.pid > 0 {
+		s += fmt.Sprintf("; the tab's renderer process: RSS **%s**, of it %s anonymous (private heap; the rest is shared code and data mapped from files)", mibOf(r.rss), mibOf(r.anon))
+	} else {
+		s += "; the tab's renderer process not identified"
 	}
 	return s
 }
@@ -159,10 +161,10 @@ func renderConsole(r *consoleResults) string {
 		if len(fp.mem.renderers) > 1 {
 			var rs []string
 			for _, x := range fp.mem.renderers {
-				rs = append(rs, mibOf(x.rss))
+				rs = append(rs, fmt.Sprintf("%s (%s anonymous)", mibOf(x.rss), mibOf(x.anon)))
 			}
-			p("- %s agents: the browser had %d renderer processes (%s); the table gives the largest, the tab's (the others are Chromium's spare renderers and the tab of the other measurements).\n",
-				thousands(fp.agents), len(fp.mem.renderers), strings.Join(rs, ", "))
+			p("- %s agents: the browser had %d renderer processes, RSS %s; the table gives the tab's, found by making its page allocate %d MiB (the others: Chromium's spare renderer, pages kept in its back-forward cache, the other measurements' tabs).\n",
+				thousands(fp.agents), len(fp.mem.renderers), strings.Join(rs, ", "), ballastMiB)
 		}
 	}
 	if len(k.in) > 0 {
@@ -203,8 +205,9 @@ func renderConsole(r *consoleResults) string {
   after the login's.
 - **Memory**: after the loads, the live event stream open and %[8]v at rest: JSHeapUsedSize,
   JSHeapTotalSize and Nodes of Performance.getMetrics, then JSHeapUsedSize again after
-  HeapProfiler.collectGarbage; the renderer's VmRSS from /proc/PID/status (Chromium's --type=renderer
-  processes under the browser process).
+  HeapProfiler.collectGarbage; the renderer's VmRSS and RssAnon from /proc/PID/status. The tab's
+  renderer is told from Chromium's other --type=renderer processes by making the page allocate and
+  write %[12]d MiB afterwards and seeing whose RssAnon grows (then dropped).
 - **Keystrokes**: the browser terminal screen (`+"`#/terminal?agent=ID`"+`, the wasm SSH client and xterm.js)
   connects with a reason; the agent's consent program approves. The bench types
   `+"`%[9]s`"+` into the shell, as it runs in the sessions part's typist (`+"`stty raw -echo`"+`
@@ -222,7 +225,7 @@ func renderConsole(r *consoleResults) string {
   every %[10]v, %[11]d keys each after 10 warm-up ones. The target is checked against both peers.
   The CDP calls that press the key and read the result are outside the browser's figure.
 `, o.console.floorAgents-1, orDash(r.keyShell), r.small.agents, o.cacheDir, thousands(o.agents), o.procs, co.loads, co.settle,
-		strings.TrimSuffix(browserTermCommand, "\r"), co.keyEvery, co.keys)
+		strings.TrimSuffix(browserTermCommand, "\r"), co.keyEvery, co.keys, ballastMiB)
 	if r.desktop != nil {
 		renderDesktopHow(&w, r.desktop)
 	}
@@ -254,7 +257,7 @@ func printConsoleSummary(r *consoleResults) {
 	for _, fp := range []fleetPage{r.large, r.small} {
 		if len(fp.loads) > 0 {
 			fmt.Printf("fleet screen, %6s agents: first rows %s (median of %d), JS heap %s after GC, renderer RSS %s\n",
-				thousands(fp.agents), ms(medianLoad(fp.loads)), len(fp.loads), mibOf(fp.mem.heapUsedGC>>10), mibOf(fp.mem.largest().rss))
+				thousands(fp.agents), ms(medianLoad(fp.loads)), len(fp.loads), mibOf(fp.mem.heapUsedGC>>10), mibOf(fp.mem.tab.rss))
 		}
 	}
 	if k := r.keys; len(k.browser) > 0 {
