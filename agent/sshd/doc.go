@@ -41,7 +41,7 @@
 // # Capabilities
 //
 // Config.Capabilities lists what the user approved (internal/wire: shell,
-// exec, sftp, forward). Anything else is refused with a message naming the
+// exec, sftp, forward, desktop, desktop-view). Anything else is refused with a message naming the
 // missing capability: on the channel's stderr, followed by exit status 1 (the
 // request itself is accepted, since OpenSSH drops the stderr of a refused
 // one), or as the reason a forwarded channel is rejected:
@@ -57,6 +57,17 @@
 //     loopback: 127.0.0.0/8, ::1 or "localhost" (always dialled as 127.0.0.1
 //     then ::1, never resolved). Other destinations are refused with
 //     ssh.Prohibited and a message naming the rule.
+//   - desktop, desktop-view: the global request wire.DesktopRequest, answered
+//     by Config.Desktop.Start (agent/desktop: x11vnc for this session, or the
+//     endpoint's own VNC server) with a wire.DesktopReply, or refused with the
+//     reason as the failure payload. Then "direct-tcpip" channels to that
+//     address, and only that one, are allowed without forward or the
+//     certificate's permit-port-forwarding. With desktop-view (and not
+//     desktop) the reply says ViewOnly and the client's bytes go to the VNC
+//     server through Config.ViewOnlyCopy (desktop.CopyViewOnly), which drops
+//     keyboard, pointer and clipboard input whatever the server allows — even
+//     on a channel opened with forward. The desktop is stopped when the
+//     session ends.
 //
 // # Recording
 //

@@ -55,18 +55,35 @@ func (s *server) serveForward(ctx context.Context, nc ssh.NewChannel) {
 		log.Warn().Msg(msg)
 		_ = nc.Reject(reason, msg)
 	}
-	if !s.granted(capForward) {
+	targets, ok := loopbackTargets(p.Host, p.Port)
+	// The session's own desktop is reached with the desktop capabilities
+	// alone; with view only, whatever the capabilities, through the filter.
+	isDesktop, viewOnly := false, false
+	if ok {
+		isDesktop, viewOnly = s.desktopTarget(targets)
+	}
+	if isDesktop {
+		log = log.With().Bool("desktop", true).Bool("view_only", viewOnly).Logger()
+	}
+	if !isDesktop && !s.granted(capForward) {
 		reject(ssh.Prohibited, s.refusal("port forwarding to "+dest, capForward))
 		return
 	}
-	if !s.permits(extFwd) {
+	if !isDesktop && !s.permits(extFwd) {
 		reject(ssh.Prohibited, "patchbay: port forwarding refused: the certificate does not permit it (no permit-port-forwarding extension)")
 		return
 	}
-	targets, ok := loopbackTargets(p.Host, p.Port)
 	if !ok {
 		reject(ssh.Prohibited, fmt.Sprintf("patchbay: port forwarding to %s refused: %s", dest, forwardRule))
 		return
+	}
+	toServer := io.Copy
+	if viewOnly {
+		if s.cfg.ViewOnlyCopy == nil { // desktopRequest refuses this; never copy input unfiltered
+			reject(ssh.Prohibited, "patchbay: desktop refused: no view-only filter")
+			return
+		}
+		toServer = s.cfg.ViewOnlyCopy
 	}
 	if p.Port == 0 || p.Port > 65535 {
 		reject(ssh.ConnectionFailed, fmt.Sprintf("patchbay: port forwarding to %s refused: bad port", dest))
@@ -90,7 +107,11 @@ func (s *server) serveForward(ctx context.Context, nc ssh.NewChannel) {
 		_ = conn.Close()
 		return
 	}
-	log.Info().Msg("port forward opened")
+	if isDesktop {
+		log.Info().Msg("desktop connection opened")
+	} else {
+		log.Info().Msg("port forward opened")
+	}
 
 	var wg sync.WaitGroup
 	chClosed := make(chan struct{})
@@ -102,7 +123,11 @@ func (s *server) serveForward(ctx context.Context, nc ssh.NewChannel) {
 	toClient := make(chan struct{})
 	wg.Go(func() {
 		defer close(toConn)
-		_, _ = io.Copy(conn, activityRW{ch, s})
+		if _, err := toServer(conn, activityRW{ch, s}); err != nil && viewOnly {
+			log.Warn().Err(err).Msg("view-only desktop: the client's stream was refused; closed")
+			_ = conn.Close()
+			_ = ch.Close()
+		}
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}

@@ -51,6 +51,13 @@ type Config struct {
 	// Record, if set, is called once when the first terminal process starts and
 	// returns where to write the asciicast v2 recording; Serve closes it at the end.
 	Record func(h asciicast.Header) (io.WriteCloser, error)
+	// Desktop, if set, serves wire.DesktopRequest in a session approved for
+	// wire.CapDesktop or wire.CapDesktopView; Serve calls its Stop at the end.
+	Desktop Desktop
+	// ViewOnlyCopy copies a view-only session's VNC client bytes to the
+	// server, dropping input (desktop.CopyViewOnly). Without it a session
+	// approved for wire.CapDesktopView only is refused the desktop.
+	ViewOnlyCopy CopyFunc
 	// Log receives the session's log lines; the caller adds session fields.
 	Log zerolog.Logger
 }
@@ -100,6 +107,7 @@ type server struct {
 	sessions map[*session]struct{}
 	forwards int
 	nextNum  int
+	desktop  desktopState
 }
 
 // Serve runs an SSH server on conn until the client disconnects, a limit is
@@ -133,6 +141,9 @@ func Serve(ctx context.Context, conn net.Conn, cfg Config) error {
 		sessions: map[*session]struct{}{},
 	}
 
+	if cfg.Desktop != nil {
+		defer cfg.Desktop.Stop() // after every channel to it has closed
+	}
 	sconn, chans, reqs, err := s.handshake(ctx, conn)
 	if err != nil {
 		return err
@@ -151,7 +162,7 @@ func Serve(ctx context.Context, conn net.Conn, cfg Config) error {
 		}
 		cancel(errClientGone)
 	})
-	s.wg.Go(func() { s.globalRequests(reqs) })
+	s.wg.Go(func() { s.globalRequests(ctx, reqs) })
 	s.wg.Go(func() { s.acceptChannels(ctx, chans) })
 	s.wg.Go(func() { s.watchLimits(ctx) })
 
@@ -287,25 +298,29 @@ func (s *server) granted(c string) bool { return slices.Contains(s.cfg.Capabilit
 
 // refusal is the message for a request that needs one of caps.
 func (s *server) refusal(what string, caps ...string) string {
-	need := caps[0]
+	need := strconv.Quote(caps[0])
 	for _, c := range caps[1:] {
-		need += `" or "` + c
+		need += " or " + strconv.Quote(c)
 	}
 	approved := "nothing"
 	if len(s.cfg.Capabilities) > 0 {
 		approved = fmt.Sprintf("%q", s.cfg.Capabilities)
 	}
-	return fmt.Sprintf("patchbay: %s refused: it needs the %q capability, and this session was approved for %s", what, need, approved)
+	return fmt.Sprintf("patchbay: %s refused: it needs the %s capability, and this session was approved for %s", what, need, approved)
 }
 
 // touch records channel activity for the idle timeout.
 func (s *server) touch() { s.lastAct.Store(int64(time.Since(s.start))) }
 
 // globalRequests answers connection-level requests until the connection ends:
-// keepalives get an answer, remote forwarding is refused.
-func (s *server) globalRequests(reqs <-chan *ssh.Request) {
+// keepalives get an answer, remote forwarding is refused, the desktop
+// request starts the session's VNC server (or says why not).
+func (s *server) globalRequests(ctx context.Context, reqs <-chan *ssh.Request) {
 	for req := range reqs {
 		switch req.Type {
+		case wire.DesktopRequest:
+			s.desktopRequest(ctx, req)
+			continue
 		case "tcpip-forward", "streamlocal-forward@openssh.com":
 			s.log.Warn().Str("request", req.Type).Msg("remote port forwarding refused")
 		case "keepalive@openssh.com", "no-more-sessions@openssh.com", "cancel-tcpip-forward":
