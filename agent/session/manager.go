@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -40,6 +41,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/patchbay/patchbay/agent/consent"
+	"github.com/patchbay/patchbay/agent/desktop"
 	"github.com/patchbay/patchbay/agent/sshd"
 	"github.com/patchbay/patchbay/internal/asciicast"
 	"github.com/patchbay/patchbay/internal/mux"
@@ -83,7 +85,10 @@ type Config struct {
 	IdleTimeout time.Duration    // default DefaultIdleTimeout; negative: none
 	StreamWait  time.Duration    // default StreamWait
 	MaxDuration time.Duration    // default DefaultMaxDuration; negative: none
-	Log         zerolog.Logger
+	// Desktop is the endpoint's desktop settings, for sessions approved
+	// for wire.CapDesktop or wire.CapDesktopView (agent/desktop).
+	Desktop desktop.Config
+	Log     zerolog.Logger
 }
 
 // Manager runs the agent's sessions. It is safe for concurrent use.
@@ -207,7 +212,7 @@ func (m *Manager) request(req wire.SessionRequest) {
 			ans.Mode = string(m.cfg.Mode)
 		}
 		if d.Approved {
-			ans.Capabilities = req.Capabilities
+			ans.Capabilities = granted(req.Capabilities, d.Choice)
 		}
 		if err := ans.Validate(); err != nil { // a consent backend said something unsendable
 			ans.Message = "(message withheld: " + err.Error() + ")"
@@ -296,7 +301,7 @@ func (m *Manager) serve(st net.Conn, e *entry) {
 	by, reason := "technician", "the technician disconnected"
 	keys, err := m.cfg.Keys()
 	if err == nil {
-		err = sshd.Serve(ctx, st, sshd.Config{
+		cfg := sshd.Config{
 			HostSigner: keys.Host, UserCA: keys.UserCA, Technician: e.req.Technician, Capabilities: e.granted,
 			Shell: m.cfg.Shell, Credential: m.cfg.Credential,
 			IdleTimeout: positive(m.cfg.IdleTimeout), MaxDuration: positive(m.cfg.MaxDuration),
@@ -308,7 +313,13 @@ func (m *Manager) serve(st net.Conn, e *entry) {
 				return newBatchedWriter(w), nil
 			},
 			Log: log,
-		})
+		}
+		if slices.Contains(e.granted, wire.CapDesktop) || slices.Contains(e.granted, wire.CapDesktopView) {
+			cfg.Desktop = desktop.New(desktop.Options{Config: m.cfg.Desktop, ViewOnly: !slices.Contains(e.granted, wire.CapDesktop),
+				Credential: (*desktop.Credential)(m.cfg.Credential), Log: log.With().Str("component", "desktop").Logger()})
+			cfg.ViewOnlyCopy = desktop.CopyViewOnly
+		}
+		err = sshd.Serve(ctx, st, cfg)
 	} else {
 		st.Close()
 		err = fmt.Errorf("ssh keys: %w", err)
@@ -343,6 +354,24 @@ func (m *Manager) serve(st net.Conn, e *entry) {
 	_ = m.cfg.Send(wire.MsgSessionEnd, end)
 	m.cfg.Consent.Ended(id, reason)
 	log.Info().Str("by", by).Str("reason", reason).Msg("session ended")
+}
+
+// granted is what an approval grants of the capabilities asked for: with
+// consent.ChoiceViewOnly, wire.CapDesktopView in place of wire.CapDesktop.
+func granted(asked []string, choice string) []string {
+	if choice != consent.ChoiceViewOnly {
+		return asked
+	}
+	out := make([]string, 0, len(asked))
+	for _, c := range asked {
+		if c == wire.CapDesktop {
+			c = wire.CapDesktopView
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // sign signs a consent decision on req.
