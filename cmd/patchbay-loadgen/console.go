@@ -313,6 +313,13 @@ func consoleLarge(ctx context.Context, o benchOptions, r *consoleResults, br *br
 	defer func() {
 		b.cleanup()
 		r.notes = append(r.notes, b.r.notes...)
+		ents, _ := os.ReadDir(logDir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "relay-") || strings.HasPrefix(e.Name(), "agents-") {
+				warn, errs, _, sample := scanLog(filepath.Join(logDir, e.Name()))
+				r.logs = append(r.logs, logSummary{name: "console/" + e.Name(), warn: warn, errors: errs, sample: sample})
+			}
+		}
 	}()
 	if err := b.prepare(ctx); err != nil {
 		return err
