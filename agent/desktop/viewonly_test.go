@@ -80,11 +80,8 @@ func desktopSize(screens int) []byte {
 }
 
 var (
-	fbur     = []byte{3, 1, 0, 0, 0, 0, 4, 0, 3, 0}
-	keyEvent = []byte{4, 1, 0, 0, 0, 0, 0, 0x61}
-	pointer  = []byte{5, 1, 0, 100, 0, 200}
-	xvp      = []byte{250, 0, 1, 4}
-	qemuKey  = []byte{255, 0, 0, 1, 0, 0, 0, 0x61, 0, 0, 0, 0x1e}
+	fbur = []byte{3, 1, 0, 0, 0, 0, 4, 0, 3, 0}
+	xvp  = []byte{250, 0, 1, 4}
 )
 
 type viewOnlyCase struct {
