@@ -284,8 +284,14 @@ account unless --session-user names another; they are SSH end to end, recorded w
 have a terminal, and end after --session-idle-timeout without traffic or at
 --session-max-duration. "patchbay-agent sessions list|end" sees and ends them.
 
+Remote desktop (the "desktop" and "desktop-view" capabilities): with X11 the agent starts
+x11vnc on loopback for an approved session only, on --desktop-display with
+--desktop-xauthority; elsewhere set --desktop-vnc to this machine's own VNC server. These
+flags are saved in DATA/desktop.json.
+
 ` + filesHelp + `
   consent.json                consent policy (0600; only local commands change it)
+  desktop.json                remote desktop settings (0600)
   ssh_host_ed25519_key        SSH host key, made here (0600); -cert.pub from the relay's host CA
   ssh_user_ca.pub             the relay's SSH user CA, pinned at enrollment
   agent.sock                  control socket for "patchbay-agent sessions" (0600)`,

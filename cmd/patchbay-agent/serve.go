@@ -57,6 +57,10 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 	if err != nil {
 		return err
 	}
+	desk, err := sf.desktop.config(id.Dir)
+	if err != nil {
+		return err
+	}
 	var mgr *session.Manager
 	slog := alog.With().Str("component", "sessions").Logger()
 	cons, err := consent.New(policy, liveSessions{&mgr}, slog)
@@ -80,7 +84,7 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 			}
 			return s.Open(ctx, kind)
 		},
-		Shell: sf.shell, Credential: cred, IdleTimeout: orNone(sf.idle), MaxDuration: orNone(sf.maxDur), Log: slog,
+		Shell: sf.shell, Credential: cred, IdleTimeout: orNone(sf.idle), MaxDuration: orNone(sf.maxDur), Desktop: desk, Log: slog,
 	})
 	defer mgr.Close()
 	ctl, err := session.ListenControl(filepath.Join(id.Dir, session.SocketFile), mgr, cons, slog)

@@ -35,6 +35,7 @@ type sessionFlags struct {
 	runAs         string
 	idle, maxDur  time.Duration
 	shell         string
+	desktop       desktopFlags
 }
 
 func (s *sessionFlags) register(f *pflag.FlagSet) {
@@ -53,6 +54,7 @@ func (s *sessionFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&s.idle, "session-idle-timeout", session.DefaultIdleTimeout, "end a session after this long without a byte either way (0: never)")
 	f.DurationVar(&s.maxDur, "session-max-duration", session.DefaultMaxDuration, "end a session after this long whatever happens (0: no limit)")
 	f.StringVar(&s.shell, "session-shell", "", "shell for sessions (default: the account's login shell, else /bin/sh)")
+	s.desktop.register(f)
 }
 
 // policy loads DATA/consent.json, applies the flags given on this command
