@@ -150,7 +150,7 @@ func startXvfb(ctx context.Context, logPath string) (*exec.Cmd, string, error) {
 	n := strings.TrimSpace(line)
 	if _, aerr := strconv.Atoi(n); aerr != nil {
 		killGroupWait(cmd)
-		return nil, "", fmt.Errorf("Xvfb did not report its display number (%q, %v); see %s", n, errors.Join(err, aerr), logPath)
+		return nil, "", fmt.Errorf("desktop: Xvfb did not report its display number (%q, %v); see %s", n, errors.Join(err, aerr), logPath)
 	}
 	return cmd, ":" + n, nil
 }
