@@ -18,7 +18,7 @@ import (
 // run under node with a socket that records what is pushed, e.g.
 // RFB.messages.pixelFormat(sock, 24, true) and
 // RFB.messages.extendedPointerEvent(sock, 100, 200, 0x100).
-var novnc = map[string]string{
+var voNoVNCBytes = map[string]string{
 	"pixelFormat":              "000000002018000100ff00ff00ff000810000000",
 	"clientEncodings":          "020000160000000100000007fffffefc0000000500000010ffffff2000000000fffffd06ffffff02ffffff21ffffff20fffffefefffffefbfffffeccfffffecbfffffec8fffffec7fffffecdc0a1e5cefffffec4574d5664ffffff11",
 	"fbUpdateRequest":          "03010000000004000300",
@@ -35,8 +35,8 @@ var novnc = map[string]string{
 	"xvpOp":                    "fa000103",
 }
 
-func nv(t testing.TB, name string) []byte {
-	b, err := hex.DecodeString(novnc[name])
+func voNoVNC(t testing.TB, name string) []byte {
+	b, err := hex.DecodeString(voNoVNCBytes[name])
 	if err != nil || len(b) == 0 {
 		t.Fatalf("noVNC vector %q: %v", name, err)
 	}
@@ -45,11 +45,11 @@ func nv(t testing.TB, name string) []byte {
 
 // Handshakes: the client's side only.
 var (
-	hsNone = cat([]byte("RFB 003.008\n"), []byte{1}, []byte{1})
-	hsAuth = cat([]byte("RFB 003.007\n"), []byte{2}, bytes.Repeat([]byte{0xa5}, 16), []byte{0})
+	voHsNone = voCat([]byte("RFB 003.008\n"), []byte{1}, []byte{1})
+	voHsAuth = voCat([]byte("RFB 003.007\n"), []byte{2}, bytes.Repeat([]byte{0xa5}, 16), []byte{0})
 )
 
-func cat(parts ...[]byte) []byte {
+func voCat(parts ...[]byte) []byte {
 	var b []byte
 	for _, p := range parts {
 		b = append(b, p...)
@@ -57,31 +57,31 @@ func cat(parts ...[]byte) []byte {
 	return b
 }
 
-func be32(v int32) []byte { return binary.BigEndian.AppendUint32(nil, uint32(v)) }
+func voBE32(v int32) []byte { return binary.BigEndian.AppendUint32(nil, uint32(v)) }
 
-func setEncodings(encs ...int32) []byte {
+func voSetEncodings(encs ...int32) []byte {
 	b := []byte{2, 0, byte(len(encs) >> 8), byte(len(encs))}
 	for _, e := range encs {
-		b = append(b, be32(e)...)
+		b = append(b, voBE32(e)...)
 	}
 	return b
 }
 
-func cutText(length int32, body []byte) []byte {
-	return cat([]byte{6, 0, 0, 0}, be32(length), body)
+func voCutText(length int32, body []byte) []byte {
+	return voCat([]byte{6, 0, 0, 0}, voBE32(length), body)
 }
 
-func fence(payload []byte) []byte {
-	return cat([]byte{248, 0, 0, 0}, be32(1), []byte{byte(len(payload))}, payload)
+func voFence(payload []byte) []byte {
+	return voCat([]byte{248, 0, 0, 0}, voBE32(1), []byte{byte(len(payload))}, payload)
 }
 
-func desktopSize(screens int) []byte {
-	return cat([]byte{251, 0, 3, 32, 2, 88, byte(screens), 0}, bytes.Repeat([]byte{7}, 16*screens))
+func voDesktopSize(screens int) []byte {
+	return voCat([]byte{251, 0, 3, 32, 2, 88, byte(screens), 0}, bytes.Repeat([]byte{7}, 16*screens))
 }
 
 var (
-	fbur = []byte{3, 1, 0, 0, 0, 0, 4, 0, 3, 0}
-	xvp  = []byte{250, 0, 1, 4}
+	voFBUR = []byte{3, 1, 0, 0, 0, 0, 4, 0, 3, 0}
+	voXvp  = []byte{250, 0, 1, 4}
 )
 
 type viewOnlyCase struct {
@@ -92,44 +92,44 @@ type viewOnlyCase struct {
 }
 
 func viewOnlyCases(t testing.TB) []viewOnlyCase {
-	extEnc := setEncodings(0, encExtendedMouseButtons)
+	extEnc := voSetEncodings(0, encExtendedMouseButtons)
 	cases := []viewOnlyCase{
 		{"empty", nil, nil, ""},
-		{"handshake none", hsNone, hsNone, ""},
-		{"handshake vnc auth 3.7", hsAuth, hsAuth, ""},
-		{"version only", hsNone[:12], hsNone[:12], ""},
-		{"auth before response", hsAuth[:13], hsAuth[:13], ""},
-		{"auth before ClientInit", hsAuth[:29], hsAuth[:29], ""},
+		{"handshake none", voHsNone, voHsNone, ""},
+		{"handshake vnc auth 3.7", voHsAuth, voHsAuth, ""},
+		{"version only", voHsNone[:12], voHsNone[:12], ""},
+		{"auth before response", voHsAuth[:13], voHsAuth[:13], ""},
+		{"auth before ClientInit", voHsAuth[:29], voHsAuth[:29], ""},
 
 		// Passed messages, byte for byte, as noVNC sends them.
-		{"SetPixelFormat", cat(hsNone, nv(t, "pixelFormat")), cat(hsNone, nv(t, "pixelFormat")), ""},
-		{"SetEncodings", cat(hsNone, nv(t, "clientEncodings")), cat(hsNone, nv(t, "clientEncodings")), ""},
-		{"SetEncodings empty", cat(hsNone, setEncodings()), cat(hsNone, setEncodings()), ""},
-		{"FramebufferUpdateRequest", cat(hsAuth, nv(t, "fbUpdateRequest")), cat(hsAuth, nv(t, "fbUpdateRequest")), ""},
-		{"EnableContinuousUpdates", cat(hsNone, nv(t, "enableContinuousUpdates")), cat(hsNone, nv(t, "enableContinuousUpdates")), ""},
-		{"ClientFence", cat(hsNone, nv(t, "clientFence")), cat(hsNone, nv(t, "clientFence")), ""},
-		{"ClientFence 64", cat(hsNone, fence(bytes.Repeat([]byte{'x'}, 64))), cat(hsNone, fence(bytes.Repeat([]byte{'x'}, 64))), ""},
-		{"ClientFence empty", cat(hsNone, fence(nil)), cat(hsNone, fence(nil)), ""},
+		{"SetPixelFormat", voCat(voHsNone, voNoVNC(t, "pixelFormat")), voCat(voHsNone, voNoVNC(t, "pixelFormat")), ""},
+		{"SetEncodings", voCat(voHsNone, voNoVNC(t, "clientEncodings")), voCat(voHsNone, voNoVNC(t, "clientEncodings")), ""},
+		{"SetEncodings empty", voCat(voHsNone, voSetEncodings()), voCat(voHsNone, voSetEncodings()), ""},
+		{"FramebufferUpdateRequest", voCat(voHsAuth, voNoVNC(t, "fbUpdateRequest")), voCat(voHsAuth, voNoVNC(t, "fbUpdateRequest")), ""},
+		{"EnableContinuousUpdates", voCat(voHsNone, voNoVNC(t, "enableContinuousUpdates")), voCat(voHsNone, voNoVNC(t, "enableContinuousUpdates")), ""},
+		{"ClientFence", voCat(voHsNone, voNoVNC(t, "clientFence")), voCat(voHsNone, voNoVNC(t, "clientFence")), ""},
+		{"ClientFence 64", voCat(voHsNone, voFence(bytes.Repeat([]byte{'x'}, 64))), voCat(voHsNone, voFence(bytes.Repeat([]byte{'x'}, 64))), ""},
+		{"ClientFence empty", voCat(voHsNone, voFence(nil)), voCat(voHsNone, voFence(nil)), ""},
 
 		// Dropped messages vanish; the requests around them pass intact.
-		{"KeyEvent", cat(hsNone, fbur, nv(t, "keyEvent"), fbur), cat(hsNone, fbur, fbur), ""},
-		{"PointerEvent", cat(hsNone, fbur, nv(t, "pointerEvent"), fbur), cat(hsNone, fbur, fbur), ""},
-		{"PointerEvent button 8 without ExtendedMouseButtons", cat(hsNone, []byte{5, 0x80, 0, 1, 0, 2}, fbur), cat(hsNone, fbur), ""},
-		{"extended PointerEvent", cat(hsNone, extEnc, nv(t, "extendedPointerEvent"), fbur), cat(hsNone, extEnc, fbur), ""},
-		{"PointerEvent after ExtendedMouseButtons", cat(hsNone, extEnc, nv(t, "pointerEvent"), fbur), cat(hsNone, extEnc, fbur), ""},
-		{"noVNC encodings then extended PointerEvent", cat(hsNone, nv(t, "clientEncodings"), nv(t, "extendedPointerEvent"), fbur), cat(hsNone, nv(t, "clientEncodings"), fbur), ""},
-		{"ExtendedMouseButtons withdrawn", cat(hsNone, extEnc, setEncodings(0), []byte{5, 0x80, 0, 1, 0, 2}, fbur), cat(hsNone, extEnc, setEncodings(0), fbur), ""},
-		{"ClientCutText", cat(hsNone, fbur, nv(t, "clientCutText"), fbur), cat(hsNone, fbur, fbur), ""},
-		{"ClientCutText empty", cat(hsNone, cutText(0, nil), fbur), cat(hsNone, fbur), ""},
-		{"ClientCutText 1 MiB", cat(hsNone, cutText(maxCutText, make([]byte, maxCutText)), fbur), cat(hsNone, fbur), ""},
-		{"extended clipboard caps", cat(hsNone, nv(t, "extendedClipboardCaps"), fbur), cat(hsNone, fbur), ""},
-		{"extended clipboard provide", cat(hsNone, nv(t, "extendedClipboardProvide"), fbur), cat(hsNone, fbur), ""},
-		{"SetDesktopSize", cat(hsNone, nv(t, "setDesktopSize"), fbur), cat(hsNone, fbur), ""},
-		{"SetDesktopSize 255 screens", cat(hsNone, desktopSize(255), fbur), cat(hsNone, fbur), ""},
-		{"SetDesktopSize no screens", cat(hsNone, desktopSize(0), fbur), cat(hsNone, fbur), ""},
-		{"xvp", cat(hsNone, nv(t, "xvpOp"), fbur), cat(hsNone, fbur), ""},
-		{"xvp reboot", cat(hsNone, xvp, fbur), cat(hsNone, fbur), ""},
-		{"QEMU extended key event", cat(hsNone, nv(t, "QEMUExtendedKeyEvent"), fbur), cat(hsNone, fbur), ""},
+		{"KeyEvent", voCat(voHsNone, voFBUR, voNoVNC(t, "keyEvent"), voFBUR), voCat(voHsNone, voFBUR, voFBUR), ""},
+		{"PointerEvent", voCat(voHsNone, voFBUR, voNoVNC(t, "pointerEvent"), voFBUR), voCat(voHsNone, voFBUR, voFBUR), ""},
+		{"PointerEvent button 8 without ExtendedMouseButtons", voCat(voHsNone, []byte{5, 0x80, 0, 1, 0, 2}, voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"extended PointerEvent", voCat(voHsNone, extEnc, voNoVNC(t, "extendedPointerEvent"), voFBUR), voCat(voHsNone, extEnc, voFBUR), ""},
+		{"PointerEvent after ExtendedMouseButtons", voCat(voHsNone, extEnc, voNoVNC(t, "pointerEvent"), voFBUR), voCat(voHsNone, extEnc, voFBUR), ""},
+		{"noVNC encodings then extended PointerEvent", voCat(voHsNone, voNoVNC(t, "clientEncodings"), voNoVNC(t, "extendedPointerEvent"), voFBUR), voCat(voHsNone, voNoVNC(t, "clientEncodings"), voFBUR), ""},
+		{"ExtendedMouseButtons withdrawn", voCat(voHsNone, extEnc, voSetEncodings(0), []byte{5, 0x80, 0, 1, 0, 2}, voFBUR), voCat(voHsNone, extEnc, voSetEncodings(0), voFBUR), ""},
+		{"ClientCutText", voCat(voHsNone, voFBUR, voNoVNC(t, "clientCutText"), voFBUR), voCat(voHsNone, voFBUR, voFBUR), ""},
+		{"ClientCutText empty", voCat(voHsNone, voCutText(0, nil), voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"ClientCutText 1 MiB", voCat(voHsNone, voCutText(maxCutText, make([]byte, maxCutText)), voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"extended clipboard caps", voCat(voHsNone, voNoVNC(t, "extendedClipboardCaps"), voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"extended clipboard provide", voCat(voHsNone, voNoVNC(t, "extendedClipboardProvide"), voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"SetDesktopSize", voCat(voHsNone, voNoVNC(t, "setDesktopSize"), voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"SetDesktopSize 255 screens", voCat(voHsNone, voDesktopSize(255), voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"SetDesktopSize no screens", voCat(voHsNone, voDesktopSize(0), voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"xvp", voCat(voHsNone, voNoVNC(t, "xvpOp"), voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"xvp reboot", voCat(voHsNone, voXvp, voFBUR), voCat(voHsNone, voFBUR), ""},
+		{"QEMU extended key event", voCat(voHsNone, voNoVNC(t, "QEMUExtendedKeyEvent"), voFBUR), voCat(voHsNone, voFBUR), ""},
 
 		// Refused: what cannot be filtered ends the copy before it is written.
 		{"RFB 3.3", []byte("RFB 003.003\n"), nil, "view-only: the client asked for RFB 003.003: only 3.7 and 3.8 can be filtered"},
@@ -137,55 +137,55 @@ func viewOnlyCases(t testing.TB) []viewOnlyCase {
 		{"RFB 3.889 Apple", []byte("RFB 003.889\n"), nil, "asked for RFB 003.889"},
 		{"RFB 4.1", []byte("RFB 004.001\n"), nil, "asked for RFB 004.001"},
 		{"not RFB", []byte("GET / HTTP/1.1\r\n"), nil, "did not start with an RFB protocol version"},
-		{"VeNCrypt", cat([]byte("RFB 003.008\n"), []byte{19}), []byte("RFB 003.008\n"), "view-only: security type 19 (VeNCrypt) cannot be filtered: only None (1) and VNC authentication (2)"},
-		{"Tight security", cat([]byte("RFB 003.008\n"), []byte{16}), []byte("RFB 003.008\n"), "security type 16 (Tight)"},
-		{"security type 0", cat([]byte("RFB 003.008\n"), []byte{0}), []byte("RFB 003.008\n"), "security type 0 (Invalid)"},
-		{"security type 200", cat([]byte("RFB 003.008\n"), []byte{200}), []byte("RFB 003.008\n"), "security type 200 (unknown)"},
-		{"unknown type 200", cat(hsNone, fbur, []byte{200, 0, 0, 0}), cat(hsNone, fbur), "view-only: unknown client message type 200"},
-		{"unknown type 1", cat(hsNone, []byte{1}), hsNone, "unknown client message type 1"},
-		{"gii 253", cat(hsNone, []byte{253, 0}), hsNone, "unknown client message type 253"},
-		{"cut text too long", cat(hsNone, cutText(2000000, []byte("x"))), hsNone, "view-only: client cut text of 2000000 bytes exceeds the 1 MiB limit"},
-		{"cut text 1 MiB + 1", cat(hsNone, cutText(maxCutText+1, nil)), hsNone, "client cut text of 1048577 bytes exceeds the 1 MiB limit"},
-		{"extended clipboard too long", cat(hsNone, cutText(-2000000, nil)), hsNone, "extended clipboard message of 2000000 bytes exceeds the 1 MiB limit"},
-		{"extended clipboard min int32", cat(hsNone, cutText(-1<<31, nil)), hsNone, "of 2147483648 bytes exceeds the 1 MiB limit"},
-		{"fence too long", cat(hsNone, fence(bytes.Repeat([]byte{'x'}, 65))), hsNone, "ClientFence payload of 65 bytes exceeds the protocol's 64"},
-		{"too many encodings", cat(hsNone, setEncodings(make([]int32, maxEncodings+1)...)), hsNone, "SetEncodings with 1025 encodings exceeds the limit of 1024"},
-		{"most encodings", cat(hsNone, setEncodings(make([]int32, maxEncodings)...)), cat(hsNone, setEncodings(make([]int32, maxEncodings)...)), ""},
-		{"QEMU audio", cat(hsNone, []byte{255, 1, 0, 0}), hsNone, "QEMU audio client messages cannot be filtered"},
-		{"QEMU subtype 9", cat(hsNone, []byte{255, 9}), hsNone, "unknown QEMU client message subtype 9"},
+		{"VeNCrypt", voCat([]byte("RFB 003.008\n"), []byte{19}), []byte("RFB 003.008\n"), "view-only: security type 19 (VeNCrypt) cannot be filtered: only None (1) and VNC authentication (2)"},
+		{"Tight security", voCat([]byte("RFB 003.008\n"), []byte{16}), []byte("RFB 003.008\n"), "security type 16 (Tight)"},
+		{"security type 0", voCat([]byte("RFB 003.008\n"), []byte{0}), []byte("RFB 003.008\n"), "security type 0 (Invalid)"},
+		{"security type 200", voCat([]byte("RFB 003.008\n"), []byte{200}), []byte("RFB 003.008\n"), "security type 200 (unknown)"},
+		{"unknown type 200", voCat(voHsNone, voFBUR, []byte{200, 0, 0, 0}), voCat(voHsNone, voFBUR), "view-only: unknown client message type 200"},
+		{"unknown type 1", voCat(voHsNone, []byte{1}), voHsNone, "unknown client message type 1"},
+		{"gii 253", voCat(voHsNone, []byte{253, 0}), voHsNone, "unknown client message type 253"},
+		{"cut text too long", voCat(voHsNone, voCutText(2000000, []byte("x"))), voHsNone, "view-only: client cut text of 2000000 bytes exceeds the 1 MiB limit"},
+		{"cut text 1 MiB + 1", voCat(voHsNone, voCutText(maxCutText+1, nil)), voHsNone, "client cut text of 1048577 bytes exceeds the 1 MiB limit"},
+		{"extended clipboard too long", voCat(voHsNone, voCutText(-2000000, nil)), voHsNone, "extended clipboard message of 2000000 bytes exceeds the 1 MiB limit"},
+		{"extended clipboard min int32", voCat(voHsNone, voCutText(-1<<31, nil)), voHsNone, "of 2147483648 bytes exceeds the 1 MiB limit"},
+		{"fence too long", voCat(voHsNone, voFence(bytes.Repeat([]byte{'x'}, 65))), voHsNone, "ClientFence payload of 65 bytes exceeds the protocol's 64"},
+		{"too many encodings", voCat(voHsNone, voSetEncodings(make([]int32, maxEncodings+1)...)), voHsNone, "SetEncodings with 1025 encodings exceeds the limit of 1024"},
+		{"most encodings", voCat(voHsNone, voSetEncodings(make([]int32, maxEncodings)...)), voCat(voHsNone, voSetEncodings(make([]int32, maxEncodings)...)), ""},
+		{"QEMU audio", voCat(voHsNone, []byte{255, 1, 0, 0}), voHsNone, "QEMU audio client messages cannot be filtered"},
+		{"QEMU subtype 9", voCat(voHsNone, []byte{255, 9}), voHsNone, "unknown QEMU client message subtype 9"},
 
 		// The client closing inside a unit is an error.
 		{"cut version", []byte("RFB 003"), nil, "closed inside its protocol version (7 of 12 bytes)"},
-		{"cut auth response", hsAuth[:20], hsAuth[:13], "closed inside its VNC authentication response (7 of 16 bytes)"},
-		{"cut QEMU subtype", cat(hsNone, []byte{255}), hsNone, "closed inside its QEMU client message (1 of 2 bytes)"},
-		{"cut PointerEvent mask", cat(hsNone, []byte{5}), hsNone, "closed inside its PointerEvent (1 of 6 bytes)"},
-		{"cut extended PointerEvent", cat(hsNone, extEnc, nv(t, "extendedPointerEvent")[:6]), cat(hsNone, extEnc), "closed inside its PointerEvent (6 of 7 bytes)"},
-		{"cut cut text", cat(hsNone, cutText(100, []byte("abc"))), hsNone, "closed inside its ClientCutText (11 of 108 bytes)"},
-		{"cut fence header", cat(hsNone, fence([]byte("ab"))[:5]), hsNone, "closed inside its ClientFence (5 of 9 bytes)"},
-		{"cut fence payload", cat(hsNone, fence([]byte("ab"))[:10]), hsNone, "closed inside its ClientFence (10 of 11 bytes)"},
-		{"cut encodings", cat(hsNone, nv(t, "clientEncodings")[:50]), hsNone, "closed inside its SetEncodings (50 of 92 bytes)"},
-		{"cut desktop size", cat(hsNone, desktopSize(2)[:30]), hsNone, "closed inside its SetDesktopSize (30 of 40 bytes)"},
+		{"cut auth response", voHsAuth[:20], voHsAuth[:13], "closed inside its VNC authentication response (7 of 16 bytes)"},
+		{"cut QEMU subtype", voCat(voHsNone, []byte{255}), voHsNone, "closed inside its QEMU client message (1 of 2 bytes)"},
+		{"cut PointerEvent mask", voCat(voHsNone, []byte{5}), voHsNone, "closed inside its PointerEvent (1 of 6 bytes)"},
+		{"cut extended PointerEvent", voCat(voHsNone, extEnc, voNoVNC(t, "extendedPointerEvent")[:6]), voCat(voHsNone, extEnc), "closed inside its PointerEvent (6 of 7 bytes)"},
+		{"cut cut text", voCat(voHsNone, voCutText(100, []byte("abc"))), voHsNone, "closed inside its ClientCutText (11 of 108 bytes)"},
+		{"cut fence header", voCat(voHsNone, voFence([]byte("ab"))[:5]), voHsNone, "closed inside its ClientFence (5 of 9 bytes)"},
+		{"cut fence payload", voCat(voHsNone, voFence([]byte("ab"))[:10]), voHsNone, "closed inside its ClientFence (10 of 11 bytes)"},
+		{"cut encodings", voCat(voHsNone, voNoVNC(t, "clientEncodings")[:50]), voHsNone, "closed inside its SetEncodings (50 of 92 bytes)"},
+		{"cut desktop size", voCat(voHsNone, voDesktopSize(2)[:30]), voHsNone, "closed inside its SetDesktopSize (30 of 40 bytes)"},
 	}
 	// Every message cut one byte short: nothing of it passes.
 	for _, m := range []string{"pixelFormat", "clientEncodings", "fbUpdateRequest", "enableContinuousUpdates", "clientFence",
 		"keyEvent", "QEMUExtendedKeyEvent", "pointerEvent", "clientCutText", "extendedClipboardCaps",
 		"extendedClipboardProvide", "setDesktopSize", "xvpOp"} {
-		b := nv(t, m)
-		cases = append(cases, viewOnlyCase{"cut " + m, cat(hsNone, fbur, b[:len(b)-1]), cat(hsNone, fbur),
+		b := voNoVNC(t, m)
+		cases = append(cases, viewOnlyCase{"cut " + m, voCat(voHsNone, voFBUR, b[:len(b)-1]), voCat(voHsNone, voFBUR),
 			fmt.Sprintf("(%d of %d bytes): unexpected EOF", len(b)-1, len(b))})
 	}
 	return cases
 }
 
-// recorder keeps each Write apart, to check that passed units are whole.
-type recorder struct{ writes [][]byte }
+// voRecorder keeps each Write apart, to check that passed units are whole.
+type voRecorder struct{ writes [][]byte }
 
-func (r *recorder) Write(p []byte) (int, error) {
+func (r *voRecorder) Write(p []byte) (int, error) {
 	r.writes = append(r.writes, bytes.Clone(p))
 	return len(p), nil
 }
 
-func (r *recorder) bytes() []byte { return cat(r.writes...) }
+func (r *voRecorder) bytes() []byte { return voCat(r.writes...) }
 
 func TestCopyViewOnly(t *testing.T) {
 	readers := map[string]func(io.Reader) io.Reader{
@@ -197,7 +197,7 @@ func TestCopyViewOnly(t *testing.T) {
 	for _, c := range viewOnlyCases(t) {
 		for rn, wrap := range readers {
 			t.Run(c.name+"/"+rn, func(t *testing.T) {
-				var out recorder
+				var out voRecorder
 				n, err := CopyViewOnly(&out, wrap(bytes.NewReader(c.in)))
 				got := out.bytes()
 				if !bytes.Equal(got, c.want) {
@@ -217,16 +217,16 @@ func TestCopyViewOnly(t *testing.T) {
 				if err != nil && !strings.HasPrefix(err.Error(), "view-only: ") {
 					t.Errorf("error %q does not start with the step", err)
 				}
-				checkUnits(t, out.writes)
+				voCheckUnits(t, out.writes)
 			})
 		}
 	}
 }
 
-// checkUnits fails unless every Write is exactly one whole unit of the
+// voCheckUnits fails unless every Write is exactly one whole unit of the
 // client's stream that may reach the server: a handshake step or a passed
 // message. It is a second, independent parser of the passed half of RFB.
-func checkUnits(t testing.TB, writes [][]byte) {
+func voCheckUnits(t testing.TB, writes [][]byte) {
 	t.Helper()
 	for i, w := range writes {
 		var want int
@@ -269,7 +269,7 @@ func checkUnits(t testing.TB, writes [][]byte) {
 
 func TestCopyViewOnlyReadError(t *testing.T) {
 	reset := errors.New("connection reset by peer")
-	for _, in := range [][]byte{nil, hsNone, cat(hsNone, fbur), cat(hsNone, fbur[:4]), cat(hsNone, nv(t, "clientCutText")[:9])} {
+	for _, in := range [][]byte{nil, voHsNone, voCat(voHsNone, voFBUR), voCat(voHsNone, voFBUR[:4]), voCat(voHsNone, voNoVNC(t, "clientCutText")[:9])} {
 		var out bytes.Buffer
 		_, err := CopyViewOnly(&out, io.MultiReader(bytes.NewReader(in), iotest.ErrReader(reset)))
 		if !errors.Is(err, reset) || !strings.HasPrefix(err.Error(), "view-only: read ") {
@@ -278,9 +278,9 @@ func TestCopyViewOnlyReadError(t *testing.T) {
 	}
 }
 
-type failWriter struct{ after int }
+type voFailWriter struct{ after int }
 
-func (w *failWriter) Write(p []byte) (int, error) {
+func (w *voFailWriter) Write(p []byte) (int, error) {
 	if w.after == 0 {
 		return 0, errors.New("broken pipe")
 	}
@@ -289,25 +289,25 @@ func (w *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestCopyViewOnlyWriteError(t *testing.T) {
-	in := cat(hsNone, fbur, fbur)
+	in := voCat(voHsNone, voFBUR, voFBUR)
 	for after := 0; after < 5; after++ {
-		n, err := CopyViewOnly(&failWriter{after: after}, bytes.NewReader(in))
+		n, err := CopyViewOnly(&voFailWriter{after: after}, bytes.NewReader(in))
 		if err == nil || !strings.Contains(err.Error(), "view-only: write to the VNC server: broken pipe") {
 			t.Errorf("server failing after %d writes: error %v", after, err)
 		}
-		if want := int64(len(cat(hsNone, fbur, fbur)[:[]int{0, 12, 13, 14, 24}[after]])); n != want {
+		if want := int64(len(voCat(voHsNone, voFBUR, voFBUR)[:[]int{0, 12, 13, 14, 24}[after]])); n != want {
 			t.Errorf("server failing after %d writes: %d bytes written, want %d", after, n, want)
 		}
 	}
 }
 
-// countReader counts what the filter read.
-type countReader struct {
+// voCountReader counts what the filter read.
+type voCountReader struct {
 	r io.Reader
 	n int64
 }
 
-func (c *countReader) Read(p []byte) (int, error) {
+func (c *voCountReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
@@ -317,7 +317,7 @@ func TestCopyViewOnlyHugeCutTextNotAllocated(t *testing.T) {
 	for _, length := range []int32{1<<31 - 1, -1 << 31, 2000000} {
 		// 64 KiB of the claimed body is there: the filter must refuse at
 		// the header, not read or allocate it.
-		src := &countReader{r: io.MultiReader(bytes.NewReader(cat(hsNone, cutText(length, nil))), io.LimitReader(zeros{}, 64<<10))}
+		src := &voCountReader{r: io.MultiReader(bytes.NewReader(voCat(voHsNone, voCutText(length, nil))), io.LimitReader(voZeros{}, 64<<10))}
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -334,14 +334,14 @@ func TestCopyViewOnlyHugeCutTextNotAllocated(t *testing.T) {
 		}
 	}
 	// A 1 MiB text is skipped through a small buffer, not held.
-	src := io.MultiReader(bytes.NewReader(cat(hsNone, cutText(-maxCutText, nil))), io.LimitReader(zeros{}, maxCutText), bytes.NewReader(fbur))
+	src := io.MultiReader(bytes.NewReader(voCat(voHsNone, voCutText(-maxCutText, nil))), io.LimitReader(voZeros{}, maxCutText), bytes.NewReader(voFBUR))
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	var out bytes.Buffer
 	_, err := CopyViewOnly(&out, src)
 	runtime.ReadMemStats(&after)
-	if err != nil || !bytes.Equal(out.Bytes(), cat(hsNone, fbur)) {
+	if err != nil || !bytes.Equal(out.Bytes(), voCat(voHsNone, voFBUR)) {
 		t.Errorf("1 MiB extended clipboard: error %v, server got %x", err, out.Bytes())
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<10 {
@@ -349,9 +349,9 @@ func TestCopyViewOnlyHugeCutTextNotAllocated(t *testing.T) {
 	}
 }
 
-type zeros struct{}
+type voZeros struct{}
 
-func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+func (voZeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 func FuzzCopyViewOnly(f *testing.F) {
 	for _, c := range viewOnlyCases(f) {
@@ -359,10 +359,10 @@ func FuzzCopyViewOnly(f *testing.F) {
 			f.Add(c.in)
 		}
 	}
-	f.Add(cat(hsAuth, nv(f, "clientEncodings"), nv(f, "pixelFormat"), fbur, nv(f, "extendedPointerEvent"),
-		nv(f, "keyEvent"), nv(f, "enableContinuousUpdates"), nv(f, "clientFence"), nv(f, "extendedClipboardCaps"), fbur))
+	f.Add(voCat(voHsAuth, voNoVNC(f, "clientEncodings"), voNoVNC(f, "pixelFormat"), voFBUR, voNoVNC(f, "extendedPointerEvent"),
+		voNoVNC(f, "keyEvent"), voNoVNC(f, "enableContinuousUpdates"), voNoVNC(f, "clientFence"), voNoVNC(f, "extendedClipboardCaps"), voFBUR))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var out recorder
+		var out voRecorder
 		n, err := CopyViewOnly(&out, bytes.NewReader(in))
 		got := out.bytes()
 		if n != int64(len(got)) {
@@ -371,7 +371,7 @@ func FuzzCopyViewOnly(f *testing.F) {
 		if err != nil && !strings.HasPrefix(err.Error(), "view-only: ") {
 			t.Fatalf("error %q does not start with the step", err)
 		}
-		checkUnits(t, out.writes)
+		voCheckUnits(t, out.writes)
 
 		// Split reads change nothing.
 		var split bytes.Buffer
