@@ -138,7 +138,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(),
 		a.agentsCmd(), a.tokensCmd(), a.apiTokensCmd(), a.auditCmd(),
 		a.pluginsCmd(), a.scriptsCmd(), a.runCmd(), a.jobsCmd(),
-		a.sshCmd(), a.proxyCmd(), a.sshConfigCmd(), a.sessionsCmd(),
+		a.sshCmd(), a.desktopCmd(), a.proxyCmd(), a.sshConfigCmd(), a.sessionsCmd(),
 		a.consoleCmd())
 	root.AddCommand(a.versionCmd())
 	return root

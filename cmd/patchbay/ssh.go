@@ -17,6 +17,7 @@ import (
 
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/internal/wsconn"
 )
 
 // sshSuffix is the pseudo-domain of agents in OpenSSH configs: AGENT.patchbay.
@@ -111,15 +112,16 @@ about to expire. For stock OpenSSH (ssh, scp, sftp) see patchbay ssh-config.`,
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
-// runSSH opens the session and runs an SSH client on it.
-func (a *app) runSSH(ctx context.Context, c *client.Client, agent, reason string, caps []string, command string, wantTTY bool, forwards []forwardSpec) error {
+// dialSSH asks for a session on agent with caps (waiting for the user's
+// consent) and runs an SSH client on it. The caller closes both.
+func (a *app) dialSSH(ctx context.Context, c *client.Client, agent, reason string, caps []string) (*ssh.Client, *wsconn.Conn, error) {
 	dir, err := client.SSHDir()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	id, err := c.EnsureSSHIdentity(ctx, dir, certMinValid)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	wd := a.waitDisplay(agent)
 	conn, st, err := c.OpenSession(ctx, client.SessionRequest{
@@ -127,9 +129,8 @@ func (a *app) runSSH(ctx context.Context, c *client.Client, agent, reason string
 	})
 	wd.stop()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer conn.Close()
 	sc, chans, reqs, err := ssh.NewClientConn(conn, st.AgentID+":22", &ssh.ClientConfig{
 		User:            id.Cert.KeyId,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(id.Signer)},
@@ -137,12 +138,23 @@ func (a *app) runSSH(ctx context.Context, c *client.Client, agent, reason string
 		Timeout:         30 * time.Second,
 	})
 	if err != nil {
-		if r := conn.CloseReason(); r != "" {
-			return fmt.Errorf("ssh to %s: %s", agent, r)
+		r := conn.CloseReason()
+		conn.Close()
+		if r != "" {
+			return nil, nil, fmt.Errorf("ssh to %s: %s", agent, r)
 		}
-		return fmt.Errorf("ssh to %s: %w", agent, err)
+		return nil, nil, fmt.Errorf("ssh to %s: %w", agent, err)
 	}
-	cl := ssh.NewClient(sc, chans, reqs)
+	return ssh.NewClient(sc, chans, reqs), conn, nil
+}
+
+// runSSH opens the session and runs an SSH client on it.
+func (a *app) runSSH(ctx context.Context, c *client.Client, agent, reason string, caps []string, command string, wantTTY bool, forwards []forwardSpec) error {
+	cl, conn, err := a.dialSSH(ctx, c, agent, reason, caps)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
 	defer cl.Close()
 
 	var fwd sync.WaitGroup
