@@ -7,7 +7,8 @@ PLUGINS := cacheclear printerreset patchinstall script sysinfo
 # Fuzz targets run briefly by `make test` (package:target).
 FUZZ    := ./internal/wire:FuzzDecode ./internal/selector:FuzzParse ./certs:FuzzSignAgentCSR ./certs:FuzzParseFingerprint \
            ./plugins/signature:FuzzParseAllowedSigners ./plugins/signature:FuzzVerify ./plugins/scriptmeta:FuzzParse \
-           ./internal/asciicast:FuzzParse ./agent/consent:FuzzHelperMessage ./internal/receipt:FuzzDecode ./agent/desktop:FuzzCopyViewOnly
+           ./internal/asciicast:FuzzParse ./agent/consent:FuzzHelperMessage ./internal/receipt:FuzzDecode ./agent/desktop:FuzzCopyViewOnly \
+           ./server/api:FuzzCheckJSONText
 # Fuzz runs are bounded by executions, not time: Go 1.26 can fail a duration-bounded
 # run with "context deadline exceeded" when the time runs out (go.dev/issue/75804).
 FUZZTIME ?= 20000x
