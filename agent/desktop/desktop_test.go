@@ -236,3 +236,41 @@ func TestConfigIsValidatedSavedAndLoaded(t *testing.T) {
 		t.Fatalf("loaded %+v, %v; want %+v", got, err, want)
 	}
 }
+
+// socketOwner is the uid owning the loopback TCP listener on port (/proc/net/tcp).
+func socketOwner(t *testing.T, port uint32) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.ToUpper(strconv.FormatUint(uint64(port), 16))
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) > 7 && f[3] == "0A" && strings.HasSuffix(f[1], ":"+strings.Repeat("0", 4-len(want))+want) {
+			return f[7]
+		}
+	}
+	t.Fatalf("no listener on port %d in /proc/net/tcp", port)
+	return ""
+}
+
+func TestX11VNCRunsAsTheSessionUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs x11vnc as another user: run it as root (CI does)")
+	}
+	display := screen(t, "black")
+	s := desktop.New(desktop.Options{Config: desktop.Config{Display: display},
+		Credential: &desktop.Credential{Uid: 65534, Gid: 65534}, Log: testLog(t)})
+	t.Cleanup(s.Stop)
+	r, err := s.Start(context.Background())
+	if err != nil {
+		t.Fatalf("start as uid 65534: %v", err)
+	}
+	if uid := socketOwner(t, r.Port); uid != "65534" {
+		t.Errorf("x11vnc's socket belongs to uid %s, want 65534", uid)
+	}
+	if c, err := dialRFB(t, r, r.Password); err != nil || c.Width != 1280 {
+		t.Fatalf("handshake with x11vnc as uid 65534: %v", err)
+	}
+}
