@@ -242,13 +242,15 @@ func (d *desktopResults) measureFloor(ctx context.Context, display, dir, logDir 
 	}
 	defer rc.c.Close()
 	step("console: desktop floor: x11vnc directly on 127.0.0.1:%d, %v", port, d.window)
-	v0, _ := procCPU(cmd.Process.Pid)
-	f, err := countFrames(ctx, rc, 2*time.Second, d.window)
-	v1, _ := procCPU(cmd.Process.Pid)
+	var v []time.Duration
+	f, err := countFrames(ctx, rc, 2*time.Second, d.window, func() {
+		c, _ := procCPU(cmd.Process.Pid)
+		v = append(v, c)
+	})
 	if err != nil {
 		return err
 	}
-	d.floor, d.floorVNCCPU = f, v1-v0
+	d.floor, d.floorVNCCPU = f, v[1]-v[0]
 	step("  %.1f updates/s (%.1f screens/s), %.1f MB/s", f.perSecond(), f.screensPerSecond(), f.mbps())
 	return nil
 }

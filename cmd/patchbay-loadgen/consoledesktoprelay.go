@@ -90,20 +90,24 @@ func (d *desktopResults) measureRelay(ctx context.Context, o benchOptions, displ
 		vnc = pids[0]
 	}
 	step("console: desktop through the relay: %s, %v", d.desktopCmd, d.window)
-	u0 := s.usage()
-	cli0, _ := procCPU(cmd.Process.Pid)
-	v0, _ := procCPU(vnc)
-	f, err := countFrames(ctx, rc, 2*time.Second, d.window)
-	d.relayUse = s.usage().sub(u0)
-	cli1, _ := procCPU(cmd.Process.Pid)
-	v1, _ := procCPU(vnc)
+	type reading struct {
+		use      cpuUse
+		cli, vnc time.Duration
+	}
+	var rd []reading
+	f, err := countFrames(ctx, rc, 2*time.Second, d.window, func() {
+		x := reading{use: s.usage()}
+		x.cli, _ = procCPU(cmd.Process.Pid)
+		if vnc > 0 {
+			x.vnc, _ = procCPU(vnc)
+		}
+		rd = append(rd, x)
+	})
 	if err != nil {
 		return err
 	}
-	d.relay, d.cliCPU = f, cli1-cli0
-	if vnc > 0 {
-		d.relayVNCCPU = v1 - v0
-	}
+	d.relay, d.relayUse = f, rd[1].use.sub(rd[0].use)
+	d.cliCPU, d.relayVNCCPU = rd[1].cli-rd[0].cli, rd[1].vnc-rd[0].vnc
 	step("  %.1f updates/s (%.1f screens/s), %.1f MB/s; relay %.0f%% of a core, %.1f ms CPU per MB",
 		f.perSecond(), f.screensPerSecond(), f.mbps(), d.relayUse.pct(d.relayUse.relay), float64(d.relayCPUPerMB())/1e6)
 	return nil

@@ -306,8 +306,10 @@ func (f frameCount) mbps() float64 {
 }
 
 // countFrames asks for the whole screen, waits for it, then for warm keeps
-// one incremental request outstanding, then counts the updates over window.
-func countFrames(ctx context.Context, rc *rfbConn, warm, window time.Duration) (frameCount, error) {
+// one incremental request outstanding, then counts the updates over window,
+// calling mark when the window starts and when it ends (for readings of
+// CPU over the same window).
+func countFrames(ctx context.Context, rc *rfbConn, warm, window time.Duration, mark func()) (frameCount, error) {
 	f := frameCount{screenW: rc.width, screenH: rc.height}
 	stop := context.AfterFunc(ctx, func() { rc.c.Close() })
 	defer stop()
@@ -328,10 +330,12 @@ func countFrames(ctx context.Context, rc *rfbConn, warm, window time.Duration) (
 	for {
 		now := time.Now()
 		if !measuring && !now.Before(until) {
-			measuring, t0, in0, out0 = true, now, rc.c.in.Load(), rc.c.out.Load()
-			until = now.Add(window)
+			mark()
+			measuring, t0, in0, out0 = true, time.Now(), rc.c.in.Load(), rc.c.out.Load()
+			until = t0.Add(window)
 		} else if measuring && !now.Before(until) {
 			f.window, f.bytesIn, f.bytesOut = now.Sub(t0), rc.c.in.Load()-in0, rc.c.out.Load()-out0
+			mark()
 			return f, nil
 		}
 		if err := rc.request(true); err != nil {
