@@ -2,6 +2,7 @@ package sshd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -123,7 +124,9 @@ func (s *server) serveForward(ctx context.Context, nc ssh.NewChannel) {
 	toClient := make(chan struct{})
 	wg.Go(func() {
 		defer close(toConn)
-		if _, err := toServer(conn, activityRW{ch, s}); err != nil && viewOnly {
+		_, err := toServer(conn, activityRW{ch, s})
+		if err != nil && viewOnly && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+			// The filter stopped at something it would not pass on.
 			log.Warn().Err(err).Msg("view-only desktop: the client's stream was refused; closed")
 			_ = conn.Close()
 			_ = ch.Close()
