@@ -53,7 +53,7 @@ func (d *desktopResults) measureRelay(ctx context.Context, o benchOptions, displ
 	}
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"desktop", agent.hostname, "--reason", "make bench: desktop frames", "--listen", listen}
-	d.desktopCmd = "patchbay " + strings.Join(args, " ")
+	d.desktopCmd = fmt.Sprintf("patchbay desktop %s --reason '%s' --listen %s", agent.hostname, args[3], listen)
 	cmd := exec.Command(o.cliBin, args...)
 	cmd.Env = append(os.Environ(), client.ConfigEnv+"="+s.tech.configPath)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
