@@ -168,10 +168,14 @@ func renderConsole(r *consoleResults) string {
 		}
 	}
 	if len(k.in) > 0 {
-		p("- Where the browser terminal's round trip goes (p50 of %d keys; the parts' medians need not add up): in the page, keydown → the key's SSH packet "+
-			"handed to the websocket (xterm.js onData, the wasm SSH client) %s; → the first binary websocket message back (Chromium's network "+
-			"stack, relay, agent, cat) %s; → the echo parsed into xterm.js's buffer (the wasm client decrypting, Terminal.write) %s. "+
-			"patchbay ssh's whole round trip on the shell session: %s.\n", len(k.in), ms2(pct(k.in, 50)), ms2(pct(k.net, 50)), ms2(pct(k.out, 50)), ms2(pct(k.shell, 50)))
+		p("- Where the browser terminal's round trip goes (p50 of %d keys; the parts' medians need not add up; Chromium coarsens page clocks to 0.1 ms): "+
+			"in the page, keydown → the key's SSH packet handed to the websocket (xterm.js onData, the wasm SSH client) %s; → the echo's websocket "+
+			"message event created (its timeStamp; Blink makes the event when the page's main thread takes the message, so this includes Chromium's "+
+			"network service, relay, agent and cat, and any wait for that thread) %s; → its listener run %s; → the echo parsed into xterm.js's buffer "+
+			"(the wasm client decrypting, Terminal.write) %s. A task the keydown listener posts (MessageChannel) ran %s after the keydown: the main "+
+			"thread stays busy that long after a key (input events, xterm.js and a rendering frame, software-rendered in headless Chromium), and "+
+			"the echo waits for it. patchbay ssh's whole round trip on the shell session: %s.\n", len(k.in), ms2(pct(k.in, 50)), ms2(pct(k.net, 50)),
+			ms2(pct(k.queued, 50)), ms2(pct(k.out, 50)), ms2(pct(k.free, 50)), ms2(pct(k.shell, 50)))
 	}
 	if k.use.wall > 0 {
 		p("- CPU while typing: %s.\n", k.use)

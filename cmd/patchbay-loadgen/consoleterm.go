@@ -31,17 +31,25 @@ import (
 // window.__pbKeys.until(s) resolves once s was written. It also hooks the
 // WebSocket class, to split each round trip into the page's input side
 // (keydown -> the SSH packet sent on the websocket), the network side (->
-// the first binary message back: relay, agent, cat) and the output side (->
-// the echo parsed into the buffer).
+// the first binary message back created: relay, agent, cat, Chromium's
+// network service), the wait for the page's main thread (-> its listener
+// runs) and the output side (-> the echo parsed into the buffer).
 const keyHookScript = `(async () => {
   const { Terminal } = await import('/assets/vendor/xterm.mjs');
   const P = Terminal.prototype;
   if (P.__pbWrite) return true;
   P.__pbWrite = P.write;
-  const st = { text: '', want: null, t0: 0, sent: 0, recv: 0, rtts: [], parts: [], waiters: [] };
+  const st = { text: '', want: null, t0: 0, sent: 0, recv: 0, made: 0, rtts: [], parts: [], waiters: [] };
   const wake = () => { for (const w of st.waiters.splice(0)) w(); };
   document.addEventListener('keydown', (e) => {
-    if (st.want !== null && st.t0 === 0 && e.key === st.want) st.t0 = performance.now();
+    if (st.want !== null && st.t0 === 0 && e.key === st.want) {
+      st.t0 = performance.now();
+      st.free = 0;
+      // When the main thread is next free for a task after this key.
+      const ch = new MessageChannel();
+      ch.port1.onmessage = () => { if (st.free === 0) st.free = performance.now(); };
+      ch.port2.postMessage(0);
+    }
   }, true);
   // The session websocket the screen opens next: when the key's SSH
   // packet leaves and the first binary message after it arrives.
@@ -50,7 +58,7 @@ const keyHookScript = `(async () => {
     constructor(...a) {
       super(...a);
       this.addEventListener('message', (m) => {
-        if (st.sent !== 0 && st.recv === 0 && typeof m.data !== 'string') st.recv = performance.now();
+        if (st.sent !== 0 && st.recv === 0 && typeof m.data !== 'string') { st.recv = performance.now(); st.made = m.timeStamp; }
       });
     }
     send(d) {
@@ -66,7 +74,7 @@ const keyHookScript = `(async () => {
       if (st.want !== null && st.t0 !== 0 && s.includes(st.want)) {
         const now = performance.now();
         st.rtts.push(now - st.t0);
-        st.parts.push(st.sent && st.recv ? [st.sent - st.t0, st.recv - st.sent, now - st.recv] : null);
+        st.parts.push(st.sent && st.recv ? [st.sent - st.t0, st.made - st.sent, st.recv - st.made, now - st.recv, st.free ? st.free - st.t0 : -1] : null);
         st.want = null;
         st.t0 = 0;
       }
@@ -79,7 +87,7 @@ const keyHookScript = `(async () => {
     check();
   });
   window.__pbKeys = {
-    arm: (k) => { st.want = k; st.t0 = 0; st.sent = 0; st.recv = 0; return st.rtts.length; },
+    arm: (k) => { st.want = k; st.t0 = 0; st.sent = 0; st.recv = 0; st.made = 0; return st.rtts.length; },
     echo: async (n) => { await wait(() => st.rtts.length > n); return st.rtts[n]; },
     until: async (s) => { await wait(() => st.text.includes(s)); return true; },
     parts: () => JSON.stringify(st.parts),
@@ -184,12 +192,14 @@ func (bt *browserTerm) key(b byte) (time.Duration, error) {
 // terminal is, a key on each in turn.
 type keyPair struct {
 	browser, cli, shell []time.Duration
-	// The browser's round trips split, in ms: keydown -> websocket send,
-	// -> first binary message back, -> echo in the buffer.
-	in, net, out []time.Duration
-	failed       int
-	firstErr     string
-	use          cpuUse
+	// The browser's round trips split: keydown -> websocket send, -> the
+	// first binary message back created (its event's timeStamp), -> its
+	// listener run on the page's main thread, -> echo in the buffer.
+	in, net, queued, out []time.Duration
+	free                 []time.Duration // keydown -> the page's main thread next free for a task
+	failed               int
+	firstErr             string
+	use                  cpuUse
 }
 
 // typeAll sends keys keys (after warm ones) on each of bt, ty (exec) and
@@ -245,8 +255,12 @@ func (kp *keyPair) split(bt *browserTerm, warm int) {
 		return
 	}
 	for _, p := range parts[warm:] {
-		if len(p) == 3 {
-			kp.in, kp.net, kp.out = append(kp.in, msDur(p[0])), append(kp.net, msDur(p[1])), append(kp.out, msDur(p[2]))
+		if len(p) == 5 {
+			if p[4] >= 0 {
+				kp.free = append(kp.free, msDur(p[4]))
+			}
+			kp.in, kp.net = append(kp.in, msDur(p[0])), append(kp.net, msDur(p[1]))
+			kp.queued, kp.out = append(kp.queued, msDur(p[2])), append(kp.out, msDur(p[3]))
 		}
 	}
 }
