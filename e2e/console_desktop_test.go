@@ -147,7 +147,9 @@ func startXvfb(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+	// -noreset: the server would reset (the root's colour gone) each time its
+	// last client leaves, as xsetroot does before x11vnc connects.
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset")
 	cmd.ExtraFiles = []*os.File{w}
 	var log logBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log

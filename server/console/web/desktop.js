@@ -160,6 +160,8 @@ export function mount(main, params) {
           if (channel) channel.ended(msg);
           line.show(ready ? 'ended' : 'failed', msg);
           screen.dataset.state = 'ended';
+          screen.hidden = true; // noVNC took its canvas away
+          mode.hidden = true;
           cad.hidden = true;
           leave.hidden = true;
         },
