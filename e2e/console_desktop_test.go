@@ -128,6 +128,33 @@ func TestConsoleDesktop(t *testing.T) {
 		}
 	})
 
+	t.Run("an endpoint without x11vnc says so", func(t *testing.T) {
+		f.setAnswer(t, "approve")
+		// An agent whose PATH has the consent script's cat and no x11vnc.
+		bare := t.TempDir()
+		if err := os.Symlink("/bin/cat", filepath.Join(bare, "cat")); err != nil {
+			t.Fatal(err)
+		}
+		a := f.r.Enroll(f.admin.Token())
+		a.proc = startProc(t, "agent without x11vnc "+a.ID, []string{"PATH=" + bare}, bin("patchbay-agent"), "run", "--data", a.Dir,
+			"--log-level", "debug", "--log-format", "json",
+			"--consent-backend", "exec:"+filepath.Join(filepath.Dir(f.asked), "consent.sh"), "--desktop-display", display)
+		waitFor(t, 20*time.Second, "the agent without x11vnc online", func() bool { return f.admin.Online(a.ID) })
+		waitFor(t, 10*time.Second, "its host certificate", func() bool {
+			_, err := os.Stat(filepath.Join(a.Dir, "ssh_host_ed25519_key-cert.pub"))
+			return err == nil
+		})
+		p.goTo(t, "#/agent/"+a.ID, `document.querySelector("#agent-screen[data-loaded]") !== null`)
+		p.run(t, chromedp.Click(`#agent-screen [data-action="desktop"]`))
+		p.waitJS(t, "the desktop form", `document.querySelector('#desk-form') !== null`)
+		p.run(t, chromedp.SendKeys("#desk-reason", "INC-80"), chromedp.Click("#desk-connect"))
+		p.waitJS(t, "the desktop refused", `document.querySelector('#desk-status').dataset.state === 'failed'`)
+		p.screenshot(t, "desktop-no-x11vnc")
+		if msg := p.str(t, `document.querySelector('#desk-status').textContent`); !strings.Contains(msg, "x11vnc") {
+			t.Errorf("status without x11vnc = %q, want it to name x11vnc", msg)
+		}
+	})
+
 	// The page ran under its Content-Security-Policy without a violation
 	// (noVNC styles its elements through the CSSOM, which the policy
 	// allows); the watcher does see one when there is.
