@@ -1,16 +1,22 @@
 package desktop
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // The client messages noVNC 1.7.0 sends, byte for byte: the output of its
@@ -393,4 +399,238 @@ func FuzzCopyViewOnly(f *testing.F) {
 			t.Fatalf("half the input passed %x, not a prefix of %x", half.Bytes(), got)
 		}
 	})
+}
+
+// TestCopyViewOnlyX11VNC runs the filter in front of a real x11vnc on a real
+// Xvfb: x11vnc must read the filtered stream message for message (it keeps
+// answering update requests after every kind of dropped input), and none of
+// the input may reach it. x11vnc logs each pointer and key event it gets
+// (-debug_pointer, -debug_keyboard); after the filtered input the test sends
+// one pointer and one key event straight to x11vnc, and those must be the
+// first it logs.
+func TestCopyViewOnlyX11VNC(t *testing.T) {
+	for _, tool := range []struct{ name, pkg string }{{"Xvfb", "xvfb"}, {"x11vnc", "x11vnc"}} {
+		if _, err := exec.LookPath(tool.name); err != nil {
+			t.Fatalf("%s is not installed: apt-get install %s", tool.name, tool.pkg)
+		}
+	}
+	display := voStartXvfb(t)
+	addr, log := voStartX11VNC(t, display)
+
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatalf("dial x11vnc at %s: %v", addr, err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	filtered := make(chan error, 1)
+	go func() {
+		_, err := CopyViewOnly(conn, pr)
+		filtered <- err
+	}()
+	defer func() {
+		pw.Close()
+		if err := <-filtered; err != nil {
+			t.Errorf("CopyViewOnly: %v", err)
+		}
+	}()
+	srv := bufio.NewReader(conn)
+	send := func(b ...[]byte) {
+		t.Helper()
+		if _, err := pw.Write(voCat(b...)); err != nil {
+			t.Fatalf("write to the filter: %v", err)
+		}
+	}
+	read := func(n int, what string) []byte {
+		t.Helper()
+		b := make([]byte, n)
+		if _, err := io.ReadFull(srv, b); err != nil {
+			t.Fatalf("read x11vnc's %s: %v", what, err)
+		}
+		return b
+	}
+
+	// The handshake, with no password (-nopw).
+	if v := read(12, "protocol version"); string(v) != "RFB 003.008\n" {
+		t.Fatalf("x11vnc speaks %q", v)
+	}
+	send([]byte("RFB 003.008\n"))
+	types := read(int(read(1, "number of security types")[0]), "security types")
+	if !bytes.Contains(types, []byte{1}) {
+		t.Fatalf("x11vnc -nopw offers security types %v, not None (1)", types)
+	}
+	send([]byte{1})
+	if r := read(4, "security result"); !bytes.Equal(r, []byte{0, 0, 0, 0}) {
+		t.Fatalf("security result %x", r)
+	}
+	send([]byte{1})
+	init := read(24, "ServerInit")
+	read(int(binary.BigEndian.Uint32(init[20:])), "desktop name")
+	w, h := binary.BigEndian.Uint16(init[0:]), binary.BigEndian.Uint16(init[2:])
+	full := []byte{3, 0, 0, 0, 0, 0, byte(w >> 8), byte(w), byte(h >> 8), byte(h)}
+	small := []byte{3, 0, 0, 0, 0, 0, 0, 16, 0, 16}
+	update := func(after string, req []byte) {
+		t.Helper()
+		send(req)
+		for {
+			switch typ := read(1, "message type after "+after)[0]; typ {
+			case 0: // FramebufferUpdate, raw rectangles of 32-bit pixels
+				n := int(binary.BigEndian.Uint16(read(3, "FramebufferUpdate")[1:]))
+				for range n {
+					r := read(12, "rectangle")
+					if enc := int32(binary.BigEndian.Uint32(r[8:])); enc != 0 {
+						t.Fatalf("rectangle encoding %d, want raw", enc)
+					}
+					size := int64(binary.BigEndian.Uint16(r[4:])) * int64(binary.BigEndian.Uint16(r[6:])) * 4
+					if _, err := io.CopyN(io.Discard, srv, size); err != nil {
+						t.Fatalf("read a rectangle after %s: %v", after, err)
+					}
+				}
+				return
+			case 2: // Bell
+			case 3: // ServerCutText
+				read(int(binary.BigEndian.Uint32(read(7, "ServerCutText")[3:])), "server cut text")
+			default:
+				t.Fatalf("x11vnc sent message type %d after %s", typ, after)
+			}
+		}
+	}
+
+	// noVNC's pixel format; raw pixels only, so the test can read updates.
+	send(voNoVNC(t, "pixelFormat"), voSetEncodings(0, -223, encExtendedMouseButtons))
+	update("the handshake", full)
+	for _, m := range []string{"pointerEvent", "keyEvent", "QEMUExtendedKeyEvent", "clientCutText",
+		"extendedClipboardCaps", "extendedClipboardProvide", "setDesktopSize", "xvpOp"} {
+		send(voNoVNC(t, m))
+		if m == "pointerEvent" { // x11vnc holds updates back while a button is down
+			send([]byte{5, 0, 0, 100, 0, 200})
+		}
+		update(m, small)
+	}
+	send([]byte{4, 0, 0, 0, 0, 0, 0, 0x61}) // 'a' released
+	update("the key release", small)
+
+	// The markers, straight to x11vnc.
+	if _, err := conn.Write(voCat([]byte{5, 0, 0, 123, 0, 45}, []byte{4, 1, 0, 0, 0, 0, 0, 0x7a}, []byte{4, 0, 0, 0, 0, 0, 0, 0x7a})); err != nil {
+		t.Fatal(err)
+	}
+	update("the markers", small)
+	pointer := log.wait(t, "# pointer(")
+	key := log.wait(t, "# keyboard(")
+	t.Logf("x11vnc's first input events: %q, %q", pointer, key)
+	if !strings.Contains(pointer, "x: 123, y:  45") {
+		t.Errorf("the first pointer event x11vnc got is %q, not the marker at 123,45: input passed the filter", pointer)
+	}
+	if !strings.Contains(key, "0x7a") {
+		t.Errorf("the first key event x11vnc got is %q, not the marker z (0x7a): input passed the filter", key)
+	}
+}
+
+// voStartXvfb starts a real Xvfb on a free display and returns its name.
+func voStartXvfb(t *testing.T) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "640x480x24", "-nolisten", "tcp")
+	cmd.ExtraFiles = []*os.File{w}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start Xvfb: %v", err)
+	}
+	w.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	n, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		t.Fatalf("Xvfb did not print its display number: %v: %s", err, stderr.String())
+	}
+	return ":" + strings.TrimSpace(n)
+}
+
+// voLog is x11vnc's log, read as it comes: the reader never blocks x11vnc.
+type voLog struct {
+	mu      sync.Mutex
+	lines   []string
+	changed chan struct{} // a token when lines grew
+	done    chan struct{} // closed when x11vnc closed its log
+}
+
+// wait returns the first line that has any of the parts,
+// waiting for x11vnc to write it.
+func (l *voLog) wait(t *testing.T, parts ...string) string {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for i := 0; ; {
+		l.mu.Lock()
+		lines := l.lines[i:]
+		i = len(l.lines)
+		l.mu.Unlock()
+		for _, line := range lines {
+			for _, p := range parts {
+				if strings.Contains(line, p) {
+					return line
+				}
+			}
+		}
+		select {
+		case <-l.changed:
+		case <-l.done:
+			if l.mu.Lock(); i == len(l.lines) {
+				l.mu.Unlock()
+				t.Fatalf("x11vnc exited without logging any of %q", parts)
+			}
+			l.mu.Unlock()
+		case <-timeout:
+			t.Fatalf("x11vnc logged none of %q in 30s", parts)
+		}
+	}
+}
+
+// voStartX11VNC starts x11vnc on display with no password and returns its
+// address and its log.
+func voStartX11VNC(t *testing.T, display string) (string, *voLog) {
+	t.Helper()
+	cmd := exec.Command("x11vnc", "-display", display, "-localhost", "-autoport", "5900", "-nopw",
+		"-once", "-norc", "-nocmds", "-noremote", "-nossl", "-noipv6", "-debug_pointer", "-debug_keyboard")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start x11vnc: %v", err)
+	}
+	log := &voLog{changed: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() { // owned by this test; ends when x11vnc exits and closes stderr
+		defer close(log.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.mu.Lock()
+			log.lines = append(log.lines, sc.Text())
+			log.mu.Unlock()
+			select {
+			case log.changed <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); <-log.done; cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if port, ok := strings.CutPrefix(sc.Text(), "PORT="); ok {
+			go io.Copy(io.Discard, stdout) // ends with x11vnc
+			return net.JoinHostPort("127.0.0.1", port), log
+		}
+	}
+	t.Fatalf("x11vnc exited without printing PORT=")
+	return "", nil
 }
