@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -41,7 +42,14 @@ func (s *Server) checkHealth(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	name, _ := os.Hostname()
-	if err := s.store.ProbeWrite(ctx, name, time.Now()); err != nil {
+	err := s.store.ProbeWrite(ctx, name, time.Now())
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		// Busy, not broken: during a reconnect storm the write waits its
+		// turn behind batched writes. Reporting that as degraded would make
+		// a load balancer drop the relay exactly when agents come back.
+		s.log.Debug().Err(err).Msg("health: the database write probe timed out (busy)")
+	case err != nil:
 		reasons = append(reasons, fmt.Sprintf("the database takes no writes (%v): jobs, sessions and the audit log cannot be recorded; free disk space or make the database writable", err))
 	}
 	if s.cfg.DBURL == "" { // the SQLite file is in the data directory
