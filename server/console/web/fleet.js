@@ -14,7 +14,7 @@ const columns = [
   { key: null, label: 'Tags' },
   { key: 'online', label: 'State' },
   { key: 'last_seen', label: 'Last seen' },
-  { key: null, label: '' }, // actions: Terminal (technician and admin)
+  { key: null, label: '' }, // actions: Terminal, Desktop (technician and admin)
 ];
 
 // isSelector tells a target selector (site=paris, os in (linux,darwin))
@@ -99,9 +99,11 @@ export function mount(main, params) {
       el('td', {}, el('span', { class: a.revoked ? 'state revoked' : a.online ? 'state online' : 'state offline' },
         a.revoked ? 'revoked' : a.online ? 'online' : 'offline')),
       el('td', { title: a.last_seen || '' }, a.online ? 'now' : ago(a.last_seen, now)),
-      el('td', {}, api.can('technician') && a.online && !a.revoked
-        ? el('a', { class: 'button', dataset: { action: 'terminal' },
-          href: `#/terminal?${new URLSearchParams({ agent: a.id, name: a.hostname || a.id })}` }, 'Terminal')
+      el('td', { class: 'actions' }, api.can('technician') && a.online && !a.revoked
+        ? [el('a', { class: 'button', dataset: { action: 'terminal' },
+          href: `#/terminal?${new URLSearchParams({ agent: a.id, name: a.hostname || a.id })}` }, 'Terminal'),
+          el('a', { class: 'button', dataset: { action: 'desktop' },
+            href: `#/desktop?${new URLSearchParams({ agent: a.id, name: a.hostname || a.id })}` }, 'Desktop')]
         : null))));
     if (rows.length === 0) {
       tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: columns.length },
