@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/agent/desktop/rfbclient"
 	"github.com/patchbay/patchbay/agent/desktop/rfbtest"
 )
 
@@ -46,13 +47,13 @@ func (c *CLI) startDesktopCLI(t *testing.T, agent string, extra ...string) *desk
 }
 
 // rfb connects a VNC client to the CLI's local address.
-func (d *desktopCLI) rfb(t *testing.T) *rfbtest.Conn {
+func (d *desktopCLI) rfb(t *testing.T) *rfbclient.Conn {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", d.addr, 10*time.Second)
 	if err != nil {
 		t.Fatalf("dial patchbay desktop at %q: %v", d.addr, err)
 	}
-	c, err := rfbtest.Handshake(conn, d.password)
+	c, err := rfbclient.Handshake(conn, d.password)
 	if err != nil {
 		conn.Close()
 		t.Fatalf("VNC handshake through patchbay desktop: %v", err)
@@ -76,7 +77,7 @@ func xPointer(t *testing.T, display string) string {
 
 // movePointer sends a PointerEvent and waits until the server has handled
 // what was sent before the update it then asks for.
-func movePointer(t *testing.T, c *rfbtest.Conn, x, y int) {
+func movePointer(t *testing.T, c *rfbclient.Conn, x, y int) {
 	t.Helper()
 	if err := c.Pointer(0, x, y); err != nil {
 		t.Fatal(err)

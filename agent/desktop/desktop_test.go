@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/patchbay/patchbay/agent/desktop"
+	"github.com/patchbay/patchbay/agent/desktop/rfbclient"
 	"github.com/patchbay/patchbay/agent/desktop/rfbtest"
 	"github.com/patchbay/patchbay/internal/wire"
 )
@@ -31,13 +32,13 @@ func screen(t *testing.T, colour string) string {
 	return display
 }
 
-func dialRFB(t *testing.T, r wire.DesktopReply, password string) (*rfbtest.Conn, error) {
+func dialRFB(t *testing.T, r wire.DesktopReply, password string) (*rfbclient.Conn, error) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", net.JoinHostPort(r.Host, strconv.Itoa(int(r.Port))), 10*time.Second)
 	if err != nil {
 		t.Fatalf("dial the desktop at %s:%d: %v", r.Host, r.Port, err)
 	}
-	rc, err := rfbtest.Handshake(c, password)
+	rc, err := rfbclient.Handshake(c, password)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -113,7 +114,7 @@ func mouse(t *testing.T, display string) string {
 
 // pointTo sends a pointer event and waits until x11vnc has handled it (it
 // reads client messages in order: the update answers the request behind it).
-func pointTo(t *testing.T, c *rfbtest.Conn, x, y int) {
+func pointTo(t *testing.T, c *rfbclient.Conn, x, y int) {
 	t.Helper()
 	if err := c.Pointer(0, x, y); err != nil {
 		t.Fatal(err)

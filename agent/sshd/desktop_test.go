@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/patchbay/patchbay/agent/desktop"
+	"github.com/patchbay/patchbay/agent/desktop/rfbclient"
 	"github.com/patchbay/patchbay/agent/desktop/rfbtest"
 	"github.com/patchbay/patchbay/internal/wire"
 )
@@ -115,7 +116,7 @@ func TestDesktopThroughSSH(t *testing.T) {
 			if err != nil {
 				t.Fatalf("direct-tcpip to the desktop: %v", err)
 			}
-			rc, err := rfbtest.Handshake(conn, rep.Password)
+			rc, err := rfbclient.Handshake(conn, rep.Password)
 			if err != nil {
 				t.Fatalf("RFB through SSH: %v", err)
 			}

@@ -235,12 +235,12 @@ func (d *desktopResults) measureFloor(ctx context.Context, display, dir, logDir 
 	if err != nil {
 		return err
 	}
-	rc, err := rfbHandshake(conn, password)
+	rc, err := newViewer(conn, password)
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("x11vnc directly: %w", err)
 	}
-	defer rc.c.Close()
+	defer rc.Close()
 	step("console: desktop floor: x11vnc directly on 127.0.0.1:%d, %v", port, d.window)
 	var v []time.Duration
 	f, err := countFrames(ctx, rc, 2*time.Second, d.window, func() {

@@ -76,12 +76,12 @@ func (d *desktopResults) measureRelay(ctx context.Context, o benchOptions, displ
 	if err != nil {
 		return err
 	}
-	rc, err := rfbHandshake(conn, password)
+	rc, err := newViewer(conn, password)
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("through the relay: %w; %s said: %s", err, d.desktopCmd, lastLines(errOut.String(), 3))
 	}
-	defer rc.c.Close()
+	defer rc.Close()
 	vnc := 0
 	if pids := descendantsWhere(agent.pid(), func(pid int) bool {
 		comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
@@ -202,7 +202,7 @@ func renderDesktopDetails(w *strings.Builder, d *desktopResults) {
 func renderDesktopHow(w *strings.Builder, d *desktopResults) {
 	fmt.Fprintf(w, `- **Remote desktop**: Xvfb with one %[1]s screen, no window manager; a shell loop runs
   `+"`xsetroot -solid`"+` with the next of four colours as fast as it can, so the whole screen
-  changes continuously. The viewer is the bench's own RFB 3.8 client (cmd/patchbay-loadgen/consolerfb.go):
+  changes continuously. The viewer is the bench's RFB 3.8 client (agent/desktop/rfbclient):
   VNC authentication with the one-time password, 32-bit pixels, the raw encoding only; after a
   full-screen request it keeps one incremental FramebufferUpdateRequest for the whole screen
   outstanding, asking again as soon as an update is read, and counts the updates (and the pixels
