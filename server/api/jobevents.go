@@ -3,12 +3,12 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/server/sse"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -68,25 +68,8 @@ func (a *API) handleJobEvents(streams context.Context, w http.ResponseWriter, r 
 	wake, stop := watcher.Watch(id) // before the first read: no change is missed
 	defer stop()
 
-	rc := http.NewResponseController(w)
-	// The relay's ReadTimeout would end a long request; this one reads nothing.
-	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	write := func(format string, args ...any) bool {
-		if err := rc.SetWriteDeadline(time.Now().Add(jobStreamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return false
-		}
-		if _, err := fmt.Fprintf(w, format, args...); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-	if !write("retry: 2000\n: connected\n\n") {
+	sw, ok := sse.Start(w, jobStreamWriteTimeout)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
@@ -98,7 +81,7 @@ func (a *API) handleJobEvents(streams context.Context, w http.ResponseWriter, r 
 		if err != nil {
 			if ctx.Err() == nil {
 				a.Log.Error().Err(err).Str("job_id", id).Msg("stream job events")
-				write("event: failed\ndata: %q\n\n", "reading the job failed on the relay; see its log")
+				sw.Event("failed", strconv.AppendQuote(nil, "reading the job failed on the relay; see its log"))
 			}
 			return true
 		}
@@ -109,14 +92,14 @@ func (a *API) handleJobEvents(streams context.Context, w http.ResponseWriter, r 
 			return true
 		}
 		if !j.EndedAt.IsZero() {
-			write("event: end\ndata: %s\n\n", data)
+			sw.Event("end", data)
 			return true
 		}
 		if string(data) == string(last) {
 			return false
 		}
 		last = data
-		if !write("event: progress\ndata: %s\n\n", data) {
+		if !sw.Event("progress", data) {
 			return true
 		}
 		if j.Total > jobLiveResults {
@@ -136,7 +119,7 @@ func (a *API) handleJobEvents(streams context.Context, w http.ResponseWriter, r 
 		if data, err = json.Marshal(results); err != nil {
 			return true
 		}
-		return !write("event: results\ndata: %s\n\n", data)
+		return !sw.Event("results", data)
 	}
 	keepalive := time.NewTicker(jobStreamKeepalive)
 	defer keepalive.Stop()
@@ -154,7 +137,7 @@ func (a *API) handleJobEvents(streams context.Context, w http.ResponseWriter, r 
 		case <-maxAge.C:
 			return // the EventSource reconnects, authenticating again
 		case <-keepalive.C:
-			if !write(": keepalive\n\n") {
+			if !sw.Keepalive() {
 				return
 			}
 			continue // and read again: the count of offline agents may have moved

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/patchbay/patchbay/server/api"
+	"github.com/patchbay/patchbay/server/sse"
 )
 
 // Events fans agent presence changes out to the console's open event
@@ -121,27 +122,10 @@ func (c *Console) handleEvents(streams context.Context, w http.ResponseWriter, r
 	if !ok {
 		return
 	}
-	rc := http.NewResponseController(w)
-	// The relay's ReadTimeout would end a long request; this one reads nothing.
-	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	sub := c.events.subscribe()
+	sub := c.events.subscribe() // before the stream opens: no change is missed
 	defer c.events.unsubscribe(sub)
-	write := func(format string, args ...any) bool {
-		if err := rc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return false
-		}
-		if _, err := fmt.Fprintf(w, format, args...); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-	if !write("retry: 2000\n: connected\n\n") {
+	sw, ok := sse.Start(w, writeTimeout)
+	if !ok {
 		return
 	}
 	tick := time.NewTicker(keepalive)
@@ -159,15 +143,15 @@ func (c *Console) handleEvents(streams context.Context, w http.ResponseWriter, r
 				ev.Agents = append(ev.Agents, AgentState{ID: id, Online: c.cfg.Online(id)})
 			}
 			data, err := json.Marshal(ev)
-			if err != nil || !write("event: agents\ndata: %s\n\n", data) {
+			if err != nil || !sw.Event("agents", data) {
 				return
 			}
 		case <-tick.C:
 			if err := c.stillValid(r.Context(), cs.Hash); err != nil {
-				write("event: logout\ndata: %q\n\n", err.Error())
+				sw.Event("logout", strconv.AppendQuote(nil, err.Error()))
 				return
 			}
-			if !write(": keepalive\n\n") {
+			if !sw.Keepalive() {
 				return
 			}
 		}
