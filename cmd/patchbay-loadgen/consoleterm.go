@@ -12,7 +12,6 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/patchbay/patchbay/internal/backoff"
 	"github.com/patchbay/patchbay/internal/wire"
@@ -269,38 +268,13 @@ func (kp *keyPair) split(bt *browserTerm, warm int) {
 // patchbay ssh AGENT does and as the browser terminal does, and types
 // browserTermCommand into it; the typist then measures keys on cat.
 func (t *technician) openShellTypist(ctx context.Context, agent string) (*typist, error) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	c, err := t.openSSH(ctx, agent, "make bench: console keystrokes, shell", []string{wire.CapShell})
-	if err != nil {
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, c.Close)
-	ty, err := c.startShellTypist()
-	if !stop() && err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return ty, nil
+	return t.dialTypist(ctx, agent, "make bench: console keystrokes, shell", wire.CapShell, (*sshConn).startShellTypist)
 }
 
 func (c *sshConn) startShellTypist() (*typist, error) {
-	sess, err := c.cl.NewSession()
+	ty, sess, err := c.terminalSession(1)
 	if err != nil {
-		return nil, fmt.Errorf("open session channel: %w", err)
-	}
-	ty := &typist{c: c}
-	if ty.in, err = sess.StdinPipe(); err != nil {
 		return nil, err
-	}
-	if ty.out, err = sess.StdoutPipe(); err != nil {
-		return nil, err
-	}
-	if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
-		return nil, fmt.Errorf("request a terminal: %w", err)
 	}
 	if err := sess.Shell(); err != nil {
 		return nil, fmt.Errorf("start the shell: %w", err)

@@ -186,14 +186,20 @@ const typistCommand = "stty raw -echo && printf R && exec cat"
 // openTypist starts typistCommand on a terminal on agent and waits until it
 // is ready.
 func (t *technician) openTypist(ctx context.Context, agent string) (*typist, error) {
+	return t.dialTypist(ctx, agent, "make bench: keystrokes", wire.CapExec, (*sshConn).startTypist)
+}
+
+// dialTypist opens an SSH connection to agent for purpose with capability
+// and starts a typist on it with start, all within a minute.
+func (t *technician) dialTypist(ctx context.Context, agent, purpose, capability string, start func(*sshConn) (*typist, error)) (*typist, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	c, err := t.openSSH(ctx, agent, "make bench: keystrokes", []string{wire.CapExec})
+	c, err := t.openSSH(ctx, agent, purpose, []string{capability})
 	if err != nil {
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, c.Close)
-	ty, err := c.startTypist()
+	ty, err := start(c)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
@@ -204,20 +210,30 @@ func (t *technician) openTypist(ctx context.Context, agent string) (*typist, err
 	return ty, nil
 }
 
-func (c *sshConn) startTypist() (*typist, error) {
+// terminalSession opens a session channel on c with an 80x24 terminal,
+// echoing (echo 1) or not (0), and a typist on its stdin and stdout.
+func (c *sshConn) terminalSession(echo uint32) (*typist, *ssh.Session, error) {
 	sess, err := c.cl.NewSession()
 	if err != nil {
-		return nil, fmt.Errorf("open session channel: %w", err)
+		return nil, nil, fmt.Errorf("open session channel: %w", err)
 	}
 	ty := &typist{c: c}
 	if ty.in, err = sess.StdinPipe(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ty.out, err = sess.StdoutPipe(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 0}); err != nil {
-		return nil, fmt.Errorf("request a terminal: %w", err)
+	if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: echo}); err != nil {
+		return nil, nil, fmt.Errorf("request a terminal: %w", err)
+	}
+	return ty, sess, nil
+}
+
+func (c *sshConn) startTypist() (*typist, error) {
+	ty, sess, err := c.terminalSession(0)
+	if err != nil {
+		return nil, err
 	}
 	if err := sess.Start(typistCommand); err != nil {
 		return nil, fmt.Errorf("start %q: %w", typistCommand, err)
