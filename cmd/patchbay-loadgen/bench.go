@@ -524,19 +524,26 @@ func waitRelay(ctx context.Context, c *child, dataDir, server, logPath string, f
 	return fmt.Errorf("relay not answering /healthz within 30 s; see %s", logPath)
 }
 
+// adminClient is an API client, named name, with a fresh admin token valid
+// for ttl from patchbay-server admin-token, for the relay whose data is in
+// dataDir and that answers at server with the CA of fingerprint fp.
+func adminClient(ctx context.Context, serverBin, dataDir, server, fp, name, ttl string) (*client.Client, error) {
+	out, err := exec.CommandContext(ctx, serverBin, "admin-token", "--data", dataDir, "--name", name, "--ttl", ttl).Output()
+	if err != nil {
+		return nil, fmt.Errorf("patchbay-server admin-token: %w", err)
+	}
+	cfg, err := client.Login(ctx, server, strings.TrimSpace(string(out)), fp)
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg)
+}
+
 // enroll enrolls count agents after the first have cached ones, through an
 // admin token, the API client and one enrollment token, and rewrites the
 // identities file.
 func (b *bench) enroll(ctx context.Context, have, count int) error {
-	out, err := exec.CommandContext(ctx, b.o.serverBin, "admin-token", "--data", b.dataDir, "--name", "loadgen-bench", "--ttl", "1h").Output()
-	if err != nil {
-		return fmt.Errorf("patchbay-server admin-token: %w", err)
-	}
-	cfg, err := client.Login(ctx, b.server, strings.TrimSpace(string(out)), b.fp)
-	if err != nil {
-		return err
-	}
-	cl, err := client.New(cfg)
+	cl, err := adminClient(ctx, b.o.serverBin, b.dataDir, b.server, b.fp, "loadgen-bench", "1h")
 	if err != nil {
 		return err
 	}

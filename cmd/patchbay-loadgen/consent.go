@@ -161,15 +161,7 @@ func (c *consentBench) setUp(ctx context.Context) error {
 	if err := waitRelay(ctx, c.relay, dataDir, c.server, relayLog, &c.fp, &c.health); err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, c.o.serverBin, "admin-token", "--data", dataDir, "--name", "loadgen-consent", "--ttl", "2h").Output()
-	if err != nil {
-		return fmt.Errorf("patchbay-server admin-token: %w", err)
-	}
-	cfg, err := client.Login(ctx, c.server, strings.TrimSpace(string(out)), c.fp)
-	if err != nil {
-		return err
-	}
-	admin, err := client.New(cfg)
+	admin, err := adminClient(ctx, c.o.serverBin, dataDir, c.server, c.fp, "loadgen-consent", "2h")
 	if err != nil {
 		return err
 	}

@@ -326,22 +326,10 @@ func consoleLarge(ctx context.Context, o benchOptions, r *consoleResults, br *br
 	}
 	step("console: starting %d agents in %d processes", o.agents, o.procs)
 	start := time.Now()
-	for i := range o.procs {
-		from, count := share(o.agents, o.procs, i)
-		p, err := startAgentsProc(o.loadgenBin, b.ids, b.server, fmt.Sprintf("127.0.0.%d", 2+i), from, count, 0,
-			filepath.Join(logDir, fmt.Sprintf("agents-%d.log", i)))
-		if err != nil {
-			return err
-		}
-		b.fleet = append(b.fleet, p)
+	if err := b.startFleet(0); err != nil {
+		return err
 	}
-	check := func() error {
-		if !b.relay.alive() {
-			return fmt.Errorf("relay exited (%v)", b.relay.err)
-		}
-		return b.fleet.check()
-	}
-	samples, reached, err := b.health.waitOnline(ctx, start, o.agents, 200*time.Millisecond, o.connectTimeout, check)
+	samples, reached, err := b.health.waitOnline(ctx, start, o.agents, 200*time.Millisecond, o.connectTimeout, b.fleetCheck)
 	if err != nil {
 		return err
 	}
@@ -349,15 +337,7 @@ func consoleLarge(ctx context.Context, o benchOptions, r *consoleResults, br *br
 		r.note("Only %d of %d agents were online %v after the start; the Fleet screen was measured with them.", maxOnline(samples), o.agents, o.connectTimeout)
 	}
 	step("  %d online after %.1f s", maxOnline(samples), time.Since(start).Seconds())
-	tok, err := exec.CommandContext(ctx, o.serverBin, "admin-token", "--data", b.dataDir, "--name", "loadgen-console", "--ttl", "1h").Output()
-	if err != nil {
-		return fmt.Errorf("patchbay-server admin-token: %w", err)
-	}
-	cfg, err := client.Login(ctx, b.server, strings.TrimSpace(string(tok)), b.fp)
-	if err != nil {
-		return err
-	}
-	admin, err := client.New(cfg)
+	admin, err := adminClient(ctx, o.serverBin, b.dataDir, b.server, b.fp, "loadgen-console", "1h")
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -69,15 +68,7 @@ func (j jobResult) median() (elapsed, cpu time.Duration, ok bool, idleRSS, peakR
 // at once) on 10,000 agents and then on all of them: on each target a first
 // job and then warmJobs more.
 func (b *bench) measureJobs(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, b.o.serverBin, "admin-token", "--data", b.dataDir, "--name", "loadgen-jobs", "--ttl", "1h").Output()
-	if err != nil {
-		return fmt.Errorf("patchbay-server admin-token: %w", err)
-	}
-	cfg, err := client.Login(ctx, b.server, strings.TrimSpace(string(out)), b.fp)
-	if err != nil {
-		return err
-	}
-	cl, err := client.New(cfg)
+	cl, err := adminClient(ctx, b.o.serverBin, b.dataDir, b.server, b.fp, "loadgen-jobs", "1h")
 	if err != nil {
 		return err
 	}

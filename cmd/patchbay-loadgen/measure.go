@@ -12,6 +12,36 @@ import (
 	"time"
 )
 
+// startFleet starts --agents simulated agents in --procs processes, each
+// from its own source address and logging to agents-N.log in b.logDir;
+// with startRate > 0 they start that many agents a second between them.
+func (b *bench) startFleet(startRate int) error {
+	o := b.o
+	for i := range o.procs {
+		from, count := share(o.agents, o.procs, i)
+		source := fmt.Sprintf("127.0.0.%d", 2+i)
+		logPath := filepath.Join(b.logDir, fmt.Sprintf("agents-%d.log", i))
+		rate := 0
+		if startRate > 0 {
+			rate = max(1, startRate*count/o.agents) // this process's share
+		}
+		p, err := startAgentsProc(o.loadgenBin, b.ids, b.server, source, from, count, rate, logPath)
+		if err != nil {
+			return err
+		}
+		b.fleet = append(b.fleet, p)
+	}
+	return nil
+}
+
+// fleetCheck fails when the relay or an agents process has exited.
+func (b *bench) fleetCheck() error {
+	if !b.relay.alive() {
+		return fmt.Errorf("relay exited (%v)", b.relay.err)
+	}
+	return b.fleet.check()
+}
+
 // measureFleet runs steps 3 to 5: cold connect, idle, restart; then stops
 // the fleet and the relay.
 func (b *bench) measureFleet(ctx context.Context) error {
@@ -34,27 +64,10 @@ func (b *bench) measureFleet(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	for i := range o.procs {
-		from, count := share(o.agents, o.procs, i)
-		source := fmt.Sprintf("127.0.0.%d", 2+i)
-		logPath := filepath.Join(b.logDir, fmt.Sprintf("agents-%d.log", i))
-		rate := 0
-		if o.startRate > 0 {
-			rate = max(1, o.startRate*count/o.agents) // this process's share
-		}
-		p, err := startAgentsProc(o.loadgenBin, b.ids, b.server, source, from, count, rate, logPath)
-		if err != nil {
-			return err
-		}
-		b.fleet = append(b.fleet, p)
+	if err := b.startFleet(o.startRate); err != nil {
+		return err
 	}
-	check := func() error {
-		if !b.relay.alive() {
-			return fmt.Errorf("relay exited (%v)", b.relay.err)
-		}
-		return b.fleet.check()
-	}
-	samples, reached, err := b.health.waitOnline(ctx, start, o.agents, 100*time.Millisecond, o.connectTimeout, check)
+	samples, reached, err := b.health.waitOnline(ctx, start, o.agents, 100*time.Millisecond, o.connectTimeout, b.fleetCheck)
 	if err != nil {
 		return fmt.Errorf("cold connect: %w", err)
 	}
@@ -131,7 +144,7 @@ func (b *bench) measureFleet(ctx context.Context) error {
 	}
 	restarted := time.Now()
 	var atUp report // the agents' counts when the new relay first answered
-	samples, reached, err = b.health.waitOnlineUp(ctx, restarted, o.agents, 100*time.Millisecond, o.reconnectTimeout, check,
+	samples, reached, err = b.health.waitOnlineUp(ctx, restarted, o.agents, 100*time.Millisecond, o.reconnectTimeout, b.fleetCheck,
 		func() { atUp = b.fleet.sum() })
 	if err != nil {
 		return fmt.Errorf("reconnect: %w", err)
