@@ -185,7 +185,7 @@ func (l *Limiter) Failed(source, user string, now time.Time) (first bool) {
 	if user != "" {
 		u := l.users[user]
 		if u == nil {
-			l.evict(len(l.users), func() { l.dropAnyUser() })
+			makeRoom(l.users, l.cfg.MaxEntries)
 			u = &userState{bucket: bucket{at: now}}
 			l.users[user] = u
 		}
@@ -208,7 +208,7 @@ func (l *Limiter) Succeeded(source, user string, now time.Time) {
 	defer l.mu.Unlock()
 	u := l.users[user]
 	if u == nil {
-		l.evict(len(l.users), func() { l.dropAnyUser() })
+		makeRoom(l.users, l.cfg.MaxEntries)
 		u = &userState{bucket: bucket{at: now}}
 		l.users[user] = u
 	}
@@ -259,7 +259,7 @@ func (l *Limiter) Flush(now time.Time) []Summary {
 func (l *Limiter) source(src string, now time.Time) *sourceState {
 	s := l.sources[src]
 	if s == nil {
-		l.evict(len(l.sources), func() { l.dropAnySource() })
+		makeRoom(l.sources, l.cfg.MaxEntries)
 		s = &sourceState{bucket: bucket{at: now}, sum: Summary{Source: src}}
 		l.sources[src] = s
 	}
@@ -277,25 +277,15 @@ func (l *Limiter) note(s *sourceState, user string, now time.Time) {
 	}
 }
 
-// evict makes room for one more entry when n reached MaxEntries, dropping
-// an arbitrary one (map order is random: O(1), and an attacker cannot aim
-// the eviction at a chosen entry).
-func (l *Limiter) evict(n int, drop func()) {
-	if n >= l.cfg.MaxEntries {
-		drop()
-	}
-}
-
-func (l *Limiter) dropAnySource() {
-	for src := range l.sources {
-		delete(l.sources, src)
+// makeRoom makes room in m for one more entry when it holds limit,
+// dropping an arbitrary one (map order is random: O(1), and an attacker
+// cannot aim the eviction at a chosen entry).
+func makeRoom[V any](m map[string]V, limit int) {
+	if len(m) < limit {
 		return
 	}
-}
-
-func (l *Limiter) dropAnyUser() {
-	for name := range l.users {
-		delete(l.users, name)
+	for k := range m {
+		delete(m, k)
 		return
 	}
 }
