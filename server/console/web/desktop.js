@@ -7,9 +7,8 @@
 // vendor/novnc) speaks RFB over that channel, which it takes for a
 // WebSocket. "View only" asks for the desktop-view capability: the agent
 // then drops all input, whatever the page sends.
-import * as api from './api.js';
 import { el } from './dom.js';
-import { openSession, statusLine, stylesheet } from './session.js';
+import { onConnect, openSession, reasonInput, refuseWithoutTechnician, statusLine, stylesheet } from './session.js';
 
 let novnc = null; // a promise of the RFB class, loaded once per page
 
@@ -61,13 +60,8 @@ class Channel {
 
 export function mount(main, params) {
   const agent = params.get('agent') || '';
-  if (!api.can('technician')) {
-    main.append(el('section', { class: 'card', id: 'desktop-screen' }, el('h1', {}, 'Desktop'),
-      el('p', { class: 'error' }, 'Desktop sessions need the technician role.')));
-    return () => {};
-  }
-  const reason = el('input', { id: 'desk-reason', size: 60, maxlength: 1024, required: true,
-    placeholder: 'why (the user at the machine is shown it; kept in the audit log)' });
+  if (refuseWithoutTechnician(main, 'desktop-screen', 'Desktop')) return () => {};
+  const reason = reasonInput('desk-reason');
   const viewOnly = el('input', { type: 'checkbox', id: 'desk-view-only' });
   const submit = el('button', { type: 'submit', id: 'desk-connect' }, 'Connect');
   const line = statusLine('desk-status', 'desk-countdown');
@@ -132,46 +126,33 @@ export function mount(main, params) {
     password.value = '';
   });
 
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const why = reason.value.trim();
-    if (!why) { line.show('idle', 'A reason is required: the user at the machine is shown it.'); reason.focus(); return; }
-    submit.disabled = true;
-    reason.disabled = true;
-    viewOnly.disabled = true;
+  onConnect(form, reason, [submit, reason, viewOnly], line, async (why) => {
     let ready = false;
-    try {
-      line.show('starting', 'Starting the VNC client…');
-      const RFB = await load();
-      sess = await openSession({
-        agent, reason: why, capabilities: viewOnly.checked ? 'desktop-view' : 'desktop', line, gone: () => gone,
-        start: (client, base) => {
-          approved = line.status.textContent.replace(/\.$/, '');
-          line.show('approved', `${approved}; asking for the desktop…`);
-          const handle = client.desktop({
-            ...base,
-            ready: (info) => { ready = true; openDesktop(RFB, info); },
-            output: (b) => { if (channel) channel.deliver(b); },
-          });
-          channel = new Channel(handle);
-          return handle;
-        },
-        closed: (msg) => {
-          if (channel) channel.ended(msg);
-          line.show(ready ? 'ended' : 'failed', msg);
-          screen.dataset.state = 'ended';
-          screen.hidden = true; // noVNC took its canvas away
-          mode.hidden = true;
-          cad.hidden = true;
-          leave.hidden = true;
-        },
-      });
-    } catch (err) {
-      line.show('failed', err.message);
-      submit.disabled = false;
-      reason.disabled = false;
-      viewOnly.disabled = false;
-    }
+    line.show('starting', 'Starting the VNC client…');
+    const RFB = await load();
+    sess = await openSession({
+      agent, reason: why, capabilities: viewOnly.checked ? 'desktop-view' : 'desktop', line, gone: () => gone,
+      start: (client, base) => {
+        approved = line.status.textContent.replace(/\.$/, '');
+        line.show('approved', `${approved}; asking for the desktop…`);
+        const handle = client.desktop({
+          ...base,
+          ready: (info) => { ready = true; openDesktop(RFB, info); },
+          output: (b) => { if (channel) channel.deliver(b); },
+        });
+        channel = new Channel(handle);
+        return handle;
+      },
+      closed: (msg) => {
+        if (channel) channel.ended(msg);
+        line.show(ready ? 'ended' : 'failed', msg);
+        screen.dataset.state = 'ended';
+        screen.hidden = true; // noVNC took its canvas away
+        mode.hidden = true;
+        cad.hidden = true;
+        leave.hidden = true;
+      },
+    });
   });
   reason.focus();
 

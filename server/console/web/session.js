@@ -1,7 +1,8 @@
 // What the terminal and the desktop screens share: the SSH client in
 // WebAssembly (vendor/webssh.wasm, cmd/patchbay-webssh), the certificate of
-// its key, the session websocket with the relay's status messages, and the
-// status line with the consent countdown.
+// its key, the session websocket with the relay's status messages, the
+// status line with the consent countdown, and the connect form's parts (the
+// technician role check, the Reason field and its submit).
 //
 // The key pair is made by the wasm client, whose private half never leaves
 // it; the relay's user CA certifies the public half for the logged-in
@@ -45,6 +46,41 @@ export function refusal(st) {
   const by = c.by ? ` by ${c.by}${c.backend ? ` (${c.mode} via ${c.backend})` : ''}` : '';
   if (st.state === 'denied') return `The session was refused${by}: ${st.message || 'no reason given'}`;
   return `The session could not start: ${st.message || 'no reason given'}`;
+}
+
+// refuseWithoutTechnician shows, on a session screen (section id, heading
+// title), that its sessions need the technician role, and is true, when the
+// user lacks it.
+export function refuseWithoutTechnician(main, id, title) {
+  if (api.can('technician')) return false;
+  main.append(el('section', { class: 'card', id }, el('h1', {}, title),
+    el('p', { class: 'error' }, `${title} sessions need the technician role.`)));
+  return true;
+}
+
+// reasonInput is a session screen's Reason field.
+export function reasonInput(id) {
+  return el('input', { id, size: 60, maxlength: 1024, required: true,
+    placeholder: 'why (the user at the machine is shown it; kept in the audit log)' });
+}
+
+// onConnect handles a session screen's connect form: on submit it asks for
+// a reason (the user at the machine is shown it), disables inputs while
+// connect(reason) runs and, if that fails, shows why on line and enables
+// them again.
+export function onConnect(form, reason, inputs, line, connect) {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const why = reason.value.trim();
+    if (!why) { line.show('idle', 'A reason is required: the user at the machine is shown it.'); reason.focus(); return; }
+    for (const i of inputs) i.disabled = true;
+    try {
+      await connect(why);
+    } catch (err) {
+      line.show('failed', err.message);
+      for (const i of inputs) i.disabled = false;
+    }
+  });
 }
 
 // statusLine is a screen's status paragraph (data-state: idle, starting,

@@ -2,9 +2,8 @@
 // session.js runs the SSH client (our Go code in WebAssembly) over the
 // session websocket, with the consent countdown; xterm.js renders the
 // terminal.
-import * as api from './api.js';
 import { el } from './dom.js';
-import { openSession, statusLine, stylesheet } from './session.js';
+import { onConnect, openSession, reasonInput, refuseWithoutTechnician, statusLine, stylesheet } from './session.js';
 
 let xterm = null; // a promise of {Terminal, FitAddon}, loaded once per page
 
@@ -41,13 +40,8 @@ function adoptStyles(root) {
 
 export function mount(main, params) {
   const agent = params.get('agent') || '';
-  if (!api.can('technician')) {
-    main.append(el('section', { class: 'card', id: 'terminal-screen' }, el('h1', {}, 'Terminal'),
-      el('p', { class: 'error' }, 'Terminal sessions need the technician role.')));
-    return () => {};
-  }
-  const reason = el('input', { id: 'term-reason', size: 60, maxlength: 1024, required: true,
-    placeholder: 'why (the user at the machine is shown it; kept in the audit log)' });
+  if (refuseWithoutTechnician(main, 'terminal-screen', 'Terminal')) return () => {};
+  const reason = reasonInput('term-reason');
   const submit = el('button', { type: 'submit', id: 'term-connect' }, 'Connect');
   const line = statusLine('term-status', 'term-countdown');
   const box = el('div', { id: 'terminal', class: 'terminal', hidden: true });
@@ -82,28 +76,17 @@ export function mount(main, params) {
     return ssh;
   }
 
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const why = reason.value.trim();
-    if (!why) { line.show('idle', 'A reason is required: the user at the machine is shown it.'); reason.focus(); return; }
-    submit.disabled = true;
-    reason.disabled = true;
-    try {
-      line.show('starting', 'Starting the SSH client…');
-      const lib = await load();
-      sess = await openSession({
-        agent, reason: why, capabilities: 'shell', line, gone: () => gone,
-        start: (client, base) => openTerminal(lib, client, base),
-        closed: (msg) => {
-          line.show('ended', msg);
-          box.dataset.state = 'ended';
-        },
-      });
-    } catch (err) {
-      line.show('failed', err.message);
-      submit.disabled = false;
-      reason.disabled = false;
-    }
+  onConnect(form, reason, [submit, reason], line, async (why) => {
+    line.show('starting', 'Starting the SSH client…');
+    const lib = await load();
+    sess = await openSession({
+      agent, reason: why, capabilities: 'shell', line, gone: () => gone,
+      start: (client, base) => openTerminal(lib, client, base),
+      closed: (msg) => {
+        line.show('ended', msg);
+        box.dataset.state = 'ended';
+      },
+    });
   });
   reason.focus();
 
