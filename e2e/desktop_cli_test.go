@@ -62,19 +62,6 @@ func (d *desktopCLI) rfb(t *testing.T) *rfbclient.Conn {
 	return c
 }
 
-// xPointer is the X pointer position on display, "x:N y:N".
-func xPointer(t *testing.T, display string) string {
-	t.Helper()
-	cmd := exec.Command("xdotool", "getmouselocation")
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
-	out, err := cmd.Output()
-	f := strings.Fields(string(out))
-	if err != nil || len(f) < 2 {
-		t.Fatalf("xdotool getmouselocation: %v %q", err, out)
-	}
-	return f[0] + " " + f[1]
-}
-
 // movePointer sends a PointerEvent and waits until the server has handled
 // what was sent before the update it then asks for.
 func movePointer(t *testing.T, c *rfbclient.Conn, x, y int) {
@@ -120,7 +107,7 @@ func TestDesktopCLI(t *testing.T) {
 		t.Fatalf("pixel (10,10) = #%06x (%v), want #3366cc", p, err)
 	}
 	movePointer(t, c, 100, 200)
-	if got := xPointer(t, display); got != "x:100 y:200" {
+	if got := rfbtest.Pointer(t, display); got != "x:100 y:200" {
 		t.Errorf("pointer at %q after a PointerEvent to 100,200 in a desktop session", got)
 	}
 	c.Close()
@@ -143,9 +130,9 @@ func TestDesktopCLI(t *testing.T) {
 	if p, err := vc.WaitPixel(10, 10, 0x3366cc, 15*time.Second); err != nil || p != 0x3366cc {
 		t.Fatalf("view only: pixel (10,10) = #%06x (%v), want #3366cc", p, err)
 	}
-	before := xPointer(t, display)
+	before := rfbtest.Pointer(t, display)
 	movePointer(t, vc, 300, 500)
-	if got := xPointer(t, display); got != before {
+	if got := rfbtest.Pointer(t, display); got != before {
 		t.Errorf("view only: the pointer moved from %q to %q", before, got)
 	}
 	asked, _ := os.ReadFile(f.asked)

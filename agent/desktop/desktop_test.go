@@ -96,22 +96,6 @@ func TestX11VNCServesTheDisplayWithAOneTimePassword(t *testing.T) {
 	}
 }
 
-// mouse is the pointer position on display, as xdotool reads it.
-func mouse(t *testing.T, display string) string {
-	t.Helper()
-	cmd := exec.Command("xdotool", "getmouselocation")
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("xdotool getmouselocation: %v", err)
-	}
-	f := strings.Fields(string(out))
-	if len(f) < 2 {
-		t.Fatalf("xdotool getmouselocation: %q", out)
-	}
-	return f[0] + " " + f[1]
-}
-
 // pointTo sends a pointer event and waits until x11vnc has handled it (it
 // reads client messages in order: the update answers the request behind it).
 func pointTo(t *testing.T, c *rfbclient.Conn, x, y int) {
@@ -142,13 +126,13 @@ func TestX11VNCViewOnlyIgnoresThePointer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := mouse(t, display)
+		before := rfbtest.Pointer(t, display)
 		x, y := 100, 200
 		if viewOnly {
 			x, y = 300, 500
 		}
 		pointTo(t, c, x, y)
-		after := mouse(t, display)
+		after := rfbtest.Pointer(t, display)
 		want := "x:" + strconv.Itoa(x) + " y:" + strconv.Itoa(y)
 		if !viewOnly && after != want {
 			t.Errorf("control: pointer at %q after a PointerEvent to %s", after, want)

@@ -5,8 +5,6 @@ package sshd
 import (
 	"errors"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,22 +59,6 @@ func TestDesktopRefusedWithoutTheCapability(t *testing.T) {
 	}
 }
 
-// pointer is where the X pointer is, "x:N y:N" (xdotool).
-func pointer(t *testing.T, display string) string {
-	t.Helper()
-	cmd := exec.Command("xdotool", "getmouselocation")
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("xdotool getmouselocation: %v", err)
-	}
-	f := strings.Fields(string(out))
-	if len(f) < 2 {
-		t.Fatalf("xdotool getmouselocation: %q", out)
-	}
-	return f[0] + " " + f[1]
-}
-
 // TestDesktopThroughSSH runs x11vnc without -viewonly in both sessions: in
 // the desktop-view one only sshd's filter keeps the pointer still.
 func TestDesktopThroughSSH(t *testing.T) {
@@ -124,7 +106,7 @@ func TestDesktopThroughSSH(t *testing.T) {
 			if rc.Width != 1024 || rc.Height != 768 {
 				t.Errorf("framebuffer %dx%d", rc.Width, rc.Height)
 			}
-			before := pointer(t, display)
+			before := rfbtest.Pointer(t, display)
 			if err := rc.Pointer(0, tc.x, tc.y); err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +118,7 @@ func TestDesktopThroughSSH(t *testing.T) {
 			if _, err := rc.ReadUpdate(); err != nil {
 				t.Fatal(err)
 			}
-			after := pointer(t, display)
+			after := rfbtest.Pointer(t, display)
 			want := "x:" + strconv.Itoa(tc.x) + " y:" + strconv.Itoa(tc.y)
 			if tc.moves && after != want {
 				t.Errorf("pointer at %q, want %q", after, want)
