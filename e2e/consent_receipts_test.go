@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,29 +277,6 @@ func TestTechnicianSeesTheWaitAndTheReason(t *testing.T) {
 	}
 }
 
-// startRelayWith starts a relay like StartRelay, with more serve flags.
-func startRelayWith(t *testing.T, extra ...string) *Relay {
-	t.Helper()
-	r := &Relay{Dir: filepath.Join(t.TempDir(), "relay"), Addr: freePort(t), Heartbeat: "1s", t: t}
-	r.URL = "https://" + r.Addr
-	r.proc = startProc(t, "relay", nil, append([]string{bin("patchbay-server"), "serve", "--data", r.Dir, "--listen", r.Addr,
-		"--heartbeat", r.Heartbeat, "--log-level", "debug", "--log-format", "json"}, extra...)...)
-	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	waitFor(t, 20*time.Second, "relay to answer /healthz", func() bool {
-		if r.proc.exited() {
-			t.Fatalf("relay exited:\n%s", r.proc.log.String())
-		}
-		resp, err := hc.Get(r.URL + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	r.FP = strings.TrimSpace(run(t, nil, bin("patchbay-server"), "fingerprint", "--data", r.Dir))
-	return r
-}
-
 // A reason is required: the CLI names the flag, OpenSSH through patchbay
 // proxy names the variable, and the relay refuses an empty one unless it
 // was started with --allow-empty-reason.
@@ -327,7 +302,7 @@ func TestReasonRequiredUnlessTheRelayAllowsNone(t *testing.T) {
 		t.Errorf("a request without a reason reached the consent backend:\n%s", asked)
 	}
 
-	r := startRelayWith(t, "--allow-empty-reason")
+	r := StartRelayArgs(t, "--allow-empty-reason")
 	admin := r.Login(r.AdminToken())
 	agent := r.Enroll(admin.Token())
 	agent.StartWith("--consent-mode", "unattended")

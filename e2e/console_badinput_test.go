@@ -31,7 +31,7 @@ import (
 // 403/401 and a message, and changes nothing.
 func TestConsoleBadInput(t *testing.T) {
 	const idle = 2 * time.Second
-	r := startRelayArgs(t, "--console-idle-timeout", idle.String())
+	r := StartRelayArgs(t, "--console-idle-timeout", idle.String())
 	adminToken := r.AdminToken()
 	admin := r.Login(adminToken)
 	good := newSigner(t, "secops@example.com")
@@ -189,29 +189,6 @@ func TestConsoleBadInput(t *testing.T) {
 
 	echo.roundTrip("still here\n")
 	echo.close()
-}
-
-// startRelayArgs starts a relay like StartRelay, with more serve flags.
-func startRelayArgs(t *testing.T, args ...string) *Relay {
-	t.Helper()
-	r := &Relay{Dir: filepath.Join(t.TempDir(), "relay"), Addr: freePort(t), Heartbeat: "1s", t: t}
-	r.URL = "https://" + r.Addr
-	r.proc = startProc(t, "relay", nil, append([]string{bin("patchbay-server"), "serve", "--data", r.Dir, "--listen", r.Addr,
-		"--heartbeat", r.Heartbeat, "--log-level", "debug", "--log-format", "json"}, args...)...)
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	waitFor(t, 20*time.Second, "relay to answer /healthz", func() bool {
-		if r.proc.exited() {
-			t.Fatalf("relay exited:\n%s", r.proc.log.String())
-		}
-		resp, err := client.Get(r.URL + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	r.FP = strings.TrimSpace(run(t, nil, bin("patchbay-server"), "fingerprint", "--data", r.Dir))
-	return r
 }
 
 // consoleClient speaks to the relay as the console's page does: cookie,

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,40 +153,20 @@ func TestConsole(t *testing.T) {
 	})
 
 	t.Run("missing or ended cookie gets 401, forged Origin 403", func(t *testing.T) {
-		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		cc := newConsoleClient(t, r)
 		cookie := adminPage.cookie(t, r.URL)
-		call := func(method, path, cookie, origin, csrf string) (int, string) {
-			t.Helper()
-			req, _ := http.NewRequest(method, r.URL+path, nil)
-			if cookie != "" {
-				req.AddCookie(&http.Cookie{Name: "__Host-patchbay_session", Value: cookie})
-			}
-			if origin != "" {
-				req.Header.Set("Origin", origin)
-			}
-			if csrf != "" {
-				req.Header.Set("X-CSRF-Token", csrf)
-			}
-			resp, err := hc.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(b)
-		}
-		if s, b := call("GET", "/v1/agents", "", "", ""); s != 401 {
+		if s, b := cc.call("GET", "/v1/agents", "", "", "", ""); s != 401 {
 			t.Errorf("no cookie: %d %s, want 401", s, b)
 		}
-		if s, b := call("GET", "/v1/agents", "pbs_made-up", r.URL, ""); s != 401 || !strings.Contains(b, "log in again") {
+		if s, b := cc.call("GET", "/v1/agents", "pbs_made-up", r.URL, "", ""); s != 401 || !strings.Contains(b, "log in again") {
 			t.Errorf("unknown cookie: %d %s, want 401", s, b)
 		}
-		if s, b := call("GET", "/v1/agents", cookie, r.URL, ""); s != 200 {
+		if s, b := cc.call("GET", "/v1/agents", cookie, r.URL, "", ""); s != 200 {
 			t.Fatalf("the page's own cookie: %d %s, want 200", s, b)
 		}
 		csrf := adminPage.str(t, `fetch('/console/session').then(r => r.json()).then(s => s.csrf)`)
 		for _, c := range []struct{ method, path string }{{"GET", "/v1/agents"}, {"GET", "/console/events"}, {"POST", "/v1/api-tokens"}, {"POST", "/console/logout"}} {
-			if s, b := call(c.method, c.path, cookie, "https://evil.example", csrf); s != 403 || !strings.Contains(b, "Origin") {
+			if s, b := cc.call(c.method, c.path, cookie, "https://evil.example", csrf, ""); s != 403 || !strings.Contains(b, "Origin") {
 				t.Errorf("%s %s from a forged Origin: %d %s, want 403 naming the Origin", c.method, c.path, s, b)
 			}
 		}
@@ -201,7 +179,7 @@ func TestConsole(t *testing.T) {
 		p.run(t, chromedp.Click("#logout"))
 		p.waitJS(t, "the login form", `document.querySelector('#login-form') !== null`)
 		p.screenshot(t, "logged-out")
-		if s, b := call("GET", "/v1/agents", old, r.URL, ""); s != 401 || !strings.Contains(b, "log in again") {
+		if s, b := cc.call("GET", "/v1/agents", old, r.URL, "", ""); s != 401 || !strings.Contains(b, "log in again") {
 			t.Errorf("logged-out cookie: %d %s, want 401", s, b)
 		}
 		if out := admin.Run("audit", "list"); !strings.Contains(out, "console.logout") {

@@ -158,6 +158,7 @@ func (p *proc) exited() bool {
 type Relay struct {
 	Dir, Addr, URL, FP string
 	Heartbeat          string
+	Args               []string // more serve flags, on every (re)start
 	proc               *proc
 	t                  *testing.T
 }
@@ -175,7 +176,13 @@ func freePort(t *testing.T) string {
 // StartRelay starts a relay on a random loopback port with a 1 s heartbeat.
 func StartRelay(t *testing.T) *Relay {
 	t.Helper()
-	r := &Relay{Dir: filepath.Join(t.TempDir(), "relay"), Addr: freePort(t), Heartbeat: "1s", t: t}
+	return StartRelayArgs(t)
+}
+
+// StartRelayArgs starts a relay like StartRelay, with more serve flags.
+func StartRelayArgs(t *testing.T, args ...string) *Relay {
+	t.Helper()
+	r := &Relay{Dir: filepath.Join(t.TempDir(), "relay"), Addr: freePort(t), Heartbeat: "1s", Args: args, t: t}
 	r.URL = "https://" + r.Addr
 	r.Start()
 	out := run(t, nil, bin("patchbay-server"), "fingerprint", "--data", r.Dir)
@@ -188,8 +195,8 @@ func StartRelay(t *testing.T) *Relay {
 func (r *Relay) Start() {
 	t := r.t
 	t.Helper()
-	r.proc = startProc(t, "relay", nil, bin("patchbay-server"), "serve", "--data", r.Dir, "--listen", r.Addr,
-		"--heartbeat", r.Heartbeat, "--log-level", "debug", "--log-format", "json")
+	r.proc = startProc(t, "relay", nil, append([]string{bin("patchbay-server"), "serve", "--data", r.Dir, "--listen", r.Addr,
+		"--heartbeat", r.Heartbeat, "--log-level", "debug", "--log-format", "json"}, r.Args...)...)
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	waitFor(t, 20*time.Second, "relay to answer /healthz", func() bool {
 		if r.proc.exited() {
