@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -201,6 +202,33 @@ func TestConsole(t *testing.T) {
 			t.Error("the page reloaded")
 		}
 		adminPage.screenshot(t, "fleet-offline")
+	})
+
+	// Last, since it edits the relay's database behind its back.
+	t.Run("the audit chain verifies in the page, and an edited record does not", func(t *testing.T) {
+		verify := func() (class, text string) {
+			adminPage.goTo(t, "#/audit", `document.querySelector('#audit-screen')?.dataset.loaded === 'true'`)
+			adminPage.run(t, chromedp.Click("#audit-verify"))
+			adminPage.waitJS(t, "the verification", `document.querySelector('#audit-verified').dataset.done === 'true'`)
+			return adminPage.str(t, `document.querySelector('#audit-verified').className`),
+				adminPage.str(t, `document.querySelector('#audit-verified').textContent`)
+		}
+		if class, text := verify(); class != "ok" || !strings.Contains(text, "The whole chain verifies") {
+			t.Fatalf("intact chain: %s %q", class, text)
+		}
+		adminPage.screenshot(t, "audit-verified")
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(r.Dir, "patchbay.db")+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`UPDATE audit_log SET actor = 'nobody' WHERE seq = 2`); err != nil {
+			t.Fatal(err)
+		}
+		if class, text := verify(); class != "error" || !strings.Contains(text, "audit record 2: hash does not match") {
+			t.Fatalf("edited chain: %s %q; want record 2 named", class, text)
+		}
+		adminPage.screenshot(t, "audit-tampered")
 	})
 }
 

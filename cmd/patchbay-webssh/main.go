@@ -27,6 +27,9 @@
 //	    bytes and the handle's write(Uint8Array) sends the VNC client's.
 //	    A refusal (the agent's message) or the end comes to closed(message).
 //	    The handle has receive, write and close(message).
+//	auditVerifier() verifier
+//	    checks the relay's audit chain in the page (audit.go): add(page
+//	    JSON), finish(headSeq, headHash), count().
 package main
 
 import (
@@ -63,6 +66,7 @@ func main() {
 		}
 		return startDesktop(signer, args[0])
 	}))
+	api.Set("auditVerifier", js.FuncOf(func(js.Value, []js.Value) any { return newAuditVerifier() }))
 	js.Global().Set("patchbayWebSSH", api)
 	select {} // serve the page for as long as it lives
 }

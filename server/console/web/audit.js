@@ -1,9 +1,12 @@
 // Audit: the newest records of the relay's hash chain, filtered here by
 // actor, action, agent and time; the chain's head, and a check that each
-// loaded record links to the one before it. The full check (every hash
-// recomputed, the head signed by the CA) is the CLI's: patchbay audit verify.
+// loaded record links to the one before it. "Verify the whole chain" reads
+// every record and recomputes every hash in the page, with the Go verifier
+// of patchbay audit verify compiled to WebAssembly (cmd/patchbay-webssh);
+// the CLI also checks consent receipts against the CA pinned at login.
 import * as api from './api.js';
 import { el } from './dom.js';
+import { loadClient } from './session.js';
 
 const WINDOW = 1000; // newest records loaded
 
@@ -33,8 +36,11 @@ export function mount(main, params) {
   const head = el('p', { id: 'audit-head' }, 'Reading the chain head…');
   const tbody = el('tbody', { id: 'audit' });
   const error = el('p', { class: 'error', role: 'alert', hidden: true });
+  const verifyButton = el('button', { type: 'button', id: 'audit-verify' }, 'Verify the whole chain');
+  const verified = el('span', { id: 'audit-verified', role: 'status' });
   main.append(el('section', { id: 'audit-screen' }, el('h1', {}, 'Audit log'), head,
-    el('p', { class: 'hint' }, 'Verify the whole chain against the relay\'s CA in the CLI: ', el('code', {}, 'patchbay audit verify')),
+    el('div', { class: 'toolbar' }, verifyButton, verified),
+    el('p', { class: 'hint' }, 'Consent receipts are also checked against the CA by the CLI: ', el('code', {}, 'patchbay audit verify')),
     filters, error,
     el('table', { class: 'grid' }, el('thead', {}, el('tr', {}, ['Seq', 'Time', 'Actor', 'Action', 'Target', 'Detail'].map((h) => el('th', {}, h)))), tbody)));
 
@@ -49,6 +55,51 @@ export function mount(main, params) {
     if (!shown.length) tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: 6 }, 'No record matches.')));
   }
   filters.addEventListener('input', render);
+  verifyButton.addEventListener('click', async () => {
+    verifyButton.disabled = true;
+    delete verified.dataset.done;
+    verified.className = '';
+    verified.textContent = 'Verifying…';
+    try {
+      const v = (await loadClient()).auditVerifier();
+      let after = 0;
+      let problem = '';
+      for (;;) { // every page, as patchbay audit verify reads them
+        const res = await api.request('GET', `/v1/audit?after=${after}&limit=1000`);
+        const text = await res.text();
+        problem = v.add(text);
+        const page = JSON.parse(text);
+        if (problem || page.length === 0) break;
+        after = page[page.length - 1].seq;
+        verified.textContent = `Verifying… ${v.count()} records`;
+      }
+      if (!problem) {
+        const h = await api.getJSON('/v1/audit/head');
+        while (after < h.seq && !problem) { // records appended while reading
+          const page = await (await api.request('GET', `/v1/audit?after=${after}&limit=1000`)).text();
+          const recs = JSON.parse(page).filter((r) => r.seq <= h.seq);
+          if (!recs.length) break;
+          problem = v.add(JSON.stringify(recs));
+          after = recs[recs.length - 1].seq;
+        }
+        problem = problem || v.finish(h.seq, h.hash);
+        if (!problem) {
+          verified.className = 'ok';
+          verified.textContent = `The whole chain verifies: ${v.count()} records, every hash recomputed here, ending at the relay's head (record ${h.seq}).`;
+        }
+      }
+      if (problem) {
+        verified.className = 'error';
+        verified.textContent = `The chain does not verify: ${problem}`;
+      }
+    } catch (err) {
+      verified.className = 'error';
+      verified.textContent = `Could not verify: ${err.message}`;
+    } finally {
+      verifyButton.disabled = false;
+      verified.dataset.done = 'true';
+    }
+  });
   filters.addEventListener('submit', (e) => e.preventDefault());
 
   (async () => {
