@@ -21,18 +21,36 @@ function load() {
 }
 
 // adoptStyles applies the <style> elements xterm.js adds to its element
-// (the page's CSP blocks inline <style>) as constructed style sheets.
+// (the page's CSP blocks inline <style>) as constructed style sheets. It
+// reacts only to changes of those <style> elements: xterm.js rewrites rows
+// on every keystroke, and re-adopting the sheets each time made the browser
+// recompute the whole page's styles after every key.
 function adoptStyles(root) {
   const base = [...document.adoptedStyleSheets];
+  let sheets = new Map(); // <style> element -> {text, sheet}
   const sync = () => {
-    const sheets = [...root.querySelectorAll('style')].map((s) => {
+    const next = new Map();
+    let changed = false;
+    for (const s of root.querySelectorAll('style')) {
+      const prev = sheets.get(s);
+      if (prev && prev.text === s.textContent) {
+        next.set(s, prev);
+        continue;
+      }
       const sheet = new CSSStyleSheet();
       sheet.replaceSync(s.textContent);
-      return sheet;
-    });
-    document.adoptedStyleSheets = [...base, ...sheets];
+      next.set(s, { text: s.textContent, sheet });
+      changed = true;
+    }
+    if (changed || next.size !== sheets.size) {
+      document.adoptedStyleSheets = [...base, ...[...next.values()].map((v) => v.sheet)];
+    }
+    sheets = next;
   };
-  const obs = new MutationObserver(sync);
+  const isStyle = (n) => n && (n.nodeName === 'STYLE' || (n.parentNode && n.parentNode.nodeName === 'STYLE'));
+  const obs = new MutationObserver((muts) => {
+    if (muts.some((m) => isStyle(m.target) || [...m.addedNodes].some(isStyle) || [...m.removedNodes].some(isStyle))) sync();
+  });
   obs.observe(root, { childList: true, subtree: true, characterData: true });
   sync();
   return () => { obs.disconnect(); document.adoptedStyleSheets = base; };
