@@ -25,7 +25,23 @@ type EnrollToken struct {
 type APIToken struct {
 	ID, Hash, Role, Name            string    // Role: "admin" | "technician" | "viewer"
 	CreatedAt, ExpiresAt, RevokedAt time.Time // ExpiresAt zero = no expiry
+	// UserID is the user who owns the token; "" for a token that belongs to
+	// no user (made by patchbay-server admin-token, or before accounts).
+	UserID string
+	// Kind is KindAPI (for automation), KindSession (minted by a password
+	// login) or KindEnrol (a session that may only enrol TOTP).
+	Kind string
+	// UserName is the owner's name, filled in by LookupAPIToken and
+	// ListAPITokens ("" without an owner).
+	UserName string
 }
+
+// Kinds of API tokens.
+const (
+	KindAPI     = ""
+	KindSession = "session"
+	KindEnrol   = "enrol"
+)
 
 const enrollTokenCols = `id, hash, tags, uses_allowed, uses, expires_at, created_at, created_by, revoked_at`
 
@@ -210,18 +226,34 @@ func isSentinel(err error) bool {
 	return false
 }
 
-const apiTokenCols = `id, hash, role, name, created_at, expires_at, revoked_at`
+const apiTokenCols = `id, hash, role, name, created_at, expires_at, revoked_at, user_id, kind`
 
-func scanAPIToken(sc scanner) (APIToken, error) {
+// apiTokenJoinCols are apiTokenCols of api_tokens t, then its owner's name,
+// role and disabled_at from users u (LEFT JOIN: NULL without an owner).
+const apiTokenJoinCols = `t.id, t.hash, t.role, t.name, t.created_at, t.expires_at, t.revoked_at, t.user_id, t.kind,
+	u.name, u.role, u.disabled_at`
+
+const apiTokenJoin = `api_tokens t LEFT JOIN users u ON u.id = t.user_id`
+
+// tokenOwner is the owner's columns of apiTokenJoinCols.
+type tokenOwner struct {
+	name, role sql.NullString
+	disabled   sql.NullTime
+}
+
+func scanAPITokenJoin(sc scanner) (APIToken, tokenOwner, error) {
 	var (
 		t                         APIToken
+		o                         tokenOwner
 		created, expires, revoked sql.NullTime
 	)
-	if err := sc.Scan(&t.ID, &t.Hash, &t.Role, &t.Name, &created, &expires, &revoked); err != nil {
-		return APIToken{}, err
+	if err := sc.Scan(&t.ID, &t.Hash, &t.Role, &t.Name, &created, &expires, &revoked, &t.UserID, &t.Kind,
+		&o.name, &o.role, &o.disabled); err != nil {
+		return APIToken{}, o, err
 	}
 	t.CreatedAt, t.ExpiresAt, t.RevokedAt = fromNull(created), fromNull(expires), fromNull(revoked)
-	return t, nil
+	t.UserName = o.name.String
+	return t, o, nil
 }
 
 // CreateAPIToken stores a new API token. t.ID must be set (see NewID); a zero CreatedAt
@@ -234,8 +266,8 @@ func (s *Store) CreateAPIToken(ctx context.Context, t APIToken) error {
 		t.CreatedAt = time.Now()
 	}
 	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO api_tokens (`+apiTokenCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.ID, t.Hash, t.Role, t.Name, dbTime(t.CreatedAt), dbTime(t.ExpiresAt), dbTime(t.RevokedAt))
+		`INSERT INTO api_tokens (`+apiTokenCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		t.ID, t.Hash, t.Role, t.Name, dbTime(t.CreatedAt), dbTime(t.ExpiresAt), dbTime(t.RevokedAt), t.UserID, t.Kind)
 	if err != nil {
 		return fmt.Errorf("create api token: %w", err)
 	}
@@ -243,11 +275,13 @@ func (s *Store) CreateAPIToken(ctx context.Context, t APIToken) error {
 }
 
 // LookupAPIToken finds the token whose secret hashes to hash. It returns ErrNotFound
-// for an unknown hash and also for a token revoked or expired at now, so callers cannot
-// tell the cases apart by accident.
+// for an unknown hash and also for a token revoked or expired at now, or owned by a
+// user who is disabled or deleted, so callers cannot tell the cases apart by
+// accident. A user's token has the lower of its own role and the user's current
+// role: demoting a user demotes their tokens at once. One indexed query.
 func (s *Store) LookupAPIToken(ctx context.Context, hash string, now time.Time) (APIToken, error) {
-	t, err := scanAPIToken(s.db.QueryRowContext(ctx,
-		`SELECT `+apiTokenCols+` FROM api_tokens WHERE hash = $1`, hash))
+	t, o, err := scanAPITokenJoin(s.db.QueryRowContext(ctx,
+		`SELECT `+apiTokenJoinCols+` FROM `+apiTokenJoin+` WHERE t.hash = $1`, hash))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return APIToken{}, fmt.Errorf("lookup api token: %w", ErrNotFound)
@@ -257,21 +291,43 @@ func (s *Store) LookupAPIToken(ctx context.Context, hash string, now time.Time) 
 		return APIToken{}, fmt.Errorf("lookup api token: revoked: %w", ErrNotFound)
 	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
 		return APIToken{}, fmt.Errorf("lookup api token: expired: %w", ErrNotFound)
+	case t.UserID != "" && !o.name.Valid:
+		return APIToken{}, fmt.Errorf("lookup api token: its user was deleted: %w", ErrNotFound)
+	case t.UserID != "" && o.disabled.Valid:
+		return APIToken{}, fmt.Errorf("lookup api token: its user %s is disabled: %w", o.name.String, ErrNotFound)
+	}
+	if t.UserID != "" && roleRank(o.role.String) < roleRank(t.Role) {
+		t.Role = o.role.String
 	}
 	return t, nil
 }
 
-// ListAPITokens returns every API token (hashes included), newest first.
+// roleRank orders roles like apiv1.RoleRank (the store does not import the
+// API's types): 0 for an unknown one, which then wins as the lower.
+func roleRank(role string) int {
+	switch role {
+	case "viewer":
+		return 1
+	case "technician":
+		return 2
+	case "admin":
+		return 3
+	}
+	return 0
+}
+
+// ListAPITokens returns every API token (hashes included), newest first, with
+// the name of each one's owner.
 func (s *Store) ListAPITokens(ctx context.Context) ([]APIToken, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+apiTokenCols+` FROM api_tokens ORDER BY created_at DESC, id DESC`)
+		`SELECT `+apiTokenJoinCols+` FROM `+apiTokenJoin+` ORDER BY t.created_at DESC, t.id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list api tokens: %w", err)
 	}
 	defer rows.Close()
 	var out []APIToken
 	for rows.Next() {
-		t, err := scanAPIToken(rows)
+		t, _, err := scanAPITokenJoin(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list api tokens: %w", err)
 		}
