@@ -35,6 +35,9 @@ func RoleRank(role string) int {
 // Error is the body of every non-2xx response.
 type Error struct {
 	Error string `json:"error"`
+	// Code names the error for programs, when it needs telling apart
+	// (ErrCodeTOTPRequired); mostly empty.
+	Code string `json:"code,omitempty"`
 }
 
 // Agent is one enrolled agent.
@@ -113,6 +116,8 @@ type APIToken struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Revoked   bool       `json:"revoked"`
+	User      string     `json:"user,omitempty"` // the owner's name; empty for a token of no user
+	Kind      string     `json:"kind,omitempty"` // "session" for a password login's token; empty for an API token
 }
 
 // Whoami is the answer to POST /v1/login and GET /v1/whoami.
@@ -122,6 +127,7 @@ type Whoami struct {
 	Role          string `json:"role"`
 	CAFingerprint string `json:"ca_fingerprint"`
 	ServerVersion string `json:"server_version,omitempty"`
+	User          string `json:"user,omitempty"` // the token's owner; empty for a token of no user
 }
 
 // AuditHead is the newest audit record's sequence number and hash.

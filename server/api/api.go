@@ -71,6 +71,7 @@ const maxBody = 64 << 10
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/enroll", a.handleEnroll)
 
+	mux.HandleFunc("POST /v1/login/password", a.handlePasswordLogin)
 	mux.Handle("POST /v1/login", a.auth(apiv1.RoleViewer, a.handleLogin))
 	mux.Handle("GET /v1/whoami", a.auth(apiv1.RoleViewer, a.handleWhoami))
 
@@ -89,6 +90,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/audit", a.auth(apiv1.RoleViewer, a.handleAuditList))
 	mux.Handle("GET /v1/audit/head", a.auth(apiv1.RoleViewer, a.handleAuditHead))
 
+	a.registerUsers(mux)
 	a.registerCatalog(mux)
 	a.registerJobs(mux)
 	a.registerSessions(mux)
@@ -108,8 +110,16 @@ type caller struct {
 	tok store.APIToken
 }
 
-// actor is how the caller appears in the audit log.
+// actor is how the caller appears in the audit log: the token's name, role
+// and ID; for a user's session "NAME (ROLE, session ID)", for a user's API
+// token "USER: NAME (ROLE, api token ID)".
 func (c caller) actor() string {
+	switch {
+	case c.tok.UserID != "" && c.tok.Kind != store.KindAPI:
+		return fmt.Sprintf("%s (%s, session %s)", c.tok.UserName, c.tok.Role, shortID(c.tok.ID))
+	case c.tok.UserID != "":
+		return fmt.Sprintf("%s: %s (%s, api token %s)", c.tok.UserName, c.tok.Name, c.tok.Role, shortID(c.tok.ID))
+	}
 	return fmt.Sprintf("%s (%s, api token %s)", c.tok.Name, c.tok.Role, shortID(c.tok.ID))
 }
 
@@ -140,6 +150,10 @@ func (a *API) auth(role string, h handlerFunc) http.Handler {
 		}
 		if err != nil {
 			a.internal(w, r, "look up API token", err)
+			return
+		}
+		if tok.Kind == store.KindEnrol && !enrolOnly[r.URL.Path] {
+			WriteError(w, http.StatusForbidden, "this relay requires two-factor login: enrol TOTP first (patchbay account totp enrol), then log in again")
 			return
 		}
 		if apiv1.RoleRank(tok.Role) < apiv1.RoleRank(role) {
@@ -239,19 +253,29 @@ func HashSecret(secret string) string {
 // MintAPIToken creates an API token and audits it. The relay's admin-token
 // command and POST /v1/api-tokens both use it.
 func MintAPIToken(ctx context.Context, st *store.Store, actor, role, name string, ttl time.Duration, now time.Time) (secret string, tok store.APIToken, err error) {
+	return mintUserToken(ctx, st, actor, "", role, name, ttl, now)
+}
+
+// mintUserToken is MintAPIToken for a token owned by the user with userID
+// ("" for none).
+func mintUserToken(ctx context.Context, st *store.Store, actor, userID, role, name string, ttl time.Duration, now time.Time) (secret string, tok store.APIToken, err error) {
 	if err := checkAPIToken(role, name); err != nil {
 		return "", tok, err
 	}
 	secret, hash := NewSecret(PrefixAPI)
-	tok = store.APIToken{ID: store.NewID(), Hash: hash, Role: role, Name: name, CreatedAt: now}
+	tok = store.APIToken{ID: store.NewID(), Hash: hash, Role: role, Name: name, CreatedAt: now, UserID: userID}
 	if ttl > 0 {
 		tok.ExpiresAt = now.Add(ttl)
 	}
 	if err := st.CreateAPIToken(ctx, tok); err != nil {
 		return "", tok, err
 	}
+	detail := map[string]string{"name": name, "role": role}
+	if userID != "" {
+		detail["user_id"] = userID
+	}
 	_, err = st.AppendAudit(ctx, audit.Record{Time: now, Actor: actor, Action: "api-token.create", Target: tok.ID,
-		Detail: map[string]string{"name": name, "role": role}})
+		Detail: detail})
 	return secret, tok, err
 }
 

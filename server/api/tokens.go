@@ -138,11 +138,14 @@ func (a *API) handleAPITokenCreate(w http.ResponseWriter, r *http.Request, c cal
 		WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	secret, tok, err := MintAPIToken(r.Context(), a.Store, c.actor(), req.Role, req.Name, ttl, a.now())
+	// A person's token belongs to them: it stops when they are disabled, and
+	// never outranks them.
+	secret, tok, err := mintUserToken(r.Context(), a.Store, c.actor(), c.tok.UserID, req.Role, req.Name, ttl, a.now())
 	if err != nil {
 		a.internal(w, r, "create API token", err)
 		return
 	}
+	tok.UserName = c.tok.UserName
 	out := apiTokenJSON(tok)
 	out.Token = secret
 	writeJSON(w, http.StatusCreated, out)
@@ -150,7 +153,7 @@ func (a *API) handleAPITokenCreate(w http.ResponseWriter, r *http.Request, c cal
 
 func apiTokenJSON(t store.APIToken) apiv1.APIToken {
 	return apiv1.APIToken{ID: t.ID, Role: t.Role, Name: t.Name, CreatedAt: t.CreatedAt,
-		ExpiresAt: timePtr(t.ExpiresAt), Revoked: !t.RevokedAt.IsZero()}
+		ExpiresAt: timePtr(t.ExpiresAt), Revoked: !t.RevokedAt.IsZero(), User: t.UserName, Kind: t.Kind}
 }
 
 func (a *API) handleAPITokenList(w http.ResponseWriter, r *http.Request, _ caller) {
@@ -175,8 +178,12 @@ func (a *API) handleLogin(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func (a *API) handleWhoami(w http.ResponseWriter, r *http.Request, c caller) {
-	writeJSON(w, http.StatusOK, apiv1.Whoami{TokenID: c.tok.ID, Name: c.tok.Name, Role: c.tok.Role,
-		CAFingerprint: a.CA.Fingerprint(), ServerVersion: a.Version})
+	writeJSON(w, http.StatusOK, a.whoami(c.tok))
+}
+
+func (a *API) whoami(tok store.APIToken) apiv1.Whoami {
+	return apiv1.Whoami{TokenID: tok.ID, Name: tok.Name, Role: tok.Role, User: tok.UserName,
+		CAFingerprint: a.CA.Fingerprint(), ServerVersion: a.Version}
 }
 
 func (a *API) handleAuditList(w http.ResponseWriter, r *http.Request, _ caller) {
