@@ -111,6 +111,7 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 type APIError struct {
 	Status  int    // HTTP status code
 	Message string // the relay's message (apiv1.Error), verbatim
+	Code    string // the relay's error code (apiv1.Error.Code), mostly empty
 }
 
 // Error returns the relay's message; for 401 it adds how to log in again,
@@ -213,9 +214,9 @@ func (c *Client) connError(err error) error {
 func apiError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var e apiv1.Error
-	msg := ""
+	msg, code := "", ""
 	if json.Unmarshal(body, &e) == nil {
-		msg = strings.TrimSpace(e.Error)
+		msg, code = strings.TrimSpace(e.Error), e.Code
 	}
 	if msg == "" {
 		switch {
@@ -229,7 +230,7 @@ func apiError(resp *http.Response) error {
 			}
 		}
 	}
-	return &APIError{Status: resp.StatusCode, Message: msg}
+	return &APIError{Status: resp.StatusCode, Message: msg, Code: code}
 }
 
 // firstTextLine returns the first line of a plain-text body, cut to 200

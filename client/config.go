@@ -32,6 +32,7 @@ type Config struct {
 	CAFingerprint string `json:"ca_fingerprint"` // sha256:<hex> of CAPEM's DER
 	Name          string `json:"name"`           // the token's name, as the relay reported at login
 	Role          string `json:"role"`           // the token's role, as the relay reported at login
+	User          string `json:"user,omitempty"` // the user logged in with a password; empty for a bare API token
 }
 
 // ConfigPath returns where the CLI config lives: $PATCHBAY_CONFIG if set,

@@ -17,12 +17,23 @@ import (
 )
 
 func (a *app) loginCmd() *cobra.Command {
-	var server, token, fingerprint string
+	var server, token, fingerprint, user string
+	var pwStdin bool
 	cmd := &cobra.Command{
-		Use:   "login --server URL --token TOKEN --ca-fingerprint SHA256",
+		Use:   "login --server URL (--token TOKEN | --user NAME) --ca-fingerprint SHA256",
 		Short: "Log in to a relay and save the credentials",
-		Long: `Log in to a relay with an API token and save the credentials for later
-commands.
+		Long: `Log in to a relay as a user (--user, with a password and a TOTP code) or
+with an API token, and save the credentials for later commands.
+
+With --user NAME the password is prompted on the terminal without echo,
+then, when the user has a TOTP second factor, the code from the
+authenticator app (or a recovery code). Neither is ever taken from the
+command line. For scripts, --password-stdin reads the password from the
+first line of standard input and the code, when one is needed, from the
+next. The relay answers with a session of 12 hours (then log in again);
+wrong passwords and codes are slowed down per address and per user name.
+If the relay requires TOTP and you have none yet, the session can only
+enrol it: run patchbay account totp enrol, then log in again.
 
 The relay's certificate authority is pinned by --ca-fingerprint (printed by
 patchbay-server at start; "sha256:" and 64 hex digits, colons allowed): the
@@ -38,7 +49,8 @@ so a new token can be set with just "patchbay login".
 
 The credentials are written to $PATCHBAY_CONFIG if set, else to the user
 configuration directory (~/.config/patchbay/config.json on Linux), mode 0600.`,
-		Example: `  patchbay login --server https://relay.example.com:8443 --ca-fingerprint sha256:3f1c... --token pbt_...
+		Example: `  patchbay login --server https://relay.example.com:8443 --ca-fingerprint sha256:3f1c... --user dana
+  patchbay login --server https://relay.example.com:8443 --ca-fingerprint sha256:3f1c... --token pbt_...
   pass show patchbay | patchbay login --server relay.example.com:8443 --ca-fingerprint SHA256:3F:1C:... --token -`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,6 +70,15 @@ configuration directory (~/.config/patchbay/config.json on Linux), mode 0600.`,
 			if fingerprint == "" {
 				return usageErrorf(cmd, "--ca-fingerprint is required (the relay prints it at start)")
 			}
+			if user != "" {
+				if token != "" {
+					return usageErrorf(cmd, "--token and --user exclude each other: a user logs in with a password")
+				}
+				return a.loginUser(cmd, server, fingerprint, user, pwStdin)
+			}
+			if pwStdin {
+				return usageErrorf(cmd, "--password-stdin needs --user NAME")
+			}
 			if token == "" || token == "-" {
 				var err error
 				if token, err = a.readToken(); err != nil {
@@ -68,23 +89,64 @@ configuration directory (~/.config/patchbay/config.json on Linux), mode 0600.`,
 			if err != nil {
 				return err
 			}
-			path, err := client.SaveConfig(cfg)
-			if err != nil {
-				return fmt.Errorf("log in: %w", err)
-			}
-			fmt.Fprintf(a.stdout, "Logged in to %s as %s (%s)\n", cfg.Server, clean(cfg.Name), clean(cfg.Role))
-			fmt.Fprintf(a.stderr, "Credentials saved to %s\n", path)
-			if cfg.Role != apiv1.RoleViewer {
-				a.loginSSH(cmd.Context(), cfg)
-			}
-			return nil
+			return a.saveLogin(cmd, cfg, true)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&server, "server", "", "relay URL, e.g. https://relay.example.com:8443 (https:// may be left out)")
 	f.StringVar(&token, "token", "", `API token; "-" or empty reads it from the terminal or standard input`)
 	f.StringVar(&fingerprint, "ca-fingerprint", "", "fingerprint of the relay's CA, sha256:<64 hex digits>")
+	f.StringVar(&user, "user", "", "log in as this user with a password (and TOTP code), prompted without echo")
+	f.BoolVar(&pwStdin, "password-stdin", false, "with --user: read the password, then the code if needed, from standard input, one per line")
 	return cmd
+}
+
+// loginUser is patchbay login --user: password (and code) prompted or read
+// from standard input, never from argv.
+func (a *app) loginUser(cmd *cobra.Command, server, fingerprint, user string, pwStdin bool) error {
+	ctx := cmd.Context()
+	pw, err := a.secret(pwStdin, "Password for "+user)
+	if err != nil {
+		return err
+	}
+	cfg, out, err := client.LoginPassword(ctx, server, fingerprint, user, pw, "")
+	if errors.Is(err, client.ErrCodeRequired) {
+		var code string
+		if code, err = a.code(pwStdin, "Code (authenticator app or recovery code)"); err != nil {
+			return err
+		}
+		cfg, out, err = client.LoginPassword(ctx, server, fingerprint, user, pw, code)
+	}
+	if err != nil {
+		return err
+	}
+	if out.RecoveryCodesLeft != nil {
+		fmt.Fprintf(a.stderr, "patchbay: warning: %s\n", recoveryNote(*out.RecoveryCodesLeft))
+	}
+	if err := a.saveLogin(cmd, cfg, !out.TOTPEnrolRequired); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "Session valid until %s\n", out.ExpiresAt.Local().Format(time.RFC3339))
+	if out.TOTPEnrolRequired {
+		fmt.Fprintln(a.stderr, "This relay requires a TOTP second factor and you have none yet: this session can only enrol one.\n"+
+			"Run patchbay account totp enrol now.")
+	}
+	return nil
+}
+
+// saveLogin saves cfg and reports it; with ssh, a technician also gets an
+// SSH certificate.
+func (a *app) saveLogin(cmd *cobra.Command, cfg client.Config, ssh bool) error {
+	path, err := client.SaveConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("log in: %w", err)
+	}
+	fmt.Fprintf(a.stdout, "Logged in to %s as %s (%s)\n", cfg.Server, clean(cfg.Name), clean(cfg.Role))
+	fmt.Fprintf(a.stderr, "Credentials saved to %s\n", path)
+	if ssh && cfg.Role != apiv1.RoleViewer {
+		a.loginSSH(cmd.Context(), cfg)
+	}
+	return nil
 }
 
 // readToken reads the API token from the terminal without echo, or from the

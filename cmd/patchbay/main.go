@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,7 @@ type app struct {
 	stdout, stderr io.Writer
 	now            func() time.Time
 	logLevel       string
+	lines          *bufio.Reader // stdin read line by line (prompt.go), made at first use
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -139,7 +141,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		a.agentsCmd(), a.tokensCmd(), a.apiTokensCmd(), a.auditCmd(),
 		a.pluginsCmd(), a.scriptsCmd(), a.runCmd(), a.jobsCmd(),
 		a.sshCmd(), a.desktopCmd(), a.proxyCmd(), a.sshConfigCmd(), a.sessionsCmd(),
-		a.consoleCmd())
+		a.consoleCmd(), a.usersCmd(), a.accountCmd())
 	root.AddCommand(a.versionCmd())
 	return root
 }

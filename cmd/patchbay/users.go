@@ -1,0 +1,330 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/patchbay/patchbay/client"
+	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) usersCmd() *cobra.Command {
+	return group("users", "Create and manage the people who log in with a password",
+		`Users are people who log in with a name and a password, and a TOTP code
+from an authenticator app when they have enrolled one (patchbay login
+--user NAME). Managing them needs the admin role. Each user has a role:
+
+  viewer      list agents, read the audit log
+  technician  viewer + sessions and runs
+  admin       technician + tokens, users, revocation
+
+A password login gives a session of 12 hours. API tokens a user creates
+belong to that user: disabling or deleting the user stops them too, and
+they never have a higher role than the user. Passwords are stored as
+argon2id hashes; recovery codes as SHA-256 hashes.
+
+USER below is what "patchbay users list" prints: a name, an ID or a
+unique prefix of an ID.`,
+		`  patchbay users create dana --role technician
+  patchbay users list
+  patchbay users disable dana
+  patchbay users reset dana --totp
+  patchbay users require-totp on`,
+		a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(),
+		a.usersStateCmd("disable", "Disable a user: their sessions and API tokens stop at once",
+			`Disable a user (admin). From their next request on, the relay refuses
+every session and API token of theirs with 401, and they cannot log in.
+"patchbay users enable" undoes it. Audited as user.disable.`),
+		a.usersStateCmd("enable", "Enable a disabled user",
+			`Enable a disabled user (admin): they can log in again, and their API
+tokens that are not expired or revoked work again. Audited as user.enable.`),
+		a.usersDeleteCmd(), a.usersResetCmd(), a.usersRequireTOTPCmd())
+}
+
+func (a *app) usersCreateCmd() *cobra.Command {
+	var role string
+	var stdin bool
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "create NAME --role viewer|technician|admin [--password-stdin]",
+		Short: "Create a user",
+		Long: `Create a user (admin) who logs in with patchbay login --user NAME or the
+web console's password form.
+
+NAME is 1-64 of a-z, 0-9 and . _ @ - (upper case is taken as lower case).
+Without --password-stdin the relay generates a password (20 characters) and
+it is printed on standard output, this once: hand it over safely; the user
+changes it with patchbay account password. With --password-stdin the
+password (at least 12 characters) is read from the first line of standard
+input instead.`,
+		Example: `  patchbay users create dana --role technician
+  pass show patchbay/dana | patchbay users create dana --role viewer --password-stdin`,
+		Args: oneArg("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if apiv1.RoleRank(role) == 0 {
+				return usageErrorf(cmd, "--role %q: want viewer, technician or admin", role)
+			}
+			req := apiv1.UserRequest{Name: args[0], Role: role}
+			if stdin {
+				var err error
+				if req.Password, err = a.stdinLine("password"); err != nil {
+					return err
+				}
+			}
+			return a.withClient(func(c *client.Client) error {
+				u, err := c.CreateUser(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, u)
+				}
+				if u.Password != "" {
+					fmt.Fprintln(a.stdout, u.Password)
+					fmt.Fprintf(a.stderr, "User %s (%s) created, ID %s. The password above is shown only this once.\n",
+						clean(u.Name), clean(u.Role), clean(u.ID))
+				} else {
+					fmt.Fprintf(a.stdout, "User %s (%s) created, ID %s.\n", clean(u.Name), clean(u.Role), clean(u.ID))
+				}
+				cfg := c.Config()
+				fmt.Fprintf(a.stderr, "They log in with:\n  patchbay login --server %s --ca-fingerprint %s --user %s\n",
+					shellQuote(cfg.Server), cfg.CAFingerprint, shellQuote(clean(u.Name)))
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&role, "role", "", "viewer, technician or admin (required)")
+	f.BoolVar(&stdin, "password-stdin", false, "read the password from standard input instead of generating one")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) usersListCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:     "list [-o table|json]",
+		Aliases: []string{"ls"},
+		Short:   "List users",
+		Long: `List users (admin). STATUS is active or disabled; TOTP is on, off or
+pending (enrolled, not confirmed yet); RECOVERY is how many unused recovery
+codes the user has left. Whether the relay requires TOTP for everyone is
+printed on standard error.`,
+		Example: `  patchbay users list
+  patchbay users list -o json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(func(c *client.Client) error {
+				users, err := c.Users(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, users)
+				}
+				if err := writeUsersTable(a.stdout, users); err != nil {
+					return err
+				}
+				if s, err := c.Settings(cmd.Context()); err == nil {
+					fmt.Fprintf(a.stderr, "require-totp: %s\n", onOff(s.RequireTOTP))
+				}
+				return nil
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func writeUsersTable(w io.Writer, users []apiv1.User) error {
+	t := newTable(w, "NAME", "ID", "ROLE", "STATUS", "TOTP", "RECOVERY", "SOURCE", "CREATED")
+	for _, u := range users {
+		status := "active"
+		if u.Disabled {
+			status = "disabled"
+		}
+		rec := "-"
+		if u.TOTP == "on" {
+			rec = fmt.Sprint(u.RecoveryCodesLeft)
+		}
+		t.row(u.Name, u.ID, u.Role, status, u.TOTP, rec, u.Source, fmtTime(u.CreatedAt))
+	}
+	return t.flush()
+}
+
+func (a *app) usersShowCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:     "show USER [-o table|json]",
+		Short:   "Show one user",
+		Long:    `Show one user (admin), named by name, ID or unique ID prefix.`,
+		Example: `  patchbay users show dana`,
+		Args:    oneArg("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client.Client) error {
+				u, err := c.User(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, u)
+				}
+				return writeUsersTable(a.stdout, []apiv1.User{u})
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// usersStateCmd is users disable or users enable.
+func (a *app) usersStateCmd(verb, short, long string) *cobra.Command {
+	return &cobra.Command{
+		Use:     verb + " USER",
+		Short:   short,
+		Long:    long,
+		Example: "  patchbay users " + verb + " dana",
+		Args:    oneArg("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client.Client) error {
+				fn := c.EnableUser
+				if verb == "disable" {
+					fn = c.DisableUser
+				}
+				u, err := fn(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if u.Disabled {
+					fmt.Fprintf(a.stdout, "Disabled user %s: the relay refuses their sessions and API tokens from now on.\n", clean(u.Name))
+				} else {
+					fmt.Fprintf(a.stdout, "Enabled user %s.\n", clean(u.Name))
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) usersDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete USER",
+		Short: "Delete a user and revoke their tokens",
+		Long: `Delete a user (admin) and revoke every session and API token they own.
+Their audit records stay. To keep the account for later, disable it instead.
+Audited as user.delete.`,
+		Example: `  patchbay users delete dana`,
+		Args:    oneArg("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client.Client) error {
+				if err := c.DeleteUser(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "Deleted user %s and revoked their tokens.\n", clean(args[0]))
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) usersResetCmd() *cobra.Command {
+	var totp, stdin bool
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "reset USER [--totp] [--password-stdin]",
+		Short: "Set a new password for a user (and remove their TOTP)",
+		Long: `Give a user a new password (admin) and end their password sessions
+(their API tokens for automation keep working). The relay generates the
+password and it is printed on standard output, this once; with
+--password-stdin it is read from standard input instead.
+
+--totp also removes their TOTP second factor and recovery codes, for a lost
+phone: they enrol again with patchbay account totp enrol (and must, at
+their next login, when the relay requires TOTP). Audited as user.reset.`,
+		Example: `  patchbay users reset dana
+  patchbay users reset dana --totp`,
+		Args: oneArg("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := apiv1.UserResetRequest{ClearTOTP: totp}
+			if stdin {
+				var err error
+				if req.Password, err = a.stdinLine("password"); err != nil {
+					return err
+				}
+			}
+			return a.withClient(func(c *client.Client) error {
+				u, err := c.ResetUser(cmd.Context(), args[0], req)
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, u)
+				}
+				if u.Password != "" {
+					fmt.Fprintln(a.stdout, u.Password)
+					fmt.Fprintf(a.stderr, "New password for %s above, shown only this once.", clean(u.Name))
+				} else {
+					fmt.Fprintf(a.stdout, "New password set for %s.", clean(u.Name))
+				}
+				if totp {
+					fmt.Fprint(a.stderr, " TOTP removed: they enrol again with patchbay account totp enrol.")
+				}
+				fmt.Fprintln(a.stderr)
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&totp, "totp", false, "also remove the user's TOTP second factor and recovery codes")
+	f.BoolVar(&stdin, "password-stdin", false, "read the new password from standard input instead of generating one")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) usersRequireTOTPCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "require-totp on|off",
+		Short: "Require a TOTP second factor of every user",
+		Long: `Require (on) or stop requiring (off) a TOTP second factor for every
+user's password login (admin). While it is on, a user without TOTP can log
+in only to enrol it (patchbay account totp enrol), and nobody can turn
+their TOTP off. Bare API tokens (automation) are not affected. Audited as
+settings.require-totp.`,
+		Example: `  patchbay users require-totp on`,
+		Args:    oneArg("on or off"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var on bool
+			switch args[0] {
+			case "on":
+				on = true
+			case "off":
+			default:
+				return usageErrorf(cmd, "require-totp %q: want on or off", args[0])
+			}
+			return a.withClient(func(c *client.Client) error {
+				s, err := c.SetRequireTOTP(cmd.Context(), on)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "require-totp: %s\n", onOff(s.RequireTOTP))
+				return nil
+			})
+		},
+	}
+}
+
+// recoveryNote says how many recovery codes are left after one was used.
+func recoveryNote(left int) string {
+	if left == 0 {
+		return "that was your last recovery code: enrol TOTP again to get new ones (patchbay account totp disable, then enrol; or ask an admin for patchbay users reset --totp)"
+	}
+	return fmt.Sprintf("recovery code used: %d left", left)
+}
