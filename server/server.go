@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.limiter = authlimit.New(authlimit.Config{})
 	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason, Limiter: s.limiter}
 	s.console = console.New(console.Config{Store: st, Audit: s.api.Audit, Online: h.Online, IdleTimeout: cfg.ConsoleIdleTimeout,
-		Limiter: s.limiter, Log: s.log.With().Str("component", "console").Logger()})
+		Limiter: s.limiter, Password: s.api, Log: s.log.With().Str("component", "console").Logger()})
 	s.api.Browser = s.console
 	s.seen = newSeenWriter(st, s.log, s.console.Events().Changed)
 	s.jobs = jobs.New(st, h, s.api.Audit, ca.Cert, s.log.With().Str("component", "jobs").Logger())

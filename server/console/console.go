@@ -10,9 +10,10 @@
 //
 //   - Getting in (POST /console/login): a one-time link from `patchbay
 //     console` (secret in the URL fragment, valid LinkTTL, stored hashed,
-//     usable once) or an API token typed into the form. Each login method is
-//     a Method; passwords with TOTP and OIDC (the accounts issue) are more
-//     Methods.
+//     usable once), an API token typed into the form, or a user's name,
+//     password and TOTP code (checked by api.API.PasswordLogin, throttled
+//     per source and user name like POST /v1/login/password). Each login
+//     method is a Method; OIDC will be another.
 //   - Sessions: cookie __Host-patchbay_session (Secure, HttpOnly,
 //     SameSite=Strict, Path=/), stored hashed in the store (so a relay restart
 //     or another relay keeps it), ended after IdleTimeout without a request
@@ -62,6 +63,8 @@ type Config struct {
 	Online func(id string) bool
 	// Limiter counts failed logins and throttles their sources (nil: none).
 	Limiter *authlimit.Limiter
+	// Password checks user logins (nil: the login page takes no passwords).
+	Password PasswordLogin
 	Log     zerolog.Logger
 
 	IdleTimeout time.Duration // a session unused this long ends
@@ -106,6 +109,9 @@ func New(cfg Config) *Console {
 	c.methods = map[string]Method{}
 	for _, m := range []Method{linkMethod{c}, tokenMethod{c}} {
 		c.methods[m.Name()] = m
+	}
+	if cfg.Password != nil {
+		c.methods["password"] = passwordMethod{c}
 	}
 	return c
 }

@@ -51,7 +51,7 @@ func newRelay(t *testing.T) *relay {
 	r := &relay{t: t, st: st, clock: &clock{t: time.Now().UTC()}, tokens: map[string]string{}}
 	a := &api.API{Store: st, Log: zerolog.Nop(), Now: r.clock.now}
 	r.con = console.New(console.Config{Store: st, Audit: a.Audit, Online: func(string) bool { return false },
-		Log: zerolog.Nop(), Now: r.clock.now})
+		Password: a, Log: zerolog.Nop(), Now: r.clock.now})
 	a.Browser = r.con
 	streams, stop := context.WithCancel(ctx)
 	mux := http.NewServeMux()
@@ -160,7 +160,7 @@ func TestLinkIsOneTimeAndShortLived(t *testing.T) {
 	want(t, "a made-up link", r.do("POST", "/console/login", "", `{"method":"link","secret":"pbl_x"}`, "Origin", r.origin()), 401, "unknown")
 	want(t, "a login from another origin", r.do("POST", "/console/login", "", `{"method":"token","secret":"x"}`, "Origin", "https://evil.example"), 403, "Origin")
 	want(t, "a login without Origin", r.do("POST", "/console/login", "", `{"method":"token","secret":"x"}`), 403, "Origin")
-	want(t, "an unknown method", r.do("POST", "/console/login", "", `{"method":"password","secret":"x"}`, "Origin", r.origin()), 400, "want link or token")
+	want(t, "an unknown method", r.do("POST", "/console/login", "", `{"method":"oidc","secret":"x"}`, "Origin", r.origin()), 400, "want link, token or password")
 	want(t, "a wrong token", r.do("POST", "/console/login", "", `{"method":"token","secret":"pbt_nope"}`, "Origin", r.origin()), 401, "unknown, expired or revoked")
 	want(t, "an oversized login", r.do("POST", "/console/login", "", `{"method":"token","secret":"`+strings.Repeat("a", 8000)+`"}`, "Origin", r.origin()), 400, "login request")
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/authlimit"
 	"github.com/patchbay/patchbay/server/store"
@@ -47,8 +48,10 @@ const maxLoginBody = 4 << 10
 
 // LoginRequest is the body of POST /console/login.
 type LoginRequest struct {
-	Method string `json:"method"` // "link" or "token"
-	Secret string `json:"secret"` // the link's secret or the API token
+	Method string `json:"method"`         // "link", "token" or "password"
+	Secret string `json:"secret"`         // the link's secret, the API token or the password
+	User   string `json:"user,omitempty"` // password: the user name
+	Code   string `json:"code,omitempty"` // password: a TOTP or recovery code, when the user has TOTP
 }
 
 // SessionInfo answers POST /console/login and GET /console/session.
@@ -62,13 +65,37 @@ type SessionInfo struct {
 }
 
 // A Method turns what a person presents at the login page into the API
-// token whose identity and role the browser session gets. The accounts
-// issue adds passwords with TOTP and OIDC as further methods.
+// token whose identity and role the browser session gets: a one-time link,
+// an API token, or a user's password and TOTP code (OIDC will be another).
 type Method interface {
 	Name() string
 	// Check returns the token's hash, or a Refusal (the message the person
-	// is shown), or another error when the relay failed.
-	Check(ctx context.Context, secret string) (tokenHash string, err error)
+	// is shown; counted as a failed sign-in), a *Denied (answered with its
+	// status, not counted), or another error when the relay failed.
+	Check(ctx context.Context, in Attempt) (tokenHash string, err error)
+}
+
+// Attempt is what was presented at the login page.
+type Attempt struct {
+	Secret, User, Code string
+	Remote             string // the client's address
+}
+
+// Denied is a login refused for a reason other than a wrong credential
+// (a code is still needed; TOTP must be enrolled first): answered with
+// Status and Code (apiv1.Error.Code), not counted as a failure.
+type Denied struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (d *Denied) Error() string { return d.Message }
+
+// PasswordLogin checks a user's password and code and mints their session
+// token (api.API implements it).
+type PasswordLogin interface {
+	PasswordLogin(ctx context.Context, in api.PasswordAttempt) (secret string, tok store.APIToken, recoveryLeft int, err error)
 }
 
 // Refusal is a login refused for what was presented (answered 401).
@@ -80,8 +107,8 @@ type linkMethod struct{ c *Console }
 
 func (linkMethod) Name() string { return "link" }
 
-func (m linkMethod) Check(ctx context.Context, secret string) (string, error) {
-	l, err := m.c.cfg.Store.ConsumeConsoleLink(ctx, api.HashSecret(secret), m.c.now())
+func (m linkMethod) Check(ctx context.Context, in Attempt) (string, error) {
+	l, err := m.c.cfg.Store.ConsumeConsoleLink(ctx, api.HashSecret(in.Secret), m.c.now())
 	if errors.Is(err, store.ErrNotFound) {
 		return "", Refusal(fmt.Sprintf("this login link is unknown, already used or expired (links last %v): run patchbay console again", m.c.cfg.LinkTTL))
 	}
@@ -95,8 +122,32 @@ type tokenMethod struct{ c *Console }
 
 func (tokenMethod) Name() string { return "token" }
 
-func (m tokenMethod) Check(_ context.Context, secret string) (string, error) {
-	return api.HashSecret(secret), nil // looked up, like the link's token, by login
+func (m tokenMethod) Check(_ context.Context, in Attempt) (string, error) {
+	return api.HashSecret(in.Secret), nil // looked up, like the link's token, by login
+}
+
+// passwordMethod logs a user in with their password and, when they have
+// one, a TOTP or recovery code, through the same check as POST
+// /v1/login/password; the session is then a 12-hour session token of the
+// user's. A user who must still enrol TOTP is sent to the CLI.
+type passwordMethod struct{ c *Console }
+
+func (passwordMethod) Name() string { return "password" }
+
+func (m passwordMethod) Check(ctx context.Context, in Attempt) (string, error) {
+	_, tok, _, err := m.c.cfg.Password.PasswordLogin(ctx, api.PasswordAttempt{User: in.User, Password: in.Secret,
+		Code: in.Code, Remote: in.Remote, Via: "console"})
+	switch {
+	case errors.Is(err, api.ErrLoginRefused):
+		return "", Refusal(err.Error())
+	case errors.Is(err, api.ErrCodeRequired):
+		return "", &Denied{Status: http.StatusUnauthorized, Code: apiv1.ErrCodeTOTPRequired, Message: err.Error()}
+	case errors.Is(err, api.ErrEnrolRequired):
+		return "", &Denied{Status: http.StatusForbidden, Message: err.Error()}
+	case err != nil:
+		return "", err
+	}
+	return tok.Hash, nil
 }
 
 // CreateLink stores a one-time link for the API token with tokenHash.
@@ -240,13 +291,21 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	m, ok := c.methods[req.Method]
 	if !ok || req.Secret == "" {
-		c.refuse(w, r, http.StatusBadRequest, fmt.Sprintf("login request: method %q with a secret: want link or token", req.Method))
+		c.refuse(w, r, http.StatusBadRequest, fmt.Sprintf("login request: method %q with a secret: want link, token or password", req.Method))
 		return
+	}
+	// Failures are counted per source, and for passwords per user name too.
+	user := ""
+	if m.Name() == "password" {
+		if user = api.NormUserName(req.User); user == "" {
+			c.refuse(w, r, http.StatusBadRequest, "login request: a password needs a user name")
+			return
+		}
 	}
 	ctx, now := r.Context(), c.now()
 	src := authlimit.SourceOf(r.RemoteAddr)
 	if c.cfg.Limiter != nil {
-		if th := c.cfg.Limiter.Allow(src, "", now); th != nil {
+		if th := c.cfg.Limiter.Allow(src, user, now); th != nil {
 			w.Header().Set("Retry-After", strconv.Itoa(int(th.RetryAfter.Seconds())))
 			api.WriteError(w, http.StatusTooManyRequests, "%s", th.Error()) // counted, not logged: a flood stays out of the log
 			return
@@ -257,16 +316,24 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 	failed := func() {
 		if c.cfg.Limiter == nil {
 			c.cfg.Log.Info().Str("source", src).Str("method", m.Name()).Msg("failed console login")
-		} else if c.cfg.Limiter.Failed(src, "", now) {
-			c.cfg.Log.Warn().Str("source", src).Str("method", m.Name()).
+		} else if c.cfg.Limiter.Failed(src, user, now) {
+			c.cfg.Log.Warn().Str("source", src).Str("user", user).Str("method", m.Name()).
 				Msg("failed console login (further failures from this source are counted in the audit log, not logged)")
 		}
 	}
-	tokenHash, err := m.Check(ctx, req.Secret)
+	tokenHash, err := m.Check(ctx, Attempt{Secret: req.Secret, User: req.User, Code: req.Code, Remote: r.RemoteAddr})
 	var refusal Refusal
 	if errors.As(err, &refusal) {
 		failed()
 		api.WriteError(w, http.StatusUnauthorized, "%s", string(refusal))
+		return
+	}
+	var denied *Denied
+	if errors.As(err, &denied) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(denied.Status)
+		json.NewEncoder(w).Encode(apiv1.Error{Error: denied.Message, Code: denied.Code})
 		return
 	}
 	if err != nil {
@@ -282,6 +349,9 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		c.internal(w, r, "log in", err)
 		return
+	}
+	if c.cfg.Limiter != nil {
+		c.cfg.Limiter.Succeeded(src, user, now)
 	}
 	secret, hash := api.NewSecret(prefixSession)
 	cs := store.ConsoleSession{Hash: hash, ID: store.NewID(), TokenHash: tokenHash, Method: m.Name(),

@@ -24,11 +24,15 @@ export class ApiError extends Error {
 
 async function errorOf(resp) {
   let msg = `${resp.status} ${resp.statusText}`;
+  let code = '';
   try {
     const body = await resp.json();
     if (body && typeof body.error === 'string') msg = body.error;
+    if (body && typeof body.code === 'string') code = body.code;
   } catch { /* not JSON: keep the status line */ }
-  return new ApiError(resp.status, msg);
+  const err = new ApiError(resp.status, msg);
+  err.code = code; // e.g. 'totp_required'
+  return err;
 }
 
 // request calls the relay and returns the Response; non-2xx throws ApiError.
@@ -69,12 +73,13 @@ export async function loadSession() {
   return session;
 }
 
-// login exchanges a one-time link's secret or an API token for a session.
-export async function login(method, secret) {
+// login exchanges a one-time link's secret, an API token, or (method
+// 'password') a password with extra {user, code} for a session.
+export async function login(method, secret, extra = {}) {
   const resp = await fetch('/console/login', {
     method: 'POST', credentials: 'same-origin', cache: 'no-store',
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify({ method, secret }),
+    body: JSON.stringify({ method, secret, ...extra }),
   });
   if (!resp.ok) throw await errorOf(resp);
   session = await resp.json();

@@ -1,19 +1,51 @@
 // The login screen: a one-time link (patchbay console) logs in by itself;
-// this form takes an API token. Password and single sign-on methods (the
-// accounts issue) add forms here that call api.login with their method.
+// people log in with their user name, password and, when they have TOTP,
+// the code from their authenticator app (or a recovery code); an API token
+// can be pasted instead. OIDC will add a button here.
 import * as api from './api.js';
 import { el } from './dom.js';
 
 export function mount(main, { onLogin }) {
-  const token = el('input', { type: 'password', id: 'login-token', name: 'token', autocomplete: 'off',
-    placeholder: 'pbt_…', required: true, size: 48 });
   const msg = el('p', { class: 'error', id: 'login-error', role: 'alert', hidden: true });
-  const form = el('form', { id: 'login-form', class: 'card login' },
+  const fail = (err) => {
+    msg.textContent = err.message;
+    msg.hidden = false;
+  };
+
+  const user = el('input', { type: 'text', id: 'login-user', name: 'username', autocomplete: 'username',
+    required: true, size: 32, autocapitalize: 'none', spellcheck: 'false' });
+  const password = el('input', { type: 'password', id: 'login-password', name: 'password',
+    autocomplete: 'current-password', required: true, size: 32 });
+  const code = el('input', { type: 'text', id: 'login-code', name: 'code', autocomplete: 'one-time-code',
+    inputmode: 'numeric', size: 20, placeholder: '123456' });
+  const pwForm = el('form', { id: 'login-password-form', class: 'card login' },
     el('h1', {}, 'Log in to Patchbay'),
-    el('p', {}, 'Run ', el('code', {}, 'patchbay console'), ' in a terminal where you are logged in: it opens a one-time link here. Or paste an API token:'),
-    el('label', { for: 'login-token' }, 'API token'), token,
+    el('label', { for: 'login-user' }, 'User name'), user,
+    el('label', { for: 'login-password' }, 'Password'), password,
+    el('label', { for: 'login-code' }, 'Code from your authenticator app, or a recovery code (if you use two-factor login)'), code,
     el('button', { type: 'submit' }, 'Log in'),
     msg);
+  pwForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    msg.hidden = true;
+    try {
+      const s = await api.login('password', password.value, { user: user.value.trim(), code: code.value.trim() });
+      password.value = '';
+      code.value = '';
+      onLogin(s);
+    } catch (err) {
+      code.value = '';
+      fail(err);
+      if (err.code === 'totp_required') code.focus();
+    }
+  });
+
+  const token = el('input', { type: 'password', id: 'login-token', name: 'token', autocomplete: 'off',
+    placeholder: 'pbt_…', required: true, size: 48 });
+  const form = el('form', { id: 'login-form', class: 'card login' },
+    el('p', {}, 'Or run ', el('code', {}, 'patchbay console'), ' in a terminal where you are logged in: it opens a one-time link here. Or paste an API token:'),
+    el('label', { for: 'login-token' }, 'API token'), token,
+    el('button', { type: 'submit' }, 'Log in with the token'));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     msg.hidden = true;
@@ -22,11 +54,10 @@ export function mount(main, { onLogin }) {
       token.value = '';
       onLogin(s);
     } catch (err) {
-      msg.textContent = err.message;
-      msg.hidden = false;
+      fail(err);
     }
   });
-  main.append(form);
-  token.focus();
+  main.append(pwForm, form);
+  user.focus();
   return () => {};
 }
