@@ -65,7 +65,7 @@ type Config struct {
 	Limiter *authlimit.Limiter
 	// Password checks user logins (nil: the login page takes no passwords).
 	Password PasswordLogin
-	Log     zerolog.Logger
+	Log      zerolog.Logger
 
 	IdleTimeout time.Duration // a session unused this long ends
 	MaxAge      time.Duration // a session ends this long after login, used or not
