@@ -95,7 +95,7 @@ every record at least once and in order (a record may repeat across a
 reconnect; its seq tells). /healthz reports the lag as audit_forward.`,
 		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com
   patchbay-server serve --syslog tls://siem.example.com:6514 --syslog-ca /etc/patchbay/siem-ca.pem`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logging.Setup(os.Stderr, logLevel, logFormat)
 			if err != nil {
