@@ -2,12 +2,7 @@ package main
 
 import (
 	"bufio"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
-	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/client"
@@ -117,16 +112,19 @@ with ' (use JSON lines for the exact text).
 			}
 			return a.withClient(func(c *client.Client) error {
 				bw := bufio.NewWriterSize(a.stdout, 64<<10)
-				w := newAuditWriter(bw, format)
+				w, err := audit.NewExporter(bw, format)
+				if err != nil {
+					return err
+				}
 				var first, last int64
 				n, err := c.EachAudit(cmd.Context(), f, after, func(r audit.Record) error {
 					if first == 0 {
 						first = r.Seq
 					}
 					last = r.Seq
-					return w.write(r)
+					return w.Write(r)
 				})
-				if ferr := w.flush(); err == nil {
+				if ferr := w.Flush(); err == nil {
 					err = ferr
 				}
 				if ferr := bw.Flush(); err == nil && ferr != nil {
@@ -150,70 +148,3 @@ with ' (use JSON lines for the exact text).
 	return cmd
 }
 
-// auditWriter writes records as CSV or JSON lines.
-type auditWriter struct {
-	jsonl  *json.Encoder
-	csv    *csv.Writer
-	header bool
-}
-
-func newAuditWriter(w io.Writer, format string) *auditWriter {
-	if format == "csv" {
-		return &auditWriter{csv: csv.NewWriter(w)}
-	}
-	return &auditWriter{jsonl: json.NewEncoder(w)}
-}
-
-func (w *auditWriter) write(r audit.Record) error {
-	if w.jsonl != nil {
-		if err := w.jsonl.Encode(r); err != nil {
-			return fmt.Errorf("write the export: %w", err)
-		}
-		return nil
-	}
-	if !w.header {
-		w.header = true
-		if err := w.csv.Write([]string{"seq", "time", "actor", "action", "target", "detail", "prev_hash", "hash"}); err != nil {
-			return fmt.Errorf("write the export: %w", err)
-		}
-	}
-	detail := "{}"
-	if len(r.Detail) > 0 {
-		b, err := json.Marshal(r.Detail)
-		if err != nil {
-			return fmt.Errorf("encode record %d: %w", r.Seq, err)
-		}
-		detail = string(b)
-	}
-	row := []string{strconv.FormatInt(r.Seq, 10), r.Time.UTC().Format(time.RFC3339Nano),
-		csvText(r.Actor), csvText(r.Action), csvText(r.Target), csvText(detail), r.PrevHash, r.Hash}
-	if err := w.csv.Write(row); err != nil {
-		return fmt.Errorf("write the export: %w", err)
-	}
-	return nil
-}
-
-func (w *auditWriter) flush() error {
-	if w.csv == nil {
-		return nil
-	}
-	if !w.header { // an empty export still names its columns
-		w.header = true
-		_ = w.csv.Write([]string{"seq", "time", "actor", "action", "target", "detail", "prev_hash", "hash"})
-	}
-	w.csv.Flush()
-	if err := w.csv.Error(); err != nil {
-		return fmt.Errorf("write the export: %w", err)
-	}
-	return nil
-}
-
-// csvText keeps a spreadsheet from running a cell as a formula (OWASP's
-// advice on CSV injection): text starting with = + - @ or a tab or carriage
-// return gets a leading '.
-func csvText(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
-}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/patchbay/patchbay/server/audit"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -26,6 +27,11 @@ import (
 //	               hostname, as for /v1/agents/{id}
 //	since=TIME     recorded at or after TIME (RFC 3339)
 //	until=TIME     recorded before TIME (RFC 3339)
+//
+// GET /v1/audit/export?format=csv|jsonl takes the same filters (not
+// after/before/limit/order) and streams every matching record, oldest
+// first, up to the head when it began, as a download: the console's Export
+// links. The CLI's audit export pages through /v1/audit instead.
 //
 // A bad value is refused with 400 naming the parameter. A site filter comes
 // with sites (issue 15, part 3): site=NAME, and for technicians and viewers
@@ -175,4 +181,65 @@ func (a *API) handleAuditList(w http.ResponseWriter, r *http.Request, _ caller) 
 		return
 	}
 	writeJSON(w, http.StatusOK, recs)
+}
+
+// auditExportPage is how many records the export reads at a time; each page
+// gets exportWriteTime to reach the client (the server's write timeout
+// would otherwise cut a long export).
+const (
+	auditExportPage      = 1000
+	exportWriteTime = 60 * time.Second
+)
+
+func (a *API) handleAuditExport(w http.ResponseWriter, r *http.Request, _ caller) {
+	format := r.URL.Query().Get("format")
+	if format != audit.FormatCSV && format != audit.FormatJSONL {
+		WriteError(w, http.StatusBadRequest, "format: %q: want csv or jsonl", format)
+		return
+	}
+	for _, p := range []string{"after", "before", "limit", "order"} {
+		if r.URL.Query().Has(p) {
+			WriteError(w, http.StatusBadRequest, "%s: not taken by the export, which has every matching record: use GET /v1/audit to page", p)
+			return
+		}
+	}
+	q, ok := a.auditQuery(w, r)
+	if !ok {
+		return
+	}
+	head, _, err := a.Store.AuditHead(r.Context())
+	if err != nil {
+		a.internal(w, r, "read audit head", err)
+		return
+	}
+	q.Before, q.Limit = head+1, auditExportPage
+	ctype := "text/csv; charset=utf-8"
+	if format == audit.FormatJSONL {
+		ctype = "application/jsonl"
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="patchbay-audit-%s.%s"`, a.now().UTC().Format("20060102-150405"), format))
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	ex, _ := audit.NewExporter(w, format)
+	for q.After < head {
+		recs, err := a.Store.QueryAudit(r.Context(), q)
+		if err != nil {
+			// The status is sent: all that is left is to cut the download short.
+			a.Log.Error().Err(err).Msg("audit export: read records")
+			return
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTime))
+		for _, rec := range recs {
+			if err := ex.Write(rec); err != nil {
+				return
+			}
+		}
+		if len(recs) < auditExportPage {
+			break
+		}
+		q.After = recs[len(recs)-1].Seq
+	}
+	_ = ex.Flush()
 }

@@ -94,4 +94,25 @@ func TestAuditFilters(t *testing.T) {
 			t.Errorf("?%s: %d %s; want 400 saying %q", tc.query, code, body, tc.says)
 		}
 	}
+
+	// The export: every match as a download, in either format.
+	rec := do(h, "GET", "/v1/audit/export?format=csv&actor=bob", tok[apiv1.RoleViewer], "")
+	lines := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
+	if rec.Code != 200 || len(lines) != 3 || lines[0] != strings.Join(audit.CSVHeader, ",") || !strings.HasPrefix(lines[1], "5,") ||
+		!strings.Contains(rec.Header().Get("Content-Disposition"), `attachment; filename="patchbay-audit-`) {
+		t.Errorf("csv export: %d %q %v", rec.Code, lines, rec.Header())
+	}
+	rec = do(h, "GET", "/v1/audit/export?format=jsonl", tok[apiv1.RoleViewer], "")
+	if rec.Code != 200 || strings.Count(rec.Body.String(), "\n") != 6 || rec.Header().Get("Content-Type") != "application/jsonl" {
+		t.Errorf("jsonl export: %d %s", rec.Code, rec.Body.String())
+	}
+	for query, says := range map[string]string{"format=xml": "format:", "format=csv&order=desc": "order:", "format=csv&since=x": "since:", "": "format:"} {
+		rec := do(h, "GET", "/v1/audit/export?"+query, tok[apiv1.RoleViewer], "")
+		if rec.Code != 400 || !strings.Contains(rec.Body.String(), says) {
+			t.Errorf("export ?%s: %d %s", query, rec.Code, rec.Body.String())
+		}
+	}
+	if rec := do(h, "GET", "/v1/audit/export?format=csv", "", ""); rec.Code != 401 {
+		t.Errorf("export without a token: %d", rec.Code)
+	}
 }
