@@ -147,4 +147,3 @@ with ' (use JSON lines for the exact text).
 	cmd.Flags().StringVarP(&format, "output", "o", "jsonl", "csv or jsonl")
 	return cmd
 }
-

@@ -187,7 +187,7 @@ func (a *API) handleAuditList(w http.ResponseWriter, r *http.Request, _ caller) 
 // gets exportWriteTime to reach the client (the server's write timeout
 // would otherwise cut a long export).
 const (
-	auditExportPage      = 1000
+	auditExportPage = 1000
 	exportWriteTime = 60 * time.Second
 )
 
