@@ -129,6 +129,27 @@ func consoleScreens(t *testing.T, r *Relay, admin *CLI, p *page, agent *Agent) s
 		p.waitJS(t, "only job.create", `[...document.querySelectorAll('#audit tr[data-seq]')].length > 0 &&
 			[...document.querySelectorAll('#audit tr[data-seq]')].every(tr => tr.innerText.includes('job.create'))`)
 		p.screenshot(t, "audit")
+		// The relay filtered them, and the Export links carry the filters.
+		if got := p.str(t, `document.querySelector('#audit').dataset.filtered`); !strings.Contains(got, "action=job.create") {
+			t.Errorf("the audit rows were not asked of the relay with the filter: %q", got)
+		}
+		csv := p.str(t, `fetch(document.querySelector('#audit-export-csv').href).then(r => r.text())`)
+		if lines := strings.Split(strings.TrimSpace(csv), "\n"); !strings.HasPrefix(lines[0], "seq,time,actor,action") || len(lines) < 2 ||
+			!strings.Contains(lines[1], ",job.create,") || strings.Contains(csv, ",console.login,") {
+			t.Errorf("Export CSV with action job.create:\n%s", csv)
+		}
+		if href := p.str(t, `document.querySelector('#audit-export-jsonl').getAttribute('href')`); href != "/v1/audit/export?action=job.create&format=jsonl" {
+			t.Errorf("Export JSON lines link = %q", href)
+		}
+		// The agent filter takes a hostname, resolved by the relay; a bad
+		// filter shows the relay's message.
+		p.bool(t, `(document.querySelector('#audit-action').value = '') === ''`)
+		p.run(t, chromedp.SendKeys("#audit-agent", "nosuchhost"))
+		p.waitJS(t, "the relay's refusal of an unknown agent", `[...document.querySelectorAll('#audit-screen .error')].some(e => !e.hidden && e.textContent.includes('agent: no agent with ID, ID prefix or hostname'))`)
+		p.bool(t, `(document.querySelector('#audit-agent').value = '') === ''`)
+		p.run(t, chromedp.SendKeys("#audit-agent", agent.ID[:23]))
+		p.waitJS(t, "the records about the agent", `[...document.querySelectorAll('#audit tr[data-seq]')].length > 0 &&
+			[...document.querySelectorAll('#audit tr[data-seq]')].some(tr => tr.innerText.includes('session.approved'))`)
 
 		p.goTo(t, "#/catalog", `document.querySelector('#catalog-screen')?.dataset.loaded === 'true'`)
 		cat := p.str(t, `document.querySelector('#catalog').innerText`)

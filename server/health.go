@@ -72,6 +72,14 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		"status": "ok", "version": s.cfg.Version, "agents_online": s.hub.Count(),
 		"ca_fingerprint": s.ca.Fingerprint(),
 	}
+	if s.auditFwd != nil {
+		// Reported, never a reason to be degraded: a load balancer must not
+		// drop the relay because the syslog receiver is down. The records
+		// wait in the database and are sent when it is back.
+		if st, err := s.auditFwd.Status(r.Context()); err == nil {
+			body["audit_forward"] = st
+		}
+	}
 	code := http.StatusOK
 	if len(reasons) > 0 {
 		body["status"], body["reasons"] = "degraded", reasons

@@ -23,6 +23,7 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/atomicfile"
 	"github.com/patchbay/patchbay/server/api"
+	"github.com/patchbay/patchbay/server/auditfwd"
 	"github.com/patchbay/patchbay/server/authlimit"
 	"github.com/patchbay/patchbay/server/bus"
 	"github.com/patchbay/patchbay/server/console"
@@ -51,7 +52,10 @@ type Config struct {
 	// ConsoleIdleTimeout ends a web console session unused this long
 	// (default console.DefaultIdleTimeout).
 	ConsoleIdleTimeout time.Duration
-	Logger             zerolog.Logger
+	// Syslog, when its URL is set, forwards every audit record to a syslog
+	// receiver (server/auditfwd).
+	Syslog auditfwd.Target
+	Logger zerolog.Logger
 }
 
 // Defaults for Config fields left zero.
@@ -104,6 +108,8 @@ type Server struct {
 	// counts to the audit log once a minute (authaudit.go).
 	limiter   *authlimit.Limiter
 	authAudit authAuditor
+	// auditFwd forwards the audit log to syslog; nil without --syslog.
+	auditFwd *auditfwd.Forwarder
 }
 
 // New initialises the data directory on first run (CA, server certificate,
@@ -168,6 +174,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Info().Int("sessions", n).Msg("ended sessions left open by the previous relay run")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet}
+	if cfg.Syslog.URL != "" {
+		if s.auditFwd, err = auditfwd.New(auditfwd.Config{Target: cfg.Syslog, Store: st, Version: cfg.Version, Log: s.log}); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	s.limiter = authlimit.New(authlimit.Config{})
 	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason, Limiter: s.limiter}
 	s.console = console.New(console.Config{Store: st, Audit: s.api.Audit, Online: h.Online, IdleTimeout: cfg.ConsoleIdleTimeout,
@@ -184,6 +196,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.api.SSH = sshCAs
 	s.jobs.Start()
 	s.startAuthAudit()
+	if s.auditFwd != nil {
+		s.auditFwd.Start()
+	}
 	return s, nil
 }
 
@@ -285,6 +300,9 @@ func (s *Server) Close() error {
 	s.jobs.Close()
 	s.seen.close()
 	s.hub.Close()
+	if s.auditFwd != nil {
+		s.auditFwd.Close()
+	}
 	return s.store.Close()
 }
 

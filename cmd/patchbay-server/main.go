@@ -19,6 +19,7 @@ import (
 	"github.com/patchbay/patchbay/internal/logging"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/server/api"
+	"github.com/patchbay/patchbay/server/auditfwd"
 	"github.com/patchbay/patchbay/server/console"
 	"github.com/spf13/cobra"
 )
@@ -66,6 +67,7 @@ func serveCmd() *cobra.Command {
 		pprofAddr                                   string
 		allowEmptyReason                            bool
 		consoleIdle                                 time.Duration
+		syslog                                      auditfwd.Target
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -77,9 +79,23 @@ certificate for --hostname names (default: localhost, 127.0.0.1, ::1 and this
 machine's hostname) and the database. It logs the CA fingerprint that agents
 and technicians pin (also: patchbay-server fingerprint).
 
-Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /healthz.`,
-		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com`,
-		Args:    cobra.NoArgs,
+Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /healthz.
+
+Audit forwarding: --syslog tls://HOST:PORT sends every audit record, as it
+is written and from the first one on, to a syslog receiver as one RFC 5424
+message (APP-NAME patchbay, MSGID the action, the record's seq, actor,
+target, hash and details as structured data) over TLS with octet-counting
+framing (RFC 5425). The receiver's certificate is checked against
+--syslog-ca (default: the system's CAs); --syslog-cert and --syslog-key
+present a client certificate to receivers that ask for one. tcp://HOST:PORT
+sends the same without encryption (RFC 6587): only on a network you trust.
+The relay never waits for the receiver: records are read from the database
+after a cursor kept there, so an outage or a relay restart is caught up,
+every record at least once and in order (a record may repeat across a
+reconnect; its seq tells). /healthz reports the lag as audit_forward.`,
+		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com
+  patchbay-server serve --syslog tls://siem.example.com:6514 --syslog-ca /etc/patchbay/siem-ca.pem`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logging.Setup(os.Stderr, logLevel, logFormat)
 			if err != nil {
@@ -99,6 +115,7 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 			srv, err := server.New(ctx, server.Config{
 				DataDir: dataDir, DBURL: dbURL, Hostnames: hostnames, Heartbeat: heartbeat, ReconnectRate: reconnectRate,
 				Version: version, Logger: log, AllowEmptyReason: allowEmptyReason, ConsoleIdleTimeout: consoleIdle,
+				Syslog: syslog,
 			})
 			if err != nil {
 				return err
@@ -131,6 +148,10 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 	f.StringVar(&logFormat, "log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	f.StringVar(&pprofAddr, "pprof", os.Getenv("PATCHBAY_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default $PATCHBAY_PPROF; off)")
 	f.DurationVar(&consoleIdle, "console-idle-timeout", console.DefaultIdleTimeout, "end a web console session after this long without a request (at least 1s)")
+	f.StringVar(&syslog.URL, "syslog", "", "forward every audit record to this syslog receiver: tls://HOST:PORT (RFC 5425), or tcp://HOST:PORT unencrypted")
+	f.StringVar(&syslog.CAFile, "syslog-ca", "", "PEM file of the CA(s) that sign the syslog receiver's certificate (default: the system's)")
+	f.StringVar(&syslog.CertFile, "syslog-cert", "", "PEM client certificate for a syslog receiver that requires one (with --syslog-key)")
+	f.StringVar(&syslog.KeyFile, "syslog-key", "", "PEM private key of --syslog-cert")
 	f.BoolVar(&allowEmptyReason, "allow-empty-reason", false, "accept session requests without a reason (by default technicians must give one: the user at the machine is shown it)")
 	return cmd
 }

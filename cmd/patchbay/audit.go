@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,11 +18,15 @@ func (a *app) auditCmd() *cobra.Command {
 	return group("audit", "Read and verify the tamper-evident audit log",
 		`Everything a person does through the relay is recorded in an append-only
 audit log in which each record carries the hash of the one before. "audit
-list" shows records; "audit verify" checks the whole chain on this machine.`,
+list" shows records, filtered by the relay; "audit export" writes every
+matching record as CSV or JSON lines; "audit verify" checks the whole chain on
+this machine.`,
 		`  patchbay audit list
+  patchbay audit list --actor alice --action 'session.*' --since 7d
   patchbay audit list --after 1200 --limit 100 -o json
+  patchbay audit export --since 30d -o csv > audit.csv
   patchbay audit verify`,
-		a.auditListCmd(), a.auditVerifyCmd())
+		a.auditListCmd(), a.auditExportCmd(), a.auditVerifyCmd())
 }
 
 // defaultAuditLimit is how many records audit list shows by default.
@@ -30,20 +36,25 @@ func (a *app) auditListCmd() *cobra.Command {
 	var after int64
 	var limit int
 	var output outputFlag
+	var filters auditFilterFlags
 	cmd := &cobra.Command{
-		Use:     "list [--after SEQ] [--limit N] [-o table|json]",
+		Use:     "list [filters] [--after SEQ] [--limit N] [-o table|json]",
 		Aliases: []string{"ls"},
 		Short:   "Show audit records",
 		Long: `Show audit records in order of their sequence number (viewer role).
 
-Without --after, the newest --limit records are shown; with --after SEQ, the
-first --limit records after SEQ (--after 0 starts at the beginning), so a
-script can follow the log by passing the last SEQ it saw.
+Without --after, the newest --limit matching records are shown; with --after
+SEQ, the first --limit matching records after SEQ (--after 0 starts at the
+beginning), so a script can follow the log by passing the last SEQ it saw.
 
 The table shows SEQ, TIME (UTC), ACTOR, ACTION, TARGET and DETAIL (k=v pairs).
--o json prints the records as the relay serves them, hashes included.`,
+-o json prints the records as the relay serves them, hashes included.
+
+` + auditFilterHelp,
 		Example: `  patchbay audit list
   patchbay audit list --limit 200
+  patchbay audit list --agent pc-042 --since 24h
+  patchbay audit list --actor alice --action session.approved -o json
   patchbay audit list --after 0 --limit 1000 -o json > audit-1.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,29 +64,24 @@ The table shows SEQ, TIME (UTC), ACTOR, ACTION, TARGET and DETAIL (k=v pairs).
 			if after < 0 {
 				return usageErrorf(cmd, "--after %d: want 0 or more", after)
 			}
+			f, err := filters.filter(cmd, a.now())
+			if err != nil {
+				return err
+			}
 			return a.withClient(func(c *client.Client) error {
 				ctx := cmd.Context()
-				if !cmd.Flags().Changed("after") {
-					head, err := c.AuditHead(ctx)
-					if err != nil {
-						return err
-					}
-					after = max(0, head.Seq-int64(limit))
+				var recs []audit.Record
+				var err error
+				switch {
+				case !f.Empty() && !cmd.Flags().Changed("after"):
+					recs, err = newestAudit(ctx, c, f, limit)
+				case !f.Empty():
+					recs, err = auditAfter(ctx, c, f, after, limit)
+				default:
+					recs, err = unfilteredAudit(ctx, c, cmd.Flags().Changed("after"), after, limit)
 				}
-				recs := []audit.Record{}
-				for len(recs) < limit {
-					page, err := c.Audit(ctx, after, min(client.MaxAuditPage, limit-len(recs)))
-					if err != nil {
-						return err
-					}
-					if len(page) == 0 || page[len(page)-1].Seq <= after {
-						break
-					}
-					recs = append(recs, page...)
-					after = page[len(page)-1].Seq
-				}
-				if len(recs) > limit {
-					recs = recs[:limit]
+				if err != nil {
+					return err
 				}
 				if output == formatJSON {
 					return writeJSON(a.stdout, recs)
@@ -91,8 +97,58 @@ The table shows SEQ, TIME (UTC), ACTOR, ACTION, TARGET and DETAIL (k=v pairs).
 	f := cmd.Flags()
 	f.Int64Var(&after, "after", 0, "show records after this sequence number (default: the newest --limit records)")
 	f.IntVar(&limit, "limit", defaultAuditLimit, "how many records to show")
+	filters.add(cmd)
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// newestAudit returns the newest limit records f selects, oldest first.
+func newestAudit(ctx context.Context, c *client.Client, f client.AuditFilter, limit int) ([]audit.Record, error) {
+	recs := []audit.Record{}
+	var before int64
+	for len(recs) < limit {
+		page, err := c.QueryAudit(ctx, f, client.AuditPage{Before: before, Limit: min(client.MaxAuditPage, limit-len(recs)), Newest: true})
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, page...)
+		if len(page) == 0 || page[len(page)-1].Seq <= 1 {
+			break
+		}
+		before = page[len(page)-1].Seq
+	}
+	slices.Reverse(recs)
+	return recs, nil
+}
+
+// auditAfter returns the first limit records f selects after seq after.
+func auditAfter(ctx context.Context, c *client.Client, f client.AuditFilter, after int64, limit int) ([]audit.Record, error) {
+	recs := []audit.Record{}
+	for len(recs) < limit {
+		page, err := c.QueryAudit(ctx, f, client.AuditPage{After: after, Limit: min(client.MaxAuditPage, limit-len(recs))})
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 || page[len(page)-1].Seq <= after {
+			break
+		}
+		recs = append(recs, page...)
+		after = page[len(page)-1].Seq
+	}
+	return recs, nil
+}
+
+// unfilteredAudit returns the first limit records after seq after, or,
+// when hasAfter is false, the newest limit records (found from the head).
+func unfilteredAudit(ctx context.Context, c *client.Client, hasAfter bool, after int64, limit int) ([]audit.Record, error) {
+	if !hasAfter {
+		head, err := c.AuditHead(ctx)
+		if err != nil {
+			return nil, err
+		}
+		after = max(0, head.Seq-int64(limit))
+	}
+	return auditAfter(ctx, c, client.AuditFilter{}, after, limit)
 }
 
 // writeAuditTable writes audit records as a table.

@@ -89,6 +89,7 @@ func (a *API) Register(mux *http.ServeMux) {
 
 	mux.Handle("GET /v1/audit", a.auth(apiv1.RoleViewer, a.handleAuditList))
 	mux.Handle("GET /v1/audit/head", a.auth(apiv1.RoleViewer, a.handleAuditHead))
+	mux.Handle("GET /v1/audit/export", a.auth(apiv1.RoleViewer, a.handleAuditExport))
 
 	a.registerUsers(mux)
 	a.registerCatalog(mux)

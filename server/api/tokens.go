@@ -186,30 +186,6 @@ func (a *API) whoami(tok store.APIToken) apiv1.Whoami {
 		CAFingerprint: a.CA.Fingerprint(), ServerVersion: a.Version}
 }
 
-func (a *API) handleAuditList(w http.ResponseWriter, r *http.Request, _ caller) {
-	q := r.URL.Query()
-	after, err := intParam(q.Get("after"), 0, 0, 1<<62)
-	if err != nil {
-		WriteError(w, http.StatusBadRequest, "after: %v", err)
-		return
-	}
-	limit, err := intParam(q.Get("limit"), 100, 1, 1000)
-	if err != nil {
-		WriteError(w, http.StatusBadRequest, "limit: %v", err)
-		return
-	}
-	recs, err := a.Store.ListAudit(r.Context(), after, int(limit))
-	if err != nil {
-		a.internal(w, r, "list audit records", err)
-		return
-	}
-	if recs == nil {
-		writeJSON(w, http.StatusOK, []struct{}{})
-		return
-	}
-	writeJSON(w, http.StatusOK, recs)
-}
-
 func (a *API) handleAuditHead(w http.ResponseWriter, r *http.Request, _ caller) {
 	seq, hash, err := a.Store.AuditHead(r.Context())
 	if err != nil {

@@ -1,14 +1,19 @@
-// Audit: the newest records of the relay's hash chain, filtered here by
-// actor, action, agent and time; the chain's head, and a check that each
-// loaded record links to the one before it. "Verify the whole chain" reads
-// every record and recomputes every hash in the page, with the Go verifier
-// of patchbay audit verify compiled to WebAssembly (cmd/patchbay-webssh);
-// the CLI also checks consent receipts against the CA pinned at login.
+// Audit: the newest records of the relay's hash chain that match the
+// filters (actor, action, agent, time), filtered by the relay (GET
+// /v1/audit), never in the page; Export links download every match as CSV
+// or JSON lines (GET /v1/audit/export). Above them, the chain's head and a
+// check that the newest records link to each other. "Verify the whole
+// chain" reads every record and recomputes every hash in the page, with the
+// Go verifier of patchbay audit verify compiled to WebAssembly
+// (cmd/patchbay-webssh); the CLI also checks consent receipts against the
+// CA pinned at login.
 import * as api from './api.js';
 import { el } from './dom.js';
 import { loadClient } from './session.js';
 
-const WINDOW = 1000; // newest records loaded
+const WINDOW = 1000; // newest records whose links are checked
+const SHOWN = 500; // matching records shown, newest first
+const DEBOUNCE_MS = 250; // typing pauses this long before the relay is asked
 
 // linked reports the first record (in seq order) whose prev_hash is not the
 // hash of the record before it, or null when the loaded records chain.
@@ -19,20 +24,31 @@ export function brokenLink(recs) {
   return null;
 }
 
-export function matches(r, f) {
-  const has = (s, sub) => !sub || (s || '').toLowerCase().includes(sub.toLowerCase());
-  const t = Date.parse(r.time);
-  return has(r.actor, f.actor) && has(r.action, f.action) &&
-    (!f.agent || has(r.target, f.agent) || Object.values(r.detail || {}).some((v) => has(v, f.agent))) &&
-    (!f.from || t >= Date.parse(f.from)) && (!f.to || t <= Date.parse(f.to));
+// filterQuery turns the form's values into the relay's query parameters:
+// actor (contains, any case), action (exact, or a prefix ending in *),
+// agent (ID, ID prefix or hostname), since and until (RFC 3339). The
+// datetime-local inputs are local minutes: "To 10:30" includes 10:30:59.
+export function filterQuery(f) {
+  const q = new URLSearchParams();
+  for (const k of ['actor', 'action', 'agent']) if (f[k]) q.set(k, f[k]);
+  const at = (v, plusMinute) => {
+    const t = new Date(v);
+    if (Number.isNaN(t.getTime())) return '';
+    if (plusMinute) t.setMinutes(t.getMinutes() + 1);
+    return t.toISOString();
+  };
+  if (f.from && at(f.from, false)) q.set('since', at(f.from, false));
+  if (f.to && at(f.to, true)) q.set('until', at(f.to, true));
+  return q;
 }
 
 export function mount(main, params) {
-  let recs = [];
-  const input = (id, label, type = 'text') => el('label', {}, `${label} `, el('input', { id, type, value: params.get(id.slice(6)) || '', size: type === 'text' ? 16 : undefined }));
+  const input = (id, label, type = 'text', placeholder = '') => el('label', {}, `${label} `, el('input', { id, type, value: params.get(id.slice(6)) || '', size: type === 'text' ? 16 : undefined, placeholder }));
   const filters = el('form', { class: 'toolbar', id: 'audit-filters' },
-    input('audit-actor', 'Actor'), input('audit-action', 'Action'), input('audit-agent', 'Agent'),
+    input('audit-actor', 'Actor'), input('audit-action', 'Action', 'text', 'session.*'), input('audit-agent', 'Agent', 'text', 'hostname or ID'),
     input('audit-from', 'From', 'datetime-local'), input('audit-to', 'To', 'datetime-local'));
+  const exportCSV = el('a', { id: 'audit-export-csv', href: '/v1/audit/export?format=csv', download: '' }, 'Export CSV');
+  const exportJSONL = el('a', { id: 'audit-export-jsonl', href: '/v1/audit/export?format=jsonl', download: '' }, 'Export JSON lines');
   const head = el('p', { id: 'audit-head' }, 'Reading the chain head…');
   const tbody = el('tbody', { id: 'audit' });
   const error = el('p', { class: 'error', role: 'alert', hidden: true });
@@ -41,19 +57,44 @@ export function mount(main, params) {
   main.append(el('section', { id: 'audit-screen' }, el('h1', {}, 'Audit log'), head,
     el('div', { class: 'toolbar' }, verifyButton, verified),
     el('p', { class: 'hint' }, 'Consent receipts are also checked against the CA by the CLI: ', el('code', {}, 'patchbay audit verify')),
-    filters, error,
+    filters, el('div', { class: 'toolbar', id: 'audit-export' }, exportCSV, ' ', exportJSONL,
+      el('span', { class: 'muted' }, ' every matching record, oldest first')), error,
     el('table', { class: 'grid' }, el('thead', {}, el('tr', {}, ['Seq', 'Time', 'Actor', 'Action', 'Target', 'Detail'].map((h) => el('th', {}, h)))), tbody)));
 
   const val = (id) => main.querySelector(`#audit-${id}`).value.trim();
-  function render() {
-    const f = { actor: val('actor'), action: val('action'), agent: val('agent'), from: val('from'), to: val('to') };
-    const shown = recs.filter((r) => matches(r, f)).reverse();
-    tbody.replaceChildren(...shown.slice(0, 500).map((r) => el('tr', { dataset: { seq: String(r.seq) } },
+  let asked = 0; // the newest request; older answers are dropped
+  let timer = null;
+  async function load() {
+    const q = filterQuery({ actor: val('actor'), action: val('action'), agent: val('agent'), from: val('from'), to: val('to') });
+    const mine = ++asked;
+    exportCSV.href = `/v1/audit/export?${new URLSearchParams([...q, ['format', 'csv']])}`;
+    exportJSONL.href = `/v1/audit/export?${new URLSearchParams([...q, ['format', 'jsonl']])}`;
+    q.set('order', 'desc');
+    q.set('limit', String(SHOWN));
+    let shown;
+    try {
+      shown = await api.getJSON(`/v1/audit?${q}`);
+    } catch (err) {
+      if (mine !== asked) return;
+      error.textContent = err.message; // e.g. "agent: no agent with ID, ID prefix or hostname ..."
+      error.hidden = false;
+      tbody.replaceChildren();
+      delete tbody.dataset.filtered;
+      return;
+    }
+    if (mine !== asked) return;
+    error.hidden = true;
+    tbody.replaceChildren(...shown.map((r) => el('tr', { dataset: { seq: String(r.seq) } },
       el('td', {}, String(r.seq)), el('td', { title: r.time }, new Date(r.time).toLocaleString()),
       el('td', {}, r.actor), el('td', {}, el('code', {}, r.action)), el('td', { class: 'id' }, r.target),
       el('td', {}, Object.entries(r.detail || {}).sort().map(([k, v]) => el('div', {}, el('span', { class: 'muted' }, `${k}: `), v))))));
     if (!shown.length) tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: 6 }, 'No record matches.')));
+    tbody.dataset.filtered = q.toString();
   }
+  const render = () => {
+    clearTimeout(timer);
+    timer = setTimeout(load, DEBOUNCE_MS);
+  };
   filters.addEventListener('input', render);
   verifyButton.addEventListener('click', async () => {
     verifyButton.disabled = true;
@@ -105,25 +146,19 @@ export function mount(main, params) {
   (async () => {
     try {
       const h = await api.getJSON('/v1/audit/head');
-      let after = Math.max(0, h.seq - WINDOW);
-      for (;;) {
-        const page = await api.getJSON(`/v1/audit?after=${after}&limit=1000`);
-        recs.push(...page);
-        if (page.length < 1000) break;
-        after = page[page.length - 1].seq;
-      }
+      const recs = (await api.getJSON(`/v1/audit?order=desc&limit=${WINDOW}`)).reverse();
       const bad = brokenLink(recs);
       const last = recs[recs.length - 1];
       head.replaceChildren(`Chain head: record ${h.seq}, hash `, el('code', { id: 'audit-head-hash' }, h.hash), '. ',
-        el('span', { id: 'audit-links', class: bad || (last && last.hash !== h.hash) ? 'error' : 'ok' },
+        el('span', { id: 'audit-links', class: bad || (last && (last.seq < h.seq || (last.seq === h.seq && last.hash !== h.hash))) ? 'error' : 'ok' },
           bad ? `Record ${bad.seq} does not link to the one before it.`
             : `The ${recs.length} newest records link to each other and to the head.`));
-      render();
+      await load();
       main.querySelector('#audit-screen').dataset.loaded = 'true';
     } catch (err) {
       error.textContent = err.message;
       error.hidden = false;
     }
   })();
-  return () => {};
+  return () => clearTimeout(timer);
 }
