@@ -1,6 +1,6 @@
 #!/bin/sh
 # make bench: run the relay benchmark and rewrite docs/benchmarks.md.
-# Needs `make build` first (the Makefile does it). Four parts, all by default:
+# Needs `make build` first (the Makefile does it). Five parts, all by default:
 #   fleet     19,000 simulated agents: memory, idle CPU, reconnect, jobs, Go
 #             micro-benchmarks (about 5 minutes);
 #   sessions  interactive sessions against a fresh relay and 50 real
@@ -19,8 +19,14 @@
 #             round trip next to patchbay ssh's, and the remote desktop's
 #             frames per second through the relay against x11vnc directly
 #             (about 5 minutes). Needs chromium, xvfb, x11vnc and
-#             x11-xserver-utils (xsetroot).
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console (or --only); it
+#             x11-xserver-utils (xsetroot);
+#   auth      password sign-ins (issue 15) against a fresh relay with 500
+#             simulated agents: one argon2id login's CPU cost, then another
+#             user's API and login latency, jobs and agents online while a
+#             separate process sends 1,000 wrong passwords a second from one
+#             address and then from 254, next to the same figures idle; the
+#             relay's 401s and 429s and its CPU (about 3 minutes).
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO

@@ -22,7 +22,7 @@ import (
 func benchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console]",
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth]",
 		Short: "Measure a relay holding a fleet of simulated agents, interactive sessions and the consent helper; write the report",
 		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
@@ -98,8 +98,21 @@ Then the console part (issue 12), with Debian's Chromium headless
     (Xvfb) through the relay (patchbay desktop --listen) against x11vnc
     directly on loopback, and the relay's CPU per MB relayed.
 
+Then the auth part (issue 15), on its own fresh relay (data in --cache/auth)
+with --auth-agents simulated agents and three users:
+
+16. one password login's cost: argon2id hashes (server/account, the
+    relay's parameters) timed in this process, and a successful
+    POST /v1/login/password next to POST /v1/login with a token;
+17. --auth-window idle, then with --auth-rate wrong passwords a second from
+    an auth-flood process (this binary) for one user from 127.0.0.2, then
+    for another user from 127.0.0.2-127.0.0.255: another user's API calls
+    and password logins, the attacked user's login from her known address,
+    no-op jobs on every agent, agents online, the relay's CPU, and the
+    flood's 401 and 429 answers (about 3 minutes).
+
 --only fleet runs steps 1-6, --only sessions steps 7-10, --only consent
-steps 11-12, --only console steps 13-15; each rewrites only its own part of --out and keeps the other
+steps 11-12, --only console steps 13-15, --only auth steps 16-17; each rewrites only its own part of --out and keeps the other
 parts' figures from the previous report. The sessions part takes 1-3
 minutes.
 
@@ -110,6 +123,7 @@ enrollment.`,
   bench/run.sh --only sessions
   BENCH_ONLY=consent make bench
   BENCH_ONLY=console make bench
+  BENCH_ONLY=auth make bench
   bin/patchbay-loadgen bench --agents 2000 --procs 2 --out /tmp/bench.md
   bin/patchbay-loadgen bench --only sessions --keystroke-sessions 200 --out /tmp/bench.md`,
 		Args: cobra.NoArgs,
@@ -146,7 +160,7 @@ enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
-	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent or console (the report keeps the other parts' figures)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console or auth (the report keeps the other parts' figures)")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
 	f.IntVar(&o.sessionAgents, "session-agents", 50, "real agents in the sessions part: at least the largest --setup-concurrency (each technician works on its own agent); each holds at most 128 terminal sessions")
@@ -163,15 +177,21 @@ enrollment.`,
 	f.DurationVar(&o.consentSettle, "consent-settle", 10*time.Second, "how long the helper is connected and idle before its memory is read")
 	f.DurationVar(&o.consentIdle, "consent-idle-window", 30*time.Second, "idle window over which the helper's CPU is measured")
 	consoleFlags(f, &o.console)
+	authFlags(f, &o.auth)
 	return cmd
 }
 
 // checkSessions checks the options of the sessions part.
 func (o *benchOptions) checkSessions() error {
 	switch o.only {
-	case "all", "fleet", "sessions", "consent", "console":
+	case "all", "fleet", "sessions", "consent", "console", "auth":
 	default:
-		return fmt.Errorf("--only %q: want fleet, sessions, consent or console", o.only)
+		return fmt.Errorf("--only %q: want fleet, sessions, consent, console or auth", o.only)
+	}
+	if o.only == "all" || o.only == "auth" {
+		if err := o.auth.check(); err != nil {
+			return err
+		}
 	}
 	if o.only == "all" || o.only == "console" {
 		if err := o.console.check(); err != nil {
@@ -184,7 +204,7 @@ func (o *benchOptions) checkSessions() error {
 	if (o.only == "all" || o.only == "consent") && (o.consentPrompts < 1 || o.consentSettle < 0 || o.consentIdle <= 0) {
 		return errors.New("--consent-prompts and --consent-idle-window must be positive, --consent-settle at least 0")
 	}
-	if o.only == "fleet" || o.only == "consent" || o.only == "console" {
+	if o.only == "fleet" || o.only == "consent" || o.only == "console" || o.only == "auth" {
 		return nil
 	}
 	if o.sessionAgents < 1 || o.setupSessions < 1 || o.streamMiB < 1 || o.scpMiB < 1 || o.keySessions < 1 || o.keyRate < 1 || o.keyWindow <= 0 || o.keyLight < 0 {
@@ -213,7 +233,7 @@ type benchOptions struct {
 	noGoBench                        bool
 	startRate                        int
 
-	only                         string // "all", "fleet", "sessions" or "consent"
+	only                         string // "all", "fleet", "sessions", "consent", "console" or "auth"
 	agentBin, cliBin             string
 	sessionShell                 string
 	sessionAgents, setupSessions int
@@ -227,6 +247,7 @@ type benchOptions struct {
 	consentSettle, consentIdle time.Duration
 
 	console consoleOptions
+	auth    authOptions
 }
 
 // goBenchPkgs are the packages whose Go benchmarks the report includes.
@@ -291,6 +312,19 @@ func runBench(ctx context.Context, o benchOptions) error {
 		}
 		step("console section written to %s", o.out)
 		printConsoleSummary(cr)
+		return nil
+	}
+	if o.only == "auth" {
+		ar, err := runAuth(ctx, o, b.logDir)
+		if err != nil {
+			return err
+		}
+		ar.cmd = commandLine()
+		if err := writeAuthOnly(o.out, ar); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		step("auth section written to %s", o.out)
+		printAuthSummary(ar)
 		return nil
 	}
 	if o.only == "sessions" {
@@ -379,6 +413,17 @@ func runBench(ctx context.Context, o benchOptions) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		ar, err := runAuth(ctx, o, b.logDir)
+		if err != nil {
+			b.r.note("The auth part failed: %v.", err)
+			step("auth part failed: %v", err)
+		} else {
+			ar.cmd = commandLine()
+			b.r.auth = ar
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	if err := writeReport(o.out, b.r); err != nil {
 		return fmt.Errorf("write report: %w", err)
@@ -393,6 +438,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	if b.r.console != nil {
 		printConsoleSummary(b.r.console)
+	}
+	if b.r.auth != nil {
+		printAuthSummary(b.r.auth)
 	}
 	return nil
 }

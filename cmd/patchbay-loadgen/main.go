@@ -7,8 +7,10 @@
 //	agents  hold K agent links from that file, reporting progress as JSON lines
 //	bench   start a relay and several agents processes, measure, write docs/benchmarks.md;
 //	        then interactive sessions against a fresh relay and real agents,
-//	        the consent helper, and the web console in Chromium
-//	        (--only fleet|sessions|consent|console runs one part)
+//	        the consent helper, the web console in Chromium, and password
+//	        sign-ins under a flood of wrong passwords
+//	        (--only fleet|sessions|consent|console|auth runs one part)
+//	auth-flood  send wrong passwords to a relay's password login at a fixed rate (the auth part's attacker)
 package main
 
 import (
@@ -71,7 +73,7 @@ spread large fleets over several processes and --source addresses
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(enrollCmd(), agentsCmd(), benchCmd(), fanoutPeersCmd(), versionCmd())
+	root.AddCommand(enrollCmd(), agentsCmd(), benchCmd(), fanoutPeersCmd(), authFloodCmd(), versionCmd())
 	return root
 }
 

@@ -44,6 +44,7 @@ type results struct {
 	sessions *sessionResults // the sessions part; nil: keep the report's previous sessions section
 	consent  *consentResults // the consent part; nil: keep the report's previous consent section
 	console  *consoleResults // the console part; nil: keep the report's previous console section
+	auth     *authResults    // the auth part; nil: keep the report's previous auth section
 	started  time.Time
 	opts     benchOptions
 	machine  machineInfo
@@ -416,6 +417,11 @@ func writeReport(path string, r *results) error {
 		doc = spliceSection(doc, consoleBegin, consoleEnd, renderConsole(r.console))
 	} else if old := existingSection(path, consoleBegin, consoleEnd); old != "" {
 		doc = spliceSection(doc, consoleBegin, consoleEnd, old)
+	}
+	if r.auth != nil {
+		doc = spliceSection(doc, authBegin, authEnd, renderAuth(r.auth))
+	} else if old := existingSection(path, authBegin, authEnd); old != "" {
+		doc = spliceSection(doc, authBegin, authEnd, old)
 	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
