@@ -61,6 +61,7 @@ type authOptions struct {
 	agents     int           // simulated agents on the relay
 	window     time.Duration // each phase
 	rate       int           // wrong passwords per second in the floods
+	workers    int           // the flood's requests in flight at most
 	hashes     int           // argon2id hashes timed in process
 	apiEvery   time.Duration // one API probe (alternately whoami and agents) every
 	loginEvery time.Duration // one password login of bob and one of alice every
@@ -70,14 +71,15 @@ func authFlags(f *pflag.FlagSet, o *authOptions) {
 	f.IntVar(&o.agents, "auth-agents", 500, "auth part: simulated agents on its relay")
 	f.DurationVar(&o.window, "auth-window", 30*time.Second, "auth part: length of each phase (idle, one flooding source, many)")
 	f.IntVar(&o.rate, "auth-rate", 1000, "auth part: wrong passwords per second in the floods")
+	f.IntVar(&o.workers, "auth-flood-workers", 64, "auth part: the flood's requests in flight at most (an attacker's connections)")
 	f.IntVar(&o.hashes, "auth-hashes", 20, "auth part: argon2id hashes timed in process")
 	f.DurationVar(&o.apiEvery, "auth-api-every", 50*time.Millisecond, "auth part: one API request (whoami and agents in turn) every")
 	f.DurationVar(&o.loginEvery, "auth-login-every", 500*time.Millisecond, "auth part: one password login of each of the two users every")
 }
 
 func (o authOptions) check() error {
-	if o.agents < 1 || o.window < 5*time.Second || o.rate < 1 || o.hashes < 1 || o.apiEvery <= 0 || o.loginEvery <= 0 {
-		return errors.New("--auth-agents, --auth-rate, --auth-hashes, --auth-api-every and --auth-login-every must be positive, --auth-window at least 5s")
+	if o.agents < 1 || o.window < 5*time.Second || o.rate < 1 || o.workers < 1 || o.hashes < 1 || o.apiEvery <= 0 || o.loginEvery <= 0 {
+		return errors.New("--auth-agents, --auth-rate, --auth-hashes, --auth-api-every and --auth-login-every and --auth-flood-workers must be positive, --auth-window at least 5s")
 	}
 	return nil
 }
@@ -117,6 +119,9 @@ type authResults struct {
 	machine machineInfo
 	cmd     string
 	alsoRan string
+	// loadBefore and loadAfter are /proc/loadavg's first three fields.
+	loadBefore, loadAfter string
+	signinLogs            int // the relay's "failed sign-in" warnings
 
 	params   account.Params
 	hashWall []time.Duration
@@ -156,6 +161,7 @@ func runAuth(ctx context.Context, o benchOptions, logDir string) (*authResults, 
 		dir: filepath.Join(o.cacheDir, "auth"), logDir: filepath.Join(logDir, "auth")}
 	defer a.cleanup()
 	a.r.alsoRan = otherWork()
+	a.r.loadBefore = loadAvg()
 	a.measureHash()
 	if err := a.setUp(ctx); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
@@ -184,9 +190,14 @@ func runAuth(ctx context.Context, o benchOptions, logDir string) (*authResults, 
 	if s := otherWork(); s != "" && a.r.alsoRan == "" {
 		a.r.alsoRan = s
 	}
+	a.r.loadAfter = loadAvg()
 	a.cleanup()
 	for _, name := range []string{"relay.log", "agents.log", "flood-one-source.log", "flood-many-sources.log"} {
 		warn, errs, emfile, sample := scanLog(filepath.Join(a.logDir, name))
+		if name == "relay.log" {
+			a.r.signinLogs = countLines(filepath.Join(a.logDir, name), `"message":"failed sign-in`)
+			warn -= a.r.signinLogs
+		}
 		a.r.logs = append(a.r.logs, logSummary{name: "auth/" + name, warn: warn, errors: errs, emfile: emfile, sample: sample})
 	}
 	return a.r, nil
@@ -208,6 +219,34 @@ func (a *authBench) measureHash() {
 	}
 	a.r.hashCPU = selfCPU() - cpu0
 	step("  p50 %s, CPU %s per hash", ms(pct(a.r.hashWall, 50)), ms(a.r.hashCPU/time.Duration(len(a.r.hashWall))))
+}
+
+// loadAvg is the first three fields of /proc/loadavg, or "".
+func loadAvg() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], ", ")
+}
+
+// countLines counts the lines of the file at path that contain s.
+func countLines(path, s string) int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
 }
 
 // setUp starts the relay and the agents, creates the users and logs bob
@@ -425,9 +464,9 @@ func (a *authBench) phase(ctx context.Context, name, user, sources string, newAd
 	if user != "" {
 		logPath := filepath.Join(a.logDir, "flood-"+strings.ReplaceAll(name, " ", "-")+".log")
 		args := []string{"auth-flood", "--server", a.server, "--ca-fingerprint", a.fp, "--user", user,
-			"--rate", strconv.Itoa(ao.rate), "--duration", (ao.window + time.Second).String(), "--sources", sources}
-		p.floodCmd = fmt.Sprintf("patchbay-loadgen auth-flood --server URL --ca-fingerprint FP --user %s --rate %d --duration %v --sources %s",
-			user, ao.rate, ao.window+time.Second, sources)
+			"--rate", strconv.Itoa(ao.rate), "--workers", strconv.Itoa(ao.workers), "--duration", (ao.window + time.Second).String(), "--sources", sources}
+		p.floodCmd = fmt.Sprintf("patchbay-loadgen auth-flood --server URL --ca-fingerprint FP --user %s --rate %d --workers %d --duration %v --sources %s",
+			user, ao.rate, ao.workers, ao.window+time.Second, sources)
 		var err error
 		fl, floodOut, err = startFlood(a.o.loadgenBin, args, logPath)
 		if err != nil {
@@ -461,10 +500,12 @@ func (a *authBench) phase(ctx context.Context, name, user, sources string, newAd
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	run(func() { a.probeAPI(pctx, &p, &mu) })
-	run(func() { a.probeLogins(pctx, &p, &mu, newAddr, t0.Add(ao.window/2)) })
+	// The window (pctx) stops the probes from starting requests; a request
+	// under way when it ends runs to its end (ctx), so a slow one counts.
+	run(func() { a.probeAPI(pctx, ctx, &p, &mu) })
+	run(func() { a.probeLogins(pctx, ctx, &p, &mu, newAddr, t0.Add(ao.window/2)) })
 	if a.jobs {
-		run(func() { a.probeJobs(pctx, &p, &mu) })
+		run(func() { a.probeJobs(pctx, ctx, &p, &mu) })
 	}
 	run(func() {
 		every(pctx, 250*time.Millisecond, func() {
@@ -543,6 +584,9 @@ func every(ctx context.Context, d time.Duration, f func()) {
 	defer t.Stop()
 	for {
 		f()
+		if ctx.Err() != nil {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -564,10 +608,11 @@ func failed(ctx context.Context, mu *sync.Mutex, n *int, first *string, err erro
 	mu.Unlock()
 }
 
-// probeAPI calls GET /v1/whoami and GET /v1/agents?limit=100 in turn.
-func (a *authBench) probeAPI(ctx context.Context, p *authPhase, mu *sync.Mutex) {
+// probeAPI calls GET /v1/whoami and GET /v1/agents?limit=100 in turn
+// until win ends.
+func (a *authBench) probeAPI(win, ctx context.Context, p *authPhase, mu *sync.Mutex) {
 	i := 0
-	every(ctx, a.o.auth.apiEvery, func() {
+	every(win, a.o.auth.apiEvery, func() {
 		path, into := "/v1/whoami", &p.whoami
 		if i%2 == 1 {
 			path, into = "/v1/agents?limit=100", &p.agentsList
@@ -587,10 +632,10 @@ func (a *authBench) probeAPI(ctx context.Context, p *authPhase, mu *sync.Mutex) 
 
 // probeLogins logs bob in from authBobSource and alice from her known
 // address, in turn; with newAddr, alice also tries once from a new
-// address after half.
-func (a *authBench) probeLogins(ctx context.Context, p *authPhase, mu *sync.Mutex, newAddr bool, half time.Time) {
+// address after half; until win ends.
+func (a *authBench) probeLogins(win, ctx context.Context, p *authPhase, mu *sync.Mutex, newAddr bool, half time.Time) {
 	i := 0
-	every(ctx, a.o.auth.loginEvery/2, func() {
+	every(win, a.o.auth.loginEvery/2, func() {
 		hc, user, into := a.bob, "bob", &p.bobLogin
 		if i%2 == 1 {
 			hc, user, into = a.alice, "alice", &p.aliceLogin
@@ -618,11 +663,12 @@ func (a *authBench) probeLogins(ctx context.Context, p *authPhase, mu *sync.Mute
 	})
 }
 
-// probeJobs runs no-op jobs on every agent, one after the other.
-func (a *authBench) probeJobs(ctx context.Context, p *authPhase, mu *sync.Mutex) {
+// probeJobs runs no-op jobs on every agent, one after the other, until
+// win ends.
+func (a *authBench) probeJobs(win, ctx context.Context, p *authPhase, mu *sync.Mutex) {
 	b := &bench{relay: a.relay}
-	every(ctx, 500*time.Millisecond, func() {
-		if ctx.Err() != nil {
+	every(win, 500*time.Millisecond, func() {
+		if win.Err() != nil {
 			return
 		}
 		run, n, err := b.measureJob(ctx, a.admin, "hostname="+authAgentHostnames+"*")

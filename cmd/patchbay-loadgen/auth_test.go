@@ -124,3 +124,35 @@ func TestWriteAuthOnlyKeepsOtherParts(t *testing.T) {
 		}
 	}
 }
+
+func TestLimiterBudget(t *testing.T) {
+	// One user name from unknown addresses: the user's 10 at once, then one
+	// per 10 s, whatever the number of sources.
+	for _, c := range []struct {
+		sources int
+		secs    float64
+		want    int
+	}{{1, 0, 10}, {1, 31, 13}, {254, 31, 13}, {254, 9.9, 10}} {
+		if got := limiterBudget(c.sources, c.secs); got != c.want {
+			t.Errorf("limiterBudget(%d, %v) = %d, want %d", c.sources, c.secs, got, c.want)
+		}
+	}
+}
+
+func TestCountLinesAndLoadAvg(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "relay.log")
+	log := `{"level":"warn","message":"failed sign-in (further failures ...)"}` + "\n" +
+		`{"level":"warn","message":"something else"}` + "\n" + `{"level":"warn","message":"failed sign-in"}` + "\n"
+	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n := countLines(path, `"message":"failed sign-in`); n != 2 {
+		t.Fatalf("countLines = %d, want 2", n)
+	}
+	if n := countLines(filepath.Join(t.TempDir(), "none"), "x"); n != 0 {
+		t.Fatalf("countLines of a missing file = %d", n)
+	}
+	if f := strings.Split(loadAvg(), ", "); len(f) != 3 {
+		t.Fatalf("loadAvg = %q, want three fields", loadAvg())
+	}
+}

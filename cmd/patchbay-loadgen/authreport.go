@@ -3,11 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/patchbay/patchbay/server/authlimit"
 )
 
 // Markers around the auth section of the report.
@@ -86,6 +89,17 @@ func floodText(f *floodReport) string {
 	return s
 }
 
+// limiterBudget is how many wrong passwords for one user name, from
+// sources addresses none of which the user signed in from, the relay's
+// default limits let through to a password check over seconds: each
+// source's bucket and the user's, whichever is smaller (burst, then one
+// per interval).
+func limiterBudget(sources int, seconds float64) int {
+	perSource := float64(authlimit.DefaultSourceBurst) + math.Floor(seconds/authlimit.DefaultSourceEvery.Seconds())
+	perUser := float64(authlimit.DefaultUserBurst) + math.Floor(seconds/authlimit.DefaultUserEvery.Seconds())
+	return int(math.Min(float64(sources)*perSource, perUser))
+}
+
 // statusKeys are the statuses of m in numeric order.
 func statusKeys(m map[string]int) []string {
 	keys := make([]string, 0, len(m))
@@ -139,7 +153,7 @@ func renderAuth(r *authResults) string {
 	p := func(format string, args ...any) { fmt.Fprintf(&w, format, args...) }
 	row := func(cells ...string) { p("| %s |\n", strings.Join(cells, " | ")) }
 	m := r.machine
-	partCmd := fmt.Sprintf("`patchbay-loadgen bench --only auth --auth-agents %d --auth-window %v --auth-rate %d`", ao.agents, ao.window, ao.rate)
+	partCmd := fmt.Sprintf("`patchbay-loadgen bench --only auth --auth-agents %d --auth-window %v --auth-rate %d --auth-flood-workers %d`", ao.agents, ao.window, ao.rate, ao.workers)
 
 	p("%s\n\n## Sign-in cost and a flood of wrong passwords\n\n", authBegin)
 	p("Issue 15: one password login should cost 50–100 ms of one core, and with %s wrong passwords a second from one source the relay "+
@@ -148,6 +162,9 @@ func renderAuth(r *authResults) string {
 		thousands(ao.rate), r.started.Format("2006-01-02 15:04"), m.cpu, m.ncpu, m.mem, m.kernel, m.goVersion, r.cmd)
 	if r.alsoRan != "" {
 		p("Also running on the machine during the run: %s.\n", r.alsoRan)
+	}
+	if r.loadBefore != "" {
+		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared: other work running shows here).\n", r.loadBefore, orDash(r.loadAfter))
 	}
 	p("\n### One login's cost\n\n")
 	row("Figure", "Result", "Target", "Status", "Floor / peer, same run")
@@ -204,7 +221,8 @@ func renderAuth(r *authResults) string {
 			if ph.flood == nil {
 				return "not measured: " + orDash(ph.floodErr)
 			}
-			return floodText(ph.flood) + "; the flood process used " + cpuPct(ph.floodCPU, time.Duration(ph.flood.Seconds*float64(time.Second))) + " of a core"
+			return floodText(ph.flood) + fmt.Sprintf("; the limits' budget over %.0f s is %d checks (401s)", ph.flood.Seconds, limiterBudget(ph.flood.Sources, ph.flood.Seconds)) +
+				"; the flood process used " + cpuPct(ph.floodCPU, time.Duration(ph.flood.Seconds*float64(time.Second))) + " of a core"
 		})
 		cells("Relay CPU over the window (probes and flood; % of one core)", func(ph authPhase) string { return "**" + cpuPct(ph.relayCPU, ph.wall) + "**" })
 		cells("Another user's API: `GET /v1/whoami`, bob's session token, from 127.0.0.1", func(ph authPhase) string {
@@ -241,6 +259,9 @@ func renderAuth(r *authResults) string {
 		p("\nThe floods (each a process of its own, started by the bench):\n\n```\n%s\n```\n", strings.Join(floods, "\n"))
 	}
 
+	if r.signinLogs > 0 {
+		p("\nThe relay logged %d \"failed sign-in\" warnings (one per source and minute, by design; not counted below).\n", r.signinLogs)
+	}
 	if issues := problems(r.notes, r.logs); len(issues) > 0 {
 		p("\n### Problems seen during the auth run\n\n")
 		for _, s := range issues {
@@ -266,7 +287,8 @@ func renderAuth(r *authResults) string {
   ended_at; the bench polls its progress every 50 ms); /healthz every 250 ms. Percentiles are nearest-rank: with
   under 100 samples p99 is the largest.
 - **Floods**: `+"`patchbay-loadgen auth-flood`"+`, a separate process, sends %[7]d wrong passwords a second (paced, up to
-  64 in flight; what falls due while all are busy is counted as not sent) to `+"`POST /v1/login/password`"+` over
+  %[9]d in flight, as an attacker's tool with that many connections; what falls due while all are busy is counted as
+  not sent) to `+"`POST /v1/login/password`"+` over
   keep-alive connections. One source: user carol (so neither probe's user is the one attacked) from 127.0.0.2.
   Many sources: user alice from 127.0.0.2–127.0.0.255 in turn, so that no source reaches its own limit and only the
   per-user one stops the guesses; alice's own logins come from 127.0.0.1, where she logged in before the flood.
@@ -274,7 +296,7 @@ func renderAuth(r *authResults) string {
 - **CPU**: utime+stime of the relay (/proc/PID/stat) over the window; of the flood process, from its rusage at exit
   over its run. The relay, the flood, the agents and the bench share the machine's %[8]d cores.
 `, max(1, len(r.hashWall)), o.heartbeat, filepath.Join(o.cacheDir, "auth", "relay-data"), ao.agents, ao.apiEvery, ao.loginEvery,
-		ao.rate, m.ncpu)
+		ao.rate, m.ncpu, ao.workers)
 	p("\nCommand: %s.\n\n%s\n", partCmd, authEnd)
 	return w.String()
 }
