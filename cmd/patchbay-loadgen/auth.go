@@ -21,6 +21,7 @@ import (
 
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/backoff"
 	"github.com/patchbay/patchbay/server/account"
 )
 
@@ -118,7 +119,6 @@ type authResults struct {
 	opts    benchOptions
 	machine machineInfo
 	cmd     string
-	alsoRan string
 	// loadBefore and loadAfter are /proc/loadavg's first three fields.
 	loadBefore, loadAfter string
 	signinLogs            int // the relay's "failed sign-in" warnings
@@ -160,7 +160,6 @@ func runAuth(ctx context.Context, o benchOptions, logDir string) (*authResults, 
 	a := &authBench{o: o, r: &authResults{started: time.Now().UTC(), opts: o, machine: machine(), params: account.DefaultParams},
 		dir: filepath.Join(o.cacheDir, "auth"), logDir: filepath.Join(logDir, "auth")}
 	defer a.cleanup()
-	a.r.alsoRan = otherWork()
 	a.r.loadBefore = loadAvg()
 	a.measureHash()
 	if err := a.setUp(ctx); err != nil {
@@ -175,7 +174,7 @@ func runAuth(ctx context.Context, o benchOptions, logDir string) (*authResults, 
 		{"many sources", "alice", authManySources, true},
 	}
 	for i, ph := range phases {
-		if i > 0 && !sleepCtx(ctx, 3*time.Second) {
+		if i > 0 && !backoff.Sleep(ctx, 3*time.Second) { // let the previous phase's requests drain
 			return nil, ctx.Err()
 		}
 		p := a.phase(ctx, ph.name, ph.user, ph.sources, ph.newAddr)
@@ -186,9 +185,6 @@ func runAuth(ctx context.Context, o benchOptions, logDir string) (*authResults, 
 		if err := a.check(); err != nil {
 			return nil, fmt.Errorf("auth: %w", err)
 		}
-	}
-	if s := otherWork(); s != "" && a.r.alsoRan == "" {
-		a.r.alsoRan = s
 	}
 	a.r.loadAfter = loadAvg()
 	a.cleanup()

@@ -160,9 +160,6 @@ func renderAuth(r *authResults) string {
 		"should keep serving agents and other users. Measured on %s UTC on %s (%d logical cores, %s, %s, %s) by\n\n```\n%s\n```\n\n"+
 		"(`BENCH_ONLY=auth make bench` runs the same). `--only auth` rewrites only this section, so it may be newer than the figures above.\n",
 		thousands(ao.rate), r.started.Format("2006-01-02 15:04"), m.cpu, m.ncpu, m.mem, m.kernel, m.goVersion, r.cmd)
-	if r.alsoRan != "" {
-		p("Also running on the machine during the run: %s.\n", r.alsoRan)
-	}
 	if r.loadBefore != "" {
 		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared: other work running shows here).\n", r.loadBefore, orDash(r.loadAfter))
 	}
