@@ -117,7 +117,8 @@ func TestWriteAuthOnlyKeepsOtherParts(t *testing.T) {
 			t.Fatalf("run %d: want one auth section:\n%s", i, doc)
 		}
 		for _, want := range []string{"fleet figures", "console figures", "**80.0 ms of CPU per hash**", "**met**",
-			"**23 × 401**", "**9,977 × 429**", "p99 2.0× idle's", "**50 %**", "auth-flood --sources 127.0.0.2"} {
+			"**23 × 401**", "**9,977 × 429**", "p99 2.0× idle's", "**50 %**", "auth-flood --sources 127.0.0.2",
+			"the relay checked **23 wrong passwords where its limits allow 11**", "took up to **100.0 ms** (idle: 95.0 ms)"} {
 			if !strings.Contains(doc, want) {
 				t.Errorf("run %d: report lacks %q", i, want)
 			}

@@ -254,6 +254,12 @@ func renderAuth(r *authResults) string {
 			}
 		}
 		p("\nThe floods (each a process of its own, started by the bench):\n\n```\n%s\n```\n", strings.Join(floods, "\n"))
+		if f := authFindings(r); len(f) > 0 {
+			p("\nWhat the figures show:\n\n")
+			for _, s := range f {
+				p("- %s\n", s)
+			}
+		}
 	}
 
 	if r.signinLogs > 0 {
@@ -296,6 +302,35 @@ func renderAuth(r *authResults) string {
 		ao.rate, m.ncpu, ao.workers)
 	p("\nCommand: %s.\n\n%s\n", partCmd, authEnd)
 	return w.String()
+}
+
+// authFindings states, for each flood, whether the relay checked more
+// wrong passwords than its limits allow, and what the other users' logins
+// waited.
+func authFindings(r *authResults) []string {
+	var out []string
+	for _, ph := range r.phases {
+		f := ph.flood
+		if f == nil {
+			continue
+		}
+		checked, budget := f.Status["401"], limiterBudget(f.Sources, f.Seconds)
+		logins := append(append([]time.Duration(nil), ph.bobLogin...), ph.aliceLogin...)
+		if checked > budget {
+			out = append(out, fmt.Sprintf("%s: the relay checked **%d wrong passwords where its limits allow %d** over the flood. "+
+				"A failure is counted only when its check ends (the argon2id hash, ~%s), so every guess already let in when the "+
+				"limit filled was still checked (the flood keeps up to %d in flight). These checks queue for argon2id (at most as many at "+
+				"once as the relay has cores, server/account), the queue every other login waits in: the other users' logins took up to "+
+				"**%s** (idle: %s); their 401 answers came after p50 %.0f ms.",
+				phaseTitle(ph, r.opts.auth), checked, budget, ms(pct(r.hashWall, 50)), r.opts.auth.workers,
+				ms(pct(logins, 100)), ms(pct(append(append([]time.Duration(nil), r.phases[0].bobLogin...), r.phases[0].aliceLogin...), 100)),
+				f.LatencyMS["401"].P50))
+		} else {
+			out = append(out, fmt.Sprintf("%s: the relay checked %d wrong passwords, within its limits' %d; the rest were refused with 429 before any check.",
+				phaseTitle(ph, r.opts.auth), checked, budget))
+		}
+	}
+	return out
 }
 
 // phaseTitle is a phase's column heading.
