@@ -7,7 +7,6 @@ import (
 
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/server/account"
-	"github.com/patchbay/patchbay/server/authlimit"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -47,22 +46,22 @@ func (a *API) self(w http.ResponseWriter, r *http.Request, c caller) (store.User
 // checkOwnPassword verifies the caller's password with login throttling.
 // On failure it has answered.
 func (a *API) checkOwnPassword(w http.ResponseWriter, r *http.Request, u store.User, pw string) bool {
-	if a.throttled(w, r, u.Name) {
+	ticket, ok := a.begin(w, r, u.Name)
+	if !ok {
 		return false
 	}
 	ok, _, err := account.Verify(u.PasswordHash, pw)
 	if err != nil {
+		a.settle(ticket, false)
 		a.internal(w, r, "check password", err)
 		return false
 	}
 	if !ok {
-		a.authFailed(r, u.Name, "password (account change)")
+		a.slowFailed(r, ticket, u.Name, "password (account change)")
 		WriteError(w, http.StatusUnauthorized, "wrong password: nothing changed")
 		return false
 	}
-	if a.Limiter != nil {
-		a.Limiter.Succeeded(authlimit.SourceOf(r.RemoteAddr), u.Name, a.now())
-	}
+	a.settle(ticket, true)
 	return true
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/server/account"
-	"github.com/patchbay/patchbay/server/authlimit"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -171,7 +170,8 @@ func (a *API) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := NormUserName(req.User)
-	if a.throttled(w, r, name) {
+	ticket, ok := a.begin(w, r, name)
+	if !ok {
 		return
 	}
 	secret, tok, left, err := a.PasswordLogin(r.Context(), PasswordAttempt{User: req.User, Password: req.Password,
@@ -179,19 +179,19 @@ func (a *API) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	var refusal *LoginRefusal
 	switch {
 	case errors.As(err, &refusal):
-		a.authFailed(r, name, "password ("+refusal.Reason+")")
+		a.slowFailed(r, ticket, name, "password ("+refusal.Reason+")")
 		WriteError(w, http.StatusUnauthorized, "%v", err)
 		return
 	case errors.Is(err, ErrCodeRequired):
+		a.settle(ticket, false) // the password was right; the code is still to come
 		writeJSON(w, http.StatusUnauthorized, apiv1.Error{Error: err.Error(), Code: apiv1.ErrCodeTOTPRequired})
 		return
 	case err != nil:
+		a.settle(ticket, false)
 		a.internal(w, r, "log in", err)
 		return
 	}
-	if a.Limiter != nil {
-		a.Limiter.Succeeded(authlimit.SourceOf(r.RemoteAddr), name, a.now())
-	}
+	a.settle(ticket, true)
 	out := apiv1.PasswordLogin{Whoami: a.whoami(tok), Token: secret, ExpiresAt: tok.ExpiresAt,
 		TOTPEnrolRequired: tok.Kind == store.KindEnrol}
 	if left >= 0 {

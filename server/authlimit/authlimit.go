@@ -179,16 +179,11 @@ func (l *Limiter) Failed(source, user string, now time.Time) (first bool) {
 	s := l.source(source, now)
 	s.drain(now, l.cfg.SourceEvery)
 	s.level++
-	first = s.sum.Failures == 0 && s.sum.Throttled == 0
+	first = s.sum.Failures == 0
 	s.sum.Failures++
 	l.note(s, user, now)
 	if user != "" {
-		u := l.users[user]
-		if u == nil {
-			makeRoom(l.users, l.cfg.MaxEntries)
-			u = &userState{bucket: bucket{at: now}}
-			l.users[user] = u
-		}
+		u := l.user(user, now)
 		if _, known := u.known[source]; !known {
 			u.drain(now, l.cfg.UserEvery)
 			u.level++
@@ -206,12 +201,7 @@ func (l *Limiter) Succeeded(source, user string, now time.Time) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	u := l.users[user]
-	if u == nil {
-		makeRoom(l.users, l.cfg.MaxEntries)
-		u = &userState{bucket: bucket{at: now}}
-		l.users[user] = u
-	}
+	u := l.user(user, now)
 	if u.known == nil {
 		u.known = map[string]time.Time{}
 	}

@@ -304,8 +304,18 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, now := r.Context(), c.now()
 	src := authlimit.SourceOf(r.RemoteAddr)
+	// A password's check is slow (it is hashed): its attempt holds a place
+	// in the limits until it ends (authlimit.Begin), so requests in flight
+	// cannot all pass. Links and tokens are checked at once (Allow).
+	var ticket *authlimit.Ticket
 	if c.cfg.Limiter != nil {
-		if th := c.cfg.Limiter.Allow(src, user, now); th != nil {
+		var th *authlimit.Throttled
+		if user != "" {
+			ticket, th = c.cfg.Limiter.Begin(src, user, now)
+		} else {
+			th = c.cfg.Limiter.Allow(src, user, now)
+		}
+		if th != nil {
 			w.Header().Set("Retry-After", strconv.Itoa(int(th.RetryAfter.Seconds())))
 			api.WriteError(w, http.StatusTooManyRequests, "%s", th.Error()) // counted, not logged: a flood stays out of the log
 			return
@@ -314,13 +324,27 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 	// A failed login is counted (the relay audits the counts once a minute)
 	// and logged once per source and period, not each time.
 	failed := func() {
-		if c.cfg.Limiter == nil {
+		first := false
+		switch {
+		case c.cfg.Limiter == nil:
 			c.cfg.Log.Info().Str("source", src).Str("method", m.Name()).Msg("failed console login")
-		} else if c.cfg.Limiter.Failed(src, user, now) {
+		case ticket != nil:
+			first = c.cfg.Limiter.Fail(ticket, now)
+		default:
+			first = c.cfg.Limiter.Failed(src, user, now)
+		}
+		if first {
 			c.cfg.Log.Warn().Str("source", src).Str("user", user).Str("method", m.Name()).
 				Msg("failed console login (further failures from this source are counted in the audit log, not logged)")
 		}
 	}
+	// Every other end of a begun attempt gives its place back (a success
+	// below turns it into a known source instead).
+	defer func() {
+		if c.cfg.Limiter != nil {
+			c.cfg.Limiter.Release(ticket, now)
+		}
+	}()
 	tokenHash, err := m.Check(ctx, Attempt{Secret: req.Secret, User: req.User, Code: req.Code, Remote: r.RemoteAddr})
 	var refusal Refusal
 	if errors.As(err, &refusal) {
@@ -351,7 +375,11 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.cfg.Limiter != nil {
-		c.cfg.Limiter.Succeeded(src, user, now)
+		if ticket != nil {
+			c.cfg.Limiter.Succeed(ticket, now)
+		} else {
+			c.cfg.Limiter.Succeeded(src, user, now)
+		}
 	}
 	secret, hash := api.NewSecret(prefixSession)
 	cs := store.ConsoleSession{Hash: hash, ID: store.NewID(), TokenHash: tokenHash, Method: m.Name(),
