@@ -122,7 +122,7 @@ func TestRevocationsExpireAndStayBounded(t *testing.T) {
 	in := func(d time.Duration) time.Time { return now.Add(d) }
 	added, full := rv.Add([]wire.RevokedCert{
 		{Serial: 1, KeyID: "a", ValidBefore: in(time.Hour)},
-		{Serial: 2, KeyID: "a", ValidBefore: in(-time.Second)}, // already expired: not kept
+		{Serial: 2, KeyID: "a", ValidBefore: in(-time.Second)},  // already expired: not kept
 		{Serial: 1, KeyID: "a", ValidBefore: in(2 * time.Hour)}, // again, later expiry wins
 	})
 	if added != 1 || full || rv.Len() != 1 {
