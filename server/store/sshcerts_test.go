@@ -105,3 +105,27 @@ func TestSessionRemembersToken(t *testing.T) {
 		t.Fatalf("session %+v %v", got, err)
 	}
 }
+
+func TestAPITokenActive(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	for _, tok := range []APIToken{
+		{ID: "live", Hash: "h1", Role: "technician", Name: "alice", CreatedAt: ts},
+		{ID: "expiring", Hash: "h2", Role: "technician", Name: "bob", CreatedAt: ts, ExpiresAt: ts.Add(time.Hour)},
+	} {
+		if err := s.CreateAPIToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RevokeAPIToken(ctx, "live", ts.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"live": false, "expiring": true, "unknown": false} {
+		if got, err := s.APITokenActive(ctx, id, ts.Add(2*time.Minute)); err != nil || got != want {
+			t.Errorf("APITokenActive(%s) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+	if got, _ := s.APITokenActive(ctx, "expiring", ts.Add(time.Hour)); got {
+		t.Error("an expired token is active")
+	}
+}
