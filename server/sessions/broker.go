@@ -10,7 +10,9 @@
 // that session's two copy goroutines, returning after both ended. Answer,
 // AgentEnded and AgentOffline are called from agent link goroutines and never
 // block. HandleStream runs on a goroutine the agent's link started for the
-// recording stream. Close ends every live session and waits for Serve calls
+// recording stream. EndAccess (access.go: the sessions of revoked API
+// tokens) never blocks either; the timer it may arm is stopped by the
+// session's Serve. Close ends every live session and waits for Serve calls
 // to return.
 //
 // Consent is evidence: the agent signs each decision and each end of a
