@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -121,6 +122,10 @@ func (s *Server) handleAgentConnect(ctx context.Context, w http.ResponseWriter, 
 type agentConn struct {
 	id   string
 	sess *mux.Session
+	// welcomed is set once the welcome is sent: the agent takes no other
+	// message before it, so Send refuses until then (a broadcast skips the
+	// link; greet sends what it must know right after the welcome).
+	welcomed atomic.Bool
 }
 
 // log returns a logger for one event of the link. It is built per event, not
@@ -134,7 +139,12 @@ func (c *agentConn) AgentID() string { return c.id }
 
 func (c *agentConn) Close(reason string) { c.sess.Close(websocket.ClosePolicyViolation, reason) }
 
-func (c *agentConn) Send(typ string, body any) error { return c.sess.Send(typ, "", body) }
+func (c *agentConn) Send(typ string, body any) error {
+	if !c.welcomed.Load() {
+		return hub.ErrOffline
+	}
+	return c.sess.Send(typ, "", body)
+}
 
 func (c *agentConn) Open(ctx context.Context, kind string) (*mux.Stream, error) {
 	return c.sess.Open(ctx, kind)
@@ -167,6 +177,13 @@ func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 		Proto: wire.Proto, AgentID: agentID, Heartbeat: wire.Duration(s.cfg.Heartbeat), ServerTime: now,
 		ReconnectWindow: wire.Duration(reconnectWindow(max(s.hub.Count(), s.fleet), s.cfg.ReconnectRate)),
 	})
+	if err == nil {
+		// Revoked SSH certificates: after welcomed is set, so that a
+		// revocation published meanwhile reaches this agent either by the
+		// broadcast or in this list (it is updated before the broadcast).
+		c.welcomed.Store(true)
+		err = s.access.Greet(c.sess.SendControl)
+	}
 	if err != nil {
 		s.unregister(c)
 		c.sess.Close(websocket.CloseGoingAway, "")

@@ -18,12 +18,19 @@ import (
 // waits for Serve and closes the relay; Cleanup calls it too).
 func startTestRelay(t *testing.T, dir string) (*Server, *http.Client, string, func()) {
 	t.Helper()
+	return startTestRelayAt(t, dir, "127.0.0.1:0")
+}
+
+// startTestRelayAt is startTestRelay listening on addr (a restarted relay
+// keeps its address: agents know it).
+func startTestRelayAt(t *testing.T, dir, addr string) (*Server, *http.Client, string, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := New(ctx, Config{DataDir: dir, Hostnames: []string{"127.0.0.1"}, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

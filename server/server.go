@@ -22,6 +22,7 @@ import (
 
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/atomicfile"
+	"github.com/patchbay/patchbay/server/access"
 	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/auditfwd"
 	"github.com/patchbay/patchbay/server/authlimit"
@@ -92,6 +93,8 @@ type Server struct {
 	// sessions brokers interactive sessions; ssh is the SSH user and host CA.
 	sessions *sessions.Broker
 	ssh      *certs.SSHCAs
+	// access ends what revoked API tokens opened, on every node (bus).
+	access *access.Ender
 	// console serves the web console at / (same listener, same API).
 	console *console.Console
 	// ticketKey encrypts TLS session tickets. It is kept in the data directory
@@ -151,7 +154,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	h, err := hub.New(&bus.Local{}, revoked)
+	relayBus := &bus.Local{}
+	h, err := hub.New(relayBus, revoked)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -194,6 +198,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	s.api.Sessions = s.sessions
 	s.api.SSH = sshCAs
+	s.access, err = access.New(ctx, access.Config{Store: st, Bus: relayBus, Agents: h, Sessions: s.sessions,
+		Log: s.log.With().Str("component", "access").Logger()})
+	if err != nil {
+		h.Close()
+		st.Close()
+		return nil, err
+	}
+	s.api.Access = s.access
 	s.jobs.Start()
 	s.startAuthAudit()
 	if s.auditFwd != nil {
@@ -299,6 +311,7 @@ func (s *Server) Close() error {
 	s.stopAuthAudit()
 	s.jobs.Close()
 	s.seen.close()
+	s.access.Close()
 	s.hub.Close()
 	if s.auditFwd != nil {
 		s.auditFwd.Close()

@@ -11,7 +11,11 @@
 //     in the data directory, whose key ID is the technician the user approved;
 //   - only the capabilities the user approved are allowed;
 //   - the user can end a live session at any time (the web page, or
-//     "patchbay-agent sessions end"), and so can the limits (idle, maximum).
+//     "patchbay-agent sessions end"), and so can the limits (idle, maximum);
+//   - a certificate the relay revoked (ssh_revoked: the technician's API token
+//     was revoked) is refused, and a live session that authenticated with it
+//     ends at once. The list is kept in memory only; the relay sends it whole
+//     on every connection.
 //
 // Every decision (approved, denied, timed out) and every end of a session
 // is signed with the agent's key (internal/receipt) and sent with the
@@ -95,6 +99,9 @@ type Config struct {
 type Manager struct {
 	cfg    Config
 	signer *receipt.Signer // from cfg.Cert; nil without one
+	// revoked holds the SSH certificate serials the relay revoked (in
+	// memory: the relay sends the whole list again on every connection).
+	revoked *sshd.Revocations
 
 	mu       sync.Mutex
 	sessions map[string]*entry // by session ID: deciding, approved (awaiting the stream) or live
@@ -134,7 +141,7 @@ func New(cfg Config) *Manager {
 		cfg.StreamWait = StreamWait
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Manager{cfg: cfg, sessions: map[string]*entry{}, ctx: ctx, cancel: cancel}
+	m := &Manager{cfg: cfg, sessions: map[string]*entry{}, ctx: ctx, cancel: cancel, revoked: sshd.NewRevocations(nil)}
 	if cfg.Cert.PrivateKey != nil {
 		m.signer = receipt.NewSigner(cfg.Cert)
 	}
@@ -168,8 +175,34 @@ func (m *Manager) Control(env wire.Envelope) (bool, error) {
 		}
 		m.end(end.SessionID, errors.New(reason))
 		return true, nil
+	case wire.MsgSSHRevoked:
+		var rev wire.SSHRevoked
+		if err := wire.DecodeBody(env, &rev); err != nil {
+			return true, &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+		}
+		m.revoke(rev)
+		return true, nil
 	}
 	return false, nil
+}
+
+// revoke records certificates the relay revoked: live sessions that
+// authenticated with one end at once (agent/sshd tells the technician why).
+func (m *Manager) revoke(rev wire.SSHRevoked) {
+	added, full := m.revoked.Add(rev.Certs)
+	if added == 0 && !full {
+		return
+	}
+	ev := m.cfg.Log.Info()
+	if full {
+		ev = m.cfg.Log.Error().Int("limit", sshd.MaxRevocations)
+	}
+	serials := make([]string, 0, min(len(rev.Certs), 10))
+	for _, c := range rev.Certs[:min(len(rev.Certs), 10)] {
+		serials = append(serials, fmt.Sprintf("%d (%s)", c.Serial, c.KeyID))
+	}
+	ev.Int("added", added).Int("revoked", m.revoked.Len()).Strs("serials", serials).
+		Msg("SSH certificates revoked by the relay; sessions using them end now")
 }
 
 // request starts a decision on a new request.
@@ -312,7 +345,8 @@ func (m *Manager) serve(st net.Conn, e *entry) {
 				}
 				return newBatchedWriter(w), nil
 			},
-			Log: log,
+			Revocations: m.revoked,
+			Log:         log,
 		}
 		if slices.Contains(e.granted, wire.CapDesktop) || slices.Contains(e.granted, wire.CapDesktopView) {
 			cfg.Desktop = desktop.New(desktop.Options{Config: m.cfg.Desktop, ViewOnly: !slices.Contains(e.granted, wire.CapDesktop),
@@ -330,6 +364,8 @@ func (m *Manager) serve(st net.Conn, e *entry) {
 		by, reason = "idle", err.Error()
 	case errors.Is(err, sshd.ErrMaxDuration):
 		by, reason = "limit", err.Error()
+	case errors.Is(err, sshd.ErrRevoked):
+		by, reason = "revoked", err.Error()
 	case context.Cause(ctx) != nil && errors.Is(err, context.Cause(ctx)):
 		by, reason = "endpoint", err.Error()
 		var ue *userEnd

@@ -11,7 +11,9 @@
 // the certificate must be a user certificate, have key ID Config.Technician and
 // list it among its principals, be valid now and carry no critical options
 // (a source-address option would be checked against the relay, not the
-// technician). Passwords, keyboard-interactive and plain keys are refused. The
+// technician), and not be revoked: Config.Revocations holds the serials the
+// relay revoked (wire.MsgSSHRevoked: the technician's API token was revoked),
+// each until its certificate expires. Passwords, keyboard-interactive and plain keys are refused. The
 // login name the client sends is ignored (logged only): it does not choose the
 // account. Each refusal is logged with its reason (wrong CA, wrong key ID,
 // expired...). x/crypto does not enforce certificate extensions, so this
@@ -88,7 +90,9 @@
 // Serve ends when the client disconnects, when Config.IdleTimeout passes with no
 // channel data either way (keepalives and other protocol messages do not
 // count, so a client's ServerAliveInterval does not keep an idle session open),
-// at Config.MaxDuration, or when its context ends. In the last three cases every
+// at Config.MaxDuration, when the certificate it authenticated with is revoked
+// (ErrRevoked: "the technician's access was revoked"), or when its context
+// ends. In the last four cases every
 // open session channel gets "patchbay: session ended: <reason>" on its stderr
 // and exit status 255 if a process was running, and the connection is closed
 // within a second.

@@ -58,6 +58,10 @@ type Config struct {
 	// server, dropping input (desktop.CopyViewOnly). Without it a session
 	// approved for wire.CapDesktopView only is refused the desktop.
 	ViewOnlyCopy CopyFunc
+	// Revocations, if set, holds the certificate serials the relay revoked:
+	// a revoked certificate is refused, and the connection that
+	// authenticated with one ends as soon as it is revoked (ErrRevoked).
+	Revocations *Revocations
 	// Log receives the session's log lines; the caller adds session fields.
 	Log zerolog.Logger
 }
@@ -165,6 +169,9 @@ func Serve(ctx context.Context, conn net.Conn, cfg Config) error {
 	s.wg.Go(func() { s.globalRequests(ctx, reqs) })
 	s.wg.Go(func() { s.acceptChannels(ctx, chans) })
 	s.wg.Go(func() { s.watchLimits(ctx) })
+	if stop := s.watchRevocation(); stop != nil {
+		defer stop()
+	}
 
 	<-ctx.Done()
 	cause := context.Cause(ctx)
@@ -206,8 +213,11 @@ func (s *server) handshake(ctx context.Context, conn net.Conn) (*ssh.ServerConn,
 		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			perms, err := s.authenticate(key)
 			if err != nil {
-				s.log.Warn().Err(err).Str("ssh_user", meta.User()).Str("key", ssh.FingerprintSHA256(key)).
-					Msg("ssh authentication refused")
+				ev := s.log.Warn().Err(err).Str("ssh_user", meta.User()).Str("key", ssh.FingerprintSHA256(key))
+				if cert, ok := key.(*ssh.Certificate); ok {
+					ev = ev.Uint64("serial", cert.Serial).Str("key_id", cert.KeyId).Bool("revoked", errors.Is(err, ErrRevoked))
+				}
+				ev.Msg("ssh authentication refused")
 			}
 			return perms, err
 		},
@@ -261,6 +271,9 @@ func (s *server) authenticate(key ssh.PublicKey) (*ssh.Permissions, error) {
 	if err := checker.CheckCert(s.cfg.Technician, cert); err != nil {
 		return nil, fmt.Errorf("certificate %q (serial %d, valid %s to %s): %w", cert.KeyId, cert.Serial,
 			certTime(cert.ValidAfter), certTime(cert.ValidBefore), err)
+	}
+	if err := s.checkRevoked(cert); err != nil {
+		return nil, err
 	}
 	ext := make(map[string]string, len(cert.Extensions)+2)
 	for k, v := range cert.Extensions {

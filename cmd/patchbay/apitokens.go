@@ -135,18 +135,25 @@ func writeAPITokensTable(w io.Writer, toks []apiv1.APIToken, now time.Time) erro
 
 func (a *app) apiTokensRevokeCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "revoke ID",
-		Short: "Revoke an API token",
-		Long: `Revoke an API token (admin role): the relay refuses it from then on. The
-revocation is audited. Revoking your own token logs you out.`,
-		Example: `  patchbay api-tokens revoke at-0190c6a8`,
-		Args:    oneArg("token ID"),
+		Use:   "revoke ID|NAME",
+		Short: "Revoke an API token and end the access it gives",
+		Long: `Revoke an API token (admin role), named by its ID, a unique prefix of the ID or
+its name (when one active token has it). Access ends everywhere within a
+second: the relay refuses the token from then on; the interactive sessions
+it opened end, the technician being told why; and the SSH certificates it
+was issued are refused by every agent, also on connections already open
+(agents that are offline learn it when they reconnect). Jobs it started go
+on: they belong to the organisation (cancel them with patchbay jobs cancel).
+The revocation is audited. Revoking your own token logs you out.`,
+		Example: `  patchbay api-tokens revoke at-0190c6a8
+  patchbay api-tokens revoke alice`,
+		Args: oneArg("token ID or name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				if err := c.RevokeAPIToken(cmd.Context(), args[0]); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "Revoked API token %s: the relay refuses it from now on.\n", clean(args[0]))
+				fmt.Fprintf(a.stdout, "Revoked API token %s: the relay refuses it from now on; its sessions are ended and its SSH certificates refused by every agent.\n", clean(args[0]))
 				return nil
 			})
 		},

@@ -162,6 +162,7 @@ func FuzzDecode(f *testing.F) {
 		{MsgSessionEnd, SessionEnd{SessionID: "0193a1b2-0000-7000-8000-000000000001", By: "user", Reason: "done"}},
 		{MsgSessionPending, SessionPending{SessionID: "0193a1b2-0000-7000-8000-000000000001", Deadline: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Asking: "the user at pc-042"}},
 		{MsgSessionAnswer, SessionAnswer{SessionID: "0193a1b2-0000-7000-8000-000000000001", Mode: "prompt", Receipt: &receipt.Signed{Receipt: []byte(`{"v":1}`), Signature: []byte{1}, Cert: []byte{2}}}},
+		{MsgSSHRevoked, SSHRevoked{Certs: []RevokedCert{{Serial: 1<<64 - 1, KeyID: "alice", ValidBefore: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, {Serial: 7, KeyID: "bob", ValidBefore: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}}},
 	} {
 		env, _ := NewEnvelope(m.typ, "", m.body)
 		seed, _ := AppendControl(nil, env)
@@ -215,6 +216,10 @@ func FuzzDecode(f *testing.F) {
 		_ = DecodeBody(env, &send)
 		var spend SessionPending
 		_ = DecodeBody(env, &spend)
+		var rev SSHRevoked
+		if DecodeBody(env, &rev) == nil && (len(rev.Certs) == 0 || len(rev.Certs) > MaxRevokedCerts) {
+			t.Fatalf("ssh_revoked with %d certificates accepted", len(rev.Certs))
+		}
 		_, _, _ = ParseSessionStreamKind(string(fr.Payload))
 	})
 }

@@ -60,6 +60,9 @@ type API struct {
 	// Limiter counts failed credentials and throttles their sources (nil:
 	// no throttling). The relay flushes its counts into the audit log.
 	Limiter *authlimit.Limiter
+	// Access ends what revoked API tokens opened, on every relay node
+	// (EndAccess); nil: revoking a token only refuses it from then on.
+	Access AccessEnder
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }

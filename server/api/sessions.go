@@ -136,7 +136,7 @@ func (a *API) handleSessionConnect(w http.ResponseWriter, r *http.Request, c cal
 	// the server set on the connection; the broker sets its own.
 	ws.NetConn().SetDeadline(time.Time{})
 	_ = a.Sessions.Serve(r.Context(), ws, sessions.Request{
-		AgentID: ag.ID, Hostname: ag.Hostname, Technician: c.tok.Name, Actor: c.actor(), Reason: reason, Capabilities: caps,
+		AgentID: ag.ID, Hostname: ag.Hostname, Technician: c.tok.Name, TokenID: c.tok.ID, Actor: c.actor(), Reason: reason, Capabilities: caps,
 	})
 }
 
@@ -316,13 +316,30 @@ func (a *API) handleSSHCert(w http.ResponseWriter, r *http.Request, c caller) {
 			return
 		}
 	}
-	cert, err := a.SSH.SignUserCert(pub, c.tok.Name, ttl, a.now())
+	now := a.now()
+	cert, err := a.SSH.SignUserCert(pub, c.tok.Name, ttl, now)
 	if err != nil {
 		a.internal(w, r, "sign SSH certificate", err)
 		return
 	}
+	// Recorded before it is handed out, so that revoking the token revokes
+	// it at the agents; then the token is checked again: a revocation that
+	// ran between the first check and the record did not see this one.
+	if err := a.Store.RecordSSHCert(r.Context(), store.SSHCert{Serial: cert.Serial, KeyID: cert.KeyId, TokenID: c.tok.ID,
+		IssuedAt: now, ValidBefore: time.Unix(int64(cert.ValidBefore), 0).UTC()}); err != nil {
+		a.internal(w, r, "sign SSH certificate", err)
+		return
+	}
+	if ok, err := a.Store.APITokenActive(r.Context(), c.tok.ID, now); err != nil {
+		a.internal(w, r, "sign SSH certificate", err)
+		return
+	} else if !ok {
+		WriteError(w, http.StatusUnauthorized, "API token %s was revoked while its SSH certificate was being issued", c.tok.Name)
+		return
+	}
 	if err := a.audit(r.Context(), c.actor(), "ssh-cert.issue", c.tok.Name, map[string]string{
 		"fingerprint": ssh.FingerprintSHA256(pub), "valid_before": time.Unix(int64(cert.ValidBefore), 0).UTC().Format(time.RFC3339),
+		"serial": strconv.FormatUint(cert.Serial, 10),
 	}); err != nil {
 		a.internal(w, r, "sign SSH certificate", err)
 		return

@@ -98,10 +98,6 @@ func (a *API) handleEnrollTokenRevoke(w http.ResponseWriter, r *http.Request, c 
 	a.revoke(w, r, c, "enroll-token.revoke", "enrollment token", a.Store.RevokeEnrollToken)
 }
 
-func (a *API) handleAPITokenRevoke(w http.ResponseWriter, r *http.Request, c caller) {
-	a.revoke(w, r, c, "api-token.revoke", "API token", a.Store.RevokeAPIToken)
-}
-
 // revoke is the shared body of the token revocation routes.
 func (a *API) revoke(w http.ResponseWriter, r *http.Request, c caller, action, what string,
 	fn func(ctx context.Context, id string, now time.Time) error) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/patchbay/patchbay/internal/mux"
 )
@@ -123,6 +124,45 @@ func (h *Hub) Open(ctx context.Context, id, kind string) (*mux.Stream, error) {
 		return nil, ErrOffline
 	}
 	return l.Open(ctx, kind)
+}
+
+// broadcastWorkers bounds the writes a Broadcast has in flight: a slow
+// agent holds one worker for at most its link's write timeout, never the
+// others.
+const broadcastWorkers = 16
+
+// Broadcast sends a control message to every agent online on this node for
+// which skip (may be nil) is false, and returns how many it reached. It
+// returns once every write has ended. An agent that cannot take it (its
+// link is ending, or not yet welcomed) is skipped: what Broadcast carries
+// must also reach agents another way when they (re)connect.
+func (h *Hub) Broadcast(typ string, body any, skip func(id string) bool) int {
+	h.mu.RLock()
+	links := make([]Link, 0, len(h.links))
+	for id, l := range h.links {
+		if skip == nil || !skip(id) {
+			links = append(links, l)
+		}
+	}
+	h.mu.RUnlock()
+	work := make(chan Link)
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	for range min(broadcastWorkers, len(links)) {
+		wg.Go(func() {
+			for l := range work {
+				if l.Send(typ, body) == nil {
+					sent.Add(1)
+				}
+			}
+		})
+	}
+	for _, l := range links {
+		work <- l
+	}
+	close(work)
+	wg.Wait()
+	return int(sent.Load())
 }
 
 // Count returns the number of online agents.

@@ -10,7 +10,9 @@
 // that session's two copy goroutines, returning after both ended. Answer,
 // AgentEnded and AgentOffline are called from agent link goroutines and never
 // block. HandleStream runs on a goroutine the agent's link started for the
-// recording stream. Close ends every live session and waits for Serve calls
+// recording stream. EndAccess (access.go: the sessions of revoked API
+// tokens) never blocks either; the timer it may arm is stopped by the
+// session's Serve. Close ends every live session and waits for Serve calls
 // to return.
 //
 // Consent is evidence: the agent signs each decision and each end of a
@@ -86,6 +88,7 @@ type Broker struct {
 	mu      sync.Mutex
 	pending map[string]*pending // session ID -> request waiting for the agent's answer
 	live    map[string]*live    // session ID -> approved session being bridged
+	access  map[string]*access  // session ID -> the API token behind it, for every Serve in progress (access.go)
 	closed  bool
 	serving sync.WaitGroup // Serve calls in progress
 }
@@ -106,6 +109,7 @@ type pending struct {
 type live struct {
 	agentID string
 	end     context.CancelCauseFunc
+	cut     *time.Timer // guarded by Broker.mu: ends it after its access was revoked (access.go)
 }
 
 // New returns a broker.
@@ -123,13 +127,14 @@ func New(cfg Config) *Broker {
 	if cfg.CA != nil {
 		roots.AddCert(cfg.CA)
 	}
-	return &Broker{cfg: cfg, roots: roots, pending: map[string]*pending{}, live: map[string]*live{}}
+	return &Broker{cfg: cfg, roots: roots, pending: map[string]*pending{}, live: map[string]*live{}, access: map[string]*access{}}
 }
 
 // Request is a technician's request for a session.
 type Request struct {
 	AgentID, Hostname string
 	Technician        string // the API token's name; the SSH certificate's key ID
+	TokenID           string // the API token that asked: revoking it ends the session (EndAccess)
 	Actor             string // how the technician appears in the audit log
 	Reason            string
 	Capabilities      []string
@@ -160,10 +165,17 @@ func (b *Broker) Serve(ctx context.Context, ws *websocket.Conn, req Request) err
 	log := b.cfg.Log.With().Str("session_id", id).Str("agent_id", req.AgentID).Str("technician", req.Technician).Logger()
 	t := newTechConn(ws)
 	defer t.close()
+	acc, err := b.track(ctx, id, req.TokenID)
+	defer b.untrack(id)
+	if err != nil {
+		log.Info().Err(err).Msg("session refused")
+		t.fail(apiv1.SessionStatus{State: "failed", AgentID: req.AgentID, Message: err.Error()})
+		return err
+	}
 
 	now := b.now()
-	err := b.cfg.Store.CreateSession(ctx, store.Session{
-		ID: id, AgentID: req.AgentID, Hostname: req.Hostname, Technician: req.Technician, Actor: req.Actor,
+	err = b.cfg.Store.CreateSession(ctx, store.Session{
+		ID: id, AgentID: req.AgentID, Hostname: req.Hostname, Technician: req.Technician, TokenID: req.TokenID, Actor: req.Actor,
 		Reason: req.Reason, Capabilities: req.Capabilities, RequestedAt: now,
 	}, &audit.Record{Time: now, Actor: req.Actor, Action: "session.request", Target: id, Detail: map[string]string{
 		"agent_id": req.AgentID, "hostname": req.Hostname, "reason": req.Reason, "capabilities": fmt.Sprint(req.Capabilities),
@@ -174,11 +186,15 @@ func (b *Broker) Serve(ctx context.Context, ws *websocket.Conn, req Request) err
 		return err
 	}
 
-	ans, err := b.ask(ctx, t, id, req)
+	ans, err := b.ask(ctx, t, id, req, acc)
 	if err != nil {
 		log.Info().Err(err).Msg("session request failed")
 		t.fail(apiv1.SessionStatus{State: "failed", SessionID: id, AgentID: req.AgentID, Message: err.Error()})
-		b.finish(id, req, "relay", err.Error(), nil, log)
+		by := "relay"
+		if b.revokedReason(id) != "" {
+			by = byRevoked
+		}
+		b.finish(id, req, by, err.Error(), nil, log)
 		return err
 	}
 	wctx := context.WithoutCancel(ctx)
@@ -276,7 +292,7 @@ func (b *Broker) checkAnswer(ctx context.Context, id string, req Request, ans wi
 }
 
 // ask sends the request to the agent and waits for its answer.
-func (b *Broker) ask(ctx context.Context, t *techConn, id string, req Request) (wire.SessionAnswer, error) {
+func (b *Broker) ask(ctx context.Context, t *techConn, id string, req Request, acc *access) (wire.SessionAnswer, error) {
 	p := &pending{agentID: req.AgentID, answer: make(chan wire.SessionAnswer, 1), gone: make(chan string, 1), asked: make(chan wire.SessionPending, 1)}
 	b.mu.Lock()
 	b.pending[id] = p
@@ -307,6 +323,9 @@ func (b *Broker) ask(ctx context.Context, t *techConn, id string, req Request) (
 		case ans := <-p.answer:
 			return ans, nil
 		case reason := <-p.gone:
+			return wire.SessionAnswer{}, errors.New(reason)
+		case reason := <-acc.revoked:
+			withdraw(byRevoked, reason)
 			return wire.SessionAnswer{}, errors.New(reason)
 		case <-t.readerDone:
 			if why := t.refusal(); why != "" {
@@ -388,11 +407,18 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 	}
 	defer stream.Close()
 	b.mu.Lock()
-	b.live[id] = &live{agentID: req.AgentID, end: end}
+	l := &live{agentID: req.AgentID, end: end}
+	b.live[id] = l
+	if acc := b.access[id]; acc != nil && acc.reason != "" {
+		cutLater(l, acc.reason) // revoked while the agent was deciding
+	}
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
 		delete(b.live, id)
+		if l.cut != nil {
+			l.cut.Stop()
+		}
 		b.mu.Unlock()
 	}()
 	t.status(st)
@@ -432,6 +458,12 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 		// The relay closed the technician's websocket for what it sent:
 		// that is why it ended, whatever the agent saw (its receipt stays).
 		by, reason = "relay", why
+	}
+	if why := b.revokedReason(id); why != "" {
+		// The technician's access was revoked: that is why, whether the
+		// agent ended it first (the certificate is revoked there too) or
+		// the relay cut it.
+		by, reason = byRevoked, why
 	}
 	// What the agent sent before it ended (its last output, the message
 	// telling the technician why) is still on its way: let the writer pass

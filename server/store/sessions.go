@@ -24,6 +24,7 @@ const (
 type Session struct {
 	ID, AgentID, Hostname string
 	Technician            string // the API token's name
+	TokenID               string // the API token that opened it ("" before migration 00016)
 	Actor                 string // the audit actor of the requester
 	Reason                string
 	Capabilities          []string // requested
@@ -41,7 +42,7 @@ type Session struct {
 
 const sessionCols = `id, agent_id, hostname, technician, actor, reason, capabilities, granted, state,
 	consent_mode, consent_backend, consent_by, message, end_by, end_reason, recording_size,
-	requested_at, started_at, ended_at`
+	requested_at, started_at, ended_at, token_id`
 
 func scanSession(sc scanner) (Session, error) {
 	var s Session
@@ -49,7 +50,7 @@ func scanSession(sc scanner) (Session, error) {
 	var started, ended sql.NullTime
 	err := sc.Scan(&s.ID, &s.AgentID, &s.Hostname, &s.Technician, &s.Actor, &s.Reason, &caps, &granted, &s.State,
 		&s.ConsentMode, &s.ConsentBackend, &s.ConsentBy, &s.Message, &s.EndBy, &s.EndReason, &s.RecordingSize,
-		&s.RequestedAt, &started, &ended)
+		&s.RequestedAt, &started, &ended, &s.TokenID)
 	if err != nil {
 		return s, err
 	}
@@ -93,8 +94,8 @@ func (s *Store) CreateSession(ctx context.Context, x Session, rec *audit.Record)
 	}
 	_, err = s.withAudit(ctx, rec, func(tx *sql.Tx) (bool, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, agent_id, hostname, technician, actor, reason,
-			capabilities, state, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			x.ID, x.AgentID, x.Hostname, x.Technician, x.Actor, x.Reason, caps, SessionRequested, dbTime(x.RequestedAt))
+			capabilities, state, requested_at, token_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			x.ID, x.AgentID, x.Hostname, x.Technician, x.Actor, x.Reason, caps, SessionRequested, dbTime(x.RequestedAt), x.TokenID)
 		return true, err
 	})
 	if err != nil {
