@@ -169,16 +169,18 @@ func inList(ids []string, first int) (string, []any) {
 }
 
 // APITokenActive reports whether the API token with this ID exists and is
-// neither revoked nor expired at now. The relay asks again after it issued
-// a certificate or registered a session, so that a revocation that raced
+// neither revoked nor expired at now, and its user (if it has one) is
+// neither deleted nor disabled. The relay asks again after it issued a
+// certificate or registered a session, so that a revocation that raced
 // with the request is not missed.
 func (s *Store) APITokenActive(ctx context.Context, id string, now time.Time) (bool, error) {
-	t, err := scanAPIToken(s.db.QueryRowContext(ctx, `SELECT `+apiTokenCols+` FROM api_tokens WHERE id = $1`, id))
+	t, o, err := scanAPITokenJoin(s.db.QueryRowContext(ctx,
+		`SELECT `+apiTokenJoinCols+` FROM `+apiTokenJoin+` WHERE t.id = $1`, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("check api token %s: %w", id, err)
 	}
-	return t.RevokedAt.IsZero() && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt)), nil
+	return tokenUsable(t, o, now) == nil, nil
 }

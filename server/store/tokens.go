@@ -287,19 +287,30 @@ func (s *Store) LookupAPIToken(ctx context.Context, hash string, now time.Time) 
 		return APIToken{}, fmt.Errorf("lookup api token: %w", ErrNotFound)
 	case err != nil:
 		return APIToken{}, fmt.Errorf("lookup api token: %w", err)
-	case !t.RevokedAt.IsZero():
-		return APIToken{}, fmt.Errorf("lookup api token: revoked: %w", ErrNotFound)
-	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
-		return APIToken{}, fmt.Errorf("lookup api token: expired: %w", ErrNotFound)
-	case t.UserID != "" && !o.name.Valid:
-		return APIToken{}, fmt.Errorf("lookup api token: its user was deleted: %w", ErrNotFound)
-	case t.UserID != "" && o.disabled.Valid:
-		return APIToken{}, fmt.Errorf("lookup api token: its user %s is disabled: %w", o.name.String, ErrNotFound)
+	}
+	if err := tokenUsable(t, o, now); err != nil {
+		return APIToken{}, fmt.Errorf("lookup api token: %w", err)
 	}
 	if t.UserID != "" && roleRank(o.role.String) < roleRank(t.Role) {
 		t.Role = o.role.String
 	}
 	return t, nil
+}
+
+// tokenUsable says why t (with its owner o) cannot be used at now
+// (wrapping ErrNotFound), or nil.
+func tokenUsable(t APIToken, o tokenOwner, now time.Time) error {
+	switch {
+	case !t.RevokedAt.IsZero():
+		return fmt.Errorf("revoked: %w", ErrNotFound)
+	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+		return fmt.Errorf("expired: %w", ErrNotFound)
+	case t.UserID != "" && !o.name.Valid:
+		return fmt.Errorf("its user was deleted: %w", ErrNotFound)
+	case t.UserID != "" && o.disabled.Valid:
+		return fmt.Errorf("its user %s is disabled: %w", o.name.String, ErrNotFound)
+	}
+	return nil
 }
 
 // roleRank orders roles like apiv1.RoleRank (the store does not import the
