@@ -66,6 +66,7 @@ func serveCmd() *cobra.Command {
 		pprofAddr                                   string
 		allowEmptyReason                            bool
 		consoleIdle                                 time.Duration
+		oidc                                        oidcFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -77,8 +78,17 @@ certificate for --hostname names (default: localhost, 127.0.0.1, ::1 and this
 machine's hostname) and the database. It logs the CA fingerprint that agents
 and technicians pin (also: patchbay-server fingerprint).
 
-Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /healthz.`,
-		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com`,
+Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /healthz.
+
+Single sign-on (OpenID Connect) is on when --oidc-issuer is set: register
+Patchbay at the provider as a confidential web client whose redirect URI is
+https://RELAY-HOST:PORT/console/oidc/callback, and map the provider's groups
+to roles with --oidc-role-map (the highest role of a person's groups wins; a
+person in no mapped group is refused). See the README's "Single sign-on".`,
+		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com
+  patchbay-server serve --data /var/lib/patchbay --oidc-issuer https://login.example.com/ --oidc-client-id patchbay \
+    --oidc-client-secret-file /etc/patchbay/oidc-secret --oidc-allowed-domains example.com \
+    --oidc-role-map 'helpdesk=technician,it-admins=admin,auditors=viewer'`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logging.Setup(os.Stderr, logLevel, logFormat)
@@ -94,11 +104,16 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 			if os.Getenv("GOGC") == "" {
 				debug.SetGCPercent(50)
 			}
+			ssoCfg, err := oidc.config()
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.New(ctx, server.Config{
 				DataDir: dataDir, DBURL: dbURL, Hostnames: hostnames, Heartbeat: heartbeat, ReconnectRate: reconnectRate,
 				Version: version, Logger: log, AllowEmptyReason: allowEmptyReason, ConsoleIdleTimeout: consoleIdle,
+				SSO: ssoCfg,
 			})
 			if err != nil {
 				return err
@@ -132,6 +147,7 @@ Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /heal
 	f.StringVar(&pprofAddr, "pprof", os.Getenv("PATCHBAY_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default $PATCHBAY_PPROF; off)")
 	f.DurationVar(&consoleIdle, "console-idle-timeout", console.DefaultIdleTimeout, "end a web console session after this long without a request (at least 1s)")
 	f.BoolVar(&allowEmptyReason, "allow-empty-reason", false, "accept session requests without a reason (by default technicians must give one: the user at the machine is shown it)")
+	oidc.register(f)
 	return cmd
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/server/audit"
 	"github.com/patchbay/patchbay/server/authlimit"
+	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -60,6 +61,8 @@ type API struct {
 	// Limiter counts failed credentials and throttles their sources (nil:
 	// no throttling). The relay flushes its counts into the audit log.
 	Limiter *authlimit.Limiter
+	// SSO is the OpenID provider for single sign-on (nil: none).
+	SSO *sso.Provider
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }
@@ -72,6 +75,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/enroll", a.handleEnroll)
 
 	mux.HandleFunc("POST /v1/login/password", a.handlePasswordLogin)
+	mux.HandleFunc("POST /v1/login/sso", a.handleSSOLogin)
 	mux.Handle("POST /v1/login", a.auth(apiv1.RoleViewer, a.handleLogin))
 	mux.Handle("GET /v1/whoami", a.auth(apiv1.RoleViewer, a.handleWhoami))
 
