@@ -89,7 +89,7 @@ person in no mapped group is refused). See the README's "Single sign-on".`,
   patchbay-server serve --data /var/lib/patchbay --oidc-issuer https://login.example.com/ --oidc-client-id patchbay \
     --oidc-client-secret-file /etc/patchbay/oidc-secret --oidc-allowed-domains example.com \
     --oidc-role-map 'helpdesk=technician,it-admins=admin,auditors=viewer'`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logging.Setup(os.Stderr, logLevel, logFormat)
 			if err != nil {
