@@ -66,7 +66,8 @@ type SessionInfo struct {
 
 // A Method turns what a person presents at the login page into the API
 // token whose identity and role the browser session gets: a one-time link,
-// an API token, or a user's password and TOTP code (OIDC will be another).
+// an API token, or a user's password and TOTP code. (Single sign-on is a
+// redirect flow instead: oidc.go.)
 type Method interface {
 	Name() string
 	// Check returns the token's hash, or a Refusal (the message the person
