@@ -31,6 +31,7 @@ import (
 	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/jobs"
 	"github.com/patchbay/patchbay/server/sessions"
+	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -56,6 +57,8 @@ type Config struct {
 	// Syslog, when its URL is set, forwards every audit record to a syslog
 	// receiver (server/auditfwd).
 	Syslog auditfwd.Target
+	// SSO turns on single sign-on with an OpenID provider (nil: off).
+	SSO    *sso.Config
 	Logger zerolog.Logger
 }
 
@@ -186,8 +189,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.limiter = authlimit.New(authlimit.Config{})
 	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason, Limiter: s.limiter}
-	s.console = console.New(console.Config{Store: st, Audit: s.api.Audit, Online: h.Online, IdleTimeout: cfg.ConsoleIdleTimeout,
-		Limiter: s.limiter, Password: s.api, Log: s.log.With().Str("component", "console").Logger()})
+	ccfg := console.Config{Store: st, Audit: s.api.Audit, Online: h.Online, IdleTimeout: cfg.ConsoleIdleTimeout,
+		Limiter: s.limiter, Password: s.api, Log: s.log.With().Str("component", "console").Logger()}
+	if cfg.SSO != nil {
+		p, err := sso.New(*cfg.SSO, s.log.With().Str("component", "sso").Logger())
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		// Discovery now reports a wrong issuer or CA at once; a provider that
+		// is down is tried again at each sign-in.
+		if err := p.Discover(ctx); err != nil {
+			s.log.Warn().Err(err).Msg("single sign-on: the identity provider is not reachable yet; sign-ins will try again")
+		}
+		s.api.SSO, ccfg.SSO, ccfg.SSOLogin = p, p, s.api
+	}
+	s.console = console.New(ccfg)
 	s.api.Browser = s.console
 	s.seen = newSeenWriter(st, s.log, s.console.Events().Changed)
 	s.jobs = jobs.New(st, h, s.api.Audit, ca.Cert, s.log.With().Str("component", "jobs").Logger())

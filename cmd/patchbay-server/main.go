@@ -68,6 +68,7 @@ func serveCmd() *cobra.Command {
 		allowEmptyReason                            bool
 		consoleIdle                                 time.Duration
 		syslog                                      auditfwd.Target
+		oidc                                        oidcFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -92,9 +93,18 @@ sends the same without encryption (RFC 6587): only on a network you trust.
 The relay never waits for the receiver: records are read from the database
 after a cursor kept there, so an outage or a relay restart is caught up,
 every record at least once and in order (a record may repeat across a
-reconnect; its seq tells). /healthz reports the lag as audit_forward.`,
+reconnect; its seq tells). /healthz reports the lag as audit_forward.
+
+Single sign-on (OpenID Connect) is on when --oidc-issuer is set: register
+Patchbay at the provider as a confidential web client whose redirect URI is
+https://RELAY-HOST:PORT/console/oidc/callback, and map the provider's groups
+to roles with --oidc-role-map (the highest role of a person's groups wins; a
+person in no mapped group is refused). See the README's "Single sign-on".`,
 		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com
-  patchbay-server serve --syslog tls://siem.example.com:6514 --syslog-ca /etc/patchbay/siem-ca.pem`,
+  patchbay-server serve --syslog tls://siem.example.com:6514 --syslog-ca /etc/patchbay/siem-ca.pem
+  patchbay-server serve --data /var/lib/patchbay --oidc-issuer https://login.example.com/ --oidc-client-id patchbay \
+    --oidc-client-secret-file /etc/patchbay/oidc-secret --oidc-allowed-domains example.com \
+    --oidc-role-map 'helpdesk=technician,it-admins=admin,auditors=viewer'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logging.Setup(os.Stderr, logLevel, logFormat)
@@ -110,12 +120,17 @@ reconnect; its seq tells). /healthz reports the lag as audit_forward.`,
 			if os.Getenv("GOGC") == "" {
 				debug.SetGCPercent(50)
 			}
+			ssoCfg, err := oidc.config()
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.New(ctx, server.Config{
 				DataDir: dataDir, DBURL: dbURL, Hostnames: hostnames, Heartbeat: heartbeat, ReconnectRate: reconnectRate,
 				Version: version, Logger: log, AllowEmptyReason: allowEmptyReason, ConsoleIdleTimeout: consoleIdle,
 				Syslog: syslog,
+				SSO:    ssoCfg,
 			})
 			if err != nil {
 				return err
@@ -153,6 +168,7 @@ reconnect; its seq tells). /healthz reports the lag as audit_forward.`,
 	f.StringVar(&syslog.CertFile, "syslog-cert", "", "PEM client certificate for a syslog receiver that requires one (with --syslog-key)")
 	f.StringVar(&syslog.KeyFile, "syslog-key", "", "PEM private key of --syslog-cert")
 	f.BoolVar(&allowEmptyReason, "allow-empty-reason", false, "accept session requests without a reason (by default technicians must give one: the user at the machine is shown it)")
+	oidc.register(f)
 	return cmd
 }
 

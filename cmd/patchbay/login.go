@@ -18,9 +18,10 @@ import (
 
 func (a *app) loginCmd() *cobra.Command {
 	var server, token, fingerprint, user string
-	var pwStdin bool
+	var pwStdin, ssoLogin, noOpen bool
+	var ssoWait time.Duration
 	cmd := &cobra.Command{
-		Use:   "login --server URL (--token TOKEN | --user NAME) --ca-fingerprint SHA256",
+		Use:   "login --server URL (--token TOKEN | --user NAME | --sso) --ca-fingerprint SHA256",
 		Short: "Log in to a relay and save the credentials",
 		Long: `Log in to a relay as a user (--user, with a password and a TOTP code) or
 with an API token, and save the credentials for later commands.
@@ -34,6 +35,16 @@ next. The relay answers with a session of 12 hours (then log in again);
 wrong passwords and codes are slowed down per address and per user name.
 If the relay requires TOTP and you have none yet, the session can only
 enrol it: run patchbay account totp enrol, then log in again.
+
+With --sso you sign in at your organisation's identity provider (when the
+relay has single sign-on): the command listens on 127.0.0.1 at a random
+port, prints an address of the relay and opens it in your browser (unless
+--no-open, or when no desktop is there: then open it yourself, on this
+machine). After the provider's login the relay sends the browser back to
+that port with a one-time code, which only this command can redeem (it
+works once, within 60 s, with a secret that never left this process). The
+result is the same 12-hour session as a password login, with the role your
+groups at the provider map to.
 
 The relay's certificate authority is pinned by --ca-fingerprint (printed by
 patchbay-server at start; "sha256:" and 64 hex digits, colons allowed): the
@@ -70,6 +81,12 @@ configuration directory (~/.config/patchbay/config.json on Linux), mode 0600.`,
 			if fingerprint == "" {
 				return usageErrorf(cmd, "--ca-fingerprint is required (the relay prints it at start)")
 			}
+			if ssoLogin {
+				if token != "" || user != "" || pwStdin {
+					return usageErrorf(cmd, "--sso excludes --token, --user and --password-stdin: the identity provider signs you in")
+				}
+				return a.loginSSO(cmd, server, fingerprint, noOpen, ssoWait)
+			}
 			if user != "" {
 				if token != "" {
 					return usageErrorf(cmd, "--token and --user exclude each other: a user logs in with a password")
@@ -98,7 +115,36 @@ configuration directory (~/.config/patchbay/config.json on Linux), mode 0600.`,
 	f.StringVar(&fingerprint, "ca-fingerprint", "", "fingerprint of the relay's CA, sha256:<64 hex digits>")
 	f.StringVar(&user, "user", "", "log in as this user with a password (and TOTP code), prompted without echo")
 	f.BoolVar(&pwStdin, "password-stdin", false, "with --user: read the password, then the code if needed, from standard input, one per line")
+	f.BoolVar(&ssoLogin, "sso", false, "sign in at your organisation's identity provider in a browser (single sign-on)")
+	f.BoolVar(&noOpen, "no-open", false, "with --sso: only print the address, never start a browser")
+	f.DurationVar(&ssoWait, "sso-timeout", 5*time.Minute, "with --sso: how long to wait for the browser to come back")
 	return cmd
+}
+
+// loginSSO is patchbay login --sso.
+func (a *app) loginSSO(cmd *cobra.Command, server, fingerprint string, noOpen bool, wait time.Duration) error {
+	s, err := client.StartSSO(server, fingerprint)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(a.stderr, "Sign in with your organisation's account in a browser on this machine (waiting up to %v):\n%s\n", wait, s.URL)
+	if !noOpen && a.canOpenBrowser() {
+		if err := openBrowser(s.URL); err != nil {
+			fmt.Fprintf(a.stderr, "could not open a browser (%v): open the address above yourself\n", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), wait)
+	defer cancel()
+	cfg, out, err := s.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.saveLogin(cmd, cfg, true); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "Session valid until %s\n", out.ExpiresAt.Local().Format(time.RFC3339))
+	return nil
 }
 
 // loginUser is patchbay login --user: password (and code) prompted or read

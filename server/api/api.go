@@ -24,6 +24,7 @@ import (
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/server/audit"
 	"github.com/patchbay/patchbay/server/authlimit"
+	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -63,6 +64,8 @@ type API struct {
 	// Access ends what revoked API tokens opened, on every relay node
 	// (EndAccess); nil: revoking a token only refuses it from then on.
 	Access AccessEnder
+	// SSO is the OpenID provider for single sign-on (nil: none).
+	SSO *sso.Provider
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }
@@ -75,6 +78,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/enroll", a.handleEnroll)
 
 	mux.HandleFunc("POST /v1/login/password", a.handlePasswordLogin)
+	mux.HandleFunc("POST /v1/login/sso", a.handleSSOLogin)
 	mux.Handle("POST /v1/login", a.auth(apiv1.RoleViewer, a.handleLogin))
 	mux.Handle("GET /v1/whoami", a.auth(apiv1.RoleViewer, a.handleWhoami))
 

@@ -13,7 +13,8 @@
 //     usable once), an API token typed into the form, or a user's name,
 //     password and TOTP code (checked by api.API.PasswordLogin, throttled
 //     per source and user name like POST /v1/login/password). Each login
-//     method is a Method; OIDC will be another.
+//     method is a Method. Single sign-on (OpenID Connect) is a redirect
+//     flow instead (oidc.go): its sessions have method "oidc".
 //   - Sessions: cookie __Host-patchbay_session (Secure, HttpOnly,
 //     SameSite=Strict, Path=/), stored hashed in the store (so a relay restart
 //     or another relay keeps it), ended after IdleTimeout without a request
@@ -29,7 +30,8 @@
 //   - Live fleet changes: GET /console/events is a server-sent event stream
 //     of agents coming and going (see Events).
 //
-// Logins and logouts are audited (console.login, console.logout).
+// Logins and logouts are audited (console.login, console.logout; single
+// sign-on adds login.oidc, login.oidc.refused, user.create and user.role).
 package console
 
 import (
@@ -40,6 +42,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/server/authlimit"
+	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -65,6 +68,10 @@ type Config struct {
 	Limiter *authlimit.Limiter
 	// Password checks user logins (nil: the login page takes no passwords).
 	Password PasswordLogin
+	// SSO is the OpenID provider and SSOLogin admits the people it vouches
+	// for (either nil: no single sign-on; see oidc.go).
+	SSO      *sso.Provider
+	SSOLogin SSOLogin
 	Log      zerolog.Logger
 
 	IdleTimeout time.Duration // a session unused this long ends
@@ -132,6 +139,9 @@ func (c *Console) Register(mux *http.ServeMux, streams context.Context) {
 	mux.Handle("POST /console/login", c.headers(http.HandlerFunc(c.handleLogin)))
 	mux.Handle("POST /console/logout", c.headers(http.HandlerFunc(c.handleLogout)))
 	mux.Handle("GET /console/session", c.headers(http.HandlerFunc(c.handleSession)))
+	mux.Handle("GET /console/login-options", c.headers(http.HandlerFunc(c.handleLoginOptions)))
+	mux.Handle("GET /console/oidc/start", c.headers(http.HandlerFunc(c.handleSSOStart)))
+	mux.Handle("GET "+sso.CallbackPath, c.headers(http.HandlerFunc(c.handleSSOCallback)))
 	mux.Handle("GET /console/events", c.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.handleEvents(streams, w, r)
 	})))

@@ -66,7 +66,8 @@ type SessionInfo struct {
 
 // A Method turns what a person presents at the login page into the API
 // token whose identity and role the browser session gets: a one-time link,
-// an API token, or a user's password and TOTP code (OIDC will be another).
+// an API token, or a user's password and TOTP code. (Single sign-on is a
+// redirect flow instead: oidc.go.)
 type Method interface {
 	Name() string
 	// Check returns the token's hash, or a Refusal (the message the person
@@ -381,22 +382,32 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 			c.cfg.Limiter.Succeeded(src, user, now)
 		}
 	}
-	secret, hash := api.NewSecret(prefixSession)
-	cs := store.ConsoleSession{Hash: hash, ID: store.NewID(), TokenHash: tokenHash, Method: m.Name(),
-		RemoteAddr: r.RemoteAddr, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(c.cfg.MaxAge)}
-	if err := c.cfg.Store.CreateConsoleSession(ctx, cs); err != nil {
+	cs, secret, err := c.openSession(w, r, tok, m.Name())
+	if err != nil {
 		c.internal(w, r, "log in", err)
 		return
 	}
+	c.writeInfo(w, http.StatusOK, tok, cs, secret)
+}
+
+// openSession opens a browser session for tok (logged in by method),
+// audits console.login and sets the session cookie.
+func (c *Console) openSession(w http.ResponseWriter, r *http.Request, tok store.APIToken, method string) (store.ConsoleSession, string, error) {
+	ctx, now := r.Context(), c.now()
+	secret, hash := api.NewSecret(prefixSession)
+	cs := store.ConsoleSession{Hash: hash, ID: store.NewID(), TokenHash: tok.Hash, Method: method,
+		RemoteAddr: r.RemoteAddr, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(c.cfg.MaxAge)}
+	if err := c.cfg.Store.CreateConsoleSession(ctx, cs); err != nil {
+		return cs, "", err
+	}
 	if err := c.cfg.Audit(ctx, api.Actor(tok), "console.login", cs.ID, map[string]string{
-		"method": m.Name(), "remote": r.RemoteAddr, "user_agent": truncate(r.UserAgent(), 200)}); err != nil {
+		"method": method, "remote": r.RemoteAddr, "user_agent": truncate(r.UserAgent(), 200)}); err != nil {
 		c.cfg.Store.DeleteConsoleSession(ctx, hash) // no unaudited session
-		c.internal(w, r, "log in", err)
-		return
+		return cs, "", err
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: secret, Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.cfg.MaxAge / time.Second)})
-	c.writeInfo(w, http.StatusOK, tok, cs, secret)
+	return cs, secret, nil
 }
 
 func truncate(s string, n int) string {

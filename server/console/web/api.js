@@ -86,6 +86,13 @@ export async function login(method, secret, extra = {}) {
   return session;
 }
 
+// loginOptions asks the relay which ways in it offers: {password, sso}.
+export async function loginOptions() {
+  const resp = await fetch('/console/login-options', { credentials: 'same-origin', cache: 'no-store' });
+  if (!resp.ok) throw await errorOf(resp);
+  return resp.json();
+}
+
 export async function logout() {
   try {
     await request('POST', '/console/logout');

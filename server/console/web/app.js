@@ -97,6 +97,13 @@ async function start() {
       }
     }
   }
+  // A refused single sign-on comes back as /#sso-error=MESSAGE.
+  if (location.hash.startsWith('#sso-error=')) {
+    let msg = location.hash.slice('#sso-error='.length);
+    try { msg = decodeURIComponent(msg); } catch { /* show it as it came */ }
+    history.replaceState(null, '', '/');
+    banner(msg);
+  }
   try {
     const s = await api.loadSession();
     showUser(s);

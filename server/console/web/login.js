@@ -1,7 +1,10 @@
 // The login screen: a one-time link (patchbay console) logs in by itself;
 // people log in with their user name, password and, when they have TOTP,
 // the code from their authenticator app (or a recovery code); an API token
-// can be pasted instead. OIDC will add a button here.
+// can be pasted instead. When the relay has single sign-on, a "Sign in with
+// SSO" button leads to the company's identity provider (OpenID Connect):
+// the relay runs that flow and sends the browser back to Fleet, or here
+// with #sso-error=MESSAGE (app.js shows it).
 import * as api from './api.js';
 import { el } from './dom.js';
 
@@ -59,5 +62,19 @@ export function mount(main, { onLogin }) {
   });
   main.append(pwForm, form);
   user.focus();
-  return () => {};
+
+  // Single sign-on: a plain navigation to the relay, which redirects to the
+  // provider (the flow's cookie must be set by a top-level response).
+  const sso = el('div', { id: 'login-sso-card', class: 'card login', hidden: true },
+    el('p', {}, 'Your organisation signs you in:'),
+    el('a', { id: 'login-sso', class: 'button', href: '/console/oidc/start' }, 'Sign in with SSO'));
+  main.prepend(sso);
+  let live = true;
+  api.loginOptions().then((o) => {
+    if (live && o.sso) {
+      sso.hidden = false;
+      if (!o.password) pwForm.hidden = true;
+    }
+  }).catch(() => { /* the other forms still work */ });
+  return () => { live = false; };
 }

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// OIDCIdentity links a provider's identity (issuer, subject) to the user
+// its first sign-in created.
+type OIDCIdentity struct {
+	Issuer, Subject, UserID string
+	Email                   string   // as seen at the last sign-in
+	Groups                  []string // as seen at the last sign-in
+	CreatedAt, LastLoginAt  time.Time
+}
+
+// OIDCUser returns the user linked to the provider identity (issuer,
+// subject), or ErrNotFound when there is none (never signed in, or the user
+// was deleted since: the next sign-in then creates a new one).
+func (s *Store) OIDCUser(ctx context.Context, issuer, subject string) (User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+prefixCols("u.", userCols)+`
+		FROM oidc_identities i JOIN users u ON u.id = i.user_id WHERE i.issuer = $1 AND i.subject = $2`, issuer, subject))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("get oidc user: %w", err)
+	}
+	return u, nil
+}
+
+// CreateOIDCUser stores a new user (u.Source should be SourceOIDC, with no
+// password) linked to id, in one transaction; a stale link of id (to a
+// deleted user) is replaced. ErrUserExists when the name is taken.
+func (s *Store) CreateOIDCUser(ctx context.Context, u User, id OIDCIdentity) error {
+	if u.ID == "" {
+		return errors.New("create oidc user: empty id (use store.NewID)")
+	}
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = time.Now()
+	}
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = u.CreatedAt
+	}
+	groups, err := encodeList(id.Groups)
+	if err != nil {
+		return fmt.Errorf("create oidc user: %w", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = $1`, u.Name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return ErrUserExists
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			u.ID, u.Name, u.Role, u.PasswordHash, u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, "[]",
+			u.Source, dbTime(u.CreatedAt), dbTime(u.UpdatedAt), dbTime(u.DisabledAt)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM oidc_identities WHERE issuer = $1 AND subject = $2`, id.Issuer, id.Subject); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO oidc_identities (issuer, subject, user_id, email, groups_seen, created_at, last_login_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, id.Issuer, id.Subject, u.ID, id.Email, groups, dbTime(u.CreatedAt), dbTime(u.CreatedAt))
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrUserExists):
+		return err
+	case err != nil:
+		return fmt.Errorf("create oidc user %s: %w", u.Name, err)
+	}
+	return nil
+}
+
+// RecordOIDCLogin stores the email and groups seen at a sign-in of the
+// identity (issuer, subject).
+func (s *Store) RecordOIDCLogin(ctx context.Context, issuer, subject, email string, groups []string, now time.Time) error {
+	enc, err := encodeList(groups)
+	if err == nil {
+		err = mustAffect(s.db.ExecContext(ctx, `UPDATE oidc_identities SET email = $1, groups_seen = $2, last_login_at = $3
+			WHERE issuer = $4 AND subject = $5`, email, enc, dbTime(now), issuer, subject))
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("record oidc login: %w", err)
+	}
+	return err
+}
+
+// SetUserRole changes a user's role. Their tokens never outrank it
+// (LookupAPIToken), so a lower role applies to live sessions at once.
+func (s *Store) SetUserRole(ctx context.Context, id, role string, now time.Time) error {
+	return s.updateUser(ctx, "set user role", id, now, `role = $1`, role)
+}
+
+// RevokeUserTokens revokes every token the user owns (sessions and API
+// tokens for automation) and returns how many it revoked.
+func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL`,
+		dbTime(now), userID)
+	if err != nil {
+		return 0, fmt.Errorf("revoke user tokens: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("revoke user tokens: %w", err)
+	}
+	return int(n), nil
+}
+
+// prefixCols qualifies each column of a comma-separated list with prefix.
+func prefixCols(prefix, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// SSOHandoff is a one-time code that hands a CLI sign-in from the browser
+// back to the CLI. Only the code's hash is stored.
+type SSOHandoff struct {
+	Hash      string // hex SHA-256 of the code
+	UserID    string
+	Challenge string            // base64url SHA-256 of the CLI's verifier (S256)
+	Detail    map[string]string // what the sign-in saw, for the login's audit record
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// CreateSSOHandoff stores a handoff and deletes the expired ones.
+func (s *Store) CreateSSOHandoff(ctx context.Context, h SSOHandoff) error {
+	detail, err := encodeMap(h.Detail)
+	if err != nil {
+		return fmt.Errorf("create sso handoff: %w", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sso_handoffs WHERE expires_at < $1`, dbTime(h.CreatedAt)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO sso_handoffs (hash, user_id, challenge, detail, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, h.Hash, h.UserID, h.Challenge, detail, dbTime(h.CreatedAt), dbTime(h.ExpiresAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create sso handoff: %w", err)
+	}
+	return nil
+}
+
+// ConsumeSSOHandoff removes the handoff with this hash and returns it: a
+// code works at most once, also when two requests race. ErrNotFound for an
+// unknown, used or (at now) expired code.
+func (s *Store) ConsumeSSOHandoff(ctx context.Context, hash string, now time.Time) (SSOHandoff, error) {
+	var (
+		h       SSOHandoff
+		detail  string
+		expired bool
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var created, expires sql.NullTime
+		err := tx.QueryRowContext(ctx, `SELECT hash, user_id, challenge, detail, created_at, expires_at FROM sso_handoffs WHERE hash = $1`, hash).
+			Scan(&h.Hash, &h.UserID, &h.Challenge, &detail, &created, &expires)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		h.CreatedAt, h.ExpiresAt = fromNull(created), fromNull(expires)
+		if err := mustAffect(tx.ExecContext(ctx, `DELETE FROM sso_handoffs WHERE hash = $1`, hash)); err != nil {
+			return err
+		}
+		expired = !now.Before(h.ExpiresAt)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return SSOHandoff{}, err
+		}
+		return SSOHandoff{}, fmt.Errorf("consume sso handoff: %w", err)
+	}
+	if expired {
+		return SSOHandoff{}, fmt.Errorf("consume sso handoff: expired: %w", ErrNotFound)
+	}
+	if h.Detail, err = decodeMap(detail); err != nil {
+		return SSOHandoff{}, fmt.Errorf("consume sso handoff: %w", err)
+	}
+	return h, nil
+}
