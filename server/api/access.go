@@ -106,3 +106,16 @@ func (a *API) findAPIToken(w http.ResponseWriter, r *http.Request) (store.APITok
 	WriteError(w, http.StatusConflict, "%q names %s API tokens: %s: use an ID (or a unique prefix of one)", ref, count(len(found)), candidates(list))
 	return store.APIToken{}, false
 }
+
+// endAccess calls EndAccess for tokens revoked or refused by a change to
+// their user, logging (not failing the request on) an error: the tokens are
+// already refused by the store, so only live sessions could outlast it.
+func (a *API) endAccess(ctx context.Context, tokenIDs []string, reason string) {
+	if len(tokenIDs) == 0 {
+		return
+	}
+	if _, err := a.EndAccess(ctx, tokenIDs, reason); err != nil {
+		a.Log.Error().Err(err).Strs("token_ids", tokenIDs).Str("reason", reason).
+			Msg("end the access of revoked tokens: their live sessions may go on until they end")
+	}
+}

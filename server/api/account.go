@@ -86,12 +86,13 @@ func (a *API) handlePasswordChange(w http.ResponseWriter, r *http.Request, c cal
 	}
 	ctx, now := r.Context(), a.now()
 	err := a.Store.SetUserPassword(ctx, u.ID, hash, now)
-	var ended int
+	var ended []string
 	if err == nil {
 		ended, err = a.Store.RevokeUserSessions(ctx, u.ID, c.tok.ID, now)
 	}
 	if err == nil {
-		err = a.audit(ctx, c.actor(), "user.password", u.ID, map[string]string{"name": u.Name, "other_sessions_ended": strconv.Itoa(ended)})
+		a.endAccess(ctx, ended, "access revoked: "+u.Name+" changed their password")
+		err = a.audit(ctx, c.actor(), "user.password", u.ID, map[string]string{"name": u.Name, "other_sessions_ended": strconv.Itoa(len(ended))})
 	}
 	if err != nil {
 		a.internal(w, r, "change password", err)

@@ -133,11 +133,12 @@ func (a *API) ssoRefused(ctx context.Context, id sso.Identity, u store.User, kno
 	if known {
 		target = u.ID
 		d["user"] = u.Name
-		n, err := a.Store.RevokeUserTokens(ctx, u.ID, a.now())
+		ids, err := a.Store.RevokeUserTokens(ctx, u.ID, a.now())
 		if err != nil {
 			return err
 		}
-		d["tokens_revoked"] = strconv.Itoa(n)
+		a.endAccess(ctx, ids, "access revoked: the identity provider no longer admits "+u.Name+" ("+r.Reason+")")
+		d["tokens_revoked"] = strconv.Itoa(len(ids))
 	}
 	who := id.Email
 	if who == "" {

@@ -183,6 +183,13 @@ func (a *API) setDisabled(w http.ResponseWriter, r *http.Request, c caller, disa
 		action = "user.disable"
 	}
 	err := a.Store.SetUserDisabled(ctx, u.ID, disabled, now)
+	if err == nil && disabled {
+		// Refused from the next request on; what they have open ends now.
+		var ids []string
+		if ids, err = a.Store.UserTokenIDs(ctx, u.ID); err == nil {
+			a.endAccess(ctx, ids, "access revoked: user "+u.Name+" was disabled by "+c.tok.Name)
+		}
+	}
 	if err == nil {
 		err = a.audit(ctx, c.actor(), action, u.ID, map[string]string{"name": u.Name})
 	}
@@ -207,8 +214,12 @@ func (a *API) handleUserDelete(w http.ResponseWriter, r *http.Request, c caller)
 		return
 	}
 	ctx := r.Context()
-	err := a.Store.DeleteUser(ctx, u.ID, a.now())
+	ids, err := a.Store.UserTokenIDs(ctx, u.ID)
 	if err == nil {
+		err = a.Store.DeleteUser(ctx, u.ID, a.now()) // revokes the tokens too
+	}
+	if err == nil {
+		a.endAccess(ctx, ids, "access revoked: user "+u.Name+" was deleted by "+c.tok.Name)
 		err = a.audit(ctx, c.actor(), "user.delete", u.ID, map[string]string{"name": u.Name})
 	}
 	if err != nil {
@@ -239,13 +250,14 @@ func (a *API) handleUserReset(w http.ResponseWriter, r *http.Request, c caller) 
 	if err == nil && req.ClearTOTP {
 		err = a.Store.ClearUserTOTP(ctx, u.ID, now)
 	}
-	var ended int
+	var ended []string
 	if err == nil {
 		ended, err = a.Store.RevokeUserSessions(ctx, u.ID, "", now)
 	}
 	if err == nil {
+		a.endAccess(ctx, ended, "access revoked: the password of "+u.Name+" was reset by "+c.tok.Name)
 		err = a.audit(ctx, c.actor(), "user.reset", u.ID, map[string]string{"name": u.Name,
-			"totp_cleared": strconv.FormatBool(req.ClearTOTP), "sessions_ended": strconv.Itoa(ended)})
+			"totp_cleared": strconv.FormatBool(req.ClearTOTP), "sessions_ended": strconv.Itoa(len(ended))})
 	}
 	if err == nil {
 		u, err = a.Store.GetUser(ctx, u.ID)

@@ -101,18 +101,69 @@ func (s *Store) SetUserRole(ctx context.Context, id, role string, now time.Time)
 }
 
 // RevokeUserTokens revokes every token the user owns (sessions and API
-// tokens for automation) and returns how many it revoked.
-func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL`,
-		dbTime(now), userID)
+// tokens for automation) and returns the IDs it revoked, for the relay to
+// end what they opened (api.EndAccess).
+func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Time) ([]string, error) {
+	ids, err := s.revokeTokens(ctx, `user_id = $1`, userID)(now)
 	if err != nil {
-		return 0, fmt.Errorf("revoke user tokens: %w", err)
+		return nil, fmt.Errorf("revoke user tokens: %w", err)
 	}
-	n, err := res.RowsAffected()
+	return ids, nil
+}
+
+// revokeTokens returns a function that, in one transaction, revokes the
+// unrevoked API tokens matching where (with args from $1) and returns their
+// IDs.
+func (s *Store) revokeTokens(ctx context.Context, where string, args ...any) func(now time.Time) ([]string, error) {
+	return func(now time.Time) ([]string, error) {
+		var ids []string
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT id FROM api_tokens WHERE revoked_at IS NULL AND `+where+` ORDER BY id`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, id)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil || len(ids) == 0 {
+				return err
+			}
+			list, largs := inList(ids, 2)
+			_, err = tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id IN (`+list+`)`,
+				append([]any{dbTime(now)}, largs...)...)
+			return err
+		})
+		return ids, err
+	}
+}
+
+// UserTokenIDs returns the IDs of the user's tokens that are not revoked
+// (a disabled user's tokens are refused without being revoked: enabling
+// the user again brings them back).
+func (s *Store) UserTokenIDs(ctx context.Context, userID string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id`, userID)
 	if err != nil {
-		return 0, fmt.Errorf("revoke user tokens: %w", err)
+		return nil, fmt.Errorf("list user tokens: %w", err)
 	}
-	return int(n), nil
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list user tokens: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list user tokens: %w", err)
+	}
+	return ids, nil
 }
 
 // prefixCols qualifies each column of a comma-separated list with prefix.

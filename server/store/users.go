@@ -306,19 +306,13 @@ func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) error 
 
 // RevokeUserSessions revokes the user's session tokens (those of password
 // logins; not their API tokens for automation) except the one with ID
-// except, and returns how many it revoked.
-func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, now time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = $1
-		WHERE user_id = $2 AND kind IN ($3, $4) AND revoked_at IS NULL AND id <> $5`,
-		dbTime(now), userID, KindSession, KindEnrol, except)
+// except, and returns the IDs it revoked.
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, now time.Time) ([]string, error) {
+	ids, err := s.revokeTokens(ctx, `user_id = $1 AND kind IN ($2, $3) AND id <> $4`, userID, KindSession, KindEnrol, except)(now)
 	if err != nil {
-		return 0, fmt.Errorf("revoke user sessions: %w", err)
+		return nil, fmt.Errorf("revoke user sessions: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("revoke user sessions: %w", err)
-	}
-	return int(n), nil
+	return ids, nil
 }
 
 // SetAPITokenKind changes a token's kind (a session that enrolled TOTP stops
