@@ -44,8 +44,8 @@ func TestOIDCUsersAndHandoffs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, err := s.RevokeUserTokens(ctx, u.ID, ts.Add(time.Hour)); err != nil || n != 2 {
-		t.Fatalf("RevokeUserTokens = %d, %v; want 2", n, err)
+	if n, err := s.RevokeUserTokens(ctx, u.ID, ts.Add(time.Hour)); err != nil || len(n) != 2 {
+		t.Fatalf("RevokeUserTokens = %q, %v; want 2 IDs", n, err)
 	}
 	// A deleted user's identity is stale: the next sign-in makes a new user.
 	if err := s.DeleteUser(ctx, u.ID, ts.Add(time.Hour)); err != nil {

@@ -160,8 +160,8 @@ func TestUserTokens(t *testing.T) {
 		t.Errorf("session token after enabling: %v", err)
 	}
 
-	if n, err := s.RevokeUserSessions(ctx, u.ID, "", now); err != nil || n != 1 {
-		t.Errorf("revoke sessions: %d %v, want 1", n, err)
+	if n, err := s.RevokeUserSessions(ctx, u.ID, "", now); err != nil || len(n) != 1 {
+		t.Errorf("revoke sessions: %q %v, want 1 ID", n, err)
 	}
 	if _, err := s.LookupAPIToken(ctx, "auto", now); err != nil {
 		t.Errorf("an automation token after revoking sessions: %v", err)
