@@ -37,33 +37,12 @@ func (s *Store) OIDCUser(ctx context.Context, issuer, subject string) (User, err
 // password) linked to id, in one transaction; a stale link of id (to a
 // deleted user) is replaced. ErrUserExists when the name is taken.
 func (s *Store) CreateOIDCUser(ctx context.Context, u User, id OIDCIdentity) error {
-	if u.ID == "" {
-		return errors.New("create oidc user: empty id (use store.NewID)")
-	}
-	if u.CreatedAt.IsZero() {
-		u.CreatedAt = time.Now()
-	}
-	if u.UpdatedAt.IsZero() {
-		u.UpdatedAt = u.CreatedAt
-	}
 	groups, err := encodeList(id.Groups)
 	if err != nil {
 		return fmt.Errorf("create oidc user: %w", err)
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = $1`, u.Name).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return ErrUserExists
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			u.ID, u.Name, u.Role, u.PasswordHash, u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, "[]",
-			u.Source, dbTime(u.CreatedAt), dbTime(u.UpdatedAt), dbTime(u.DisabledAt)); err != nil {
-			return err
-		}
+	u.RecoveryHashes = nil
+	return s.createUser(ctx, "create oidc user", u, func(tx *sql.Tx, u User) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM oidc_identities WHERE issuer = $1 AND subject = $2`, id.Issuer, id.Subject); err != nil {
 			return err
 		}
@@ -71,13 +50,6 @@ func (s *Store) CreateOIDCUser(ctx context.Context, u User, id OIDCIdentity) err
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, id.Issuer, id.Subject, u.ID, id.Email, groups, dbTime(u.CreatedAt), dbTime(u.CreatedAt))
 		return err
 	})
-	switch {
-	case errors.Is(err, ErrUserExists):
-		return err
-	case err != nil:
-		return fmt.Errorf("create oidc user %s: %w", u.Name, err)
-	}
-	return nil
 }
 
 // RecordOIDCLogin stores the email and groups seen at a sign-in of the

@@ -64,8 +64,13 @@ func scanUser(sc scanner) (User, error) {
 // the name is taken. Zero CreatedAt and UpdatedAt are set to now; an empty
 // Source is SourceLocal.
 func (s *Store) CreateUser(ctx context.Context, u User) error {
+	return s.createUser(ctx, "create user", u, nil)
+}
+
+// createUser inserts u, then runs also (when set) in the same transaction.
+func (s *Store) createUser(ctx context.Context, step string, u User, also func(tx *sql.Tx, u User) error) error {
 	if u.ID == "" {
-		return errors.New("create user: empty id (use store.NewID)")
+		return errors.New(step + ": empty id (use store.NewID)")
 	}
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = time.Now()
@@ -78,7 +83,7 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	}
 	recovery, err := encodeList(u.RecoveryHashes)
 	if err != nil {
-		return fmt.Errorf("create user: %w", err)
+		return fmt.Errorf("%s: %w", step, err)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -88,17 +93,22 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 		if n > 0 {
 			return ErrUserExists
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			u.ID, u.Name, u.Role, u.PasswordHash, u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, recovery,
-			u.Source, dbTime(u.CreatedAt), dbTime(u.UpdatedAt), dbTime(u.DisabledAt))
-		return err
+			u.Source, dbTime(u.CreatedAt), dbTime(u.UpdatedAt), dbTime(u.DisabledAt)); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx, u)
+		}
+		return nil
 	})
 	switch {
 	case errors.Is(err, ErrUserExists):
 		return err
 	case err != nil:
-		return fmt.Errorf("create user %s: %w", u.Name, err)
+		return fmt.Errorf("%s %s: %w", step, u.Name, err)
 	}
 	return nil
 }
