@@ -48,10 +48,12 @@ func (c *Client) User(ctx context.Context, ref string) (apiv1.User, error) {
 	return u, c.userCall(ctx, "show user", http.MethodGet, ref, "", nil, &u)
 }
 
-// DisableUser disables a user (admin): their tokens stop working at once.
-func (c *Client) DisableUser(ctx context.Context, ref string) (apiv1.User, error) {
+// DisableUser disables a user (admin): their tokens stop working at once
+// and what they opened ends; with cancelJobs their running jobs are
+// cancelled too (u.JobsCancelled says how many).
+func (c *Client) DisableUser(ctx context.Context, ref string, cancelJobs bool) (apiv1.User, error) {
 	var u apiv1.User
-	return u, c.userCall(ctx, "disable user", http.MethodPost, ref, "/disable", nil, &u)
+	return u, c.userCall(ctx, "disable user", http.MethodPost, ref, "/disable", apiv1.UserDisableRequest{CancelJobs: cancelJobs}, &u)
 }
 
 // EnableUser enables a disabled user (admin).

@@ -126,6 +126,14 @@ func TestOfflineCatchUpExpiryAndCancel(t *testing.T) {
 	waitFor(t, 10*time.Second, "second agent offline", func() bool { return !cli.Online(late.ID) })
 	id = cli.startJob(t, "testplugin", "--target", "fleet=plugins", "--param", "sleep=1m")
 	waitFor(t, 20*time.Second, "one run to start", func() bool { return cli.job(t, id).Counts["running"] == 1 })
+	// Another technician may not cancel it (issue 15: technicians cancel only their own jobs).
+	tess := f.relay.Login(strings.TrimSpace(strings.SplitN(cli.Run("api-tokens", "create", "--role", "technician", "--name", "tess"), "\n", 2)[0]))
+	if _, errOut, err := tess.Try("jobs", "cancel", id); err == nil || !strings.Contains(errOut, "a technician cancels only their own jobs") {
+		t.Fatalf("another technician's cancel: %v %q; want refused", err, errOut)
+	}
+	if j := cli.job(t, id); j.Final() {
+		t.Fatalf("the refused cancel changed the job: %+v", j)
+	}
 	cli.Run("jobs", "cancel", id)
 	waitFor(t, 30*time.Second, "the cancelled job to end", func() bool { return cli.job(t, id).Final() })
 	j := cli.job(t, id)

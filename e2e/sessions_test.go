@@ -220,6 +220,22 @@ func TestStockOpenSSHWithScpAndRecording(t *testing.T) {
 	if !strings.Contains(typed.String(), "echo typed-marker") || !strings.Contains(shown.String(), "typed-marker-42") {
 		t.Errorf("recording lacks what was typed or shown:\ninput %q\noutput %q", typed.String(), tail(shown.String(), 500))
 	}
+
+	// Who reads it (issue 15): the session's technician (above), auditors
+	// and admins; not a viewer, not another technician.
+	token := func(role, name string) *CLI {
+		return f.r.Login(strings.TrimSpace(strings.SplitN(f.admin.Run("api-tokens", "create", "--role", role, "--name", name), "\n", 2)[0]))
+	}
+	for _, who := range []*CLI{token("viewer", "vera"), token("technician", "bob")} {
+		if _, errOut, err := who.Try("sessions", "recording", id); err == nil || !strings.Contains(errOut, "readable by its technician (alice), auditors and admins") {
+			t.Errorf("a viewer or another technician read alice's recording: %v %q; want 403", err, errOut)
+		}
+	}
+	for _, who := range []*CLI{token("auditor", "audrey"), f.admin} {
+		if got := who.Run("sessions", "recording", id); got != cast {
+			t.Errorf("an auditor or admin got a different recording (%d bytes, want %d)", len(got), len(cast))
+		}
+	}
 }
 
 func TestForeignCertificatesRefused(t *testing.T) {

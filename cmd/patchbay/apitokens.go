@@ -31,7 +31,7 @@ func (a *app) apiTokensCreateCmd() *cobra.Command {
 	var role, name, ttl string
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "create --role viewer|technician|admin --name NAME [--ttl DUR]",
+		Use:   "create --role viewer|auditor|technician|admin --name NAME [--ttl DUR]",
 		Short: "Create an API token",
 		Long: `Create an API token (admin role) for a person or a script.
 
@@ -45,7 +45,7 @@ included) is printed instead.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if apiv1.RoleRank(role) == 0 {
-				return usageErrorf(cmd, "--role %q: want viewer, technician or admin", role)
+				return usageErrorf(cmd, "--role %q: want viewer, auditor, technician or admin", role)
 			}
 			if name == "" {
 				return usageErrorf(cmd, "--name is required (who or what the token is for)")
@@ -73,7 +73,7 @@ included) is printed instead.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&role, "role", "", "viewer, technician or admin (required)")
+	f.StringVar(&role, "role", "", "viewer, auditor (reads every recording), technician or admin (required)")
 	f.StringVar(&name, "name", "", "who or what the token is for, shown in the audit log (required)")
 	f.StringVar(&ttl, "ttl", "", "how long the token is valid: 90m, 24h, 90d, ...; empty: no expiry")
 	addOutputFlag(cmd, &output)

@@ -34,8 +34,11 @@ unique prefix of an ID.`,
 		a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(),
 		a.usersStateCmd("disable", "Disable a user: their sessions and API tokens stop at once",
 			`Disable a user (admin). From their next request on, the relay refuses
-every session and API token of theirs with 401, and they cannot log in.
-"patchbay users enable" undoes it. Audited as user.disable.`),
+every session and API token of theirs with 401, and they cannot log in;
+their live sessions end within a second (they are told why) and agents
+refuse their SSH certificates. Their running jobs go on, since jobs belong
+to the organisation, unless --cancel-jobs. "patchbay users enable" undoes
+it (not the ended sessions). Audited as user.disable.`),
 		a.usersStateCmd("enable", "Enable a disabled user",
 			`Enable a disabled user (admin): they can log in again, and their API
 tokens that are not expired or revoked work again. Audited as user.enable.`),
@@ -47,7 +50,7 @@ func (a *app) usersCreateCmd() *cobra.Command {
 	var stdin bool
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "create NAME --role viewer|technician|admin [--password-stdin]",
+		Use:   "create NAME --role viewer|auditor|technician|admin [--password-stdin]",
 		Short: "Create a user",
 		Long: `Create a user (admin) who logs in with patchbay login --user NAME or the
 web console's password form.
@@ -63,7 +66,7 @@ input instead.`,
 		Args: oneArg("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if apiv1.RoleRank(role) == 0 {
-				return usageErrorf(cmd, "--role %q: want viewer, technician or admin", role)
+				return usageErrorf(cmd, "--role %q: want viewer, auditor, technician or admin", role)
 			}
 			req := apiv1.UserRequest{Name: args[0], Role: role}
 			if stdin {
@@ -95,7 +98,7 @@ input instead.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&role, "role", "", "viewer, technician or admin (required)")
+	f.StringVar(&role, "role", "", "viewer, auditor (reads every recording), technician or admin (required)")
 	f.BoolVar(&stdin, "password-stdin", false, "read the password from standard input instead of generating one")
 	addOutputFlag(cmd, &output)
 	return cmd
@@ -187,7 +190,8 @@ func (a *app) usersShowCmd() *cobra.Command {
 
 // usersStateCmd is users disable or users enable.
 func (a *app) usersStateCmd(verb, short, long string) *cobra.Command {
-	return &cobra.Command{
+	var cancelJobs bool
+	cmd := &cobra.Command{
 		Use:     verb + " USER",
 		Short:   short,
 		Long:    long,
@@ -195,23 +199,33 @@ func (a *app) usersStateCmd(verb, short, long string) *cobra.Command {
 		Args:    oneArg("USER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
-				fn := c.EnableUser
+				var u apiv1.User
+				var err error
 				if verb == "disable" {
-					fn = c.DisableUser
+					u, err = c.DisableUser(cmd.Context(), args[0], cancelJobs)
+				} else {
+					u, err = c.EnableUser(cmd.Context(), args[0])
 				}
-				u, err := fn(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
-				if u.Disabled {
-					fmt.Fprintf(a.stdout, "Disabled user %s: the relay refuses their sessions and API tokens from now on.\n", clean(u.Name))
-				} else {
+				switch {
+				case u.Disabled && cancelJobs:
+					fmt.Fprintf(a.stdout, "Disabled user %s: the relay refuses their sessions and API tokens from now on, their live sessions ended, and %d running job(s) of theirs were cancelled.\n",
+						clean(u.Name), u.JobsCancelled)
+				case u.Disabled:
+					fmt.Fprintf(a.stdout, "Disabled user %s: the relay refuses their sessions and API tokens from now on, and their live sessions ended. Their running jobs go on (--cancel-jobs stops them).\n", clean(u.Name))
+				default:
 					fmt.Fprintf(a.stdout, "Enabled user %s.\n", clean(u.Name))
 				}
 				return nil
 			})
 		},
 	}
+	if verb == "disable" {
+		cmd.Flags().BoolVar(&cancelJobs, "cancel-jobs", false, "also cancel the user's running jobs (by default they go on: jobs belong to the organisation)")
+	}
+	return cmd
 }
 
 func (a *app) usersDeleteCmd() *cobra.Command {

@@ -12,11 +12,14 @@ import (
 )
 
 // Roles, from least to most privileged. Each role may do what the roles
-// before it may.
+// before it may, with one exception: reading session recordings is for the
+// session's own technician, auditors and admins (CanReadRecordings), so a
+// technician does not read other technicians' recordings.
 const (
-	RoleViewer     = "viewer"     // list agents, read the audit log
-	RoleTechnician = "technician" // + sessions and runs (later issues)
-	RoleAdmin      = "admin"      // + tokens, API tokens, revocation
+	RoleViewer     = "viewer"     // list agents, jobs, sessions; read the audit log
+	RoleAuditor    = "auditor"    // + read every session's recording
+	RoleTechnician = "technician" // + sessions and runs (their own recordings; cancel their own jobs)
+	RoleAdmin      = "admin"      // + tokens, API tokens, users, revocation, any job or session
 )
 
 // RoleRank orders roles; 0 means unknown.
@@ -24,13 +27,22 @@ func RoleRank(role string) int {
 	switch role {
 	case RoleViewer:
 		return 1
-	case RoleTechnician:
+	case RoleAuditor:
 		return 2
-	case RoleAdmin:
+	case RoleTechnician:
 		return 3
+	case RoleAdmin:
+		return 4
 	}
 	return 0
 }
+
+// Roles lists every role, least privileged first (for help and errors).
+var Roles = []string{RoleViewer, RoleAuditor, RoleTechnician, RoleAdmin}
+
+// CanReadRecordings reports whether role reads every session's recording
+// (others read only the recordings of their own sessions).
+func CanReadRecordings(role string) bool { return role == RoleAuditor || role == RoleAdmin }
 
 // Error is the body of every non-2xx response.
 type Error struct {

@@ -17,6 +17,16 @@ type User struct {
 	CreatedAt         time.Time  `json:"created_at"`
 	UpdatedAt         time.Time  `json:"updated_at"`
 	Password          string     `json:"password,omitempty"`
+	// JobsCancelled is, in the answer to a disable with CancelJobs, how
+	// many of the user's running jobs were cancelled.
+	JobsCancelled int `json:"jobs_cancelled,omitempty"`
+}
+
+// UserDisableRequest is the optional body of POST /v1/users/{id}/disable.
+// Jobs belong to the organisation: by default a disabled user's running
+// jobs go on; CancelJobs cancels them (their runs not yet started).
+type UserDisableRequest struct {
+	CancelJobs bool `json:"cancel_jobs,omitempty"`
 }
 
 // UserRequest creates a user (POST /v1/users). An empty Password makes the

@@ -290,7 +290,7 @@ func mintUserToken(ctx context.Context, st *store.Store, actor, userID, role, na
 // checkAPIToken validates what a new API token is made of.
 func checkAPIToken(role, name string) error {
 	if apiv1.RoleRank(role) == 0 {
-		return fmt.Errorf("role %q: want viewer, technician or admin", role)
+		return fmt.Errorf("role %q: want viewer, auditor, technician or admin", role)
 	}
 	if !validName(name) {
 		return fmt.Errorf("name %q: want 1-64 of [A-Za-z0-9_.@-]", name)

@@ -162,7 +162,8 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 	job := store.Job{
 		ID: store.NewID(), Plugin: req.Plugin, PluginVersion: plugin.Version, Target: req.Target, DryRun: req.DryRun,
 		Concurrency: req.Concurrency, MaxFailures: -1, MaxFailuresBP: -1, Timeout: timeout, AllowDowngrade: req.AllowDowngrade,
-		Reason: req.Reason, State: store.JobRunning, CreatedBy: c.actor(), CreatedAt: a.now(),
+		Reason: req.Reason, State: store.JobRunning, CreatedBy: c.actor(), CreatedByToken: c.tok.ID, CreatedByUser: c.tok.UserID,
+		CreatedAt: a.now(),
 	}
 	job.ExpiresAt = job.CreatedAt.Add(expires)
 
@@ -403,6 +404,10 @@ func (a *API) handleJobCancel(w http.ResponseWriter, r *http.Request, c caller) 
 		WriteError(w, http.StatusServiceUnavailable, "this relay does not run jobs")
 		return
 	}
+	if !ownJob(c, j) {
+		WriteError(w, http.StatusForbidden, "job %s was started by %s: a technician cancels only their own jobs; ask them or an admin", shortID(id), j.CreatedBy)
+		return
+	}
 	n, err := a.Jobs.Cancel(r.Context(), id)
 	if err != nil {
 		a.internal(w, r, "cancel job", err)
@@ -458,4 +463,18 @@ func runJSON(r store.Run) apiv1.RunResult {
 		} // the relay wrote it (server/jobs); unreadable would be a store edited by hand: shown without it
 	}
 	return out
+}
+
+// ownJob reports whether c may cancel j: an admin any job, anyone else the
+// jobs their own token or their user's tokens started.
+func ownJob(c caller, j store.Job) bool {
+	switch {
+	case c.tok.Role == apiv1.RoleAdmin:
+		return true
+	case j.CreatedByToken != "" && j.CreatedByToken == c.tok.ID:
+		return true
+	case j.CreatedByUser != "" && j.CreatedByUser == c.tok.UserID:
+		return true
+	}
+	return false
 }

@@ -237,6 +237,11 @@ func (a *API) handleSessionRecording(w http.ResponseWriter, r *http.Request, c c
 	if !ok || a.Sessions == nil {
 		return
 	}
+	if !apiv1.CanReadRecordings(c.tok.Role) && s.Technician != c.tok.Name {
+		WriteError(w, http.StatusForbidden, "the recording of session %s is readable by its technician (%s), auditors and admins; you are %s (%s)",
+			shortID(s.ID), s.Technician, c.tok.Name, c.tok.Role)
+		return
+	}
 	f, err := os.Open(a.Sessions.RecordingPath(s.ID))
 	if errors.Is(err, os.ErrNotExist) {
 		WriteError(w, http.StatusNotFound, "session %s has no recording (only sessions with a terminal are recorded)", s.ID)

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -84,7 +86,7 @@ func (a *API) handleUserCreate(w http.ResponseWriter, r *http.Request, c caller)
 		return
 	}
 	if apiv1.RoleRank(req.Role) == 0 {
-		WriteError(w, http.StatusBadRequest, "role %q: want viewer, technician or admin", req.Role)
+		WriteError(w, http.StatusBadRequest, "role %q: want viewer, auditor, technician or admin", req.Role)
 		return
 	}
 	pw, hash, generated, ok := a.newPassword(w, r, req.Password)
@@ -159,16 +161,22 @@ func (a *API) handleUserShow(w http.ResponseWriter, r *http.Request, _ caller) {
 }
 
 func (a *API) handleUserDisable(w http.ResponseWriter, r *http.Request, c caller) {
-	a.setDisabled(w, r, c, true)
+	var req apiv1.UserDisableRequest
+	if r.ContentLength != 0 && !decode(w, r, &req) {
+		return
+	}
+	a.setDisabled(w, r, c, true, req.CancelJobs)
 }
 
 func (a *API) handleUserEnable(w http.ResponseWriter, r *http.Request, c caller) {
-	a.setDisabled(w, r, c, false)
+	a.setDisabled(w, r, c, false, false)
 }
 
 // setDisabled disables or enables a user. A disabled user's tokens (sessions
-// and API tokens alike) are refused from the next request on.
-func (a *API) setDisabled(w http.ResponseWriter, r *http.Request, c caller, disabled bool) {
+// and API tokens alike) are refused from the next request on, and what they
+// opened ends (EndAccess); with cancelJobs their running jobs are cancelled
+// too.
+func (a *API) setDisabled(w http.ResponseWriter, r *http.Request, c caller, disabled, cancelJobs bool) {
 	u, ok := a.findUser(w, r)
 	if !ok {
 		return
@@ -191,7 +199,11 @@ func (a *API) setDisabled(w http.ResponseWriter, r *http.Request, c caller, disa
 		}
 	}
 	if err == nil {
-		err = a.audit(ctx, c.actor(), action, u.ID, map[string]string{"name": u.Name})
+		err = a.audit(ctx, c.actor(), action, u.ID, map[string]string{"name": u.Name, "cancel_jobs": strconv.FormatBool(cancelJobs)})
+	}
+	cancelled := 0
+	if err == nil && disabled && cancelJobs {
+		cancelled, err = a.cancelJobsOf(ctx, c, u)
 	}
 	if err != nil {
 		a.internal(w, r, action, err)
@@ -201,7 +213,9 @@ func (a *API) setDisabled(w http.ResponseWriter, r *http.Request, c caller, disa
 		a.internal(w, r, action, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, userJSON(u))
+	out := userJSON(u)
+	out.JobsCancelled = cancelled
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) handleUserDelete(w http.ResponseWriter, r *http.Request, c caller) {
@@ -298,4 +312,28 @@ func (a *API) handleRequireTOTP(w http.ResponseWriter, r *http.Request, c caller
 		return
 	}
 	writeJSON(w, http.StatusOK, apiv1.Settings{RequireTOTP: req.Enabled})
+}
+
+// cancelJobsOf cancels the running jobs u's tokens started, each audited as
+// job.cancel, and returns how many.
+func (a *API) cancelJobsOf(ctx context.Context, c caller, u store.User) (int, error) {
+	if a.Jobs == nil {
+		return 0, nil
+	}
+	jobs, err := a.Store.RunningJobsOfUser(ctx, u.ID)
+	if err != nil {
+		return 0, err
+	}
+	for _, j := range jobs {
+		n, err := a.Jobs.Cancel(ctx, j.ID)
+		if err != nil {
+			return 0, fmt.Errorf("cancel job %s: %w", j.ID, err)
+		}
+		if err := a.audit(ctx, c.actor(), "job.cancel", "job "+j.ID, map[string]string{
+			"plugin": j.Plugin, "state_before": j.State, "never_started": strconv.Itoa(n),
+			"why": "its user " + u.Name + " was disabled"}); err != nil {
+			return 0, err
+		}
+	}
+	return len(jobs), nil
 }

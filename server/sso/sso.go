@@ -65,7 +65,7 @@ type Config struct {
 }
 
 // ParseRoleMap parses "group=role,group=role". Group names may contain
-// anything but ',' and '='; roles are viewer, technician or admin.
+// anything but ',' and '='; roles are viewer, auditor, technician or admin.
 func ParseRoleMap(s string) (map[string]string, error) {
 	m := map[string]string{}
 	for _, part := range strings.Split(s, ",") {
@@ -79,7 +79,7 @@ func ParseRoleMap(s string) (map[string]string, error) {
 			return nil, fmt.Errorf("--oidc-role-map %q: want group=role pairs separated by commas, e.g. helpdesk=technician,it-admins=admin", part)
 		}
 		if apiv1.RoleRank(role) == 0 {
-			return nil, fmt.Errorf("--oidc-role-map %q: role %q: want viewer, technician or admin", part, role)
+			return nil, fmt.Errorf("--oidc-role-map %q: role %q: want viewer, auditor, technician or admin", part, role)
 		}
 		m[group] = role
 	}

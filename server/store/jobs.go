@@ -65,7 +65,9 @@ type Job struct {
 	Reason         string
 	State          string
 	Total          int
-	CreatedBy      string
+	CreatedBy      string // the actor, as in the audit log
+	CreatedByToken string // the API token's ID
+	CreatedByUser  string // its user's ID; "" for a token without a user
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
 	EndedAt        time.Time
@@ -121,11 +123,11 @@ func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(emit f
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, plugin, plugin_version, script, script_sha256, script_version,
 			script_size, params, target, dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason,
-			state, total, created_by, created_at, expires_at, max_failures_bp)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+			state, total, created_by, created_at, expires_at, max_failures_bp, created_by_token, created_by_user)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`,
 			j.ID, j.Plugin, j.PluginVersion, j.Script, j.ScriptSHA256, j.ScriptVersion, j.ScriptSize, params, j.Target,
 			j.DryRun, j.Concurrency, j.Canary, j.MaxFailures, j.Timeout.Milliseconds(), j.AllowDowngrade, j.Reason,
-			j.State, j.Total, j.CreatedBy, dbTime(j.CreatedAt), dbTime(j.ExpiresAt), j.MaxFailuresBP)
+			j.State, j.Total, j.CreatedBy, dbTime(j.CreatedAt), dbTime(j.ExpiresAt), j.MaxFailuresBP, j.CreatedByToken, j.CreatedByUser)
 		if err != nil {
 			return fmt.Errorf("job: %w", err)
 		}
@@ -261,9 +263,19 @@ func sameBuild(a, b Run) bool {
 	return a.PluginSHA256 == b.PluginSHA256 && a.PluginSize == b.PluginSize && a.Version == b.Version
 }
 
+// RunningJobsOfUser returns the jobs started by the user's tokens that have
+// not ended (for an admin who disables the user and stops their jobs).
+func (s *Store) RunningJobsOfUser(ctx context.Context, userID string) ([]Job, error) {
+	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs WHERE created_by_user = $1 AND ended_at IS NULL ORDER BY id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("running jobs of user: %w", err)
+	}
+	return jobs, nil
+}
+
 const jobColumns = `id, plugin, plugin_version, script, script_sha256, script_version, script_size, params, target,
 	dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason, state, total, created_by,
-	created_at, expires_at, ended_at, max_failures_bp, counts`
+	created_at, expires_at, ended_at, max_failures_bp, counts, created_by_token, created_by_user`
 
 func scanJob(sc scanner) (Job, error) {
 	var j Job
@@ -272,7 +284,8 @@ func scanJob(sc scanner) (Job, error) {
 	var created, expires, ended sql.NullTime
 	err := sc.Scan(&j.ID, &j.Plugin, &j.PluginVersion, &j.Script, &j.ScriptSHA256, &j.ScriptVersion, &j.ScriptSize,
 		&params, &j.Target, &j.DryRun, &j.Concurrency, &j.Canary, &j.MaxFailures, &timeoutMS, &j.AllowDowngrade,
-		&j.Reason, &j.State, &j.Total, &j.CreatedBy, &created, &expires, &ended, &j.MaxFailuresBP, &counts)
+		&j.Reason, &j.State, &j.Total, &j.CreatedBy, &created, &expires, &ended, &j.MaxFailuresBP, &counts,
+		&j.CreatedByToken, &j.CreatedByUser)
 	if err != nil {
 		return Job{}, err
 	}

@@ -319,10 +319,12 @@ func roleRank(role string) int {
 	switch role {
 	case "viewer":
 		return 1
-	case "technician":
+	case "auditor":
 		return 2
-	case "admin":
+	case "technician":
 		return 3
+	case "admin":
+		return 4
 	}
 	return 0
 }

@@ -4,7 +4,7 @@
 
 let session = null; // {name, role, method, csrf, expires_at, idle_seconds}
 
-export const roleRank = { viewer: 1, technician: 2, admin: 3 };
+export const roleRank = { viewer: 1, auditor: 2, technician: 3, admin: 4 };
 
 export function current() { return session; }
 

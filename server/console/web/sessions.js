@@ -23,6 +23,8 @@ export function sessionTable(list, onEnd, onPlay) {
   const me = api.current();
   const rows = list.map((s) => {
     const mayEnd = LIVE.includes(s.state) && api.can('technician') && (me.role === 'admin' || me.name === s.technician);
+    // Recordings: the session's own technician, auditors and admins (the API decides the same).
+    const mayRead = s.recording_size > 0 && (me.role === 'admin' || me.role === 'auditor' || me.name === s.technician);
     const c = s.consent || {};
     return el('tr', { dataset: { id: s.id, state: s.state } },
       el('td', {}, s.technician),
@@ -32,8 +34,8 @@ export function sessionTable(list, onEnd, onPlay) {
       el('td', {}, [c.decision, c.by ? `by ${c.by}` : '', c.mode ? `(${c.mode})` : ''].filter(Boolean).join(' '), s.message ? el('div', { class: 'muted' }, s.message) : null),
       el('td', { title: s.requested }, ago(s.requested)),
       el('td', {}, duration(s), s.end_by ? el('div', { class: 'muted' }, `ended by ${s.end_by}${s.end_reason ? `: ${s.end_reason}` : ''}`) : null),
-      el('td', { class: 'actions' }, s.recording_size > 0 && onPlay ? el('button', { type: 'button', class: 'play', dataset: { play: s.id }, onclick: () => onPlay(s) }, 'Play') : null,
-        s.recording_size > 0 ? el('a', { href: `/v1/sessions/${s.id}/recording`, download: `session-${s.id}.cast` }, 'Recording') : '',
+      el('td', { class: 'actions' }, mayRead && onPlay ? el('button', { type: 'button', class: 'play', dataset: { play: s.id }, onclick: () => onPlay(s) }, 'Play') : null,
+        mayRead ? el('a', { href: `/v1/sessions/${s.id}/recording`, download: `session-${s.id}.cast` }, 'Recording') : '',
         mayEnd ? el('button', { type: 'button', dataset: { action: 'end' }, onclick: () => onEnd(s) }, 'End') : null));
   });
   if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 8 }, 'No sessions.')));
