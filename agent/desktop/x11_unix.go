@@ -97,8 +97,9 @@ func startX11VNC(ctx context.Context, o Options) (*x11vnc, error) {
 		env = append(env, "XAUTHORITY="+xa)
 	}
 	port := &portWriter{found: make(chan uint32, 1), out: &v.out}
-	v.cmd = &exec.Cmd{Path: path, Args: args, Env: env, Dir: v.dir, Stdout: port, Stderr: &v.out,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Credential: o.Credential}}
+	attr := &syscall.SysProcAttr{Setpgid: true, Credential: o.Credential}
+	dieWithAgent(attr)
+	v.cmd = &exec.Cmd{Path: path, Args: args, Env: env, Dir: v.dir, Stdout: port, Stderr: &v.out, SysProcAttr: attr}
 	if err := v.cmd.Start(); err != nil {
 		return fail(fmt.Errorf("start x11vnc: %w", err))
 	}
