@@ -79,51 +79,12 @@ func TestAccessEndsWhenATokenIsRevoked(t *testing.T) {
 	aliceToken := f.alice.token(t)
 
 	// A live interactive session: cat echoes what alice types.
-	cmd := exec.Command(bin("patchbay"), "ssh", f.agent.ID, "--reason", "INC-77 printer queue", "--", "cat")
-	cmd.Env = append(os.Environ(), f.alice.env...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	var stdout, stderr logBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	io.WriteString(stdin, "typed-before-revocation\n")
-	waitFor(t, 30*time.Second, "the session to echo what alice typed", func() bool {
-		return strings.Contains(stdout.String(), "typed-before-revocation")
-	})
-
+	live := startLiveSSH(t, f.alice, f.agent.ID, "INC-77 printer queue")
 	out := f.admin.Run("api-tokens", "revoke", "alice")
-	returned := time.Now()
 	if !strings.Contains(out, "Revoked API token alice") {
 		t.Errorf("revoke said %q", out)
 	}
-	select {
-	case err := <-done:
-		d := time.Since(returned)
-		t.Logf("patchbay ssh exited %v after the revoke command returned", d)
-		if d > time.Second {
-			t.Errorf("patchbay ssh exited %v after the revoke command returned, want under a second", d)
-		}
-		if err == nil {
-			t.Error("patchbay ssh exited 0 after its access was revoked")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("patchbay ssh still runs 10 s after the revocation; stderr %q", stderr.String())
-	}
-	done <- nil // for the cleanup
-	if !strings.Contains(stderr.String(), "patchbay: session ended: the technician's access was revoked") {
-		t.Errorf("alice was not told why: stderr %q", stderr.String())
-	}
+	live.endsWithin(t, time.Second, "patchbay: session ended: the technician's access was revoked")
 
 	// The agent ended it for the revoked certificate, and says which.
 	agentLog := f.agent.proc.log
@@ -222,5 +183,64 @@ func TestAccessEndsWhenATokenIsRevoked(t *testing.T) {
 	}
 	if !counted {
 		t.Errorf("no api-token.revoke audit record counting alice's certificates: %+v", recs)
+	}
+}
+
+// liveSSH is a live `patchbay ssh AGENT -- cat` of a CLI's.
+type liveSSH struct {
+	stdout, stderr logBuffer
+	done           chan error
+}
+
+// startLiveSSH starts `patchbay ssh agent --reason reason -- cat` as cli and
+// waits until it echoes a line typed into it.
+func startLiveSSH(t *testing.T, cli *CLI, agent, reason string) *liveSSH {
+	t.Helper()
+	s := &liveSSH{done: make(chan error, 1)}
+	cmd := exec.Command(bin("patchbay"), "ssh", agent, "--reason", reason, "--", "cat")
+	cmd.Env = append(os.Environ(), cli.env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = &s.stdout, &s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		<-s.done
+	})
+	io.WriteString(stdin, "typed-while-live\n")
+	waitFor(t, 30*time.Second, "the session to echo what was typed", func() bool {
+		return strings.Contains(s.stdout.String(), "typed-while-live")
+	})
+	return s
+}
+
+// endsWithin checks that the session's client exits, not with status 0,
+// within limit from now (just after the command that should end it
+// returned), telling the technician why (want on its stderr).
+func (s *liveSSH) endsWithin(t *testing.T, limit time.Duration, want string) {
+	t.Helper()
+	returned := time.Now()
+	select {
+	case err := <-s.done:
+		d := time.Since(returned)
+		t.Logf("patchbay ssh exited %v after the command returned", d)
+		if d > limit {
+			t.Errorf("patchbay ssh exited %v after the command returned, want under %v", d, limit)
+		}
+		if err == nil {
+			t.Error("patchbay ssh exited 0 after its access ended")
+		}
+		s.done <- err // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatalf("patchbay ssh still runs 10 s later; stderr %q", s.stderr.String())
+	}
+	if !strings.Contains(s.stderr.String(), want) {
+		t.Errorf("the technician was not told why: stderr %q, want %q", s.stderr.String(), want)
 	}
 }

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,48 +19,9 @@ func TestAccessEndsWhenAUserIsDisabled(t *testing.T) {
 		t.Fatalf("erin's login: %v %s", err, errOut)
 	}
 
-	cmd := exec.Command(bin("patchbay"), "ssh", f.agent.ID, "--reason", "INC-78 scanner", "--", "cat")
-	cmd.Env = append(os.Environ(), erin.env...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	var stdout, stderr logBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	io.WriteString(stdin, "typed-before-disable\n")
-	waitFor(t, 30*time.Second, "the session to echo what erin typed", func() bool {
-		return strings.Contains(stdout.String(), "typed-before-disable")
-	})
-
+	live := startLiveSSH(t, erin, f.agent.ID, "INC-78 scanner")
 	f.admin.Run("users", "disable", "erin")
-	returned := time.Now()
-	select {
-	case err := <-done:
-		d := time.Since(returned)
-		t.Logf("patchbay ssh exited %v after users disable returned", d)
-		if d > time.Second {
-			t.Errorf("patchbay ssh exited %v after users disable returned, want under a second", d)
-		}
-		if err == nil {
-			t.Error("patchbay ssh exited 0 after its user was disabled")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("patchbay ssh still runs 10 s after the user was disabled; stderr %q", stderr.String())
-	}
-	done <- nil // for the cleanup
-	if !strings.Contains(stderr.String(), "access was revoked") {
-		t.Errorf("erin was not told why: stderr %q", stderr.String())
-	}
+	live.endsWithin(t, time.Second, "access was revoked")
 	if _, errOut, err := erin.Try("agents", "list"); err == nil || !strings.Contains(errOut, "401") && !strings.Contains(errOut, "expired or revoked") {
 		t.Errorf("erin's next request: %v %q; want refused (401)", err, errOut)
 	}
