@@ -5,6 +5,7 @@ import "syscall"
 // dieWithAgent makes x11vnc get SIGKILL when the agent dies: a VNC server
 // of a session must never outlive the agent that would stop it (a killed
 // agent otherwise left x11vnc running, in its own process group, with the
-// session's password). The agent never locks goroutines to OS threads, so
-// the thread that started it lives as long as the agent.
+// session's password). The signal is tied to the OS thread that forked
+// x11vnc: startX11VNC starts and waits for it on a goroutine locked to its
+// thread, so that thread lives as long as x11vnc.
 func dieWithAgent(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }

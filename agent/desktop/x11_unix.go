@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,13 +101,25 @@ func startX11VNC(ctx context.Context, o Options) (*x11vnc, error) {
 	attr := &syscall.SysProcAttr{Setpgid: true, Credential: o.Credential}
 	dieWithAgent(attr)
 	v.cmd = &exec.Cmd{Path: path, Args: args, Env: env, Dir: v.dir, Stdout: port, Stderr: &v.out, SysProcAttr: attr}
-	if err := v.cmd.Start(); err != nil {
-		return fail(fmt.Errorf("start x11vnc: %w", err))
-	}
-	go func() { // owned by v: ends when the process does (stop kills it)
+	// Owned by v: starts x11vnc, then waits for it (stop kills it). The
+	// parent-death signal (dieWithAgent) goes with the OS thread that forked
+	// the child, not the process: this goroutine keeps that thread locked
+	// until x11vnc has exited, so no idle-thread exit can fire it early.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := v.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		_ = v.cmd.Wait()
 		close(v.done)
 	}()
+	if err := <-started; err != nil {
+		return fail(fmt.Errorf("start x11vnc: %w", err))
+	}
 	timer := time.NewTimer(startTimeout)
 	defer timer.Stop()
 	select {
