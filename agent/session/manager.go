@@ -349,8 +349,14 @@ func (m *Manager) serve(st net.Conn, e *entry) {
 			Log:         log,
 		}
 		if slices.Contains(e.granted, wire.CapDesktop) || slices.Contains(e.granted, wire.CapDesktopView) {
-			cfg.Desktop = desktop.New(desktop.Options{Config: m.cfg.Desktop, ViewOnly: !slices.Contains(e.granted, wire.CapDesktop),
+			d := desktop.New(desktop.Options{Config: m.cfg.Desktop, ViewOnly: !slices.Contains(e.granted, wire.CapDesktop),
 				Credential: (*desktop.Credential)(m.cfg.Credential), Log: log.With().Str("component", "desktop").Logger()})
+			// Stopped when serve returns, after the end of the session is
+			// reported below: x11vnc may take seconds to exit, and the
+			// relay gives the agent's reason only a short grace after the
+			// stream closes (else it records "the SSH session ended").
+			defer d.Stop()
+			cfg.Desktop = d
 			cfg.ViewOnlyCopy = desktop.CopyViewOnly
 		}
 		err = sshd.Serve(ctx, st, cfg)

@@ -13,7 +13,10 @@ import (
 
 // Desktop is the screen of one session (agent/desktop.Server): Start starts
 // its VNC server when it is not running and says where it listens; its
-// errors are shown to the technician. Serve calls Stop when the session ends.
+// errors are shown to the technician. Serve never stops it: its owner (the
+// session manager) calls Stop after Serve has returned and the end of the
+// session has been reported, so that a VNC server slow to exit does not hold
+// the report back.
 type Desktop interface {
 	Start(ctx context.Context) (wire.DesktopReply, error)
 	Stop()

@@ -77,8 +77,9 @@ func TestDesktopThroughSSH(t *testing.T) {
 		t.Run(tc.cap, func(t *testing.T) {
 			f := newFixture(t)
 			cfg := f.config(tc.cap)
-			cfg.Desktop = desktop.New(desktop.Options{Config: desktop.Config{Display: display},
+			d := desktop.New(desktop.Options{Config: desktop.Config{Display: display},
 				Log: zerolog.New(f.logs)})
+			cfg.Desktop = d
 			cfg.ViewOnlyCopy = desktop.CopyViewOnly
 			sv := f.serve(cfg)
 			c := f.client(sv)
@@ -126,11 +127,13 @@ func TestDesktopThroughSSH(t *testing.T) {
 			if !tc.moves && after != before {
 				t.Errorf("view only: the pointer moved from %q to %q", before, after)
 			}
-			// The session's end stops x11vnc.
+			// Serve leaves the desktop to its owner, who stops it after the
+			// session's end (the session manager, after reporting the end).
 			sv.cancel(errors.New("test done"))
 			if err := sv.wait(t, 10*time.Second); err == nil {
 				t.Error("Serve returned nil after cancel")
 			}
+			d.Stop()
 			if c, err := net.Dial("tcp", addr); err == nil {
 				c.Close()
 				t.Errorf("x11vnc still listens on %s after the session ended", addr)

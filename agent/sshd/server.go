@@ -145,9 +145,6 @@ func Serve(ctx context.Context, conn net.Conn, cfg Config) error {
 		sessions: map[*session]struct{}{},
 	}
 
-	if cfg.Desktop != nil {
-		defer cfg.Desktop.Stop() // after every channel to it has closed
-	}
 	sconn, chans, reqs, err := s.handshake(ctx, conn)
 	if err != nil {
 		return err
