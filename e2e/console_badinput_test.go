@@ -99,18 +99,28 @@ func TestConsoleBadInput(t *testing.T) {
 			}
 			echo.roundTrip("after garbage\n")
 		})
-		// The relay recorded why each refused session ended.
-		var list []apiv1.Session
-		c.getJSON(adminToken, "/v1/sessions?limit=20", &list)
-		ended := map[string]string{}
-		for _, s := range list {
-			ended[s.Reason] = s.EndBy + ": " + s.EndReason
-		}
-		for reason, want := range map[string]string{
+		// The relay recorded why each refused session ended (it records the
+		// end just after it closed the socket: wait for all three).
+		wants := map[string]string{
 			"bad input: oversized":                     "relay: message refused: over",
 			"bad input: text where binary is expected": "relay: text message refused",
 			"bad input: broken framing":                "relay: websocket protocol error",
-		} {
+		}
+		ended := map[string]string{}
+		waitFor(t, 10*time.Second, "the refused sessions recorded as ended", func() bool {
+			var list []apiv1.Session
+			c.getJSON(adminToken, "/v1/sessions?limit=20", &list)
+			for _, s := range list {
+				ended[s.Reason] = s.EndBy + ": " + s.EndReason
+			}
+			for reason := range wants {
+				if ended[reason] == ": " || ended[reason] == "" {
+					return false
+				}
+			}
+			return true
+		})
+		for reason, want := range wants {
 			if !strings.HasPrefix(ended[reason], want) {
 				t.Errorf("session %q ended %q, want %q...", reason, ended[reason], want)
 			}
