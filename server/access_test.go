@@ -131,13 +131,7 @@ func TestRevokedTokenCertificatesReachEveryAgent(t *testing.T) {
 	}
 
 	a := startRevocationAgent(t, id)
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.hub.Online(id.AgentID) {
-		if time.Now().After(deadline) {
-			t.Fatal("agent did not connect")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pollUntil(t, 10*time.Second, "the agent to connect", func() bool { return s.hub.Online(id.AgentID) })
 	// Revoked by name; the connected agent is told before the answer.
 	if code := call(t, c, "DELETE", url+"/v1/api-tokens/alice", adminSecret, nil, nil); code != http.StatusNoContent {
 		t.Fatalf("revoke: %d", code)

@@ -3,7 +3,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,28 +38,27 @@ func TestHealthDegradedWhenDiskFullOrReadOnly(t *testing.T) {
 	_, client, base, _ := startTestRelay(t, dir)
 	url := base + "/healthz"
 
-	// waitHealth polls /healthz until it answers code with a body containing want.
+	// waitHealth polls /healthz (the relay re-checks once a second) until it
+	// answers code with a body containing want.
 	waitHealth := func(code int, want string) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
 		var last string
-		for time.Now().Before(deadline) {
+		defer func() {
+			if t.Failed() {
+				t.Logf("/healthz last answered: %s", last)
+			}
+		}()
+		pollUntil(t, 15*time.Second, fmt.Sprintf("/healthz to answer %d with %q", code, want), func() bool {
 			resp, err := client.Get(url)
 			if err != nil {
 				last = err.Error()
-				continue
+				return false
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			var h struct{ Status string }
-			_ = json.Unmarshal(b, &h)
 			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
-			if resp.StatusCode == code && strings.Contains(string(b), want) {
-				return
-			}
-			time.Sleep(100 * time.Millisecond) // the relay re-checks once a second
-		}
-		t.Fatalf("/healthz never answered %d with %q; last: %s", code, want, last)
+			return resp.StatusCode == code && strings.Contains(string(b), want)
+		})
 	}
 	waitHealth(200, `"status":"ok"`)
 

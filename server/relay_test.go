@@ -50,3 +50,20 @@ func startTestRelayAt(t *testing.T, dir, addr string) (*Server, *http.Client, st
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	return s, client, "https://" + ln.Addr().String(), stop
 }
+
+// pollUntil checks cond every 20 ms until it holds, failing the test after
+// within: for states that no event announces (a hub's view, /healthz, which
+// the relay re-checks once a second).
+func pollUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(within)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+	}
+}

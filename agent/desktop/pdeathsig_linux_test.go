@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/patchbay/patchbay/agent/desktop"
 )
@@ -55,15 +55,29 @@ func TestX11VNCDiesWithAKilledAgent(t *testing.T) {
 	if len(vnc) != 1 {
 		t.Fatalf("x11vnc processes of the child: %v, want one", vnc)
 	}
+	// A pidfd becomes readable when its process exits: the event to wait on
+	// for a process that is not our child.
+	pidfd, err := unix.PidfdOpen(vnc[0], 0)
+	if err != nil {
+		t.Fatalf("pidfd_open(%d): %v", vnc[0], err)
+	}
+	defer unix.Close(pidfd)
 	child.Process.Kill()
 	child.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for alive(vnc[0]) {
-		if time.Now().After(deadline) {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 5000)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("poll the pidfd of x11vnc: %v", err)
+		}
+		if n == 0 {
 			exec.Command("kill", "-9", strconv.Itoa(vnc[0])).Run()
 			t.Fatalf("x11vnc (pid %d) still runs 5 s after its agent was killed", vnc[0])
 		}
-		time.Sleep(20 * time.Millisecond) // polling /proc: no event tells a stranger's death
+		return
 	}
 }
 
@@ -93,15 +107,4 @@ func childrenNamed(t *testing.T, ppid int, name string) []int {
 		}
 	}
 	return out
-}
-
-// alive reports whether pid runs (a zombie counts as dead).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && len(s) > i+2 && s[i+2] != 'Z'
 }

@@ -95,16 +95,19 @@ func renumber(msgs []syslogtest.Received, by int) []syslogtest.Received {
 // goroutine; there is no event to wait on from outside).
 func waitStatus(t *testing.T, f *auditfwd.Forwarder, what string, cond func(auditfwd.Status) bool) auditfwd.Status {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
 	for {
 		s, err := f.Status(context.Background())
 		if err == nil && cond(s) {
 			return s
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-deadline:
 			t.Fatalf("timed out waiting for %s: %+v %v", what, s, err)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
