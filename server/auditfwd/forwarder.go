@@ -239,7 +239,7 @@ func (f *Forwarder) session(ctx context.Context, c *conn) error {
 	tick := time.NewTicker(f.cfg.Poll)
 	defer tick.Stop()
 	for {
-		recs, err := f.cfg.Store.QueryAudit(ctx, store.AuditQuery{After: sent, Limit: batch})
+		recs, err := f.cfg.Store.QueryAudit(ctx, store.AuditQuery{After: sent, Limit: batch, Scope: store.Scope{All: true}})
 		if err != nil {
 			if ctx.Err() != nil {
 				f.settle(c, queue, true)

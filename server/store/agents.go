@@ -20,6 +20,7 @@ type Agent struct {
 	TokenID                                string
 	EnrolledAt, FirstSeen, LastSeen        time.Time // FirstSeen/LastSeen zero until first connection
 	RevokedAt                              time.Time // zero = not revoked
+	SiteID                                 string    // the site it belongs to ("" when inserting: DefaultSiteID)
 }
 
 // Inventory is what an agent reports about itself when it connects.
@@ -31,7 +32,7 @@ type Inventory struct {
 }
 
 const agentCols = `id, hostname, os, arch, os_version, version, users, ips, tags, scoped_tags, agent_tags,
-	token_id, enrolled_at, first_seen, last_seen, revoked_at`
+	token_id, enrolled_at, first_seen, last_seen, revoked_at, site_id`
 
 func insertAgent(ctx context.Context, tx *sql.Tx, a Agent) error {
 	users, err := encodeList(a.Users)
@@ -58,11 +59,14 @@ func insertAgent(ctx context.Context, tx *sql.Tx, a Agent) error {
 	if a.TokenID != "" {
 		tokenID = a.TokenID
 	}
+	if a.SiteID == "" {
+		a.SiteID = DefaultSiteID
+	}
 	_, err = tx.ExecContext(ctx,
 		`INSERT INTO agents (`+agentCols+`)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		a.ID, a.Hostname, a.OS, a.Arch, a.OSVersion, a.Version, users, ips, tags, scoped, own,
-		tokenID, dbTime(a.EnrolledAt), dbTime(a.FirstSeen), dbTime(a.LastSeen), dbTime(a.RevokedAt))
+		tokenID, dbTime(a.EnrolledAt), dbTime(a.FirstSeen), dbTime(a.LastSeen), dbTime(a.RevokedAt), a.SiteID)
 	return err
 }
 
@@ -74,7 +78,7 @@ func scanAgent(sc scanner) (Agent, error) {
 		enrolled, first, last, revoked sql.NullTime
 	)
 	err := sc.Scan(&a.ID, &a.Hostname, &a.OS, &a.Arch, &a.OSVersion, &a.Version, &users, &ips, &tags, &scoped, &own,
-		&tokenID, &enrolled, &first, &last, &revoked)
+		&tokenID, &enrolled, &first, &last, &revoked, &a.SiteID)
 	if err != nil {
 		return Agent{}, err
 	}
@@ -285,6 +289,7 @@ func mapNilIfEmpty(m map[string]string) map[string]string {
 // that resolving a target over a large fleet reads little.
 type Target struct {
 	ID, Hostname, OS, Arch string
+	SiteID                 string
 	Tags                   map[string]string
 }
 
@@ -292,13 +297,17 @@ type Target struct {
 // after afterID, in ID order. Tags are read only when withTags is set (a
 // selector without tag terms does not need them, and decoding 19,000 tag
 // sets is most of the cost of resolving a job's targets).
-func (s *Store) TargetPage(ctx context.Context, afterID string, limit int, withTags bool) ([]Target, error) {
+//
+// Only agents of the sites scope reaches are returned.
+func (s *Store) TargetPage(ctx context.Context, scope Scope, afterID string, limit int, withTags bool) ([]Target, error) {
 	tags := "''"
 	if withTags {
 		tags = "tags"
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, hostname, os, arch, `+tags+` FROM agents
-		WHERE id > $1 AND revoked_at IS NULL ORDER BY id LIMIT $2`, afterID, limit)
+	var l argList
+	q := `SELECT id, hostname, os, arch, ` + tags + `, site_id FROM agents
+		WHERE id > ` + l.add(afterID) + ` AND revoked_at IS NULL AND ` + scope.where("site_id", l.add) + ` ORDER BY id LIMIT ` + l.add(limit)
+	rows, err := s.db.QueryContext(ctx, q, l.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list targets: %w", err)
 	}
@@ -307,7 +316,7 @@ func (s *Store) TargetPage(ctx context.Context, afterID string, limit int, withT
 	for rows.Next() {
 		var t Target
 		var tags string
-		if err := rows.Scan(&t.ID, &t.Hostname, &t.OS, &t.Arch, &tags); err != nil {
+		if err := rows.Scan(&t.ID, &t.Hostname, &t.OS, &t.Arch, &tags, &t.SiteID); err != nil {
 			return nil, fmt.Errorf("list targets: %w", err)
 		}
 		if t.Tags, err = decodeMap(tags); err != nil {

@@ -54,6 +54,7 @@ func TestEnrollAgent(t *testing.T) {
 	want.Tags = map[string]string{"site": "paris", "env": "prod", "role": "desk"} // scoped wins
 	want.ScopedTags = tok.Tags
 	want.TokenID = tok.ID
+	want.SiteID = DefaultSiteID // the token's
 	want.EnrolledAt = ts.Add(time.Minute)
 	want.FirstSeen, want.RevokedAt = time.Time{}, time.Time{}
 	if !reflect.DeepEqual(got, want) {
@@ -355,7 +356,7 @@ func TestTargetPage(t *testing.T) {
 	for _, withTags := range []bool{true, false} {
 		var got []Target
 		for after := ""; ; {
-			page, err := s.TargetPage(ctx, after, 2, withTags)
+			page, err := s.TargetPage(ctx, Scope{All: true}, after, 2, withTags)
 			if err != nil {
 				t.Fatal(err)
 			}

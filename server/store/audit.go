@@ -83,15 +83,28 @@ func appendAuditTx(ctx context.Context, tx *sql.Tx, r *audit.Record, detail stri
 		return fmt.Errorf("take head: %w", err)
 	}
 	r.Hash = r.ComputeHash()
+	// The site a record is about is part of its hashed detail ("site"),
+	// and copied into site_id for the site filter.
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO audit_log (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		r.Seq, r.Time, r.Actor, r.Action, r.Target, detail, r.PrevHash, r.Hash); err != nil {
+		`INSERT INTO audit_log (`+auditCols+`, site_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		r.Seq, r.Time, r.Actor, r.Action, r.Target, detail, r.PrevHash, r.Hash, r.Detail["site"]); err != nil {
 		return fmt.Errorf("insert: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, r.Hash); err != nil {
 		return fmt.Errorf("move head: %w", err)
 	}
 	return nil
+}
+
+// withSite returns detail with "site" set (a new map: callers' maps are
+// not changed).
+func withSite(detail map[string]string, site string) map[string]string {
+	out := make(map[string]string, len(detail)+1)
+	for k, v := range detail {
+		out[k] = v
+	}
+	out["site"] = site
+	return out
 }
 
 // ListAudit returns up to limit records with seq > afterSeq in ascending seq order.

@@ -38,9 +38,13 @@ type AuditQuery struct {
 	// means unbounded.
 	Since, Until time.Time
 
-	// Sites are not a filter yet: when agents belong to sites (issue 15,
-	// part 3), a Sites []string here limits records to those about the
-	// caller's sites, applied in auditWhere like the others.
+	// Site matches records about one site (their detail "site"; a full
+	// site ID: the API resolves names).
+	Site string
+	// Scope limits records to those about the sites it reaches; a scope
+	// that is not All sees no relay-wide record (one without a site). The
+	// zero Scope sees nothing: callers set it.
+	Scope Scope
 }
 
 // likeEscape escapes s for a LIKE pattern with ESCAPE '\'.
@@ -80,6 +84,10 @@ func auditWhere(q AuditQuery) (string, []any) {
 			` OR detail LIKE `+arg(pat)+` ESCAPE '\'`+
 			" OR target IN (SELECT id FROM sessions WHERE agent_id = "+arg(q.AgentID)+"))")
 	}
+	if q.Site != "" {
+		conds = append(conds, "site_id = "+arg(q.Site))
+	}
+	conds = append(conds, q.Scope.where("site_id", arg))
 	if !q.Since.IsZero() {
 		conds = append(conds, "at >= "+arg(dbTime(q.Since)))
 	}

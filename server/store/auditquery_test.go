@@ -35,6 +35,7 @@ func TestQueryAudit(t *testing.T) {
 
 	seqs := func(q AuditQuery) []int64 {
 		t.Helper()
+		q.Scope = Scope{All: true}
 		recs, err := s.QueryAudit(ctx, q)
 		if err != nil {
 			t.Fatalf("%+v: %v", q, err)

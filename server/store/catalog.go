@@ -52,6 +52,30 @@ type Artifact struct {
 
 	PublishedBy string
 	PublishedAt time.Time
+
+	// Sites are where the artifact may be seen and run: site IDs, or
+	// AllSites (nil when publishing: every site). Publishing the same file
+	// again keeps the first list.
+	Sites []string
+}
+
+// AvailableIn reports whether scope reaches a site the artifact is
+// published to.
+func (a Artifact) AvailableIn(scope Scope) bool {
+	if scope.All || len(a.Sites) == 0 || slices.Contains(a.Sites, AllSites) {
+		return true
+	}
+	for _, s := range a.Sites {
+		if scope.Has(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// PublishedTo reports whether the artifact is published to site.
+func (a Artifact) PublishedTo(site string) bool {
+	return len(a.Sites) == 0 || slices.Contains(a.Sites, AllSites) || slices.Contains(a.Sites, site)
 }
 
 // Platform describes where the artifact runs: "linux/amd64" for plugins, the OS list
@@ -86,18 +110,22 @@ func (e *ConflictError) Error() string {
 func (e *ConflictError) Unwrap() error { return ErrArtifactConflict }
 
 const artifactCols = `sha256, kind, name, version, os, arch, size, manifest, has_manifest,
-	signature, signer_fingerprint, signer_key_type, published_by, published_at`
+	signature, signer_fingerprint, signer_key_type, published_by, published_at, sites`
 
 func scanArtifact(sc scanner) (Artifact, error) {
 	var (
 		a         Artifact
 		manifest  string
 		published sql.NullTime
+		sites     string
 	)
 	err := sc.Scan(&a.SHA256, &a.Kind, &a.Name, &a.Version, &a.OS, &a.Arch, &a.Size, &manifest, &a.HasManifest,
-		&a.Signature, &a.SignerFingerprint, &a.SignerKeyType, &a.PublishedBy, &published)
+		&a.Signature, &a.SignerFingerprint, &a.SignerKeyType, &a.PublishedBy, &published, &sites)
 	if err != nil {
 		return Artifact{}, err
+	}
+	if a.Sites, err = decodeList(sites); err != nil {
+		return Artifact{}, fmt.Errorf("artifact %s: sites: %w", a.SHA256, err)
 	}
 	if err := json.Unmarshal([]byte(manifest), &a.Manifest); err != nil {
 		return Artifact{}, fmt.Errorf("artifact %s: manifest: %w", a.SHA256, err)
@@ -143,6 +171,13 @@ func (s *Store) PutArtifact(ctx context.Context, a Artifact, content []byte) (cr
 	if err != nil {
 		return false, fmt.Errorf("put artifact: encode manifest: %w", err)
 	}
+	if len(a.Sites) == 0 {
+		a.Sites = []string{AllSites}
+	}
+	sites, err := encodeList(dedupe(a.Sites))
+	if err != nil {
+		return false, fmt.Errorf("put artifact: %w", err)
+	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		old, err := scanArtifact(tx.QueryRowContext(ctx,
 			`SELECT `+artifactCols+` FROM artifacts WHERE sha256 = $1`, a.SHA256))
@@ -167,9 +202,9 @@ func (s *Store) PutArtifact(ctx context.Context, a Artifact, content []byte) (cr
 		}
 		_, err = tx.ExecContext(ctx,
 			`INSERT INTO artifacts (`+artifactCols+`)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			a.SHA256, a.Kind, a.Name, a.Version, a.OS, a.Arch, a.Size, string(manifest), a.HasManifest,
-			a.Signature, a.SignerFingerprint, a.SignerKeyType, a.PublishedBy, dbTime(a.PublishedAt))
+			a.Signature, a.SignerFingerprint, a.SignerKeyType, a.PublishedBy, dbTime(a.PublishedAt), sites)
 		if err != nil {
 			return fmt.Errorf("insert artifact: %w", err)
 		}

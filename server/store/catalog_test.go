@@ -46,6 +46,7 @@ func TestPutGetArtifact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		a.Sites = []string{AllSites} // published to every site by default
 		if !reflect.DeepEqual(got, a) {
 			t.Errorf("GetArtifact = %+v\nwant %+v", got, a)
 		}

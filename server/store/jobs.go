@@ -74,6 +74,9 @@ type Job struct {
 	// Counts are the job's final runs by state, stored when it ended; nil
 	// while it runs (and for jobs that ended before they were stored).
 	Counts map[string]int
+	// Sites are the sites of the job's agents, written by CreateJobStream
+	// after produce (job_sites; not read back by GetJob: see JobSites).
+	Sites []string
 }
 
 // Run is one job on one agent.
@@ -209,6 +212,11 @@ func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(emit f
 		if err := flush(); err != nil {
 			return err
 		}
+		for _, site := range dedupe(j.Sites) {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO job_sites (job_id, site_id) VALUES ($1, $2)`, j.ID, site); err != nil {
+				return fmt.Errorf("job sites: %w", err)
+			}
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE jobs SET total = $1, canary = $2, max_failures = $3, max_failures_bp = $4 WHERE id = $5`,
 			j.Total, j.Canary, j.MaxFailures, j.MaxFailuresBP, j.ID)
 		return err
@@ -331,9 +339,12 @@ func (s *Store) queryJobs(ctx context.Context, q string, args ...any) ([]Job, er
 	return out, rows.Err()
 }
 
-// ListJobs returns the newest jobs first, at most limit.
-func (s *Store) ListJobs(ctx context.Context, limit int) ([]Job, error) {
-	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs ORDER BY id DESC LIMIT $1`, limit)
+// ListJobs returns the newest jobs first, at most limit, of those whose
+// every site scope reaches.
+func (s *Store) ListJobs(ctx context.Context, scope Scope, limit int) ([]Job, error) {
+	var l argList
+	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+jobScopeWhere("id", scope, l.add)+
+		` ORDER BY id DESC LIMIT `+l.add(limit), l.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

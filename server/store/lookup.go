@@ -62,28 +62,32 @@ func prefixWhere(prefix string, n int) (string, []any, bool) {
 		[]any{lo, hi, len(prefix), prefix}, true
 }
 
-// FindAgents returns the agents that ref names, revoked ones included: the
-// agent with that ID if there is one; else the agents whose ID starts with
-// ref together with those whose hostname is ref (case-insensitive), at most
-// limit, ordered by ID. Callers refuse an answer of more than one.
-func (s *Store) FindAgents(ctx context.Context, ref string, limit int) ([]Agent, error) {
+// FindAgents returns the agents of the sites scope reaches that ref names,
+// revoked ones included: the agent with that ID if there is one; else the
+// agents whose ID starts with ref together with those whose hostname is ref
+// (case-insensitive), at most limit, ordered by ID. Callers refuse an answer
+// of more than one. Agents out of scope are not counted at all, so that a
+// hostname shared with another customer's machine is neither ambiguous nor
+// confirmed to exist.
+func (s *Store) FindAgents(ctx context.Context, scope Scope, ref string, limit int) ([]Agent, error) {
 	if ref == "" {
 		return nil, nil
 	}
-	if a, err := s.GetAgent(ctx, ref); err == nil {
+	if a, err := s.GetAgent(ctx, ref); err == nil && scope.Has(a.SiteID) {
 		return []Agent{a}, nil
-	} else if !errors.Is(err, ErrNotFound) {
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("find agent %q: %w", ref, err)
 	}
-	q := `SELECT ` + agentCols + ` FROM agents WHERE LOWER(hostname) = $1 ORDER BY id LIMIT $2`
-	args := []any{strings.ToLower(ref), limit}
-	if where, pargs, ok := prefixWhere(ref, 3); ok {
+	var l argList
+	q := `SELECT ` + agentCols + ` FROM agents WHERE LOWER(hostname) = ` + l.add(strings.ToLower(ref)) +
+		` AND ` + scope.where("site_id", l.add)
+	if where, pargs, ok := prefixWhere(ref, len(l.args)+1); ok {
 		// Both branches use an index; UNION removes an agent found twice.
-		q = `SELECT ` + agentCols + ` FROM agents WHERE LOWER(hostname) = $1
-			UNION SELECT ` + agentCols + ` FROM agents WHERE ` + where + ` ORDER BY id LIMIT $2`
-		args = append(args, pargs...)
+		l.args = append(l.args, pargs...)
+		q += ` UNION SELECT ` + agentCols + ` FROM agents WHERE ` + where + ` AND ` + scope.where("site_id", l.add)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	q += ` ORDER BY id LIMIT ` + l.add(limit)
+	rows, err := s.db.QueryContext(ctx, q, l.args...)
 	if err != nil {
 		return nil, fmt.Errorf("find agent %q: %w", ref, err)
 	}
@@ -103,19 +107,26 @@ func (s *Store) FindAgents(ctx context.Context, ref string, limit int) ([]Agent,
 }
 
 // FindJobs returns the job with ID ref, or else the jobs whose ID starts
-// with ref, at most limit, ordered by ID.
-func (s *Store) FindJobs(ctx context.Context, ref string, limit int) ([]Job, error) {
-	if j, err := s.GetJob(ctx, ref); err == nil {
-		return []Job{j}, nil
-	} else if !errors.Is(err, ErrNotFound) {
+// with ref, at most limit, ordered by ID: only jobs whose every site scope
+// reaches.
+func (s *Store) FindJobs(ctx context.Context, scope Scope, ref string, limit int) ([]Job, error) {
+	var l argList
+	in := jobScopeWhere("id", scope, l.add)
+	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = `+l.add(ref)+` AND `+in, l.args...)
+	if err != nil {
 		return nil, fmt.Errorf("find job %q: %w", ref, err)
 	}
-	where, args, ok := prefixWhere(ref, 2)
+	if len(jobs) == 1 {
+		return jobs, nil
+	}
+	l = argList{}
+	in = jobScopeWhere("id", scope, l.add)
+	where, args, ok := prefixWhere(ref, len(l.args)+1)
 	if !ok {
 		return nil, nil
 	}
-	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+where+` ORDER BY id LIMIT $1`,
-		append([]any{limit}, args...)...)
+	l.args = append(l.args, args...)
+	jobs, err = s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+in+` AND `+where+` ORDER BY id LIMIT `+l.add(limit), l.args...)
 	if err != nil {
 		return nil, fmt.Errorf("find job %q: %w", ref, err)
 	}
@@ -123,19 +134,23 @@ func (s *Store) FindJobs(ctx context.Context, ref string, limit int) ([]Job, err
 }
 
 // FindSessions returns the session with ID ref, or else the sessions whose
-// ID starts with ref, at most limit, ordered by ID.
-func (s *Store) FindSessions(ctx context.Context, ref string, limit int) ([]Session, error) {
-	if x, err := s.GetSession(ctx, ref); err == nil {
+// ID starts with ref, at most limit, ordered by ID: only sessions of the
+// sites scope reaches.
+func (s *Store) FindSessions(ctx context.Context, scope Scope, ref string, limit int) ([]Session, error) {
+	if x, err := s.GetSession(ctx, ref); err == nil && scope.Has(x.SiteID) {
 		return []Session{x}, nil
-	} else if !errors.Is(err, ErrNotFound) {
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("find session %q: %w", ref, err)
 	}
-	where, args, ok := prefixWhere(ref, 2)
+	var l argList
+	in := scope.where("site_id", l.add)
+	where, args, ok := prefixWhere(ref, len(l.args)+1)
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE `+where+` ORDER BY id LIMIT $1`,
-		append([]any{limit}, args...)...)
+	l.args = append(l.args, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE `+in+` AND `+where+` ORDER BY id LIMIT `+l.add(limit),
+		l.args...)
 	if err != nil {
 		return nil, fmt.Errorf("find session %q: %w", ref, err)
 	}
@@ -154,13 +169,14 @@ func (s *Store) FindSessions(ctx context.Context, ref string, limit int) ([]Sess
 // RevokedTargets returns the revoked agents, for telling the creator of a
 // job how many agents its selector matched but did not target. Revoked
 // agents are few next to the fleet; tags are read only when withTags is set.
-func (s *Store) RevokedTargets(ctx context.Context, withTags bool) ([]Target, error) {
+func (s *Store) RevokedTargets(ctx context.Context, scope Scope, withTags bool) ([]Target, error) {
 	tags := "''"
 	if withTags {
 		tags = "tags"
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, hostname, os, arch, `+tags+` FROM agents
-		WHERE revoked_at IS NOT NULL ORDER BY id`)
+	var l argList
+	rows, err := s.db.QueryContext(ctx, `SELECT id, hostname, os, arch, `+tags+`, site_id FROM agents
+		WHERE revoked_at IS NOT NULL AND `+scope.where("site_id", l.add)+` ORDER BY id`, l.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list revoked agents: %w", err)
 	}
@@ -169,7 +185,7 @@ func (s *Store) RevokedTargets(ctx context.Context, withTags bool) ([]Target, er
 	for rows.Next() {
 		var t Target
 		var tags string
-		if err := rows.Scan(&t.ID, &t.Hostname, &t.OS, &t.Arch, &tags); err != nil {
+		if err := rows.Scan(&t.ID, &t.Hostname, &t.OS, &t.Arch, &tags, &t.SiteID); err != nil {
 			return nil, fmt.Errorf("list revoked agents: %w", err)
 		}
 		if t.Tags, err = decodeMap(tags); err != nil {

@@ -54,7 +54,7 @@ func TestFindAgents(t *testing.T) {
 	}
 	found := func(ref string) []string {
 		t.Helper()
-		as, err := s.FindAgents(ctx, ref, 10)
+		as, err := s.FindAgents(ctx, Scope{All: true}, ref, 10)
 		if err != nil {
 			t.Fatalf("FindAgents(%q): %v", ref, err)
 		}
@@ -80,10 +80,10 @@ func TestFindAgents(t *testing.T) {
 			t.Errorf("FindAgents(%q) = %v, want %v", ref, got, want)
 		}
 	}
-	if as, _ := s.FindAgents(ctx, "0190", 3); len(as) != 3 {
+	if as, _ := s.FindAgents(ctx, Scope{All: true}, "0190", 3); len(as) != 3 {
 		t.Errorf("limit 3 gave %d agents", len(as))
 	}
-	rev, err := s.RevokedTargets(ctx, true)
+	rev, err := s.RevokedTargets(ctx, Scope{All: true}, true)
 	if err != nil || len(rev) != 1 || rev[0].ID != ids[1] || rev[0].Hostname != "web-02" {
 		t.Errorf("RevokedTargets = %+v, %v", rev, err)
 	}
@@ -94,16 +94,16 @@ func TestFindJobsAndSessions(t *testing.T) {
 	s, _ := newStore(t)
 	j1, _ := testJob(t, s, 1)
 	j2, _ := testJob(t, s, 1)
-	if js, err := s.FindJobs(ctx, j1.ID, 10); err != nil || len(js) != 1 || js[0].ID != j1.ID {
+	if js, err := s.FindJobs(ctx, Scope{All: true}, j1.ID, 10); err != nil || len(js) != 1 || js[0].ID != j1.ID {
 		t.Fatalf("FindJobs(full ID) = %v, %v", js, err)
 	}
-	if js, err := s.FindJobs(ctx, j2.ID[:30], 10); err != nil || len(js) != 1 || js[0].ID != j2.ID {
+	if js, err := s.FindJobs(ctx, Scope{All: true}, j2.ID[:30], 10); err != nil || len(js) != 1 || js[0].ID != j2.ID {
 		t.Fatalf("FindJobs(long prefix) = %v, %v", js, err)
 	}
-	if js, err := s.FindJobs(ctx, j1.ID[:4], 10); err != nil || len(js) != 2 {
+	if js, err := s.FindJobs(ctx, Scope{All: true}, j1.ID[:4], 10); err != nil || len(js) != 2 {
 		t.Fatalf("FindJobs(short prefix) = %d jobs, %v", len(js), err)
 	}
-	if js, err := s.FindJobs(ctx, "web-01", 10); err != nil || len(js) != 0 {
+	if js, err := s.FindJobs(ctx, Scope{All: true}, "web-01", 10); err != nil || len(js) != 0 {
 		t.Fatalf("FindJobs(not an ID) = %v, %v", js, err)
 	}
 	id := "0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
@@ -111,10 +111,10 @@ func TestFindJobsAndSessions(t *testing.T) {
 	if err := s.CreateSession(ctx, x, &audit.Record{Actor: "alice", Action: "session.request", Target: id}); err != nil {
 		t.Fatal(err)
 	}
-	if ss, err := s.FindSessions(ctx, "0193a1b2-7c", 10); err != nil || len(ss) != 1 || ss[0].ID != id {
+	if ss, err := s.FindSessions(ctx, Scope{All: true}, "0193a1b2-7c", 10); err != nil || len(ss) != 1 || ss[0].ID != id {
 		t.Fatalf("FindSessions(prefix) = %v, %v", ss, err)
 	}
-	if ss, err := s.FindSessions(ctx, "0193a1b3", 10); err != nil || len(ss) != 0 {
+	if ss, err := s.FindSessions(ctx, Scope{All: true}, "0193a1b3", 10); err != nil || len(ss) != 0 {
 		t.Fatalf("FindSessions(other prefix) = %v, %v", ss, err)
 	}
 }

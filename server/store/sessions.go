@@ -38,11 +38,12 @@ type Session struct {
 	RecordingSize         int64
 	RequestedAt           time.Time
 	StartedAt, EndedAt    time.Time // zero until approved / ended
+	SiteID                string    // the agent's site when the session was requested
 }
 
 const sessionCols = `id, agent_id, hostname, technician, actor, reason, capabilities, granted, state,
 	consent_mode, consent_backend, consent_by, message, end_by, end_reason, recording_size,
-	requested_at, started_at, ended_at, token_id`
+	requested_at, started_at, ended_at, token_id, site_id`
 
 func scanSession(sc scanner) (Session, error) {
 	var s Session
@@ -50,7 +51,7 @@ func scanSession(sc scanner) (Session, error) {
 	var started, ended sql.NullTime
 	err := sc.Scan(&s.ID, &s.AgentID, &s.Hostname, &s.Technician, &s.Actor, &s.Reason, &caps, &granted, &s.State,
 		&s.ConsentMode, &s.ConsentBackend, &s.ConsentBy, &s.Message, &s.EndBy, &s.EndReason, &s.RecordingSize,
-		&s.RequestedAt, &started, &ended, &s.TokenID)
+		&s.RequestedAt, &started, &ended, &s.TokenID, &s.SiteID)
 	if err != nil {
 		return s, err
 	}
@@ -65,10 +66,14 @@ func scanSession(sc scanner) (Session, error) {
 
 // withAudit runs change in one transaction with the append of rec (if not
 // nil): a session change and its audit record commit together. change
-// reports whether it changed anything; rec is appended only then.
-func (s *Store) withAudit(ctx context.Context, rec *audit.Record, change func(tx *sql.Tx) (bool, error)) (bool, error) {
+// reports whether it changed anything; rec is appended only then. site
+// (the session's) is added to rec's detail as "site" unless it has one.
+func (s *Store) withAudit(ctx context.Context, site string, rec *audit.Record, change func(tx *sql.Tx) (bool, error)) (bool, error) {
 	var detail string
 	if rec != nil {
+		if _, ok := rec.Detail["site"]; !ok && site != "" {
+			rec.Detail = withSite(rec.Detail, site)
+		}
 		var err error
 		if detail, err = prepareAudit(rec); err != nil {
 			return false, err
@@ -92,10 +97,18 @@ func (s *Store) CreateSession(ctx context.Context, x Session, rec *audit.Record)
 	if err != nil {
 		return err
 	}
-	_, err = s.withAudit(ctx, rec, func(tx *sql.Tx) (bool, error) {
+	if x.SiteID == "" {
+		// An unknown agent leaves the site empty: only those who reach
+		// every site see the session.
+		err := s.db.QueryRowContext(ctx, `SELECT site_id FROM agents WHERE id = $1`, x.AgentID).Scan(&x.SiteID)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("create session: site of agent %s: %w", x.AgentID, err)
+		}
+	}
+	_, err = s.withAudit(ctx, x.SiteID, rec, func(tx *sql.Tx) (bool, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, agent_id, hostname, technician, actor, reason,
-			capabilities, state, requested_at, token_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			x.ID, x.AgentID, x.Hostname, x.Technician, x.Actor, x.Reason, caps, SessionRequested, dbTime(x.RequestedAt), x.TokenID)
+			capabilities, state, requested_at, token_id, site_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			x.ID, x.AgentID, x.Hostname, x.Technician, x.Actor, x.Reason, caps, SessionRequested, dbTime(x.RequestedAt), x.TokenID, x.SiteID)
 		return true, err
 	})
 	if err != nil {
@@ -124,7 +137,7 @@ func (s *Store) DecideSession(ctx context.Context, id string, d Decision, rec *a
 	if d.Approved {
 		state, started, ended = SessionApproved, dbTime(d.At), nil
 	}
-	_, err = s.withAudit(ctx, rec, func(tx *sql.Tx) (bool, error) {
+	_, err = s.withAudit(ctx, s.sessionSite(ctx, id), rec, func(tx *sql.Tx) (bool, error) {
 		err := mustAffect(tx.ExecContext(ctx, `UPDATE sessions SET state = $1, granted = $2, consent_mode = $3,
 			consent_backend = $4, consent_by = $5, message = $6, started_at = $7, ended_at = $8
 			WHERE id = $9 AND state = $10`, state, g, d.Mode, d.Backend, d.By, d.Message, started, ended, id, SessionRequested))
@@ -141,7 +154,7 @@ func (s *Store) DecideSession(ctx context.Context, id string, d Decision, rec *a
 // reports whether the row changed (a session ends once; later calls keep the
 // first reason).
 func (s *Store) EndSession(ctx context.Context, id, by, reason string, t time.Time, rec *audit.Record) (bool, error) {
-	changed, err := s.withAudit(ctx, rec, func(tx *sql.Tx) (bool, error) {
+	changed, err := s.withAudit(ctx, s.sessionSite(ctx, id), rec, func(tx *sql.Tx) (bool, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE sessions SET
 			state = CASE WHEN state = $1 THEN $2 ELSE $3 END,
 			end_by = $4, end_reason = $5, ended_at = $6,
@@ -196,14 +209,25 @@ func (s *Store) GetSession(ctx context.Context, id string) (Session, error) {
 	return x, nil
 }
 
+// sessionSite returns a session's site ("" when it cannot be read: the
+// audit record then has no site, and only those who reach every site see
+// it).
+func (s *Store) sessionSite(ctx context.Context, id string) string {
+	var site string
+	s.db.QueryRowContext(ctx, `SELECT site_id FROM sessions WHERE id = $1`, id).Scan(&site)
+	return site
+}
+
 // ListSessions returns the newest sessions first (IDs are UUIDv7), at most
-// limit, optionally only those of one agent.
-func (s *Store) ListSessions(ctx context.Context, agentID string, limit int) ([]Session, error) {
-	q, args := `SELECT `+sessionCols+` FROM sessions ORDER BY id DESC LIMIT $1`, []any{limit}
+// limit, of the sites scope reaches, optionally only those of one agent.
+func (s *Store) ListSessions(ctx context.Context, scope Scope, agentID string, limit int) ([]Session, error) {
+	var l argList
+	q := `SELECT ` + sessionCols + ` FROM sessions WHERE ` + scope.where("site_id", l.add)
 	if agentID != "" {
-		q, args = `SELECT `+sessionCols+` FROM sessions WHERE agent_id = $1 ORDER BY id DESC LIMIT $2`, []any{agentID, limit}
+		q += ` AND agent_id = ` + l.add(agentID)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	q += ` ORDER BY id DESC LIMIT ` + l.add(limit)
+	rows, err := s.db.QueryContext(ctx, q, l.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}

@@ -83,11 +83,11 @@ func TestSessionLifecycle(t *testing.T) {
 	if err := s.SetRecordingSize(ctx, a.ID, 1234); err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.ListSessions(ctx, "", 10)
+	list, err := s.ListSessions(ctx, Scope{All: true}, "", 10)
 	if err != nil || len(list) != 3 || list[0].ID != c.ID || list[2].ID != a.ID || list[2].RecordingSize != 1234 {
 		t.Fatalf("list newest first: %v %+v", err, list)
 	}
-	if list, _ := s.ListSessions(ctx, "agent-a", 1); len(list) != 1 || list[0].ID != b.ID {
+	if list, _ := s.ListSessions(ctx, Scope{All: true}, "agent-a", 1); len(list) != 1 || list[0].ID != b.ID {
 		t.Errorf("list by agent with limit: %+v", list)
 	}
 	if _, err := s.GetSession(ctx, NewID()); !errors.Is(err, ErrNotFound) {

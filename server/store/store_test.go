@@ -161,7 +161,7 @@ func TestEnrollTokens(t *testing.T) {
 	}
 	want := EnrollToken{
 		ID: ids[1], Hash: "hash-" + ids[1], Tags: map[string]string{"site": "paris"}, UsesAllowed: 1,
-		ExpiresAt: ts.Add(time.Hour), CreatedAt: ts.Add(time.Minute), CreatedBy: "token:admin",
+		ExpiresAt: ts.Add(time.Hour), CreatedAt: ts.Add(time.Minute), CreatedBy: "token:admin", SiteID: DefaultSiteID,
 	}
 	if !reflect.DeepEqual(toks[1], want) {
 		t.Fatalf("got %+v\nwant %+v", toks[1], want)

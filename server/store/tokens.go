@@ -19,6 +19,7 @@ type EnrollToken struct {
 	CreatedAt   time.Time
 	CreatedBy   string
 	RevokedAt   time.Time // zero = not revoked
+	SiteID      string    // the site its agents belong to ("" when creating: DefaultSiteID)
 }
 
 // APIToken authenticates a person or tool at the REST API. Only its hash is stored.
@@ -34,6 +35,10 @@ type APIToken struct {
 	// UserName is the owner's name, filled in by LookupAPIToken and
 	// ListAPITokens ("" without an owner).
 	UserName string
+	// Sites are the token's grants: site IDs, or AllSites. A user's token
+	// has its user's grants (filled in by LookupAPIToken); a token without
+	// a user has its own.
+	Sites []string
 }
 
 // Kinds of API tokens.
@@ -43,7 +48,7 @@ const (
 	KindEnrol   = "enrol"
 )
 
-const enrollTokenCols = `id, hash, tags, uses_allowed, uses, expires_at, created_at, created_by, revoked_at`
+const enrollTokenCols = `id, hash, tags, uses_allowed, uses, expires_at, created_at, created_by, revoked_at, site_id`
 
 func scanEnrollToken(sc scanner) (EnrollToken, error) {
 	var (
@@ -51,7 +56,7 @@ func scanEnrollToken(sc scanner) (EnrollToken, error) {
 		tags                      string
 		expires, created, revoked sql.NullTime
 	)
-	if err := sc.Scan(&t.ID, &t.Hash, &tags, &t.UsesAllowed, &t.Uses, &expires, &created, &t.CreatedBy, &revoked); err != nil {
+	if err := sc.Scan(&t.ID, &t.Hash, &tags, &t.UsesAllowed, &t.Uses, &expires, &created, &t.CreatedBy, &revoked, &t.SiteID); err != nil {
 		return EnrollToken{}, err
 	}
 	var err error
@@ -75,9 +80,12 @@ func (s *Store) CreateEnrollToken(ctx context.Context, t EnrollToken) error {
 	if err != nil {
 		return fmt.Errorf("create enroll token: %w", err)
 	}
+	if t.SiteID == "" {
+		t.SiteID = DefaultSiteID
+	}
 	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO enroll_tokens (`+enrollTokenCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		t.ID, t.Hash, tags, t.UsesAllowed, t.Uses, dbTime(t.ExpiresAt), dbTime(t.CreatedAt), t.CreatedBy, dbTime(t.RevokedAt))
+		`INSERT INTO enroll_tokens (`+enrollTokenCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		t.ID, t.Hash, tags, t.UsesAllowed, t.Uses, dbTime(t.ExpiresAt), dbTime(t.CreatedAt), t.CreatedBy, dbTime(t.RevokedAt), t.SiteID)
 	if err != nil {
 		return fmt.Errorf("create enroll token: %w", err)
 	}
@@ -199,6 +207,7 @@ func (s *Store) EnrollAgent(ctx context.Context, tokenHash string, a Agent, now 
 		a.ScopedTags = tok.Tags
 		a.Tags = mergeTags(a.AgentTags, tok.Tags)
 		a.TokenID = tok.ID
+		a.SiteID = tok.SiteID
 		a.EnrolledAt = now.UTC().Truncate(time.Microsecond)
 		a.FirstSeen, a.LastSeen, a.RevokedAt = time.Time{}, time.Time{}, time.Time{}
 		if err := insertAgent(ctx, tx, a); err != nil {
@@ -226,11 +235,11 @@ func isSentinel(err error) bool {
 	return false
 }
 
-const apiTokenCols = `id, hash, role, name, created_at, expires_at, revoked_at, user_id, kind`
+const apiTokenCols = `id, hash, role, name, created_at, expires_at, revoked_at, user_id, kind, sites`
 
 // apiTokenJoinCols are apiTokenCols of api_tokens t, then its owner's name,
 // role and disabled_at from users u (LEFT JOIN: NULL without an owner).
-const apiTokenJoinCols = `t.id, t.hash, t.role, t.name, t.created_at, t.expires_at, t.revoked_at, t.user_id, t.kind,
+const apiTokenJoinCols = `t.id, t.hash, t.role, t.name, t.created_at, t.expires_at, t.revoked_at, t.user_id, t.kind, t.sites,
 	u.name, u.role, u.disabled_at`
 
 const apiTokenJoin = `api_tokens t LEFT JOIN users u ON u.id = t.user_id`
@@ -246,10 +255,15 @@ func scanAPITokenJoin(sc scanner) (APIToken, tokenOwner, error) {
 		t                         APIToken
 		o                         tokenOwner
 		created, expires, revoked sql.NullTime
+		sites                     string
 	)
-	if err := sc.Scan(&t.ID, &t.Hash, &t.Role, &t.Name, &created, &expires, &revoked, &t.UserID, &t.Kind,
+	if err := sc.Scan(&t.ID, &t.Hash, &t.Role, &t.Name, &created, &expires, &revoked, &t.UserID, &t.Kind, &sites,
 		&o.name, &o.role, &o.disabled); err != nil {
 		return APIToken{}, o, err
+	}
+	var err error
+	if t.Sites, err = decodeList(sites); err != nil {
+		return APIToken{}, o, fmt.Errorf("api token %s: sites: %w", t.ID, err)
 	}
 	t.CreatedAt, t.ExpiresAt, t.RevokedAt = fromNull(created), fromNull(expires), fromNull(revoked)
 	t.UserName = o.name.String
@@ -265,9 +279,13 @@ func (s *Store) CreateAPIToken(ctx context.Context, t APIToken) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()
 	}
-	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO api_tokens (`+apiTokenCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		t.ID, t.Hash, t.Role, t.Name, dbTime(t.CreatedAt), dbTime(t.ExpiresAt), dbTime(t.RevokedAt), t.UserID, t.Kind)
+	sites, err := encodeList(t.Sites)
+	if err != nil {
+		return fmt.Errorf("create api token: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO api_tokens (`+apiTokenCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		t.ID, t.Hash, t.Role, t.Name, dbTime(t.CreatedAt), dbTime(t.ExpiresAt), dbTime(t.RevokedAt), t.UserID, t.Kind, sites)
 	if err != nil {
 		return fmt.Errorf("create api token: %w", err)
 	}
@@ -293,6 +311,11 @@ func (s *Store) LookupAPIToken(ctx context.Context, hash string, now time.Time) 
 	}
 	if t.UserID != "" && roleRank(o.role.String) < roleRank(t.Role) {
 		t.Role = o.role.String
+	}
+	if t.UserID != "" {
+		if t.Sites, err = s.UserSites(ctx, t.UserID); err != nil {
+			return APIToken{}, fmt.Errorf("lookup api token: %w", err)
+		}
 	}
 	return t, nil
 }

@@ -24,6 +24,9 @@ type User struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	DisabledAt     time.Time // zero = enabled
+	// Sites are the user's grants (site IDs, or AllSites), written by
+	// CreateUser (user_sites); read them with UserSites.
+	Sites []string
 }
 
 // Sources of users.
@@ -97,6 +100,9 @@ func (s *Store) createUser(ctx context.Context, step string, u User, also func(t
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			u.ID, u.Name, u.Role, u.PasswordHash, u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, recovery,
 			u.Source, dbTime(u.CreatedAt), dbTime(u.UpdatedAt), dbTime(u.DisabledAt)); err != nil {
+			return err
+		}
+		if err := setUserSites(ctx, tx, u.ID, u.Sites); err != nil {
 			return err
 		}
 		if also != nil {
@@ -303,6 +309,9 @@ func (s *Store) UseRecoveryCode(ctx context.Context, id, hash string, now time.T
 func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := mustAffect(tx.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, id)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM user_sites WHERE user_id = $1`, id); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE user_id = $2`, dbTime(now), id)
