@@ -9,7 +9,7 @@ import (
 
 // oidcFlags are serve's single sign-on flags.
 type oidcFlags struct {
-	issuer, clientID, secretFile, groupsClaim, roleMap, ca, redirectURL string
+	issuer, clientID, secretFile, groupsClaim, roleMap, siteMap, ca, redirectURL string
 	domains, groups, scopes                                             []string
 	allowHTTP                                                           bool
 }
@@ -22,6 +22,7 @@ func (o *oidcFlags) register(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.groups, "oidc-allowed-groups", nil, "single sign-on: admit only members of these provider groups (comma-separated)")
 	f.StringVar(&o.groupsClaim, "oidc-groups-claim", sso.DefaultGroupsClaim, "single sign-on: the ID token or userinfo claim that lists a person's groups")
 	f.StringVar(&o.roleMap, "oidc-role-map", "", "single sign-on: provider group to Patchbay role, e.g. 'helpdesk=technician,it-admins=admin'; the highest role of a person's groups wins, no mapped group: refused")
+	f.StringVar(&o.siteMap, "oidc-site-map", "", "single sign-on: provider group to the sites it reaches, e.g. 'acme-helpdesk=Acme/HQ,acme-helpdesk=Acme/Lyon,msp-staff=all'; set at every sign-in (a person in no mapped group reaches no site and is refused unless admin); unset: first sign-in grants the default site")
 	f.StringSliceVar(&o.scopes, "oidc-scopes", nil, "single sign-on: scopes to ask for (default openid,email,profile,groups; drop groups for providers that refuse it)")
 	f.StringVar(&o.ca, "oidc-ca", "", "single sign-on: PEM file of CAs to trust for the provider besides the system's (SSL_CERT_FILE also works)")
 	f.StringVar(&o.redirectURL, "oidc-redirect-url", "", "single sign-on: the redirect URI registered at the provider (default https://<host the browser used>/console/oidc/callback)")
@@ -31,7 +32,7 @@ func (o *oidcFlags) register(f *pflag.FlagSet) {
 // config returns the sso configuration, nil when --oidc-issuer is not set.
 func (o *oidcFlags) config() (*sso.Config, error) {
 	if o.issuer == "" {
-		if o.clientID != "" || o.secretFile != "" || o.roleMap != "" || len(o.domains)+len(o.groups) > 0 {
+		if o.clientID != "" || o.secretFile != "" || o.roleMap != "" || o.siteMap != "" || len(o.domains)+len(o.groups) > 0 {
 			return nil, errors.New("--oidc-* flags given without --oidc-issuer: add the provider's issuer URL to turn single sign-on on")
 		}
 		return nil, nil
@@ -50,5 +51,8 @@ func (o *oidcFlags) config() (*sso.Config, error) {
 		return nil, err
 	}
 	cfg.RoleMap = m
+	if cfg.SiteMap, err = sso.ParseSiteMap(o.siteMap); err != nil {
+		return nil, err
+	}
 	return cfg, cfg.Validate()
 }

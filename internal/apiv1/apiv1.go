@@ -70,6 +70,8 @@ type Agent struct {
 	FirstSeen  *time.Time        `json:"first_seen,omitempty"`
 	Revoked    bool              `json:"revoked"`
 	RevokedAt  *time.Time        `json:"revoked_at,omitempty"`
+	Site       string            `json:"site"`    // "ORG/SITE"
+	SiteID     string            `json:"site_id"` // the site's ID
 }
 
 // EnrollRequest is what `patchbay-agent enroll` sends to POST /v1/enroll.
@@ -96,6 +98,9 @@ type EnrollTokenRequest struct {
 	Tags map[string]string `json:"tags,omitempty"`
 	Uses *int              `json:"uses,omitempty"` // nil: 1; 0: unlimited
 	TTL  string            `json:"ttl,omitempty"`  // e.g. "24h", "7d"; empty: 24h
+	// Site is where agents enrolled with the token belong: a site's ID,
+	// ID prefix, "ORG/SITE" or unique name; empty: the default site.
+	Site string `json:"site,omitempty"`
 }
 
 // EnrollToken describes an enrollment token. Token (the secret) is only
@@ -110,6 +115,7 @@ type EnrollToken struct {
 	CreatedAt   time.Time         `json:"created_at"`
 	CreatedBy   string            `json:"created_by"`
 	Revoked     bool              `json:"revoked"`
+	Site        string            `json:"site"` // "ORG/SITE"
 }
 
 // APITokenRequest creates an API token for a person or a script.
@@ -117,6 +123,9 @@ type APITokenRequest struct {
 	Role string `json:"role"`
 	Name string `json:"name"`
 	TTL  string `json:"ttl,omitempty"` // empty: no expiry
+	// Sites the token reaches (references as for EnrollTokenRequest.Site,
+	// or "all"); empty: the default site. Admin tokens reach every site.
+	Sites []string `json:"sites,omitempty"`
 }
 
 // APIToken describes an API token. Token is only set on create.
@@ -130,6 +139,7 @@ type APIToken struct {
 	Revoked   bool       `json:"revoked"`
 	User      string     `json:"user,omitempty"` // the owner's name; empty for a token of no user
 	Kind      string     `json:"kind,omitempty"` // "session" for a password login's token; empty for an API token
+	Sites     []string   `json:"sites,omitempty"` // "ORG/SITE" names, or "all"; for a user's token, the user's
 }
 
 // Whoami is the answer to POST /v1/login and GET /v1/whoami.
@@ -140,6 +150,8 @@ type Whoami struct {
 	CAFingerprint string `json:"ca_fingerprint"`
 	ServerVersion string `json:"server_version,omitempty"`
 	User          string `json:"user,omitempty"` // the token's owner; empty for a token of no user
+	// Sites are the sites the caller reaches ("ORG/SITE"), or ["all"].
+	Sites []string `json:"sites"`
 }
 
 // AuditHead is the newest audit record's sequence number and hash.

@@ -51,6 +51,9 @@ type Artifact struct {
 	SignerKeyType string    `json:"signer_key_type"`
 	PublishedBy   string    `json:"published_by"`
 	PublishedAt   time.Time `json:"published_at"`
+	// Sites it is published to ("ORG/SITE"), or ["all"]; publish with
+	// ?site=REF (repeatable) to limit it.
+	Sites []string `json:"sites"`
 }
 
 // Param is one declared parameter of a plugin or script (the manifest's).

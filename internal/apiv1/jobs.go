@@ -62,6 +62,9 @@ type Job struct {
 	// RevokedNotTargeted is how many revoked agents the target matched: a
 	// job never runs on them. Only in the answer to POST /v1/jobs.
 	RevokedNotTargeted int `json:"revoked_not_targeted,omitempty"`
+	// Sites are the sites of the job's agents ("ORG/SITE"): only those who
+	// reach every one of them see the job.
+	Sites []string `json:"sites,omitempty"`
 }
 
 // RunResult is one agent's part of a job.

@@ -58,6 +58,7 @@ type Session struct {
 	EndBy         string     `json:"end_by,omitempty"`
 	EndReason     string     `json:"end_reason,omitempty"`
 	RecordingSize int64      `json:"recording_size"`
+	Site          string     `json:"site,omitempty"` // the agent's site ("ORG/SITE") when it was requested
 }
 
 // SSHCertRequest is the body of POST /v1/ssh/certificate: the technician's

@@ -20,6 +20,15 @@ type User struct {
 	// JobsCancelled is, in the answer to a disable with CancelJobs, how
 	// many of the user's running jobs were cancelled.
 	JobsCancelled int `json:"jobs_cancelled,omitempty"`
+	// Sites the user is granted ("ORG/SITE"), or ["all"]. Admins reach
+	// every site whatever their grants.
+	Sites []string `json:"sites"`
+}
+
+// UserSitesRequest replaces a user's grants (POST /v1/users/{id}/sites):
+// site references (ID, ID prefix, "ORG/SITE" or unique name), or "all".
+type UserSitesRequest struct {
+	Sites []string `json:"sites"`
 }
 
 // UserDisableRequest is the optional body of POST /v1/users/{id}/disable.
@@ -35,6 +44,9 @@ type UserRequest struct {
 	Name     string `json:"name"`
 	Role     string `json:"role"`
 	Password string `json:"password,omitempty"`
+	// Sites the user is granted (as in UserSitesRequest); empty: the
+	// default site.
+	Sites []string `json:"sites,omitempty"`
 }
 
 // UserResetRequest sets a new password for a user (POST

@@ -14,13 +14,13 @@ func (a *API) registerAgentRuns(mux *http.ServeMux) {
 	mux.Handle("GET /v1/agents/{id}/runs", a.auth(apiv1.RoleViewer, a.handleAgentRuns))
 }
 
-func (a *API) handleAgentRuns(w http.ResponseWriter, r *http.Request, _ caller) {
+func (a *API) handleAgentRuns(w http.ResponseWriter, r *http.Request, c caller) {
 	limit, err := intParam(r.URL.Query().Get("limit"), 20, 1, 200)
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, "limit: %v", err)
 		return
 	}
-	ag, ok := a.findAgent(w, r)
+	ag, ok := a.findAgent(w, r, c)
 	if !ok {
 		return
 	}

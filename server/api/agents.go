@@ -17,13 +17,14 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // agentJSON converts a stored agent; online agents are last seen now.
-func (a *API) agentJSON(ag store.Agent) apiv1.Agent {
+func (a *API) agentJSON(ag store.Agent, names siteNames) apiv1.Agent {
 	out := apiv1.Agent{
 		ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Version: ag.Version,
 		Tags: ag.Tags, Online: a.Hub.Online(ag.ID), LastSeen: timePtr(ag.LastSeen),
 		OSVersion: ag.OSVersion, Users: ag.Users, IPs: ag.IPs, ScopedTags: ag.ScopedTags,
 		EnrolledAt: ag.EnrolledAt, FirstSeen: timePtr(ag.FirstSeen),
 		Revoked: !ag.RevokedAt.IsZero(), RevokedAt: timePtr(ag.RevokedAt),
+		SiteID: ag.SiteID, Site: names.name(ag.SiteID),
 	}
 	if out.Tags == nil {
 		out.Tags = map[string]string{}
@@ -38,7 +39,7 @@ func attrs(ag store.Agent) selector.Attrs {
 	return selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}
 }
 
-func (a *API) handleAgentsList(w http.ResponseWriter, r *http.Request, _ caller) {
+func (a *API) handleAgentsList(w http.ResponseWriter, r *http.Request, c caller) {
 	sel, err := selector.Parse(r.URL.Query().Get("target"))
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, "%v", err)
@@ -49,30 +50,50 @@ func (a *API) handleAgentsList(w http.ResponseWriter, r *http.Request, _ caller)
 		WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	scope := c.scope()
+	site := ""
+	if ref := r.URL.Query().Get("site"); ref != "" {
+		s, err := a.resolveSite(r.Context(), scope, ref)
+		if err != nil {
+			a.siteError(w, r, err)
+			return
+		}
+		site = s.ID
+	}
 	agents, err := a.Store.ListAgents(r.Context())
+	if err != nil {
+		a.internal(w, r, "list agents", err)
+		return
+	}
+	names, err := a.siteNames(r.Context())
 	if err != nil {
 		a.internal(w, r, "list agents", err)
 		return
 	}
 	out := []apiv1.Agent{}
 	for _, ag := range agents {
-		if sel.Match(attrs(ag)) && q.match(ag) {
-			out = append(out, a.agentJSON(ag))
+		if scope.Has(ag.SiteID) && (site == "" || ag.SiteID == site) && sel.Match(attrs(ag)) && q.match(ag) {
+			out = append(out, a.agentJSON(ag, names))
 		}
 	}
 	writeJSON(w, http.StatusOK, q.page(w, out))
 }
 
-func (a *API) handleAgentShow(w http.ResponseWriter, r *http.Request, _ caller) {
-	if ag, ok := a.findAgent(w, r); ok {
-		writeJSON(w, http.StatusOK, a.agentJSON(ag))
+func (a *API) handleAgentShow(w http.ResponseWriter, r *http.Request, c caller) {
+	if ag, ok := a.findAgent(w, r, c); ok {
+		names, err := a.siteNames(r.Context())
+		if err != nil {
+			a.internal(w, r, "show agent", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, a.agentJSON(ag, names))
 	}
 }
 
 // handleAgentRevoke stores the revocation, audits it, then tells every relay
 // node, which closes the agent's link at once and refuses its handshakes.
 func (a *API) handleAgentRevoke(w http.ResponseWriter, r *http.Request, c caller) {
-	ag, ok := a.findAgent(w, r)
+	ag, ok := a.findAgent(w, r, c)
 	if !ok {
 		return
 	}
@@ -81,7 +102,7 @@ func (a *API) handleAgentRevoke(w http.ResponseWriter, r *http.Request, c caller
 		a.internal(w, r, "revoke agent", err)
 		return
 	}
-	if err := a.audit(ctx, c.actor(), "agent.revoke", ag.ID, map[string]string{"hostname": ag.Hostname}); err != nil {
+	if err := a.audit(ctx, c.actor(), "agent.revoke", ag.ID, map[string]string{"hostname": ag.Hostname, "site": ag.SiteID}); err != nil {
 		a.internal(w, r, "revoke agent", err)
 		return
 	}
@@ -95,5 +116,10 @@ func (a *API) handleAgentRevoke(w http.ResponseWriter, r *http.Request, c caller
 		a.internal(w, r, "revoke agent", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.agentJSON(ag))
+	names, err := a.siteNames(ctx)
+	if err != nil {
+		a.internal(w, r, "revoke agent", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.agentJSON(ag, names))
 }

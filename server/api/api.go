@@ -6,6 +6,7 @@
 package api
 
 import (
+	"maps"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -104,6 +105,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerSessions(mux)
 	a.registerConsole(mux)
 	a.registerAgentRuns(mux)
+	a.registerSites(mux)
 }
 
 func (a *API) now() time.Time {
@@ -226,8 +228,18 @@ func (a *API) Audit(ctx context.Context, actor, action, target string, detail ma
 }
 
 // audit appends a record. Callers report a change whose audit record
-// cannot be written as failed.
+// cannot be written as failed. A record about a job ("job ID") of one site
+// is about that site (detail "site"), unless it names one.
 func (a *API) audit(ctx context.Context, actor, action, target string, detail map[string]string) error {
+	if id, ok := strings.CutPrefix(target, "job "); ok && detail["site"] == "" {
+		if sites, err := a.Store.JobSites(ctx, id); err == nil && len(sites) == 1 {
+			detail = maps.Clone(detail)
+			if detail == nil {
+				detail = map[string]string{}
+			}
+			detail["site"] = sites[0]
+		}
+	}
 	_, err := a.Store.AppendAudit(ctx, audit.Record{
 		Time: a.now(), Actor: actor, Action: action, Target: target, Detail: detail,
 	})
@@ -258,20 +270,20 @@ func HashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// MintAPIToken creates an API token and audits it. The relay's admin-token
-// command and POST /v1/api-tokens both use it.
+// MintAPIToken creates an API token of no user that reaches every site, and
+// audits it: the relay's admin-token command uses it.
 func MintAPIToken(ctx context.Context, st *store.Store, actor, role, name string, ttl time.Duration, now time.Time) (secret string, tok store.APIToken, err error) {
-	return mintUserToken(ctx, st, actor, "", role, name, ttl, now)
+	return mintUserToken(ctx, st, actor, "", []string{store.AllSites}, role, name, ttl, now)
 }
 
 // mintUserToken is MintAPIToken for a token owned by the user with userID
-// ("" for none).
-func mintUserToken(ctx context.Context, st *store.Store, actor, userID, role, name string, ttl time.Duration, now time.Time) (secret string, tok store.APIToken, err error) {
+// (it then has the user's sites), or of no user with the grants sites.
+func mintUserToken(ctx context.Context, st *store.Store, actor, userID string, sites []string, role, name string, ttl time.Duration, now time.Time) (secret string, tok store.APIToken, err error) {
 	if err := checkAPIToken(role, name); err != nil {
 		return "", tok, err
 	}
 	secret, hash := NewSecret(PrefixAPI)
-	tok = store.APIToken{ID: store.NewID(), Hash: hash, Role: role, Name: name, CreatedAt: now, UserID: userID}
+	tok = store.APIToken{ID: store.NewID(), Hash: hash, Role: role, Name: name, CreatedAt: now, UserID: userID, Sites: sites}
 	if ttl > 0 {
 		tok.ExpiresAt = now.Add(ttl)
 	}
@@ -281,6 +293,8 @@ func mintUserToken(ctx context.Context, st *store.Store, actor, userID, role, na
 	detail := map[string]string{"name": name, "role": role}
 	if userID != "" {
 		detail["user_id"] = userID
+	} else {
+		detail["sites"] = strings.Join(sites, ",")
 	}
 	_, err = st.AppendAudit(ctx, audit.Record{Time: now, Actor: actor, Action: "api-token.create", Target: tok.ID,
 		Detail: detail})

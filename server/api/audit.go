@@ -33,9 +33,10 @@ import (
 // first, up to the head when it began, as a download: the console's Export
 // links. The CLI's audit export pages through /v1/audit instead.
 //
-// A bad value is refused with 400 naming the parameter. A site filter comes
-// with sites (issue 15, part 3): site=NAME, and for technicians and viewers
-// always their own sites, applied in store.AuditQuery like the others.
+// A bad value is refused with 400 naming the parameter. site=REF keeps the
+// records about one site. Whoever does not reach every site sees only the
+// records about their sites (never the relay-wide ones, such as user
+// management), applied in store.AuditQuery like the other filters.
 
 // Limits on audit filter values.
 const (
@@ -43,9 +44,10 @@ const (
 	maxAuditAction = 128
 )
 
-// auditQuery parses the audit filters of q. On failure it has answered.
-func (a *API) auditQuery(w http.ResponseWriter, r *http.Request) (store.AuditQuery, bool) {
-	q, err := a.parseAuditQuery(r, r.URL.Query())
+// auditQuery parses the audit filters of q, limited to the caller's scope.
+// On failure it has answered.
+func (a *API) auditQuery(w http.ResponseWriter, r *http.Request, c caller) (store.AuditQuery, bool) {
+	q, err := a.parseAuditQuery(r, c.scope(), r.URL.Query())
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
@@ -70,8 +72,8 @@ func badParam(format string, args ...any) error {
 	return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
-func (a *API) parseAuditQuery(r *http.Request, v url.Values) (store.AuditQuery, error) {
-	var q store.AuditQuery
+func (a *API) parseAuditQuery(r *http.Request, scope store.Scope, v url.Values) (store.AuditQuery, error) {
+	q := store.AuditQuery{Scope: scope}
 	after, err := intParam(v.Get("after"), 0, 0, 1<<62)
 	if err != nil {
 		return q, badParam("after: %v", err)
@@ -117,8 +119,20 @@ func (a *API) parseAuditQuery(r *http.Request, v url.Values) (store.AuditQuery, 
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
 		return q, badParam("until: %s is not after since %s: nothing can match", v.Get("until"), v.Get("since"))
 	}
+	if ref := strings.TrimSpace(v.Get("site")); ref != "" {
+		site, err := a.resolveSite(r.Context(), scope, ref)
+		switch {
+		case errors.Is(err, errNoSite):
+			return q, &httpError{status: http.StatusNotFound, msg: "site: " + err.Error()}
+		case errors.Is(err, errAmbiguousSite):
+			return q, badParam("site: %v", err)
+		case err != nil:
+			return q, err
+		}
+		q.Site = site.ID
+	}
 	if ref := strings.TrimSpace(v.Get("agent")); ref != "" {
-		id, err := a.auditAgent(r, ref)
+		id, err := a.auditAgent(r, scope, ref)
 		if err != nil {
 			return q, err
 		}
@@ -145,8 +159,8 @@ func checkAction(s string) error {
 // auditAgent resolves the agent filter as the agent routes do. An agent ID
 // that no longer names an enrolled agent is still searched for: the log
 // outlives the agents it mentions.
-func (a *API) auditAgent(r *http.Request, ref string) (string, error) {
-	found, err := a.Store.FindAgents(r.Context(), ref, maxCandidates+1)
+func (a *API) auditAgent(r *http.Request, scope store.Scope, ref string) (string, error) {
+	found, err := a.Store.FindAgents(r.Context(), scope, ref, maxCandidates+1)
 	if err != nil {
 		return "", err
 	}
@@ -166,8 +180,8 @@ func (a *API) auditAgent(r *http.Request, ref string) (string, error) {
 	return "", badParam("agent: %q names %s agents: %s: give an ID or more of one", ref, count(len(found)), candidates(list))
 }
 
-func (a *API) handleAuditList(w http.ResponseWriter, r *http.Request, _ caller) {
-	q, ok := a.auditQuery(w, r)
+func (a *API) handleAuditList(w http.ResponseWriter, r *http.Request, c caller) {
+	q, ok := a.auditQuery(w, r, c)
 	if !ok {
 		return
 	}
@@ -191,7 +205,7 @@ const (
 	exportWriteTime = 60 * time.Second
 )
 
-func (a *API) handleAuditExport(w http.ResponseWriter, r *http.Request, _ caller) {
+func (a *API) handleAuditExport(w http.ResponseWriter, r *http.Request, c caller) {
 	format := r.URL.Query().Get("format")
 	if format != audit.FormatCSV && format != audit.FormatJSONL {
 		WriteError(w, http.StatusBadRequest, "format: %q: want csv or jsonl", format)
@@ -203,7 +217,7 @@ func (a *API) handleAuditExport(w http.ResponseWriter, r *http.Request, _ caller
 			return
 		}
 	}
-	q, ok := a.auditQuery(w, r)
+	q, ok := a.auditQuery(w, r, c)
 	if !ok {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/patchbay/patchbay/server/store"
 	"strings"
 	"testing"
 
@@ -51,7 +52,7 @@ func TestJobTextMustBeUTF8(t *testing.T) {
 			t.Fatalf("POST /v1/jobs %q = %d %s; want 400 naming UTF-8", body, rec.Code, rec.Body)
 		}
 	}
-	jobs, err := a.Store.ListJobs(context.Background(), 10)
+	jobs, err := a.Store.ListJobs(context.Background(), store.Scope{All: true}, 10)
 	if err != nil || len(jobs) != 0 {
 		t.Fatalf("jobs after refusals: %d (%v); want none", len(jobs), err)
 	}

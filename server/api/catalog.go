@@ -66,7 +66,7 @@ func (a *API) registerCatalog(mux *http.ServeMux) {
 }
 
 // artifactJSON converts a stored artifact for the API.
-func artifactJSON(art store.Artifact) apiv1.Artifact {
+func artifactJSON(art store.Artifact, names siteNames) apiv1.Artifact {
 	params := make([]apiv1.Param, len(art.Manifest.Params))
 	for i, p := range art.Manifest.Params {
 		params[i] = apiv1.Param{Name: p.Name, Type: p.Type, Default: p.Default, Required: p.Required,
@@ -78,7 +78,7 @@ func artifactJSON(art store.Artifact) apiv1.Artifact {
 		FreeParams:   art.Kind == store.KindScript && !art.HasManifest,
 		NeedsConsent: art.Manifest.NeedsConsent, MayReboot: art.Manifest.MayReboot,
 		Signer: art.SignerFingerprint, SignerKeyType: art.SignerKeyType,
-		PublishedBy: art.PublishedBy, PublishedAt: art.PublishedAt,
+		PublishedBy: art.PublishedBy, PublishedAt: art.PublishedAt, Sites: names.names(art.Sites),
 	}
 }
 
@@ -375,6 +375,11 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request, c caller, u *uploa
 // version (nothing changed, nothing is audited).
 func (a *API) publishContent(w http.ResponseWriter, r *http.Request, c caller, art store.Artifact, content []byte, action string) {
 	ctx := r.Context()
+	var err error
+	if art.Sites, err = a.publishSites(r); err != nil {
+		a.siteError(w, r, err)
+		return
+	}
 	created, err := a.Store.PutArtifact(ctx, art, content)
 	var ce *store.ConflictError
 	switch {
@@ -412,7 +417,12 @@ func (a *API) publishContent(w http.ResponseWriter, r *http.Request, c caller, a
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, artifactJSON(stored))
+	names, err := a.siteNames(ctx)
+	if err != nil {
+		a.internal(w, r, "publish "+art.Kind, err)
+		return
+	}
+	writeJSON(w, status, artifactJSON(stored, names))
 }
 
 // executablePlatform reads GOOS and GOARCH from an executable's header.
@@ -533,15 +543,22 @@ func machoPlatform(r io.ReaderAt) (string, string, error) {
 
 // catalogList answers GET /v1/plugins and GET /v1/scripts (?name= filters).
 func (a *API) catalogList(kind string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, _ caller) {
+	return func(w http.ResponseWriter, r *http.Request, c caller) {
 		arts, err := a.Store.ListArtifacts(r.Context(), kind, r.URL.Query().Get("name"))
 		if err != nil {
 			a.internal(w, r, "list "+kind+"s", err)
 			return
 		}
-		out := make([]apiv1.Artifact, len(arts))
-		for i, art := range arts {
-			out[i] = artifactJSON(art)
+		names, err := a.siteNames(r.Context())
+		if err != nil {
+			a.internal(w, r, "list "+kind+"s", err)
+			return
+		}
+		out := make([]apiv1.Artifact, 0, len(arts))
+		for _, art := range arts {
+			if art.AvailableIn(c.scope()) {
+				out = append(out, artifactJSON(art, names))
+			}
 		}
 		writeJSON(w, http.StatusOK, out)
 	}
@@ -549,16 +566,25 @@ func (a *API) catalogList(kind string) handlerFunc {
 
 // catalogShow answers GET /v1/plugins/{sha256} and GET /v1/scripts/{sha256}.
 func (a *API) catalogShow(kind string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, _ caller) {
+	return func(w http.ResponseWriter, r *http.Request, c caller) {
 		art, ok := a.findArtifact(w, r)
 		if !ok {
+			return
+		}
+		if !art.AvailableIn(c.scope()) {
+			WriteError(w, http.StatusNotFound, "no file with sha256 %s in the catalog: see patchbay plugins list and patchbay scripts list", art.SHA256)
 			return
 		}
 		if art.Kind != kind {
 			WriteError(w, http.StatusNotFound, "no %s with sha256 %s: it is a %s (see /v1/%ss/%s)", kind, art.SHA256, art.Kind, art.Kind, art.SHA256)
 			return
 		}
-		writeJSON(w, http.StatusOK, artifactJSON(art))
+		names, err := a.siteNames(r.Context())
+		if err != nil {
+			a.internal(w, r, "show "+kind, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, artifactJSON(art, names))
 	}
 }
 
@@ -633,9 +659,13 @@ func (a *API) agentAuth(h agentHandlerFunc) http.Handler {
 // handleArtifactDownload sends a catalog file to an agent. Range requests and
 // If-None-Match work (http.ServeContent), so an interrupted download of a
 // large plugin can resume.
-func (a *API) handleArtifactDownload(w http.ResponseWriter, r *http.Request, _ store.Agent) {
+func (a *API) handleArtifactDownload(w http.ResponseWriter, r *http.Request, ag store.Agent) {
 	art, ok := a.findArtifact(w, r)
 	if !ok {
+		return
+	}
+	if !art.PublishedTo(ag.SiteID) {
+		WriteError(w, http.StatusNotFound, "no file with sha256 %s is published to this agent's site", art.SHA256)
 		return
 	}
 	content, err := blobs.get(r.Context(), art.SHA256, func() ([]byte, error) {

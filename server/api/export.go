@@ -17,7 +17,7 @@ const exportPage = 1000
 // handleJobExport streams every run of a job with its full stored output
 // (the last 256 KiB an agent reported) as JSON ({"job": ..., "results":
 // [...]}) or CSV (format=csv).
-func (a *API) handleJobExport(w http.ResponseWriter, r *http.Request, _ caller) {
+func (a *API) handleJobExport(w http.ResponseWriter, r *http.Request, c caller) {
 	format := r.URL.Query().Get("format")
 	if format == "" {
 		format = "json"
@@ -26,7 +26,7 @@ func (a *API) handleJobExport(w http.ResponseWriter, r *http.Request, _ caller) 
 		WriteError(w, http.StatusBadRequest, "format %q: want json or csv", format)
 		return
 	}
-	j, counts, _, ok := a.getJob(w, r, "export job")
+	j, counts, _, ok := a.getJob(w, r, c, "export job")
 	if !ok {
 		return
 	}

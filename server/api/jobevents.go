@@ -42,8 +42,8 @@ const (
 // /v1/jobs/{id}/events. They end when streams ends (the relay cancels it
 // when it starts shutting down) or the client goes.
 func (a *API) RegisterStreams(mux *http.ServeMux, streams context.Context) {
-	mux.Handle("GET /v1/jobs/{id}/events", a.auth(apiv1.RoleViewer, func(w http.ResponseWriter, r *http.Request, _ caller) {
-		a.handleJobEvents(streams, w, r)
+	mux.Handle("GET /v1/jobs/{id}/events", a.auth(apiv1.RoleViewer, func(w http.ResponseWriter, r *http.Request, c caller) {
+		a.handleJobEvents(streams, w, r, c)
 	}))
 }
 
@@ -54,13 +54,13 @@ func (a *API) RegisterStreams(mux *http.ServeMux, streams context.Context) {
 // runs) after each progress event; "end" (the job, ended) last, after
 // which the stream closes. The handler's goroutine owns the stream; the
 // dispatcher only wakes it.
-func (a *API) handleJobEvents(streams context.Context, w http.ResponseWriter, r *http.Request) {
+func (a *API) handleJobEvents(streams context.Context, w http.ResponseWriter, r *http.Request, c caller) {
 	watcher, ok := a.Jobs.(JobWatcher)
 	if !ok {
 		WriteError(w, http.StatusServiceUnavailable, "this relay does not stream job progress: poll GET /v1/jobs/{id}?results=false")
 		return
 	}
-	j, _, _, ok := a.getJob(w, r, "stream job events") // 404 for an unknown job, before the stream starts
+	j, _, _, ok := a.getJob(w, r, c, "stream job events") // 404 for an unknown job, before the stream starts
 	if !ok {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -49,13 +50,13 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 		WriteError(w, status, "%v", err)
 		return
 	}
-	revoked, err := a.revokedMatching(r.Context(), sel)
+	revoked, err := a.revokedMatching(r.Context(), c.scope(), sel)
 	if err != nil {
 		a.internal(w, r, "create job", err)
 		return
 	}
 	err = a.Store.CreateJobStream(r.Context(), &job, func(emit func([]store.Run) error) error {
-		return a.resolveTargets(r.Context(), &job, sel, req, emit)
+		return a.resolveTargets(r.Context(), c.scope(), &job, sel, req, emit)
 	})
 	var te *targetError
 	if errors.As(err, &te) {
@@ -92,13 +93,16 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 	}
 	out := a.jobJSON(job, nil, nil)
 	out.RevokedNotTargeted = revoked
+	if names, err := a.siteNames(r.Context()); err == nil {
+		out.Sites = names.names(job.Sites)
+	}
 	writeJSON(w, http.StatusCreated, out)
 }
 
 // revokedMatching counts the revoked agents that sel matches: a job never
 // targets them, and its creator is told how many it left out.
-func (a *API) revokedMatching(ctx context.Context, sel *selector.Selector) (int, error) {
-	revoked, err := a.Store.RevokedTargets(ctx, sel.UsesTags())
+func (a *API) revokedMatching(ctx context.Context, scope store.Scope, sel *selector.Selector) (int, error) {
+	revoked, err := a.Store.RevokedTargets(ctx, scope, sel.UsesTags())
 	if err != nil {
 		return 0, err
 	}
@@ -152,6 +156,9 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 			break
 		}
 	}
+	if plugin != nil && !plugin.AvailableIn(c.scope()) {
+		plugin = nil // published to other sites only: as if absent
+	}
 	if plugin == nil {
 		if req.Version != "" {
 			return store.Job{}, nil, http.StatusNotFound, fmt.Errorf("plugin %s version %s is not in the catalog: see patchbay plugins list", req.Plugin, req.Version)
@@ -176,6 +183,7 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 		if err != nil {
 			return store.Job{}, nil, http.StatusInternalServerError, err
 		}
+		scripts = slices.DeleteFunc(scripts, func(s store.Artifact) bool { return !s.AvailableIn(c.scope()) })
 		if len(scripts) == 0 {
 			return store.Job{}, nil, http.StatusNotFound, fmt.Errorf("script %s is not in the catalog: publish it with patchbay scripts publish", name)
 		}
@@ -209,21 +217,34 @@ const targetPage = 1000
 // (seq in agent ID order, which is enrollment order), each with the build of
 // the job's plugin version for the agent's OS and architecture. It then sets
 // the job's total and the counts that depend on it.
-func (a *API) resolveTargets(ctx context.Context, job *store.Job, sel *selector.Selector, req apiv1.JobCreate, emit func([]store.Run) error) error {
+//
+// Only agents of the caller's sites (scope) are read, and of those only the
+// ones in a site the plugin (or script) is published to; job.Sites are the
+// sites of the agents it targets.
+func (a *API) resolveTargets(ctx context.Context, scope store.Scope, job *store.Job, sel *selector.Selector, req apiv1.JobCreate, emit func([]store.Run) error) error {
 	type platform struct{ os, arch string }
 	builds := map[platform]*store.Artifact{} // build of job.PluginVersion for each OS and arch
+	published, err := a.publishedTo(ctx, job)
+	if err != nil {
+		return err
+	}
+	sites := map[string]bool{}
 	seq := 0
 	var runs []store.Run // one page's runs; reused, as emit keeps none (a Run is ~300 bytes)
 	for after := ""; ; {
-		page, err := a.Store.TargetPage(ctx, after, targetPage, sel.UsesTags())
+		page, err := a.Store.TargetPage(ctx, scope, after, targetPage, sel.UsesTags())
 		if err != nil {
 			return err
 		}
 		runs = runs[:0]
 		for _, ag := range page {
 			after = ag.ID
-			if !sel.Match(selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}) {
+			if !published(ag.SiteID) || !sel.Match(selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}) {
 				continue
+			}
+			if !sites[ag.SiteID] {
+				sites[ag.SiteID] = true
+				job.Sites = append(job.Sites, ag.SiteID)
 			}
 			run := store.Run{ID: store.NewID(), Seq: seq, AgentID: ag.ID, Hostname: ag.Hostname, State: store.RunPending}
 			seq++
@@ -261,7 +282,6 @@ func (a *API) resolveTargets(ctx context.Context, job *store.Job, sel *selector.
 	if job.Total == 0 {
 		return &targetError{http.StatusBadRequest, fmt.Errorf("no agent matches %q: check it with patchbay agents list --target", req.Target), true}
 	}
-	var err error
 	if req.Canary != "" {
 		if job.Canary, err = apiv1.ParseCount(req.Canary, job.Total); err != nil {
 			return &targetError{status: http.StatusBadRequest, err: fmt.Errorf("canary %w", err)}
@@ -294,7 +314,7 @@ func durationOr(s string, def, lo, hi time.Duration, what string) (time.Duration
 	return d, nil
 }
 
-func (a *API) handleJobList(w http.ResponseWriter, r *http.Request, _ caller) {
+func (a *API) handleJobList(w http.ResponseWriter, r *http.Request, c caller) {
 	limit := 100
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -304,7 +324,7 @@ func (a *API) handleJobList(w http.ResponseWriter, r *http.Request, _ caller) {
 		}
 		limit = n
 	}
-	jobs, err := a.Store.ListJobs(r.Context(), limit)
+	jobs, err := a.Store.ListJobs(r.Context(), c.scope(), limit)
 	if err != nil {
 		a.internal(w, r, "list jobs", err)
 		return
@@ -349,15 +369,29 @@ func (a *API) jobState(ctx context.Context, j store.Job) (store.Job, map[string]
 }
 
 // getJob returns a job and its state (see jobState), answering 404 for an
-// unknown job; ok is false when an error was written.
-func (a *API) getJob(w http.ResponseWriter, r *http.Request, what string) (store.Job, map[string]int, int, bool) {
+// unknown job and for one with a site out of the caller's scope; ok is
+// false when an error was written.
+func (a *API) getJob(w http.ResponseWriter, r *http.Request, c caller, what string) (store.Job, map[string]int, int, bool) {
 	id := r.PathValue("id")
 	if a.Jobs != nil {
-		if j, c, offline, ok := a.Jobs.Progress(id); ok {
-			return j, c.ByState, offline, true // open: nothing is read from the store
+		if j, cnt, offline, ok := a.Jobs.Progress(id); ok {
+			// Open: only its sites are read from the store.
+			scope := c.scope()
+			if !scope.All {
+				sites, err := a.Store.JobSites(r.Context(), j.ID)
+				if err != nil {
+					a.internal(w, r, what, err)
+					return store.Job{}, nil, 0, false
+				}
+				if !scope.HasAll(sites) {
+					WriteError(w, http.StatusNotFound, "no job with ID or ID prefix %q: patchbay jobs list shows them", id)
+					return store.Job{}, nil, 0, false
+				}
+			}
+			return j, cnt.ByState, offline, true
 		}
 	}
-	j, ok := a.findJob(w, r) // an ID prefix, or a job not open here
+	j, ok := a.findJob(w, r, c) // an ID prefix, or a job not open here
 	if !ok {
 		return store.Job{}, nil, 0, false
 	}
@@ -369,8 +403,8 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, what string) (store
 	return j, counts, offline, true
 }
 
-func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
-	j, counts, offline, ok := a.getJob(w, r, "show job")
+func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, c caller) {
+	j, counts, offline, ok := a.getJob(w, r, c, "show job")
 	if !ok {
 		return
 	}
@@ -395,7 +429,7 @@ func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, _ caller) {
 }
 
 func (a *API) handleJobCancel(w http.ResponseWriter, r *http.Request, c caller) {
-	j, ok := a.findJob(w, r)
+	j, ok := a.findJob(w, r, c)
 	if !ok {
 		return
 	}
@@ -463,6 +497,36 @@ func runJSON(r store.Run) apiv1.RunResult {
 		} // the relay wrote it (server/jobs); unreadable would be a store edited by hand: shown without it
 	}
 	return out
+}
+
+// publishedTo returns whether the job's plugin version (and script) are
+// published to a site: a job runs only where its code is published.
+func (a *API) publishedTo(ctx context.Context, job *store.Job) (func(site string) bool, error) {
+	var arts []store.Artifact
+	versions, err := a.Store.ListArtifacts(ctx, store.KindPlugin, job.Plugin)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range versions {
+		if v.Version == job.PluginVersion {
+			arts = append(arts, v)
+		}
+	}
+	if job.Script != "" {
+		script, err := a.Store.GetArtifact(ctx, job.ScriptSHA256)
+		if err != nil {
+			return nil, err
+		}
+		arts = append(arts, script)
+	}
+	return func(site string) bool {
+		for _, art := range arts {
+			if !art.PublishedTo(site) {
+				return false
+			}
+		}
+		return true
+	}, nil
 }
 
 // ownJob reports whether c may cancel j: an admin any job, anyone else the

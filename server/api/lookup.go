@@ -38,10 +38,11 @@ func count(n int) string {
 }
 
 // findAgent resolves the {id} path value: an agent ID, a unique ID prefix or
-// a hostname that names exactly one agent. On failure it has answered.
-func (a *API) findAgent(w http.ResponseWriter, r *http.Request) (store.Agent, bool) {
+// a hostname that names exactly one agent of the caller's sites (the
+// others are not looked at: 404 for them). On failure it has answered.
+func (a *API) findAgent(w http.ResponseWriter, r *http.Request, c caller) (store.Agent, bool) {
 	ref := r.PathValue("id")
-	found, err := a.Store.FindAgents(r.Context(), ref, maxCandidates+1)
+	found, err := a.Store.FindAgents(r.Context(), c.scope(), ref, maxCandidates+1)
 	if err != nil {
 		a.internal(w, r, "look up agent", err)
 		return store.Agent{}, false
@@ -68,10 +69,11 @@ func (a *API) findAgent(w http.ResponseWriter, r *http.Request) (store.Agent, bo
 }
 
 // findJob resolves the {id} path value to a stored job: its ID or a unique
-// prefix. On failure it has answered.
-func (a *API) findJob(w http.ResponseWriter, r *http.Request) (store.Job, bool) {
+// prefix, among the jobs the caller reaches every site of. On failure it
+// has answered.
+func (a *API) findJob(w http.ResponseWriter, r *http.Request, c caller) (store.Job, bool) {
 	ref := r.PathValue("id")
-	found, err := a.Store.FindJobs(r.Context(), ref, maxCandidates+1)
+	found, err := a.Store.FindJobs(r.Context(), c.scope(), ref, maxCandidates+1)
 	if err != nil {
 		a.internal(w, r, "look up job", err)
 		return store.Job{}, false
@@ -91,11 +93,11 @@ func (a *API) findJob(w http.ResponseWriter, r *http.Request) (store.Job, bool) 
 	return store.Job{}, false
 }
 
-// findSession resolves the {id} path value: a session ID or a unique prefix.
-// On failure it has answered.
-func (a *API) findSession(w http.ResponseWriter, r *http.Request) (store.Session, bool) {
+// findSession resolves the {id} path value: a session ID or a unique prefix,
+// among the sessions of the caller's sites. On failure it has answered.
+func (a *API) findSession(w http.ResponseWriter, r *http.Request, c caller) (store.Session, bool) {
 	ref := r.PathValue("id")
-	found, err := a.Store.FindSessions(r.Context(), ref, maxCandidates+1)
+	found, err := a.Store.FindSessions(r.Context(), c.scope(), ref, maxCandidates+1)
 	if err != nil {
 		a.internal(w, r, "look up session", err)
 		return store.Session{}, false

@@ -192,7 +192,7 @@ func (a *API) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.settle(ticket, true)
-	out := apiv1.PasswordLogin{Whoami: a.whoami(tok), Token: secret, ExpiresAt: tok.ExpiresAt,
+	out := apiv1.PasswordLogin{Whoami: a.whoami(r.Context(), tok), Token: secret, ExpiresAt: tok.ExpiresAt,
 		TOTPEnrolRequired: tok.Kind == store.KindEnrol}
 	if left >= 0 {
 		out.RecoveryCodesLeft = &left

@@ -112,7 +112,7 @@ func (a *API) handleSessionConnect(w http.ResponseWriter, r *http.Request, c cal
 		WriteError(w, http.StatusBadRequest, "session request: %v", err)
 		return
 	}
-	ag, ok := a.findAgent(w, r)
+	ag, ok := a.findAgent(w, r, c)
 	if !ok {
 		return
 	}
@@ -185,7 +185,7 @@ func sessionJSON(s store.Session) apiv1.Session {
 }
 
 // handleSessionList lists sessions, newest first: ?agent=ID, ?limit=N (default 100, at most 1000).
-func (a *API) handleSessionList(w http.ResponseWriter, r *http.Request, _ caller) {
+func (a *API) handleSessionList(w http.ResponseWriter, r *http.Request, c caller) {
 	limit := 100
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -200,22 +200,29 @@ func (a *API) handleSessionList(w http.ResponseWriter, r *http.Request, _ caller
 		WriteError(w, http.StatusBadRequest, "agent %q: want an agent ID", agent)
 		return
 	}
-	list, err := a.Store.ListSessions(r.Context(), agent, limit)
+	list, err := a.Store.ListSessions(r.Context(), c.scope(), agent, limit)
+	if err != nil {
+		a.internal(w, r, "list sessions", err)
+		return
+	}
+	names, err := a.siteNames(r.Context())
 	if err != nil {
 		a.internal(w, r, "list sessions", err)
 		return
 	}
 	out := make([]apiv1.Session, 0, len(list))
 	for _, s := range list {
-		out = append(out, sessionJSON(s))
+		j := sessionJSON(s)
+		j.Site = names.name(s.SiteID)
+		out = append(out, j)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 // handleSessionShow answers one session. While the endpoint asks a person
 // at the machine, its consent says who and until when.
-func (a *API) handleSessionShow(w http.ResponseWriter, r *http.Request, _ caller) {
-	s, ok := a.findSession(w, r)
+func (a *API) handleSessionShow(w http.ResponseWriter, r *http.Request, c caller) {
+	s, ok := a.findSession(w, r, c)
 	if !ok {
 		return
 	}
@@ -233,7 +240,7 @@ func (a *API) handleSessionShow(w http.ResponseWriter, r *http.Request, _ caller
 // handleSessionRecording sends a session's asciicast v2 recording (what is
 // stored so far, for a live session).
 func (a *API) handleSessionRecording(w http.ResponseWriter, r *http.Request, c caller) {
-	s, ok := a.findSession(w, r)
+	s, ok := a.findSession(w, r, c)
 	if !ok || a.Sessions == nil {
 		return
 	}
@@ -252,7 +259,7 @@ func (a *API) handleSessionRecording(w http.ResponseWriter, r *http.Request, c c
 		return
 	}
 	defer f.Close()
-	if err := a.audit(r.Context(), c.actor(), "session.recording.read", s.ID, nil); err != nil {
+	if err := a.audit(r.Context(), c.actor(), "session.recording.read", s.ID, map[string]string{"site": s.SiteID}); err != nil {
 		a.internal(w, r, "read recording", err)
 		return
 	}
@@ -267,7 +274,7 @@ func (a *API) handleSessionEnd(w http.ResponseWriter, r *http.Request, c caller)
 	if r.ContentLength != 0 && !decode(w, r, &body) {
 		return
 	}
-	s, ok := a.findSession(w, r)
+	s, ok := a.findSession(w, r, c)
 	if !ok || a.Sessions == nil {
 		return
 	}
@@ -287,7 +294,7 @@ func (a *API) handleSessionEnd(w http.ResponseWriter, r *http.Request, c caller)
 		WriteError(w, http.StatusConflict, "session %s is not live on this relay (state %s)", s.ID, s.State)
 		return
 	}
-	if err := a.audit(r.Context(), c.actor(), "session.end.request", s.ID, map[string]string{"reason": reason}); err != nil {
+	if err := a.audit(r.Context(), c.actor(), "session.end.request", s.ID, map[string]string{"reason": reason, "site": s.SiteID}); err != nil {
 		a.internal(w, r, "end session", err)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,8 +92,18 @@ func (a *API) SSOSignIn(ctx context.Context, id sso.Identity, remote, via string
 	if err != nil {
 		return u, detail, err
 	}
+	sites, err := a.ssoSites(ctx, id, role)
+	if errors.As(err, &refusal) {
+		return u, detail, a.ssoRefused(ctx, id, u, known, refusal, detail)
+	}
+	if err != nil {
+		return u, detail, err
+	}
 	if !known {
-		u = store.User{ID: store.NewID(), Name: ssoUserName(id), Role: role, Source: store.SourceOIDC, CreatedAt: now, UpdatedAt: now}
+		if sites == nil {
+			sites = []string{store.DefaultSiteID}
+		}
+		u = store.User{ID: store.NewID(), Name: ssoUserName(id), Role: role, Source: store.SourceOIDC, CreatedAt: now, UpdatedAt: now, Sites: sites}
 		err := a.Store.CreateOIDCUser(ctx, u, store.OIDCIdentity{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, Groups: id.Groups})
 		if errors.Is(err, store.ErrUserExists) {
 			r := &sso.Refusal{Reason: "name", Message: fmt.Sprintf("sign-in refused: a Patchbay user named %s exists and is not linked to this identity: an admin can delete it (patchbay users delete %s) so that your next sign-in creates it from single sign-on", u.Name, u.Name)}
@@ -117,10 +128,62 @@ func (a *API) SSOSignIn(ctx context.Context, id sso.Identity, remote, via string
 		}
 		u.Role = role
 	}
+	if sites != nil {
+		old, err := a.Store.UserSites(ctx, u.ID)
+		if err != nil {
+			return u, detail, err
+		}
+		if !slices.Equal(old, sites) {
+			if err := a.Store.SetUserSites(ctx, u.ID, sites); err != nil {
+				return u, detail, err
+			}
+			if err := a.audit(ctx, ssoActor(id.Issuer), "user.sites", u.ID, map[string]string{"name": u.Name,
+				"from": strings.Join(old, ","), "to": strings.Join(sites, ","), "groups": detail["groups"],
+				"why": "the groups at the identity provider changed"}); err != nil {
+				return u, detail, err
+			}
+		}
+	}
 	if err := a.Store.RecordOIDCLogin(ctx, id.Issuer, id.Subject, id.Email, id.Groups, now); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return u, detail, err
 	}
 	return u, detail, nil
+}
+
+// ssoSites resolves the sites the person's groups map to (--oidc-site-map),
+// sorted; nil when the provider does not manage sites. A site map entry
+// naming no site is skipped (and logged); a non-admin whose groups reach no
+// site is refused.
+func (a *API) ssoSites(ctx context.Context, id sso.Identity, role string) ([]string, error) {
+	refs, managed := a.SSO.SitesOf(id)
+	if !managed {
+		return nil, nil
+	}
+	sites := []string{}
+	for _, ref := range refs {
+		g, err := a.resolveGrants(ctx, []string{ref})
+		if errors.Is(err, errNoSite) || errors.Is(err, errAmbiguousSite) {
+			a.Log.Warn().Err(err).Str("site", ref).Msg("--oidc-site-map names a site that does not resolve: fix the map or create the site")
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		sites = append(sites, g...)
+	}
+	if slices.Contains(sites, store.AllSites) {
+		return []string{store.AllSites}, nil
+	}
+	slices.Sort(sites)
+	sites = slices.Compact(sites)
+	if len(sites) == 0 && role != apiv1.RoleAdmin {
+		seen := strings.Join(id.Groups, ", ")
+		if seen == "" {
+			seen = "none"
+		}
+		return nil, &sso.Refusal{Reason: "site", Message: fmt.Sprintf("sign-in refused: none of your groups maps to a site you may support (your groups: %s): ask an admin to add you to a group of --oidc-site-map", seen)}
+	}
+	return sites, nil
 }
 
 // ssoRefused audits a refused sign-in; a known user loses every token.
@@ -234,5 +297,5 @@ func (a *API) handleSSOLogin(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "log in", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apiv1.PasswordLogin{Whoami: a.whoami(tok), Token: secret, ExpiresAt: tok.ExpiresAt})
+	writeJSON(w, http.StatusOK, apiv1.PasswordLogin{Whoami: a.whoami(ctx, tok), Token: secret, ExpiresAt: tok.ExpiresAt})
 }

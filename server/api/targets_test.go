@@ -40,7 +40,7 @@ func TestResolveTargetsPages(t *testing.T) {
 	job := store.Job{ID: store.NewID(), Plugin: "sysinfo", PluginVersion: "1.0.0", CreatedAt: now}
 	var got []store.Run
 	pages := 0
-	err := a.resolveTargets(ctx, &job, sel, apiv1.JobCreate{Target: "test"}, func(runs []store.Run) error {
+	err := a.resolveTargets(ctx, store.Scope{All: true}, &job, sel, apiv1.JobCreate{Target: "test"}, func(runs []store.Run) error {
 		pages++
 		got = append(got, runs...)
 		return nil

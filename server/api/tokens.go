@@ -46,18 +46,31 @@ func (a *API) handleEnrollTokenCreate(w http.ResponseWriter, r *http.Request, c 
 		WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	site, err := a.Store.ListSites(r.Context(), store.Scope{Sites: []string{store.DefaultSiteID}})
+	if err != nil || len(site) != 1 {
+		a.internal(w, r, "create enrollment token", fmt.Errorf("read the default site: %v", err))
+		return
+	}
+	if req.Site != "" {
+		s, err := a.resolveSite(r.Context(), store.Scope{All: true}, req.Site)
+		if err != nil {
+			a.siteError(w, r, err)
+			return
+		}
+		site[0] = s
+	}
 	now := a.now()
 	secret, hash := NewSecret(PrefixEnroll)
 	tok := store.EnrollToken{
 		ID: store.NewID(), Hash: hash, Tags: req.Tags, UsesAllowed: uses,
-		ExpiresAt: now.Add(ttl), CreatedAt: now, CreatedBy: c.actor(),
+		ExpiresAt: now.Add(ttl), CreatedAt: now, CreatedBy: c.actor(), SiteID: site[0].ID,
 	}
 	ctx := r.Context()
 	if err := a.Store.CreateEnrollToken(ctx, tok); err != nil {
 		a.internal(w, r, "create enrollment token", err)
 		return
 	}
-	detail := map[string]string{"uses": strconv.Itoa(uses), "expires_at": tok.ExpiresAt.Format(time.RFC3339)}
+	detail := map[string]string{"uses": strconv.Itoa(uses), "expires_at": tok.ExpiresAt.Format(time.RFC3339), "site": tok.SiteID}
 	for k, v := range req.Tags {
 		detail["tag."+k] = v
 	}
@@ -65,19 +78,19 @@ func (a *API) handleEnrollTokenCreate(w http.ResponseWriter, r *http.Request, c 
 		a.internal(w, r, "create enrollment token", err)
 		return
 	}
-	out := enrollTokenJSON(tok)
+	out := enrollTokenJSON(tok, siteNames{site[0].ID: site[0].FullName()})
 	out.Token = secret
 	writeJSON(w, http.StatusCreated, out)
 }
 
-func enrollTokenJSON(t store.EnrollToken) apiv1.EnrollToken {
+func enrollTokenJSON(t store.EnrollToken, names siteNames) apiv1.EnrollToken {
 	tags := t.Tags
 	if tags == nil {
 		tags = map[string]string{}
 	}
 	return apiv1.EnrollToken{
 		ID: t.ID, Tags: tags, UsesAllowed: t.UsesAllowed, Uses: t.Uses, ExpiresAt: t.ExpiresAt,
-		CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy, Revoked: !t.RevokedAt.IsZero(),
+		CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy, Revoked: !t.RevokedAt.IsZero(), Site: names.name(t.SiteID),
 	}
 }
 
@@ -87,9 +100,14 @@ func (a *API) handleEnrollTokenList(w http.ResponseWriter, r *http.Request, _ ca
 		a.internal(w, r, "list enrollment tokens", err)
 		return
 	}
+	names, err := a.siteNames(r.Context())
+	if err != nil {
+		a.internal(w, r, "list enrollment tokens", err)
+		return
+	}
 	out := make([]apiv1.EnrollToken, len(toks))
 	for i, t := range toks {
-		out[i] = enrollTokenJSON(t)
+		out[i] = enrollTokenJSON(t, names)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -134,9 +152,21 @@ func (a *API) handleAPITokenCreate(w http.ResponseWriter, r *http.Request, c cal
 		WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	// A person's token belongs to them: it stops when they are disabled, and
-	// never outranks them.
-	secret, tok, err := mintUserToken(r.Context(), a.Store, c.actor(), c.tok.UserID, req.Role, req.Name, ttl, a.now())
+	// A person's token belongs to them: it stops when they are disabled,
+	// never outranks them and reaches their sites. A token of no user
+	// (made with a token of no user) reaches the sites it is given.
+	var sites []string
+	if c.tok.UserID == "" {
+		var err error
+		if sites, err = a.resolveGrants(r.Context(), req.Sites); err != nil {
+			a.siteError(w, r, err)
+			return
+		}
+	} else if len(req.Sites) > 0 {
+		WriteError(w, http.StatusBadRequest, "sites: a token of user %s reaches that user's sites: leave sites out (an admin changes them with patchbay users sites)", c.tok.UserName)
+		return
+	}
+	secret, tok, err := mintUserToken(r.Context(), a.Store, c.actor(), c.tok.UserID, sites, req.Role, req.Name, ttl, a.now())
 	if err != nil {
 		a.internal(w, r, "create API token", err)
 		return
@@ -144,6 +174,9 @@ func (a *API) handleAPITokenCreate(w http.ResponseWriter, r *http.Request, c cal
 	tok.UserName = c.tok.UserName
 	out := apiTokenJSON(tok)
 	out.Token = secret
+	if names, err := a.siteNames(r.Context()); err == nil && tok.UserID == "" {
+		out.Sites = names.names(tok.Sites)
+	}
 	writeJSON(w, http.StatusCreated, out)
 }
 
@@ -174,15 +207,34 @@ func (a *API) handleLogin(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func (a *API) handleWhoami(w http.ResponseWriter, r *http.Request, c caller) {
-	writeJSON(w, http.StatusOK, a.whoami(c.tok))
+	writeJSON(w, http.StatusOK, a.whoami(r.Context(), c.tok))
 }
 
-func (a *API) whoami(tok store.APIToken) apiv1.Whoami {
-	return apiv1.Whoami{TokenID: tok.ID, Name: tok.Name, Role: tok.Role, User: tok.UserName,
-		CAFingerprint: a.CA.Fingerprint(), ServerVersion: a.Version}
+// whoami describes tok, with the sites it reaches ("all" for every one;
+// left empty when they cannot be read).
+func (a *API) whoami(ctx context.Context, tok store.APIToken) apiv1.Whoami {
+	out := apiv1.Whoami{TokenID: tok.ID, Name: tok.Name, Role: tok.Role, User: tok.UserName,
+		CAFingerprint: a.CA.Fingerprint(), ServerVersion: a.Version, Sites: []string{}}
+	sites := tok.Sites
+	if tok.UserID != "" {
+		sites, _ = a.Store.UserSites(ctx, tok.UserID)
+	}
+	scope := caller{tok: store.APIToken{Role: tok.Role, Sites: sites}}.scope()
+	if scope.All {
+		out.Sites = []string{apiv1.AllSitesName}
+	} else if names, err := a.siteNames(ctx); err == nil {
+		out.Sites = names.names(scope.Sites)
+	}
+	return out
 }
 
-func (a *API) handleAuditHead(w http.ResponseWriter, r *http.Request, _ caller) {
+func (a *API) handleAuditHead(w http.ResponseWriter, r *http.Request, c caller) {
+	if !c.scope().All {
+		// The head is what a verification of the whole chain ends at, and
+		// only who reads every record can verify it.
+		WriteError(w, http.StatusForbidden, "verifying the audit chain needs every record, and %q reaches only some sites: ask an admin (patchbay audit verify)", c.tok.Name)
+		return
+	}
 	seq, hash, err := a.Store.AuditHead(r.Context())
 	if err != nil {
 		a.internal(w, r, "read audit head", err)

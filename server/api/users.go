@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/server/account"
@@ -25,6 +26,7 @@ func (a *API) registerUsers(mux *http.ServeMux) {
 	mux.Handle("POST /v1/users/{id}/enable", a.auth(apiv1.RoleAdmin, a.handleUserEnable))
 	mux.Handle("POST /v1/users/{id}/reset", a.auth(apiv1.RoleAdmin, a.handleUserReset))
 	mux.Handle("DELETE /v1/users/{id}", a.auth(apiv1.RoleAdmin, a.handleUserDelete))
+	mux.Handle("POST /v1/users/{id}/sites", a.auth(apiv1.RoleAdmin, a.handleUserSites))
 	mux.Handle("GET /v1/settings", a.auth(apiv1.RoleViewer, a.handleSettings))
 	mux.Handle("PUT /v1/settings/require-totp", a.auth(apiv1.RoleAdmin, a.handleRequireTOTP))
 	a.registerAccount(mux)
@@ -89,28 +91,36 @@ func (a *API) handleUserCreate(w http.ResponseWriter, r *http.Request, c caller)
 		WriteError(w, http.StatusBadRequest, "role %q: want viewer, auditor, technician or admin", req.Role)
 		return
 	}
+	sites, err := a.resolveGrants(r.Context(), req.Sites)
+	if err != nil {
+		a.siteError(w, r, err)
+		return
+	}
 	pw, hash, generated, ok := a.newPassword(w, r, req.Password)
 	if !ok {
 		return
 	}
 	now := a.now()
 	u := store.User{ID: store.NewID(), Name: name, Role: req.Role, PasswordHash: hash, Source: store.SourceLocal,
-		CreatedAt: now, UpdatedAt: now}
+		CreatedAt: now, UpdatedAt: now, Sites: sites}
 	ctx := r.Context()
-	err := a.Store.CreateUser(ctx, u)
+	err = a.Store.CreateUser(ctx, u)
 	if errors.Is(err, store.ErrUserExists) {
 		WriteError(w, http.StatusConflict, "a user named %s exists: pick another name, or patchbay users reset %s", name, name)
 		return
 	}
 	if err == nil {
 		err = a.audit(ctx, c.actor(), "user.create", u.ID, map[string]string{"name": name, "role": req.Role,
-			"password": map[bool]string{true: "generated", false: "given"}[generated]})
+			"password": map[bool]string{true: "generated", false: "given"}[generated], "sites": strings.Join(sites, ",")})
 	}
 	if err != nil {
 		a.internal(w, r, "create user", err)
 		return
 	}
 	out := userJSON(u)
+	if names, err := a.siteNames(ctx); err == nil {
+		out.Sites = names.names(sites)
+	}
 	if generated {
 		out.Password = pw
 	}
@@ -123,9 +133,17 @@ func (a *API) handleUserList(w http.ResponseWriter, r *http.Request, _ caller) {
 		a.internal(w, r, "list users", err)
 		return
 	}
+	names, err := a.siteNames(r.Context())
+	if err != nil {
+		a.internal(w, r, "list users", err)
+		return
+	}
 	out := make([]apiv1.User, len(users))
 	for i, u := range users {
-		out[i] = userJSON(u)
+		if out[i], err = a.userWithSites(r.Context(), u, names); err != nil {
+			a.internal(w, r, "list users", err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -156,8 +174,68 @@ func (a *API) findUser(w http.ResponseWriter, r *http.Request) (store.User, bool
 
 func (a *API) handleUserShow(w http.ResponseWriter, r *http.Request, _ caller) {
 	if u, ok := a.findUser(w, r); ok {
-		writeJSON(w, http.StatusOK, userJSON(u))
+		names, err := a.siteNames(r.Context())
+		if err != nil {
+			a.internal(w, r, "show user", err)
+			return
+		}
+		out, err := a.userWithSites(r.Context(), u, names)
+		if err != nil {
+			a.internal(w, r, "show user", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// userWithSites is userJSON with the user's grants.
+func (a *API) userWithSites(ctx context.Context, u store.User, names siteNames) (apiv1.User, error) {
+	sites, err := a.Store.UserSites(ctx, u.ID)
+	if err != nil {
+		return apiv1.User{}, err
+	}
+	out := userJSON(u)
+	out.Sites = names.names(sites)
+	return out, nil
+}
+
+// handleUserSites replaces a user's grants. Their live sessions and tokens
+// follow at once: the next request is filtered by the new grants.
+func (a *API) handleUserSites(w http.ResponseWriter, r *http.Request, c caller) {
+	u, ok := a.findUser(w, r)
+	if !ok {
+		return
+	}
+	var req apiv1.UserSitesRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if len(req.Sites) == 0 {
+		WriteError(w, http.StatusBadRequest, "sites: name at least one site (or \"all\"); to stop %s, disable them (patchbay users disable %s)", u.Name, u.Name)
+		return
+	}
+	sites, err := a.resolveGrants(r.Context(), req.Sites)
+	if err != nil {
+		a.siteError(w, r, err)
+		return
+	}
+	if err := a.Store.SetUserSites(r.Context(), u.ID, sites); err != nil {
+		a.internal(w, r, "set user sites", err)
+		return
+	}
+	names, err := a.siteNames(r.Context())
+	if err != nil {
+		a.internal(w, r, "set user sites", err)
+		return
+	}
+	if err := a.audit(r.Context(), c.actor(), "user.sites", u.ID, map[string]string{
+		"name": u.Name, "sites": strings.Join(names.names(sites), ", ")}); err != nil {
+		a.internal(w, r, "set user sites", err)
+		return
+	}
+	out := userJSON(u)
+	out.Sites = names.names(sites)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) handleUserDisable(w http.ResponseWriter, r *http.Request, c caller) {

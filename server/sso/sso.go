@@ -52,6 +52,10 @@ type Config struct {
 	AllowedGroups []string
 	GroupsClaim   string            // default DefaultGroupsClaim
 	RoleMap       map[string]string // provider group -> Patchbay role; the highest role of a person's groups wins
+	// SiteMap maps provider groups to the sites they reach ("ORG/SITE",
+	// a site name or ID, or "all"); nil: sites are not managed by the
+	// provider (a first sign-in grants the default site, admins change it).
+	SiteMap map[string][]string
 	Scopes        []string          // default DefaultScopes
 	// RedirectURL is the callback URL registered at the provider; empty:
 	// https://<the Host the browser used>/console/oidc/callback.
@@ -84,6 +88,48 @@ func ParseRoleMap(s string) (map[string]string, error) {
 		m[group] = role
 	}
 	return m, nil
+}
+
+// ParseSiteMap parses "group=site,group=site" (a group may appear more than
+// once, for several sites). Sites are resolved at each sign-in, so a site
+// created later can be mapped before it exists.
+func ParseSiteMap(s string) (map[string][]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	m := map[string][]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		group, site, ok := strings.Cut(part, "=")
+		group, site = strings.TrimSpace(group), strings.TrimSpace(site)
+		if !ok || group == "" || site == "" {
+			return nil, fmt.Errorf("--oidc-site-map %q: want group=site pairs separated by commas, e.g. acme-helpdesk=Acme/HQ,msp-staff=all", part)
+		}
+		if !slices.Contains(m[group], site) {
+			m[group] = append(m[group], site)
+		}
+	}
+	return m, nil
+}
+
+// SitesOf returns the site references the person's groups map to (nil
+// when the provider does not manage sites: Config.SiteMap is nil).
+func (p *Provider) SitesOf(id Identity) (refs []string, managed bool) {
+	if p.cfg.SiteMap == nil {
+		return nil, false
+	}
+	refs = []string{}
+	for _, g := range id.Groups {
+		for _, s := range p.cfg.SiteMap[g] {
+			if !slices.Contains(refs, s) {
+				refs = append(refs, s)
+			}
+		}
+	}
+	return refs, true
 }
 
 // Validate checks the configuration and fills in defaults.
