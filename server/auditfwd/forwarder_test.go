@@ -131,7 +131,7 @@ func TestForwardOverTLSThroughAnOutageAndARestart(t *testing.T) {
 	if m.Hostname != "relay-test" || m.MsgID != "token.create" || m.Pri != 109 {
 		t.Errorf("first message: %+v", m)
 	}
-	first, _ := st.QueryAudit(context.Background(), store.AuditQuery{Limit: 1})
+	first, _ := st.QueryAudit(context.Background(), store.AuditQuery{Limit: 1, Scope: store.Scope{All: true}})
 	rec, _ := m.Element(auditfwd.RecordID)
 	det, _ := m.Element(auditfwd.DetailID)
 	if h, _ := rec.Get("hash"); h != first[0].Hash || !m.Timestamp.Equal(first[0].Time) {
