@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,12 +82,23 @@ func TestOIDC(t *testing.T) {
 	})
 	r.Args = []string{"--oidc-issuer", issuer, "--oidc-client-id", "patchbay", "--oidc-client-secret-file", secretFile,
 		"--oidc-ca", filepath.Join(dir, "ca.pem"), "--oidc-allowed-domains", "example.com",
-		"--oidc-role-map", "helpdesk=technician,it-admins=admin,auditors=viewer"}
+		"--oidc-role-map", "helpdesk=technician,it-admins=admin,auditors=viewer",
+		// helpdesk supports Acme's HQ only; it-admins every site.
+		"--oidc-site-map", "helpdesk=Acme/HQ,it-admins=all"}
 	r.Start()
 	r.FP = strings.TrimSpace(run(t, nil, bin("patchbay-server"), "fingerprint", "--data", r.Dir))
-	admin := r.Login(r.AdminToken())
-	ag := r.Enroll(admin.Token("--uses", "1")).Start()
-	waitFor(t, 20*time.Second, "agent online", func() bool { return admin.Online(ag.ID) })
+	adminToken := r.AdminToken()
+	admin := r.Login(adminToken)
+	// One agent in the default site, one in Acme/HQ: dana, mapped to
+	// Acme/HQ by her group, sees only the second.
+	other := r.Enroll(admin.Token("--uses", "1")).Start()
+	rest := newConsoleClient(t, r)
+	rest.postJSON(adminToken, "/v1/organisations", `{"name": "Acme"}`, nil)
+	rest.postJSON(adminToken, "/v1/sites", `{"organisation": "Acme", "name": "HQ"}`, nil)
+	var acmeToken apiv1.EnrollToken
+	rest.postJSON(adminToken, "/v1/enroll-tokens", `{"site": "Acme/HQ"}`, &acmeToken)
+	ag := r.Enroll(acmeToken.Token).Start()
+	waitFor(t, 20*time.Second, "agents online", func() bool { return admin.Online(ag.ID) && admin.Online(other.ID) })
 
 	// signIn drives the console's SSO button and the provider's login page.
 	signIn := func(t *testing.T, p *page, who person) {
@@ -118,6 +131,12 @@ func TestOIDC(t *testing.T) {
 		u, ok := users()["dana@example.com"]
 		if !ok || u.Role != "technician" || u.Source != "oidc" {
 			t.Fatalf("users list: %+v (found %v), want dana@example.com, technician, source oidc", u, ok)
+		}
+		if len(u.Sites) != 1 || u.Sites[0] != "Acme/HQ" {
+			t.Errorf("dana's sites = %v, want [Acme/HQ] (her group helpdesk, by --oidc-site-map)", u.Sites)
+		}
+		if got := danaPage.str(t, `document.querySelector('#agents tr[data-id]').dataset.id`); got != ag.ID {
+			t.Errorf("dana's Fleet shows agent %s, want %s of Acme/HQ (not %s of the default site)", got, ag.ID, other.ID)
 		}
 		audit := admin.Run("audit", "list")
 		for _, action := range []string{"user.create", "login.oidc", "console.login"} {
@@ -158,8 +177,13 @@ func TestOIDC(t *testing.T) {
 			t.Errorf("dana lists %+v", agents)
 		}
 		var who apiv1.Whoami
-		if err := json.Unmarshal([]byte(danaCLI.Run("whoami", "-o", "json")), &who); err != nil || who.User != "dana@example.com" || who.Role != "technician" {
+		if err := json.Unmarshal([]byte(danaCLI.Run("whoami", "-o", "json")), &who); err != nil || who.User != "dana@example.com" || who.Role != "technician" ||
+			len(who.Sites) != 1 || who.Sites[0] != "Acme/HQ" {
 			t.Errorf("whoami: %+v %v", who, err)
+		}
+		// The default site's agent is not even confirmed to exist.
+		if _, errOut, err := try(danaCLI.env, bin("patchbay"), "agents", "show", other.ID); err == nil || !strings.Contains(errOut, "no agent") {
+			t.Errorf("dana shows the default site's agent: %v %s", err, errOut)
 		}
 	})
 
@@ -191,15 +215,15 @@ func TestOIDC(t *testing.T) {
 		setPeople(dana, mallory)
 		p := newPage(t, browser)
 		signIn(t, p, dana)
-		p.waitAcross(t, "Fleet", `location.hash === '#/fleet' && document.querySelectorAll('#agents tr[data-id]').length === 1`)
+		p.waitAcross(t, "Fleet with every site's agents", `location.hash === '#/fleet' && document.querySelectorAll('#agents tr[data-id]').length === 2`)
 		if got := p.str(t, `document.querySelector('#who-role').textContent`); got != "admin" {
 			t.Errorf("role shown = %q, want admin (the highest of technician and admin)", got)
 		}
-		if u := users()["dana@example.com"]; u.Role != "admin" {
-			t.Errorf("dana's role = %q, want admin", u.Role)
+		if u := users()["dana@example.com"]; u.Role != "admin" || len(u.Sites) != 1 || u.Sites[0] != "all" {
+			t.Errorf("dana's role = %q, sites %v, want admin of all sites (it-admins=all)", u.Role, u.Sites)
 		}
-		if audit := admin.Run("audit", "list"); !strings.Contains(audit, "user.role") {
-			t.Errorf("audit lacks user.role:\n%s", audit)
+		if audit := admin.Run("audit", "list"); !strings.Contains(audit, "user.role") || !strings.Contains(audit, "user.sites") {
+			t.Errorf("audit lacks user.role or user.sites:\n%s", audit)
 		}
 	})
 
@@ -214,6 +238,29 @@ func TestOIDC(t *testing.T) {
 			t.Error("a refused person became a user")
 		}
 	})
+}
+
+// postJSON posts body with a bearer token and decodes the answer into out
+// (when not nil); anything but 200 or 201 fails the test.
+func (c *consoleClient) postJSON(token, path, body string, out any) {
+	c.t.Helper()
+	req, _ := http.NewRequest("POST", c.r.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		c.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("POST %s: %v: %s", path, err, b)
+		}
+	}
 }
 
 // waitAcross is waitJS across navigations (the sign-in goes relay ->
