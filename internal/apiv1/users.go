@@ -25,6 +25,11 @@ type User struct {
 	Sites []string `json:"sites"`
 }
 
+// UserRoleRequest changes a user's role (POST /v1/users/{id}/role).
+type UserRoleRequest struct {
+	Role string `json:"role"`
+}
+
 // UserSitesRequest replaces a user's grants (POST /v1/users/{id}/sites):
 // site references (ID, ID prefix, "ORG/SITE" or unique name), or "all".
 type UserSitesRequest struct {

@@ -27,6 +27,7 @@ func (a *API) registerUsers(mux *http.ServeMux) {
 	mux.Handle("POST /v1/users/{id}/reset", a.auth(apiv1.RoleAdmin, a.handleUserReset))
 	mux.Handle("DELETE /v1/users/{id}", a.auth(apiv1.RoleAdmin, a.handleUserDelete))
 	mux.Handle("POST /v1/users/{id}/sites", a.auth(apiv1.RoleAdmin, a.handleUserSites))
+	mux.Handle("POST /v1/users/{id}/role", a.auth(apiv1.RoleAdmin, a.handleUserRole))
 	mux.Handle("GET /v1/settings", a.auth(apiv1.RoleViewer, a.handleSettings))
 	mux.Handle("PUT /v1/settings/require-totp", a.auth(apiv1.RoleAdmin, a.handleRequireTOTP))
 	a.registerAccount(mux)
@@ -197,6 +198,55 @@ func (a *API) userWithSites(ctx context.Context, u store.User, names siteNames) 
 	out := userJSON(u)
 	out.Sites = names.names(sites)
 	return out, nil
+}
+
+// handleUserRole changes a local user's role. A lower role applies to their
+// live sessions and tokens at once (a token never outranks its user); a
+// higher one from their next login. A single sign-on user's role follows
+// their groups at the provider.
+func (a *API) handleUserRole(w http.ResponseWriter, r *http.Request, c caller) {
+	u, ok := a.findUser(w, r)
+	if !ok {
+		return
+	}
+	var req apiv1.UserRoleRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if apiv1.RoleRank(req.Role) == 0 {
+		WriteError(w, http.StatusBadRequest, "role %q: want viewer, auditor, technician or admin", req.Role)
+		return
+	}
+	if u.Source == store.SourceOIDC {
+		WriteError(w, http.StatusConflict, "%s signs in with single sign-on: their role follows their groups at the identity provider (--oidc-role-map)", u.Name)
+		return
+	}
+	if u.ID == c.tok.UserID && apiv1.RoleRank(req.Role) < apiv1.RoleRank(u.Role) {
+		WriteError(w, http.StatusConflict, "you cannot lower your own role: ask another admin")
+		return
+	}
+	if req.Role != u.Role {
+		if err := a.Store.SetUserRole(r.Context(), u.ID, req.Role, a.now()); err != nil {
+			a.internal(w, r, "set user role", err)
+			return
+		}
+		if err := a.audit(r.Context(), c.actor(), "user.role", u.ID, map[string]string{"name": u.Name, "from": u.Role, "to": req.Role}); err != nil {
+			a.internal(w, r, "set user role", err)
+			return
+		}
+		u.Role = req.Role
+	}
+	names, err := a.siteNames(r.Context())
+	if err != nil {
+		a.internal(w, r, "set user role", err)
+		return
+	}
+	out, err := a.userWithSites(r.Context(), u, names)
+	if err != nil {
+		a.internal(w, r, "set user role", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleUserSites replaces a user's grants. Their live sessions and tokens
