@@ -137,8 +137,8 @@ type APIToken struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Revoked   bool       `json:"revoked"`
-	User      string     `json:"user,omitempty"` // the owner's name; empty for a token of no user
-	Kind      string     `json:"kind,omitempty"` // "session" for a password login's token; empty for an API token
+	User      string     `json:"user,omitempty"`  // the owner's name; empty for a token of no user
+	Kind      string     `json:"kind,omitempty"`  // "session" for a password login's token; empty for an API token
 	Sites     []string   `json:"sites,omitempty"` // "ORG/SITE" names, or "all"; for a user's token, the user's
 }
 

@@ -6,7 +6,6 @@
 package api
 
 import (
-	"maps"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -17,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"time"

@@ -56,7 +56,7 @@ type Config struct {
 	// a site name or ID, or "all"); nil: sites are not managed by the
 	// provider (a first sign-in grants the default site, admins change it).
 	SiteMap map[string][]string
-	Scopes        []string          // default DefaultScopes
+	Scopes  []string // default DefaultScopes
 	// RedirectURL is the callback URL registered at the provider; empty:
 	// https://<the Host the browser used>/console/oidc/callback.
 	RedirectURL string
