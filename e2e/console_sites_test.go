@@ -35,18 +35,21 @@ func TestConsoleSites(t *testing.T) {
 	if hq.FullName != "Acme/HQ" || lyon.FullName != "Acme/Lyon" {
 		t.Fatalf("sites created: %+v %+v", hq, lyon)
 	}
+	signer := newSigner(t, "secops@example.com")
+	trust := signer.allowedSigners(t)
 	enroll := func(site, hostname string) *Agent {
 		var tok apiv1.EnrollToken
 		rest.must("POST", "/v1/enroll-tokens", `{"site":"`+site+`"}`, http.StatusCreated, &tok)
 		if tok.Site != site {
 			t.Fatalf("enrollment token for %s names site %q", site, tok.Site)
 		}
-		return r.Enroll(tok.Token, "--hostname", hostname).Start()
+		return r.Enroll(tok.Token, "--hostname", hostname, "--trust", trust).Start()
 	}
 	hqAgent, lyonAgent := enroll("Acme/HQ", "hq-01"), enroll("Acme/Lyon", "lyon-01")
 	for _, a := range []*Agent{hqAgent, lyonAgent} {
 		waitFor(t, 20*time.Second, "agent "+a.ID+" online", func() bool { return admin.Online(a.ID) })
 	}
+	admin.publish(t, signer, bin("plugins/testplugin")) // to every site
 	const techPW = "tess's long passphrase"
 	var tess apiv1.User
 	rest.must("POST", "/v1/users", `{"name":"tess","role":"technician","password":"`+techPW+`","sites":["Acme/HQ"]}`, http.StatusCreated, &tess)
@@ -106,6 +109,27 @@ func TestConsoleSites(t *testing.T) {
 			t.Errorf("the technician sees records not about Acme/HQ:\n%s", got)
 		}
 		tech.screenshot(t, "sites-audit-technician")
+	})
+
+	t.Run("a technician's job from the Run form names its site", func(t *testing.T) {
+		tech.goTo(t, "#/catalog", `document.querySelector('#catalog-screen')?.dataset.loaded === 'true'`)
+		if got := tech.str(t, `document.querySelector('#catalog tr[data-kind="plugin"] td.sites')?.textContent ?? ''`); got != "all sites" {
+			t.Errorf("the catalog's testplugin is published to %q, want all sites", got)
+		}
+		tech.goTo(t, "#/run?target=all", `document.querySelector('#run-form')?.dataset.loaded === 'true'`)
+		tech.waitJS(t, "the count of matching agents", `document.querySelector('#run-count').dataset.count === '1'`)
+		tech.waitJS(t, "the note on the technician's sites", `!document.querySelector('#run-sites').hidden`)
+		if got := tech.str(t, `document.querySelector('#run-sites').textContent`); !strings.Contains(got, "Acme/HQ") {
+			t.Errorf("the Run form's note on sites = %q", got)
+		}
+		tech.bool(t, `(() => { const s = document.querySelector('#run-pick'); s.value = 'plugin:testplugin';
+			s.dispatchEvent(new Event('change')); return true })()`)
+		tech.run(t, chromedp.SendKeys("#run-reason", "sites test"), chromedp.Click("#run-submit"))
+		tech.waitJS(t, "the job done", `location.hash.startsWith('#/job/') && document.querySelector('#job-screen')?.dataset.final === 'true'`)
+		if got := tech.str(t, `document.querySelector('#job-meta').textContent`); !strings.Contains(got, " · site Acme/HQ · ") {
+			t.Errorf("job meta = %q, want its site Acme/HQ", got)
+		}
+		tech.screenshot(t, "sites-job-technician")
 	})
 
 	adminPage := newPage(t, browser)
