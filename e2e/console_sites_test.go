@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,9 +45,15 @@ func TestConsoleSites(t *testing.T) {
 		if tok.Site != site {
 			t.Fatalf("enrollment token for %s names site %q", site, tok.Site)
 		}
-		return r.Enroll(tok.Token, "--hostname", hostname, "--trust", trust).Start()
+		return r.Enroll(tok.Token, "--hostname", hostname, "--trust", trust)
 	}
-	hqAgent, lyonAgent := enroll("Acme/HQ", "hq-01"), enroll("Acme/Lyon", "lyon-01")
+	// HQ's agent approves sessions through a consent script (for the Sessions screen).
+	consent := filepath.Join(t.TempDir(), "consent.sh")
+	if err := os.WriteFile(consent, []byte("#!/bin/sh\ncat >/dev/null\necho by=jane\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	hqAgent := enroll("Acme/HQ", "hq-01").StartWith("--consent-backend", "exec:"+consent)
+	lyonAgent := enroll("Acme/Lyon", "lyon-01").Start()
 	for _, a := range []*Agent{hqAgent, lyonAgent} {
 		waitFor(t, 20*time.Second, "agent "+a.ID+" online", func() bool { return admin.Online(a.ID) })
 	}
@@ -109,6 +117,16 @@ func TestConsoleSites(t *testing.T) {
 			t.Errorf("the technician sees records not about Acme/HQ:\n%s", got)
 		}
 		tech.screenshot(t, "sites-audit-technician")
+	})
+
+	t.Run("a technician's Sessions screen names the site", func(t *testing.T) {
+		cc := newConsoleClient(t, r)
+		cc.openSession(cc.login(adminToken), hqAgent.ID, "INC-sites", "shell").Close()
+		tech.goTo(t, "#/sessions", `document.querySelector('#sessions')?.dataset.loaded === 'true' &&
+			document.querySelector('.sessions tr[data-id]') !== null`)
+		if got := tech.str(t, `[...document.querySelectorAll('.sessions tr[data-id]')].map(tr => tr.querySelector('td.site').textContent).join(' ')`); got != "Acme/HQ" {
+			t.Errorf("the technician's sessions' sites = %q, want Acme/HQ", got)
+		}
 	})
 
 	t.Run("a technician's job from the Run form names its site", func(t *testing.T) {
