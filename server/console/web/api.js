@@ -3,10 +3,27 @@
 // every request that changes something).
 
 let session = null; // {name, role, method, csrf, expires_at, idle_seconds}
+let who = null; // the promise of the session's GET /v1/whoami, asked once
 
 export const roleRank = { viewer: 1, auditor: 2, technician: 3, admin: 4 };
 
 export function current() { return session; }
+
+// whoami is the relay's GET /v1/whoami for the session (asked once per
+// session): {name, role, user, sites: ["ORG/SITE"...] or ["all"], ...}.
+export function whoami() {
+  if (!who) {
+    const asked = getJSON('/v1/whoami');
+    who = asked;
+    asked.catch(() => { if (who === asked) who = null; }); // ask again next time
+  }
+  return who;
+}
+
+// everySite reports whether whoami's sites are every site ("all").
+export function everySite(w) {
+  return !!w && Array.isArray(w.sites) && w.sites.includes('all');
+}
 
 // can reports whether the logged-in role is at least role. The API checks
 // the same thing again; this only hides what would be refused.
@@ -50,6 +67,7 @@ export async function request(method, path, body) {
     const err = await errorOf(resp);
     if (resp.status === 401 && session !== null) {
       session = null;
+      who = null;
       loggedOutHandlers.forEach((fn) => fn(err.message));
     }
     throw err;
@@ -69,6 +87,7 @@ export async function loadSession() {
   const resp = await fetch('/console/session', { credentials: 'same-origin', cache: 'no-store' });
   if (resp.status === 401) return null;
   if (!resp.ok) throw await errorOf(resp);
+  who = null;
   session = await resp.json();
   return session;
 }
@@ -82,6 +101,7 @@ export async function login(method, secret, extra = {}) {
     body: JSON.stringify({ method, secret, ...extra }),
   });
   if (!resp.ok) throw await errorOf(resp);
+  who = null;
   session = await resp.json();
   return session;
 }
@@ -98,5 +118,6 @@ export async function logout() {
     await request('POST', '/console/logout');
   } finally {
     session = null;
+    who = null;
   }
 }

@@ -15,6 +15,7 @@ import * as catalog from './catalog.js';
 import * as terminal from './terminal.js';
 import * as desktop from './desktop.js';
 import * as loginScreen from './login.js';
+import * as sites from './sites.js';
 
 const routes = { fleet, run, agent, job, jobs: job, sessions, audit, catalog, terminal, desktop };
 
@@ -30,9 +31,20 @@ function banner(text) {
 function showUser(s) {
   document.getElementById('nav').hidden = !s;
   document.getElementById('who').hidden = !s;
+  const whoSites = document.getElementById('who-sites');
+  whoSites.textContent = '';
+  whoSites.title = '';
+  delete whoSites.dataset.sites;
   if (s) {
     document.getElementById('who-name').textContent = s.name;
     document.getElementById('who-role').textContent = s.role;
+    // The sites the caller reaches: "· all sites" or "· Acme/HQ, Acme/Lyon".
+    api.whoami().then((w) => {
+      if (api.current() !== s) return; // logged out or in again meanwhile
+      whoSites.textContent = `· ${sites.label(w.sites)}`;
+      whoSites.title = `Sites you reach: ${sites.label(w.sites)}`;
+      whoSites.dataset.sites = (w.sites || []).join('\n');
+    }).catch(() => { whoSites.textContent = ''; });
   }
 }
 

@@ -1,7 +1,9 @@
 // Catalog: the signed plugins and scripts the relay holds, with signer,
-// SHA-256 and manifest (description, parameters, consent, restart).
+// SHA-256, manifest (description, parameters, consent, restart) and the
+// sites it is published to (agents of other sites may not download it).
 import * as api from './api.js';
 import { el, ago } from './dom.js';
+import * as sites from './sites.js';
 
 function manifest(a) {
   return el('details', {}, el('summary', {}, 'Manifest'),
@@ -20,18 +22,19 @@ export function mount(main) {
   main.append(el('section', { id: 'catalog-screen' }, el('h1', {}, 'Catalog'),
     el('p', { class: 'hint' }, 'Each agent runs only what a key in its allowed_signers file signed; the relay only checked the signature matches.'),
     error, el('table', { class: 'grid' }, el('thead', {}, el('tr', {},
-      ['Name', 'Kind', 'Version', 'Platform', 'Signer', 'SHA-256', 'Published', ''].map((h) => el('th', {}, h)))), tbody)));
+      ['Name', 'Kind', 'Version', 'Platform', 'Sites', 'Signer', 'SHA-256', 'Published', ''].map((h) => el('th', {}, h)))), tbody)));
   Promise.all([api.getJSON('/v1/plugins'), api.getJSON('/v1/scripts')]).then(([plugins, scripts]) => {
     const all = [...plugins, ...scripts];
     tbody.replaceChildren(...all.map((a) => el('tr', { dataset: { sha256: a.sha256, kind: a.kind } },
       el('td', {}, el('strong', {}, a.name), manifest(a)), el('td', {}, a.kind), el('td', {}, a.version),
       el('td', {}, [a.os || 'any OS', a.arch].filter(Boolean).join('/')),
+      el('td', { class: 'sites' }, Array.isArray(a.sites) ? sites.label(a.sites) : ''),
       el('td', { class: 'id' }, a.signer, el('div', {}, a.signer_key_type)),
       el('td', { class: 'id hash' }, a.sha256),
       el('td', { title: a.published_at }, `${ago(a.published_at)} by ${a.published_by}`),
       el('td', {}, api.can('technician') && a.name !== 'script'
         ? el('a', { href: `#/run?plugin=${encodeURIComponent(`${a.kind}:${a.name}`)}` }, 'Run…') : null))));
-    if (!all.length) tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: 8 }, 'Nothing published yet: patchbay plugins publish, patchbay scripts publish.')));
+    if (!all.length) tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: 9 }, 'Nothing published yet: patchbay plugins publish, patchbay scripts publish.')));
     main.querySelector('#catalog-screen').dataset.loaded = 'true';
   }).catch((err) => { error.textContent = err.message; error.hidden = false; });
   return () => {};

@@ -1,14 +1,18 @@
 // Fleet: every agent, a page at a time (the relay sorts, filters and pages;
 // the page never holds more than one page of rows), with a search box that
 // takes a target selector or free text, sortable columns, and live
-// online/offline changes from the relay's event stream.
+// online/offline changes from the relay's event stream. A site filter
+// narrows the list to one of the caller's sites (the relay lists only
+// those anyway).
 import * as api from './api.js';
 import { el, ago } from './dom.js';
+import * as sites from './sites.js';
 
 const PAGE = 100;
 
 const columns = [
   { key: 'hostname', label: 'Hostname' },
+  { key: null, label: 'Site' },
   { key: 'os', label: 'OS' },
   { key: 'version', label: 'Version' },
   { key: null, label: 'Tags' },
@@ -26,6 +30,7 @@ export function isSelector(s) {
 export function mount(main, params) {
   const state = {
     search: params.get('q') || '',
+    site: params.get('site') || '', // a site ID (or reference); '' for every site of the caller's
     sort: params.get('sort') || 'hostname',
     page: Math.max(0, parseInt(params.get('page') || '0', 10) || 0),
     total: 0,
@@ -45,6 +50,8 @@ export function mount(main, params) {
       location.hash = `#/run?target=${encodeURIComponent(t)}`;
     } }, 'Run a fix…')
     : null;
+  const siteFilter = sites.filter('fleet-site', state.site);
+  siteFilter.select.addEventListener('change', () => { state.site = siteFilter.select.value; go(0); });
   const count = el('span', { id: 'fleet-count' });
   const live = el('span', { id: 'live', class: 'live', dataset: { state: 'connecting' } }, 'connecting…');
   const thead = el('tr', {});
@@ -54,7 +61,7 @@ export function mount(main, params) {
   const range = el('span', { id: 'range' });
 
   main.append(el('section', { id: 'fleet' },
-    el('div', { class: 'toolbar' }, search, runButton, el('span', { class: 'spacer' }), count, live),
+    el('div', { class: 'toolbar' }, search, el('label', {}, 'Site ', siteFilter.select), runButton, el('span', { class: 'spacer' }), count, live),
     el('p', { class: 'hint' }, 'A selector (', el('code', {}, 'os=linux,site=paris'), ', ',
       el('code', {}, 'hostname=web-*'), ', ', el('code', {}, 'site notin (lab,test)'),
       ') or text found in a hostname, ID, OS, version or tag.'),
@@ -76,6 +83,7 @@ export function mount(main, params) {
   function remember() {
     const p = new URLSearchParams();
     if (state.search) p.set('q', state.search);
+    if (state.site) p.set('site', state.site);
     if (state.sort !== 'hostname') p.set('sort', state.sort);
     if (state.page) p.set('page', String(state.page));
     const q = p.toString();
@@ -93,6 +101,7 @@ export function mount(main, params) {
     const now = Date.now();
     tbody.replaceChildren(...rows.map((a) => el('tr', { dataset: { id: a.id, online: String(a.online) } },
       el('td', { class: 'host' }, el('a', { href: `#/agent/${a.id}` }, a.hostname || '(unknown)'), el('div', { class: 'id' }, a.id)),
+      el('td', { class: 'site' }, a.site || ''),
       el('td', {}, [a.os, a.arch].filter(Boolean).join('/')),
       el('td', {}, a.version),
       el('td', { class: 'tags' }, Object.entries(a.tags || {}).sort().map(([k, v]) => el('span', { class: 'tag' }, `${k}=${v}`))),
@@ -107,7 +116,7 @@ export function mount(main, params) {
         : null))));
     if (rows.length === 0) {
       tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: columns.length },
-        state.search ? 'No agent matches this search.' : 'No agents enrolled yet: patchbay tokens create, then patchbay-agent enroll.')));
+        state.search ? 'No agent matches this search.' : state.site ? 'No agent in this site.' : 'No agents enrolled yet: patchbay tokens create, then patchbay-agent enroll.')));
     }
   }
 
@@ -119,6 +128,7 @@ export function mount(main, params) {
     const p = new URLSearchParams({ sort: state.sort, limit: String(PAGE), offset: String(state.page * PAGE) });
     const s = state.search.trim();
     if (s) p.set(isSelector(s) ? 'target' : 'q', s);
+    if (state.site) p.set('site', state.site);
     try {
       const resp = await api.request('GET', `/v1/agents?${p}`);
       const list = await resp.json();

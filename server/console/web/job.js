@@ -10,6 +10,20 @@ import { el, ago } from './dom.js';
 const FINAL = ['succeeded', 'failed', 'skipped', 'cancelled', 'halted', 'expired'];
 const BIG = 500; // above this many runs, results are loaded when the job ends
 
+// The relay names a job's sites (those of its agents) in its answer to the
+// job's creation; the Run form hands them over here, so that the job's
+// screen shows them when the job it reads does not.
+const createdSites = new Map(); // job ID -> ["ORG/SITE", ...]
+
+// created remembers the sites of a job this page just created.
+export function created(job) {
+  if (job && job.id && Array.isArray(job.sites) && job.sites.length) createdSites.set(job.id, job.sites);
+}
+
+function sitesOf(job) {
+  return Array.isArray(job.sites) && job.sites.length ? job.sites : createdSites.get(job.id) || null;
+}
+
 // progress sums a job's counts: done (final runs), rate (per second since
 // it was created) and eta (seconds, null when unknown).
 export function progress(job, now = Date.now()) {
@@ -40,7 +54,7 @@ function jobList(main) {
     tbody.replaceChildren(...jobs.map((j) => el('tr', { dataset: { id: j.id } },
       el('td', {}, el('a', { href: `#/job/${j.id}`, class: 'id' }, j.id)),
       el('td', {}, `${j.script || j.plugin} ${j.dry_run ? '(dry run)' : ''}`),
-      el('td', {}, el('code', {}, j.target)), el('td', {}, j.state),
+      el('td', {}, el('code', {}, j.target), sitesOf(j) ? el('div', { class: 'muted sites' }, sitesOf(j).join(', ')) : null), el('td', {}, j.state),
       el('td', {}, `${progress(j).done}/${j.total}`), el('td', {}, j.created_by), el('td', { title: j.created_at }, ago(j.created_at)))));
     if (!jobs.length) tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: 7 }, 'No jobs yet.')));
     main.querySelector('#jobs-screen').dataset.loaded = 'true';
@@ -94,7 +108,8 @@ export function mount(main, params) {
   function render(job) {
     const p = progress(job);
     title.textContent = `${job.dry_run ? 'Dry run' : 'Job'}: ${job.script || job.plugin} ${job.version}`;
-    meta.textContent = `${job.id} · target ${job.target} · by ${job.created_by} · ${ago(job.created_at)}${job.reason ? ` · ${job.reason}` : ''}`;
+    const jobSites = sitesOf(job);
+    meta.textContent = `${job.id} · target ${job.target}${jobSites ? ` · site${jobSites.length === 1 ? '' : 's'} ${jobSites.join(', ')}` : ''} · by ${job.created_by} · ${ago(job.created_at)}${job.reason ? ` · ${job.reason}` : ''}`;
     state.textContent = job.state;
     state.className = `state ${job.state}`;
     bar.max = Math.max(1, job.total);

@@ -4,6 +4,8 @@
 // the typing), then go to the job's screen.
 import * as api from './api.js';
 import { el } from './dom.js';
+import * as jobScreen from './job.js';
+import * as sites from './sites.js';
 
 // catalogChoices groups the catalog's plugins and scripts by name (the list
 // is newest first: the first seen of a name is the one a job runs).
@@ -60,6 +62,7 @@ export function mount(main, params) {
   const free = el('textarea', { id: 'run-free', rows: 3, placeholder: 'name=value, one a line', hidden: true });
   const target = el('input', { id: 'run-target', size: 48, spellcheck: 'false', value: params.get('target') || '', placeholder: 'site=paris,os=linux  or  all' });
   const count = el('span', { id: 'run-count', class: 'muted' });
+  const scope = el('span', { id: 'run-sites', class: 'hint', hidden: true });
   const dry = el('input', { type: 'checkbox', id: 'run-dry', checked: true });
   const canary = el('input', { id: 'run-canary', size: 6, placeholder: '1 or 10%' });
   const conc = el('input', { id: 'run-concurrency', type: 'number', min: 0, size: 6, placeholder: '0 = no limit' });
@@ -74,7 +77,7 @@ export function mount(main, params) {
     el('h1', {}, 'Run a fix'),
     el('label', { class: 'field' }, el('span', { class: 'label' }, 'Plugin or script'), pick), about,
     paramBox, free,
-    el('label', { class: 'field' }, el('span', { class: 'label' }, 'Target'), target, count),
+    el('label', { class: 'field' }, el('span', { class: 'label' }, 'Target'), target, count, scope),
     el('div', { class: 'toolbar' },
       el('label', {}, dry, ' Dry run (check only, change nothing)'),
       el('label', {}, 'Canary ', canary), el('label', {}, 'Concurrency ', conc),
@@ -145,6 +148,7 @@ export function mount(main, params) {
     submit.disabled = true;
     try {
       const job = await (await api.request('POST', '/v1/jobs', body)).json();
+      jobScreen.created(job); // its sites: only this answer names them
       location.hash = `#/job/${job.id}`;
     } catch (err) {
       error.textContent = err.message;
@@ -171,6 +175,11 @@ export function mount(main, params) {
       error.hidden = false;
     }
   })();
+  api.whoami().then((w) => {
+    if (closed || api.everySite(w)) return;
+    scope.textContent = `Only agents of your sites can be targeted: ${sites.label(w.sites)}.`;
+    scope.hidden = false;
+  }).catch(() => { /* the relay still refuses what is out of reach */ });
   recount();
   return () => { closed = true; clearTimeout(countTimer); };
 }

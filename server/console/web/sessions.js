@@ -29,6 +29,7 @@ export function sessionTable(list, onEnd, onPlay) {
     return el('tr', { dataset: { id: s.id, state: s.state } },
       el('td', {}, s.technician),
       el('td', {}, el('a', { href: `#/agent/${s.agent_id}` }, s.hostname || s.agent_id)),
+      el('td', { class: 'site' }, s.site || ''),
       el('td', {}, s.reason),
       el('td', {}, el('span', { class: `state ${LIVE.includes(s.state) ? 'online' : 'offline'}` }, s.state === 'approved' && !s.ended ? 'live' : s.state)),
       el('td', {}, [c.decision, c.by ? `by ${c.by}` : '', c.mode ? `(${c.mode})` : ''].filter(Boolean).join(' '), s.message ? el('div', { class: 'muted' }, s.message) : null),
@@ -38,9 +39,9 @@ export function sessionTable(list, onEnd, onPlay) {
         mayRead ? el('a', { href: `/v1/sessions/${s.id}/recording`, download: `session-${s.id}.cast` }, 'Recording') : '',
         mayEnd ? el('button', { type: 'button', dataset: { action: 'end' }, onclick: () => onEnd(s) }, 'End') : null));
   });
-  if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 8 }, 'No sessions.')));
+  if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 9 }, 'No sessions.')));
   return el('table', { class: 'grid' },
-    el('thead', {}, el('tr', {}, ['Who', 'Where', 'Why', 'State', 'Consent', 'Requested', 'Duration', ''].map((h) => el('th', {}, h)))),
+    el('thead', {}, el('tr', {}, ['Who', 'Where', 'Site', 'Why', 'State', 'Consent', 'Requested', 'Duration', ''].map((h) => el('th', {}, h)))),
     el('tbody', { class: 'sessions' }, rows));
 }
 
