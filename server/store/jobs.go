@@ -252,6 +252,12 @@ var insertRunsSQL = func() string {
 			b.WriteString(", ")
 		}
 		p := 5 + 4*i
+		if i == 0 {
+			// PostgreSQL types a VALUES column from its rows: without this cast the
+			// seq column would be text and an integer could not be bound to it.
+			fmt.Fprintf(&b, "($%d, CAST($%d AS INTEGER), $%d, $%d)", p, p+1, p+2, p+3)
+			continue
+		}
 		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d)", p, p+1, p+2, p+3)
 	}
 	b.WriteString(") AS v")

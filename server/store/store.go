@@ -1,8 +1,9 @@
 // Package store is the relay's persistent state: enrollment tokens, agents, API tokens
 // and the hash-chained audit log.
 //
-// One *Store serves both engines the relay supports. Today Open accepts SQLite (through
-// the pure-Go modernc.org/sqlite driver); PostgreSQL is planned with the same schema and
+// One *Store serves both engines the relay supports: SQLite (through the pure-Go
+// modernc.org/sqlite driver), the zero-config default, and PostgreSQL (pgx v5 through
+// database/sql), for several relays sharing one database. Both run the same schema and
 // the same query text, which is why every query uses $N placeholders, each placeholder
 // number in ascending order of appearance, and avoids engine-specific syntax. The few
 // engine differences are keyed off the dialect field.
@@ -37,7 +38,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -92,8 +97,10 @@ func WithLogger(l *slog.Logger) Option {
 //
 // url is a plain file path or "sqlite:PATH" (a "sqlite://" prefix is accepted too, so
 // "sqlite:///var/lib/patchbay/relay.db" is an absolute path). The file is created if it
-// does not exist. "postgres://" URLs are reserved for the PostgreSQL store and rejected
-// for now.
+// does not exist. A "postgres://" or "postgresql://" URL (libpq's URL form, e.g.
+// "postgres://patchbay:secret@db.example.com/patchbay?sslmode=verify-full") opens that
+// PostgreSQL database, which must exist; relays that open it at the same time apply
+// the migrations once (under a PostgreSQL advisory lock).
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	o := options{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
@@ -105,7 +112,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	)
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return nil, errors.New("open store: postgres is not supported yet")
+		s, err = openPostgres(url)
 	case strings.HasPrefix(url, "sqlite://"):
 		s, err = openSQLite(strings.TrimPrefix(url, "sqlite://"))
 	case strings.HasPrefix(url, "sqlite:"):
@@ -163,6 +170,23 @@ func openSQLite(path string) (*Store, error) {
 	return &Store{db: db, dialect: dialectSQLite}, nil
 }
 
+// pgMaxOpenConns bounds the pool on PostgreSQL, where writers do not serialise on one
+// file: enough for the relay's concurrent requests, few enough that several relays
+// stay well under the server's max_connections (100 by default).
+const pgMaxOpenConns = 16
+
+func openPostgres(url string) (*Store, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors quote the URL, password included: name only the problem.
+		return nil, errors.New("postgres: cannot parse the URL: use postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=...")
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(pgMaxOpenConns)
+	db.SetMaxIdleConns(pgMaxOpenConns)
+	return &Store{db: db, dialect: dialectPostgres}, nil
+}
+
 // migrate applies the embedded migrations with goose. Re-running is a no-op.
 func (s *Store) migrate(ctx context.Context, logger *slog.Logger) error {
 	sub, err := fs.Sub(migrationFS, "migrations")
@@ -170,14 +194,22 @@ func (s *Store) migrate(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	gd := goose.DialectSQLite3
-	if s.dialect == dialectPostgres {
-		// Several relays may start at once: add goose's PostgreSQL session locker here.
-		gd = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(gd, s.db, sub,
+	popts := []goose.ProviderOption{
 		goose.WithSlog(logger),
 		goose.WithDisableGlobalRegistry(true),
-	)
+	}
+	if s.dialect == dialectPostgres {
+		gd = goose.DialectPostgres
+		// Several relays may start at once: goose holds a session-level advisory lock
+		// while it migrates, so one applies the migrations and the others wait (polling
+		// every second, for up to 5 minutes) and then find nothing left to do.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("migrations: %w", err)
+		}
+		popts = append(popts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(gd, s.db, sub, popts...)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
@@ -200,8 +232,11 @@ func NewID() string {
 	return uuid.Must(uuid.NewV7()).String()
 }
 
-// inTx runs fn in one transaction (BEGIN IMMEDIATE on SQLite), committing when fn
-// returns nil and rolling back otherwise.
+// inTx runs fn in one transaction, committing when fn returns nil and rolling back
+// otherwise. On SQLite it is BEGIN IMMEDIATE: transactions are serialised. On PostgreSQL
+// it is READ COMMITTED: fn must not rely on a row it read staying as it was (lock it
+// with SELECT ... FOR UPDATE, or write with a conditional UPDATE ... WHERE and check
+// the rows affected).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -300,6 +335,19 @@ func mergeTags(base, over map[string]string) map[string]string {
 	maps.Copy(m, base)
 	maps.Copy(m, over)
 	return m
+}
+
+// isUniqueViolation tells whether err is a unique (or primary key) constraint
+// violation, on either engine.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505" // unique_violation
+	}
+	// modernc.org/sqlite: "constraint failed: UNIQUE constraint failed: t.c (2067)",
+	// or (1555) for a primary key.
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "PRIMARY KEY constraint failed")
 }
 
 // mustAffect turns "no row matched" into ErrNotFound.
