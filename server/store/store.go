@@ -252,6 +252,27 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
+// Keys of the PostgreSQL advisory locks that lockTx takes (goose's migration lock is
+// another key, lock.DefaultLockID).
+const (
+	lockKeyCatalog int64 = 0x7062_0001 // PutArtifact's checks across rows
+)
+
+// lockTx makes tx wait for, and then exclude, the other transactions that take
+// the same key, until it ends: for the few transactions whose checks read rows that
+// a concurrent transaction could insert (no row to lock, no unique index to enforce
+// the rule). On SQLite it does nothing: BEGIN IMMEDIATE already serialises writers.
+// On PostgreSQL it is a transaction-level advisory lock.
+func (s *Store) lockTx(ctx context.Context, tx *sql.Tx, key int64) error {
+	if s.dialect != dialectPostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key); err != nil {
+		return fmt.Errorf("advisory lock %#x: %w", key, err)
+	}
+	return nil
+}
+
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface {
 	Scan(dest ...any) error
@@ -340,6 +361,9 @@ func mergeTags(base, over map[string]string) map[string]string {
 // isUniqueViolation tells whether err is a unique (or primary key) constraint
 // violation, on either engine.
 func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return pgErr.Code == "23505" // unique_violation
