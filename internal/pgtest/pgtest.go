@@ -146,7 +146,7 @@ func (s *Server) start(ctx context.Context) error {
 
 // startServer runs initdb and pg_ctl start in a new temp dir and returns the admin URL.
 func (s *Server) startServer(ctx context.Context) (string, error) {
-	initdb, err := findInitdb()
+	initdb, err := findInitdb(debianInitdb)
 	if err != nil {
 		return "", err
 	}
@@ -210,12 +210,15 @@ func (s *Server) stop() error {
 	return nil
 }
 
-// findInitdb looks for initdb in PATH, then in the newest /usr/lib/postgresql/*/bin.
-func findInitdb() (string, error) {
+// debianInitdb is where Debian's postgresql package puts initdb (not in PATH).
+const debianInitdb = "/usr/lib/postgresql/*/bin/initdb"
+
+// findInitdb looks for initdb in PATH, then in the newest of glob's matches.
+func findInitdb(glob string) (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
 		return p, nil
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	dirs, _ := filepath.Glob(glob)
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
 	for _, p := range dirs {
 		if _, err := os.Stat(filepath.Join(filepath.Dir(p), "pg_ctl")); err == nil {
