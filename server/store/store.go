@@ -14,11 +14,18 @@
 //     microseconds (PostgreSQL's precision), and read back as UTC time.Time. With SQLite
 //     the driver writes them as text in SQLite's own format
 //     ("2006-01-02 15:04:05.999999999-07:00", selected by _time_format=sqlite in the DSN)
-//     and parses them back into time.Time because the column is declared TIMESTAMP; the
-//     tests check the round trip. A zero time.Time is stored as NULL and read back as the
-//     zero time ("never": not revoked, no expiry, not seen yet).
+//     and parses them back into time.Time because the column is declared TIMESTAMP. With
+//     PostgreSQL, pgx binds the UTC wall-clock time to TIMESTAMP (without time zone) and
+//     reads it back as UTC. The tests check the round trip on both engines. A zero
+//     time.Time is stored as NULL and read back as the zero time ("never": not revoked,
+//     no expiry, not seen yet). No query matches a timestamp for equality.
 //   - Time comparisons (expiry, revocation) are done in Go, not in SQL, so they do not
 //     depend on how an engine compares its stored timestamps.
+//   - Several relays may share one PostgreSQL database, where transactions are READ
+//     COMMITTED and run side by side (SQLite serialises writers): a rule that depends on
+//     other rows is enforced by a conditional UPDATE ... WHERE (checking the rows
+//     affected, or RETURNING), a unique index (a violation maps to the package's error,
+//     see isUniqueViolation), or an advisory lock (lockTx).
 //   - Maps and lists are JSON TEXT; empty ones read back as nil.
 //   - Content is not validated here beyond what SQL needs; the API layer validates.
 package store
