@@ -186,7 +186,7 @@ func openPostgres(url string) (*Store, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		// pgx's parse errors quote the URL, password included: name only the problem.
-		return nil, errors.New("postgres: cannot parse the URL: use postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=...")
+		return nil, errors.New("postgres: the URL does not parse: want postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full (or another sslmode)")
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(pgMaxOpenConns)
