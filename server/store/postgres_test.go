@@ -2,12 +2,17 @@ package store
 
 import (
 	"context"
+	"io/fs"
+	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 )
 
-// The tests of this file are about PostgreSQL itself: they open their own
-// databases on the package's server and run in the postgres pass only.
+// The tests of this file are about the engines themselves: the PostgreSQL
+// ones open their own databases on the package's server and run in the
+// postgres pass only.
 
 func TestPostgresURLForms(t *testing.T) {
 	if engine != dialectPostgres {
@@ -89,5 +94,33 @@ func TestPostgresConcurrentMigration(t *testing.T) {
 		if err := s.SetSetting(ctx, "probe", "x", ts); err != nil {
 			t.Fatalf("store %d: %v", i, err)
 		}
+	}
+}
+
+// Every migration's Down undoes its Up on both engines: down to nothing and up
+// again leaves a working store.
+func TestMigrationsDownAndUp(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gd := goose.DialectSQLite3
+	if s.dialect == dialectPostgres {
+		gd = goose.DialectPostgres
+	}
+	p, err := goose.NewProvider(gd, s.db, sub, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 0); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if err := s.migrate(ctx, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	if err := s.SetSetting(ctx, "probe", "x", ts); err != nil {
+		t.Fatal(err)
 	}
 }
