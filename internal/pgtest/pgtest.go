@@ -71,12 +71,12 @@ func New() *Server {
 // when tb ends (after tb's own clean-ups registered later, such as closing a store).
 func (s *Server) NewDB(tb testing.TB) string {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	s.mu.Lock()
 	if !s.started {
 		s.started = true
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // initdb, start
 		s.err = s.start(ctx)
+		cancel()
 	}
 	if s.err != nil {
 		s.mu.Unlock()
@@ -87,6 +87,8 @@ func (s *Server) NewDB(tb testing.TB) string {
 	admin, base := s.admin, *s.base
 	s.mu.Unlock()
 
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
 		tb.Fatalf("postgresql for tests: create database %s: %v", name, err)
 	}
