@@ -155,7 +155,7 @@ person in no mapped group is refused). See the README's "Single sign-on".`,
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data", defaultDataDir(), "data directory (CA, certificates, database)")
 	f.StringVar(&listen, "listen", ":8443", "address to listen on for HTTPS and agent links")
-	f.StringVar(&dbURL, "db", "", "database URL (default: SQLite file patchbay.db in --data)")
+	f.StringVar(&dbURL, "db", "", dbFlagHelp)
 	f.StringSliceVar(&hostnames, "hostname", nil, "DNS name or IP for the server certificate (repeatable; default localhost, 127.0.0.1, ::1, hostname)")
 	f.DurationVar(&heartbeat, "heartbeat", server.DefaultHeartbeat, "agent ping interval; an agent silent for 3 intervals is offline")
 	f.IntVar(&reconnectRate, "reconnect-rate", server.DefaultReconnectRate, "agents per second this relay can take back after a restart; agents spread their reconnects over fleet/rate seconds (1s-60s), fleet being the agents online or seen or enrolled in the last week")
@@ -171,6 +171,11 @@ person in no mapped group is refused). See the README's "Single sign-on".`,
 	oidc.register(f)
 	return cmd
 }
+
+// dbFlagHelp documents --db: SQLite by default, PostgreSQL for a tier of relays.
+const dbFlagHelp = "database: a SQLite file (default: patchbay.db in --data), or a PostgreSQL database shared by " +
+	"several relays as postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full (it must exist; the schema is " +
+	"created or migrated at start; the password may come from PGPASSWORD or ~/.pgpass rather than the URL)"
 
 func adminTokenCmd() *cobra.Command {
 	var dataDir, dbURL, name, ttl string
@@ -213,7 +218,7 @@ recorded in the audit log. Works while the relay runs.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data", defaultDataDir(), "data directory of the relay")
-	f.StringVar(&dbURL, "db", "", "database URL (default: SQLite file patchbay.db in --data)")
+	f.StringVar(&dbURL, "db", "", dbFlagHelp)
 	f.StringVar(&name, "name", "", "name recorded for the token (default admin-<time>)")
 	f.StringVar(&ttl, "ttl", "", "expiry, e.g. 12h or 30d (default: never)")
 	return cmd

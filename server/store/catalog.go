@@ -144,9 +144,9 @@ func scanArtifact(sc scanner) (Artifact, error) {
 // the identity already names other bytes (versions are immutable), or when the same
 // bytes are stored under another identity.
 //
-// With SQLite the transaction is BEGIN IMMEDIATE, so concurrent publishes are
-// serialised; on PostgreSQL the unique index backs up the plugin rule, while the script
-// OS-overlap rule is checked in Go only.
+// Concurrent publishes are serialised: with SQLite by BEGIN IMMEDIATE, on PostgreSQL by
+// an advisory lock (lockTx), so the checks below (the script OS-overlap rule has no
+// index to back it) see every publish that committed before.
 func (s *Store) PutArtifact(ctx context.Context, a Artifact, content []byte) (created bool, err error) {
 	sum := sha256.Sum256(content)
 	if got := hex.EncodeToString(sum[:]); a.SHA256 != got {
@@ -179,6 +179,9 @@ func (s *Store) PutArtifact(ctx context.Context, a Artifact, content []byte) (cr
 		return false, fmt.Errorf("put artifact: %w", err)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockTx(ctx, tx, lockKeyCatalog); err != nil {
+			return err
+		}
 		old, err := scanArtifact(tx.QueryRowContext(ctx,
 			`SELECT `+artifactCols+` FROM artifacts WHERE sha256 = $1`, a.SHA256))
 		switch {

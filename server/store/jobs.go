@@ -260,6 +260,12 @@ var insertRunsSQL = func() string {
 			b.WriteString(", ")
 		}
 		p := 5 + 4*i
+		if i == 0 {
+			// PostgreSQL types a VALUES column from its rows: without this cast the
+			// seq column would be text and an integer could not be bound to it.
+			fmt.Fprintf(&b, "($%d, CAST($%d AS INTEGER), $%d, $%d)", p, p+1, p+2, p+3)
+			continue
+		}
 		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d)", p, p+1, p+2, p+3)
 	}
 	b.WriteString(") AS v")
@@ -642,7 +648,7 @@ func (s *Store) ClaimRuns(ctx context.Context, ids []string, t time.Time) ([]str
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		claimed = claimed[:0]
 		upd, err := tx.PrepareContext(ctx, `UPDATE runs SET dispatched_at = $1
-			WHERE state = 'pending' AND dispatched_at IS NULL AND id IN (`+in.String()+`)`)
+			WHERE state = 'pending' AND dispatched_at IS NULL AND id IN (`+in.String()+`) RETURNING id`)
 		if err != nil {
 			return err
 		}
@@ -654,29 +660,11 @@ func (s *Store) ClaimRuns(ctx context.Context, ids []string, t time.Time) ([]str
 			for i := 0; i < claimChunk; i++ {
 				args[i+1] = chunk[min(i, len(chunk)-1)]
 			}
-			res, err := upd.ExecContext(ctx, args...)
+			mine, err := returnedIDs(upd.QueryContext(ctx, args...))
 			if err != nil {
 				return err
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			if int(n) == len(chunk) {
-				claimed = append(claimed, chunk...)
-				continue
-			}
-			// Some were final or sent already (rare): see which this
-			// statement marked.
-			mine, err := markedAt(ctx, tx, chunk, at)
-			if err != nil {
-				return err
-			}
-			for _, id := range chunk {
-				if mine[id] {
-					claimed = append(claimed, id)
-				}
-			}
+			claimed = appendMine(claimed, chunk, mine)
 		}
 		return nil
 	})
@@ -695,60 +683,48 @@ func (s *Store) ClaimSeqRange(ctx context.Context, jobID string, afterSeq int, r
 		return nil, nil
 	}
 	at := t.UTC().Truncate(time.Microsecond)
-	var claimed []string
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		claimed = claimed[:0]
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET dispatched_at = $1
-			WHERE job_id = $2 AND state = 'pending' AND dispatched_at IS NULL AND seq > $3 AND seq <= $4`,
-			at, jobID, afterSeq, runs[len(runs)-1].Seq)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		ids := make([]string, len(runs))
-		for i, r := range runs {
-			ids[i] = r.ID
-		}
-		if int(n) == len(runs) {
-			claimed = ids
-			return nil
-		}
-		mine, err := markedAt(ctx, tx, ids, at)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if mine[id] {
-				claimed = append(claimed, id)
-			}
-		}
-		return nil
-	})
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	mine, err := returnedIDs(s.db.QueryContext(ctx, `UPDATE runs SET dispatched_at = $1
+		WHERE job_id = $2 AND state = 'pending' AND dispatched_at IS NULL AND seq > $3 AND seq <= $4 RETURNING id`,
+		at, jobID, afterSeq, runs[len(runs)-1].Seq))
 	if err != nil {
 		return nil, fmt.Errorf("claim runs: %w", err)
 	}
-	return claimed, nil
+	return appendMine(nil, ids, mine), nil
 }
 
-// markedAt returns which of ids were marked dispatched at t.
-func markedAt(ctx context.Context, tx *sql.Tx, ids []string, t time.Time) (map[string]bool, error) {
+// returnedIDs reads the ids that an UPDATE ... RETURNING id returned: exactly
+// the rows that statement changed, also when another relay sharing the database
+// claims some of the same runs at the same time (comparing dispatched_at with the
+// claim's time, as this did before, could not tell two claims at the same
+// microsecond apart).
+func returnedIDs(rows *sql.Rows, err error) (map[string]bool, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	out := map[string]bool{}
-	for _, id := range ids {
-		var disp sql.NullTime
-		if err := tx.QueryRowContext(ctx, `SELECT dispatched_at FROM runs WHERE id = $1`, id).Scan(&disp); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		if disp.Valid && disp.Time.Equal(t) {
-			out[id] = true
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+// appendMine appends the ids in mine to claimed, in the order of ids.
+func appendMine(claimed, ids []string, mine map[string]bool) []string {
+	for _, id := range ids {
+		if mine[id] {
+			claimed = append(claimed, id)
 		}
 	}
-	return out, nil
+	return claimed
 }
 
 // Started is an agent's report that a run began.

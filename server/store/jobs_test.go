@@ -221,7 +221,7 @@ func TestTallies(t *testing.T) {
 // The queries the dispatcher runs while a job runs use the indexes meant
 // for them (and no sort of the job's runs).
 func TestJobQueryPlans(t *testing.T) {
-	s, _ := newStore(t)
+	s, _ := newSQLiteStore(t) // EXPLAIN QUERY PLAN is SQLite's
 	ctx := context.Background()
 	for q, want := range map[string]string{
 		`SELECT ` + unsentColumns + ` FROM runs WHERE job_id = $1 AND state = 'pending' AND dispatched_at IS NULL AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4`: "runs_undispatched",

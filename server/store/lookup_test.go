@@ -122,7 +122,7 @@ func TestFindJobsAndSessions(t *testing.T) {
 // TestLookupQueryPlans: naming one agent, job or session reads an index,
 // never the whole table (19,000 agents).
 func TestLookupQueryPlans(t *testing.T) {
-	s, _ := newStore(t)
+	s, _ := newSQLiteStore(t) // EXPLAIN QUERY PLAN is SQLite's
 	ctx := context.Background()
 	where, _, _ := prefixWhere("0190", 2)
 	for q, want := range map[string][]string{

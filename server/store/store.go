@@ -1,8 +1,9 @@
 // Package store is the relay's persistent state: enrollment tokens, agents, API tokens
 // and the hash-chained audit log.
 //
-// One *Store serves both engines the relay supports. Today Open accepts SQLite (through
-// the pure-Go modernc.org/sqlite driver); PostgreSQL is planned with the same schema and
+// One *Store serves both engines the relay supports: SQLite (through the pure-Go
+// modernc.org/sqlite driver), the zero-config default, and PostgreSQL (pgx v5 through
+// database/sql), for several relays sharing one database. Both run the same schema and
 // the same query text, which is why every query uses $N placeholders, each placeholder
 // number in ascending order of appearance, and avoids engine-specific syntax. The few
 // engine differences are keyed off the dialect field.
@@ -13,11 +14,18 @@
 //     microseconds (PostgreSQL's precision), and read back as UTC time.Time. With SQLite
 //     the driver writes them as text in SQLite's own format
 //     ("2006-01-02 15:04:05.999999999-07:00", selected by _time_format=sqlite in the DSN)
-//     and parses them back into time.Time because the column is declared TIMESTAMP; the
-//     tests check the round trip. A zero time.Time is stored as NULL and read back as the
-//     zero time ("never": not revoked, no expiry, not seen yet).
+//     and parses them back into time.Time because the column is declared TIMESTAMP. With
+//     PostgreSQL, pgx binds the UTC wall-clock time to TIMESTAMP (without time zone) and
+//     reads it back as UTC. The tests check the round trip on both engines. A zero
+//     time.Time is stored as NULL and read back as the zero time ("never": not revoked,
+//     no expiry, not seen yet). No query matches a timestamp for equality.
 //   - Time comparisons (expiry, revocation) are done in Go, not in SQL, so they do not
 //     depend on how an engine compares its stored timestamps.
+//   - Several relays may share one PostgreSQL database, where transactions are READ
+//     COMMITTED and run side by side (SQLite serialises writers): a rule that depends on
+//     other rows is enforced by a conditional UPDATE ... WHERE (checking the rows
+//     affected, or RETURNING), a unique index (a violation maps to the package's error,
+//     see isUniqueViolation), or an advisory lock (lockTx).
 //   - Maps and lists are JSON TEXT; empty ones read back as nil.
 //   - Content is not validated here beyond what SQL needs; the API layer validates.
 package store
@@ -37,7 +45,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -92,8 +104,10 @@ func WithLogger(l *slog.Logger) Option {
 //
 // url is a plain file path or "sqlite:PATH" (a "sqlite://" prefix is accepted too, so
 // "sqlite:///var/lib/patchbay/relay.db" is an absolute path). The file is created if it
-// does not exist. "postgres://" URLs are reserved for the PostgreSQL store and rejected
-// for now.
+// does not exist. A "postgres://" or "postgresql://" URL (libpq's URL form, e.g.
+// "postgres://patchbay:secret@db.example.com/patchbay?sslmode=verify-full") opens that
+// PostgreSQL database, which must exist; relays that open it at the same time apply
+// the migrations once (under a PostgreSQL advisory lock).
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	o := options{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
@@ -105,7 +119,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	)
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return nil, errors.New("open store: postgres is not supported yet")
+		s, err = openPostgres(url)
 	case strings.HasPrefix(url, "sqlite://"):
 		s, err = openSQLite(strings.TrimPrefix(url, "sqlite://"))
 	case strings.HasPrefix(url, "sqlite:"):
@@ -163,6 +177,23 @@ func openSQLite(path string) (*Store, error) {
 	return &Store{db: db, dialect: dialectSQLite}, nil
 }
 
+// pgMaxOpenConns bounds the pool on PostgreSQL, where writers do not serialise on one
+// file: enough for the relay's concurrent requests, few enough that several relays
+// stay well under the server's max_connections (100 by default).
+const pgMaxOpenConns = 16
+
+func openPostgres(url string) (*Store, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors quote the URL, password included: name only the problem.
+		return nil, errors.New("postgres: the URL does not parse: want postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full (or another sslmode)")
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(pgMaxOpenConns)
+	db.SetMaxIdleConns(pgMaxOpenConns)
+	return &Store{db: db, dialect: dialectPostgres}, nil
+}
+
 // migrate applies the embedded migrations with goose. Re-running is a no-op.
 func (s *Store) migrate(ctx context.Context, logger *slog.Logger) error {
 	sub, err := fs.Sub(migrationFS, "migrations")
@@ -170,14 +201,22 @@ func (s *Store) migrate(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	gd := goose.DialectSQLite3
-	if s.dialect == dialectPostgres {
-		// Several relays may start at once: add goose's PostgreSQL session locker here.
-		gd = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(gd, s.db, sub,
+	popts := []goose.ProviderOption{
 		goose.WithSlog(logger),
 		goose.WithDisableGlobalRegistry(true),
-	)
+	}
+	if s.dialect == dialectPostgres {
+		gd = goose.DialectPostgres
+		// Several relays may start at once: goose holds a session-level advisory lock
+		// while it migrates, so one applies the migrations and the others wait (polling
+		// every second, for up to 5 minutes) and then find nothing left to do.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("migrations: %w", err)
+		}
+		popts = append(popts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(gd, s.db, sub, popts...)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
@@ -200,8 +239,11 @@ func NewID() string {
 	return uuid.Must(uuid.NewV7()).String()
 }
 
-// inTx runs fn in one transaction (BEGIN IMMEDIATE on SQLite), committing when fn
-// returns nil and rolling back otherwise.
+// inTx runs fn in one transaction, committing when fn returns nil and rolling back
+// otherwise. On SQLite it is BEGIN IMMEDIATE: transactions are serialised. On PostgreSQL
+// it is READ COMMITTED: fn must not rely on a row it read staying as it was (lock it
+// with SELECT ... FOR UPDATE, or write with a conditional UPDATE ... WHERE and check
+// the rows affected).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -213,6 +255,27 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Keys of the PostgreSQL advisory locks that lockTx takes (goose's migration lock is
+// another key, lock.DefaultLockID).
+const (
+	lockKeyCatalog int64 = 0x7062_0001 // PutArtifact's checks across rows
+)
+
+// lockTx makes tx wait for, and then exclude, the other transactions that take
+// the same key, until it ends: for the few transactions whose checks read rows that
+// a concurrent transaction could insert (no row to lock, no unique index to enforce
+// the rule). On SQLite it does nothing: BEGIN IMMEDIATE already serialises writers.
+// On PostgreSQL it is a transaction-level advisory lock.
+func (s *Store) lockTx(ctx context.Context, tx *sql.Tx, key int64) error {
+	if s.dialect != dialectPostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key); err != nil {
+		return fmt.Errorf("advisory lock %#x: %w", key, err)
 	}
 	return nil
 }
@@ -300,6 +363,22 @@ func mergeTags(base, over map[string]string) map[string]string {
 	maps.Copy(m, base)
 	maps.Copy(m, over)
 	return m
+}
+
+// isUniqueViolation tells whether err is a unique (or primary key) constraint
+// violation, on either engine.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505" // unique_violation
+	}
+	// modernc.org/sqlite: "constraint failed: UNIQUE constraint failed: t.c (2067)",
+	// or (1555) for a primary key.
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "PRIMARY KEY constraint failed")
 }
 
 // mustAffect turns "no row matched" into ErrNotFound.

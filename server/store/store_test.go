@@ -11,29 +11,6 @@ import (
 	"time"
 )
 
-// newStore opens a fresh SQLite store in a temporary directory.
-func newStore(t *testing.T) (*Store, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "relay.db")
-	s, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, path
-}
-
-// rawDB opens the store's file behind its back, as an attacker or an operator would.
-func rawDB(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // ts is a fixed, microsecond-precise UTC time used across the tests.
 var ts = time.Date(2026, 11, 3, 9, 30, 15, 123456000, time.UTC)
 
@@ -49,7 +26,7 @@ func TestOpenURLForms(t *testing.T) {
 		{"sqlite:// prefix", "sqlite://" + filepath.Join(dir, "c.db"), false},
 		{"odd characters", filepath.Join(dir, "d?x#y%z.db"), false},
 		{"empty", "sqlite:", true},
-		{"postgres not yet", "postgres://localhost/patchbay", true},
+		{"bad postgres URL", "postgres://patchbay:secret@localhost:notaport/patchbay", true},
 		{"missing dir", filepath.Join(dir, "nope", "e.db"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,7 +51,7 @@ func TestOpenURLForms(t *testing.T) {
 
 func TestReopenKeepsData(t *testing.T) {
 	ctx := context.Background()
-	s, path := newStore(t)
+	s, url := newStore(t)
 	if err := s.CreateEnrollToken(ctx, EnrollToken{ID: NewID(), Hash: "h1", CreatedAt: ts}); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +62,7 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 { // migrations are idempotent
-		s2, err := Open(ctx, "sqlite:"+path)
+		s2, err := Open(ctx, url)
 		if err != nil {
 			t.Fatalf("reopen %d: %v", i, err)
 		}
@@ -243,7 +220,7 @@ func TestAPITokens(t *testing.T) {
 // Every pooled SQLite connection runs with the relay's pragmas, the page
 // cache included (a connection opened later by the pool too).
 func TestSQLitePragmas(t *testing.T) {
-	s, _ := newStore(t)
+	s, _ := newSQLiteStore(t)
 	ctx := context.Background()
 	conns := make([]*sql.Conn, maxOpenConns)
 	for i := range conns {

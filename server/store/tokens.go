@@ -183,15 +183,16 @@ func (s *Store) EnrollAgent(ctx context.Context, tokenHash string, a Agent, now 
 		if tok, err = checkEnrollToken(ctx, tx, tokenHash, now); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx,
+		// RETURNING: on PostgreSQL a concurrent enrollment may have counted a use
+		// since checkEnrollToken read the token.
+		err = tx.QueryRowContext(ctx,
 			`UPDATE enroll_tokens SET uses = uses + 1
-			 WHERE id = $1 AND revoked_at IS NULL AND (uses_allowed = 0 OR uses < uses_allowed)`, tok.ID)
-		if err := mustAffect(res, err); errors.Is(err, ErrNotFound) {
+			 WHERE id = $1 AND revoked_at IS NULL AND (uses_allowed = 0 OR uses < uses_allowed) RETURNING uses`, tok.ID).Scan(&tok.Uses)
+		if errors.Is(err, sql.ErrNoRows) {
 			return ErrTokenUsedUp // another enrollment took the last use meanwhile
 		} else if err != nil {
 			return fmt.Errorf("count use: %w", err)
 		}
-		tok.Uses++
 
 		var revoked sql.NullTime
 		err = tx.QueryRowContext(ctx, `SELECT revoked_at FROM agents WHERE id = $1`, a.ID).Scan(&revoked)
@@ -210,7 +211,9 @@ func (s *Store) EnrollAgent(ctx context.Context, tokenHash string, a Agent, now 
 		a.SiteID = tok.SiteID
 		a.EnrolledAt = now.UTC().Truncate(time.Microsecond)
 		a.FirstSeen, a.LastSeen, a.RevokedAt = time.Time{}, time.Time{}, time.Time{}
-		if err := insertAgent(ctx, tx, a); err != nil {
+		if err := insertAgent(ctx, tx, a); isUniqueViolation(err) {
+			return ErrAgentExists // enrolled by a concurrent request since the check above (PostgreSQL)
+		} else if err != nil {
 			return fmt.Errorf("insert agent: %w", err)
 		}
 		return nil

@@ -99,7 +99,9 @@ func (s *Store) createUser(ctx context.Context, step string, u User, also func(t
 		if _, err := tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			u.ID, u.Name, u.Role, u.PasswordHash, u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, recovery,
-			u.Source, dbTime(u.CreatedAt), dbTime(u.UpdatedAt), dbTime(u.DisabledAt)); err != nil {
+			u.Source, dbTime(u.CreatedAt), dbTime(u.UpdatedAt), dbTime(u.DisabledAt)); isUniqueViolation(err) {
+			return ErrUserExists // created by a concurrent request since the count (PostgreSQL)
+		} else if err != nil {
 			return err
 		}
 		if err := setUserSites(ctx, tx, u.ID, u.Sites); err != nil {
@@ -362,14 +364,9 @@ func (s *Store) Setting(ctx context.Context, name string) (string, error) {
 
 // SetSetting stores a relay setting.
 func (s *Store) SetSetting(ctx context.Context, name, value string, now time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE relay_settings SET value = $1, updated_at = $2 WHERE name = $3`, value, dbTime(now), name)
-		if err := mustAffect(res, err); !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO relay_settings (name, value, updated_at) VALUES ($1, $2, $3)`, name, value, dbTime(now))
-		return err
-	})
+	// One upsert: an UPDATE-else-INSERT races on PostgreSQL (two first writes).
+	_, err := s.db.ExecContext(ctx, `INSERT INTO relay_settings (name, value, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, name, value, dbTime(now))
 	if err != nil {
 		return fmt.Errorf("set setting %s: %w", name, err)
 	}
