@@ -69,7 +69,7 @@ func (a *API) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		a.Log.Warn().Err(err).Str("agent_id", agent.ID).Msg("store the agent's certificate")
 	}
 	if err := a.audit(r.Context(), "enroll-token "+shortID(tok.ID), "agent.enroll", agent.ID, map[string]string{
-		"hostname": req.Hostname, "token_id": tok.ID, "remote": r.RemoteAddr,
+		"hostname": req.Hostname, "token_id": tok.ID, "remote": r.RemoteAddr, "site": agent.SiteID,
 	}); err != nil {
 		a.internal(w, r, "enroll agent", err)
 		return

@@ -329,6 +329,20 @@ func (a *API) handleJobList(w http.ResponseWriter, r *http.Request, c caller) {
 		a.internal(w, r, "list jobs", err)
 		return
 	}
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	sites, err := a.Store.JobSitesOf(r.Context(), ids)
+	if err != nil {
+		a.internal(w, r, "list jobs", err)
+		return
+	}
+	names, err := a.siteNames(r.Context())
+	if err != nil {
+		a.internal(w, r, "list jobs", err)
+		return
+	}
 	out := []apiv1.Job{}
 	for _, j := range jobs {
 		j, counts, _, err := a.jobState(r.Context(), j)
@@ -336,7 +350,9 @@ func (a *API) handleJobList(w http.ResponseWriter, r *http.Request, c caller) {
 			a.internal(w, r, "list jobs", err)
 			return
 		}
-		out = append(out, a.jobJSON(j, counts, nil))
+		jj := a.jobJSON(j, counts, nil)
+		jj.Sites = names.names(sites[j.ID])
+		out = append(out, jj)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -410,6 +426,11 @@ func (a *API) handleJobShow(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	out := a.jobJSON(j, counts, nil)
 	out.Offline = offline
+	if sites, err := a.Store.JobSites(r.Context(), j.ID); err == nil {
+		if names, err := a.siteNames(r.Context()); err == nil {
+			out.Sites = names.names(sites)
+		}
+	}
 	if r.URL.Query().Get("results") == "false" {
 		writeJSON(w, http.StatusOK, out) // progress polling: counts only
 		return

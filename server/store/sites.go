@@ -338,6 +338,32 @@ func (s *Store) JobSites(ctx context.Context, jobID string) ([]string, error) {
 	return out, rows.Err()
 }
 
+// JobSitesOf returns the sites of each of the jobs ids (one query).
+func (s *Store) JobSitesOf(ctx context.Context, ids []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var l argList
+	ph := make([]string, len(ids))
+	for i, id := range ids {
+		ph[i] = l.add(id)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT job_id, site_id FROM job_sites WHERE job_id IN (`+strings.Join(ph, ", ")+`) ORDER BY job_id, site_id`, l.args...)
+	if err != nil {
+		return nil, fmt.Errorf("jobs' sites: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var job, site string
+		if err := rows.Scan(&job, &site); err != nil {
+			return nil, fmt.Errorf("jobs' sites: %w", err)
+		}
+		out[job] = append(out[job], site)
+	}
+	return out, rows.Err()
+}
+
 // jobScopeWhere is the condition that a job (column jobs.id as col) has at
 // least one site and every one of them is in scope.
 func jobScopeWhere(col string, scope Scope, arg func(any) string) string {
