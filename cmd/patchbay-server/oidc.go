@@ -10,8 +10,8 @@ import (
 // oidcFlags are serve's single sign-on flags.
 type oidcFlags struct {
 	issuer, clientID, secretFile, groupsClaim, roleMap, siteMap, ca, redirectURL string
-	domains, groups, scopes                                             []string
-	allowHTTP                                                           bool
+	domains, groups, scopes                                                      []string
+	allowHTTP                                                                    bool
 }
 
 func (o *oidcFlags) register(f *pflag.FlagSet) {
