@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"github.com/patchbay/patchbay/client"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
@@ -85,7 +84,7 @@ user reaches your own sites, which an admin sets with patchbay users sites.
 				cfg := c.Config()
 				fmt.Fprintf(a.stderr, "API token %s for %q (%s), expires %s.", clean(tok.ID), clean(tok.Name), clean(tok.Role), withRelOrNever(a.now(), tok.ExpiresAt))
 				if len(tok.Sites) > 0 {
-					fmt.Fprintf(a.stderr, " It reaches the sites %s.", clean(strings.Join(tok.Sites, ", ")))
+					fmt.Fprintf(a.stderr, " It reaches %s.", reach(tok.Sites))
 				}
 				fmt.Fprintf(a.stderr, "\nLog in with:\n  patchbay login --server %s --ca-fingerprint %s --token %s\n",
 					shellQuote(cfg.Server), cfg.CAFingerprint, shellQuote(clean(tok.Token)))

@@ -308,7 +308,7 @@ func (a *app) publish(ctx context.Context, kind, file, sigPath, manifestPath str
 		}
 		if created {
 			fmt.Fprintf(a.stderr, "Published %s %s %s for %s to %s. Agents run it only if they trust its signer %s.\n",
-				kind, clean(art.Name), clean(art.Version), platform(art), publishedTo(art), clean(art.Signer))
+				kind, clean(art.Name), clean(art.Version), platform(art), reach(art.Sites), clean(art.Signer))
 		} else {
 			fmt.Fprintf(a.stderr, "Already published: %s %s %s for %s is this very file; nothing changed.\n",
 				kind, clean(art.Name), clean(art.Version), platform(art))
@@ -318,19 +318,6 @@ func (a *app) publish(ctx context.Context, kind, file, sigPath, manifestPath str
 		}
 		return writeArtifactDetail(a.stdout, art)
 	})
-}
-
-// publishedTo says which sites an artifact is published to.
-func publishedTo(art apiv1.Artifact) string {
-	switch {
-	case len(art.Sites) == 0:
-		return "no site"
-	case len(art.Sites) == 1 && art.Sites[0] == apiv1.AllSitesName:
-		return "every site"
-	case len(art.Sites) == 1:
-		return "site " + clean(art.Sites[0])
-	}
-	return "sites " + clean(strings.Join(art.Sites, ", "))
 }
 
 // readLimited reads a small file, refusing one over max bytes.

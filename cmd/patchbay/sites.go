@@ -152,7 +152,7 @@ Audited as site.create.`,
 				fmt.Fprintf(a.stdout, "Created site %s, ID %s.\n", clean(s.FullName), clean(s.ID))
 				full := shellQuote(clean(s.FullName))
 				fmt.Fprintf(a.stderr, "Enroll its agents with a token for it:\n  patchbay tokens create --site %s\n"+
-					"Grant it to the people who support it:\n  patchbay users sites USER --site %s\n", full, full)
+					"Grant it to the people who support it (this replaces their grants: name all of their sites):\n  patchbay users sites USER --site %s\n", full, full)
 				return nil
 			})
 		},
@@ -324,6 +324,20 @@ func siteRefs(cmd *cobra.Command, vals []string) ([]string, error) {
 		}
 	}
 	return refs, nil
+}
+
+// reach says which sites a grant list reaches: "every site", "site
+// acme/paris" or "sites acme/lyon, acme/paris".
+func reach(sites []string) string {
+	switch {
+	case len(sites) == 0:
+		return "no site"
+	case len(sites) == 1 && sites[0] == apiv1.AllSitesName:
+		return "every site"
+	case len(sites) == 1:
+		return "site " + clean(sites[0])
+	}
+	return "sites " + clean(strings.Join(sites, ", "))
 }
 
 // fmtSites joins site names for a table cell.

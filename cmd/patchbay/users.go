@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/apiv1"
@@ -111,7 +110,7 @@ Audited as user.create.`,
 					fmt.Fprintf(a.stdout, "User %s (%s) created, ID %s.\n", clean(u.Name), clean(u.Role), clean(u.ID))
 				}
 				if len(u.Sites) > 0 {
-					fmt.Fprintf(a.stderr, "Sites: %s.\n", clean(strings.Join(u.Sites, ", ")))
+					fmt.Fprintf(a.stderr, "They reach %s.\n", reach(u.Sites))
 				}
 				cfg := c.Config()
 				fmt.Fprintf(a.stderr, "They log in with:\n  patchbay login --server %s --ca-fingerprint %s --user %s\n",
@@ -245,7 +244,7 @@ Audited as user.sites.`,
 				if output == formatJSON {
 					return writeJSON(a.stdout, u)
 				}
-				fmt.Fprintf(a.stdout, "User %s now reaches the sites %s.\n", clean(u.Name), clean(strings.Join(u.Sites, ", ")))
+				fmt.Fprintf(a.stdout, "User %s now reaches %s.\n", clean(u.Name), reach(u.Sites))
 				if u.Role == apiv1.RoleAdmin {
 					fmt.Fprintf(a.stderr, "%s is an admin and reaches every site whatever the grants.\n", clean(u.Name))
 				}
