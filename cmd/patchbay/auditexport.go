@@ -28,8 +28,9 @@ const auditFilterHelp = `Filters (combined with AND; the relay applies them):
                   decisions), that name it in their details, or whose target
                   is one of its sessions. A full ID also finds agents no
                   longer enrolled.
-  --site SITE     records about one site (its agents, sessions, jobs,
-                  enrollment tokens, and the site itself): ORG/SITE, a name
+  --site SITE     records about one site (those the relay filed under it:
+                  about its agents, sessions, jobs of that site alone,
+                  enrollment tokens, the site itself): ORG/SITE, a name
                   only one site has, or an ID or unique ID prefix.
   --since TIME    recorded at or after TIME
   --until TIME    recorded before TIME

@@ -242,9 +242,8 @@ func (a *app) sitesDeleteCmd() *cobra.Command {
 		Use:   "delete SITE",
 		Short: "Delete a site that no agent or enrollment token belongs to",
 		Long: `Delete a site (admin). The relay refuses while agents or enrollment tokens
-belong to it (move the agents with patchbay agents move, revoke the tokens
-with patchbay tokens revoke), and never deletes the default site. Grants of
-the site end with it. Audited as site.delete.
+belong to it (move the agents with patchbay agents move), and never deletes
+the default site. Grants of the site end with it. Audited as site.delete.
 
 ` + siteRefHelp,
 		Example: `  patchbay sites delete acme/paris`,
