@@ -297,3 +297,34 @@ func TestUniquePrefixLen(t *testing.T) {
 		}
 	}
 }
+
+func TestSitesHelp(t *testing.T) {
+	t.Setenv(client.ConfigEnv, filepath.Join(t.TempDir(), "none.json"))
+	r := patchbay(t, "", "--help")
+	for _, want := range []string{"\n  orgs ", "\n  sites "} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("patchbay --help lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sites", "list", "--help"}, "ORG/SITE"},
+		{[]string{"agents", "list", "--help"}, "--site string"},
+		{[]string{"agents", "move", "--help"}, "--site string"},
+		{[]string{"tokens", "create", "--help"}, "--site string"},
+		{[]string{"users", "create", "--help"}, "--site stringArray"},
+		{[]string{"users", "sites", "--help"}, "--site stringArray"},
+		{[]string{"api-tokens", "create", "--help"}, "--site stringArray"},
+		{[]string{"audit", "list", "--help"}, "--site string"},
+		{[]string{"audit", "export", "--help"}, "--site string"},
+		{[]string{"plugins", "publish", "--help"}, "--site stringArray"},
+		{[]string{"scripts", "publish", "--help"}, "--site stringArray"},
+	} {
+		r := patchbay(t, "", tt.args...)
+		if r.code != 0 || !strings.Contains(r.stdout, tt.want) {
+			t.Errorf("%q lacks %q:\n%s", tt.args, tt.want, r.stdout)
+		}
+	}
+}
