@@ -244,8 +244,7 @@ func TestSitesOrgsAndMoves(t *testing.T) {
 }
 
 func TestPublishToSites(t *testing.T) {
-	st := realRelay(t, apiv1.RoleAdmin)
-	_ = st
+	realRelay(t, apiv1.RoleAdmin)
 	mustRun(t, "orgs", "create", "acme")
 	mustRun(t, "sites", "create", "acme", "paris")
 	mustRun(t, "sites", "create", "acme", "lyon")
