@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/server/audit"
@@ -33,11 +35,23 @@ type AuditVerification struct {
 // *audit.ChainError to report a broken chain, e.g. an anchor mismatch).
 //
 // A broken chain is returned as an error wrapping *audit.ChainError
-// (errors.As), naming the first bad record.
+// (errors.As), naming the first bad record. A caller who reaches only some
+// sites reads only their records, so cannot verify the chain: that is
+// refused before the download.
 func (c *Client) VerifyAudit(ctx context.Context, each func(audit.Record) error, opts ...AuditOption) (AuditVerification, error) {
 	ca, err := c.cfg.caCert()
 	if err != nil {
 		return AuditVerification{}, fmt.Errorf("verify audit log: %w", err)
+	}
+	// Who reaches only some sites reads only their records: the chain
+	// would look broken at the first record they may not read.
+	who, err := c.Whoami(ctx)
+	if err != nil {
+		return AuditVerification{}, fmt.Errorf("verify audit log: %w", err)
+	}
+	if len(who.Sites) > 0 && !slices.Equal(who.Sites, []string{apiv1.AllSitesName}) {
+		return AuditVerification{}, fmt.Errorf("verify audit log: %s reaches only some sites (%s), and verifying the chain needs every record: ask someone who reaches every site, such as an admin, to run patchbay audit verify",
+			who.Name, strings.Join(who.Sites, ", "))
 	}
 	receipts := newReceiptChecker(ca)
 	for _, o := range opts {

@@ -30,6 +30,9 @@ type Upload struct {
 	// Manifest is the plugin's JSON manifest (what `PLUGIN manifest` prints);
 	// unused for scripts.
 	Manifest []byte
+	// Sites it is published to (site references, or "all"); none: every
+	// site. Agents of other sites can neither run nor download it.
+	Sites []string
 }
 
 // PublishPlugin publishes a signed plugin executable (admin). created is
@@ -119,6 +122,9 @@ func (c *Client) publish(ctx context.Context, path string, u Upload, withManifes
 		parts = append(parts, multipartPart{name: apiv1.PartManifest, content: u.Manifest})
 	}
 	parts = append(parts, multipartPart{name: apiv1.PartFile, fileName: filepath.Base(u.FileName), r: u.File})
+	if len(u.Sites) > 0 {
+		path += "?" + url.Values{"site": u.Sites}.Encode()
+	}
 	var art apiv1.Artifact
 	status, err := c.doMultipart(ctx, path, parts, &art)
 	if err != nil {

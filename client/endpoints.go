@@ -40,20 +40,10 @@ func (c *Client) Whoami(ctx context.Context) (apiv1.Whoami, error) {
 	return w, nil
 }
 
-// Agents lists the agents matching target (a selector; "" for all).
+// Agents lists the agents matching target (a selector; "" for all) in
+// every site the caller reaches.
 func (c *Client) Agents(ctx context.Context, target string) ([]apiv1.Agent, error) {
-	var q url.Values
-	if target != "" {
-		q = url.Values{"target": {target}}
-	}
-	agents := []apiv1.Agent{}
-	if err := c.do(ctx, http.MethodGet, "/v1/agents", q, nil, &agents); err != nil {
-		return nil, fmt.Errorf("list agents: %w", err)
-	}
-	if agents == nil {
-		agents = []apiv1.Agent{}
-	}
-	return agents, nil
+	return c.AgentsAt(ctx, target, "")
 }
 
 // Agent returns one agent by ID or hostname. The relay answers 404 for an

@@ -13,25 +13,29 @@ import (
 )
 
 func (a *app) agentsCmd() *cobra.Command {
-	return group("agents", "List, inspect and revoke agents",
-		`Work with the agents enrolled on the relay: list them (optionally by a
-target selector), show one in detail, or revoke one.`,
+	return group("agents", "List, inspect, move and revoke agents",
+		`Work with the agents enrolled on the relay that you reach: list them
+(optionally by a target selector or a site), show one in detail, move one to
+another site (admin), or revoke one.`,
 		`  patchbay agents list --target 'os=linux'
+  patchbay agents list --site acme/paris
   patchbay agents show web-01
+  patchbay agents move web-01 --site acme/lyon
   patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e`,
-		a.agentsListCmd(), a.agentsShowCmd(), a.agentsRevokeCmd())
+		a.agentsListCmd(), a.agentsShowCmd(), a.agentsMoveCmd(), a.agentsRevokeCmd())
 }
 
 func (a *app) agentsListCmd() *cobra.Command {
-	var target string
+	var target, site string
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:     "list [--target SELECTOR] [-o table|json]",
+		Use:     "list [--target SELECTOR] [--site SITE] [-o table|json]",
 		Aliases: []string{"ls"},
 		Short:   "List agents, optionally those matching a target selector",
-		Long: `List the enrolled agents (viewer role), or only those matching --target.
+		Long: `List the enrolled agents of the sites you reach (viewer role), or only
+those matching --target, or only those of one site (--site).
 
-The table shows ID, HOSTNAME, OS, ARCH, VERSION, STATE (online, offline, or
+The table shows ID, HOSTNAME, SITE (ORG/SITE), OS, ARCH, VERSION, STATE (online, offline, or
 revoked: a revoked agent is refused by the relay and never targeted by a job),
 LAST SEEN (relative, "never" if the agent never connected) and TAGS (k=v
 sorted by key). -o json prints the relay's agent objects unchanged (id,
@@ -40,16 +44,17 @@ revoked_at, ...), for scripts.
 
 Commands that take an agent (agents show, agents revoke, ssh, proxy,
 sessions list --agent) accept its ID, a unique prefix of the ID, or its
-hostname.
+hostname. ` + siteRefHelp + `
 
 ` + selector.Help,
 		Example: `  patchbay agents list
   patchbay agents list --target 'os=linux,site=paris'
+  patchbay agents list --site acme/paris
   patchbay agents list --target 'hostname=web-*' -o json | jq -r '.[].id'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(func(c *client.Client) error {
-				agents, err := c.Agents(cmd.Context(), target)
+				agents, err := c.AgentsAt(cmd.Context(), target, site)
 				if err != nil {
 					return err
 				}
@@ -57,9 +62,14 @@ hostname.
 					return writeJSON(a.stdout, agents)
 				}
 				if len(agents) == 0 {
-					if target != "" {
+					switch {
+					case target != "" && site != "":
+						fmt.Fprintf(a.stderr, "No agents of site %s match %q.\n", clean(site), target)
+					case target != "":
 						fmt.Fprintf(a.stderr, "No agents match %q.\n", target)
-					} else {
+					case site != "":
+						fmt.Fprintf(a.stderr, "No agents in site %s: enroll some with a token from patchbay tokens create --site %s.\n", clean(site), shellQuote(clean(site)))
+					default:
 						fmt.Fprintln(a.stderr, "No agents enrolled yet: create a token with patchbay tokens create.")
 					}
 					return nil
@@ -69,15 +79,16 @@ hostname.
 		},
 	}
 	cmd.Flags().StringVarP(&target, "target", "t", "", "selector that agents must match (see above); empty: all")
+	cmd.Flags().StringVar(&site, "site", "", "only the agents of this site (ORG/SITE, name, ID or ID prefix); empty: every site you reach")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
 
 // writeAgentsTable writes the agents list table, relative times against now.
 func writeAgentsTable(w io.Writer, agents []apiv1.Agent, now time.Time) error {
-	t := newTable(w, "ID", "HOSTNAME", "OS", "ARCH", "VERSION", "STATE", "LAST SEEN", "TAGS")
+	t := newTable(w, "ID", "HOSTNAME", "SITE", "OS", "ARCH", "VERSION", "STATE", "LAST SEEN", "TAGS")
 	for _, ag := range agents {
-		t.row(ag.ID, ag.Hostname, ag.OS, ag.Arch, ag.Version, agentState(ag), relTime(now, ag.LastSeen), fmtTags(ag.Tags, ","))
+		t.row(ag.ID, ag.Hostname, ag.Site, ag.OS, ag.Arch, ag.Version, agentState(ag), relTime(now, ag.LastSeen), fmtTags(ag.Tags, ","))
 	}
 	return t.flush()
 }
@@ -98,10 +109,10 @@ func (a *app) agentsShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show AGENT [-o table|json]",
 		Short: "Show one agent in detail",
-		Long: `Show everything the relay knows about one agent (viewer role): identity, OS
-and version, online state and when it was last seen, tags (and which of them
-the enrollment token fixed), logged-in users, IP addresses, enrollment and
-revocation.
+		Long: `Show everything the relay knows about one agent (viewer role): identity,
+site, OS and version, online state and when it was last seen, tags (and which
+of them the enrollment token fixed), logged-in users, IP addresses,
+enrollment and revocation.
 
 AGENT is the agent's ID, a unique prefix of it, or its hostname
 (case-insensitive); one that names several agents is refused with their IDs
@@ -131,6 +142,7 @@ func writeAgentDetail(w io.Writer, ag apiv1.Agent, now time.Time) error {
 	t := newTable(w)
 	t.row("ID:", ag.ID)
 	t.row("Hostname:", ag.Hostname)
+	t.row("Site:", ag.Site)
 	t.row("OS:", ag.OS)
 	t.row("OS version:", ag.OSVersion)
 	t.row("Arch:", ag.Arch)

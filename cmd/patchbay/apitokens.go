@@ -20,8 +20,12 @@ manage them). Each token has a role:
   admin       technician + tokens, API tokens, revocation
 
 Give each person and each script its own token, so the audit log says who
-did what and one can be revoked without disturbing the others.`,
+did what and one can be revoked without disturbing the others. A token you
+create while logged in as a user belongs to you and reaches your sites; a
+token created with a token of no user (automation) reaches the sites given
+with --site.`,
 		`  patchbay api-tokens create --role technician --name "Dana Scully"
+  patchbay api-tokens create --role viewer --name acme-exporter --site acme/paris --site acme/lyon
   patchbay api-tokens list
   patchbay api-tokens revoke at-0190c6a8`,
 		a.apiTokensCreateCmd(), a.apiTokensListCmd(), a.apiTokensRevokeCmd())
@@ -29,9 +33,10 @@ did what and one can be revoked without disturbing the others.`,
 
 func (a *app) apiTokensCreateCmd() *cobra.Command {
 	var role, name, ttl string
+	var sites []string
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "create --role viewer|auditor|technician|admin --name NAME [--ttl DUR]",
+		Use:   "create --role viewer|auditor|technician|admin --name NAME [--site SITE]... [--ttl DUR]",
 		Short: "Create an API token",
 		Long: `Create an API token (admin role) for a person or a script.
 
@@ -39,9 +44,17 @@ The token alone is printed on the first line of standard output; its ID,
 role, expiry and a "patchbay login" command line go to standard error. The
 token is shown only this once. Without --ttl it does not expire (revoke it
 when it is no longer needed). With -o json the whole token object (secret
-included) is printed instead.`,
+included) is printed instead.
+
+--site gives the sites the token reaches (default: default/default; an admin
+token reaches every site whatever it is given). It is only for tokens of no
+user, created while logged in with such a token: a token you create as a
+user reaches your own sites, which an admin sets with patchbay users sites.
+` + siteGrantHelp,
 		Example: `  patchbay api-tokens create --role technician --name "Dana Scully" --ttl 90d
-  patchbay api-tokens create --role viewer --name grafana-exporter`,
+  patchbay api-tokens create --role viewer --name grafana-exporter
+  patchbay api-tokens create --role technician --name acme-runner --site acme/paris
+  patchbay api-tokens create --role viewer --name soc-export --site all`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if apiv1.RoleRank(role) == 0 {
@@ -55,8 +68,12 @@ included) is printed instead.`,
 					return usageErrorf(cmd, "--ttl: %v", err)
 				}
 			}
+			refs, err := siteRefs(cmd, sites)
+			if err != nil {
+				return err
+			}
 			return a.withClient(func(c *client.Client) error {
-				tok, err := c.CreateAPIToken(cmd.Context(), apiv1.APITokenRequest{Role: role, Name: name, TTL: ttl})
+				tok, err := c.CreateAPIToken(cmd.Context(), apiv1.APITokenRequest{Role: role, Name: name, TTL: ttl, Sites: refs})
 				if err != nil {
 					return err
 				}
@@ -65,8 +82,11 @@ included) is printed instead.`,
 				}
 				fmt.Fprintln(a.stdout, tok.Token)
 				cfg := c.Config()
-				fmt.Fprintf(a.stderr, "API token %s for %q (%s), expires %s.\nLog in with:\n  patchbay login --server %s --ca-fingerprint %s --token %s\n",
-					clean(tok.ID), clean(tok.Name), clean(tok.Role), withRelOrNever(a.now(), tok.ExpiresAt),
+				fmt.Fprintf(a.stderr, "API token %s for %q (%s), expires %s.", clean(tok.ID), clean(tok.Name), clean(tok.Role), withRelOrNever(a.now(), tok.ExpiresAt))
+				if len(tok.Sites) > 0 {
+					fmt.Fprintf(a.stderr, " It reaches %s.", reach(tok.Sites))
+				}
+				fmt.Fprintf(a.stderr, "\nLog in with:\n  patchbay login --server %s --ca-fingerprint %s --token %s\n",
 					shellQuote(cfg.Server), cfg.CAFingerprint, shellQuote(clean(tok.Token)))
 				return nil
 			})
@@ -76,6 +96,7 @@ included) is printed instead.`,
 	f.StringVar(&role, "role", "", "viewer, auditor (reads every recording), technician or admin (required)")
 	f.StringVar(&name, "name", "", "who or what the token is for, shown in the audit log (required)")
 	f.StringVar(&ttl, "ttl", "", "how long the token is valid: 90m, 24h, 90d, ...; empty: no expiry")
+	addSitesFlag(cmd, &sites, `a site the token reaches (repeatable, or "all"); only for tokens of no user`)
 	addOutputFlag(cmd, &output)
 	return cmd
 }

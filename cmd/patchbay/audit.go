@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,9 +21,14 @@ func (a *app) auditCmd() *cobra.Command {
 audit log in which each record carries the hash of the one before. "audit
 list" shows records, filtered by the relay; "audit export" writes every
 matching record as CSV or JSON lines; "audit verify" checks the whole chain on
-this machine.`,
+this machine.
+
+Who reaches only some sites reads only the records about those sites, and so
+cannot verify the chain (it needs every record): audit verify is for those
+who reach every site, such as admins.`,
 		`  patchbay audit list
   patchbay audit list --actor alice --action 'session.*' --since 7d
+  patchbay audit list --site acme/paris
   patchbay audit list --after 1200 --limit 100 -o json
   patchbay audit export --since 30d -o csv > audit.csv
   patchbay audit verify`,
@@ -54,6 +60,7 @@ The table shows SEQ, TIME (UTC), ACTOR, ACTION, TARGET and DETAIL (k=v pairs).
 		Example: `  patchbay audit list
   patchbay audit list --limit 200
   patchbay audit list --agent pc-042 --since 24h
+  patchbay audit list --site acme/paris --action 'agent.*'
   patchbay audit list --actor alice --action session.approved -o json
   patchbay audit list --after 0 --limit 1000 -o json > audit-1.json`,
 		Args: noArgs,
@@ -139,10 +146,14 @@ func auditAfter(ctx context.Context, c *client.Client, f client.AuditFilter, aft
 }
 
 // unfilteredAudit returns the first limit records after seq after, or,
-// when hasAfter is false, the newest limit records (found from the head).
+// when hasAfter is false, the newest limit records (found from the head;
+// who reaches only some sites may not read it, and pages back instead).
 func unfilteredAudit(ctx context.Context, c *client.Client, hasAfter bool, after int64, limit int) ([]audit.Record, error) {
 	if !hasAfter {
 		head, err := c.AuditHead(ctx)
+		if client.IsStatus(err, http.StatusForbidden) {
+			return newestAudit(ctx, c, client.AuditFilter{}, limit)
+		}
 		if err != nil {
 			return nil, err
 		}

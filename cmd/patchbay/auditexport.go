@@ -14,7 +14,7 @@ import (
 // auditFilterFlags are the filters audit list and audit export share. The
 // relay applies them; the CLI only parses the times.
 type auditFilterFlags struct {
-	actor, action, agent, since, until string
+	actor, action, agent, site, since, until string
 }
 
 // auditFilterHelp explains the filter flags in both commands' help.
@@ -28,16 +28,24 @@ const auditFilterHelp = `Filters (combined with AND; the relay applies them):
                   decisions), that name it in their details, or whose target
                   is one of its sessions. A full ID also finds agents no
                   longer enrolled.
+  --site SITE     records about one site (those the relay filed under it:
+                  about its agents, sessions, jobs of that site alone,
+                  enrollment tokens, the site itself): ORG/SITE, a name
+                  only one site has, or an ID or unique ID prefix.
   --since TIME    recorded at or after TIME
   --until TIME    recorded before TIME
 TIME is RFC 3339 (2026-05-01T09:00:00Z, 2026-05-01T11:00:00+02:00) or a
-duration before now (90m, 24h, 7d).`
+duration before now (90m, 24h, 7d).
+
+Who reaches only some sites sees only the records about those sites, never
+the relay-wide ones (people, tokens, settings).`
 
 func (f *auditFilterFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.actor, "actor", "", "only records whose actor contains this text (ignoring case)")
 	fl.StringVar(&f.action, "action", "", "only this action, or a prefix ending in * (session.*)")
 	fl.StringVar(&f.agent, "agent", "", "only records about this agent (ID, unique ID prefix or hostname)")
+	fl.StringVar(&f.site, "site", "", "only records about this site (ORG/SITE, name, ID or ID prefix)")
 	fl.StringVar(&f.since, "since", "", "only records at or after this time (RFC 3339, or a duration ago: 24h, 7d)")
 	fl.StringVar(&f.until, "until", "", "only records before this time (RFC 3339, or a duration ago)")
 }
@@ -47,7 +55,7 @@ const maxAuditAge = 100 * 366 * 24 * time.Hour
 
 // filter parses the flags; now is the reference for durations ago.
 func (f *auditFilterFlags) filter(cmd *cobra.Command, now time.Time) (client.AuditFilter, error) {
-	af := client.AuditFilter{Actor: f.actor, Action: f.action, Agent: f.agent}
+	af := client.AuditFilter{Actor: f.actor, Action: f.action, Agent: f.agent, Site: f.site}
 	for _, p := range []struct {
 		flag, val string
 		dst       *time.Time
@@ -84,7 +92,9 @@ func (a *app) auditExportCmd() *cobra.Command {
 output (viewer role). The relay is read 1000 records at a time, up to the
 head it had when the export began, so an export of any size streams and is a
 consistent snapshot. --after SEQ starts after record SEQ, for incremental
-exports. A summary goes to standard error.
+exports. A summary goes to standard error. (Who reaches only some sites
+cannot read the relay's head: their export ends at the newest record they
+see when it begins.)
 
 -o jsonl (the default) writes one JSON object per line, exactly as the relay
 serves the records, hashes included: an unfiltered export can be checked
@@ -97,7 +107,8 @@ with ' (use JSON lines for the exact text).
 ` + auditFilterHelp,
 		Example: `  patchbay audit export -o jsonl > audit.jsonl
   patchbay audit export --since 30d --action 'session.*' -o csv > sessions.csv
-  patchbay audit export --agent pc-042 --since 2026-05-01T00:00:00Z -o jsonl`,
+  patchbay audit export --agent pc-042 --since 2026-05-01T00:00:00Z -o jsonl
+  patchbay audit export --site acme/paris --since 30d -o csv > acme-paris.csv`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "csv" && format != "jsonl" {

@@ -193,9 +193,10 @@ func (a *app) readPassphrase(key string) ([]byte, error) {
 
 func (a *app) publishCmd(kind string) *cobra.Command {
 	var sigPath, manifestPath string
+	var sites []string
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "publish FILE [--sig FILE.sig]",
+		Use:   "publish FILE [--sig FILE.sig] [--site SITE]...",
 		Short: "Publish a signed " + kind + " to the relay's catalog",
 		Args:  oneArg("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -203,11 +204,15 @@ func (a *app) publishCmd(kind string) *cobra.Command {
 			if sigPath == "" {
 				sigPath = file + ".sig"
 			}
-			return a.publish(cmd.Context(), kind, file, sigPath, manifestPath, output)
+			refs, err := siteRefs(cmd, sites)
+			if err != nil {
+				return err
+			}
+			return a.publish(cmd.Context(), kind, file, sigPath, manifestPath, refs, output)
 		},
 	}
 	if kind == apiv1.KindPlugin {
-		cmd.Use = "publish FILE [--sig FILE.sig] [--manifest manifest.json]"
+		cmd.Use = "publish FILE [--sig FILE.sig] [--manifest manifest.json] [--site SITE]..."
 		cmd.Long = `Publish the plugin executable FILE and its signature to the relay's catalog
 (admin role), then print what the relay stored.
 
@@ -221,8 +226,11 @@ content is refused: versions are immutable.
 The manifest is obtained by running "FILE manifest" (with nothing but PATH in
 its environment, for at most 10 seconds). A plugin built for another OS cannot
 run here: run it on its own OS with "PLUGIN manifest > manifest.json" and pass
---manifest manifest.json.`
+--manifest manifest.json.
+
+` + publishSitesHelp(kind)
 		cmd.Example = `  patchbay plugins publish bin/cacheclear
+  patchbay plugins publish bin/cacheclear --site acme/paris --site acme/lyon
   patchbay plugins publish dist/cacheclear.exe --manifest cacheclear.json
   patchbay plugins publish cacheclear --sig signatures/cacheclear.sig -o json`
 		cmd.Flags().StringVar(&manifestPath, "manifest", "", `the plugin's JSON manifest (default: what "FILE manifest" prints)`)
@@ -236,16 +244,27 @@ file and reads the script's header manifest; the file name (without its
 extension) is the script's name unless the header names it. Scripts are at
 most 1 MiB. Publishing the same file again changes nothing; the same name and
 version with other content is refused: bump the header's version (scripts
-without one get a version derived from their content).`
+without one get a version derived from their content).
+
+` + publishSitesHelp(kind)
 		cmd.Example = `  patchbay scripts publish scripts/flush-dns.sh
+  patchbay scripts publish scripts/flush-dns.sh --site acme/paris
   patchbay scripts publish clear-spooler.ps1 --sig clear-spooler.ps1.sig -o json`
 	}
 	cmd.Flags().StringVar(&sigPath, "sig", "", "the armored SSHSIG signature (default FILE.sig)")
+	addSitesFlag(cmd, &sites, `a site the `+kind+` is published to (repeatable, or "all"); default: every site`)
 	addOutputFlag(cmd, &output)
 	return cmd
 }
 
-func (a *app) publish(ctx context.Context, kind, file, sigPath, manifestPath string, output outputFlag) error {
+// publishSitesHelp explains publish --site.
+func publishSitesHelp(kind string) string {
+	return `--site publishes the ` + kind + ` to those sites only (default: every site,
+present and future): only the agents of those sites can run or download it,
+and only people who reach one of them see it in the catalog. ` + siteGrantHelp
+}
+
+func (a *app) publish(ctx context.Context, kind, file, sigPath, manifestPath string, sites []string, output outputFlag) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", kind, err)
@@ -272,7 +291,7 @@ func (a *app) publish(ctx context.Context, kind, file, sigPath, manifestPath str
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("publish %s: %w", file, err)
 	}
-	u := client.Upload{File: f, FileName: file, Signature: sig}
+	u := client.Upload{File: f, FileName: file, Signature: sig, Sites: sites}
 	if kind == apiv1.KindPlugin {
 		if u.Manifest, err = pluginManifest(ctx, file, manifestPath); err != nil {
 			return fmt.Errorf("publish %s: %w", file, err)
@@ -288,8 +307,8 @@ func (a *app) publish(ctx context.Context, kind, file, sigPath, manifestPath str
 			return err
 		}
 		if created {
-			fmt.Fprintf(a.stderr, "Published %s %s %s for %s. Agents run it only if they trust its signer %s.\n",
-				kind, clean(art.Name), clean(art.Version), platform(art), clean(art.Signer))
+			fmt.Fprintf(a.stderr, "Published %s %s %s for %s to %s. Agents run it only if they trust its signer %s.\n",
+				kind, clean(art.Name), clean(art.Version), platform(art), reach(art.Sites), clean(art.Signer))
 		} else {
 			fmt.Fprintf(a.stderr, "Already published: %s %s %s for %s is this very file; nothing changed.\n",
 				kind, clean(art.Name), clean(art.Version), platform(art))
@@ -426,7 +445,9 @@ plugin, one line per build (OS/ARCH), by name and newest version first.
 
 SHA256 is the start of the file's hash (-o json has it whole, with the
 parameters); SIGNER is the fingerprint of the key that signed it: agents run
-a plugin only if that key is in their allowed_signers file.`
+a plugin only if that key is in their allowed_signers file. SITES are the
+sites it is published to ("all": every site); only what is published to a
+site you reach is listed.`
 		cmd.Example = `  patchbay plugins list
   patchbay plugins list --name cacheclear -o json`
 	} else {
@@ -436,7 +457,9 @@ when its header does not restrict it).
 
 SHA256 is the start of the file's hash (-o json has it whole, with the
 parameters); SIGNER is the fingerprint of the key that signed it: agents run
-a script only if that key is in their allowed_signers file.`
+a script only if that key is in their allowed_signers file. SITES are the
+sites it is published to ("all": every site); only what is published to a
+site you reach is listed.`
 		cmd.Example = `  patchbay scripts list
   patchbay scripts list --name flush-dns -o json`
 	}
@@ -502,9 +525,9 @@ func writeArtifactsTable(w io.Writer, kind string, arts []apiv1.Artifact) error 
 	if kind == apiv1.KindScript {
 		where = "OS"
 	}
-	t := newTable(w, "NAME", "VERSION", where, "SHA256", "SIGNER", "PUBLISHED")
+	t := newTable(w, "NAME", "VERSION", where, "SHA256", "SIGNER", "SITES", "PUBLISHED")
 	for _, art := range arts {
-		t.row(art.Name, art.Version, platform(art), shortSHA(art.SHA256), art.Signer, fmtTime(art.PublishedAt))
+		t.row(art.Name, art.Version, platform(art), shortSHA(art.SHA256), art.Signer, fmtSites(art.Sites), fmtTime(art.PublishedAt))
 	}
 	return t.flush()
 }
@@ -528,6 +551,7 @@ func writeArtifactDetail(w io.Writer, art apiv1.Artifact) error {
 	t.row("May reboot:", yesNo(art.MayReboot))
 	t.row("Signer:", strings.TrimSpace(art.Signer+" ("+art.SignerKeyType+")"))
 	t.row("Published:", fmtTime(art.PublishedAt)+" by "+art.PublishedBy)
+	t.row("Sites:", strings.Join(art.Sites, ", "))
 	return t.flush()
 }
 

@@ -130,7 +130,7 @@ func TestPluginsSignPublish(t *testing.T) {
 	}
 
 	r = patchbay(t, "", "plugins", "publish", plugin)
-	if r.code != 0 || !strings.HasPrefix(r.stderr, "Published plugin testplugin 1.0.0 for "+runtime.GOOS+"/"+runtime.GOARCH+". Agents run it only if they trust its signer SHA256:") {
+	if r.code != 0 || !strings.HasPrefix(r.stderr, "Published plugin testplugin 1.0.0 for "+runtime.GOOS+"/"+runtime.GOARCH+" to every site. Agents run it only if they trust its signer SHA256:") {
 		t.Fatalf("publish: %+v", r)
 	}
 	for _, want := range []string{"Name:           testplugin\n", "Version:        1.0.0\n", "Parameters:     mode (string, default ok, one of ok|",
@@ -275,7 +275,7 @@ dhclient -r "$PATCHBAY_PARAM_INTERFACE"
 		t.Fatalf("sign: %+v", r)
 	}
 	r := patchbay(t, "", "scripts", "publish", script)
-	if r.code != 0 || !strings.HasPrefix(r.stderr, "Published script renew-dhcp 1.2.0 for linux.") ||
+	if r.code != 0 || !strings.HasPrefix(r.stderr, "Published script renew-dhcp 1.2.0 for linux to every site.") ||
 		!strings.Contains(r.stdout, "Parameters:     interface (string, required)\n") || !strings.Contains(r.stdout, "OS:             linux\n") {
 		t.Fatalf("publish: %+v", r)
 	}

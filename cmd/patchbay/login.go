@@ -246,7 +246,9 @@ func (a *app) whoamiCmd() *cobra.Command {
 		Use:   "whoami",
 		Short: "Show which relay and identity the saved token is for",
 		Long: `Ask the relay who the saved API token belongs to: the relay, the token's
-name, ID and role, and the pinned CA fingerprint. Fails with "not logged in"
+name, ID and role, the user it belongs to, the sites it reaches ("all" for
+every site: admins, and those granted all), and the pinned CA fingerprint.
+Fails with "not logged in"
 when there are no saved credentials, and with the relay's message when the
 token was revoked or expired.`,
 		Example: `  patchbay whoami
@@ -265,6 +267,10 @@ token was revoked or expired.`,
 				t.row("Server:", c.Server())
 				t.row("Name:", who.Name)
 				t.row("Role:", who.Role)
+				if who.User != "" {
+					t.row("User:", who.User)
+				}
+				t.row("Sites:", strings.Join(who.Sites, ", "))
 				t.row("Token ID:", who.TokenID)
 				t.row("CA fingerprint:", c.Config().CAFingerprint)
 				t.row("Relay version:", who.ServerVersion)

@@ -104,7 +104,12 @@ func (a *app) rootCmd() *cobra.Command {
 list and inspect the agents on your endpoints, open interactive sessions on
 them with their user's consent (patchbay ssh, or stock OpenSSH through
 patchbay ssh-config), run signed fixes across the fleet, manage enrollment
-and API tokens, and read and verify the tamper-evident audit log.
+and API tokens, people, organisations and their sites, and read and verify
+the tamper-evident audit log.
+
+Every agent belongs to one site (ORG/SITE); people and tokens reach the
+sites they are granted, admins every site. The relay filters everything by
+the caller's sites: patchbay sites list shows yours.
 
 Credentials are saved by "patchbay login" in $PATCHBAY_CONFIG, or else in
 the user configuration directory (~/.config/patchbay/config.json on Linux),
@@ -116,7 +121,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
   patchbay agents list --target 'os=linux,site=paris'
   patchbay ssh pc-042 --reason "INC-4711 printer offline"
   patchbay ssh-config >> ~/.ssh/config
-  patchbay tokens create --tags site=paris --uses 10 --ttl 7d
+  patchbay tokens create --site acme/paris --uses 10 --ttl 7d
   patchbay audit verify`,
 		Version:           version,
 		SilenceErrors:     true,
@@ -141,7 +146,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		a.agentsCmd(), a.tokensCmd(), a.apiTokensCmd(), a.auditCmd(),
 		a.pluginsCmd(), a.scriptsCmd(), a.runCmd(), a.jobsCmd(),
 		a.sshCmd(), a.desktopCmd(), a.proxyCmd(), a.sshConfigCmd(), a.sessionsCmd(),
-		a.consoleCmd(), a.usersCmd(), a.accountCmd())
+		a.consoleCmd(), a.usersCmd(), a.accountCmd(), a.orgsCmd(), a.sitesCmd())
 	root.AddCommand(a.versionCmd())
 	return root
 }

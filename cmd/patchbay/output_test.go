@@ -32,15 +32,18 @@ func fixtureAgents() []apiv1.Agent {
 			Tags: map[string]string{"site": "paris", "env": "prod", "role": "web"}, Online: true, LastSeen: ago(5 * time.Second),
 			OSVersion: "Ubuntu 24.04.1 LTS", Users: []string{"alice", "bob"}, IPs: []string{"10.0.0.5", "fe80::1"},
 			ScopedTags: map[string]string{"site": "paris"}, EnrolledAt: fixedNow.Add(-30 * 24 * time.Hour), FirstSeen: ago(30 * 24 * time.Hour),
+			Site: "acme/paris", SiteID: "0190c6a0-0000-7000-8000-0000000000a1",
 		},
 		{
 			ID: "0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5f", Hostname: "LAPTOP-7F3K", OS: "windows", Arch: "arm64", Version: "0.1.0",
 			Tags: map[string]string{"site": "lyon"}, LastSeen: ago(3*24*time.Hour + 5*time.Hour),
 			EnrolledAt: fixedNow.Add(-40 * 24 * time.Hour), FirstSeen: ago(40 * 24 * time.Hour),
+			Site: "acme/lyon", SiteID: "0190c6a0-0000-7000-8000-0000000000a2",
 		},
 		{
 			ID: "0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d60", Hostname: "kiosk-3", OS: "linux", Arch: "arm", Version: "0.0.9",
 			Tags: map[string]string{}, EnrolledAt: fixedNow.Add(-2 * time.Hour),
+			Site: "default/default", SiteID: "00000000-0000-7000-8000-000000000002",
 		},
 		{
 			ID: "0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d61", Hostname: "mac\x1b[31mmini\tx", OS: "darwin", Arch: "arm64", Version: "0.1.0",
@@ -103,9 +106,9 @@ func TestTokensTablesGolden(t *testing.T) {
 	past := fixedNow.Add(-time.Hour)
 	enroll := []apiv1.EnrollToken{
 		{ID: "et-1", Tags: map[string]string{"site": "paris", "env": "prod"}, UsesAllowed: 10, Uses: 3,
-			ExpiresAt: fixedNow.Add(23 * time.Hour), CreatedAt: fixedNow.Add(-time.Hour), CreatedBy: "alice"},
+			ExpiresAt: fixedNow.Add(23 * time.Hour), CreatedAt: fixedNow.Add(-time.Hour), CreatedBy: "alice", Site: "acme/paris"},
 		{ID: "et-2", UsesAllowed: 0, Uses: 41, ExpiresAt: fixedNow.Add(6 * 24 * time.Hour),
-			CreatedAt: fixedNow.Add(-24 * time.Hour), CreatedBy: "alice"},
+			CreatedAt: fixedNow.Add(-24 * time.Hour), CreatedBy: "alice", Site: "default/default"},
 		{ID: "et-3", UsesAllowed: 1, Uses: 1, ExpiresAt: fixedNow.Add(time.Hour), CreatedAt: fixedNow.Add(-time.Hour), CreatedBy: "bob"},
 		{ID: "et-4", UsesAllowed: 1, ExpiresAt: past, CreatedAt: fixedNow.Add(-25 * time.Hour), CreatedBy: "bob"},
 		{ID: "et-5", UsesAllowed: 5, ExpiresAt: fixedNow.Add(time.Hour), CreatedAt: fixedNow.Add(-time.Hour), CreatedBy: "bob", Revoked: true},

@@ -17,22 +17,24 @@ const maxTTLSyntax = 100 * 365 * 24 * time.Hour
 
 func (a *app) tokensCmd() *cobra.Command {
 	return group("tokens", "Create, list and revoke agent enrollment tokens",
-		`Enrollment tokens let agents join the relay (admin role). A token can carry
-tags that every agent enrolled with it receives (and cannot override), a
-number of uses and an expiry. Agents already enrolled keep working when their
-token expires or is revoked.`,
-		`  patchbay tokens create --tags site=paris,env=prod --uses 50 --ttl 7d
+		`Enrollment tokens let agents join the relay (admin role). A token names the
+site its agents belong to (default/default unless --site says otherwise) and
+can carry tags that every agent enrolled with it receives (and cannot
+override), a number of uses and an expiry. Agents already enrolled keep
+working when their token expires or is revoked.`,
+		`  patchbay tokens create --site acme/paris --uses 50 --ttl 7d
+  patchbay tokens create --tags site=paris,env=prod --uses 50 --ttl 7d
   patchbay tokens list
   patchbay tokens revoke et-0190c6a8`,
 		a.tokensCreateCmd(), a.tokensListCmd(), a.tokensRevokeCmd())
 }
 
 func (a *app) tokensCreateCmd() *cobra.Command {
-	var tagsFlag, ttl string
+	var tagsFlag, ttl, site string
 	var uses int
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "create [--tags k=v,...] [--uses N] [--ttl DUR]",
+		Use:   "create [--site SITE] [--tags k=v,...] [--uses N] [--ttl DUR]",
 		Short: "Create an enrollment token for agents",
 		Long: `Create an enrollment token (admin role).
 
@@ -41,11 +43,16 @@ captured with $(...); its ID, expiry, uses and a ready-to-run
 "patchbay-agent enroll" command line go to standard error. The token is shown
 only this once: the relay keeps only a hash of it.
 
+--site is the site every agent enrolled with the token belongs to (only an
+admin can move an agent later, with patchbay agents move); without it, the
+default site default/default. ` + siteRefHelp + `
+
 --tags are fixed on every agent enrolled with the token and win over tags the
 agent asks for. --uses is how many agents may enroll with it (0: unlimited).
 --ttl is how long it stays valid: a Go duration (90m, 24h) or days (7d).
 With -o json the whole token object (secret included) is printed instead.`,
 		Example: `  patchbay tokens create
+  patchbay tokens create --site acme/paris --uses 25 --ttl 7d
   patchbay tokens create --tags site=paris,role=kiosk --uses 25 --ttl 7d
   TOKEN=$(patchbay tokens create --uses 1 2>/dev/null)`,
 		Args: noArgs,
@@ -61,7 +68,7 @@ With -o json the whole token object (secret included) is printed instead.`,
 				return usageErrorf(cmd, "--ttl: %v", err)
 			}
 			return a.withClient(func(c *client.Client) error {
-				req := apiv1.EnrollTokenRequest{Tags: tags, Uses: &uses, TTL: ttl}
+				req := apiv1.EnrollTokenRequest{Tags: tags, Uses: &uses, TTL: ttl, Site: site}
 				if len(tags) == 0 {
 					req.Tags = nil
 				}
@@ -76,6 +83,9 @@ With -o json the whole token object (secret included) is printed instead.`,
 				cfg := c.Config()
 				now := a.now()
 				fmt.Fprintf(a.stderr, "Enrollment token %s: %s, expires %s", clean(tok.ID), fmtUses(tok.UsesAllowed), withRel(now, &tok.ExpiresAt))
+				if tok.Site != "" {
+					fmt.Fprintf(a.stderr, ", site %s", clean(tok.Site))
+				}
 				if len(tok.Tags) > 0 {
 					fmt.Fprintf(a.stderr, ", tags %s", clean(fmtTags(tok.Tags, ",")))
 				}
@@ -86,6 +96,7 @@ With -o json the whole token object (secret included) is printed instead.`,
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&site, "site", "", "the site agents enrolled with the token belong to (default: default/default)")
 	f.StringVar(&tagsFlag, "tags", "", "tags for every agent enrolled with the token, k=v,k=v")
 	f.IntVar(&uses, "uses", 1, "how many agents may enroll with the token; 0: unlimited")
 	f.StringVar(&ttl, "ttl", "24h", "how long the token is valid: 90m, 24h, 7d, ...")
@@ -112,7 +123,8 @@ func (a *app) tokensListCmd() *cobra.Command {
 		Short:   "List enrollment tokens",
 		Long: `List enrollment tokens (admin role), without their secrets.
 
-STATUS is active, used up, expired or revoked. USES is uses so far / allowed.`,
+SITE is the site agents enrolled with the token belong to. STATUS is active,
+used up, expired or revoked. USES is uses so far / allowed.`,
 		Example: `  patchbay tokens list
   patchbay tokens list -o json`,
 		Args: noArgs,
@@ -152,13 +164,13 @@ func enrollTokenStatus(t apiv1.EnrollToken, now time.Time) string {
 
 // writeEnrollTokensTable writes the tokens list table.
 func writeEnrollTokensTable(w io.Writer, toks []apiv1.EnrollToken, now time.Time) error {
-	t := newTable(w, "ID", "STATUS", "USES", "EXPIRES", "CREATED", "CREATED BY", "TAGS")
+	t := newTable(w, "ID", "SITE", "STATUS", "USES", "EXPIRES", "CREATED", "CREATED BY", "TAGS")
 	for _, tok := range toks {
 		allowed := "unlimited"
 		if tok.UsesAllowed > 0 {
 			allowed = strconv.Itoa(tok.UsesAllowed)
 		}
-		t.row(tok.ID, enrollTokenStatus(tok, now), fmt.Sprintf("%d/%s", tok.Uses, allowed),
+		t.row(tok.ID, tok.Site, enrollTokenStatus(tok, now), fmt.Sprintf("%d/%s", tok.Uses, allowed),
 			withRel(now, &tok.ExpiresAt), fmtTime(tok.CreatedAt), tok.CreatedBy, fmtTags(tok.Tags, ","))
 	}
 	return t.flush()

@@ -24,14 +24,21 @@ belong to that user: disabling or deleting the user stops them too, and
 they never have a higher role than the user. Passwords are stored as
 argon2id hashes; recovery codes as SHA-256 hashes.
 
+Each user is granted sites (patchbay sites list): they see and reach only
+the agents, sessions, jobs, catalog items and audit records of those sites;
+what lies outside answers "not found". Admins reach every site whatever
+their grants. Grants are given at creation (--site, default: the default
+site) and replaced with patchbay users sites.
+
 USER below is what "patchbay users list" prints: a name, an ID or a
 unique prefix of an ID.`,
-		`  patchbay users create dana --role technician
+		`  patchbay users create dana --role technician --site acme/paris
+  patchbay users sites dana --site acme/paris --site acme/lyon
   patchbay users list
   patchbay users disable dana
   patchbay users reset dana --totp
   patchbay users require-totp on`,
-		a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(),
+		a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(), a.usersSitesCmd(),
 		a.usersStateCmd("disable", "Disable a user: their sessions and API tokens stop at once",
 			`Disable a user (admin). From their next request on, the relay refuses
 every session and API token of theirs with 401, and they cannot log in;
@@ -47,10 +54,11 @@ tokens that are not expired or revoked work again. Audited as user.enable.`),
 
 func (a *app) usersCreateCmd() *cobra.Command {
 	var role string
+	var sites []string
 	var stdin bool
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "create NAME --role viewer|auditor|technician|admin [--password-stdin]",
+		Use:   "create NAME --role viewer|auditor|technician|admin [--site SITE]... [--password-stdin]",
 		Short: "Create a user",
 		Long: `Create a user (admin) who logs in with patchbay login --user NAME or the
 web console's password form.
@@ -60,15 +68,26 @@ Without --password-stdin the relay generates a password (20 characters) and
 it is printed on standard output, this once: hand it over safely; the user
 changes it with patchbay account password. With --password-stdin the
 password (at least 12 characters) is read from the first line of standard
-input instead.`,
-		Example: `  patchbay users create dana --role technician
+input instead.
+
+--site grants the sites the user reaches (default: the default site,
+default/default); admins reach every site whatever their grants.
+` + siteGrantHelp + `
+Audited as user.create.`,
+		Example: `  patchbay users create dana --role technician --site acme/paris
+  patchbay users create sam --role viewer --site acme/paris,acme/lyon
+  patchbay users create soc --role auditor --site all
   pass show patchbay/dana | patchbay users create dana --role viewer --password-stdin`,
 		Args: oneArg("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if apiv1.RoleRank(role) == 0 {
 				return usageErrorf(cmd, "--role %q: want viewer, auditor, technician or admin", role)
 			}
-			req := apiv1.UserRequest{Name: args[0], Role: role}
+			refs, err := siteRefs(cmd, sites)
+			if err != nil {
+				return err
+			}
+			req := apiv1.UserRequest{Name: args[0], Role: role, Sites: refs}
 			if stdin {
 				var err error
 				if req.Password, err = a.stdinLine("password"); err != nil {
@@ -90,6 +109,9 @@ input instead.`,
 				} else {
 					fmt.Fprintf(a.stdout, "User %s (%s) created, ID %s.\n", clean(u.Name), clean(u.Role), clean(u.ID))
 				}
+				if len(u.Sites) > 0 {
+					fmt.Fprintf(a.stderr, "They reach %s.\n", reach(u.Sites))
+				}
 				cfg := c.Config()
 				fmt.Fprintf(a.stderr, "They log in with:\n  patchbay login --server %s --ca-fingerprint %s --user %s\n",
 					shellQuote(cfg.Server), cfg.CAFingerprint, shellQuote(clean(u.Name)))
@@ -100,6 +122,7 @@ input instead.`,
 	f := cmd.Flags()
 	f.StringVar(&role, "role", "", "viewer, auditor (reads every recording), technician or admin (required)")
 	f.BoolVar(&stdin, "password-stdin", false, "read the password from standard input instead of generating one")
+	addSitesFlag(cmd, &sites, `a site the user reaches (repeatable, or "all"); default: the default site`)
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -110,9 +133,10 @@ func (a *app) usersListCmd() *cobra.Command {
 		Use:     "list [-o table|json]",
 		Aliases: []string{"ls"},
 		Short:   "List users",
-		Long: `List users (admin). STATUS is active or disabled; TOTP is on, off or
-pending (enrolled, not confirmed yet); RECOVERY is how many unused recovery
-codes the user has left. Whether the relay requires TOTP for everyone is
+		Long: `List users (admin). SITES are the sites the user is granted (ORG/SITE, or
+"all"; admins reach every site whatever it says); STATUS is active or
+disabled; TOTP is on, off or pending (enrolled, not confirmed yet); RECOVERY
+is how many unused recovery codes the user has left. Whether the relay requires TOTP for everyone is
 printed on standard error.`,
 		Example: `  patchbay users list
   patchbay users list -o json`,
@@ -148,7 +172,7 @@ func onOff(b bool) string {
 }
 
 func writeUsersTable(w io.Writer, users []apiv1.User) error {
-	t := newTable(w, "NAME", "ID", "ROLE", "STATUS", "TOTP", "RECOVERY", "SOURCE", "CREATED")
+	t := newTable(w, "NAME", "ID", "ROLE", "SITES", "STATUS", "TOTP", "RECOVERY", "SOURCE", "CREATED")
 	for _, u := range users {
 		status := "active"
 		if u.Disabled {
@@ -158,7 +182,7 @@ func writeUsersTable(w io.Writer, users []apiv1.User) error {
 		if u.TOTP == "on" {
 			rec = fmt.Sprint(u.RecoveryCodesLeft)
 		}
-		t.row(u.Name, u.ID, u.Role, status, u.TOTP, rec, u.Source, fmtTime(u.CreatedAt))
+		t.row(u.Name, u.ID, u.Role, fmtSites(u.Sites), status, u.TOTP, rec, u.Source, fmtTime(u.CreatedAt))
 	}
 	return t.flush()
 }
@@ -168,7 +192,7 @@ func (a *app) usersShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "show USER [-o table|json]",
 		Short:   "Show one user",
-		Long:    `Show one user (admin), named by name, ID or unique ID prefix.`,
+		Long:    `Show one user (admin), named by name, ID or unique ID prefix, with the sites they are granted.`,
 		Example: `  patchbay users show dana`,
 		Args:    oneArg("USER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -184,6 +208,51 @@ func (a *app) usersShowCmd() *cobra.Command {
 			})
 		},
 	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) usersSitesCmd() *cobra.Command {
+	var sites []string
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "sites USER --site SITE... [-o table|json]",
+		Short: "Replace the sites a user is granted",
+		Long: `Replace the sites a user is granted (admin): afterwards they reach exactly
+the sites given, from their next request on, with their password sessions
+and their API tokens alike. An admin reaches every site whatever the grants.
+To take every site away, disable the user instead (patchbay users disable).
+` + siteGrantHelp + `
+Audited as user.sites.`,
+		Example: `  patchbay users sites dana --site acme/paris
+  patchbay users sites dana --site acme/paris --site acme/lyon
+  patchbay users sites soc --site all`,
+		Args: oneArg("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			refs, err := siteRefs(cmd, sites)
+			if err != nil {
+				return err
+			}
+			if len(refs) == 0 {
+				return usageErrorf(cmd, "--site is required: the sites %s reaches from now on (repeatable, or all)", args[0])
+			}
+			return a.withClient(func(c *client.Client) error {
+				u, err := c.SetUserSites(cmd.Context(), args[0], refs)
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, u)
+				}
+				fmt.Fprintf(a.stdout, "User %s now reaches %s.\n", clean(u.Name), reach(u.Sites))
+				if u.Role == apiv1.RoleAdmin {
+					fmt.Fprintf(a.stderr, "%s is an admin and reaches every site whatever the grants.\n", clean(u.Name))
+				}
+				return nil
+			})
+		},
+	}
+	addSitesFlag(cmd, &sites, `a site the user reaches (repeatable, or "all"; required)`)
 	addOutputFlag(cmd, &output)
 	return cmd
 }
