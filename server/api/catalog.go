@@ -82,6 +82,15 @@ func artifactJSON(art store.Artifact, names siteNames) apiv1.Artifact {
 	}
 }
 
+// visibleSites keeps, of an artifact's sites, those scope reaches: a
+// customer is not told the names of the other customers it is published to.
+func visibleSites(art store.Artifact, scope store.Scope) store.Artifact {
+	if !scope.All {
+		art.Sites = slices.DeleteFunc(slices.Clone(art.Sites), func(s string) bool { return s != store.AllSites && !scope.Has(s) })
+	}
+	return art
+}
+
 // upload is a catalog upload read from a multipart body. The file is spooled
 // to a temporary file while it is hashed, so a large plugin is held in memory
 // once (when it is stored), not several times over while it arrives.
@@ -557,7 +566,7 @@ func (a *API) catalogList(kind string) handlerFunc {
 		out := make([]apiv1.Artifact, 0, len(arts))
 		for _, art := range arts {
 			if art.AvailableIn(c.scope()) {
-				out = append(out, artifactJSON(art, names))
+				out = append(out, artifactJSON(visibleSites(art, c.scope()), names))
 			}
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -584,7 +593,7 @@ func (a *API) catalogShow(kind string) handlerFunc {
 			a.internal(w, r, "show "+kind, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, artifactJSON(art, names))
+		writeJSON(w, http.StatusOK, artifactJSON(visibleSites(art, c.scope()), names))
 	}
 }
 

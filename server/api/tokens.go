@@ -191,9 +191,17 @@ func (a *API) handleAPITokenList(w http.ResponseWriter, r *http.Request, _ calle
 		a.internal(w, r, "list API tokens", err)
 		return
 	}
+	names, err := a.siteNames(r.Context())
+	if err != nil {
+		a.internal(w, r, "list API tokens", err)
+		return
+	}
 	out := make([]apiv1.APIToken, len(toks))
 	for i, t := range toks {
 		out[i] = apiTokenJSON(t)
+		if t.UserID == "" { // a user's token reaches the user's sites (patchbay users list)
+			out[i].Sites = names.names(t.Sites)
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

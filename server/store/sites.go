@@ -232,19 +232,20 @@ func (s *Store) SiteNames(ctx context.Context) (map[string]string, error) {
 	return names, nil
 }
 
-// DeleteSite removes a site that no agent (revoked ones included) and no
-// enrollment token belongs to (ErrSiteInUse otherwise; ErrNotFound when
-// there is no such site), with its grants. The default site stays.
+// DeleteSite removes a site that no agent and no enrollment token belongs
+// to, revoked ones aside (ErrSiteInUse otherwise; ErrNotFound when there is
+// no such site), with its grants. Revoked agents and tokens keep the
+// deleted site's ID: they are shown with it. The default site stays.
 func (s *Store) DeleteSite(ctx context.Context, id string) error {
 	if id == DefaultSiteID {
 		return fmt.Errorf("delete site: the default site stays (agents enrolled with a token that names no site go there): %w", ErrSiteInUse)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var agents, tokens int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents WHERE site_id = $1`, id).Scan(&agents); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents WHERE site_id = $1 AND revoked_at IS NULL`, id).Scan(&agents); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM enroll_tokens WHERE site_id = $1`, id).Scan(&tokens); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM enroll_tokens WHERE site_id = $1 AND revoked_at IS NULL`, id).Scan(&tokens); err != nil {
 			return err
 		}
 		if agents > 0 || tokens > 0 {
