@@ -107,3 +107,9 @@ func (c *Client) SetUserSites(ctx context.Context, ref string, sites []string) (
 	var u apiv1.User
 	return u, c.userCall(ctx, "set the sites of user", http.MethodPost, ref, "/sites", apiv1.UserSitesRequest{Sites: sites}, &u)
 }
+
+// SetUserRole changes a local user's role (POST /v1/users/{id}/role).
+func (c *Client) SetUserRole(ctx context.Context, ref, role string) (apiv1.User, error) {
+	var u apiv1.User
+	return u, c.userCall(ctx, "set the role of user", http.MethodPost, ref, "/role", apiv1.UserRoleRequest{Role: role}, &u)
+}

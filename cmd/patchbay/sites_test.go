@@ -178,6 +178,12 @@ func TestSitesOrgsAndMoves(t *testing.T) {
 	if !hasLine(mustRun(t, "users", "show", "soc").stdout, "soc", "auditor", "all") {
 		t.Errorf("users create --site all: %+v", r)
 	}
+	r = mustRun(t, "users", "set-role", "dana", "auditor")
+	if r.stdout != "User dana is now auditor.\n" || !hasLine(mustRun(t, "users", "show", "dana").stdout, "dana", "auditor") {
+		t.Errorf("users set-role: %+v", r)
+	}
+	wantFail(t, 1, `role "boss"`, "users", "set-role", "dana", "boss")
+	wantFail(t, 2, "want USER and a role", "users", "set-role", "dana")
 	wantFail(t, 2, "--site is required", "users", "sites", "dana")
 	wantFail(t, 2, "--site all means every site: give it alone", "users", "sites", "dana", "--site", "all,acme/paris")
 	wantFail(t, 2, "empty site name", "users", "create", "x", "--role", "viewer", "--site", "acme/paris,")

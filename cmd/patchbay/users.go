@@ -16,8 +16,9 @@ from an authenticator app when they have enrolled one (patchbay login
 --user NAME). Managing them needs the admin role. Each user has a role:
 
   viewer      list agents, read the audit log
-  technician  viewer + sessions and runs
-  admin       technician + tokens, users, revocation
+  auditor     viewer + every recording of their sites
+  technician  viewer + sessions and runs (and their own sessions' recordings)
+  admin       technician + tokens, users, sites, revocation
 
 A password login gives a session of 12 hours. API tokens a user creates
 belong to that user: disabling or deleting the user stops them too, and
@@ -34,11 +35,12 @@ USER below is what "patchbay users list" prints: a name, an ID or a
 unique prefix of an ID.`,
 		`  patchbay users create dana --role technician --site acme/paris
   patchbay users sites dana --site acme/paris --site acme/lyon
+  patchbay users set-role dana auditor
   patchbay users list
   patchbay users disable dana
   patchbay users reset dana --totp
   patchbay users require-totp on`,
-		a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(), a.usersSitesCmd(),
+		a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(), a.usersSitesCmd(), a.usersSetRoleCmd(),
 		a.usersStateCmd("disable", "Disable a user: their sessions and API tokens stop at once",
 			`Disable a user (admin). From their next request on, the relay refuses
 every session and API token of theirs with 401, and they cannot log in;
@@ -253,6 +255,42 @@ Audited as user.sites.`,
 		},
 	}
 	addSitesFlag(cmd, &sites, `a site the user reaches (repeatable, or "all"; required)`)
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) usersSetRoleCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "set-role USER viewer|auditor|technician|admin [-o table|json]",
+		Short: "Change a user's role",
+		Long: `Change a local user's role (admin). A lower role applies at once to the
+user's live sessions and API tokens (a token never outranks its user); a
+higher one from their next login. The role of a user who signs in with
+single sign-on follows their groups at the identity provider
+(--oidc-role-map) and cannot be set here. An admin cannot lower their own
+role. Audited as user.role.`,
+		Example: `  patchbay users set-role dana auditor`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageErrorf(cmd, "want USER and a role (viewer, auditor, technician or admin)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client.Client) error {
+				u, err := c.SetUserRole(cmd.Context(), args[0], args[1])
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, u)
+				}
+				fmt.Fprintf(a.stdout, "User %s is now %s.\n", clean(u.Name), u.Role)
+				return nil
+			})
+		},
+	}
 	addOutputFlag(cmd, &output)
 	return cmd
 }
