@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -92,11 +91,11 @@ func TestOIDC(t *testing.T) {
 	// One agent in the default site, one in Acme/HQ: dana, mapped to
 	// Acme/HQ by her group, sees only the second.
 	other := r.Enroll(admin.Token("--uses", "1")).Start()
-	rest := newConsoleClient(t, r)
-	rest.postJSON(adminToken, "/v1/organisations", `{"name": "Acme"}`, nil)
-	rest.postJSON(adminToken, "/v1/sites", `{"organisation": "Acme", "name": "HQ"}`, nil)
+	rest := newRESTClient(t, r, adminToken)
+	rest.must("POST", "/v1/organisations", `{"name": "Acme"}`, http.StatusCreated, nil)
+	rest.must("POST", "/v1/sites", `{"organisation": "Acme", "name": "HQ"}`, http.StatusCreated, nil)
 	var acmeToken apiv1.EnrollToken
-	rest.postJSON(adminToken, "/v1/enroll-tokens", `{"site": "Acme/HQ"}`, &acmeToken)
+	rest.must("POST", "/v1/enroll-tokens", `{"site": "Acme/HQ"}`, http.StatusCreated, &acmeToken)
 	ag := r.Enroll(acmeToken.Token).Start()
 	waitFor(t, 20*time.Second, "agents online", func() bool { return admin.Online(ag.ID) && admin.Online(other.ID) })
 
@@ -238,29 +237,6 @@ func TestOIDC(t *testing.T) {
 			t.Error("a refused person became a user")
 		}
 	})
-}
-
-// postJSON posts body with a bearer token and decodes the answer into out
-// (when not nil); anything but 200 or 201 fails the test.
-func (c *consoleClient) postJSON(token, path, body string, out any) {
-	c.t.Helper()
-	req, _ := http.NewRequest("POST", c.r.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
-		c.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			c.t.Fatalf("POST %s: %v: %s", path, err, b)
-		}
-	}
 }
 
 // waitAcross is waitJS across navigations (the sign-in goes relay ->

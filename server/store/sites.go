@@ -284,16 +284,21 @@ func (s *Store) SetAgentSite(ctx context.Context, agentID, siteID string) error 
 
 // UserSites returns a user's grants: site IDs, or AllSites.
 func (s *Store) UserSites(ctx context.Context, userID string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT site_id FROM user_sites WHERE user_id = $1 ORDER BY site_id`, userID)
+	return s.siteColumn(ctx, "user "+userID+" sites", `SELECT site_id FROM user_sites WHERE user_id = $1 ORDER BY site_id`, userID)
+}
+
+// siteColumn runs a query of one column of site IDs.
+func (s *Store) siteColumn(ctx context.Context, what, q string, args ...any) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("user %s sites: %w", userID, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("user %s sites: %w", userID, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, id)
 	}
@@ -323,20 +328,7 @@ func setUserSites(ctx context.Context, tx *sql.Tx, userID string, sites []string
 
 // JobSites returns the sites of a job's agents.
 func (s *Store) JobSites(ctx context.Context, jobID string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT site_id FROM job_sites WHERE job_id = $1 ORDER BY site_id`, jobID)
-	if err != nil {
-		return nil, fmt.Errorf("job %s sites: %w", jobID, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("job %s sites: %w", jobID, err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return s.siteColumn(ctx, "job "+jobID+" sites", `SELECT site_id FROM job_sites WHERE job_id = $1 ORDER BY site_id`, jobID)
 }
 
 // JobSitesOf returns the sites of each of the jobs ids (one query).
