@@ -557,7 +557,7 @@ func (a *API) catalogList(kind string) handlerFunc {
 		out := make([]apiv1.Artifact, 0, len(arts))
 		for _, art := range arts {
 			if art.AvailableIn(c.scope()) {
-				out = append(out, artifactJSON(art, names))
+				out = append(out, artifactJSON(sitesInScope(art, c.scope()), names))
 			}
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -584,8 +584,17 @@ func (a *API) catalogShow(kind string) handlerFunc {
 			a.internal(w, r, "show "+kind, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, artifactJSON(art, names))
+		writeJSON(w, http.StatusOK, artifactJSON(sitesInScope(art, c.scope()), names))
 	}
+}
+
+// sitesInScope keeps, of the sites art is published to, those scope
+// reaches: where else it is published is other customers' business.
+func sitesInScope(art store.Artifact, scope store.Scope) store.Artifact {
+	if !scope.All {
+		art.Sites = slices.DeleteFunc(slices.Clone(art.Sites), func(s string) bool { return s != store.AllSites && !scope.Has(s) })
+	}
+	return art
 }
 
 // findArtifact validates the {sha256} path value and looks it up. On failure
@@ -688,9 +697,13 @@ func (a *API) handleArtifactDownload(w http.ResponseWriter, r *http.Request, ag 
 }
 
 // handleArtifactSignature sends the armored SSHSIG signature of a catalog file.
-func (a *API) handleArtifactSignature(w http.ResponseWriter, r *http.Request, _ store.Agent) {
+func (a *API) handleArtifactSignature(w http.ResponseWriter, r *http.Request, ag store.Agent) {
 	art, ok := a.findArtifact(w, r)
 	if !ok {
+		return
+	}
+	if !art.PublishedTo(ag.SiteID) {
+		WriteError(w, http.StatusNotFound, "no file with sha256 %s is published to this agent's site", art.SHA256)
 		return
 	}
 	h := w.Header()
