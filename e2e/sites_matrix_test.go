@@ -35,6 +35,7 @@ func TestSites(t *testing.T) {
 	t.Run("Recording", f.testRecording)
 	t.Run("Audit", f.testAudit)
 	t.Run("AdminRoutes", f.testAdminRoutes)
+	t.Run("ConsoleEvents", f.testConsoleEvents)
 	t.Run("Move", f.testMove) // last: it changes what the others check
 }
 
