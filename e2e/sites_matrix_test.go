@@ -309,6 +309,15 @@ func (f *sitesFleet) testLists(t *testing.T) {
 			t.Errorf("%s: agents of HQ: %v", p.name, got)
 		}
 	}
+	// Sessions on another site's agent: none, as for an agent with none.
+	for _, c := range []struct {
+		p     *principal
+		agent string
+	}{{f.alice, f.gxAgent.ID}, {f.vera, f.gxAgent.ID}, {f.gustav, f.acmeAgent.ID}, {f.bot, f.acmeAgent.ID}} {
+		if got := f.want(t, 200, c.p, "GET", "/v1/sessions?agent="+c.agent, nil); strings.TrimSpace(got) != "[]" {
+			t.Errorf("%s: sessions on the other side's agent: %s", c.p.name, tail(got, 300))
+		}
+	}
 	if got := sorted(jsonField(t, f.want(t, 200, f.gustav, "GET", "/v1/agents?site=Globex%2FMain", nil), "id")...); !slices.Equal(got, agents["Globex"]) {
 		t.Errorf("gustav: agents of Globex/Main: %v", got)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
@@ -410,19 +409,6 @@ func (f *sitesFleet) terminalSession(t *testing.T, p *principal, agent *Agent) s
 		return s.State == "ended" && s.RecordingSize > 0
 	})
 	return id
-}
-
-// sseEvents reads the event names of a server-sent event stream.
-func sseEvents(body string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(body))
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
-		if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
-			out = append(out, ev)
-		}
-	}
-	return out
 }
 
 // jsonField returns the values of field "id" (or another) of a JSON array.
