@@ -82,15 +82,6 @@ func artifactJSON(art store.Artifact, names siteNames) apiv1.Artifact {
 	}
 }
 
-// visibleSites keeps, of an artifact's sites, those scope reaches: a
-// customer is not told the names of the other customers it is published to.
-func visibleSites(art store.Artifact, scope store.Scope) store.Artifact {
-	if !scope.All {
-		art.Sites = slices.DeleteFunc(slices.Clone(art.Sites), func(s string) bool { return s != store.AllSites && !scope.Has(s) })
-	}
-	return art
-}
-
 // upload is a catalog upload read from a multipart body. The file is spooled
 // to a temporary file while it is hashed, so a large plugin is held in memory
 // once (when it is stored), not several times over while it arrives.
@@ -566,7 +557,7 @@ func (a *API) catalogList(kind string) handlerFunc {
 		out := make([]apiv1.Artifact, 0, len(arts))
 		for _, art := range arts {
 			if art.AvailableIn(c.scope()) {
-				out = append(out, artifactJSON(visibleSites(art, c.scope()), names))
+				out = append(out, artifactJSON(sitesInScope(art, c.scope()), names))
 			}
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -593,8 +584,17 @@ func (a *API) catalogShow(kind string) handlerFunc {
 			a.internal(w, r, "show "+kind, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, artifactJSON(visibleSites(art, c.scope()), names))
+		writeJSON(w, http.StatusOK, artifactJSON(sitesInScope(art, c.scope()), names))
 	}
+}
+
+// sitesInScope keeps, of the sites art is published to, those scope
+// reaches: where else it is published is other customers' business.
+func sitesInScope(art store.Artifact, scope store.Scope) store.Artifact {
+	if !scope.All {
+		art.Sites = slices.DeleteFunc(slices.Clone(art.Sites), func(s string) bool { return s != store.AllSites && !scope.Has(s) })
+	}
+	return art
 }
 
 // findArtifact validates the {sha256} path value and looks it up. On failure
@@ -697,9 +697,13 @@ func (a *API) handleArtifactDownload(w http.ResponseWriter, r *http.Request, ag 
 }
 
 // handleArtifactSignature sends the armored SSHSIG signature of a catalog file.
-func (a *API) handleArtifactSignature(w http.ResponseWriter, r *http.Request, _ store.Agent) {
+func (a *API) handleArtifactSignature(w http.ResponseWriter, r *http.Request, ag store.Agent) {
 	art, ok := a.findArtifact(w, r)
 	if !ok {
+		return
+	}
+	if !art.PublishedTo(ag.SiteID) {
+		WriteError(w, http.StatusNotFound, "no file with sha256 %s is published to this agent's site", art.SHA256)
 		return
 	}
 	h := w.Header()

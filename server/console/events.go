@@ -9,8 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/sse"
+	"github.com/patchbay/patchbay/server/store"
 )
 
 // Events fans agent presence changes out to the console's open event
@@ -139,8 +141,18 @@ func (c *Console) handleEvents(streams context.Context, w http.ResponseWriter, r
 		case <-sub.wake:
 			ids, resync := sub.take()
 			ev := AgentsEvent{Resync: resync}
+			reach, err := c.reaches(r.Context(), cs.TokenHash)
+			if err != nil {
+				sw.Event("logout", strconv.AppendQuote(nil, err.Error()))
+				return
+			}
 			for _, id := range ids {
-				ev.Agents = append(ev.Agents, AgentState{ID: id, Online: c.cfg.Online(id)})
+				if reach(id) {
+					ev.Agents = append(ev.Agents, AgentState{ID: id, Online: c.cfg.Online(id)})
+				}
+			}
+			if len(ev.Agents) == 0 && !ev.Resync {
+				continue // only agents of other sites changed
 			}
 			data, err := json.Marshal(ev)
 			if err != nil || !sw.Event("agents", data) {
@@ -156,6 +168,25 @@ func (c *Console) handleEvents(streams context.Context, w http.ResponseWriter, r
 			}
 		}
 	}
+}
+
+// reaches returns whether the session's token reaches an agent: the
+// presence of other sites' agents is not told, so that other customers'
+// machines are not even confirmed to exist. Read at each event, so a move
+// or a change of grants counts at once.
+func (c *Console) reaches(ctx context.Context, tokenHash string) (func(agentID string) bool, error) {
+	tok, err := c.cfg.Store.LookupAPIToken(ctx, tokenHash, c.now())
+	if err != nil {
+		return nil, errors.New("the API token of this console session is expired or revoked: log in again")
+	}
+	if tok.Role == apiv1.RoleAdmin {
+		return func(string) bool { return true }, nil
+	}
+	scope := store.ScopeOf(tok.Sites)
+	return func(id string) bool {
+		ag, err := c.cfg.Store.GetAgent(ctx, id)
+		return err == nil && scope.Has(ag.SiteID)
+	}, nil
 }
 
 // stillValid checks that a session has not ended, expired or lost its API
