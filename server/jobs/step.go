@@ -203,12 +203,15 @@ func (d *Dispatcher) claim(ctx context.Context, js *jobState, runs []store.Run, 
 	return out, nil
 }
 
-// send sends claimed runs to their agents. A run whose agent went offline
-// in between stays in flight: it is sent when the agent reconnects.
+// send sends claimed runs to their agents. Sending only queues the run on
+// the agent's link (it never waits for the network). A run that could not
+// be queued, because its agent went offline in between or its link is
+// dropped for reading too slowly (hub.ErrBusy), stays in flight: it is sent
+// again when the agent reconnects, and the agent's journal runs it once.
 func (d *Dispatcher) send(j store.Job, runs []store.Run) {
 	for _, r := range runs {
 		if err := d.links.Send(r.AgentID, wire.MsgRun, runRequest(j, r)); err != nil {
-			d.log.Debug().Err(err).Str("agent_id", r.AgentID).Str("run_id", r.ID).Msg("send run")
+			d.log.Debug().Err(err).Str("agent_id", r.AgentID).Str("run_id", r.ID).Msg("run not sent; it is sent again when the agent reconnects")
 		}
 	}
 }
