@@ -165,7 +165,7 @@ func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 	c.sess = mux.New(ws, mux.Config{
 		ReadTimeout:  3 * s.cfg.Heartbeat,
 		WriteTimeout: linkWriteTimeout,
-		Control:     func(env wire.Envelope) error { return s.control(c, env) },
+		Control:      func(env wire.Envelope) error { return s.control(c, env) },
 		// The agent opens streams only to upload session recordings.
 		Handle: func(st *mux.Stream) { s.sessions.HandleStream(agentID, st) },
 	})
