@@ -281,6 +281,13 @@ func (s *Server) control(c *agentConn, env wire.Envelope) error {
 		}
 		s.jobs.Result(c.id, m)
 		return nil
+	case wire.MsgRunNotStarted:
+		var m wire.RunNotStarted
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+		}
+		s.jobs.NotStarted(c.id, m)
+		return nil
 	case wire.MsgSessionAnswer:
 		var m wire.SessionAnswer
 		if err := wire.DecodeBody(env, &m); err != nil {

@@ -92,9 +92,10 @@ type Dispatcher struct {
 }
 
 type report struct {
-	agentID string
-	started *wire.RunStarted
-	result  *wire.RunResult
+	agentID    string
+	started    *wire.RunStarted
+	result     *wire.RunResult
+	notStarted *wire.RunNotStarted
 }
 
 // New returns a dispatcher; audit may be nil.
@@ -237,6 +238,7 @@ func (d *Dispatcher) scheduler() {
 			if reload {
 				d.load(ctx)
 			}
+			scan = d.retryDue(ctx) // runs put back whose backoff has passed
 		case <-d.wake:
 			scan = true
 			// Coalesce: results arrive in batches every few milliseconds

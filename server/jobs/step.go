@@ -23,7 +23,9 @@ func (d *Dispatcher) step(ctx context.Context, js *jobState, scan bool) error {
 		return nil // ended, or dropped for a reload
 	}
 	j := &js.job
-	if !js.expired && !j.ExpiresAt.IsZero() && now.After(j.ExpiresAt) {
+	// After expiry a run can still come back never sent (its agent could
+	// not start it: retry.go): it expires too.
+	if (!js.expired || js.undispatched > 0) && !j.ExpiresAt.IsZero() && now.After(j.ExpiresAt) {
 		n, err := d.store.FinishUndispatched(ctx, js.id, store.RunExpired, "the agent was offline until the job expired", now)
 		if err != nil {
 			d.mu.Unlock()

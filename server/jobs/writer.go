@@ -58,8 +58,12 @@ func (d *Dispatcher) writer() {
 func (d *Dispatcher) commit(batch []report) {
 	var started []store.Started
 	var consents []consentReport                   // results that carry a consent decision (few)
+	var notStarted []report                        // runs that did not start (few)
 	results := make([]store.Result, 0, len(batch)) // nearly every report is a result
 	for _, r := range batch {
+		if r.notStarted != nil {
+			notStarted = append(notStarted, r)
+		}
 		if m := r.started; m != nil {
 			started = append(started, store.Started{RunID: m.RunID, AgentID: r.agentID, At: m.Started})
 		}
@@ -92,6 +96,9 @@ func (d *Dispatcher) commit(batch []report) {
 		}
 	}
 	changed := d.apply(ctx, started, startedOK, results, resultOK)
+	if len(notStarted) > 0 && d.requeue(ctx, notStarted, d.now()) {
+		changed = true
+	}
 	d.mu.Unlock()
 	// Each consent decision is audited once, when its result is stored, and
 	// before the result is acknowledged.
