@@ -41,7 +41,7 @@ func (d *Dispatcher) NotStarted(agentID string, m wire.RunNotStarted) {
 }
 
 // requeue puts runs that did not start back in the store and in memory.
-// Called by the writer with mu held.
+// Called by the writer with tx held (not mu).
 func (d *Dispatcher) requeue(ctx context.Context, runs []report, now time.Time) bool {
 	changed := false
 	for _, r := range runs {
@@ -56,13 +56,16 @@ func (d *Dispatcher) requeue(ctx context.Context, runs []report, now time.Time) 
 			continue // final, or already put back
 		}
 		changed = true
+		d.mu.Lock()
 		js := d.runs[r.notStarted.RunID]
-		if js == nil {
-			continue // not tracked here as in flight: memory already counts it never sent
-		}
-		d.requeued(js, r.notStarted.RunID, now)
-		d.log.Info().Str("job_id", js.id).Str("run_id", r.notStarted.RunID).Str("agent_id", r.agentID).
-			Str("error", r.notStarted.Error).Int("attempt", js.retries[r.notStarted.RunID].n).Msg("run did not start; it is sent again")
+		attempt := 0
+		if js != nil {
+			d.requeued(js, r.notStarted.RunID, now)
+			attempt = js.retries[r.notStarted.RunID].n
+		} // else not tracked here as in flight: memory already counts it never sent
+		d.mu.Unlock()
+		d.log.Info().Str("run_id", r.notStarted.RunID).Str("agent_id", r.agentID).Str("error", r.notStarted.Error).
+			Int("attempt", attempt).Msg("run did not start; it is sent again")
 	}
 	return changed
 }
