@@ -37,13 +37,14 @@ type outbox struct {
 	mu      sync.Mutex
 	queue   []wire.Envelope
 	writing bool // a writer goroutine is draining queue
+	drop    bool // the queue overflowed: the writer ends the link
 	closed  bool
 	wg      sync.WaitGroup // the writer
 }
 
 // send queues env for sess and starts the writer if none runs. It never
-// blocks on the network: a full outbox drops the link and returns
-// hub.ErrBusy; a closed one returns hub.ErrOffline.
+// blocks on the network: a full outbox returns hub.ErrBusy and has the
+// writer drop the link; a closed one returns hub.ErrOffline.
 func (o *outbox) send(sess *mux.Session, env wire.Envelope) error {
 	o.mu.Lock()
 	if o.closed {
@@ -51,10 +52,12 @@ func (o *outbox) send(sess *mux.Session, env wire.Envelope) error {
 		return hub.ErrOffline
 	}
 	if len(o.queue) >= outboxSize {
+		// The agent takes messages more slowly than they come: its writer
+		// (running, since the queue is not empty) ends the link after the
+		// write in progress, which waits at most linkWriteTimeout. The
+		// agent reconnects and is sent what is still due.
+		o.drop = true
 		o.mu.Unlock()
-		// The agent takes messages more slowly than they come: drop it;
-		// it reconnects and is sent what is still due.
-		sess.Close(websocket.CloseTryAgainLater, "the agent reads too slowly; reconnect")
 		return hub.ErrBusy
 	}
 	o.queue = append(o.queue, env)
@@ -75,6 +78,13 @@ func (o *outbox) drain(sess *mux.Session) {
 	defer o.wg.Done()
 	for {
 		o.mu.Lock()
+		if o.drop && !o.closed {
+			o.closed = true
+			o.queue, o.writing = nil, false
+			o.mu.Unlock()
+			sess.Close(websocket.CloseTryAgainLater, "the agent reads too slowly; reconnect")
+			return
+		}
 		if len(o.queue) == 0 || o.closed {
 			o.queue, o.writing = nil, false
 			o.mu.Unlock()
