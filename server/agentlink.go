@@ -126,6 +126,7 @@ type agentConn struct {
 	// message before it, so Send refuses until then (a broadcast skips the
 	// link; greet sends what it must know right after the welcome).
 	welcomed atomic.Bool
+	out      outbox // control messages Send queued for the link's writer
 }
 
 // log returns a logger for one event of the link. It is built per event, not
@@ -139,11 +140,17 @@ func (c *agentConn) AgentID() string { return c.id }
 
 func (c *agentConn) Close(reason string) { c.sess.Close(websocket.ClosePolicyViolation, reason) }
 
+// Send queues a control message for the link's writer and returns at once:
+// the caller never waits on this agent's network (see outbox.go).
 func (c *agentConn) Send(typ string, body any) error {
 	if !c.welcomed.Load() {
 		return hub.ErrOffline
 	}
-	return c.sess.Send(typ, "", body)
+	env, err := wire.NewEnvelope(typ, "", body)
+	if err != nil {
+		return err
+	}
+	return c.out.send(c.sess, env)
 }
 
 func (c *agentConn) Open(ctx context.Context, kind string) (*mux.Stream, error) {
@@ -156,8 +163,9 @@ func (c *agentConn) Open(ctx context.Context, kind string) (*mux.Stream, error) 
 func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 	c := &agentConn{id: agentID}
 	c.sess = mux.New(ws, mux.Config{
-		ReadTimeout: 3 * s.cfg.Heartbeat,
-		Control:     func(env wire.Envelope) error { return s.control(c, env) },
+		ReadTimeout:  3 * s.cfg.Heartbeat,
+		WriteTimeout: linkWriteTimeout,
+		Control:      func(env wire.Envelope) error { return s.control(c, env) },
 		// The agent opens streams only to upload session recordings.
 		Handle: func(st *mux.Stream) { s.sessions.HandleStream(agentID, st) },
 	})
@@ -187,6 +195,7 @@ func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 	if err != nil {
 		s.unregister(c)
 		c.sess.Close(websocket.CloseGoingAway, "")
+		c.out.close()
 		logLinkEnd(c.log(s), "agent disconnected", err)
 		return nil, err
 	}
@@ -209,6 +218,7 @@ func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 func (s *Server) Accept(ctx context.Context, c *agentConn) error {
 	err := c.sess.Run(ctx)
 	s.unregister(c)
+	c.out.close()
 	logLinkEnd(c.log(s), "agent disconnected", err)
 	return err
 }
@@ -270,6 +280,13 @@ func (s *Server) control(c *agentConn, env wire.Envelope) error {
 			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
 		}
 		s.jobs.Result(c.id, m)
+		return nil
+	case wire.MsgRunNotStarted:
+		var m wire.RunNotStarted
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+		}
+		s.jobs.NotStarted(c.id, m)
 		return nil
 	case wire.MsgSessionAnswer:
 		var m wire.SessionAnswer

@@ -11,6 +11,8 @@
 //	        command runs                         (decision and the result so far kept)
 //	Finish  when the result is known            (state "done", result kept)
 //	Ack     when the relay has stored the result (acked; result dropped)
+//	Forget  when the run could not start because its plugin could not be
+//	        downloaded (file removed: nothing ran, a redelivery runs it)
 //
 // A redelivered run whose file exists is never run again: a finished one
 // sends its stored result again; one that was started but has no result
@@ -174,6 +176,27 @@ func (j *Journal) Finish(res wire.RunResult, now time.Time) error {
 	}
 	e.State, e.Result, e.Updated = Done, &res, now
 	return j.put(e)
+}
+
+// Forget removes a begun run that never got further than downloading its
+// plugin (the relay could not be reached), so that a redelivery runs it:
+// nothing of it ran. It refuses a run that is done or has a consent or
+// restart decision. A run it does not know is already forgotten.
+func (j *Journal) Forget(runID string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok, err := j.get(runID)
+	if err != nil || !ok {
+		return err
+	}
+	if e.State != Started || e.Consent != nil || e.Reboot != nil {
+		return fmt.Errorf("journal: forget %s: the run went further than its download; it stays recorded", runID)
+	}
+	p, _ := j.path(runID)
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("journal: forget %s: %w", runID, err)
+	}
+	return nil
 }
 
 // Consent records the decision on a begun run's fix before Fix runs. The

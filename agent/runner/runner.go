@@ -153,6 +153,8 @@ type verified struct {
 }
 
 // Run executes req and returns its result; it never returns without one.
+// A run whose plugin or script could not be downloaded from the relay ends
+// in wire.StateNotStarted (nothing ran; it may be tried again), never failed.
 // Cancelling ctx cancels the run (state cancelled). When the plugin or the
 // script needs consent, gate is asked before Fix (never before Check, never
 // for a dry run); a fix not approved ends the run skipped, with the decision
@@ -182,10 +184,13 @@ func (r *Runner) Run(ctx context.Context, req wire.RunRequest, hooks Hooks) wire
 		log.Info().Str("restart", line).Msg("the fix requires a restart")
 	}
 	res.Ended = r.cfg.Now().UTC()
+	var dl *downloadError
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
 		res.State, res.Error = wire.StateCancelled, "cancelled while running"
+	case errors.As(err, &dl):
+		res.State, res.Error = wire.StateNotStarted, err.Error() // nothing ran: the caller may try again
 	default:
 		res.State, res.Error = wire.StateFailed, err.Error()
 	}

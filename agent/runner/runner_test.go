@@ -244,3 +244,19 @@ func TestTimeoutCancelAndCap(t *testing.T) {
 func mustManifest(name, version string) sdk.Manifest {
 	return sdk.Manifest{Name: name, Version: version}
 }
+
+// A plugin that cannot be downloaded leaves the run not started (nothing
+// ran; the agent may try again), while one downloaded and refused fails it.
+func TestDownloadFailureIsNotStarted(t *testing.T) {
+	f := newFixture(t)
+	req := f.req(nil)
+	req.Plugin.SHA256 = hexSum([]byte("not in the catalog"))
+	if res := f.r.Run(context.Background(), req, Hooks{}); res.State != wire.StateNotStarted || !strings.Contains(res.Error, "download plugin") {
+		t.Fatalf("result = %+v", res)
+	}
+	other := []byte("other bytes")
+	f.cat.put(req.Plugin.SHA256, other, sign(t, f.key, other)) // served under the wrong hash
+	if res := f.r.Run(context.Background(), req, Hooks{}); res.State != wire.StateFailed {
+		t.Fatalf("a refused download: result = %+v", res)
+	}
+}

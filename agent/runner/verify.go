@@ -84,7 +84,7 @@ func (r *Runner) verify(ctx context.Context, trust Trust, ref wire.ArtifactRef, 
 	}
 	data, sig, err := r.cfg.Fetch.Fetch(ctx, ref.SHA256)
 	if err != nil {
-		return verified{}, fmt.Errorf("download %s %s %s: %w", what, ref.Name, ref.Version, err)
+		return verified{}, &downloadError{fmt.Errorf("download %s %s %s: %w", what, ref.Name, ref.Version, err)}
 	}
 	v, err := r.check(trust, ref, data, sig, verdictKey(ref.SHA256, sig, trust.Digest), now)
 	var mismatch *hashMismatch
@@ -108,6 +108,14 @@ func (r *Runner) verify(ctx context.Context, trust Trust, ref wire.ArtifactRef, 
 }
 
 type hashMismatch struct{ got string }
+
+// downloadError is a file that could not be downloaded from the relay (it
+// went away, or answered with an error): nothing ran, and the run can be
+// tried again. A file that was downloaded and then refused is not one.
+type downloadError struct{ err error }
+
+func (e *downloadError) Error() string { return e.err.Error() }
+func (e *downloadError) Unwrap() error { return e.err }
 
 func (e *hashMismatch) Error() string { return "sha256 mismatch: " + e.got }
 

@@ -259,7 +259,26 @@ func (w *Worker) execute(ctx, rctx context.Context, req wire.RunRequest) {
 	w.log.Info().Str("run_id", req.RunID).Str("job_id", req.JobID).Str("plugin", req.Plugin.Name).
 		Str("version", req.Plugin.Version).Bool("dry_run", req.DryRun).Str("requester", req.Requester).Msg("run starting")
 	res := w.runner.Run(rctx, req, runner.Hooks{Consent: w.gate(req), Reboot: w.rebootGate(req)})
+	if res.State == wire.StateNotStarted && ctx.Err() == nil && w.notStarted(req, res) {
+		return
+	}
 	w.finish(ctx, rctx, req, res)
+}
+
+// notStarted handles a run that could not start because its plugin could
+// not be downloaded (the relay went away mid-download, or answered with an
+// error): nothing ran, so the journal forgets it and the relay is told to
+// send it again later. It reports false if the journal could not forget it:
+// then the run ends failed, as before, rather than risk running it twice.
+func (w *Worker) notStarted(req wire.RunRequest, res wire.RunResult) bool {
+	log := w.log.With().Str("run_id", req.RunID).Str("job_id", req.JobID).Logger()
+	if err := w.journal.Forget(req.RunID); err != nil {
+		log.Error().Err(err).Msg("journal")
+		return false
+	}
+	log.Warn().Str("error", res.Error).Msg("run not started: the relay sends it again")
+	_ = w.send(wire.MsgRunNotStarted, wire.RunNotStarted{RunID: req.RunID, Error: res.Error})
+	return true
 }
 
 // finish journals and sends a result, unless the agent itself is shutting
@@ -273,6 +292,9 @@ func (w *Worker) finish(ctx, rctx context.Context, req wire.RunRequest, res wire
 		if res.Error == "" {
 			res.Error = "cancelled while running"
 		}
+	}
+	if res.State == wire.StateNotStarted {
+		res.State = wire.StateFailed // only when the journal could not forget the run
 	}
 	if err := w.journal.Finish(res, time.Now().UTC()); err != nil {
 		w.log.Error().Err(err).Str("run_id", req.RunID).Msg("journal result")

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -182,5 +183,51 @@ func TestMalformedControlClosesLink(t *testing.T) {
 		if err := w.Control(e); err == nil {
 			t.Errorf("%s %s accepted", e.Type, e.Body)
 		}
+	}
+}
+
+// notStartedOnce fails its first run as not started (the plugin download
+// failed), then runs.
+type notStartedOnce struct{ n atomic.Int32 }
+
+func (r *notStartedOnce) Run(ctx context.Context, req wire.RunRequest, _ runner.Hooks) wire.RunResult {
+	if r.n.Add(1) == 1 {
+		return wire.RunResult{RunID: req.RunID, State: wire.StateNotStarted, Error: "download plugin p 1.0.0: connection refused"}
+	}
+	return wire.RunResult{RunID: req.RunID, State: wire.StateSucceeded, Summary: "done", Started: time.Now(), Ended: time.Now()}
+}
+
+// A run whose plugin could not be downloaded is forgotten and reported not
+// started, never as a result; delivered again, it runs.
+func TestNotStartedRunIsForgottenAndRunsWhenSentAgain(t *testing.T) {
+	j, _ := journal.Open(t.TempDir())
+	r := &notStartedOnce{}
+	o := &outbox{}
+	w := New(Config{Journal: j, Runner: r, Send: o.send, Log: zerolog.Nop()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	req := runReq()
+	w.Control(env(t, wire.MsgRun, req))
+	wait(t, "the not-started report and the run's end", func() bool {
+		o.mu.Lock()
+		sent := slices.Contains(o.msgs, wire.MsgRunNotStarted)
+		o.mu.Unlock()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return sent && len(w.running) == 0
+	})
+	if _, ok, err := j.Get(req.RunID); ok || err != nil {
+		t.Fatalf("the journal still holds the run that did not start (%v)", err)
+	}
+	if res := o.results(); len(res) != 0 {
+		t.Fatalf("results sent for a run that did not start: %+v", res)
+	}
+	w.Control(env(t, wire.MsgRun, req))
+	wait(t, "the result", func() bool { return len(o.results()) == 1 })
+	if res := o.results()[0]; res.State != wire.StateSucceeded || r.n.Load() != 2 {
+		t.Fatalf("result %+v after %d runs", res, r.n.Load())
 	}
 }

@@ -15,6 +15,7 @@ import (
 //	agent -> relay  run_result  RunResult    (again after every reconnect until acknowledged)
 //	relay -> agent  run_ack     RunAck       (the result is committed to the relay's store)
 //	relay -> agent  run_cancel  RunCancel    (stop if running; report cancelled)
+//	agent -> relay  run_not_started RunNotStarted (nothing ran: the plugin could not be fetched; send it again later)
 //
 // Delivery is at least once in both directions; the agent's journal makes
 // execution exactly once per run ID.
@@ -24,6 +25,14 @@ const (
 	MsgRunResult  = "run_result"
 	MsgRunAck     = "run_ack"
 	MsgRunCancel  = "run_cancel"
+	// MsgRunNotStarted: the agent could not start the run (its plugin or
+	// script could not be downloaded from the relay: the relay went away,
+	// or answered with an error) and forgot it. Nothing ran, so the relay
+	// puts the run back to pending and sends it again later; until then a
+	// redelivery of the same run is simply run. Not acknowledged: if it is
+	// lost with the link, the relay sends the run again when the agent
+	// reconnects, which has the same effect.
+	MsgRunNotStarted = "run_not_started"
 )
 
 // Run states. Every run ends in exactly one of the final states.
@@ -36,6 +45,10 @@ const (
 	StateCancelled = "cancelled"
 	StateHalted    = "halted"
 	StateExpired   = "expired"
+	// StateNotStarted is never a result on the wire: the agent's runner
+	// returns it for a run that could not start because a download from
+	// the relay failed, and the agent sends MsgRunNotStarted instead.
+	StateNotStarted = "not_started"
 )
 
 // Limits on run messages.
@@ -228,3 +241,20 @@ func (r *RunAck) Validate() error {
 
 // RunCancel asks the agent to stop RunID.
 type RunCancel = RunAck
+
+// RunNotStarted tells the relay that RunID did not start and why.
+type RunNotStarted struct {
+	RunID string `json:"run_id"`
+	Error string `json:"error,omitempty"`
+}
+
+// Validate checks the run ID and the error's size.
+func (r *RunNotStarted) Validate() error {
+	if !ValidUUID(r.RunID) {
+		return fmt.Errorf("run_id must be a UUID")
+	}
+	if len(r.Error) > 16<<10 {
+		return fmt.Errorf("error longer than %d bytes", 16<<10)
+	}
+	return nil
+}

@@ -18,12 +18,19 @@ var ErrRevoked = errors.New("agent revoked")
 // ErrOffline is returned by Send for an agent without a link to this node.
 var ErrOffline = errors.New("agent offline")
 
+// ErrBusy is returned by Send when the agent's link has more messages
+// queued than it may hold: the agent reads too slowly, and its link is
+// dropped. Like ErrOffline it means "not sent now": what the agent must get
+// reaches it when it reconnects.
+var ErrBusy = errors.New("agent link busy: the agent reads too slowly, its link is dropped and it reconnects")
+
 // Link is a connected agent as the hub sees it.
 type Link interface {
 	AgentID() string
 	// Close ends the link with a reason that the agent is told.
 	Close(reason string)
-	// Send sends one control message on the link.
+	// Send queues one control message on the link without waiting for the
+	// network; it fails with ErrOffline or ErrBusy when it cannot.
 	Send(typ string, body any) error
 	// Open opens a byte stream of the given kind to the agent.
 	Open(ctx context.Context, kind string) (*mux.Stream, error)
@@ -126,9 +133,8 @@ func (h *Hub) Open(ctx context.Context, id, kind string) (*mux.Stream, error) {
 	return l.Open(ctx, kind)
 }
 
-// broadcastWorkers bounds the writes a Broadcast has in flight: a slow
-// agent holds one worker for at most its link's write timeout, never the
-// others.
+// broadcastWorkers bounds the sends a Broadcast has in flight (a link's
+// Send only queues the message; its own writer writes it).
 const broadcastWorkers = 16
 
 // Broadcast sends a control message to every agent online on this node for

@@ -18,9 +18,11 @@
 // passed because their agent was offline come back as candidates when the
 // agent connects. The cache is loaded from the store when the relay starts
 // and when a job is created (Created), and every change the relay makes to
-// a tracked job's runs is made under Dispatcher.mu together with the same
-// change in memory, so the two agree whenever mu is free. Walks and
-// progress polls (Progress) run no query to count.
+// a tracked job's runs is made under Dispatcher.tx together with the same
+// change in memory, so the two agree whenever tx is free. Dispatcher.mu
+// guards memory alone and is never held across a store call: progress
+// polls (Progress), agents coming online and the hub never wait for a
+// transaction. Walks and progress polls run no query to count.
 //
 // Delivery is at least once: a run is marked sent in the store before it
 // is sent, and a run in flight is sent again every time its agent
@@ -71,8 +73,13 @@ type Dispatcher struct {
 	log   zerolog.Logger
 	now   func() time.Time
 
-	// mu guards jobs, runs and reload, and is held across every store
-	// write to a tracked job's runs together with its change in memory.
+	// tx serialises the store writes to tracked jobs' runs with their
+	// change in memory (and the reads that memory is built from): it is
+	// held across those store calls, and is taken before mu. The fields of
+	// a jobState that only such writers change may be read under tx alone.
+	tx sync.Mutex
+	// mu guards jobs, runs, reload and the jobStates; it is held only
+	// while memory is read or changed, never across a store call.
 	mu     sync.Mutex
 	jobs   map[string]*jobState // open jobs by ID
 	runs   map[string]*jobState // runs in flight by ID: their job
@@ -92,9 +99,10 @@ type Dispatcher struct {
 }
 
 type report struct {
-	agentID string
-	started *wire.RunStarted
-	result  *wire.RunResult
+	agentID    string
+	started    *wire.RunStarted
+	result     *wire.RunResult
+	notStarted *wire.RunNotStarted
 }
 
 // New returns a dispatcher; audit may be nil.
@@ -148,12 +156,17 @@ func (d *Dispatcher) Wake() {
 // is loaded on a later tick.
 func (d *Dispatcher) Created(ctx context.Context, j store.Job) error {
 	defer d.Wake()
+	d.tx.Lock()
+	defer d.tx.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.jobs[j.ID] != nil {
+	known := d.jobs[j.ID] != nil
+	d.mu.Unlock()
+	if known {
 		return nil
 	}
 	t, err := d.store.NewJobTally(ctx, j)
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err != nil {
 		d.reload = true
 		return err
@@ -237,6 +250,7 @@ func (d *Dispatcher) scheduler() {
 			if reload {
 				d.load(ctx)
 			}
+			scan = d.retryDue(ctx) // runs put back whose backoff has passed
 		case <-d.wake:
 			scan = true
 			// Coalesce: results arrive in batches every few milliseconds
@@ -257,28 +271,38 @@ func (d *Dispatcher) scheduler() {
 // load starts tracking the open jobs the store has and the dispatcher
 // does not (all of them when the relay starts).
 func (d *Dispatcher) load(ctx context.Context) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.tx.Lock()
+	defer d.tx.Unlock()
 	jobs, err := d.store.OpenJobs(ctx)
+	d.mu.Lock()
+	d.reload = err != nil
+	d.mu.Unlock()
 	if err != nil {
-		d.reload = true
 		d.log.Error().Err(err).Msg("load open jobs")
 		return
 	}
-	d.reload = false
 	for _, j := range jobs {
-		if d.jobs[j.ID] != nil {
+		d.mu.Lock()
+		known := d.jobs[j.ID] != nil
+		d.mu.Unlock()
+		if known {
 			continue
 		}
 		t, err := d.store.JobTally(ctx, j.ID, j.Canary)
+		d.mu.Lock()
 		if err != nil {
 			d.reload = true
+			d.mu.Unlock()
 			d.log.Error().Err(err).Str("job_id", j.ID).Msg("load open job")
 			continue
 		}
 		d.track(j, t)
+		d.mu.Unlock()
 	}
-	if len(d.jobs) > 0 {
+	d.mu.Lock()
+	open := len(d.jobs) > 0
+	d.mu.Unlock()
+	if open {
 		d.Wake()
 	}
 }

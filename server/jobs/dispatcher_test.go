@@ -168,9 +168,11 @@ func (f *fixture) createJob(mod func(*store.Job)) store.Job {
 }
 
 // check compares the dispatcher's counts of an open job with the store's,
-// atomically (every write to a tracked job's runs holds d.mu).
+// atomically (every write to a tracked job's runs holds d.tx).
 func (f *fixture) check(jobID string) store.Counts {
 	f.t.Helper()
+	f.d.tx.Lock()
+	defer f.d.tx.Unlock()
 	f.d.mu.Lock()
 	defer f.d.mu.Unlock()
 	js := f.d.jobs[jobID]
@@ -209,7 +211,10 @@ func (f *fixture) waitEnd(jobID string) store.Job {
 		j, err = f.st.GetJob(context.Background(), jobID)
 		return err == nil && !j.EndedAt.IsZero()
 	})
-	if _, _, _, ok := f.d.Progress(jobID); ok {
+	f.d.tx.Lock() // the store and memory agree whenever tx is free
+	_, _, _, ok := f.d.Progress(jobID)
+	f.d.tx.Unlock()
+	if ok {
 		f.t.Fatal("an ended job is still open in the dispatcher")
 	}
 	db, err := f.st.RunCounts(context.Background(), jobID, 0)

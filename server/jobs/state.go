@@ -27,6 +27,9 @@ type jobState struct {
 	cursor     int
 	behind     int
 	candidates map[string]store.Run
+	// retries are runs whose agent could not start them (retry.go), by ID,
+	// from the first time until they are final.
+	retries map[string]*retry
 
 	expired     bool      // runs never sent were ended expired
 	offlineSent int       // runs in flight, not started, on offline agents: Progress's count
@@ -150,6 +153,7 @@ func (d *Dispatcher) finished(js *jobState, runID, to string, seq int) {
 		js.leaveUnsent(runID, seq)
 	}
 	js.final++
+	delete(js.retries, runID)
 	if seq < js.job.Canary {
 		js.canaryFinal++
 	}
@@ -170,4 +174,5 @@ func (js *jobState) finishedUnsent(n int, to string) {
 	js.final += n
 	js.behind = 0
 	clear(js.candidates)
+	clear(js.retries) // every run never sent is final now
 }

@@ -17,26 +17,42 @@ import (
 // job's state from memory; the store is read only for runs to send.
 func (d *Dispatcher) step(ctx context.Context, js *jobState, scan bool) error {
 	now := d.now().UTC()
-	d.mu.Lock()
-	if d.jobs[js.id] != js {
-		d.mu.Unlock()
-		return nil // ended, or dropped for a reload
+	d.tx.Lock()
+	before, send, err := d.rules(ctx, js, scan, now)
+	d.tx.Unlock()
+	if err != nil || !send {
+		return err
 	}
-	j := &js.job
-	if !js.expired && !j.ExpiresAt.IsZero() && now.After(j.ExpiresAt) {
+	return d.dispatch(ctx, js, before)
+}
+
+// rules applies a job's rules and reports whether runs may be sent, and
+// below which seq (0: any). Called with tx held: the fields that only
+// writers change are read without mu, and every change is made under mu.
+func (d *Dispatcher) rules(ctx context.Context, js *jobState, scan bool, now time.Time) (int, bool, error) {
+	d.mu.Lock()
+	tracked := d.jobs[js.id] == js
+	d.mu.Unlock()
+	if !tracked {
+		return 0, false, nil // ended, or dropped for a reload
+	}
+	j := js.job
+	// After expiry a run can still come back never sent (its agent could
+	// not start it: retry.go): it expires too.
+	if (!js.expired || js.undispatched > 0) && !j.ExpiresAt.IsZero() && now.After(j.ExpiresAt) {
 		n, err := d.store.FinishUndispatched(ctx, js.id, store.RunExpired, "the agent was offline until the job expired", now)
 		if err != nil {
-			d.mu.Unlock()
-			return err
+			return 0, false, err
 		}
+		d.mu.Lock()
 		js.finishedUnsent(n, store.RunExpired)
 		js.expired = true
 		d.changed(js.id)
+		d.mu.Unlock()
 	}
 	if js.expired {
 		if err := d.expireOffline(ctx, js, now); err != nil {
-			d.mu.Unlock()
-			return err
+			return 0, false, err
 		}
 	}
 	if j.State != store.JobRunning && js.undispatched > 0 {
@@ -48,25 +64,23 @@ func (d *Dispatcher) step(ctx context.Context, js *jobState, scan bool) error {
 		}
 		n, err := d.store.FinishUndispatched(ctx, js.id, to, reason, now)
 		if err != nil {
-			d.mu.Unlock()
-			return err
+			return 0, false, err
 		}
+		d.mu.Lock()
 		js.finishedUnsent(n, to)
 		d.changed(js.id)
+		d.mu.Unlock()
 	}
 	if js.undispatched == 0 && len(js.inFlight) == 0 {
-		return d.end(ctx, js, now) // unlocks
+		return 0, false, d.end(ctx, js, now)
 	}
 	if j.State != store.JobRunning || !scan {
-		d.mu.Unlock()
-		return nil // halted or cancelled (waiting for runs in flight), or only a tick
+		return 0, false, nil // halted or cancelled (waiting for runs in flight), or only a tick
 	}
 	if failed := js.byState[store.RunFailed]; j.Halted(failed, js.final) {
-		return d.halt(ctx, js, failed, now) // unlocks
+		return 0, false, d.halt(ctx, js, failed, now)
 	}
-	before := js.canaryBound()
-	d.mu.Unlock()
-	return d.dispatch(ctx, js, before)
+	return js.canaryBound(), true, nil
 }
 
 // dispatch sends runs never sent whose agents are online, as many as the
@@ -75,9 +89,11 @@ func (d *Dispatcher) step(ctx context.Context, js *jobState, scan bool) error {
 // page is claimed in the store (marked sent) before it is sent.
 func (d *Dispatcher) dispatch(ctx context.Context, js *jobState, before int) error {
 	now := d.now().UTC()
+	d.tx.Lock()
 	d.mu.Lock()
 	if d.jobs[js.id] != js {
 		d.mu.Unlock()
+		d.tx.Unlock()
 		return nil
 	}
 	job, slots := js.job, js.slots()
@@ -101,8 +117,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, js *jobState, before int) err
 			picked = append(picked, r)
 		}
 	}
-	sent, err := d.claim(ctx, js, picked, now, false, 0)
 	d.mu.Unlock()
+	sent, err := d.claim(ctx, js, picked, now, false, 0)
+	d.tx.Unlock()
 	if err != nil {
 		return err
 	}
@@ -136,19 +153,24 @@ func (d *Dispatcher) dispatch(ctx context.Context, js *jobState, before int) err
 				offline++
 			}
 		}
+		d.tx.Lock()
 		d.mu.Lock()
-		if d.jobs[js.id] != js {
-			d.mu.Unlock()
+		tracked := d.jobs[js.id] == js
+		d.mu.Unlock()
+		if !tracked {
+			d.tx.Unlock()
 			return nil
 		}
 		// With every agent of the page online, the runs picked are all
 		// those from the cursor to the last: claim them as a range.
 		sent, err := d.claim(ctx, js, picked, now, offline == 0, cursor)
 		if err == nil {
+			d.mu.Lock()
 			js.cursor = last
 			js.behind += offline
+			d.mu.Unlock()
 		}
-		d.mu.Unlock()
+		d.tx.Unlock()
 		if err != nil {
 			return err
 		}
@@ -162,7 +184,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, js *jobState, before int) err
 // claim marks runs sent in the store and moves those it could (still
 // pending and never sent) in flight in memory; it returns them. With
 // whole, runs are every run never sent from seq after on (a page of
-// UndispatchedRuns from after). Called with mu held.
+// UndispatchedRuns from after). Called with tx held (not mu).
 func (d *Dispatcher) claim(ctx context.Context, js *jobState, runs []store.Run, now time.Time, whole bool, after int) ([]store.Run, error) {
 	if len(runs) == 0 {
 		return nil, nil
@@ -181,6 +203,8 @@ func (d *Dispatcher) claim(ctx context.Context, js *jobState, runs []store.Run, 
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if len(got) == len(runs) {
 		for _, r := range runs {
 			d.claimed(js, r)
@@ -203,19 +227,22 @@ func (d *Dispatcher) claim(ctx context.Context, js *jobState, runs []store.Run, 
 	return out, nil
 }
 
-// send sends claimed runs to their agents. A run whose agent went offline
-// in between stays in flight: it is sent when the agent reconnects.
+// send sends claimed runs to their agents. Sending only queues the run on
+// the agent's link (it never waits for the network). A run that could not
+// be queued, because its agent went offline in between or its link is
+// dropped for reading too slowly (hub.ErrBusy), stays in flight: it is sent
+// again when the agent reconnects, and the agent's journal runs it once.
 func (d *Dispatcher) send(j store.Job, runs []store.Run) {
 	for _, r := range runs {
 		if err := d.links.Send(r.AgentID, wire.MsgRun, runRequest(j, r)); err != nil {
-			d.log.Debug().Err(err).Str("agent_id", r.AgentID).Str("run_id", r.ID).Msg("send run")
+			d.log.Debug().Err(err).Str("agent_id", r.AgentID).Str("run_id", r.ID).Msg("run not sent; it is sent again when the agent reconnects")
 		}
 	}
 }
 
 // expireOffline ends runs in flight on agents that are offline when the job
 // expires: nobody can tell whether they ran, and the job must end. Called
-// with mu held.
+// with tx held (not mu).
 func (d *Dispatcher) expireOffline(ctx context.Context, js *jobState, now time.Time) error {
 	var expire []store.Result
 	for id, f := range js.inFlight {
@@ -231,6 +258,8 @@ func (d *Dispatcher) expireOffline(ctx context.Context, js *jobState, now time.T
 	if err != nil {
 		return err
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for i, r := range expire {
 		if ok[i] {
 			d.finished(js, r.Run.ID, store.RunExpired, 0)
@@ -239,7 +268,7 @@ func (d *Dispatcher) expireOffline(ctx context.Context, js *jobState, now time.T
 	return nil
 }
 
-// halt stops sending a job's runs. Called with mu held; unlocks it.
+// halt stops sending a job's runs. Called with tx held (not mu).
 func (d *Dispatcher) halt(ctx context.Context, js *jobState, failed int, now time.Time) error {
 	j := js.job
 	limit := strconv.Itoa(j.MaxFailures)
@@ -249,13 +278,15 @@ func (d *Dispatcher) halt(ctx context.Context, js *jobState, failed int, now tim
 	reason := fmt.Sprintf("not started: the job halted after %d failures (--max-failures %s)", failed, limit)
 	n, err := d.store.FinishUndispatched(ctx, j.ID, store.RunHalted, reason, now)
 	if err == nil {
+		d.mu.Lock()
 		js.finishedUnsent(n, store.RunHalted)
+		d.mu.Unlock()
 		err = d.store.SetJobState(ctx, j.ID, store.JobHalted)
 	}
 	if err != nil {
-		d.mu.Unlock()
 		return err
 	}
+	d.mu.Lock()
 	js.job.State = store.JobHalted
 	d.changed(js.id)
 	d.mu.Unlock()
@@ -266,16 +297,16 @@ func (d *Dispatcher) halt(ctx context.Context, js *jobState, failed int, now tim
 }
 
 // end closes a job whose runs are all final, stores its counts, stops
-// tracking it and audits its outcome. Called with mu held; unlocks it.
+// tracking it and audits its outcome. Called with tx held (not mu).
 func (d *Dispatcher) end(ctx context.Context, js *jobState, now time.Time) error {
 	state := js.job.State
 	if state == store.JobRunning {
 		state = store.JobDone
 	}
 	if err := d.store.EndJob(ctx, js.id, state, now, js.byState); err != nil {
-		d.mu.Unlock()
 		return err
 	}
+	d.mu.Lock()
 	delete(d.jobs, js.id)
 	d.changed(js.id) // watchers now find it ended, in the store
 	detail := map[string]string{"state": state, "total": strconv.Itoa(js.job.Total)}
@@ -301,13 +332,15 @@ func (d *Dispatcher) record(ctx context.Context, action, jobID string, detail ma
 // It returns how many runs never started.
 func (d *Dispatcher) Cancel(ctx context.Context, jobID string) (int, error) {
 	now := d.now().UTC()
+	d.tx.Lock()
 	d.mu.Lock()
 	js := d.jobs[jobID]
+	d.mu.Unlock()
 	if js == nil {
 		// Not open here: ended, unknown, or not loaded yet (a store
 		// error). In the last case cancel it in the store; loading picks
 		// that up.
-		defer d.mu.Unlock()
+		defer d.tx.Unlock()
 		j, err := d.store.GetJob(ctx, jobID)
 		if err != nil || j.State != store.JobRunning || !j.EndedAt.IsZero() {
 			return 0, err
@@ -315,24 +348,29 @@ func (d *Dispatcher) Cancel(ctx context.Context, jobID string) (int, error) {
 		if err := d.store.SetJobState(ctx, jobID, store.JobCancelled); err != nil {
 			return 0, err
 		}
+		d.mu.Lock()
 		d.reload = true
+		d.mu.Unlock()
 		defer d.changed(jobID)
 		return d.store.FinishUndispatched(ctx, jobID, store.RunCancelled, "cancelled before it started", now)
 	}
 	if js.job.State != store.JobRunning {
-		d.mu.Unlock()
+		d.tx.Unlock()
 		return 0, nil
 	}
 	if err := d.store.SetJobState(ctx, jobID, store.JobCancelled); err != nil {
-		d.mu.Unlock()
+		d.tx.Unlock()
 		return 0, err
 	}
+	d.mu.Lock()
 	js.job.State = store.JobCancelled
+	d.mu.Unlock()
 	n, err := d.store.FinishUndispatched(ctx, jobID, store.RunCancelled, "cancelled before it started", now)
 	if err != nil {
-		d.mu.Unlock()
+		d.tx.Unlock()
 		return 0, err // the scheduler ends them on its next walk
 	}
+	d.mu.Lock()
 	js.finishedUnsent(n, store.RunCancelled)
 	d.changed(jobID)
 	type stop struct{ agentID, runID string }
@@ -341,6 +379,7 @@ func (d *Dispatcher) Cancel(ctx context.Context, jobID string) (int, error) {
 		stops = append(stops, stop{f.agentID, id})
 	}
 	d.mu.Unlock()
+	d.tx.Unlock()
 	for _, s := range stops {
 		_ = d.links.Send(s.agentID, wire.MsgRunCancel, wire.RunCancel{RunID: s.runID})
 	}

@@ -54,12 +54,16 @@ func (d *Dispatcher) writer() {
 }
 
 // commit stores a batch of reports and applies what changed to the jobs in
-// memory (both under mu), then acknowledges the results.
+// memory (both under tx), then acknowledges the results.
 func (d *Dispatcher) commit(batch []report) {
 	var started []store.Started
 	var consents []consentReport                   // results that carry a consent decision (few)
+	var notStarted []report                        // runs that did not start (few)
 	results := make([]store.Result, 0, len(batch)) // nearly every report is a result
 	for _, r := range batch {
+		if r.notStarted != nil {
+			notStarted = append(notStarted, r)
+		}
 		if m := r.started; m != nil {
 			started = append(started, store.Started{RunID: m.RunID, AgentID: r.agentID, At: m.Started})
 		}
@@ -78,21 +82,26 @@ func (d *Dispatcher) commit(batch []report) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d.mu.Lock()
+	d.tx.Lock()
 	startedOK, resultOK, err := d.store.SaveReports(ctx, started, results)
 	if err != nil {
-		d.mu.Unlock()
+		d.tx.Unlock()
 		// Not acknowledged: the agents keep their results and send them again.
 		d.log.Error().Err(err).Int("results", len(results)).Msg("store run results")
 		return
 	}
+	d.mu.Lock()
 	for i := range consents {
 		if js := d.runs[consents[i].result.RunID]; js != nil {
 			consents[i].jobID = js.id
 		}
 	}
-	changed := d.apply(ctx, started, startedOK, results, resultOK)
 	d.mu.Unlock()
+	changed := d.apply(ctx, started, startedOK, results, resultOK)
+	if len(notStarted) > 0 && d.requeue(ctx, notStarted, d.now()) {
+		changed = true
+	}
+	d.tx.Unlock()
 	// Each consent decision is audited once, when its result is stored, and
 	// before the result is acknowledged.
 	for _, c := range consents {
@@ -111,10 +120,11 @@ func (d *Dispatcher) commit(batch []report) {
 // apply moves the runs that the store changed in memory. A run that
 // changed but is not in flight was never recorded as sent (an earlier relay
 // process sent it and stopped before recording that): its job and seq are
-// read from the store. Called with mu held; it reports whether anything
-// changed.
+// read from the store. Called with tx held (not mu); it reports whether
+// anything changed.
 func (d *Dispatcher) apply(ctx context.Context, started []store.Started, startedOK []bool, results []store.Result, resultOK []bool) bool {
 	var unknown []string
+	d.mu.Lock()
 	changed := false
 	for i, s := range started {
 		if startedOK[i] {
@@ -132,14 +142,20 @@ func (d *Dispatcher) apply(ctx context.Context, started []store.Started, started
 			}
 		}
 	}
+	d.mu.Unlock()
 	var refs map[string]store.RunRef
 	if len(unknown) > 0 {
 		var err error
-		if refs, err = d.store.RunRefs(ctx, unknown); err != nil {
+		refs, err = d.store.RunRefs(ctx, unknown)
+		if err != nil {
+			d.mu.Lock()
 			d.forgetAll(err) // memory no longer matches the store
+			d.mu.Unlock()
 			return true
 		}
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for i, s := range started {
 		if !startedOK[i] {
 			continue
