@@ -55,8 +55,8 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 		a.internal(w, r, "create job", err)
 		return
 	}
-	err = a.Store.CreateJobStream(r.Context(), &job, func(emit func([]store.Run) error) error {
-		return a.resolveTargets(r.Context(), c.scope(), &job, sel, req, emit)
+	err = a.Store.CreateJobStream(r.Context(), &job, func(ctx context.Context, emit func([]store.Run) error) error {
+		return a.resolveTargets(ctx, c.scope(), &job, sel, req, emit)
 	})
 	var te *targetError
 	if errors.As(err, &te) {

@@ -307,7 +307,7 @@ func (s *Store) TargetPage(ctx context.Context, scope Scope, afterID string, lim
 	var l argList
 	q := `SELECT id, hostname, os, arch, ` + tags + `, site_id FROM agents
 		WHERE id > ` + l.add(afterID) + ` AND revoked_at IS NULL AND ` + scope.where("site_id", l.add) + ` ORDER BY id LIMIT ` + l.add(limit)
-	rows, err := s.db.QueryContext(ctx, q, l.args...)
+	rows, err := s.reader(ctx).QueryContext(ctx, q, l.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list targets: %w", err)
 	}

@@ -270,6 +270,28 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// txKey is the context key of the transaction CreateJobStream runs its
+// producer in.
+type txKey struct{}
+
+// readQuerier is a *sql.DB or *sql.Tx.
+type readQuerier interface {
+	querier
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// reader returns what a read joins: the transaction of CreateJobStream
+// when ctx is its producer's, else the pool. A producer's reads must not
+// wait for a second pooled connection while its transaction holds SQLite's
+// write lock: with the pool taken by other writers waiting for that lock,
+// both sides would wait until the busy timeout ("database is locked").
+func (s *Store) reader(ctx context.Context) readQuerier {
+	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return tx
+	}
+	return s.db
+}
+
 func queryArtifacts(ctx context.Context, q querier, query string, args ...any) ([]Artifact, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -289,7 +311,7 @@ func queryArtifacts(ctx context.Context, q querier, query string, args ...any) (
 
 // GetArtifact returns the artifact with that SHA-256 (metadata only), or ErrNotFound.
 func (s *Store) GetArtifact(ctx context.Context, sha string) (Artifact, error) {
-	a, err := scanArtifact(s.db.QueryRowContext(ctx, `SELECT `+artifactCols+` FROM artifacts WHERE sha256 = $1`, sha))
+	a, err := scanArtifact(s.reader(ctx).QueryRowContext(ctx, `SELECT `+artifactCols+` FROM artifacts WHERE sha256 = $1`, sha))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Artifact{}, fmt.Errorf("get artifact %s: %w", sha, ErrNotFound)
 	}
@@ -335,7 +357,7 @@ func (s *Store) ListArtifacts(ctx context.Context, kind, name string) ([]Artifac
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	out, err := queryArtifacts(ctx, s.db, q, args...)
+	out, err := queryArtifacts(ctx, s.reader(ctx), q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list artifacts: %w", err)
 	}

@@ -109,7 +109,7 @@ type Run struct {
 
 // CreateJob stores a job and all its runs in one transaction.
 func (s *Store) CreateJob(ctx context.Context, j Job, runs []Run) error {
-	return s.CreateJobStream(ctx, &j, func(emit func([]Run) error) error { return emit(runs) })
+	return s.CreateJobStream(ctx, &j, func(_ context.Context, emit func([]Run) error) error { return emit(runs) })
 }
 
 // CreateJobStream stores a job and its runs in one transaction; produce
@@ -118,7 +118,11 @@ func (s *Store) CreateJob(ctx context.Context, j Job, runs []Run) error {
 // j.Canary, j.MaxFailures and j.MaxFailuresBP (which may depend on the total) are written as
 // they are then. An error from produce rolls everything back. emit keeps
 // no reference to the slice it is given, so produce may reuse it.
-func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(emit func([]Run) error) error) error {
+//
+// produce gets a context whose reads (TargetPage, ListArtifacts,
+// ResolveArtifact, GetArtifact) run inside the job's transaction: it must
+// read through it, never wait on another connection.
+func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(ctx context.Context, emit func([]Run) error) error) error {
 	params, err := encodeMap(j.Params)
 	if err != nil {
 		return err
@@ -206,7 +210,7 @@ func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(emit f
 				insMany.Close()
 			}
 		}()
-		if err := produce(emit); err != nil {
+		if err := produce(context.WithValue(ctx, txKey{}, tx), emit); err != nil {
 			return err
 		}
 		if err := flush(); err != nil {

@@ -322,7 +322,7 @@ func TestCreateJobWritesEveryRunAsGiven(t *testing.T) {
 		}
 		want = append(want, r)
 	}
-	err := s.CreateJobStream(ctx, &j, func(emit func([]Run) error) error {
+	err := s.CreateJobStream(ctx, &j, func(_ context.Context, emit func([]Run) error) error {
 		for i := 0; i < len(want); i += 100 { // pages that do not line up with the groups
 			if err := emit(want[i:min(i+100, len(want))]); err != nil {
 				return err
