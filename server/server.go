@@ -66,7 +66,8 @@ type Config struct {
 	NATSCreds  string // NATS .creds file, or a "user:password" file
 	NATSCA     string // PEM CA of the NATS server's certificate
 	NATSListen string // the embedded server's loopback address
-	Logger     zerolog.Logger
+
+	Logger zerolog.Logger
 }
 
 // Defaults for Config fields left zero.
