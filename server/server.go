@@ -56,8 +56,6 @@ type Config struct {
 	// Syslog, when its URL is set, forwards every audit record to a syslog
 	// receiver (server/auditfwd).
 	Syslog auditfwd.Target
-	// SSO turns on single sign-on with an OpenID provider (nil: off).
-	SSO *sso.Config
 	// NATS joins a tier of relays sharing one PostgreSQL (DBURL): a NATS
 	// URL (nats://HOST:PORT, tls://HOST:PORT; TLS outside loopback), or
 	// NATSEmbedded to run a nats-server in this relay (on NATSListen,
@@ -67,6 +65,8 @@ type Config struct {
 	NATSCA     string // PEM CA of the NATS server's certificate
 	NATSListen string // the embedded server's loopback address
 
+	// SSO turns on single sign-on with an OpenID provider (nil: off).
+	SSO    *sso.Config
 	Logger zerolog.Logger
 }
 
