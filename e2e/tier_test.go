@@ -155,3 +155,52 @@ next:
 	}
 	return n
 }
+
+// TestTierNATSOutage: the tier's NATS (embedded in relay N) goes down;
+// relays A and B keep serving, a revocation made on B meanwhile is stored
+// and answered with a clear error, and when NATS is back A catches up from
+// the database and closes the agent's link; presence comes back by itself.
+func TestTierNATSOutage(t *testing.T) {
+	pg := pgtest.New()
+	t.Cleanup(func() { pg.Close() })
+	db := pg.NewDB(t)
+	natsAddr := freePort(t)
+	n := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr)
+	creds := filepath.Join(n.Dir, "nats-user")
+	a := startTierRelay(t, n, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds)
+	b := startTierRelay(t, n, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds)
+	token := strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", a.Dir, "--db", db))
+	adminA, adminB := a.Login(token), b.Login(token)
+	keep := a.Enroll(adminA.Token()).Start()
+	gone := a.Enroll(adminA.Token()).Start()
+	waitFor(t, 15*time.Second, "B to see both agents online on A", func() bool { return adminB.Online(keep.ID) && adminB.Online(gone.ID) })
+
+	n.proc.stop(t)
+	waitFor(t, 10*time.Second, "A and B to notice the NATS outage", func() bool {
+		return a.Log().Count("lost the NATS server") > 0 && b.Log().Count("lost the NATS server") > 0
+	})
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest("POST", b.URL+"/v1/agents/"+gone.ID+"/revoke", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("revoke on B during the NATS outage: HTTP %d, want 503", res.StatusCode)
+	}
+	// A still serves: its agents are online for its own technicians.
+	if !adminA.Online(keep.ID) {
+		t.Fatal("relay A lost its agent during the NATS outage")
+	}
+
+	n.Start() // the same port, data and credentials
+	waitFor(t, 15*time.Second, "A to catch up and close the revoked agent's link", func() bool {
+		return a.Log().Count("caught up with revocations made while NATS was unreachable") > 0 &&
+			linesWith(a.Log().String(), "agent disconnected", gone.ID) > 0
+	})
+	waitFor(t, 10*time.Second, "B to see the kept agent online and the revoked one offline", func() bool {
+		return adminB.Online(keep.ID) && !adminB.Online(gone.ID)
+	})
+}

@@ -255,6 +255,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.api.Access = s.access
+	resync := s.resyncRevocations
+	tr.resync.Store(&resync)
 	s.jobs.Start()
 	s.startAuthAudit()
 	if s.auditFwd != nil {
@@ -357,6 +359,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Close flushes pending writes and closes the store. Call it after Serve
 // has returned.
 func (s *Server) Close() error {
+	s.tier.resync.Store(nil)
 	s.stopAuthAudit()
 	s.jobs.Close()
 	s.seen.close()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,6 +38,9 @@ type tier struct {
 		Disconnected(id string)
 		Close()
 	}
+	// resync, once set, catches up with the revocations published while
+	// NATS was unreachable; called after each reconnection.
+	resync atomic.Pointer[func()]
 }
 
 // openTier opens the bus that cfg asks for.
@@ -47,7 +51,12 @@ func openTier(ctx context.Context, cfg Config, log zerolog.Logger) (*tier, error
 		return t, nil
 	}
 	ncfg := bus.NATSConfig{URL: cfg.NATS, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, Name: "patchbay-relay " + t.node,
-		Log: log.With().Str("component", "bus").Logger()}
+		Log: log.With().Str("component", "bus").Logger(),
+		OnReconnect: func() {
+			if f := t.resync.Load(); f != nil {
+				(*f)()
+			}
+		}}
 	if cfg.NATS == NATSEmbedded {
 		if cfg.NATSCreds != "" || cfg.NATSCA != "" {
 			return nil, fmt.Errorf("--nats embedded: --nats-creds and --nats-ca are for a NATS server elsewhere; the embedded one writes its own credentials to %s",
@@ -111,6 +120,7 @@ func (t *tier) disconnected(id string) {
 func (t *tier) online(id string) bool { return t.presence.Online(id) }
 
 func (t *tier) close() {
+	t.resync.Store(nil)
 	if t.presence != nil {
 		t.presence.Close()
 	}
@@ -119,6 +129,33 @@ func (t *tier) close() {
 	}
 	if t.embedded != nil {
 		t.embedded.Close()
+	}
+}
+
+// resyncRevocations acts on the agent and access revocations stored while
+// this relay could not hear the bus (their messages are lost): it closes
+// the revoked agents' links here and ends the revoked tokens' access.
+func (s *Server) resyncRevocations() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids, err := s.store.RevokedAgentIDs(ctx)
+	if err != nil {
+		s.log.Error().Err(err).Msg("catch up with revocations after a NATS outage: the next reconnection tries again")
+		return
+	}
+	agents := 0
+	for _, id := range ids {
+		if !s.hub.IsRevoked(id) {
+			s.hub.RevokeHere(id)
+			agents++
+		}
+	}
+	certs, err := s.access.Resync(ctx)
+	if err != nil {
+		s.log.Error().Err(err).Msg("catch up with revocations after a NATS outage: the next reconnection tries again")
+	}
+	if agents > 0 || certs > 0 {
+		s.log.Info().Int("agents", agents).Int("ssh_certificates", certs).Msg("caught up with revocations made while NATS was unreachable")
 	}
 }
 

@@ -31,7 +31,11 @@ type NATSConfig struct {
 	CAFile string
 	// Name is the connection's name as the server's monitoring shows it.
 	Name string
-	Log  zerolog.Logger
+	// OnReconnect, if set, is called after each reconnection (on nats.go's
+	// callback goroutine, one call at a time): what was published while
+	// the server was unreachable was lost, so catch up from the store.
+	OnReconnect func()
+	Log         zerolog.Logger
 }
 
 // publishTimeout bounds a Publish whose context has no deadline: the
@@ -68,6 +72,9 @@ func DialNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("bus: reconnected to NATS")
+			if cfg.OnReconnect != nil {
+				cfg.OnReconnect()
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			ev := log.Warn().Err(err)

@@ -217,9 +217,21 @@ func (h *Hub) IsRevoked(id string) bool {
 // Revoke tells every relay node that the agent is revoked: each refuses it
 // from now on and closes its link at once. The caller stores the revocation
 // first, so a node that starts later learns it from the store.
+//
+// When the bus fails, this node acts at once all the same; the others
+// learn it from the store when the bus is back.
 func (h *Hub) Revoke(ctx context.Context, id string) error {
-	return h.bus.Publish(ctx, subjectRevoked, []byte(id))
+	err := h.bus.Publish(ctx, subjectRevoked, []byte(id))
+	if err != nil {
+		h.revokeLocal(id)
+	}
+	return err
 }
+
+// RevokeHere refuses the agent on this node and closes its link here, as
+// a revocation from the bus does: for revocations this node learns from
+// the store (those published while the bus was down).
+func (h *Hub) RevokeHere(id string) { h.revokeLocal(id) }
 
 func (h *Hub) revokeLocal(id string) {
 	h.mu.Lock()
