@@ -50,11 +50,12 @@ type Config struct {
 // refreshes this relay's keys) and the watcher (keeps the bucket in
 // memory); Close stops both and waits for them.
 type KV struct {
-	cfg     Config
-	js      jetstream.JetStream
-	kv      jetstream.KeyValue
-	watcher jetstream.KeyWatcher
-	subject string // prefix of a key's subject
+	cfg       Config
+	js        jetstream.JetStream
+	kv        jetstream.KeyValue
+	bucketCfg jetstream.KeyValueConfig
+	watcher   jetstream.KeyWatcher
+	subject   string // prefix of a key's subject
 
 	mu      sync.Mutex
 	local   map[string]struct{}  // agents this relay holds, to refresh
@@ -103,7 +104,7 @@ func NewKV(ctx context.Context, cfg Config) (*KV, error) {
 	if err != nil {
 		return nil, fmt.Errorf("presence: create the JetStream bucket %s: %w (does the NATS server run JetStream, and may this user use it?)", Bucket, err)
 	}
-	p := &KV{cfg: cfg, js: js, kv: kv, subject: "$KV." + Bucket + ".",
+	p := &KV{cfg: cfg, js: js, kv: kv, bucketCfg: kvCfg, subject: "$KV." + Bucket + ".",
 		local: map[string]struct{}{}, pending: map[string]bool{}, seen: map[string]seenEntry{},
 		wake: make(chan struct{}, 1)}
 	runCtx, stop := context.WithCancel(context.Background())
@@ -113,9 +114,8 @@ func NewKV(ctx context.Context, cfg Config) (*KV, error) {
 		stop()
 		return nil, fmt.Errorf("presence: watch the bucket %s: %w", Bucket, err)
 	}
-	p.watcher = w
 	ready := make(chan struct{})
-	p.wg.Go(func() { p.watch(ready) })
+	p.wg.Go(func() { p.watch(runCtx, w, ready) })
 	select {
 	case <-ready:
 	case <-ctx.Done():
@@ -179,28 +179,65 @@ func (p *KV) set(id string, online bool) {
 // agents offline at once.
 func (p *KV) Close() {
 	p.cancel()
-	_ = p.watcher.Stop()
 	p.wg.Wait()
 }
 
-// watch keeps seen up to date until the watcher stops; it closes ready
-// once the bucket's current keys are loaded.
-func (p *KV) watch(ready chan struct{}) {
-	for e := range p.watcher.Updates() {
-		if e == nil {
-			if ready != nil {
-				close(ready)
-				ready = nil
+// watch keeps seen up to date until ctx ends; it closes ready once the
+// bucket's current keys are loaded. After NATS reconnects it watches
+// afresh: the old watcher would take several missed heartbeats to notice
+// that its consumer is gone.
+func (p *KV) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan struct{}) {
+	reconnected := p.cfg.Conn.StatusChanged(nats.CONNECTED)
+	defer p.cfg.Conn.RemoveStatusListener(reconnected)
+	stop := func() {
+		if w == nil {
+			return
+		}
+		_ = w.Stop()
+		for range w.Updates() { // until the watcher closes it
+		}
+		w = nil
+	}
+	defer stop()
+	var updates <-chan jetstream.KeyValueEntry
+	if w != nil {
+		updates = w.Updates()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reconnected:
+			stop()
+			nw, err := p.kv.WatchAll(ctx)
+			if err != nil {
+				// Keys already seen still expire; the next reconnection
+				// tries again.
+				p.cfg.Log.Error().Err(err).Msg("presence: watch the bucket again after a reconnection")
+				updates = nil
+				continue
 			}
-			continue
+			w, updates = nw, nw.Updates()
+		case e, ok := <-updates:
+			if !ok {
+				w, updates = nil, nil
+				continue
+			}
+			if e == nil {
+				if ready != nil {
+					close(ready)
+					ready = nil
+				}
+				continue
+			}
+			p.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut {
+				p.seen[e.Key()] = seenEntry{node: string(e.Value()), expires: time.Now().Add(p.cfg.TTL)}
+			} else {
+				delete(p.seen, e.Key())
+			}
+			p.mu.Unlock()
 		}
-		p.mu.Lock()
-		if e.Operation() == jetstream.KeyValuePut {
-			p.seen[e.Key()] = seenEntry{node: string(e.Value()), expires: time.Now().Add(p.cfg.TTL)}
-		} else {
-			delete(p.seen, e.Key())
-		}
-		p.mu.Unlock()
 	}
 }
 
@@ -270,9 +307,23 @@ func (p *KV) refresh(ctx context.Context) {
 		}
 		p.mu.Unlock()
 	}
-	if len(held) > 0 {
-		p.report(p.put(ctx, held))
+	if len(held) == 0 {
+		return
 	}
+	p.mu.Lock()
+	failing := p.failing
+	p.mu.Unlock()
+	if failing {
+		// The bucket may be gone with a NATS server that lost its data.
+		cctx, cancel := context.WithTimeout(ctx, opTimeout)
+		_, err := p.js.CreateOrUpdateKeyValue(cctx, p.bucketCfg)
+		cancel()
+		if err != nil {
+			p.report(fmt.Errorf("presence: create the bucket %s again: %w", Bucket, err))
+			return
+		}
+	}
+	p.report(p.put(ctx, held))
 }
 
 // put publishes this node as the holder of ids, in batches, and waits for

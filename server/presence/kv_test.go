@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -157,4 +158,41 @@ func TestLocal(t *testing.T) {
 	if !l.Online("x") || l.Online("y") {
 		t.Fatal("Local does not follow the hub")
 	}
+}
+
+// TestKVOutage: NATS restarts (same store); an agent that connected during
+// the outage shows up once the relays have reconnected, and one held
+// before is still online.
+func TestKVOutage(t *testing.T) {
+	store := t.TempDir()
+	start := func(port int) *server.Server {
+		ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true,
+			JetStream: true, StoreDir: store})
+		if err != nil {
+			t.Fatalf("nats-server: %v", err)
+		}
+		ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats-server not ready within 10s")
+		}
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		return ns
+	}
+	ns := start(-1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	const ttl = 3 * time.Second
+	a := newRelay(t, ns.ClientURL(), "relay-a", ttl)
+	b := newRelay(t, ns.ClientURL(), "relay-b", ttl)
+	const x, y = "8f0c5a8e-4a38-4c1b-9a55-2f3b9c1d7e11", "8f0c5a8e-4a38-4c1b-9a55-2f3b9c1d7e12"
+	a.connect(x)
+	eventually(t, 5*time.Second, "b to see x", func() bool { return b.p.Online(x) })
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	eventually(t, 5*time.Second, "the relays to notice", func() bool { return !a.nc.IsConnected() && !b.nc.IsConnected() })
+	a.connect(y) // written when NATS is back
+	start(port)
+	eventually(t, 10*time.Second, "b to see x and y on a after the restart", func() bool {
+		return b.p.Online(x) && b.p.Online(y)
+	})
 }
