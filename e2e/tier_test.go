@@ -87,6 +87,13 @@ func TestTier(t *testing.T) {
 		t.Fatalf("a relay without NATS credentials: %v\n%s", err, errOut)
 	}
 
+	// Nor does a relay join a tier with a database of its own.
+	_, errOut, err = try(nil, bin("patchbay-server"), "serve", "--data", t.TempDir(), "--listen", freePort(t),
+		"--nats", "nats://"+natsAddr, "--nats-creds", bCreds)
+	if err == nil || !strings.Contains(errOut, "--db postgres://") {
+		t.Fatalf("a relay with --nats and SQLite: %v\n%s", err, errOut)
+	}
+
 	token := strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", a.Dir, "--db", db))
 	adminA, adminB := a.Login(token), b.Login(token)
 	ag := a.Enroll(adminA.Token()).Start()

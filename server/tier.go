@@ -50,6 +50,10 @@ func openTier(ctx context.Context, cfg Config, log zerolog.Logger) (*tier, error
 		t.bus = &bus.Local{}
 		return t, nil
 	}
+	if !strings.HasPrefix(cfg.DBURL, "postgres://") && !strings.HasPrefix(cfg.DBURL, "postgresql://") {
+		return nil, fmt.Errorf("--nats joins a tier of relays that share one database: give --db postgres://USER@HOST:PORT/DATABASE too " +
+			"(with SQLite each relay would have agents and tokens of its own)")
+	}
 	ncfg := bus.NATSConfig{URL: cfg.NATS, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, Name: "patchbay-relay " + t.node,
 		Log: log.With().Str("component", "bus").Logger(),
 		OnReconnect: func() {
