@@ -188,7 +188,7 @@ Several relays).`,
 	f.StringVar(&syslog.CertFile, "syslog-cert", "", "PEM client certificate for a syslog receiver that requires one (with --syslog-key)")
 	f.StringVar(&syslog.KeyFile, "syslog-key", "", "PEM private key of --syslog-cert")
 	f.BoolVar(&allowEmptyReason, "allow-empty-reason", false, "accept session requests without a reason (by default technicians must give one: the user at the machine is shown it)")
-	f.StringVar(&natsURL, "nats", "", "join a tier of relays through NATS: nats://HOST:PORT or tls://HOST:PORT (TLS outside loopback; several comma-separated for a cluster), or \"embedded\" to run a nats-server in this relay (default: none, a relay alone)")
+	f.StringVar(&natsURL, "nats", "", "join a tier of relays (with a shared --db postgres://...) through NATS: nats://HOST:PORT or tls://HOST:PORT (TLS outside loopback; several comma-separated for a cluster), or \"embedded\" to run a nats-server in this relay (default: none, a relay alone)")
 	f.StringVar(&natsCreds, "nats-creds", "", "NATS credentials: a .creds file (JWT and NKey, as nsc writes it) or a file with one line user:password (what --nats embedded writes to DATA/nats-user)")
 	f.StringVar(&natsCA, "nats-ca", "", "PEM file of the CA that signs the NATS server's certificate (turns TLS on; default: the system's CAs with tls://)")
 	f.StringVar(&natsListen, "nats-listen", "", "with --nats embedded: the loopback address the NATS server listens on (default 127.0.0.1:4222)")
