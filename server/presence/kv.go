@@ -54,7 +54,6 @@ type KV struct {
 	js        jetstream.JetStream
 	kv        jetstream.KeyValue
 	bucketCfg jetstream.KeyValueConfig
-	watcher   jetstream.KeyWatcher
 	subject   string // prefix of a key's subject
 
 	mu      sync.Mutex
