@@ -26,7 +26,6 @@ import (
 	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/auditfwd"
 	"github.com/patchbay/patchbay/server/authlimit"
-	"github.com/patchbay/patchbay/server/bus"
 	"github.com/patchbay/patchbay/server/console"
 	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/jobs"
@@ -57,6 +56,15 @@ type Config struct {
 	// Syslog, when its URL is set, forwards every audit record to a syslog
 	// receiver (server/auditfwd).
 	Syslog auditfwd.Target
+	// NATS joins a tier of relays sharing one PostgreSQL (DBURL): a NATS
+	// URL (nats://HOST:PORT, tls://HOST:PORT; TLS outside loopback), or
+	// NATSEmbedded to run a nats-server in this relay (on NATSListen,
+	// default 127.0.0.1:4222). Empty: a relay alone, in-process bus.
+	NATS       string
+	NATSCreds  string // NATS .creds file, or a "user:password" file
+	NATSCA     string // PEM CA of the NATS server's certificate
+	NATSListen string // the embedded server's loopback address
+
 	// SSO turns on single sign-on with an OpenID provider (nil: off).
 	SSO    *sso.Config
 	Logger zerolog.Logger
@@ -116,6 +124,8 @@ type Server struct {
 	authAudit authAuditor
 	// auditFwd forwards the audit log to syslog; nil without --syslog.
 	auditFwd *auditfwd.Forwarder
+	// tier is the bus and the presence of agents (tier.go).
+	tier *tier
 }
 
 // New initialises the data directory on first run (CA, server certificate,
@@ -157,43 +167,64 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	relayBus := &bus.Local{}
-	h, err := hub.New(relayBus, revoked)
+	tr, err := openTier(ctx, cfg, cfg.Logger)
 	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	relayBus := tr.bus
+	h, err := hub.New(relayBus, revoked, hub.WithLog(cfg.Logger.With().Str("component", "hub").Logger()),
+		hub.WithPresence(tr.connected, tr.disconnected))
+	if err != nil {
+		tr.close()
+		st.Close()
+		return nil, err
+	}
+	if err := tr.startPresence(ctx, h.Online, cfg.Heartbeat, cfg.Logger); err != nil {
+		h.Close()
+		tr.close()
 		st.Close()
 		return nil, err
 	}
 	sshCAs, err := certs.LoadOrCreateSSHCAs(cfg.DataDir)
 	if err != nil {
+		h.Close()
+		tr.close()
 		st.Close()
 		return nil, err
 	}
 	fleet, err := st.CountActiveAgents(ctx, time.Now().Add(-activeFleetAge))
 	if err != nil {
+		h.Close()
+		tr.close()
 		st.Close()
 		return nil, err
 	}
 	// No session survives a relay restart: close what the last run left open.
 	if n, err := st.EndOpenSessions(ctx, "the relay restarted", time.Now()); err != nil {
+		h.Close()
+		tr.close()
 		st.Close()
 		return nil, err
 	} else if n > 0 {
 		cfg.Logger.Info().Int("sessions", n).Msg("ended sessions left open by the previous relay run")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet, tier: tr}
 	if cfg.Syslog.URL != "" {
 		if s.auditFwd, err = auditfwd.New(auditfwd.Config{Target: cfg.Syslog, Store: st, Version: cfg.Version, Log: s.log}); err != nil {
+			tr.close()
 			st.Close()
 			return nil, err
 		}
 	}
 	s.limiter = authlimit.New(authlimit.Config{})
-	s.api = &api.API{Store: st, Hub: h, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason, Limiter: s.limiter}
-	ccfg := console.Config{Store: st, Audit: s.api.Audit, Online: h.Online, IdleTimeout: cfg.ConsoleIdleTimeout,
+	s.api = &api.API{Store: st, Hub: tierHub{Hub: h, tier: tr}, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason, Limiter: s.limiter}
+	ccfg := console.Config{Store: st, Audit: s.api.Audit, Online: tr.online, IdleTimeout: cfg.ConsoleIdleTimeout,
 		Limiter: s.limiter, Password: s.api, Log: s.log.With().Str("component", "console").Logger()}
 	if cfg.SSO != nil {
 		p, err := sso.New(*cfg.SSO, s.log.With().Str("component", "sso").Logger())
 		if err != nil {
+			tr.close()
 			st.Close()
 			return nil, err
 		}
@@ -219,10 +250,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Log: s.log.With().Str("component", "access").Logger()})
 	if err != nil {
 		h.Close()
+		tr.close()
 		st.Close()
 		return nil, err
 	}
 	s.api.Access = s.access
+	resync := s.resyncRevocations
+	tr.resync.Store(&resync)
 	s.jobs.Start()
 	s.startAuthAudit()
 	if s.auditFwd != nil {
@@ -325,11 +359,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Close flushes pending writes and closes the store. Call it after Serve
 // has returned.
 func (s *Server) Close() error {
+	s.tier.resync.Store(nil)
 	s.stopAuthAudit()
 	s.jobs.Close()
 	s.seen.close()
 	s.access.Close()
 	s.hub.Close()
+	s.tier.close()
 	if s.auditFwd != nil {
 		s.auditFwd.Close()
 	}

@@ -69,6 +69,7 @@ func serveCmd() *cobra.Command {
 		consoleIdle                                 time.Duration
 		syslog                                      auditfwd.Target
 		oidc                                        oidcFlags
+		natsURL, natsCreds, natsCA, natsListen      string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -99,8 +100,26 @@ Single sign-on (OpenID Connect) is on when --oidc-issuer is set: register
 Patchbay at the provider as a confidential web client whose redirect URI is
 https://RELAY-HOST:PORT/console/oidc/callback, and map the provider's groups
 to roles with --oidc-role-map (the highest role of a person's groups wins; a
-person in no mapped group is refused). See the README's "Single sign-on".`,
+person in no mapped group is refused). See the README's "Single sign-on".
+
+Several relays (a tier): start each with the same PostgreSQL (--db
+postgres://...), the same NATS (--nats) and copies of the same CA files
+(ca.crt, ca.key, ssh_user_ca, ssh_host_ca and their .pub, tls-ticket.key)
+in its --data. --nats nats://HOST:PORT or tls://HOST:PORT connects to a
+NATS server or cluster with JetStream (TLS is required outside loopback;
+--nats-ca for a private CA, --nats-creds for a .creds file or a
+user:password file). --nats embedded runs a nats-server inside this relay
+on --nats-listen (loopback, default 127.0.0.1:4222), with JetStream in
+DATA/nats and a generated user:password in DATA/nats-user (0600): the
+other relays of the machine connect with --nats nats://127.0.0.1:PORT
+--nats-creds (a copy of) DATA/nats-user. Agents online on any relay are
+online on all; revoking an agent or a token acts on every relay. Jobs and
+sessions still run only through the relay that holds the agent (README:
+Several relays).`,
 		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com
+  patchbay-server serve --data /srv/relay-a --db postgres://patchbay@db/patchbay --nats embedded --listen :8443
+  patchbay-server serve --data /srv/relay-b --db postgres://patchbay@db/patchbay --listen :8444 \
+    --nats nats://127.0.0.1:4222 --nats-creds /srv/relay-a/nats-user
   patchbay-server serve --syslog tls://siem.example.com:6514 --syslog-ca /etc/patchbay/siem-ca.pem
   patchbay-server serve --data /var/lib/patchbay --oidc-issuer https://login.example.com/ --oidc-client-id patchbay \
     --oidc-client-secret-file /etc/patchbay/oidc-secret --oidc-allowed-domains example.com \
@@ -131,6 +150,7 @@ person in no mapped group is refused). See the README's "Single sign-on".`,
 				Version: version, Logger: log, AllowEmptyReason: allowEmptyReason, ConsoleIdleTimeout: consoleIdle,
 				Syslog: syslog,
 				SSO:    ssoCfg,
+				NATS:   natsURL, NATSCreds: natsCreds, NATSCA: natsCA, NATSListen: natsListen,
 			})
 			if err != nil {
 				return err
@@ -168,6 +188,10 @@ person in no mapped group is refused). See the README's "Single sign-on".`,
 	f.StringVar(&syslog.CertFile, "syslog-cert", "", "PEM client certificate for a syslog receiver that requires one (with --syslog-key)")
 	f.StringVar(&syslog.KeyFile, "syslog-key", "", "PEM private key of --syslog-cert")
 	f.BoolVar(&allowEmptyReason, "allow-empty-reason", false, "accept session requests without a reason (by default technicians must give one: the user at the machine is shown it)")
+	f.StringVar(&natsURL, "nats", "", "join a tier of relays (with a shared --db postgres://...) through NATS: nats://HOST:PORT or tls://HOST:PORT (TLS outside loopback; several comma-separated for a cluster), or \"embedded\" to run a nats-server in this relay (default: none, a relay alone)")
+	f.StringVar(&natsCreds, "nats-creds", "", "NATS credentials: a .creds file (JWT and NKey, as nsc writes it) or a file with one line user:password (what --nats embedded writes to DATA/nats-user)")
+	f.StringVar(&natsCA, "nats-ca", "", "PEM file of the CA that signs the NATS server's certificate (turns TLS on; default: the system's CAs with tls://)")
+	f.StringVar(&natsListen, "nats-listen", "", "with --nats embedded: the loopback address the NATS server listens on (default 127.0.0.1:4222)")
 	oidc.register(f)
 	return cmd
 }

@@ -165,6 +165,46 @@ func (e *Ender) EndAccess(ctx context.Context, tokenIDs []string, reason string)
 	return Result{Certificates: len(certs)}, nil
 }
 
+// ResyncReason is the end reason of sessions ended by Resync: the
+// original reason travelled on the bus while this node could not hear it.
+const ResyncReason = "access revoked: an API token was revoked while this relay was cut off from the other relays"
+
+// Resync catches up with the access ends published while this node was cut
+// off from the bus: certificates revoked in the store that it does not
+// know of are acted on as if their event had arrived (agents told,
+// sessions of their tokens ended). It returns how many it found.
+func (e *Ender) Resync(ctx context.Context) (int, error) {
+	list, err := e.cfg.Store.RevokedSSHCerts(ctx, e.now())
+	if err != nil {
+		return 0, fmt.Errorf("access: catch up with revocations: %w", err)
+	}
+	e.mu.Lock()
+	var missed []store.SSHCert
+	tokens := map[string]bool{}
+	for _, c := range list {
+		if _, ok := e.revoked[c.Serial]; !ok {
+			missed = append(missed, c)
+			tokens[c.TokenID] = true
+		}
+	}
+	e.mu.Unlock()
+	if len(missed) == 0 {
+		return 0, nil
+	}
+	ev := event{Reason: ResyncReason, Certs: toWire(missed)}
+	for id := range tokens {
+		if id != "" {
+			ev.TokenIDs = append(ev.TokenIDs, id)
+		}
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return 0, fmt.Errorf("access: catch up with revocations: encode: %w", err)
+	}
+	e.handle(data)
+	return len(missed), nil
+}
+
 // handle acts on an access end published by any node (this one included).
 func (e *Ender) handle(data []byte) {
 	var ev event

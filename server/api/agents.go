@@ -107,7 +107,9 @@ func (a *API) handleAgentRevoke(w http.ResponseWriter, r *http.Request, c caller
 		return
 	}
 	if err := a.Hub.Revoke(ctx, ag.ID); err != nil {
-		a.internal(w, r, "disconnect revoked agent", err)
+		a.Log.Warn().Err(err).Str("agent_id", ag.ID).Msg("agent revoked and stored; the other relays learn it when the bus is back")
+		WriteError(w, http.StatusServiceUnavailable, "agent %s (%s) is revoked and this relay refuses it, but the other relays "+
+			"could not be told now (%v): they close its link when they reach NATS again", ag.ID, ag.Hostname, err)
 		return
 	}
 	a.Log.Info().Str("agent_id", ag.ID).Str("by", c.tok.Name).Msg("agent revoked")

@@ -124,6 +124,11 @@ func (a *API) handleSessionConnect(w http.ResponseWriter, r *http.Request, c cal
 		WriteError(w, http.StatusConflict, "agent %s (%s) is offline: it must be connected to this relay for a session", ag.ID, ag.Hostname)
 		return
 	}
+	if h, ok := a.Hub.(interface{ Here(id string) bool }); ok && !h.Here(ag.ID) {
+		WriteError(w, http.StatusConflict, "agent %s (%s) is connected to another relay of this tier: sessions across relays are not supported yet; "+
+			"open the session through the relay that holds it", ag.ID, ag.Hostname)
+		return
+	}
 	if !slices.Contains(websocket.Subprotocols(r), apiv1.SessionSubprotocol) {
 		WriteError(w, http.StatusBadRequest, "session: the websocket subprotocol must be %q", apiv1.SessionSubprotocol)
 		return

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/rs/zerolog"
+
 	"github.com/patchbay/patchbay/internal/mux"
 )
 
@@ -44,10 +46,25 @@ type Bus interface {
 
 const subjectRevoked = "patchbay.agent.revoked"
 
+// Option configures a Hub.
+type Option func(*Hub)
+
+// WithLog logs what the hub drops (a malformed revocation from the bus).
+func WithLog(log zerolog.Logger) Option { return func(h *Hub) { h.log = log } }
+
+// WithPresence calls up when an agent's link is registered and down when
+// the agent has no link to this node any more (it left, or was revoked).
+// They are called without the hub's lock held and must not block.
+func WithPresence(up, down func(id string)) Option {
+	return func(h *Hub) { h.up, h.down = up, down }
+}
+
 // Hub is safe for concurrent use.
 type Hub struct {
-	bus   Bus
-	unsub func()
+	bus      Bus
+	unsub    func()
+	log      zerolog.Logger
+	up, down func(id string)
 
 	mu      sync.RWMutex
 	links   map[string]Link     // online agents on this node, by ID
@@ -55,12 +72,22 @@ type Hub struct {
 }
 
 // New returns a hub that learns of revocations through bus.
-func New(bus Bus, revoked []string) (*Hub, error) {
-	h := &Hub{bus: bus, links: make(map[string]Link), revoked: make(map[string]struct{}, len(revoked))}
+func New(bus Bus, revoked []string, opts ...Option) (*Hub, error) {
+	h := &Hub{bus: bus, links: make(map[string]Link), revoked: make(map[string]struct{}, len(revoked)), log: zerolog.Nop()}
+	for _, o := range opts {
+		o(h)
+	}
 	for _, id := range revoked {
 		h.revoked[id] = struct{}{}
 	}
-	unsub, err := bus.Subscribe(subjectRevoked, func(data []byte) { h.revokeLocal(string(data)) })
+	unsub, err := bus.Subscribe(subjectRevoked, func(data []byte) {
+		// Another relay's message: an agent ID, or nothing we act on.
+		if !plausibleID(data) {
+			h.log.Error().Int("bytes", len(data)).Msg("agent revocation from the bus: not an agent ID; ignored")
+			return
+		}
+		h.revokeLocal(string(data))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +111,9 @@ func (h *Hub) Register(l Link) error {
 	old := h.links[id]
 	h.links[id] = l
 	h.mu.Unlock()
+	if h.up != nil {
+		h.up(id)
+	}
 	if old != nil {
 		old.Close("replaced by a newer connection from the same agent")
 	}
@@ -95,11 +125,15 @@ func (h *Hub) Register(l Link) error {
 func (h *Hub) Unregister(l Link) bool {
 	id := l.AgentID()
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.links[id] != l {
+		h.mu.Unlock()
 		return false
 	}
 	delete(h.links, id)
+	h.mu.Unlock()
+	if h.down != nil {
+		h.down(id)
+	}
 	return true
 }
 
@@ -189,9 +223,21 @@ func (h *Hub) IsRevoked(id string) bool {
 // Revoke tells every relay node that the agent is revoked: each refuses it
 // from now on and closes its link at once. The caller stores the revocation
 // first, so a node that starts later learns it from the store.
+//
+// When the bus fails, this node acts at once all the same; the others
+// learn it from the store when the bus is back.
 func (h *Hub) Revoke(ctx context.Context, id string) error {
-	return h.bus.Publish(ctx, subjectRevoked, []byte(id))
+	err := h.bus.Publish(ctx, subjectRevoked, []byte(id))
+	if err != nil {
+		h.revokeLocal(id)
+	}
+	return err
 }
+
+// RevokeHere refuses the agent on this node and closes its link here, as
+// a revocation from the bus does: for revocations this node learns from
+// the store (those published while the bus was down).
+func (h *Hub) RevokeHere(id string) { h.revokeLocal(id) }
 
 func (h *Hub) revokeLocal(id string) {
 	h.mu.Lock()
@@ -200,6 +246,23 @@ func (h *Hub) revokeLocal(id string) {
 	delete(h.links, id)
 	h.mu.Unlock()
 	if l != nil {
+		if h.down != nil {
+			h.down(id)
+		}
 		l.Close("agent revoked by an administrator")
 	}
+}
+
+// plausibleID reports whether data can be an agent ID (a UUID; tests use
+// shorter names): 1 to 64 letters, digits and hyphens.
+func plausibleID(data []byte) bool {
+	if len(data) == 0 || len(data) > 64 {
+		return false
+	}
+	for _, c := range data {
+		if !(c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
