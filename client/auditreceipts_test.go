@@ -10,8 +10,8 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/client/clienttest"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/internal/receipt"
-	"github.com/patchbay/patchbay/server/audit"
 )
 
 const (

@@ -21,8 +21,8 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/internal/selector"
-	"github.com/patchbay/patchbay/server/audit"
 )
 
 // Tokens every Relay accepts, and the identities they stand for.
