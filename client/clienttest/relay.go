@@ -118,7 +118,7 @@ func Start(t testing.TB, opts ...Option) *Relay {
 }
 
 // Mint creates an API token of role for name reaching every site, as
-// `patchbay-server token create` does, and returns its secret.
+// `patchbay-server admin-token` does (for any role), and returns its secret.
 func (r *Relay) Mint(t testing.TB, role, name string) string {
 	t.Helper()
 	secret, _, err := api.MintAPIToken(context.Background(), r.Store, "system", role, name, 0, r.API.Now())
