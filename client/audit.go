@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
 // AuditFilter selects audit records on the relay (GET /v1/audit). Empty

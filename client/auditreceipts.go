@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/internal/receipt"
-	"github.com/patchbay/patchbay/server/audit"
 )
 
 // receiptChecker checks the consent receipts in audit records (package

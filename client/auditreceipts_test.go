@@ -10,8 +10,8 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/client/clienttest"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/internal/receipt"
-	"github.com/patchbay/patchbay/server/audit"
 )
 
 const (
@@ -54,10 +54,10 @@ func TestVerifyAuditChecksConsentReceipts(t *testing.T) {
 	// good appends a valid approval, a valid fix receipt under an action
 	// this package does not know, and a plain record.
 	good := func(relay *clienttest.Relay, s *receipt.Signer) {
-		relay.AppendAudit(now, actor, "session.approved", rcSession, signedDetail(t, s, approval, map[string]string{"capabilities": "[shell]"}))
+		relay.AppendAudit(t, now, actor, "session.approved", rcSession, signedDetail(t, s, approval, map[string]string{"capabilities": "[shell]"}))
 		fix := receipt.Receipt{Kind: receipt.KindFix, ID: rcRun, AgentID: rcAgent, Fix: "script x 1.0", Decision: receipt.Denied, By: "timeout", Time: now}
-		relay.AppendAudit(now, actor, "run.consent", rcRun, signedDetail(t, s, fix, map[string]string{}))
-		relay.AppendAudit(now, "token:x (admin)", "token.create", "t", nil)
+		relay.AppendAudit(t, now, actor, "run.consent", rcRun, signedDetail(t, s, fix, map[string]string{}))
+		relay.AppendAudit(t, now, "token:x (admin)", "token.create", "t", nil)
 	}
 	for _, tt := range []struct {
 		name string
@@ -66,34 +66,34 @@ func TestVerifyAuditChecksConsentReceipts(t *testing.T) {
 	}{
 		{"valid", func(*clienttest.Relay, *receipt.Signer) {}, ""},
 		{"approval without receipt", func(relay *clienttest.Relay, _ *receipt.Signer) {
-			relay.AppendAudit(now, actor, "session.approved", rcSession, map[string]string{"by": "bob"})
+			relay.AppendAudit(t, now, actor, "session.approved", rcSession, map[string]string{"by": "bob"})
 		}, "session.approved record without a receipt"},
 		{"denial without receipt", func(relay *clienttest.Relay, _ *receipt.Signer) {
-			relay.AppendAudit(now, actor, "session.denied", rcSession, nil)
+			relay.AppendAudit(t, now, actor, "session.denied", rcSession, nil)
 		}, "without a receipt"},
 		{"receipt copied to another session", func(relay *clienttest.Relay, s *receipt.Signer) {
 			r := approval
 			r.ID = "0193a1b2-0000-7000-8000-00000000b002"
-			relay.AppendAudit(now, actor, "session.approved", rcSession, signedDetail(t, s, r, map[string]string{"capabilities": "[shell]"}))
+			relay.AppendAudit(t, now, actor, "session.approved", rcSession, signedDetail(t, s, r, map[string]string{"capabilities": "[shell]"}))
 		}, "the receipt is for session"},
 		{"denial presented as approval", func(relay *clienttest.Relay, s *receipt.Signer) {
 			r := approval
 			r.ID, r.Decision = "0193a1b2-0000-7000-8000-00000000b003", receipt.Denied
-			relay.AppendAudit(now, actor, "session.approved", r.ID, signedDetail(t, s, r, map[string]string{}))
+			relay.AppendAudit(t, now, actor, "session.approved", r.ID, signedDetail(t, s, r, map[string]string{}))
 		}, "the receipt says denied"},
 		{"same receipt twice", func(relay *clienttest.Relay, _ *receipt.Signer) {
-			relay.AppendAudit(now, actor, "session.approved", rcSession, relay.Records[0].Detail)
-		}, "already backs record 1"},
+			relay.AppendAudit(t, now, actor, "session.approved", rcSession, relay.Record(t, 3).Detail)
+		}, "already backs record 3"},
 		{"capabilities widened", func(relay *clienttest.Relay, s *receipt.Signer) {
 			r := approval
 			r.ID = "0193a1b2-0000-7000-8000-00000000b004"
-			relay.AppendAudit(now, actor, "session.approved", r.ID, signedDetail(t, s, r, map[string]string{"capabilities": "[shell sftp]"}))
+			relay.AppendAudit(t, now, actor, "session.approved", r.ID, signedDetail(t, s, r, map[string]string{"capabilities": "[shell sftp]"}))
 		}, "the receipt approves"},
 		{"edited receipt (any action)", func(relay *clienttest.Relay, s *receipt.Signer) {
 			fix := receipt.Receipt{Kind: receipt.KindFix, ID: rcRun, AgentID: rcAgent, Fix: "script y", Decision: receipt.Denied, By: "jane", Time: now}
 			d := signedDetail(t, s, fix, map[string]string{})
 			d[receipt.DetailReceipt] = strings.Replace(d[receipt.DetailReceipt], "denied", "approved", 1)
-			relay.AppendAudit(now, actor, "run.consent", rcRun, d)
+			relay.AppendAudit(t, now, actor, "run.consent", rcRun, d)
 		}, "bad signature"},
 		{"key from another CA", func(relay *clienttest.Relay, _ *receipt.Signer) {
 			other, err := certs.LoadOrCreateCA(t.TempDir())
@@ -102,10 +102,10 @@ func TestVerifyAuditChecksConsentReceipts(t *testing.T) {
 			}
 			r := approval
 			r.ID = "0193a1b2-0000-7000-8000-00000000b005"
-			relay.AppendAudit(now, actor, "session.approved", r.ID, signedDetail(t, agentSigner(t, other, rcAgent), r, map[string]string{"capabilities": "[shell]"}))
+			relay.AppendAudit(t, now, actor, "session.approved", r.ID, signedDetail(t, agentSigner(t, other, rcAgent), r, map[string]string{"capabilities": "[shell]"}))
 		}, "certificate signed by unknown authority"},
 		{"partial receipt", func(relay *clienttest.Relay, _ *receipt.Signer) {
-			relay.AppendAudit(now, actor, "session.end", rcSession, map[string]string{receipt.DetailReceipt: "{}"})
+			relay.AppendAudit(t, now, actor, "session.end", rcSession, map[string]string{receipt.DetailReceipt: "{}"})
 		}, "only part of a receipt"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +113,7 @@ func TestVerifyAuditChecksConsentReceipts(t *testing.T) {
 			s := agentSigner(t, relay.CA, rcAgent)
 			good(relay, s)
 			tt.bad(relay, s)
-			c, err := client.New(relay.Config(clienttest.ViewerToken))
+			c, err := client.New(relay.Viewer())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,8 +125,9 @@ func TestVerifyAuditChecksConsentReceipts(t *testing.T) {
 				return
 			}
 			var ce *audit.ChainError
-			if !errors.As(err, &ce) || ce.Seq != 4 || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v, want a broken chain at record 4 with %q", err, tt.want)
+			// Records 1 and 2 created the relay's tokens, 3 to 5 are good's.
+			if !errors.As(err, &ce) || ce.Seq != 6 || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a broken chain at record 6 with %q", err, tt.want)
 			}
 			t.Log(err)
 		})
@@ -139,17 +140,18 @@ func TestVerifyAuditUnsignedBefore(t *testing.T) {
 	relay := clienttest.New(t)
 	now := time.Now()
 	actor := "agent " + rcAgent + " (bob)"
-	relay.AppendAudit(now, actor, "session.approved", rcSession, map[string]string{"capabilities": "[shell]"})
-	relay.AppendAudit(now, actor, "session.denied", rcSession, nil)
-	c, err := client.New(relay.Config(clienttest.ViewerToken))
+	relay.AppendAudit(t, now, actor, "session.approved", rcSession, map[string]string{"capabilities": "[shell]"})
+	relay.AppendAudit(t, now, actor, "session.denied", rcSession, nil)
+	c, err := client.New(relay.Viewer())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.VerifyAudit(ctx(t), nil, client.UnsignedBefore(3)); err != nil {
-		t.Fatalf("legacy records before 3: %v", err)
+	// Records 1 and 2 created the relay's tokens; 3 and 4 are unsigned.
+	if _, err := c.VerifyAudit(ctx(t), nil, client.UnsignedBefore(5)); err != nil {
+		t.Fatalf("legacy records before 5: %v", err)
 	}
 	var ce *audit.ChainError
-	if _, err := c.VerifyAudit(ctx(t), nil, client.UnsignedBefore(2)); !errors.As(err, &ce) || ce.Seq != 2 {
-		t.Fatalf("legacy records before 2 only: %v", err)
+	if _, err := c.VerifyAudit(ctx(t), nil, client.UnsignedBefore(4)); !errors.As(err, &ce) || ce.Seq != 4 {
+		t.Fatalf("legacy records before 4 only: %v", err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
 // AuditVerification is the outcome of a successful VerifyAudit.

@@ -10,20 +10,20 @@ import (
 
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/client/clienttest"
-	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
-// relayWithLog starts a fake relay holding n correctly chained records.
+// relayWithLog starts a relay whose log holds n (at least 2) correctly
+// chained records: the creation of its two API tokens, then n-2 more.
 func relayWithLog(t *testing.T, n int) (*clienttest.Relay, *client.Client) {
 	t.Helper()
 	relay := clienttest.New(t)
 	t0 := time.Date(2026, 11, 2, 9, 0, 0, 123456789, time.UTC)
-	for i := range n {
-		relay.AppendAudit(t0.Add(time.Duration(i)*time.Second), "token:tok-admin (admin)", "token.create",
+	for i := range n - 2 {
+		relay.AppendAudit(t, t0.Add(time.Duration(i)*time.Second), "token:tok-admin (admin)", "token.create",
 			fmt.Sprintf("et-%d", i), map[string]string{"uses": "1", "tags": "site=paris"})
 	}
-	c, err := client.New(relay.Config(clienttest.ViewerToken))
+	c, err := client.New(relay.Viewer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,14 +37,14 @@ func TestVerifyAuditIntact(t *testing.T) {
 		pageLimit int
 		pages     int // GET /v1/audit requests expected
 	}{
-		{"empty", 0, 0, 1},
+		{"tokens only", 2, 0, 2},
 		{"one page", 10, 0, 2},
 		{"several pages", 2500, 0, 4},
 		{"relay serves short pages", 700, 300, 4},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			relay, c := relayWithLog(t, tt.records)
-			relay.PageLimit = tt.pageLimit
+			relay.SetPageLimit(tt.pageLimit)
 			var seen int64
 			res, err := c.VerifyAudit(ctx(t), func(r audit.Record) error {
 				seen++
@@ -60,7 +60,8 @@ func TestVerifyAuditIntact(t *testing.T) {
 				t.Errorf("result %+v, callback saw %d, want %d records", res, seen, tt.records)
 			}
 			pages := 0
-			for _, r := range relay.Requests {
+			requests := relay.Requests()
+			for _, r := range requests {
 				if strings.HasPrefix(r, "GET /v1/audit?") {
 					pages++
 					if tt.pageLimit == 0 && !strings.Contains(r, "limit=1000") {
@@ -69,7 +70,7 @@ func TestVerifyAuditIntact(t *testing.T) {
 				}
 			}
 			if pages != tt.pages {
-				t.Errorf("%d page requests, want %d: %q", pages, tt.pages, relay.Requests)
+				t.Errorf("%d page requests, want %d: %q", pages, tt.pages, requests)
 			}
 		})
 	}
@@ -78,34 +79,32 @@ func TestVerifyAuditIntact(t *testing.T) {
 func TestVerifyAuditDetectsTampering(t *testing.T) {
 	tests := []struct {
 		name   string
-		tamper func(r *clienttest.Relay)
+		tamper func(t *testing.T, r *clienttest.Relay)
 		seq    int64
 		reason string
 	}{
-		{"edited detail", func(r *clienttest.Relay) {
-			r.Records[1233].Detail = map[string]string{"uses": "0", "tags": "site=paris"}
+		{"edited detail", func(t *testing.T, r *clienttest.Relay) {
+			r.Tamper(t, `UPDATE audit_log SET detail = $1 WHERE seq = 1234`, `{"tags":"site=paris","uses":"0"}`)
 		}, 1234, "hash does not match the record's content"},
-		{"edited and rehashed", func(r *clienttest.Relay) {
-			r.Records[41].Actor = "system"
-			r.Records[41].Hash = r.Records[41].ComputeHash()
+		{"edited and rehashed", func(t *testing.T, r *clienttest.Relay) {
+			rec := r.Record(t, 42)
+			rec.Actor = "system"
+			r.Tamper(t, `UPDATE audit_log SET actor = $1, hash = $2 WHERE seq = 42`, rec.Actor, rec.ComputeHash())
 		}, 43, "prev_hash does not match"},
-		{"removed record", func(r *clienttest.Relay) {
-			r.Records = append(r.Records[:699], r.Records[700:]...)
+		{"removed record", func(t *testing.T, r *clienttest.Relay) {
+			r.Tamper(t, `DELETE FROM audit_log WHERE seq = 700`)
 		}, 700, "missing (next record present is 701)"},
-		{"removed tail", func(r *clienttest.Relay) {
-			r.Head = &apiv1.AuditHead{Seq: 1500, Hash: r.Records[1499].Hash}
-			r.Records = r.Records[:1490]
+		{"removed tail", func(t *testing.T, r *clienttest.Relay) {
+			r.Tamper(t, `DELETE FROM audit_log WHERE seq > 1490`)
 		}, 1491, "missing (chain ends at 1490, head is 1500)"},
-		{"head hash differs", func(r *clienttest.Relay) {
-			r.Head = &apiv1.AuditHead{Seq: 1500, Hash: strings.Repeat("0", 64)}
+		{"head hash differs", func(t *testing.T, r *clienttest.Relay) {
+			r.Tamper(t, `UPDATE audit_head SET hash = $1`, strings.Repeat("0", 64))
 		}, 1500, "hash does not match the stored head"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			relay, c := relayWithLog(t, 1500)
-			relay.Lock()
-			tt.tamper(relay)
-			relay.Unlock()
+			tt.tamper(t, relay)
 			_, err := c.VerifyAudit(ctx(t), nil)
 			var ce *audit.ChainError
 			if !errors.As(err, &ce) {
@@ -123,14 +122,17 @@ func TestVerifyAuditDetectsTampering(t *testing.T) {
 func TestVerifyAuditConcurrentAppend(t *testing.T) {
 	relay, c := relayWithLog(t, 10)
 	appended := false
-	relay.Hook = func(req *http.Request) {
+	relay.SetHook(func(req *http.Request) {
 		if req.URL.Path == "/v1/audit/head" && !appended {
 			appended = true
 			for range 5 {
-				relay.AppendAudit(time.Now(), "token:tok-admin (admin)", "login", "tok-admin", nil)
+				rec := audit.Record{Time: time.Now(), Actor: "token:tok-admin (admin)", Action: "login", Target: "tok-admin"}
+				if _, err := relay.Store.AppendAudit(req.Context(), rec); err != nil {
+					t.Errorf("append while the client reads: %v", err)
+				}
 			}
 		}
-	}
+	})
 	res, err := c.VerifyAudit(ctx(t), nil)
 	if err != nil {
 		t.Fatalf("VerifyAudit: %v", err)

@@ -3,8 +3,6 @@ package client_test
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,58 +10,21 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
-	"time"
 
-	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/client"
+	"github.com/patchbay/patchbay/client/clienttest"
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
-	"github.com/patchbay/patchbay/server/api"
-	"github.com/patchbay/patchbay/server/bus"
-	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/store"
-	"github.com/rs/zerolog"
 )
 
-// realRelay serves the relay's real REST API (package api over a SQLite
-// store) on 127.0.0.1 over TLS, and returns client configurations for an
-// admin and a viewer token. (clienttest's fake relay has no catalog: the
-// catalog's behaviour is the relay's, so these tests use the real one.)
+// realRelay serves the relay's real REST API (clienttest: package api over a
+// SQLite store) on 127.0.0.1 over TLS, and returns client configurations for
+// an admin and a viewer token reaching every site, and the relay's store.
 func realRelay(t *testing.T) (admin, viewer client.Config, st *store.Store) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(context.Background(), filepath.Join(dir, "relay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ca, err := certs.LoadOrCreateCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := certs.LoadOrCreateServerCert(dir, ca, []string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := hub.New(&bus.Local{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	(&api.API{Store: st, Hub: h, CA: ca, Log: zerolog.Nop()}).Register(mux)
-	srv := httptest.NewUnstartedServer(mux)
-	srv.TLS = ca.ServerTLSConfig(cert)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	cfg := func(role string) client.Config {
-		secret, _, err := api.MintAPIToken(context.Background(), st, "test", role, role+"-user", 0, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return client.Config{Server: srv.URL, Token: secret, CAPEM: string(ca.CertPEM), CAFingerprint: ca.Fingerprint(),
-			Name: role + "-user", Role: role}
-	}
-	return cfg(apiv1.RoleAdmin), cfg(apiv1.RoleViewer), st
+	relay := clienttest.New(t)
+	return relay.Admin(), relay.Viewer(), relay.Store
 }
 
 func newClient(t *testing.T, cfg client.Config) *client.Client {

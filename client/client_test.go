@@ -15,6 +15,7 @@ import (
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/client/clienttest"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/server/store"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -35,7 +36,7 @@ func colonUpper(fp string) string {
 
 func TestLoginPinsCAAndSavesConfig(t *testing.T) {
 	relay := clienttest.New(t)
-	cfg, err := client.Login(ctx(t), relay.URL+"/", clienttest.AdminToken, colonUpper(relay.Fingerprint))
+	cfg, err := client.Login(ctx(t), relay.URL+"/", relay.AdminToken, colonUpper(relay.Fingerprint))
 	if err != nil {
 		t.Fatalf("Login: %v", err)
 	}
@@ -48,10 +49,10 @@ func TestLoginPinsCAAndSavesConfig(t *testing.T) {
 	if cfg.CAPEM != string(relay.CA.CertPEM) {
 		t.Errorf("CAPEM is not the relay's CA certificate")
 	}
-	if cfg.Name != "alice" || cfg.Role != apiv1.RoleAdmin || cfg.Token != clienttest.AdminToken {
+	if cfg.Name != "alice" || cfg.Role != apiv1.RoleAdmin || cfg.Token != relay.AdminToken {
 		t.Errorf("identity = %q %q %q", cfg.Name, cfg.Role, cfg.Token)
 	}
-	if got := relay.Requests; len(got) != 1 || got[0] != "POST /v1/login" {
+	if got := relay.Requests(); len(got) != 1 || got[0] != "POST /v1/login" {
 		t.Errorf("requests = %q, want one POST /v1/login", got)
 	}
 
@@ -106,7 +107,7 @@ func TestLoginWrongFingerprintRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = client.Login(ctx(t), relay.URL, clienttest.AdminToken, other.Fingerprint())
+	_, err = client.Login(ctx(t), relay.URL, relay.AdminToken, other.Fingerprint())
 	if err == nil {
 		t.Fatal("Login with another CA's fingerprint succeeded")
 	}
@@ -121,8 +122,8 @@ func TestLoginWrongFingerprintRefused(t *testing.T) {
 			t.Errorf("error %q does not contain %q", msg, want)
 		}
 	}
-	if len(relay.Requests) != 0 {
-		t.Errorf("the token reached the relay: %q", relay.Requests)
+	if got := relay.Requests(); len(got) != 0 {
+		t.Errorf("the token reached the relay: %q", got)
 	}
 }
 
@@ -131,11 +132,11 @@ func TestLoginErrors(t *testing.T) {
 	tests := []struct {
 		name, server, token, fp, want string
 	}{
-		{"bad token", relay.URL, "nope", relay.Fingerprint, "missing or invalid API token; log in again with patchbay login"},
-		{"bad fingerprint", relay.URL, clienttest.AdminToken, "md5:00", "missing the sha256: prefix"},
-		{"http", strings.Replace(relay.URL, "https", "http", 1), clienttest.AdminToken, relay.Fingerprint, "scheme must be https"},
+		{"bad token", relay.URL, "nope", relay.Fingerprint, "API token unknown, expired or revoked: ask an admin for a new one (patchbay api-tokens create); log in again with patchbay login"},
+		{"bad fingerprint", relay.URL, relay.AdminToken, "md5:00", "missing the sha256: prefix"},
+		{"http", strings.Replace(relay.URL, "https", "http", 1), relay.AdminToken, relay.Fingerprint, "scheme must be https"},
 		{"empty token", relay.URL, " ", relay.Fingerprint, "token is empty"},
-		{"no relay", "https://127.0.0.1:1", clienttest.AdminToken, relay.Fingerprint, "https://127.0.0.1:1"},
+		{"no relay", "https://127.0.0.1:1", relay.AdminToken, relay.Fingerprint, "https://127.0.0.1:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,7 +151,7 @@ func TestLoginErrors(t *testing.T) {
 func TestClientTrustsOnlySavedCA(t *testing.T) {
 	a := clienttest.New(t)
 	b := clienttest.New(t)
-	cfg := a.Config(clienttest.AdminToken)
+	cfg := a.Admin()
 	cfg.Server = b.URL // same host, certificate from another CA
 	c, err := client.New(cfg)
 	if err != nil {
@@ -165,8 +166,8 @@ func TestClientTrustsOnlySavedCA(t *testing.T) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
 	}
-	if len(b.Requests) != 0 {
-		t.Errorf("the token reached the other relay: %q", b.Requests)
+	if got := b.Requests(); len(got) != 0 {
+		t.Errorf("the token reached the other relay: %q", got)
 	}
 }
 
@@ -183,7 +184,7 @@ func TestLoadConfigErrors(t *testing.T) {
 
 	relay := clienttest.New(t)
 	path := filepath.Join(dir, "config.json")
-	if err := client.SaveConfigTo(path, relay.Config(clienttest.AdminToken)); err != nil {
+	if err := client.SaveConfigTo(path, relay.Admin()); err != nil {
 		t.Fatal(err)
 	}
 	if runtime.GOOS != "windows" {
@@ -196,7 +197,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		_ = os.Chmod(path, 0o600)
 	}
 
-	bad := relay.Config(clienttest.AdminToken)
+	bad := relay.Admin()
 	bad.CAFingerprint = "sha256:" + strings.Repeat("ab", 32)
 	if err := client.SaveConfigTo(path, bad); err == nil || !strings.Contains(err.Error(), "not the saved") {
 		t.Errorf("saving a config whose CA does not match its fingerprint: %v", err)
@@ -211,11 +212,9 @@ func TestLoadConfigErrors(t *testing.T) {
 
 func TestAPIErrorsSurfaced(t *testing.T) {
 	relay := clienttest.New(t)
-	relay.Agents = []apiv1.Agent{
-		{ID: "0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e", Hostname: "web-1", OS: "linux"},
-		{ID: "0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5f", Hostname: "web-1", OS: "linux"},
-	}
-	viewer, err := client.New(relay.Config(clienttest.ViewerToken))
+	relay.Enroll(t, store.Agent{ID: "0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e", Hostname: "web-1", OS: "linux"}, nil)
+	relay.Enroll(t, store.Agent{ID: "0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5f", Hostname: "web-1", OS: "linux"}, nil)
+	viewer, err := client.New(relay.Viewer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,11 +236,11 @@ func TestAPIErrorsSurfaced(t *testing.T) {
 		{"unknown agent", func() error {
 			_, err := viewer.Agent(ctx(t), "db-9")
 			return err
-		}, http.StatusNotFound, `show agent db-9: no agent with ID or hostname "db-9"`},
+		}, http.StatusNotFound, `show agent db-9: no agent with ID, ID prefix or hostname "db-9"`},
 		{"ambiguous hostname", func() error {
 			_, err := viewer.Agent(ctx(t), "web-1")
 			return err
-		}, http.StatusConflict, `show agent web-1: hostname "web-1" names 2 agents: use an ID`},
+		}, http.StatusConflict, `show agent web-1: "web-1" names 2 agents: 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e (web-1), 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5f (web-1): use an ID`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,7 +268,7 @@ func TestAPIErrorsSurfaced(t *testing.T) {
 
 func TestTokensRoundTrip(t *testing.T) {
 	relay := clienttest.New(t)
-	c, err := client.New(relay.Config(clienttest.AdminToken))
+	c, err := client.New(relay.Admin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +287,7 @@ func TestTokensRoundTrip(t *testing.T) {
 	if err := c.RevokeEnrollToken(ctx(t), et.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.RevokeEnrollToken(ctx(t), "et-404"); !client.IsStatus(err, http.StatusNotFound) {
+	if err := c.RevokeEnrollToken(ctx(t), store.NewID()); !client.IsStatus(err, http.StatusNotFound) {
 		t.Errorf("revoking an unknown token: %v", err)
 	}
 
@@ -300,8 +299,13 @@ func TestTokensRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	ats, err := c.APITokens(ctx(t))
-	if err != nil || len(ats) != 1 || !ats[0].Revoked {
-		t.Fatalf("APITokens = %+v, %v", ats, err)
+	if err != nil || len(ats) != 3 {
+		t.Fatalf("APITokens = %+v, %v; want alice's, victor's and grafana", ats, err)
+	}
+	for _, tok := range ats {
+		if tok.Token != "" || tok.Revoked != (tok.ID == at.ID) {
+			t.Errorf("listed %+v; want no secret, and only grafana revoked", tok)
+		}
 	}
 }
 

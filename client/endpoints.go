@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
 // MaxAuditPage is the most audit records one GET /v1/audit returns.

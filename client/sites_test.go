@@ -11,7 +11,7 @@ import (
 
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/server/store"
 )
 

@@ -16,8 +16,8 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/internal/receipt"
-	"github.com/patchbay/patchbay/server/audit"
 	"github.com/patchbay/patchbay/server/store"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/patchbay/patchbay/agent/consent"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/internal/receipt"
-	"github.com/patchbay/patchbay/server/audit"
 )
 
 // consentScript needs the user's consent before its fix; each run that is

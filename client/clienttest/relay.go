@@ -1,66 +1,95 @@
-// Package clienttest runs a small in-memory stand-in for the relay's REST API
-// over real TLS (a CA and server certificate made by package certs), for unit
-// tests of package client and of the patchbay CLI. It implements the
-// endpoints those tests need with the documented status codes and error
-// bodies, nothing more; end-to-end tests run the real relay instead.
+// Package clienttest runs the relay's real REST API (package server/api over a
+// SQLite store in a temporary directory) on 127.0.0.1 over real TLS (a CA and
+// server certificate made by package certs), for the tests of package client
+// and of the patchbay CLI. Only tests import it: the client's own code imports
+// no server package (client/deps_test.go checks).
 package clienttest
 
 import (
-	"encoding/json"
-	"fmt"
+	"context"
+	"database/sql"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/internal/selector"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
+	"github.com/patchbay/patchbay/server/api"
+	"github.com/patchbay/patchbay/server/bus"
+	"github.com/patchbay/patchbay/server/hub"
+	"github.com/patchbay/patchbay/server/store"
 )
 
-// Tokens every Relay accepts, and the identities they stand for.
+// The names of the two API tokens every Relay starts with.
 const (
-	AdminToken  = "pbt_admin_test_token"
-	ViewerToken = "pbt_viewer_test_token"
+	AdminName  = "alice"  // an admin reaching every site
+	ViewerName = "victor" // a viewer reaching every site
 )
 
-// Relay is a fake relay. Lock it to change its fields while it serves.
+// Relay is a relay's REST API over its own store.
 type Relay struct {
-	sync.Mutex
-
 	URL         string    // https://127.0.0.1:PORT
 	CA          *certs.CA // the relay's CA
 	Fingerprint string    // the CA's fingerprint
-	Now         func() time.Time
+	Store       *store.Store
+	DBPath      string // the SQLite file, for tests that tamper with rows
+	API         *api.API
 
-	Tokens       map[string]apiv1.Whoami // bearer token -> identity
-	Agents       []apiv1.Agent
-	EnrollTokens []apiv1.EnrollToken
-	APITokens    []apiv1.APIToken
-	Records      []audit.Record
-	Head         *apiv1.AuditHead // nil: the last record's seq and hash
-	// PageLimit, when > 0, caps the records one audit page returns below
-	// what the client asked for, as a relay may.
-	PageLimit int
-	// Requests logs "METHOD /path?query" of every authenticated request.
-	Requests []string
-	// Hook, if set, runs before each authenticated request is handled,
-	// without the lock held (it may call AppendAudit).
-	Hook func(req *http.Request)
+	// AdminToken and ViewerToken are the secrets of AdminName's and
+	// ViewerName's API tokens, minted (and audited, as records 1 and 2) by
+	// New; Start leaves them empty.
+	AdminToken, ViewerToken string
+
+	mu        sync.Mutex
+	requests  []string
+	hook      func(req *http.Request)
+	pageLimit int
 }
 
-// New starts a Relay on 127.0.0.1 with a fresh CA in t.TempDir() and stops
-// it when the test ends.
-func New(t testing.TB) *Relay {
+// Option changes how New sets up a Relay.
+type Option func(*options)
+
+type options struct{ now func() time.Time }
+
+// Clock makes the API (and the tokens New mints) read the time from now.
+func Clock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// New starts a Relay as Start does and mints an admin token for AdminName
+// and a viewer token for ViewerName.
+func New(t testing.TB, opts ...Option) *Relay {
 	t.Helper()
+	r := Start(t, opts...)
+	r.AdminToken = r.Mint(t, apiv1.RoleAdmin, AdminName)
+	r.ViewerToken = r.Mint(t, apiv1.RoleViewer, ViewerName)
+	return r
+}
+
+// Start starts a Relay with a fresh CA and an empty store in t.TempDir(),
+// without API tokens, and stops it when the test ends.
+func Start(t testing.TB, opts ...Option) *Relay {
+	t.Helper()
+	o := options{now: time.Now}
+	for _, f := range opts {
+		f(&o)
+	}
 	dir := t.TempDir()
+	ctx := context.Background()
+	r := &Relay{DBPath: filepath.Join(dir, "relay.db")}
+	st, err := store.Open(ctx, r.DBPath)
+	if err != nil {
+		t.Fatalf("open the test relay's store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
 	ca, err := certs.LoadOrCreateCA(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -69,312 +98,159 @@ func New(t testing.TB) *Relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Relay{
-		CA:          ca,
-		Fingerprint: ca.Fingerprint(),
-		Now:         time.Now,
-		Tokens: map[string]apiv1.Whoami{
-			AdminToken:  {TokenID: "tok-admin", Name: "alice", Role: apiv1.RoleAdmin},
-			ViewerToken: {TokenID: "tok-viewer", Name: "victor", Role: apiv1.RoleViewer},
-		},
+	h, err := hub.New(&bus.Local{}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(r.handler())
+	t.Cleanup(h.Close)
+	r.Store, r.CA, r.Fingerprint = st, ca, ca.Fingerprint()
+	r.API = &api.API{Store: st, Hub: h, CA: ca, Log: zerolog.Nop(), Now: o.now}
+	mux := http.NewServeMux()
+	r.API.Register(mux)
+
+	srv := httptest.NewUnstartedServer(r.wrap(mux))
 	srv.TLS = ca.ServerTLSConfig(cert)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	t.Cleanup(srv.Close) // runs before st.Close: requests end first
 	r.URL = srv.URL
 	return r
 }
 
-// Config returns the client configuration `patchbay login` would save for token.
-func (r *Relay) Config(token string) client.Config {
-	r.Lock()
-	defer r.Unlock()
-	who := r.Tokens[token]
-	return client.Config{
-		Server:        r.URL,
-		Token:         token,
-		CAPEM:         string(r.CA.CertPEM),
-		CAFingerprint: r.Fingerprint,
-		Name:          who.Name,
-		Role:          who.Role,
+// Mint creates an API token of role for name reaching every site, as
+// `patchbay-server admin-token` does (for any role), and returns its secret.
+func (r *Relay) Mint(t testing.TB, role, name string) string {
+	t.Helper()
+	secret, _, err := api.MintAPIToken(context.Background(), r.Store, "system", role, name, 0, r.API.Now())
+	if err != nil {
+		t.Fatalf("mint a %s token for %s: %v", role, name, err)
 	}
+	return secret
 }
 
-// AppendAudit appends a correctly chained audit record.
-func (r *Relay) AppendAudit(at time.Time, actor, action, target string, detail map[string]string) audit.Record {
-	r.Lock()
-	defer r.Unlock()
-	rec := audit.Record{
-		Seq:    int64(len(r.Records)) + 1,
-		Time:   audit.NormalTime(at),
-		Actor:  actor,
-		Action: action,
-		Target: target,
-		Detail: detail,
-	}
-	if n := len(r.Records); n > 0 {
-		rec.PrevHash = r.Records[n-1].Hash
-	}
-	rec.Hash = rec.ComputeHash()
-	r.Records = append(r.Records, rec)
-	return rec
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, format string, args ...any) {
-	writeJSON(w, status, apiv1.Error{Error: fmt.Sprintf(format, args...)})
-}
-
-// handlerFunc is an authenticated handler, called with r locked.
-type handlerFunc func(w http.ResponseWriter, req *http.Request, who apiv1.Whoami)
-
-func (r *Relay) auth(role string, h handlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, req *http.Request) {
-		r.Lock()
-		hook := r.Hook
-		r.Unlock()
+// wrap records each request other than /healthz, runs the hook and caps
+// audit pages, then hands the request to the API unchanged.
+func (r *Relay) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		hook, pageLimit := r.hook, r.pageLimit
+		if req.URL.Path != "/healthz" {
+			r.requests = append(r.requests, req.Method+" "+req.URL.RequestURI())
+		}
+		r.mu.Unlock()
 		if hook != nil {
 			hook(req)
 		}
-		r.Lock()
-		defer r.Unlock()
-		r.Requests = append(r.Requests, req.Method+" "+req.URL.RequestURI())
-		tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-		who, known := r.Tokens[tok]
-		if !ok || !known {
-			writeError(w, http.StatusUnauthorized, "missing or invalid API token")
-			return
+		if pageLimit > 0 && req.Method == http.MethodGet && req.URL.Path == "/v1/audit" {
+			q := req.URL.Query()
+			if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > pageLimit {
+				q.Set("limit", strconv.Itoa(pageLimit))
+				req.URL.RawQuery = q.Encode()
+			}
 		}
-		if apiv1.RoleRank(who.Role) < apiv1.RoleRank(role) {
-			writeError(w, http.StatusForbidden, "this needs the %s role; token %q has role %s", role, who.Name, who.Role)
-			return
-		}
-		h(w, req, who)
-	}
-}
-
-func (r *Relay) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, req *http.Request) {
-		writeJSON(w, http.StatusOK, client.Health{Status: "ok", Version: "test", CAFingerprint: r.Fingerprint})
+		next.ServeHTTP(w, req)
 	})
-	whoami := func(w http.ResponseWriter, req *http.Request, who apiv1.Whoami) {
-		who.CAFingerprint = r.Fingerprint
-		writeJSON(w, http.StatusOK, who)
-	}
-	mux.Handle("POST /v1/login", r.auth(apiv1.RoleViewer, whoami))
-	mux.Handle("GET /v1/whoami", r.auth(apiv1.RoleViewer, whoami))
-	mux.Handle("GET /v1/agents", r.auth(apiv1.RoleViewer, r.listAgents))
-	mux.Handle("GET /v1/agents/{id}", r.auth(apiv1.RoleViewer, func(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-		if i := r.findAgent(w, req.PathValue("id")); i >= 0 {
-			writeJSON(w, http.StatusOK, r.Agents[i])
-		}
-	}))
-	mux.Handle("POST /v1/agents/{id}/revoke", r.auth(apiv1.RoleAdmin, func(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-		if i := r.findAgent(w, req.PathValue("id")); i >= 0 {
-			a := &r.Agents[i]
-			if !a.Revoked {
-				now := r.Now().UTC()
-				a.Revoked, a.RevokedAt, a.Online = true, &now, false
-			}
-			writeJSON(w, http.StatusOK, *a)
-		}
-	}))
-	mux.Handle("POST /v1/enroll-tokens", r.auth(apiv1.RoleAdmin, r.createEnrollToken))
-	mux.Handle("GET /v1/enroll-tokens", r.auth(apiv1.RoleAdmin, func(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-		out := []apiv1.EnrollToken{}
-		for _, t := range r.EnrollTokens {
-			t.Token = ""
-			out = append(out, t)
-		}
-		writeJSON(w, http.StatusOK, out)
-	}))
-	mux.Handle("DELETE /v1/enroll-tokens/{id}", r.auth(apiv1.RoleAdmin, func(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-		for i := range r.EnrollTokens {
-			if r.EnrollTokens[i].ID == req.PathValue("id") {
-				r.EnrollTokens[i].Revoked = true
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		}
-		writeError(w, http.StatusNotFound, "no enrollment token with ID %q", req.PathValue("id"))
-	}))
-	mux.Handle("POST /v1/api-tokens", r.auth(apiv1.RoleAdmin, r.createAPIToken))
-	mux.Handle("GET /v1/api-tokens", r.auth(apiv1.RoleAdmin, func(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-		out := []apiv1.APIToken{}
-		for _, t := range r.APITokens {
-			t.Token = ""
-			out = append(out, t)
-		}
-		writeJSON(w, http.StatusOK, out)
-	}))
-	mux.Handle("DELETE /v1/api-tokens/{id}", r.auth(apiv1.RoleAdmin, func(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-		for i := range r.APITokens {
-			if r.APITokens[i].ID == req.PathValue("id") {
-				r.APITokens[i].Revoked = true
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		}
-		writeError(w, http.StatusNotFound, "no API token with ID %q", req.PathValue("id"))
-	}))
-	mux.Handle("GET /v1/audit", r.auth(apiv1.RoleViewer, r.listAudit))
-	mux.Handle("GET /v1/audit/head", r.auth(apiv1.RoleViewer, func(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-		writeJSON(w, http.StatusOK, r.head())
-	}))
-	return mux
 }
 
-func (r *Relay) listAgents(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-	sel, err := selector.Parse(req.URL.Query().Get("target"))
+// Requests returns "METHOD /path?query" of every request so far but
+// /healthz, as the client sent them.
+func (r *Relay) Requests() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.requests...)
+}
+
+// SetHook runs hook before each request (but /healthz) reaches the API.
+func (r *Relay) SetHook(hook func(req *http.Request)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hook = hook
+}
+
+// SetPageLimit caps the records one GET /v1/audit returns below what the
+// client asked for, as a relay may (0: no cap).
+func (r *Relay) SetPageLimit(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pageLimit = n
+}
+
+// Config returns the client configuration `patchbay login` would save for
+// the API token secret of name with role.
+func (r *Relay) Config(secret, name, role string) client.Config {
+	return client.Config{
+		Server:        r.URL,
+		Token:         secret,
+		CAPEM:         string(r.CA.CertPEM),
+		CAFingerprint: r.Fingerprint,
+		Name:          name,
+		Role:          role,
+	}
+}
+
+// Admin and Viewer return the configurations of the two tokens New mints.
+func (r *Relay) Admin() client.Config  { return r.Config(r.AdminToken, AdminName, apiv1.RoleAdmin) }
+func (r *Relay) Viewer() client.Config { return r.Config(r.ViewerToken, ViewerName, apiv1.RoleViewer) }
+
+// Enroll puts agent a into the store as enrolling it with a one-use token
+// scoped to tags would, at the API's time. A non-zero a.LastSeen is then
+// stored as its last connection, and a non-zero a.RevokedAt revokes it.
+func (r *Relay) Enroll(t testing.TB, a store.Agent, tags map[string]string) store.Agent {
+	t.Helper()
+	ctx, now := context.Background(), r.API.Now()
+	_, hash := api.NewSecret(api.PrefixEnroll)
+	tok := store.EnrollToken{ID: store.NewID(), Hash: hash, Tags: tags, UsesAllowed: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := r.Store.CreateEnrollToken(ctx, tok); err != nil {
+		t.Fatalf("create an enrollment token for %s: %v", a.Hostname, err)
+	}
+	lastSeen, revokedAt := a.LastSeen, a.RevokedAt
+	a, _, err := r.Store.EnrollAgent(ctx, hash, a, now)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
+		t.Fatalf("enroll %s: %v", a.Hostname, err)
 	}
-	out := []apiv1.Agent{}
-	for _, a := range r.Agents {
-		if sel.Match(selector.Attrs{ID: a.ID, Hostname: a.Hostname, OS: a.OS, Arch: a.Arch, Tags: a.Tags}) {
-			out = append(out, a)
+	if !lastSeen.IsZero() {
+		if err := r.Store.TouchLastSeen(ctx, []string{a.ID}, lastSeen); err != nil {
+			t.Fatalf("agent %s last seen: %v", a.Hostname, err)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	if !revokedAt.IsZero() {
+		if err := r.Store.RevokeAgent(ctx, a.ID, revokedAt); err != nil {
+			t.Fatalf("revoke %s: %v", a.Hostname, err)
+		}
+	}
+	return a
 }
 
-// findAgent returns the index of the agent with that ID or hostname, or
-// writes 404/409 and returns -1.
-func (r *Relay) findAgent(w http.ResponseWriter, ref string) int {
-	var found []int
-	for i, a := range r.Agents {
-		if strings.EqualFold(a.ID, ref) {
-			return i
-		}
-		if strings.EqualFold(a.Hostname, ref) {
-			found = append(found, i)
-		}
+// AppendAudit appends a correctly chained audit record through the store.
+func (r *Relay) AppendAudit(t testing.TB, at time.Time, actor, action, target string, detail map[string]string) audit.Record {
+	t.Helper()
+	rec, err := r.Store.AppendAudit(context.Background(), audit.Record{Time: at, Actor: actor, Action: action, Target: target, Detail: detail})
+	if err != nil {
+		t.Fatalf("append audit record %s: %v", action, err)
 	}
-	switch len(found) {
-	case 0:
-		writeError(w, http.StatusNotFound, "no agent with ID or hostname %q: see patchbay agents list", ref)
-		return -1
-	case 1:
-		return found[0]
-	}
-	writeError(w, http.StatusConflict, "hostname %q names %d agents: use an ID", ref, len(found))
-	return -1
+	return rec
 }
 
-func (r *Relay) createEnrollToken(w http.ResponseWriter, req *http.Request, who apiv1.Whoami) {
-	var body apiv1.EnrollTokenRequest
-	if err := json.NewDecoder(req.Body).Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "decode request: %v", err)
-		return
+// Record returns the stored audit record seq.
+func (r *Relay) Record(t testing.TB, seq int64) audit.Record {
+	t.Helper()
+	recs, err := r.Store.ListAudit(context.Background(), seq-1, 1)
+	if err != nil || len(recs) != 1 || recs[0].Seq != seq {
+		t.Fatalf("read audit record %d: %v (%d records)", seq, err, len(recs))
 	}
-	ttl := 24 * time.Hour
-	if body.TTL != "" {
-		var err error
-		if ttl, err = apiv1.ParseTTL(body.TTL, 365*24*time.Hour); err != nil {
-			writeError(w, http.StatusBadRequest, "%v", err)
-			return
-		}
-	}
-	uses := 1
-	if body.Uses != nil {
-		uses = *body.Uses
-	}
-	now := r.Now().UTC()
-	n := len(r.EnrollTokens) + 1
-	tok := apiv1.EnrollToken{
-		ID:          fmt.Sprintf("et-%d", n),
-		Token:       fmt.Sprintf("pbe_secret_%d", n),
-		Tags:        body.Tags,
-		UsesAllowed: uses,
-		ExpiresAt:   now.Add(ttl),
-		CreatedAt:   now,
-		CreatedBy:   who.Name,
-	}
-	if tok.Tags == nil {
-		tok.Tags = map[string]string{}
-	}
-	r.EnrollTokens = append(r.EnrollTokens, tok)
-	writeJSON(w, http.StatusCreated, tok)
+	return recs[0]
 }
 
-func (r *Relay) createAPIToken(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-	var body apiv1.APITokenRequest
-	if err := json.NewDecoder(req.Body).Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "decode request: %v", err)
-		return
+// Tamper runs query on the relay's database through a connection of its
+// own, as someone with write access to the file would, bypassing the store.
+func (r *Relay) Tamper(t testing.TB, query string, args ...any) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+r.DBPath+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if apiv1.RoleRank(body.Role) == 0 {
-		writeError(w, http.StatusBadRequest, "role %q: want viewer, technician or admin", body.Role)
-		return
+	defer db.Close()
+	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
+		t.Fatalf("tamper with the relay's database: %s: %v", query, err)
 	}
-	now := r.Now().UTC()
-	n := len(r.APITokens) + 1
-	tok := apiv1.APIToken{
-		ID:        fmt.Sprintf("at-%d", n),
-		Token:     fmt.Sprintf("pbt_secret_%d", n),
-		Role:      body.Role,
-		Name:      body.Name,
-		CreatedAt: now,
-	}
-	if body.TTL != "" {
-		ttl, err := apiv1.ParseTTL(body.TTL, 10*365*24*time.Hour)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "%v", err)
-			return
-		}
-		exp := now.Add(ttl)
-		tok.ExpiresAt = &exp
-	}
-	r.APITokens = append(r.APITokens, tok)
-	writeJSON(w, http.StatusCreated, tok)
-}
-
-func (r *Relay) listAudit(w http.ResponseWriter, req *http.Request, _ apiv1.Whoami) {
-	q := req.URL.Query()
-	after, limit := int64(0), 100
-	if s := q.Get("after"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "after: want a sequence number")
-			return
-		}
-		after = n
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, "limit: want 1 to 1000")
-			return
-		}
-		limit = n
-	}
-	if r.PageLimit > 0 && limit > r.PageLimit {
-		limit = r.PageLimit
-	}
-	out := []audit.Record{}
-	for _, rec := range r.Records {
-		if rec.Seq > after && len(out) < limit {
-			out = append(out, rec)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (r *Relay) head() apiv1.AuditHead {
-	if r.Head != nil {
-		return *r.Head
-	}
-	if n := len(r.Records); n > 0 {
-		return apiv1.AuditHead{Seq: r.Records[n-1].Seq, Hash: r.Records[n-1].Hash}
-	}
-	return apiv1.AuditHead{}
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/patchbay/patchbay/client"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/spf13/cobra"
 )
 

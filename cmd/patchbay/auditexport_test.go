@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
 // auditSeqs parses audit list -o json into sequence numbers.

@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,61 +13,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/client"
+	"github.com/patchbay/patchbay/client/clienttest"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/plugins/sdk"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
-	"github.com/patchbay/patchbay/server/api"
-	"github.com/patchbay/patchbay/server/audit"
-	"github.com/patchbay/patchbay/server/bus"
-	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/store"
-	"github.com/rs/zerolog"
 )
 
-// realRelay serves the relay's real REST API (package api over a SQLite
-// store, clock fixedNow) over TLS and logs the CLI in with a token of role
-// in a temporary $PATCHBAY_CONFIG. The fake relay of clienttest has no
-// catalog; the catalog's rules are the relay's, so these tests use it.
+// realRelay serves the relay's real REST API (clienttest: package api over a
+// SQLite store, clock fixedNow) over TLS and logs the CLI in with a token of
+// role for alice (audit record 1) in a temporary $PATCHBAY_CONFIG.
 func realRelay(t *testing.T, role string) *store.Store {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(dir, "relay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ca, err := certs.LoadOrCreateCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := certs.LoadOrCreateServerCert(dir, ca, []string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := hub.New(&bus.Local{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	(&api.API{Store: st, Hub: h, CA: ca, Log: zerolog.Nop(), Now: func() time.Time { return fixedNow }}).Register(mux)
-	srv := httptest.NewUnstartedServer(mux)
-	srv.TLS = ca.ServerTLSConfig(cert)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	secret, _, err := api.MintAPIToken(ctx, st, "test", role, "alice", 0, fixedNow)
-	if err != nil {
-		t.Fatal(err)
-	}
+	relay := clienttest.Start(t, clienttest.Clock(func() time.Time { return fixedNow }))
+	secret := relay.Mint(t, role, "alice")
 	path := filepath.Join(t.TempDir(), "config.json")
 	t.Setenv(client.ConfigEnv, path)
-	cfg := client.Config{Server: srv.URL, Token: secret, CAPEM: string(ca.CertPEM), CAFingerprint: ca.Fingerprint(), Name: "alice", Role: role}
-	if err := client.SaveConfigTo(path, cfg); err != nil {
+	if err := client.SaveConfigTo(path, relay.Config(secret, "alice", role)); err != nil {
 		t.Fatal(err)
 	}
-	return st
+	return relay.Store
 }
 
 func sshKeygen(t *testing.T, args ...string) string {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")

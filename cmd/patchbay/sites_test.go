@@ -10,7 +10,7 @@ import (
 
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
 // useToken switches the saved login to another token of the same relay.

@@ -8,7 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/patchbay/patchbay/plugins/sdk"
+	"github.com/patchbay/patchbay/internal/manifest"
 )
 
 const (
@@ -123,12 +123,12 @@ func parseBlock(s *Script, lines []string, b *block, extShell, ext string) error
 		var err error
 		switch key {
 		case "name":
-			if !sdk.ValidName(value) {
+			if !manifest.ValidName(value) {
 				return errorf(n, "name: %q: want [a-z][a-z0-9_-]*, at most 64 characters", value)
 			}
 			m.Name = value
 		case "version":
-			if _, err := sdk.ParseVersion(value); err != nil {
+			if _, err := manifest.ParseVersion(value); err != nil {
 				return errorf(n, "%v", err)
 			}
 			m.Version = value
@@ -152,7 +152,7 @@ func parseBlock(s *Script, lines []string, b *block, extShell, ext string) error
 		case "check":
 			s.Check, err = parseBool(value)
 		case "param":
-			var p sdk.Param
+			var p manifest.Param
 			p, err = parseParam(value)
 			if err == nil {
 				err = addParam(m, p, n, seen)
@@ -256,9 +256,9 @@ const paramSyntax = "want NAME TYPE [required] [default=VALUE] [allowed=A|B|C] -
 
 // parseParam reads `NAME TYPE [required] [default=VALUE] [allowed=A|B|C]
 // [-- description]`. Values cannot contain spaces.
-func parseParam(v string) (sdk.Param, error) {
+func parseParam(v string) (manifest.Param, error) {
 	spec, desc, hasDesc := strings.Cut(v, " -- ")
-	var p sdk.Param
+	var p manifest.Param
 	if hasDesc {
 		p.Description = strings.TrimSpace(desc)
 		if p.Description == "" {
@@ -270,14 +270,14 @@ func parseParam(v string) (sdk.Param, error) {
 		return p, &valueError{paramSyntax}
 	}
 	p.Name, p.Type = f[0], f[1]
-	if !sdk.ValidParamName(p.Name) {
+	if !manifest.ValidParamName(p.Name) {
 		return p, &valueError{"name " + strconv.Quote(p.Name) + ": want [a-z][a-z0-9_]*, at most 64 characters"}
 	}
 	if IsReservedParam(p.Name) {
 		return p, &valueError{"name " + strconv.Quote(p.Name) + " is reserved for the script plugin (name, args, timeout, max_output)"}
 	}
 	switch p.Type {
-	case sdk.TypeString, sdk.TypeInt, sdk.TypeBool, sdk.TypeDuration:
+	case manifest.TypeString, manifest.TypeInt, manifest.TypeBool, manifest.TypeDuration:
 	default:
 		return p, &valueError{p.Name + ": type " + strconv.Quote(p.Type) + ": want string, int, bool or duration"}
 	}
@@ -323,7 +323,7 @@ func parseParam(v string) (sdk.Param, error) {
 	if p.Required && hasDefault {
 		return p, &valueError{p.Name + ": a required parameter takes no default"}
 	}
-	one := sdk.Manifest{Name: "x", Version: DefaultVersion, Params: []sdk.Param{p}}
+	one := manifest.Manifest{Name: "x", Version: DefaultVersion, Params: []manifest.Param{p}}
 	if err := one.Validate(); err != nil { // default and allowed values of the right type, default allowed
 		return p, &valueError{strings.TrimPrefix(err.Error(), "manifest: ")}
 	}
@@ -331,12 +331,12 @@ func parseParam(v string) (sdk.Param, error) {
 }
 
 // addParam appends p to m, refusing duplicates and too many parameters.
-func addParam(m *sdk.Manifest, p sdk.Param, n int, seen map[string]int) error {
+func addParam(m *manifest.Manifest, p manifest.Param, n int, seen map[string]int) error {
 	if prev, ok := seen["param "+p.Name]; ok {
 		return errorf(n, "param: %q declared twice (also at line %d)", p.Name, prev)
 	}
-	if len(m.Params) >= sdk.MaxParams {
-		return errorf(n, "param: more than %d parameters", sdk.MaxParams)
+	if len(m.Params) >= manifest.MaxParams {
+		return errorf(n, "param: more than %d parameters", manifest.MaxParams)
 	}
 	seen["param "+p.Name] = n
 	m.Params = append(m.Params, p)

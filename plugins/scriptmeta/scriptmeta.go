@@ -28,7 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/patchbay/patchbay/plugins/sdk"
+	"github.com/patchbay/patchbay/internal/manifest"
 )
 
 // Limits on what Parse reads.
@@ -65,7 +65,7 @@ type Script struct {
 	// Manifest is the header's manifest (Name, Version, Description, Params,
 	// OS, NeedsConsent, MayReboot). Without a header only Name (from the
 	// file name) and Version ("0.0.0") are set.
-	Manifest sdk.Manifest
+	Manifest manifest.Manifest
 	// Shell is sh, bash or powershell: the `shell:` key, else from the file
 	// extension (.sh, .bash, .ps1), else from the shebang; empty when none of
 	// these says (see ShellFor).
@@ -94,12 +94,12 @@ func (s *Script) ShellFor(goos string) string {
 // ValidateParams checks a job's parameters for the script and returns them
 // with defaults applied. A script with a manifest takes only the parameters
 // it declares; one without takes any name matching [a-z][a-z0-9_]*. Errors
-// wrap sdk.ErrInvalidParams.
+// wrap manifest.ErrInvalidParams.
 func (s *Script) ValidateParams(values map[string]string) (map[string]string, error) {
 	if s.HasManifest {
 		return s.Manifest.ValidateParams(values)
 	}
-	return sdk.ValidateFreeParams(values)
+	return manifest.ValidateFreeParams(values)
 }
 
 // SyntaxError is a problem with a script's header, at a 1-based line.
@@ -141,10 +141,10 @@ func Parse(filename string, content []byte) (*Script, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Script{Manifest: sdk.Manifest{Version: DefaultVersion}}
+	s := &Script{Manifest: manifest.Manifest{Version: DefaultVersion}}
 	extShell := shellFromExt(ext)
 	if block == nil {
-		if !sdk.ValidName(stem) {
+		if !manifest.ValidName(stem) {
 			return nil, fmt.Errorf("no %q header and the file name %q is not a valid script name ([a-z][a-z0-9_-]*): rename the file or add a header with a name: line", beginMarker, stem)
 		}
 		s.Manifest.Name = stem

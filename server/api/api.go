@@ -23,7 +23,7 @@ import (
 
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/server/authlimit"
 	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"

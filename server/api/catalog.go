@@ -38,8 +38,8 @@ import (
 
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/manifest"
 	"github.com/patchbay/patchbay/plugins/scriptmeta"
-	"github.com/patchbay/patchbay/plugins/sdk"
 	"github.com/patchbay/patchbay/plugins/signature"
 	"github.com/patchbay/patchbay/server/store"
 )
@@ -281,7 +281,7 @@ func (a *API) handlePluginPublish(w http.ResponseWriter, r *http.Request, c call
 	// The manifest comes from the publisher (the CLI runs `PLUGIN manifest`):
 	// the relay never executes uploaded code. The agent checks at run time that
 	// the plugin reports this same name and version.
-	var m sdk.Manifest
+	var m manifest.Manifest
 	if err := json.Unmarshal(u.manifest, &m); err != nil {
 		WriteError(w, http.StatusBadRequest, "manifest: %v: send the JSON printed by `PLUGIN manifest`", err)
 		return

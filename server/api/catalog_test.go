@@ -24,8 +24,8 @@ import (
 
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
-	"github.com/patchbay/patchbay/server/audit"
 	"github.com/patchbay/patchbay/server/store"
 )
 

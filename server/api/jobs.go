@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
+	pluginmanifest "github.com/patchbay/patchbay/internal/manifest"
 	"github.com/patchbay/patchbay/internal/selector"
-	"github.com/patchbay/patchbay/plugins/sdk"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -120,7 +120,7 @@ func (a *API) revokedMatching(ctx context.Context, scope store.Scope, sel *selec
 // the agent checks everything again against what it actually runs.
 func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store.Job, *selector.Selector, int, error) {
 	bad := http.StatusBadRequest
-	if !sdk.ValidName(req.Plugin) {
+	if !pluginmanifest.ValidName(req.Plugin) {
 		return store.Job{}, nil, bad, fmt.Errorf("plugin name %q invalid", req.Plugin)
 	}
 	if req.Target == "" {
@@ -189,7 +189,7 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 		}
 		s := scripts[0]
 		job.Script, job.ScriptSHA256, job.ScriptVersion, job.ScriptSize = s.Name, s.SHA256, s.Version, s.Size
-		if _, err := sdk.ValidateFreeParams(req.Params); err != nil {
+		if _, err := pluginmanifest.ValidateFreeParams(req.Params); err != nil {
 			return store.Job{}, nil, bad, err
 		}
 	} else if _, err := manifest.ValidateParams(req.Params); err != nil {

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/server/auditfwd"
 	"github.com/patchbay/patchbay/server/auditfwd/syslogtest"
 )

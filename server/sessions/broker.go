@@ -40,10 +40,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/internal/mux"
 	"github.com/patchbay/patchbay/internal/receipt"
 	"github.com/patchbay/patchbay/internal/wire"
-	"github.com/patchbay/patchbay/server/audit"
 	"github.com/patchbay/patchbay/server/store"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
 func TestQueryAudit(t *testing.T) {

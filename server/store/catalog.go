@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/patchbay/patchbay/plugins/sdk"
+	"github.com/patchbay/patchbay/internal/manifest"
 )
 
 // Artifact kinds.
@@ -43,7 +43,7 @@ type Artifact struct {
 	OS          string
 	Arch        string
 	Size        int64
-	Manifest    sdk.Manifest
+	Manifest    manifest.Manifest
 	HasManifest bool // false for a script published without a header manifest
 
 	Signature         string // armored SSHSIG, as published
@@ -375,14 +375,14 @@ func (s *Store) ListArtifacts(ctx context.Context, kind, name string) ([]Artifac
 }
 
 // CompareArtifactVersions orders two artifacts of one name by version: semantic
-// version first (sdk.ParseVersion: major.minor.patch); for equal cores a pre-release
+// version first (manifest.ParseVersion: major.minor.patch); for equal cores a pre-release
 // ("1.2.0-rc1") is older than the release, and otherwise the one published later is
 // newer. That last rule orders the "0.0.0+<sha>" versions of scripts published
 // without a version by publication time. An unparsable version is older than any
 // valid one.
 func CompareArtifactVersions(x, y Artifact) int {
-	vx, errx := sdk.ParseVersion(x.Version)
-	vy, erry := sdk.ParseVersion(y.Version)
+	vx, errx := manifest.ParseVersion(x.Version)
+	vy, erry := manifest.ParseVersion(y.Version)
 	switch {
 	case errx != nil && erry != nil:
 	case errx != nil:

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
 func TestIDPrefixRange(t *testing.T) {

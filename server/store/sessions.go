@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/patchbay/patchbay/server/audit"
+	"github.com/patchbay/patchbay/internal/audit"
 )
 
 // Session states. A session request ends in exactly one of denied, failed
