@@ -208,7 +208,7 @@ Several relays).`,
 // dbFlagHelp documents --db: SQLite by default, PostgreSQL for a tier of relays.
 const dbFlagHelp = "database: a SQLite file (default: patchbay.db in --data), or a PostgreSQL database shared by " +
 	"several relays as postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full (it must exist; the schema is " +
-	"created or migrated at start; the password may come from PGPASSWORD or ~/.pgpass rather than the URL)"
+	"created or migrated at start; the password may come from PGPASSWORD or ~/.pgpass rather than the URL; serve then needs --tier-key-file)"
 
 func adminTokenCmd() *cobra.Command {
 	var dataDir, dbURL, name, ttl string
