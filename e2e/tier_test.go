@@ -12,10 +12,11 @@ import (
 	"github.com/patchbay/patchbay/internal/pgtest"
 )
 
-// tierFiles are what the relays of a tier share as files in this slice:
-// the agent CA, the SSH user and host CAs, and the TLS session ticket key
-// (so that an agent resumes its TLS session on any relay). Each relay
-// makes its own server certificate with the shared CA.
+// tierFiles are what the relays of a tier share: the agent CA, the SSH
+// user and host CAs, and the TLS session ticket key (so that an agent
+// resumes its TLS session on any relay). The relays share them through the
+// database (tier_share_test.go); copying them by hand, as before, still
+// works. Each relay makes its own server certificate with the shared CA.
 var tierFiles = []string{"ca.crt", "ca.key", "ssh_user_ca", "ssh_user_ca.pub", "ssh_host_ca", "ssh_host_ca.pub", "tls-ticket.key"}
 
 // startTierRelay starts a relay whose data directory first gets copies of
@@ -60,7 +61,8 @@ func TestTier(t *testing.T) {
 	db := pg.NewDB(t)
 	natsAddr := freePort(t)
 
-	a := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr)
+	key := newTierKey(t)
+	a := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr, "--tier-key-file", key)
 	creds := filepath.Join(a.Dir, "nats-user")
 	fi, err := os.Stat(creds)
 	if err != nil {
@@ -75,14 +77,14 @@ func TestTier(t *testing.T) {
 	// B gets a copy of the credentials, as on another machine.
 	bCreds := filepath.Join(t.TempDir(), "nats-user")
 	copyTierFile(t, creds, bCreds)
-	b := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", bCreds)
+	b := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", bCreds, "--tier-key-file", key)
 	if a.FP != b.FP {
 		t.Fatalf("relays of a tier answer with different CAs: %s and %s", a.FP, b.FP)
 	}
 
 	// Without the credentials the embedded NATS refuses a relay.
 	_, errOut, err := try(nil, bin("patchbay-server"), "serve", "--data", t.TempDir(), "--listen", freePort(t), "--db", db,
-		"--nats", "nats://"+natsAddr)
+		"--nats", "nats://"+natsAddr, "--tier-key-file", key)
 	if err == nil || !strings.Contains(errOut, "connect to NATS") {
 		t.Fatalf("a relay without NATS credentials: %v\n%s", err, errOut)
 	}
@@ -172,10 +174,11 @@ func TestTierNATSOutage(t *testing.T) {
 	t.Cleanup(func() { pg.Close() })
 	db := pg.NewDB(t)
 	natsAddr := freePort(t)
-	n := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr)
+	key := newTierKey(t)
+	n := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr, "--tier-key-file", key)
 	creds := filepath.Join(n.Dir, "nats-user")
-	a := startTierRelay(t, n, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds)
-	b := startTierRelay(t, n, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds)
+	a := startTierRelay(t, n, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)
+	b := startTierRelay(t, n, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)
 	token := strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", a.Dir, "--db", db))
 	adminA, adminB := a.Login(token), b.Login(token)
 	keep := a.Enroll(adminA.Token()).Start()

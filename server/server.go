@@ -32,6 +32,7 @@ import (
 	"github.com/patchbay/patchbay/server/sessions"
 	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"
+	"github.com/patchbay/patchbay/server/tiersecrets"
 	"github.com/rs/zerolog"
 )
 
@@ -64,6 +65,10 @@ type Config struct {
 	NATSCreds  string // NATS .creds file, or a "user:password" file
 	NATSCA     string // PEM CA of the NATS server's certificate
 	NATSListen string // the embedded server's loopback address
+	// TierKeyFile, required with a PostgreSQL DBURL, holds the key that
+	// seals the tier's CA, SSH CAs and TLS ticket key in the database
+	// (server/tiersecrets): every relay of the tier is given a copy.
+	TierKeyFile string
 
 	// SSO turns on single sign-on with an OpenID provider (nil: off).
 	SSO    *sso.Config
@@ -146,20 +151,28 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	st, err := OpenStore(ctx, cfg.DataDir, cfg.DBURL)
+	if err != nil {
+		return nil, err
+	}
+	// A relay of a tier takes the tier's CA from the database (tierkey.go).
+	if err := syncTierSecrets(ctx, cfg, st); err != nil {
+		st.Close()
+		return nil, err
+	}
 	ca, err := certs.LoadOrCreateCA(cfg.DataDir)
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	cert, err := certs.LoadOrCreateServerCert(cfg.DataDir, ca, cfg.Hostnames)
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	ticketKey, err := loadOrCreateTicketKey(filepath.Join(cfg.DataDir, ticketKeyFile))
 	if err != nil {
-		return nil, err
-	}
-	st, err := OpenStore(ctx, cfg.DataDir, cfg.DBURL)
-	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	revoked, err := st.RevokedAgentIDs(ctx)
@@ -266,7 +279,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // ticketKeyFile holds the TLS session ticket key (0600).
-const ticketKeyFile = "tls-ticket.key"
+const ticketKeyFile = tiersecrets.TicketKeyFile
 
 // loadOrCreateTicketKey reads the 32-byte session ticket key, creating it on
 // first run. Rotating it (deleting the file) only costs agents one full handshake.

@@ -74,7 +74,7 @@ func openTier(ctx context.Context, cfg Config, log zerolog.Logger) (*tier, error
 		ncfg.URL, ncfg.CredsFile = e.URL, e.CredsFile
 		log.Info().Str("nats_url", e.URL).Str("nats_creds", e.CredsFile).
 			Msgf("embedded NATS ready: start the other relays of this tier with --db (the same database) --nats %s --nats-creds FILE "+
-				"(a copy of %s) and copies of this relay's CA files (README: Several relays)", e.URL, e.CredsFile)
+				"(a copy of %s) and the same --tier-key-file (README: Several relays)", e.URL, e.CredsFile)
 	} else if cfg.NATSListen != "" {
 		return nil, fmt.Errorf("--nats-listen is for --nats embedded")
 	}

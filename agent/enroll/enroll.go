@@ -44,7 +44,8 @@ const DefaultTimeout = 30 * time.Second
 
 // Options describe one enrollment.
 type Options struct {
-	Server        string            // relay URL, https://HOST:PORT (the scheme may be omitted)
+	Server        string            // relay URL, https://HOST:PORT (the scheme may be omitted): enrollment goes there
+	OtherServers  []string          // the other relays of the tier, tried after Server when the link is lost (identity.Servers)
 	Token         string            // enrollment token from `patchbay tokens create`
 	CAFingerprint string            // the relay CA's fingerprint, any form certs.ParseFingerprint accepts
 	Dir           string            // data directory to write the identity to
@@ -83,9 +84,20 @@ func Enroll(ctx context.Context, opts Options) (*identity.Identity, error) {
 	if err := identity.MakeDir(opts.Dir); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
+	if len(opts.OtherServers) > 0 {
+		// Checked before a token use is spent.
+		if err := (&identity.Identity{}).SetServers(append([]string{opts.Server}, opts.OtherServers...)); err != nil {
+			return nil, fmt.Errorf("enroll: --server: %w", err)
+		}
+	}
 	id, sshUserCA, err := request(ctx, opts)
 	if err != nil {
 		return nil, err
+	}
+	if len(opts.OtherServers) > 0 {
+		if err := id.SetServers(append([]string{id.ServerURL}, opts.OtherServers...)); err != nil {
+			return nil, fmt.Errorf("enroll: --server: %w", err)
+		}
 	}
 	if err := identity.Save(id); err != nil {
 		return nil, fmt.Errorf("enroll: agent %s was enrolled but its identity could not be saved (enroll again with --force and a new token): %w", id.AgentID, err)

@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,7 +58,8 @@ const enrollHint = `run "patchbay-agent enroll --server URL --token TOKEN --ca-f
 // the credentials to prove it.
 type Identity struct {
 	Dir           string            // data directory the identity was loaded from or is saved to
-	ServerURL     string            // relay base URL, https://host:port[/prefix], no trailing slash
+	ServerURL     string            // relay base URL, https://host:port[/prefix], no trailing slash; Servers[0]
+	Servers       []string          // every relay of the tier to try, in order (ServerURL first); see SetServers
 	AgentID       string            // canonical UUID; the certificate's subject CN
 	Tags          map[string]string // the agent's own tags (from enroll --tags), sent in every hello; never nil
 	RelayTags     map[string]string // effective tags the relay reported at enrollment (own + token-scoped); informational
@@ -72,6 +74,7 @@ type Identity struct {
 // config is the JSON form of agent.json.
 type config struct {
 	Server        string            `json:"server"`
+	Servers       []string          `json:"servers,omitempty"` // every relay address, server first; absent with one
 	AgentID       string            `json:"agent_id"`
 	Tags          map[string]string `json:"tags"`
 	RelayTags     map[string]string `json:"relay_tags,omitempty"`
@@ -100,6 +103,7 @@ func New(dir, serverURL string, tags map[string]string, key *ecdsa.PrivateKey, c
 	id := &Identity{
 		Dir:           dir,
 		ServerURL:     server,
+		Servers:       []string{server},
 		AgentID:       agentID,
 		Tags:          cloneTags(tags),
 		CAFingerprint: certs.Fingerprint(ca),
@@ -262,6 +266,14 @@ func Load(dir string) (*Identity, error) {
 		return nil, broken("%s", strings.TrimPrefix(err.Error(), "identity: "))
 	}
 	id.RelayTags, id.Hostname = cfg.RelayTags, cfg.Hostname
+	if len(cfg.Servers) > 0 {
+		if err := id.SetServers(cfg.Servers); err != nil {
+			return nil, broken("%s: servers: %v", cfgPath, err)
+		}
+		if id.ServerURL != server {
+			return nil, broken("%s: server %s is not the first of servers", cfgPath, server)
+		}
+	}
 	if id.AgentID != cfg.AgentID {
 		return nil, broken("%s is for agent %s but %s names agent %q", filepath.Join(dir, CertFile), id.AgentID, cfgPath, cfg.AgentID)
 	}
@@ -284,15 +296,7 @@ func Save(id *Identity) error {
 	if err != nil {
 		return fmt.Errorf("save identity: %w", err)
 	}
-	cfg, err := json.MarshalIndent(config{
-		Server:        id.ServerURL,
-		AgentID:       id.AgentID,
-		Tags:          cloneTags(id.Tags),
-		RelayTags:     id.RelayTags,
-		Hostname:      id.Hostname,
-		CAFingerprint: id.CAFingerprint,
-		EnrolledAt:    id.EnrolledAt.UTC(),
-	}, "", "  ")
+	cfg, err := id.configJSON()
 	if err != nil {
 		return fmt.Errorf("save identity: %w", err)
 	}
@@ -318,6 +322,57 @@ func Save(id *Identity) error {
 	return nil
 }
 
+// configJSON is the content of agent.json.
+func (id *Identity) configJSON() ([]byte, error) {
+	c := config{
+		Server:        id.ServerURL,
+		AgentID:       id.AgentID,
+		Tags:          cloneTags(id.Tags),
+		RelayTags:     id.RelayTags,
+		Hostname:      id.Hostname,
+		CAFingerprint: id.CAFingerprint,
+		EnrolledAt:    id.EnrolledAt.UTC(),
+	}
+	if len(id.Servers) > 1 {
+		c.Servers = id.Servers
+	}
+	return json.MarshalIndent(c, "", "  ")
+}
+
+// SetServers sets the relay addresses the agent tries, in order: the
+// relays of one tier, which share the CA the identity pins. Each is
+// normalised (NormalizeServerURL); duplicates are dropped.
+func (id *Identity) SetServers(urls []string) error {
+	var out []string
+	for _, u := range urls {
+		n, err := NormalizeServerURL(u)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return errors.New("no relay address; want https://HOST:PORT")
+	}
+	id.Servers, id.ServerURL = out, out[0]
+	return nil
+}
+
+// SaveServers rewrites agent.json in id.Dir with id's relay addresses (the
+// other files do not change).
+func SaveServers(id *Identity) error {
+	cfg, err := id.configJSON()
+	if err != nil {
+		return fmt.Errorf("save relay addresses: %w", err)
+	}
+	if err := atomicfile.WriteSecret(filepath.Join(id.Dir, ConfigFile), append(cfg, '\n')); err != nil {
+		return fmt.Errorf("save relay addresses: %w", err)
+	}
+	return nil
+}
+
 // MakeDir creates dir with mode 0700 if it does not exist and checks that a
 // file can be created in it, so enrollment fails before it spends a token
 // rather than after.
@@ -336,8 +391,10 @@ func MakeDir(dir string) error {
 
 // Host returns the host name or IP address of the relay URL, without
 // brackets or port: the name the relay's certificate must cover.
-func (id *Identity) Host() string {
-	u, err := url.Parse(id.ServerURL)
+func (id *Identity) Host() string { return hostOf(id.ServerURL) }
+
+func hostOf(server string) string {
+	u, err := url.Parse(server)
 	if err != nil {
 		return ""
 	}
@@ -352,12 +409,16 @@ func (id *Identity) Host() string {
 // that restarted with the same data directory) resumes the TLS session and
 // skips both certificate signatures; TLS 1.3 resumption still runs a fresh
 // key exchange, and the relay still checks revocation.
-func (id *Identity) TLSConfig() *tls.Config {
+func (id *Identity) TLSConfig() *tls.Config { return id.TLSConfigFor(id.ServerURL) }
+
+// TLSConfigFor is TLSConfig for another relay of the tier (one of
+// Servers): the same certificate and pinned CA, that relay's host name.
+func (id *Identity) TLSConfigFor(server string) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		Certificates:       []tls.Certificate{id.Cert},
 		RootCAs:            id.CAPool,
-		ServerName:         id.Host(),
+		ServerName:         hostOf(server),
 		ClientSessionCache: tls.NewLRUClientSessionCache(1),
 	}
 }

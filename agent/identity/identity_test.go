@@ -177,3 +177,50 @@ func TestNormalizeServerURL(t *testing.T) {
 		}
 	}
 }
+
+// TestServers: the relays of a tier are saved in agent.json in order and
+// loaded back; one address keeps the old agent.json form; each address gets
+// a TLS configuration with its own host name and the same pinned CA.
+func TestServers(t *testing.T) {
+	dir := t.TempDir()
+	id, _ := issue(t, dir)
+	if err := Save(id); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if strings.Contains(string(raw), `"servers"`) {
+		t.Fatalf("one relay address wrote servers: %s", raw)
+	}
+	if err := id.SetServers([]string{"relay-b.example.com:8443", "https://relay-a.example.com:8443/", "relay-b.example.com:8443"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveServers(id); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"https://relay-b.example.com:8443", "https://relay-a.example.com:8443"}
+	if strings.Join(got.Servers, " ") != strings.Join(want, " ") || got.ServerURL != want[0] {
+		t.Fatalf("loaded servers %v (server %s), want %v", got.Servers, got.ServerURL, want)
+	}
+	if tc := got.TLSConfigFor(got.Servers[1]); tc.ServerName != "relay-a.example.com" || tc.RootCAs != got.CAPool {
+		t.Fatalf("TLS config for the second relay: server name %q", tc.ServerName)
+	}
+	if err := id.SetServers([]string{"http://relay.example.com"}); err == nil {
+		t.Fatal("an http:// relay address was accepted")
+	}
+	if err := id.SetServers(nil); err == nil {
+		t.Fatal("no relay address was accepted")
+	}
+	// A hand-edited agent.json whose server is not the first of servers.
+	var cfg map[string]any
+	json.Unmarshal(raw, &cfg)
+	cfg["servers"] = []string{"https://other.example.com"}
+	b, _ := json.Marshal(cfg)
+	os.WriteFile(filepath.Join(dir, ConfigFile), b, 0o600)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "first of servers") {
+		t.Fatalf("server not first of servers: %v", err)
+	}
+}

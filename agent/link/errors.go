@@ -140,6 +140,10 @@ func (l *Link) logEnd(up time.Duration, err error, delay time.Duration) {
 	if up > 0 {
 		ev = ev.Str("up", up.Round(time.Millisecond).String())
 	}
+	ev = ev.Str("server", l.Server())
+	if len(l.targets) > 1 {
+		ev = ev.Str("next_server", l.targets[nextTarget(int(l.cur.Load()), len(l.targets))].server)
+	}
 	ev.Err(err).Str("retry_in", delay.Round(time.Millisecond).String()).Msg(msg)
 }
 

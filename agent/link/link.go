@@ -17,7 +17,14 @@
 // relay's reconnect rate)
 // or Backoff.Base (default 1s) if it sent none, so that a fleet dropped by
 // a relay restart arrives at the rate the relay can take; every further
-// failure waits Backoff.Next (1s, 2s, 4s, ... capped at 60s, each jittered).
+// failure waits Backoff.Next (1s, 2s, 4s, ... capped at 60s, each with full
+// jitter: uniform in [0, d]).
+//
+// Several relays (identity.Servers, the relays of one tier sharing the CA
+// the agent pins): the first connection goes to the first; each time a
+// link ends or an attempt fails, the next attempt goes to the next address
+// (round robin), after the delay above, so that the agents of a lost relay
+// spread over the survivors instead of arriving together.
 // A link that drops sooner than 30 seconds after its welcome does not reset
 // the backoff: two machines cloned with the same identity, which replace
 // each other on the relay, back off instead of flapping.
@@ -143,13 +150,13 @@ type Options struct {
 
 // Link is an agent's connection to its relay, kept up by Run.
 type Link struct {
-	id     *identity.Identity
-	opts   Options
-	log    zerolog.Logger
-	url    string
-	urlErr error
-	dialer websocket.Dialer
-	header http.Header
+	id      *identity.Identity
+	opts    Options
+	log     zerolog.Logger
+	targets []target // one per relay address, in identity.Servers order
+	urlErr  error
+	header  http.Header
+	cur     atomic.Int32 // index in targets of the current or next attempt; written by Run
 
 	state   atomic.Int32
 	running atomic.Bool
@@ -203,21 +210,49 @@ func New(id *identity.Identity, opts Options) *Link {
 		log:         opts.Logger.With().Str("agent_id", id.AgentID).Logger(),
 		stableAfter: stableAfter,
 		header:      http.Header{"User-Agent": {"patchbay-agent/" + opts.Version}},
-		dialer: websocket.Dialer{
+	}
+	servers := id.Servers
+	if len(servers) == 0 {
+		servers = []string{id.ServerURL}
+	}
+	for i, server := range servers {
+		tc := tlsConf
+		if i > 0 && opts.TLSConfig == nil {
+			tc = id.TLSConfigFor(server) // that relay's host name, the same pinned CA
+		}
+		u, err := connectURL(server)
+		if err != nil && l.urlErr == nil {
+			l.urlErr = err
+		}
+		l.targets = append(l.targets, target{server: server, url: u, dialer: websocket.Dialer{
 			NetDialContext:    opts.NetDialContext,
 			Proxy:             http.ProxyFromEnvironment,
-			TLSClientConfig:   tlsConf,
+			TLSClientConfig:   tc,
 			HandshakeTimeout:  opts.DialTimeout,
 			ReadBufferSize:    opts.ReadBufferSize,
 			WriteBufferSize:   opts.WriteBufferSize,
 			WriteBufferPool:   writePool(opts.WriteBufferSize),
 			Subprotocols:      []string{Subprotocol},
 			EnableCompression: false,
-		},
+		}})
 	}
-	l.url, l.urlErr = connectURL(id.ServerURL)
 	return l
 }
+
+// target is one relay address of the agent.
+type target struct {
+	server string // relay base URL
+	url    string // its agent endpoint, wss://
+	dialer websocket.Dialer
+}
+
+// Server returns the base URL of the relay the link is connected to, or
+// will try next: the relay to fetch artifacts from and renew certificates
+// with. Safe from any goroutine.
+func (l *Link) Server() string { return l.targets[l.cur.Load()].server }
+
+// nextTarget is the index of the address to try after index i of n.
+func nextTarget(i, n int) int { return (i + 1) % max(n, 1) }
 
 // connectURL turns the relay URL into the agent endpoint's wss:// URL.
 func connectURL(server string) (string, error) {
@@ -278,6 +313,7 @@ func (l *Link) Run(ctx context.Context) error {
 	logCtx := l.log.WithContext(ctx) // inventory collection logs through zerolog.Ctx
 
 	b := l.opts.Backoff
+	b.Full = true // agents that lost one relay together spread over the window
 	b.Reset()
 	base, _ := limits(b)
 	var delay time.Duration
@@ -300,6 +336,7 @@ func (l *Link) Run(ctx context.Context) error {
 			delay = b.Next()
 		}
 		l.logEnd(up, err, delay)
+		l.cur.Store(int32(nextTarget(int(l.cur.Load()), len(l.targets))))
 		l.setState(StateWaiting, err)
 	}
 }
@@ -320,8 +357,9 @@ func limits(b backoff.Backoff) (base, maxd time.Duration) {
 // link was up after the welcome (0 if it never got there).
 func (l *Link) once(ctx context.Context) (up time.Duration, err error) {
 	inv := Sanitize(l.opts.Inventory(ctx)) // before dialing: the relay's handshake clock is not ours to spend
+	tg := &l.targets[l.cur.Load()]
 	dctx, cancel := context.WithTimeout(ctx, l.opts.DialTimeout)
-	ws, resp, err := l.dialer.DialContext(dctx, l.url, l.header)
+	ws, resp, err := tg.dialer.DialContext(dctx, tg.url, l.header)
 	cancel()
 	if err != nil {
 		return 0, dialError(err, resp)
@@ -355,7 +393,7 @@ func (l *Link) once(ctx context.Context) (up time.Duration, err error) {
 	start := time.Now()
 	l.sess.Store(sess)
 	l.setState(StateConnected, nil)
-	l.log.Info().Str("server", l.id.ServerURL).Str("heartbeat", hb.String()).Msg("connected to relay")
+	l.log.Info().Str("server", tg.server).Str("heartbeat", hb.String()).Msg("connected to relay")
 	err = sess.Run(ctx)
 	up = time.Since(start)
 	p.stop()

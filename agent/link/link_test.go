@@ -53,11 +53,17 @@ type relay struct {
 
 func newRelay(t *testing.T, heartbeat time.Duration) *relay {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := certs.LoadOrCreateCA(dir)
+	ca, err := certs.LoadOrCreateCA(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newRelayCA(t, heartbeat, ca)
+}
+
+// newRelayCA starts a relay with ca: relays of one tier share their CA.
+func newRelayCA(t *testing.T, heartbeat time.Duration, ca *certs.CA) *relay {
+	t.Helper()
+	dir := t.TempDir()
 	cert, err := certs.LoadOrCreateServerCert(dir, ca, []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -493,5 +499,46 @@ func TestSanitize(t *testing.T) {
 	}
 	if got := Sanitize(wire.Inventory{}); got.Hostname != unknownHost || got.Validate() != nil {
 		t.Errorf("empty inventory sanitized to %+v (%v)", got, got.Validate())
+	}
+}
+
+// TestFailsOverToNextRelay: an agent with two relay addresses connects to
+// the first; when that relay dies it reconnects to the second, with the
+// same pinned CA; the address rotation wraps around.
+func TestFailsOverToNextRelay(t *testing.T) {
+	r1 := newRelay(t, time.Second)
+	r2 := newRelayCA(t, time.Second, r1.ca)
+	id := identityFor(t, r1.ca, r1.srv.URL)
+	if err := id.SetServers([]string{r1.srv.URL, r2.srv.URL, r1.srv.URL + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(id.Servers) != 2 {
+		t.Fatalf("servers %v, want the duplicate dropped", id.Servers)
+	}
+	a := startAgent(t, r1, id, nil)
+	a.waitFor(t, "connection to the first relay", connected)
+	r1.hello(t)
+	if got := a.link.Server(); got != r1.srv.URL {
+		t.Fatalf("Server() = %s, want the first relay %s", got, r1.srv.URL)
+	}
+	r1.cancel()
+	r1.srv.Close()
+	a.waitFor(t, "link lost", func(ev event) bool { return ev.state == StateWaiting })
+	a.waitFor(t, "connection to the second relay", connected)
+	r2.hello(t)
+	if got := a.link.Server(); got != r2.srv.URL {
+		t.Fatalf("Server() = %s after failover, want %s", got, r2.srv.URL)
+	}
+	if n := r2.conns.Load(); n != 1 {
+		t.Fatalf("second relay saw %d connections, want 1", n)
+	}
+	r2.noErrors(t)
+}
+
+func TestNextTarget(t *testing.T) {
+	for _, c := range []struct{ i, n, want int }{{0, 1, 0}, {0, 2, 1}, {1, 2, 0}, {2, 3, 0}, {0, 0, 0}} {
+		if got := nextTarget(c.i, c.n); got != c.want {
+			t.Errorf("nextTarget(%d, %d) = %d, want %d", c.i, c.n, got, c.want)
+		}
 	}
 }

@@ -91,11 +91,12 @@ $XDG_DATA_HOME/patchbay-agent or ~/.local/share/patchbay-agent; env ` + envData 
   agent.key   private key, generated here, never sent anywhere   (0600)
   agent.crt   this agent's certificate, issued by the relay's CA
   ca.crt      the relay's CA certificate, pinned by --ca-fingerprint
-  agent.json  relay URL, agent ID, tags                            (0600)`
+  agent.json  relay URLs, agent ID, tags                           (0600)`
 
 func newEnrollCmd() *cobra.Command {
 	var (
 		o         enroll.Options
+		servers   []string
 		tagArgs   []string
 		tokenFile string
 		trustFile string
@@ -115,6 +116,10 @@ the ` + envToken + ` environment variable or --token-file, which keeps it out of
 process list. A machine already enrolled is refused unless --force is given; --force
 replaces the identity (the old agent ID stays on the relay until an admin removes it).
 
+Several relays (a tier sharing one CA): repeat --server. The agent enrolls through the
+first, connects to the first and, whenever the link is lost, tries the next, with
+jittered backoff; the list is saved in agent.json ("patchbay-agent run --server" changes it).
+
 --trust installs the agent's trusted plugin signers (an OpenSSH allowed_signers file,
 copied to DATA/allowed_signers). Only signers listed there can make this agent run
 anything; the relay cannot change the list. Manage it later with "patchbay-agent trust".
@@ -129,6 +134,7 @@ anything; the relay cannot change the list. Manage it later with "patchbay-agent
 				return err
 			}
 			o.Token = token
+			o.Server, o.OtherServers = servers[0], servers[1:]
 			if o.Tags, err = parseTags(tagArgs); err != nil {
 				return err
 			}
@@ -152,7 +158,7 @@ anything; the relay cannot change the list. Manage it later with "patchbay-agent
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Server, "server", "", "relay URL, e.g. https://relay.example.com:8443 (required)")
+	f.StringArrayVar(&servers, "server", nil, "relay URL, e.g. https://relay.example.com:8443 (required); repeat it for the other relays of a tier: enrollment goes through the first, the agent connects to the first and fails over to the next")
 	f.StringVar(&o.Token, "token", "", "enrollment token (or env "+envToken+", or --token-file)")
 	f.StringVar(&tokenFile, "token-file", "", `read the enrollment token from this file ("-" for standard input)`)
 	f.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "fingerprint of the relay's CA, sha256:<64 hex digits> (required)")
@@ -228,6 +234,9 @@ func parseTags(args []string) (map[string]string, error) {
 func printEnrolled(w io.Writer, id *identity.Identity) {
 	fmt.Fprintf(w, "Enrolled as agent %s\n", id.AgentID)
 	fmt.Fprintf(w, "  relay:  %s\n", id.ServerURL)
+	if len(id.Servers) > 1 {
+		fmt.Fprintf(w, "  then:   %s\n", strings.Join(id.Servers[1:], ", "))
+	}
 	tags := id.RelayTags
 	if tags == nil {
 		tags = id.Tags
@@ -258,13 +267,15 @@ func quoteArg(s string) string {
 
 func newRunCmd() *cobra.Command {
 	var dir, level, format string
+	var servers []string
 	var sf sessionFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Connect to the relay and stay connected",
 		Long: `Run the agent: connect to the relay this machine was enrolled with and keep the link
 up, reconnecting with jittered backoff (up to one minute between attempts) whenever it
-drops. Stops cleanly on SIGINT or SIGTERM.
+drops. With several relays (--server repeated, at enrollment or here) each reconnection
+goes to the next one in the list. Stops cleanly on SIGINT or SIGTERM.
 
 Logs go to standard error: JSON lines, or a readable format on a terminal. An agent that
 the relay refuses (revoked, or its certificate expired) logs that at error level and
@@ -309,6 +320,14 @@ flags are saved in DATA/desktop.json.
 			if err != nil {
 				return err
 			}
+			if len(servers) > 0 && !slices.Equal(servers, id.Servers) {
+				if err := id.SetServers(servers); err != nil {
+					return fmt.Errorf("--server: %w", err)
+				}
+				if err := identity.SaveServers(id); err != nil {
+					return err
+				}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			policy, err := sf.policy(cmd, dir)
@@ -316,7 +335,7 @@ flags are saved in DATA/desktop.json.
 				return err
 			}
 			alog := log.With().Str("agent_id", id.AgentID).Logger()
-			alog.Info().Str("version", fullVersion()).Str("data", dir).Str("server", id.ServerURL).
+			alog.Info().Str("version", fullVersion()).Str("data", dir).Strs("servers", id.Servers).
 				Str("consent_mode", string(policy.Mode)).Str("consent_backend", policy.Backend).Msg("agent starting")
 			if err := serve(ctx, id, &sf, policy, log, alog); err != nil {
 				return err
@@ -327,6 +346,7 @@ flags are saved in DATA/desktop.json.
 	}
 	f := cmd.Flags()
 	f.StringVar(&dir, "data", defaultDataDir(), dataHelp)
+	f.StringArrayVar(&servers, "server", nil, "relay URL to connect to, repeatable for the relays of a tier (tried in order; on link loss the next): replaces and saves the list given at enrollment (the relays must share the CA pinned then)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&format, "log-format", logging.FormatAuto, "auto (readable on a terminal, JSON otherwise), json or console")
 	sf.register(f)

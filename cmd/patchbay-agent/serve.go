@@ -24,14 +24,19 @@ import (
 // serve runs the agent until ctx ends: the link to the relay and the worker
 // that executes runs, wired together.
 func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy consent.Policy, log, alog zerolog.Logger) error {
-	tlsCfg := id.TLSConfig()
 	j, err := journal.Open(filepath.Join(id.Dir, "journal"))
 	if err != nil {
 		return err
 	}
+	var l *link.Link
+	// Artifacts come from the relay the link is on (any relay of a tier).
+	fetch := tierFetcher{server: func() string { return l.Server() }, by: map[string]*worker.Fetcher{}}
+	for _, s := range id.Servers {
+		fetch.by[s] = worker.NewFetcher(s, id.TLSConfigFor(s))
+	}
 	r, err := runner.New(runner.Config{
 		Dir:   filepath.Join(id.Dir, "runner"),
-		Fetch: worker.NewFetcher(id.ServerURL, tlsCfg),
+		Fetch: fetch,
 		Trust: func() (runner.Trust, error) { return runner.LoadTrust(trust.Path(id.Dir)) },
 		Log:   alog,
 	})
@@ -39,7 +44,6 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 		return err
 	}
 	defer r.Close() // the sealed executables
-	var l *link.Link
 	send := func(typ string, body any) error {
 		s := l.Session()
 		if s == nil {
@@ -98,7 +102,8 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if err := keys.Renew(rctx, id.ServerURL, tlsCfg); err != nil {
+		server := l.Server()
+		if err := keys.Renew(rctx, server, id.TLSConfigFor(server)); err != nil {
 			slog.Error().Err(err).Msg("SSH host certificate: sessions are refused until this works")
 		} else {
 			slog.Info().Msg("SSH host certificate renewed")
@@ -136,4 +141,15 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 	cancel()
 	wg.Wait()
 	return errors.Join(lerr, werr)
+}
+
+// tierFetcher downloads artifacts from the relay the link is connected to:
+// with several relays (a tier), the one that is up.
+type tierFetcher struct {
+	server func() string
+	by     map[string]*worker.Fetcher // one per relay address, made before the link starts
+}
+
+func (f tierFetcher) Fetch(ctx context.Context, sha string) ([]byte, []byte, error) {
+	return f.by[f.server()].Fetch(ctx, sha)
 }

@@ -54,7 +54,7 @@ the CA and server certificate (keys 0600), and the SQLite database. The first
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), adminTokenCmd(), fingerprintCmd(), versionCmd())
+	root.AddCommand(serveCmd(), adminTokenCmd(), fingerprintCmd(), tierKeyCmd(), versionCmd())
 	return root
 }
 
@@ -70,6 +70,7 @@ func serveCmd() *cobra.Command {
 		syslog                                      auditfwd.Target
 		oidc                                        oidcFlags
 		natsURL, natsCreds, natsCA, natsListen      string
+		tierKeyFile                                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -103,9 +104,13 @@ to roles with --oidc-role-map (the highest role of a person's groups wins; a
 person in no mapped group is refused). See the README's "Single sign-on".
 
 Several relays (a tier): start each with the same PostgreSQL (--db
-postgres://...), the same NATS (--nats) and copies of the same CA files
-(ca.crt, ca.key, ssh_user_ca, ssh_host_ca and their .pub, tls-ticket.key)
-in its --data. --nats nats://HOST:PORT or tls://HOST:PORT connects to a
+postgres://...), the same NATS (--nats) and a copy of the same tier key
+(--tier-key-file, made once by "patchbay-server tier-key new FILE"). The
+first relay stores its CA, SSH CAs and TLS ticket key in the database,
+sealed with the tier key (AES-256-GCM; a dump of the database alone does not
+give the CA); the others take them from there into their --data, which may
+start empty. A relay set up alone before seeds an empty tier with its own CA.
+--nats nats://HOST:PORT or tls://HOST:PORT connects to a
 NATS server or cluster with JetStream (TLS is required outside loopback;
 --nats-ca for a private CA, --nats-creds for a .creds file or a
 user:password file). --nats embedded runs a nats-server inside this relay
@@ -117,9 +122,11 @@ online on all; revoking an agent or a token acts on every relay. Jobs and
 sessions still run only through the relay that holds the agent (README:
 Several relays).`,
 		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com
-  patchbay-server serve --data /srv/relay-a --db postgres://patchbay@db/patchbay --nats embedded --listen :8443
+  patchbay-server tier-key new /etc/patchbay/tier.key
+  patchbay-server serve --data /srv/relay-a --db postgres://patchbay@db/patchbay --nats embedded --listen :8443 \
+    --tier-key-file /etc/patchbay/tier.key
   patchbay-server serve --data /srv/relay-b --db postgres://patchbay@db/patchbay --listen :8444 \
-    --nats nats://127.0.0.1:4222 --nats-creds /srv/relay-a/nats-user
+    --nats nats://127.0.0.1:4222 --nats-creds /srv/relay-a/nats-user --tier-key-file /etc/patchbay/tier.key
   patchbay-server serve --syslog tls://siem.example.com:6514 --syslog-ca /etc/patchbay/siem-ca.pem
   patchbay-server serve --data /var/lib/patchbay --oidc-issuer https://login.example.com/ --oidc-client-id patchbay \
     --oidc-client-secret-file /etc/patchbay/oidc-secret --oidc-allowed-domains example.com \
@@ -151,6 +158,7 @@ Several relays).`,
 				Syslog: syslog,
 				SSO:    ssoCfg,
 				NATS:   natsURL, NATSCreds: natsCreds, NATSCA: natsCA, NATSListen: natsListen,
+				TierKeyFile: tierKeyFile,
 			})
 			if err != nil {
 				return err
@@ -192,6 +200,7 @@ Several relays).`,
 	f.StringVar(&natsCreds, "nats-creds", "", "NATS credentials: a .creds file (JWT and NKey, as nsc writes it) or a file with one line user:password (what --nats embedded writes to DATA/nats-user)")
 	f.StringVar(&natsCA, "nats-ca", "", "PEM file of the CA that signs the NATS server's certificate (turns TLS on; default: the system's CAs with tls://)")
 	f.StringVar(&natsListen, "nats-listen", "", "with --nats embedded: the loopback address the NATS server listens on (default 127.0.0.1:4222)")
+	f.StringVar(&tierKeyFile, "tier-key-file", "", "with --db postgres://...: the tier key (0600; made once by \"patchbay-server tier-key new FILE\", a copy on every relay of the tier) that seals the CA, SSH CAs and TLS ticket key the relays share through the database (required there)")
 	oidc.register(f)
 	return cmd
 }
@@ -199,7 +208,7 @@ Several relays).`,
 // dbFlagHelp documents --db: SQLite by default, PostgreSQL for a tier of relays.
 const dbFlagHelp = "database: a SQLite file (default: patchbay.db in --data), or a PostgreSQL database shared by " +
 	"several relays as postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full (it must exist; the schema is " +
-	"created or migrated at start; the password may come from PGPASSWORD or ~/.pgpass rather than the URL)"
+	"created or migrated at start; the password may come from PGPASSWORD or ~/.pgpass rather than the URL; serve then needs --tier-key-file)"
 
 func adminTokenCmd() *cobra.Command {
 	var dataDir, dbURL, name, ttl string

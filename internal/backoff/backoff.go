@@ -37,7 +37,7 @@ const (
 )
 
 // Backoff yields delays: Base * 2^attempt capped at Max, with jitter (uniform
-// in [d/2, d]); Reset after success. The zero value works: 1s base, 60s max.
+// in [d/2, d], or [0, d] with Full); Reset after success. The zero value works: 1s base, 60s max.
 // If Base exceeds Max, every delay is capped at Max.
 //
 // A Backoff is not safe for concurrent use; give each retry loop its own.
@@ -46,6 +46,11 @@ type Backoff struct {
 	Base time.Duration
 	// Max caps the delay (before jitter).
 	Max time.Duration
+	// Full draws each delay uniformly from [0, d] ("full jitter") instead
+	// of [d/2, d]: retries of a fleet that failed together spread over the
+	// whole window, as agents failing over to the survivors of a relay
+	// tier should.
+	Full bool
 
 	attempt int
 }
@@ -80,6 +85,9 @@ func (b *Backoff) Next() time.Duration {
 		d = maxd
 	}
 	b.attempt++
+	if b.Full {
+		return rand.N(d + 1)
+	}
 	half := d / 2
 	return half + rand.N(d-half+1)
 }

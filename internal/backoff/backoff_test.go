@@ -129,3 +129,48 @@ func TestWaitCancelled(t *testing.T) {
 		t.Fatalf("Wait = %v, want DeadlineExceeded", err)
 	}
 }
+
+// TestFullJitter: with Full, delay n is drawn from [0, d] where d doubles
+// from Base up to Max; over many draws the delays cover the whole window
+// (the lower half too, which equal jitter never uses) and stay in bounds.
+func TestFullJitter(t *testing.T) {
+	const draws = 2000
+	ceilings := []time.Duration{100, 200, 400, 800, 1600, 3000, 3000}
+	for i, ms := range ceilings {
+		d := ms * time.Millisecond
+		var low, high int
+		var sum time.Duration
+		for range draws {
+			b := Backoff{Base: 100 * time.Millisecond, Max: 3 * time.Second, Full: true}
+			for range i {
+				b.Next()
+			}
+			got := b.Next()
+			if got < 0 || got > d {
+				t.Fatalf("attempt %d: %v not in [0, %v]", i, got, d)
+			}
+			if got < d/4 {
+				low++
+			}
+			if got > 3*d/4 {
+				high++
+			}
+			sum += got
+		}
+		// Each quarter holds about draws/4 = 500; the chance of fewer than
+		// 350 in a uniform draw is negligible (< 1e-12).
+		if low < 350 || high < 350 {
+			t.Errorf("attempt %d: %d draws below d/4 and %d above 3d/4 of %d: not spread over [0, %v]", i, low, high, draws, d)
+		}
+		if mean := sum / draws; mean < 4*d/10 || mean > 6*d/10 {
+			t.Errorf("attempt %d: mean %v, want about %v", i, mean, d/2)
+		}
+	}
+	b := Backoff{Base: time.Second, Max: 4 * time.Second, Full: true}
+	b.Next()
+	b.Next()
+	b.Reset()
+	if got := b.Next(); got > time.Second {
+		t.Errorf("after Reset the first delay is %v, want at most Base", got)
+	}
+}

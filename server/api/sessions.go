@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,7 +26,8 @@ import (
 type Sessions interface {
 	Serve(ctx context.Context, ws *websocket.Conn, req sessions.Request) error
 	End(id, by, reason string) bool
-	RecordingPath(id string) string
+	// OpenRecording opens a session's recording (os.ErrNotExist: none).
+	OpenRecording(ctx context.Context, id string) (io.ReadSeekCloser, error)
 	// Waiting reports whether a requested session waits for a person at
 	// the machine, who is asked and until when.
 	Waiting(id string) (deadline time.Time, asking string, ok bool)
@@ -254,7 +256,7 @@ func (a *API) handleSessionRecording(w http.ResponseWriter, r *http.Request, c c
 			shortID(s.ID), s.Technician, c.tok.Name, c.tok.Role)
 		return
 	}
-	f, err := os.Open(a.Sessions.RecordingPath(s.ID))
+	f, err := a.Sessions.OpenRecording(r.Context(), s.ID)
 	if errors.Is(err, os.ErrNotExist) {
 		WriteError(w, http.StatusNotFound, "session %s has no recording (only sessions with a terminal are recorded)", s.ID)
 		return

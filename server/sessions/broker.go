@@ -640,7 +640,16 @@ func (b *Broker) HandleStream(agentID string, st *mux.Stream) {
 		b.cfg.Log.Warn().Err(err).Str("session_id", id).Msg("second recording stream for a session; refused")
 		return
 	}
-	n, err := io.Copy(f, io.LimitReader(st, b.cfg.MaxRecording))
+	var dst io.Writer = f
+	var db *dbRecorder
+	if b.cfg.Store.Shared() { // a tier: any relay serves it (recordings.go)
+		db = &dbRecorder{b: b, id: id}
+		dst = io.MultiWriter(f, db)
+	}
+	n, err := io.Copy(dst, io.LimitReader(st, b.cfg.MaxRecording))
+	if db != nil {
+		db.flush()
+	}
 	if err == nil && n == b.cfg.MaxRecording {
 		b.cfg.Log.Warn().Str("session_id", id).Int64("limit", b.cfg.MaxRecording).Msg("recording reached its size limit; the rest is not stored")
 		_, _ = io.Copy(io.Discard, st)

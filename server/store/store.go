@@ -262,7 +262,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // Keys of the PostgreSQL advisory locks that lockTx takes (goose's migration lock is
 // another key, lock.DefaultLockID).
 const (
-	lockKeyCatalog int64 = 0x7062_0001 // PutArtifact's checks across rows
+	lockKeyCatalog     int64 = 0x7062_0001 // PutArtifact's checks across rows
+	lockKeyTierSecrets int64 = 0x7062_0002 // TierSecrets: one relay seeds them
 )
 
 // lockTx makes tx wait for, and then exclude, the other transactions that take
