@@ -201,7 +201,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	// No session survives a relay restart: close what the last run left open.
-	if n, err := st.EndOpenSessions(ctx, "the relay restarted", time.Now()); err != nil {
+	if n, err := st.EndOpenSessions(ctx, tr.relayID, "the relay restarted", time.Now()); err != nil {
 		h.Close()
 		tr.close()
 		st.Close()
@@ -242,7 +242,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.api.Jobs = s.jobs
 	s.sessions = sessions.New(sessions.Config{
 		Store: st, Links: h, CA: ca.Cert, Log: s.log.With().Str("component", "sessions").Logger(),
-		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"),
+		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"), Node: tr.relayID,
 	})
 	s.api.Sessions = s.sessions
 	s.api.SSH = sshCAs
