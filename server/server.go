@@ -238,7 +238,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.console = console.New(ccfg)
 	s.api.Browser = s.console
 	s.seen = newSeenWriter(st, s.log, s.console.Events().Changed)
-	s.jobs = jobs.New(st, h, s.api.Audit, ca.Cert, s.log.With().Str("component", "jobs").Logger())
+	s.jobs = jobs.New(st, tr.links(h), s.api.Audit, ca.Cert, s.log.With().Str("component", "jobs").Logger())
+	if err := tr.joinJobs(h, s.jobs, s.log.With().Str("component", "jobs").Logger()); err != nil {
+		h.Close()
+		tr.close()
+		st.Close()
+		return nil, err
+	}
 	s.api.Jobs = s.jobs
 	s.sessions = sessions.New(sessions.Config{
 		Store: st, Links: h, CA: ca.Cert, Log: s.log.With().Str("component", "sessions").Logger(),

@@ -38,10 +38,14 @@ type tier struct {
 	embedded *bus.Embedded
 	presence interface {
 		Online(id string) bool
+		Where(id string) (node string, ok bool)
 		Connected(id string)
 		Disconnected(id string)
 		Close()
 	}
+	// stopJobs stops taking dispatch messages for this relay's agents
+	// (tierjobs.go); nil until joinJobs.
+	stopJobs func()
 	// resync, once set, catches up with the revocations published while
 	// NATS was unreachable; called after each reconnection.
 	resync atomic.Pointer[func()]
@@ -134,6 +138,9 @@ func (t *tier) online(id string) bool { return t.presence.Online(id) }
 
 func (t *tier) close() {
 	t.resync.Store(nil)
+	if t.stopJobs != nil {
+		t.stopJobs()
+	}
 	if t.presence != nil {
 		t.presence.Close()
 	}
