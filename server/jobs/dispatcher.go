@@ -183,6 +183,7 @@ func (d *Dispatcher) Created(ctx context.Context, j store.Job) error {
 		if ok, err := d.store.TakeJobLease(ctx, j.ID, d.tier.Node, d.now().UTC(), leaseTTL); err != nil || !ok {
 			return err
 		}
+		d.log.Info().Str("job_id", j.ID).Msg("job lease taken: this relay schedules the job")
 	}
 	t, err := d.store.NewJobTally(ctx, j)
 	d.mu.Lock()
