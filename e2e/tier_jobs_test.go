@@ -67,7 +67,9 @@ func TestTierJobs(t *testing.T) {
 
 	// 2. Its scheduling relay killed mid-job.
 	count = filepath.Join(t.TempDir(), "count")
-	id := adminB.startJob(t, "testplugin", "--target", "fleet=tier", "--concurrency", "2", "--param", "sleep=2s",
+	// A cap of 3: the killed relay's two agents cannot hold every slot, so
+	// the relay that takes over has room to go on with the others.
+	id := adminB.startJob(t, "testplugin", "--target", "fleet=tier", "--concurrency", "3", "--param", "sleep=2s",
 		"--param", "countfile="+count)
 	var holder string
 	waitFor(t, 10*time.Second, "a relay to take the job's lease", func() bool {
@@ -91,9 +93,21 @@ func TestTierJobs(t *testing.T) {
 		return linesWith(survivor.Log().String(), "job lease taken", id) > 0 || linesWith(a.Log().String(), "job lease taken", id) > 0
 	})
 	t.Logf("lease taken over %v after the kill", took.Round(100*time.Millisecond))
-	// The agents of the relays still up go on while the killed one is down.
 	if h := leaseHolders(map[string]*Relay{"A": a, "survivor": survivor}, id); len(h) != 1 {
 		t.Fatalf("relays that took over the lease: %v, want one", h)
+	}
+	// The agents of the relays still up finish while the killed one is down.
+	waitFor(t, 60*time.Second, "the runs of the agents on the relays still up", func() bool {
+		done := 0
+		for _, r := range admin.job(t, id).Results {
+			if onRelay[r.AgentID] != holder && r.State == "succeeded" {
+				done++
+			}
+		}
+		return done == 4
+	})
+	if j := admin.job(t, id); j.Final() {
+		t.Fatalf("the job ended while the agents of the killed relay were away: %v", j.Counts)
 	}
 	killed.Start() // the same address and data: its agents come back to it
 	waitFor(t, 90*time.Second, "the job to end", func() bool { return admin.job(t, id).Final() })
@@ -104,6 +118,10 @@ func TestTierJobs(t *testing.T) {
 	checkOnce(t, j, onRelay)
 	if n := lines(t, count); n != 6 {
 		t.Fatalf("the fix ran %d times over six agents, want 6 (nothing twice)", n)
+	}
+	// The relay that came back did not take the lease its successor renews.
+	if linesWith(killed.Log().String(), "job lease taken", id) > 0 {
+		t.Fatalf("relay %s took the job's lease again after its restart while another relay held it", holder)
 	}
 }
 
