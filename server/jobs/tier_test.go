@@ -134,3 +134,37 @@ func TestTierLeaseTakeover(t *testing.T) {
 		}
 	}
 }
+
+// A relay that starts while another holds a job's lease leaves the job
+// alone: it does not load it, so it neither expires nor sends again the
+// runs the holder has in flight; the holder finishes the job.
+func TestTierRelayStartingLeavesHeldJobsAlone(t *testing.T) {
+	f1, f2 := tierPair(t, 2, nil)
+	for _, a := range f1.agents {
+		a.hold = true
+	}
+	j := f1.createJob(nil)
+	f1.waitHeld(1, f1.agents...)
+	// Relay 2 restarts (a new node).
+	f2.d.Close()
+	f2.d = New(f2.st, pairLinks{here: f2.hub, there: f1.hub}, nil, nil, zerolog.Nop())
+	f2.d.now = func() time.Time { return time.Now().Add(time.Duration(f2.skew.Load())) }
+	f2.d.JoinTier(Tier{Node: "relay-2-again", Bus: f1.d.tier.Bus})
+	f2.d.Start() // loads the jobs whose leases it takes, before it returns
+	t.Cleanup(f2.d.Close)
+	if _, _, _, ok := f2.d.Progress(j.ID); ok {
+		t.Fatal("a starting relay loaded a job whose lease another relay holds")
+	}
+	for _, a := range f1.agents {
+		a.finish(store.RunSucceeded)
+	}
+	got := f1.waitEnd(j.ID)
+	if got.State != store.JobDone || got.Counts[store.RunSucceeded] != 4 {
+		t.Fatalf("job %s %v, want done with every run succeeded", got.State, got.Counts)
+	}
+	for _, a := range f1.agents {
+		if runs, _, _ := a.received(); len(runs) != 1 {
+			t.Fatalf("agent got runs %v, want one", runs)
+		}
+	}
+}
