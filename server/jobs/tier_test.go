@@ -168,3 +168,34 @@ func TestTierRelayStartingLeavesHeldJobsAlone(t *testing.T) {
 		}
 	}
 }
+
+// A job cancelled on a relay that does not hold it: its runs never sent end
+// cancelled at once, and the holder, told by a note, reads the job again
+// and tells its agents to stop the runs in flight.
+func TestTierCancelOnAnotherRelay(t *testing.T) {
+	f1, f2 := tierPair(t, 2, func(d *Dispatcher) { d.tier.resyncAt = time.Now().Add(time.Hour) })
+	for _, a := range f1.agents {
+		a.hold = true
+	}
+	j := f1.createJob(func(j *store.Job) { j.Concurrency = 3 })
+	f1.waitHeld(1, f1.agents[:3]...) // two on relay 1, one on relay 2
+	n, err := f2.d.Cancel(context.Background(), j.ID)
+	if err != nil || n != 1 {
+		t.Fatalf("cancel on relay 2: %d runs never started (%v), want 1", n, err)
+	}
+	waitFor(t, "the holder to tell the agents to stop", func() bool {
+		for _, a := range f1.agents[:3] {
+			if _, cancels, _ := a.received(); len(cancels) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, a := range f1.agents {
+		a.finish(store.RunCancelled)
+	}
+	got := f1.waitEnd(j.ID)
+	if got.State != store.JobCancelled || got.Counts[store.RunCancelled] != 4 {
+		t.Fatalf("job %s %v, want cancelled with every run cancelled", got.State, got.Counts)
+	}
+}
