@@ -214,7 +214,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	// No session survives a relay restart: close what the last run left open.
-	if n, err := st.EndOpenSessions(ctx, "the relay restarted", time.Now()); err != nil {
+	if n, err := st.EndOpenSessions(ctx, tr.relayID, "the relay restarted", time.Now()); err != nil {
 		h.Close()
 		tr.close()
 		st.Close()
@@ -251,11 +251,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.console = console.New(ccfg)
 	s.api.Browser = s.console
 	s.seen = newSeenWriter(st, s.log, s.console.Events().Changed)
-	s.jobs = jobs.New(st, h, s.api.Audit, ca.Cert, s.log.With().Str("component", "jobs").Logger())
+	s.jobs = jobs.New(st, tr.links(h), s.api.Audit, ca.Cert, s.log.With().Str("component", "jobs").Logger())
+	if err := tr.joinJobs(h, s.jobs, s.log.With().Str("component", "jobs").Logger()); err != nil {
+		h.Close()
+		tr.close()
+		st.Close()
+		return nil, err
+	}
 	s.api.Jobs = s.jobs
 	s.sessions = sessions.New(sessions.Config{
 		Store: st, Links: h, CA: ca.Cert, Log: s.log.With().Str("component", "sessions").Logger(),
-		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"),
+		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"), Node: tr.relayID,
 	})
 	s.api.Sessions = s.sessions
 	s.api.SSH = sshCAs

@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/patchbay/patchbay/internal/atomicfile"
 	"github.com/patchbay/patchbay/server/bus"
 	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/presence"
@@ -29,15 +32,20 @@ const NATSEmbedded = "embedded"
 // reverse order.
 type tier struct {
 	node     string  // this relay's ID in the tier
+	relayID  string  // this relay's ID across restarts (relayIDFile); "" for a relay alone
 	bus      hub.Bus // bus.Local or *bus.NATS
 	nats     *bus.NATS
 	embedded *bus.Embedded
 	presence interface {
 		Online(id string) bool
+		Where(id string) (node string, ok bool)
 		Connected(id string)
 		Disconnected(id string)
 		Close()
 	}
+	// stopJobs stops taking dispatch messages for this relay's agents
+	// (tierjobs.go); nil until joinJobs.
+	stopJobs func()
 	// resync, once set, catches up with the revocations published while
 	// NATS was unreachable; called after each reconnection.
 	resync atomic.Pointer[func()]
@@ -54,6 +62,11 @@ func openTier(ctx context.Context, cfg Config, log zerolog.Logger) (*tier, error
 		return nil, fmt.Errorf("--nats joins a tier of relays that share one database: give --db postgres://USER@HOST:PORT/DATABASE too " +
 			"(with SQLite each relay would have agents and tokens of its own)")
 	}
+	id, err := loadOrCreateRelayID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	t.relayID = id
 	ncfg := bus.NATSConfig{URL: cfg.NATS, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, Name: "patchbay-relay " + t.node,
 		Log: log.With().Str("component", "bus").Logger(),
 		OnReconnect: func() {
@@ -125,6 +138,9 @@ func (t *tier) online(id string) bool { return t.presence.Online(id) }
 
 func (t *tier) close() {
 	t.resync.Store(nil)
+	if t.stopJobs != nil {
+		t.stopJobs()
+	}
 	if t.presence != nil {
 		t.presence.Close()
 	}
@@ -161,6 +177,28 @@ func (s *Server) resyncRevocations() {
 	if agents > 0 || certs > 0 {
 		s.log.Info().Int("agents", agents).Int("ssh_certificates", certs).Msg("caught up with revocations made while NATS was unreachable")
 	}
+}
+
+// relayIDFile holds a relay's ID across restarts (its sessions are marked
+// with it: a restarted relay ends the ones it left open, and no others).
+const relayIDFile = "relay-id"
+
+// loadOrCreateRelayID reads the relay's ID from its data directory, making
+// one on first start.
+func loadOrCreateRelayID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, relayIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read the relay ID: %w (delete %s to make a new one)", err, path)
+	}
+	id := nodeID()
+	if err := atomicfile.WriteSecret(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("write the relay ID: %w", err)
+	}
+	return id, nil
 }
 
 // nodeID names this relay process in the tier: the host name and a random

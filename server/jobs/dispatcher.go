@@ -90,6 +90,9 @@ type Dispatcher struct {
 	wmu      sync.Mutex
 	watchers map[string]map[chan struct{}]struct{}
 
+	tier   *tierState // nil for a relay alone (tier.go)
+	remote chan note  // notes from the tier's other relays, for the scheduler
+
 	wake    chan struct{}  // buffered 1: "look again"
 	online  chan string    // agents that came online; scheduler resends their runs
 	reports chan report    // from link goroutines to the writer
@@ -129,6 +132,12 @@ func New(st *store.Store, links Links, audit Auditor, ca *x509.Certificate, log 
 // Start loads the open jobs from the store and starts the scheduler and
 // the writer.
 func (d *Dispatcher) Start() {
+	if d.tier != nil {
+		if err := d.subscribe(); err != nil {
+			// Without the notes the holder still catches up from the store.
+			d.log.Error().Err(err).Msg("job notes from the tier; jobs progress at the resync's pace")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	d.load(ctx)
 	cancel()
@@ -139,7 +148,11 @@ func (d *Dispatcher) Start() {
 
 // Close stops both goroutines after the writer has stored what it holds.
 func (d *Dispatcher) Close() {
-	d.once.Do(func() { close(d.stop) })
+	d.once.Do(func() {
+		close(d.stop)
+		d.wg.Wait()
+		d.unsubscribe()
+	})
 	d.wg.Wait()
 }
 
@@ -163,6 +176,14 @@ func (d *Dispatcher) Created(ctx context.Context, j store.Job) error {
 	d.mu.Unlock()
 	if known {
 		return nil
+	}
+	if d.tier != nil {
+		// In a tier the job is scheduled by whoever takes its lease
+		// first (another relay's tick may have).
+		if ok, err := d.store.TakeJobLease(ctx, j.ID, d.tier.Node, d.now().UTC(), leaseTTL); err != nil || !ok {
+			return err
+		}
+		d.log.Info().Str("job_id", j.ID).Msg("job lease taken: this relay schedules the job")
 	}
 	t, err := d.store.NewJobTally(ctx, j)
 	d.mu.Lock()
@@ -208,6 +229,9 @@ func (d *Dispatcher) AgentOnline(agentID string) {
 	case <-d.stop:
 	}
 	d.Wake()
+	if d.tier != nil {
+		d.publish(subjectOnline, note{Agent: agentID}) // the holders of its jobs may be elsewhere
+	}
 }
 
 // Started queues an agent's start report. Called on the link's goroutine.
@@ -242,6 +266,9 @@ func (d *Dispatcher) scheduler() {
 		case id := <-d.online:
 			d.agentOnline(ctx, id)
 			continue
+		case n := <-d.remote: // nil, never ready, for a relay alone
+			d.applyNote(ctx, n)
+			continue
 		case <-t.C:
 			scan = false // the tick only expires and ends jobs: no walk over pending runs
 			d.mu.Lock()
@@ -251,6 +278,9 @@ func (d *Dispatcher) scheduler() {
 				d.load(ctx)
 			}
 			scan = d.retryDue(ctx) // runs put back whose backoff has passed
+			if d.tier != nil && d.tierTick(ctx) {
+				scan = true
+			}
 		case <-d.wake:
 			scan = true
 			// Coalesce: results arrive in batches every few milliseconds
@@ -273,7 +303,13 @@ func (d *Dispatcher) scheduler() {
 func (d *Dispatcher) load(ctx context.Context) {
 	d.tx.Lock()
 	defer d.tx.Unlock()
-	jobs, err := d.store.OpenJobs(ctx)
+	var jobs []store.Job
+	var err error
+	if d.tier != nil {
+		jobs, err = d.heldJobs(ctx)
+	} else {
+		jobs, err = d.store.OpenJobs(ctx)
+	}
 	d.mu.Lock()
 	d.reload = err != nil
 	d.mu.Unlock()

@@ -40,10 +40,10 @@ func (d *Dispatcher) NotStarted(agentID string, m wire.RunNotStarted) {
 	}
 }
 
-// requeue puts runs that did not start back in the store and in memory.
-// Called by the writer with tx held (not mu).
-func (d *Dispatcher) requeue(ctx context.Context, runs []report, now time.Time) bool {
-	changed := false
+// requeue puts runs that did not start back in the store and in memory,
+// and returns those it put back. Called by the writer with tx held (not mu).
+func (d *Dispatcher) requeue(ctx context.Context, runs []report, now time.Time) []string {
+	var back []string
 	for _, r := range runs {
 		ok, err := d.store.RequeueRun(ctx, r.notStarted.RunID, r.agentID)
 		if err != nil {
@@ -55,7 +55,7 @@ func (d *Dispatcher) requeue(ctx context.Context, runs []report, now time.Time) 
 		if !ok {
 			continue // final, or already put back
 		}
-		changed = true
+		back = append(back, r.notStarted.RunID)
 		d.mu.Lock()
 		js := d.runs[r.notStarted.RunID]
 		attempt := 0
@@ -67,7 +67,7 @@ func (d *Dispatcher) requeue(ctx context.Context, runs []report, now time.Time) 
 		d.log.Info().Str("run_id", r.notStarted.RunID).Str("agent_id", r.agentID).Str("error", r.notStarted.Error).
 			Int("attempt", attempt).Msg("run did not start; it is sent again")
 	}
-	return changed
+	return back
 }
 
 // requeued records that the store put a run in flight back among the runs

@@ -40,7 +40,8 @@ type jobState struct {
 type flight struct {
 	agentID string
 	seq     int
-	state   string // pending (sent, not started) or running
+	state   string    // pending (sent, not started) or running
+	at      time.Time // in a tier: when it was last sent (zero: unknown); see resendStuck
 }
 
 // track starts keeping a job. Called with mu held.
@@ -122,6 +123,9 @@ func (js *jobState) move(from, to string) {
 func (d *Dispatcher) claimed(js *jobState, r store.Run) {
 	js.leaveUnsent(r.ID, r.Seq)
 	js.inFlight[r.ID] = &flight{agentID: r.AgentID, seq: r.Seq, state: store.RunPending}
+	if d.tier != nil {
+		js.inFlight[r.ID].at = time.Now()
+	}
 	d.runs[r.ID] = js
 }
 

@@ -352,7 +352,13 @@ func (d *Dispatcher) Cancel(ctx context.Context, jobID string) (int, error) {
 		d.reload = true
 		d.mu.Unlock()
 		defer d.changed(jobID)
-		return d.store.FinishUndispatched(ctx, jobID, store.RunCancelled, "cancelled before it started", now)
+		n, err := d.store.FinishUndispatched(ctx, jobID, store.RunCancelled, "cancelled before it started", now)
+		if err == nil && d.tier != nil {
+			// The relay that holds the job reads it again and stops its
+			// runs in flight.
+			d.publish(subjectJob, note{Job: jobID})
+		}
+		return n, err
 	}
 	if js.job.State != store.JobRunning {
 		d.tx.Unlock()

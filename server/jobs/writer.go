@@ -98,10 +98,15 @@ func (d *Dispatcher) commit(batch []report) {
 	}
 	d.mu.Unlock()
 	changed := d.apply(ctx, started, startedOK, results, resultOK)
-	if len(notStarted) > 0 && d.requeue(ctx, notStarted, d.now()) {
-		changed = true
+	var requeued []string
+	if len(notStarted) > 0 {
+		requeued = d.requeue(ctx, notStarted, d.now())
+		changed = changed || len(requeued) > 0
 	}
 	d.tx.Unlock()
+	if d.tier != nil {
+		d.publishRuns(started, startedOK, results, resultOK, requeued)
+	}
 	// Each consent decision is audited once, when its result is stored, and
 	// before the result is acknowledged.
 	for _, c := range consents {
@@ -143,6 +148,11 @@ func (d *Dispatcher) apply(ctx context.Context, started []store.Started, started
 		}
 	}
 	d.mu.Unlock()
+	if d.tier != nil {
+		// In a tier a run not in flight here belongs to a job another
+		// relay holds (or this relay's resync catches it up): no lookup.
+		unknown = nil
+	}
 	var refs map[string]store.RunRef
 	if len(unknown) > 0 {
 		var err error

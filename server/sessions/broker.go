@@ -78,6 +78,9 @@ type Config struct {
 	ConsentWait   time.Duration // default DefaultConsentWait
 	MaxRecording  int64         // default DefaultMaxRecording
 	Now           func() time.Time
+	// Node is the relay's stable ID in a tier, recorded with each session so
+	// that a relay starting ends only its own sessions left open ("": alone).
+	Node string
 }
 
 // Broker is safe for concurrent use.
@@ -176,7 +179,7 @@ func (b *Broker) Serve(ctx context.Context, ws *websocket.Conn, req Request) err
 	now := b.now()
 	err = b.cfg.Store.CreateSession(ctx, store.Session{
 		ID: id, AgentID: req.AgentID, Hostname: req.Hostname, Technician: req.Technician, TokenID: req.TokenID, Actor: req.Actor,
-		Reason: req.Reason, Capabilities: req.Capabilities, RequestedAt: now,
+		Reason: req.Reason, Capabilities: req.Capabilities, RequestedAt: now, Node: b.cfg.Node,
 	}, &audit.Record{Time: now, Actor: req.Actor, Action: "session.request", Target: id, Detail: map[string]string{
 		"agent_id": req.AgentID, "hostname": req.Hostname, "reason": req.Reason, "capabilities": fmt.Sprint(req.Capabilities),
 	}})

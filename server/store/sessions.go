@@ -39,6 +39,7 @@ type Session struct {
 	RequestedAt           time.Time
 	StartedAt, EndedAt    time.Time // zero until approved / ended
 	SiteID                string    // the agent's site when the session was requested
+	Node                  string    // the relay that brokers it (its stable ID; "" for a relay alone); written, not read back
 }
 
 const sessionCols = `id, agent_id, hostname, technician, actor, reason, capabilities, granted, state,
@@ -107,8 +108,8 @@ func (s *Store) CreateSession(ctx context.Context, x Session, rec *audit.Record)
 	}
 	_, err = s.withAudit(ctx, x.SiteID, rec, func(tx *sql.Tx) (bool, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, agent_id, hostname, technician, actor, reason,
-			capabilities, state, requested_at, token_id, site_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			x.ID, x.AgentID, x.Hostname, x.Technician, x.Actor, x.Reason, caps, SessionRequested, dbTime(x.RequestedAt), x.TokenID, x.SiteID)
+			capabilities, state, requested_at, token_id, site_id, node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			x.ID, x.AgentID, x.Hostname, x.Technician, x.Actor, x.Reason, caps, SessionRequested, dbTime(x.RequestedAt), x.TokenID, x.SiteID, x.Node)
 		return true, err
 	})
 	if err != nil {
@@ -174,13 +175,20 @@ func (s *Store) EndSession(ctx context.Context, id, by, reason string, t time.Ti
 	return changed, nil
 }
 
-// EndOpenSessions fails or ends every session not yet final; a relay calls
-// it at start, since no session survives a relay restart.
-func (s *Store) EndOpenSessions(ctx context.Context, reason string, t time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET
+// EndOpenSessions fails or ends the sessions not yet final that the relay
+// node brokered (and those from before sessions recorded their relay); a
+// relay calls it at start, since no session survives a relay restart. With
+// node "" (a relay alone) it ends every open session.
+func (s *Store) EndOpenSessions(ctx context.Context, node, reason string, t time.Time) (int, error) {
+	q := `UPDATE sessions SET
 		state = CASE WHEN state = $1 THEN $2 ELSE $3 END, end_by = $4, end_reason = $5, ended_at = $6
-		WHERE state IN ($7, $8)`,
-		SessionApproved, SessionEnded, SessionFailed, "relay", reason, dbTime(t), SessionRequested, SessionApproved)
+		WHERE state IN ($7, $8)`
+	args := []any{SessionApproved, SessionEnded, SessionFailed, "relay", reason, dbTime(t), SessionRequested, SessionApproved}
+	if node != "" {
+		q += ` AND node IN ($9, '')`
+		args = append(args, node)
+	}
+	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, fmt.Errorf("end open sessions: %w", err)
 	}

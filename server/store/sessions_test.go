@@ -70,7 +70,7 @@ func TestSessionLifecycle(t *testing.T) {
 	if err := s.DecideSession(ctx, b.ID, Decision{Mode: "prompt", Backend: "web", By: "timeout", Message: "no answer within 60s", At: ts}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.EndOpenSessions(ctx, "the relay restarted", ts.Add(time.Hour)); n != 1 || err != nil {
+	if n, err := s.EndOpenSessions(ctx, "", "the relay restarted", ts.Add(time.Hour)); n != 1 || err != nil {
 		t.Fatalf("end open sessions: %d %v", n, err)
 	}
 	if got, _ := s.GetSession(ctx, b.ID); got.State != SessionDenied || got.Message != "no answer within 60s" || !got.StartedAt.IsZero() {
