@@ -24,10 +24,11 @@ func TestTierJobs(t *testing.T) {
 	t.Cleanup(func() { pg.Close() })
 	db := pg.NewDB(t)
 	natsAddr := freePort(t)
-	a := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr)
+	key := newTierKey(t)
+	a := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr, "--tier-key-file", key)
 	creds := filepath.Join(a.Dir, "nats-user")
-	b := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds)
-	c := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds)
+	b := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)
+	c := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)
 	relays := map[string]*Relay{"A": a, "B": b, "C": c}
 
 	token := strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", a.Dir, "--db", db))
