@@ -21,7 +21,8 @@ import (
 // to relay B. B authorises the technician and forwards the session to A
 // over TLS verified against the tier's CA, with its relay client
 // certificate; A checks the technician's credential again, runs and
-// audits the session as the technician's. A request to A that claims to
+// audits the session as the technician's. The console's terminal on B
+// crosses too. A request to A that claims to
 // come from a relay without a relay certificate is refused. scp throughput
 // through B is measured next to the same copy through A.
 func TestTierSessionAcrossRelays(t *testing.T) {
@@ -64,7 +65,7 @@ func TestTierSessionAcrossRelays(t *testing.T) {
 	if linesWith(b.Log().String(), "forwarding a session to the relay that holds the agent", ag.ID) != 1 {
 		t.Fatalf("relay B did not forward the session:\n%s", tail(b.Log().String(), 3000))
 	}
-	// A ran it, for tina: its audit log names her, and both relays list it.
+	// A ran it, for tina: its audit log names her, and B lists it.
 	sessions := techB.sessions(t)
 	if len(sessions) != 1 || sessions[0].Technician != "tina" || sessions[0].AgentID != ag.ID || sessions[0].Reason != "INC-88 across relays" {
 		t.Fatalf("sessions listed on B: %+v", sessions)
@@ -72,6 +73,17 @@ func TestTierSessionAcrossRelays(t *testing.T) {
 	waitFor(t, 10*time.Second, "the session ended", func() bool { return techA.sessions(t)[0].State == "ended" })
 	if audit := adminA.Run("audit", "list", "-o", "json"); !strings.Contains(audit, `"session.request"`) || !strings.Contains(audit, "tina") {
 		t.Fatalf("audit log lacks tina's session request:\n%s", tail(audit, 2000))
+	}
+
+	// The web console's terminal on B (cookie and Origin, no bearer token)
+	// reaches the agent on A the same way.
+	cc := newConsoleClient(t, b)
+	cs := cc.login(techToken)
+	echo := cc.sshCat(cs, cc.openSession(cs, ag.ID, "INC-88 console across relays", "shell,exec"), ag.ID)
+	echo.roundTrip("typed on relay B\n")
+	echo.close()
+	if n := linesWith(b.Log().String(), "forwarding a session to the relay that holds the agent", ag.ID); n != 2 {
+		t.Fatalf("relay B forwarded %d sessions, want the ssh and the console's", n)
 	}
 
 	// A request to A that claims to be forwarded by a relay, without a
@@ -123,7 +135,7 @@ func TestTierSessionAcrossRelays(t *testing.T) {
 	}
 	t.Logf("scp 32 MiB technician→agent: through relay A (same relay) %.1f MB/s, through relay B (forwarded to A) %.1f MB/s: %.2f× (target ≥ 0.8×)",
 		same, cross, cross/same)
-	if n := linesWith(b.Log().String(), "forwarding a session to the relay that holds the agent", ag.ID); n < 3 {
-		t.Fatalf("relay B forwarded %d sessions, want the ssh and both scp copies", n)
+	if n := linesWith(b.Log().String(), "forwarding a session to the relay that holds the agent", ag.ID); n != 4 {
+		t.Fatalf("relay B forwarded %d sessions, want the ssh, the console's and two scp copies", n)
 	}
 }
