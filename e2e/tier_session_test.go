@@ -138,4 +138,21 @@ func TestTierSessionAcrossRelays(t *testing.T) {
 	if n := linesWith(b.Log().String(), "forwarding a session to the relay that holds the agent", ag.ID); n != 4 {
 		t.Fatalf("relay B forwarded %d sessions, want the ssh, the console's and two scp copies", n)
 	}
+
+	// Relay B stops with a forwarded session live: it ends the session
+	// (A sees it end) and exits in time.
+	live := cc.sshCat(cs, cc.openSession(cs, ag.ID, "INC-88 live at shutdown", "shell,exec"), ag.ID)
+	live.roundTrip("still there\n")
+	b.proc.stop(t)
+	if n := b.Log().Count("forwarded session ended"); n != 5 {
+		t.Fatalf("relay B logged %d forwarded sessions ended, want 5 (the live one too):\n%s", n, tail(b.Log().String(), 3000))
+	}
+	waitFor(t, 10*time.Second, "relay A to end the session relay B carried", func() bool {
+		for _, s := range techA.sessions(t) {
+			if s.Reason == "INC-88 live at shutdown" {
+				return s.State == "ended"
+			}
+		}
+		return false
+	})
 }

@@ -78,10 +78,10 @@ type sessionForwarder struct {
 	transport *http.Transport
 	log       zerolog.Logger
 
-	mu     sync.Mutex
-	ctx    context.Context // ended by endAll
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	ctx      context.Context // ended by endAll
+	cancel   context.CancelFunc
+	sessions linkGroup
 }
 
 func newSessionForwarder(node string, ca *certs.CA, where func(string) (string, bool), relays *presence.Relays, log zerolog.Logger) (*sessionForwarder, error) {
@@ -123,11 +123,14 @@ func (f *sessionForwarder) ForwardSession(w http.ResponseWriter, r *http.Request
 		return
 	}
 
+	if !f.sessions.start() {
+		api.WriteError(w, http.StatusServiceUnavailable, "session: this relay is shutting down; try again")
+		return
+	}
+	defer f.sessions.done()
 	f.mu.Lock()
 	all := f.ctx
-	f.wg.Add(1)
 	f.mu.Unlock()
-	defer f.wg.Done()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(all, cancel)()
@@ -158,13 +161,17 @@ func (f *sessionForwarder) ForwardSession(w http.ResponseWriter, r *http.Request
 	log.Info().Dur("duration", time.Since(start)).Msg("forwarded session ended")
 }
 
-// endAll ends the forwarded sessions and waits for them; sessions
-// forwarded afterwards run until endAll is called again.
+// endAll ends the forwarded sessions and waits for them (those asked for
+// meanwhile are refused); sessions forwarded afterwards run until endAll is
+// called again.
 func (f *sessionForwarder) endAll() {
 	f.mu.Lock()
 	f.cancel()
+	f.mu.Unlock()
+	f.sessions.wait()
+	f.mu.Lock()
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.mu.Unlock()
-	f.wg.Wait()
+	f.sessions.open()
 	f.transport.CloseIdleConnections()
 }
