@@ -123,7 +123,7 @@ func (a *API) handleSessionConnect(w http.ResponseWriter, r *http.Request, c cal
 		return
 	}
 	if !a.Hub.Online(ag.ID) {
-		WriteError(w, http.StatusConflict, "agent %s (%s) is offline: it must be connected to this relay for a session", ag.ID, ag.Hostname)
+		WriteError(w, http.StatusConflict, "agent %s (%s) is offline: it must be connected to a relay for a session", ag.ID, ag.Hostname)
 		return
 	}
 	if !slices.Contains(websocket.Subprotocols(r), apiv1.SessionSubprotocol) {
