@@ -60,6 +60,9 @@ func (s *Server) verifyConnection(cs tls.ConnectionState) error {
 	if len(cs.VerifiedChains) == 0 {
 		return nil // enrollment and the technician API come without a client certificate
 	}
+	if certs.IsRelayCert(cs.PeerCertificates[0]) {
+		return nil // another relay of the tier, forwarding a session (api.HeaderRelay)
+	}
 	id, err := certs.AgentID(cs.PeerCertificates[0])
 	if err != nil {
 		return err

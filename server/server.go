@@ -69,6 +69,10 @@ type Config struct {
 	// seals the tier's CA, SSH CAs and TLS ticket key in the database
 	// (server/tiersecrets): every relay of the tier is given a copy.
 	TierKeyFile string
+	// TierURL is where the other relays of the tier reach this one
+	// (https://HOST:PORT, HOST covered by Hostnames), to forward sessions
+	// for the agents it holds; required with NATS (DefaultTierURL).
+	TierURL string
 
 	// SSO turns on single sign-on with an OpenID provider (nil: off).
 	SSO    *sso.Config
@@ -131,6 +135,9 @@ type Server struct {
 	auditFwd *auditfwd.Forwarder
 	// tier is the bus and the presence of agents (tier.go).
 	tier *tier
+	// forward forwards sessions to the relay of the tier that holds the
+	// agent (tierforward.go); nil without NATS.
+	forward *sessionForwarder
 }
 
 // New initialises the data directory on first run (CA, server certificate,
@@ -199,6 +206,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	var forward *sessionForwarder
+	if tr.nats != nil {
+		err := checkTierURL(cfg.TierURL, cert)
+		if err == nil {
+			err = tr.startRelays(ctx, cfg.TierURL, cfg.Heartbeat, cfg.Logger)
+		}
+		if err == nil {
+			forward, err = newSessionForwarder(tr.node, ca, tr.presence.Where, tr.relays, cfg.Logger.With().Str("component", "forward").Logger())
+		}
+		if err != nil {
+			h.Close()
+			tr.close()
+			st.Close()
+			return nil, err
+		}
+	}
 	sshCAs, err := certs.LoadOrCreateSSHCAs(cfg.DataDir)
 	if err != nil {
 		h.Close()
@@ -222,7 +245,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else if n > 0 {
 		cfg.Logger.Info().Int("sessions", n).Msg("ended sessions left open by the previous relay run")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet, tier: tr}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet, tier: tr, forward: forward}
 	if cfg.Syslog.URL != "" {
 		if s.auditFwd, err = auditfwd.New(auditfwd.Config{Target: cfg.Syslog, Store: st, Version: cfg.Version, Log: s.log}); err != nil {
 			tr.close()
@@ -264,6 +287,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"), Node: tr.relayID,
 	})
 	s.api.Sessions = s.sessions
+	if forward != nil {
+		s.api.Forward = forward
+	}
 	s.api.SSH = sshCAs
 	s.access, err = access.New(ctx, access.Config{Store: st, Bus: relayBus, Agents: h, Sessions: s.sessions,
 		Log: s.log.With().Str("component", "access").Logger()})
@@ -367,6 +393,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	s.sessions.Close() // hijacked session connections are not closed by Shutdown
 	hs.Shutdown(shutCtx)
+	if s.forward != nil {
+		s.forward.endAll() // hijacked too; no new request comes after Shutdown
+	}
 	cancelLinks()
 	s.links.wait()
 	if errors.Is(err, http.ErrServerClosed) {

@@ -46,6 +46,9 @@ type tier struct {
 	// stopJobs stops taking dispatch messages for this relay's agents
 	// (tierjobs.go); nil until joinJobs.
 	stopJobs func()
+	// relays advertises this relay's URL to the tier and finds the
+	// others' (nil without NATS).
+	relays *presence.Relays
 	// resync, once set, catches up with the revocations published while
 	// NATS was unreachable; called after each reconnection.
 	resync atomic.Pointer[func()]
@@ -119,6 +122,22 @@ func (t *tier) startPresence(ctx context.Context, here func(id string) bool, hea
 	return nil
 }
 
+// startRelays advertises url as where the other relays reach this one
+// (a tier only).
+func (t *tier) startRelays(ctx context.Context, url string, heartbeat time.Duration, log zerolog.Logger) error {
+	if t.nats == nil {
+		return nil
+	}
+	r, err := presence.NewRelays(ctx, presence.RelaysConfig{Conn: t.nats.Conn(), Node: t.node, URL: url,
+		TTL: max(3*heartbeat, presence.MinTTL), Log: log.With().Str("component", "presence").Logger()})
+	if err != nil {
+		return err
+	}
+	t.relays = r
+	log.Info().Str("node", t.node).Str("tier_url", url).Msg("the other relays of the tier forward sessions for this relay's agents to its tier URL")
+	return nil
+}
+
 // connected and disconnected are the hub's presence hooks; links arrive
 // only after startPresence.
 func (t *tier) connected(id string) {
@@ -140,6 +159,9 @@ func (t *tier) close() {
 	t.resync.Store(nil)
 	if t.stopJobs != nil {
 		t.stopJobs()
+	}
+	if t.relays != nil {
+		t.relays.Close()
 	}
 	if t.presence != nil {
 		t.presence.Close()

@@ -70,6 +70,7 @@ func serveCmd() *cobra.Command {
 		syslog                                      auditfwd.Target
 		oidc                                        oidcFlags
 		natsURL, natsCreds, natsCA, natsListen      string
+		tierURL                                     string
 		tierKeyFile                                 string
 	)
 	cmd := &cobra.Command{
@@ -118,8 +119,11 @@ on --nats-listen (loopback, default 127.0.0.1:4222), with JetStream in
 DATA/nats and a generated user:password in DATA/nats-user (0600): the
 other relays of the machine connect with --nats nats://127.0.0.1:PORT
 --nats-creds (a copy of) DATA/nats-user. Agents online on any relay are
-online on all; revoking an agent or a token acts on every relay. Jobs and
-sessions still run only through the relay that holds the agent (README:
+online on all; revoking an agent or a token acts on every relay. A session
+asked for on one relay for an agent held by another is forwarded to that
+relay at its --tier-url, over TLS verified against the tier's CA, with a
+relay client certificate; that relay checks the technician's credential
+again. Jobs still run only through the relay that holds the agent (README:
 Several relays).`,
 		Example: `  patchbay-server serve --data /var/lib/patchbay --listen :8443 --hostname relay.example.com
   patchbay-server tier-key new /etc/patchbay/tier.key
@@ -150,6 +154,11 @@ Several relays).`,
 			if err != nil {
 				return err
 			}
+			if natsURL != "" && tierURL == "" {
+				if tierURL, err = server.DefaultTierURL(listen, hostnames); err != nil {
+					return err
+				}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.New(ctx, server.Config{
@@ -158,7 +167,7 @@ Several relays).`,
 				Syslog: syslog,
 				SSO:    ssoCfg,
 				NATS:   natsURL, NATSCreds: natsCreds, NATSCA: natsCA, NATSListen: natsListen,
-				TierKeyFile: tierKeyFile,
+				TierKeyFile: tierKeyFile, TierURL: tierURL,
 			})
 			if err != nil {
 				return err
@@ -200,6 +209,7 @@ Several relays).`,
 	f.StringVar(&natsCreds, "nats-creds", "", "NATS credentials: a .creds file (JWT and NKey, as nsc writes it) or a file with one line user:password (what --nats embedded writes to DATA/nats-user)")
 	f.StringVar(&natsCA, "nats-ca", "", "PEM file of the CA that signs the NATS server's certificate (turns TLS on; default: the system's CAs with tls://)")
 	f.StringVar(&natsListen, "nats-listen", "", "with --nats embedded: the loopback address the NATS server listens on (default 127.0.0.1:4222)")
+	f.StringVar(&tierURL, "tier-url", "", "with --nats: https://HOST:PORT where the other relays of the tier reach this one to forward sessions to its agents (HOST must be a --hostname; default: the first --hostname, else --listen's address, else this machine's host name, with --listen's port)")
 	f.StringVar(&tierKeyFile, "tier-key-file", "", "with --db postgres://...: the tier key (0600; made once by \"patchbay-server tier-key new FILE\", a copy on every relay of the tier) that seals the CA, SSH CAs and TLS ticket key the relays share through the database (required there)")
 	oidc.register(f)
 	return cmd

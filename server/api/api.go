@@ -67,6 +67,9 @@ type API struct {
 	Access AccessEnder
 	// SSO is the OpenID provider for single sign-on (nil: none).
 	SSO *sso.Provider
+	// Forward forwards a session to the relay of the tier that holds its
+	// agent (nil: such a session is refused).
+	Forward SessionForwarder
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }

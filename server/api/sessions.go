@@ -74,7 +74,7 @@ func sameOriginOrNone(r *http.Request) bool {
 }
 
 func (a *API) registerSessions(mux *http.ServeMux) {
-	mux.Handle("GET /v1/agents/{id}/session", a.auth(apiv1.RoleTechnician, a.handleSessionConnect))
+	mux.Handle("GET /v1/agents/{id}/session", relayedFrom(a.auth(apiv1.RoleTechnician, a.handleSessionConnect)))
 	mux.Handle("GET /v1/sessions", a.auth(apiv1.RoleViewer, a.handleSessionList))
 	mux.Handle("GET /v1/sessions/{id}", a.auth(apiv1.RoleViewer, a.handleSessionShow))
 	mux.Handle("GET /v1/sessions/{id}/recording", a.auth(apiv1.RoleViewer, a.handleSessionRecording))
@@ -123,16 +123,24 @@ func (a *API) handleSessionConnect(w http.ResponseWriter, r *http.Request, c cal
 		return
 	}
 	if !a.Hub.Online(ag.ID) {
-		WriteError(w, http.StatusConflict, "agent %s (%s) is offline: it must be connected to this relay for a session", ag.ID, ag.Hostname)
-		return
-	}
-	if h, ok := a.Hub.(interface{ Here(id string) bool }); ok && !h.Here(ag.ID) {
-		WriteError(w, http.StatusConflict, "agent %s (%s) is connected to another relay of this tier: sessions across relays are not supported yet; "+
-			"open the session through the relay that holds it", ag.ID, ag.Hostname)
+		WriteError(w, http.StatusConflict, "agent %s (%s) is offline: it must be connected to a relay for a session", ag.ID, ag.Hostname)
 		return
 	}
 	if !slices.Contains(websocket.Subprotocols(r), apiv1.SessionSubprotocol) {
 		WriteError(w, http.StatusBadRequest, "session: the websocket subprotocol must be %q", apiv1.SessionSubprotocol)
+		return
+	}
+	if h, ok := a.Hub.(interface{ Here(id string) bool }); ok && !h.Here(ag.ID) {
+		// Another relay of the tier holds the agent: the caller is
+		// authorised here, and the relay that holds it authorises the same
+		// credential again and runs the session. A forwarded request is
+		// never forwarded again.
+		if a.Forward == nil || r.Header.Get(HeaderRelay) != "" {
+			WriteError(w, http.StatusConflict, "agent %s (%s) is connected to another relay of this tier, which cannot take the session from here; "+
+				"try again (it may have just moved), or open the session through the relay that holds it", ag.ID, ag.Hostname)
+			return
+		}
+		a.Forward.ForwardSession(w, r, ag.ID)
 		return
 	}
 	ws, err := sessionUpgrader.Upgrade(w, r, nil)
