@@ -57,6 +57,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	sharedPG.Close() // the tier tests' PostgreSQL, if one started
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/internal/pgtest"
 )
 
 // TestTierJobs: three relays on one PostgreSQL (A runs the embedded NATS),
@@ -20,13 +19,8 @@ import (
 // and every run ends in exactly one final state, none run twice, no result
 // lost.
 func TestTierJobs(t *testing.T) {
-	pg := pgtest.New()
-	t.Cleanup(func() { pg.Close() })
-	db := pg.NewDB(t)
-	natsAddr := freePort(t)
-	key := newTierKey(t)
-	a := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr, "--tier-key-file", key)
-	creds := filepath.Join(a.Dir, "nats-user")
+	base := startTier(t)
+	db, key, natsAddr, creds, a := base.db, base.key, base.natsAddr, base.creds, base.a
 	b := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)
 	c := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)
 	relays := map[string]*Relay{"A": a, "B": b, "C": c}

@@ -14,7 +14,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/internal/pgtest"
 )
 
 // TestTierSessionAcrossRelays: an agent on relay A, a technician logged in
@@ -26,13 +25,8 @@ import (
 // come from a relay without a relay certificate is refused. scp throughput
 // through B is measured next to the same copy through A.
 func TestTierSessionAcrossRelays(t *testing.T) {
-	pg := pgtest.New()
-	t.Cleanup(func() { pg.Close() })
-	db := pg.NewDB(t)
-	natsAddr := freePort(t)
-	key := newTierKey(t)
-
-	a := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr, "--tier-key-file", key)
+	base := startTier(t)
+	db, key, natsAddr, a := base.db, base.key, base.natsAddr, base.a
 	bCreds := filepath.Join(t.TempDir(), "nats-user")
 	copyTierFile(t, filepath.Join(a.Dir, "nats-user"), bCreds)
 	b := StartRelayArgs(t, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", bCreds, "--tier-key-file", key)

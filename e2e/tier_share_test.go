@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/internal/pgtest"
 )
 
 // newTierKey makes a tier key the way an operator does and returns its path.
@@ -42,13 +41,8 @@ func newTierKey(t *testing.T) string {
 // is back online on B within seconds, and B serves the recording made
 // through A.
 func TestTierShare(t *testing.T) {
-	pg := pgtest.New()
-	t.Cleanup(func() { pg.Close() })
-	db := pg.NewDB(t)
-	natsAddr := freePort(t)
-	key := newTierKey(t)
-
-	a := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr, "--tier-key-file", key)
+	base := startTier(t)
+	db, key, natsAddr, a := base.db, base.key, base.natsAddr, base.a
 	if a.Log().Count("stored this relay's CA, SSH CAs and TLS ticket key in the database") != 1 {
 		t.Fatalf("relay A did not store the tier's secrets:\n%s", a.Log())
 	}

@@ -55,15 +55,30 @@ func copyTierFile(t *testing.T, from, to string) {
 // NATS and relay B connected to it. An agent on A is online for a
 // technician on B; revoking an API token on B ends its access on A; revoking
 // the agent on B closes its link on A within a second.
-func TestTier(t *testing.T) {
-	pg := pgtest.New()
-	t.Cleanup(func() { pg.Close() })
-	db := pg.NewDB(t)
-	natsAddr := freePort(t)
+// sharedPG is the one PostgreSQL the tier tests share, a database each;
+// it starts at the first NewDB and TestMain stops it.
+var sharedPG = pgtest.New()
 
-	key := newTierKey(t)
-	a := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr, "--tier-key-file", key)
-	creds := filepath.Join(a.Dir, "nats-user")
+// tierBase is relay A of a tier (with the embedded NATS) on a fresh
+// database, and what the tier's other relays join it with.
+type tierBase struct {
+	db, key, natsAddr, creds string
+	a                        *Relay
+}
+
+// startTier starts relay A: a database of sharedPG, a new tier key, the
+// embedded NATS on a free port; extra are more flags for A.
+func startTier(t *testing.T, extra ...string) tierBase {
+	t.Helper()
+	b := tierBase{db: sharedPG.NewDB(t), natsAddr: freePort(t), key: newTierKey(t)}
+	b.a = StartRelayArgs(t, append([]string{"--db", b.db, "--nats", "embedded", "--nats-listen", b.natsAddr, "--tier-key-file", b.key}, extra...)...)
+	b.creds = filepath.Join(b.a.Dir, "nats-user")
+	return b
+}
+
+func TestTier(t *testing.T) {
+	base := startTier(t)
+	db, key, natsAddr, creds, a := base.db, base.key, base.natsAddr, base.creds, base.a
 	fi, err := os.Stat(creds)
 	if err != nil {
 		t.Fatalf("--nats embedded wrote no credentials: %v", err)
@@ -170,13 +185,8 @@ next:
 // and answered with a clear error, and when NATS is back A catches up from
 // the database and closes the agent's link; presence comes back by itself.
 func TestTierNATSOutage(t *testing.T) {
-	pg := pgtest.New()
-	t.Cleanup(func() { pg.Close() })
-	db := pg.NewDB(t)
-	natsAddr := freePort(t)
-	key := newTierKey(t)
-	n := StartRelayArgs(t, "--db", db, "--nats", "embedded", "--nats-listen", natsAddr, "--tier-key-file", key)
-	creds := filepath.Join(n.Dir, "nats-user")
+	base := startTier(t)
+	db, key, natsAddr, creds, n := base.db, base.key, base.natsAddr, base.creds, base.a
 	a := startTierRelay(t, n, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)
 	b := startTierRelay(t, n, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)
 	token := strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", a.Dir, "--db", db))
