@@ -112,7 +112,8 @@ type tierResults struct {
 	killed         string
 	killedAgents   int
 	backHealth     time.Duration // survivors' /healthz sum back to every agent
-	backPresence   time.Duration // the tier's presence count back to every agent
+	backPresence   time.Duration // the tier's presence count at every agent once they are back
+	presenceMin    int           // the presence count's lowest from the kill until they are back
 	failoverSample []sample      // survivors' sum, from the kill
 	failoverErr    string
 
@@ -299,7 +300,9 @@ func (t *tierBench) startPostgres(ctx context.Context) error {
 		}
 		initdb = dirs[0]
 	}
-	t.r.pg = filepath.Base(filepath.Dir(filepath.Dir(initdb)))
+	if out, err := exec.CommandContext(ctx, initdb, "--version").Output(); err == nil {
+		t.r.pg = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "initdb (PostgreSQL)"))
+	}
 	if t.pgDir, err = os.MkdirTemp("", "patchbay-bench-pg-"); err != nil {
 		return err
 	}
@@ -339,8 +342,8 @@ func (t *tierBench) startPostgres(ctx context.Context) error {
 		return err
 	}
 	opts := fmt.Sprintf("-p %d -h 127.0.0.1 -k %s -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=300", port, t.pgDir)
-	t.pgCtl = append(asUser, filepath.Join(filepath.Dir(initdb), "pg_ctl"), "-D", data)
-	if err := run(append(append([]string{}, t.pgCtl...), "-w", "-t", "60", "-l", filepath.Join(t.pgDir, "postgres.log"), "-o", opts, "start")...); err != nil {
+	t.pgCtl = append(asUser, filepath.Join(filepath.Dir(initdb), "pg_ctl"), "-D", data) // cleanup's stop
+	if err := run(filepath.Join(filepath.Dir(initdb), "pg_ctl"), "-D", data, "-w", "-t", "60", "-l", filepath.Join(t.pgDir, "postgres.log"), "-o", opts, "start"); err != nil {
 		t.pgCtl = nil
 		return err
 	}
@@ -661,18 +664,18 @@ func (t *tierBench) failover(ctx context.Context) error {
 	killed := time.Now()
 	victim.c.kill()
 	var samples []sample
-	presenceDone := make(chan time.Duration, 1)
+	presMin := make(chan int, 1)
 	pctx, cancel = context.WithCancel(ctx)
 	defer cancel()
-	go func() { // owned by failover: ends when it returns (cancel)
+	go func() { // owned by failover: ends when it cancels pctx
+		low := n
 		for pctx.Err() == nil {
-			if online(pctx, hc, presence, t.token) >= n {
-				presenceDone <- time.Since(killed)
-				return
+			if v := online(pctx, hc, presence, t.token); v >= 0 {
+				low = min(low, v)
 			}
 			backoff.Sleep(pctx, 100*time.Millisecond)
 		}
-		presenceDone <- 0
+		presMin <- low
 	}()
 	d, err := t.waitSum(ctx, survivors, n, t.o.tier.failTimeout, &samples)
 	back := time.Since(killed) // waitSum started right after the kill
@@ -680,15 +683,24 @@ func (t *tierBench) failover(ctx context.Context) error {
 	if err != nil {
 		t.r.failoverErr = err.Error()
 		cancel()
-		<-presenceDone
+		t.r.presenceMin = <-presMin
 		return nil
 	}
 	t.r.backHealth = back
-	select {
-	case t.r.backPresence = <-presenceDone:
-	case <-time.After(t.o.tier.failTimeout):
-		cancel()
-		<-presenceDone
+	// The tier's presence: the killed relay's keys stay until their TTL, so
+	// the count may not dip; it must count every agent once they are back.
+	for time.Since(killed) < t.o.tier.failTimeout {
+		if online(ctx, hc, presence, t.token) >= n {
+			t.r.backPresence = time.Since(killed)
+			break
+		}
+		if !backoff.Sleep(ctx, 100*time.Millisecond) {
+			break
+		}
+	}
+	cancel()
+	t.r.presenceMin = <-presMin
+	if t.r.backPresence == 0 {
 		t.r.note("The tier's presence did not count every agent online within %v of the kill (the survivors' /healthz did after %s).", t.o.tier.failTimeout, secs(d))
 	}
 	step("  back on the survivors in %s (/healthz), %s (presence)", secs(t.r.backHealth), secs(t.r.backPresence))

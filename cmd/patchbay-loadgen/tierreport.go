@@ -106,8 +106,9 @@ func renderTier(r *tierResults) string {
 		res := "not all back: " + r.failoverErr
 		ok := false
 		if r.failoverErr == "" {
-			res = fmt.Sprintf("**%s** on the survivors' /healthz; %s in the tier's presence (X-Online-Count on a survivor); peak %s agents/s",
-				secs(r.backHealth), orDash(secsIf(r.backPresence)), thousands(peakRate(r.failoverSample)))
+			res = fmt.Sprintf("**%s** until the survivors' /healthz count every agent (peak %s agents/s); the tier's presence (X-Online-Count on a survivor) "+
+				"counted all %s by %s, its lowest meanwhile %s (the killed relay's keys stay until their TTL)",
+				secs(r.backHealth), thousands(peakRate(r.failoverSample)), n, orDash(secsIf(r.backPresence)), thousands(r.presenceMin))
 			ok = r.backHealth <= tierFailoverTarget && r.backPresence > 0 && r.backPresence <= tierFailoverTarget
 		}
 		row(fmt.Sprintf("SIGKILL of relay %s: its %s agents online on the others (from the kill)", r.killed, thousands(r.killedAgents)),
