@@ -102,6 +102,9 @@ type tierResults struct {
 	enroll     time.Duration
 	connectOne time.Duration // all agents online on relay A alone
 	connectAll time.Duration // all agents online on the tier, spread
+	// failOne and failAll are the agents processes' failed attempts while
+	// connecting to relay A alone and to the tier; failOver after the kill.
+	failOne, failAll, failOver report
 	single     tierJobs
 	tier       tierJobs
 
@@ -238,6 +241,7 @@ func (t *tierBench) run(ctx context.Context) error {
 	if t.r.connectOne, err = t.startAgents(ctx, servers, "one relay"); err != nil {
 		return err
 	}
+	t.r.failOne = fleet(t.agents).sum()
 	cl, err := t.client(ctx, a)
 	if err != nil {
 		return err
@@ -269,6 +273,7 @@ func (t *tierBench) run(ctx context.Context) error {
 	if t.r.connectAll, err = t.startAgents(ctx, servers, "the tier"); err != nil {
 		return err
 	}
+	t.r.failAll = fleet(t.agents).sum()
 	cl, err = t.client(ctx, t.relays[1])
 	if err != nil {
 		return err
@@ -661,6 +666,8 @@ func (t *tierBench) failover(ctx context.Context) error {
 	presence := survivors[len(survivors)-1].server + "/v1/agents?limit=1&target=" + "hostname%3D" + tierAgentHostnames + "%2A"
 	step("tier: SIGKILL of relay %s (%d agents)", victim.name, t.r.killedAgents)
 	n := t.o.tier.agents
+	before := fleet(t.agents).sum()
+	defer func() { t.r.failOver = delta(fleet(t.agents).sum(), before) }()
 	killed := time.Now()
 	victim.c.kill()
 	var samples []sample

@@ -119,6 +119,11 @@ func renderTier(r *tierResults) string {
 		"One relay: every agent given only A's address, all online in %s. The tier: relays B–%c started on empty data directories (CA from the database), "+
 		"process i's agents given every relay's address with relay i first, all online in %s.\n",
 		n, secs(r.enroll), thousands(to.agents/to.relays), secs(r.connectOne), 'A'+rune(to.relays-1), secs(r.connectAll))
+	p("- Failed connection attempts of the agents (an attempt that fails goes to the next address of the agent's list, so failures on the first connection move agents off their first relay): "+
+		"to relay A alone: %s; to the tier: %s; after the SIGKILL: %s.\n", errorSummary(r.failOne), errorSummary(r.failAll), errorSummary(r.failOver))
+	if ex := errorExamples(r.failAll); ex != "" {
+		p("- Latest failure of each kind connecting to the tier: %s.\n", ex)
+	}
 	p("- Jobs: the sysinfo plugin published with a throwaway key; the simulated agents answer each run at once without running it (the fleet part's no-op job). "+
 		"Times are the job's created_at to ended_at as the relay stores them; the relay CPU is summed over every relay of the set-up, divided by the agents.\n")
 	p("- The single-relay SQLite figures (a different run) are in the fleet section above: the same no-op job on one relay with SQLite.\n")
