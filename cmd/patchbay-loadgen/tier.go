@@ -105,8 +105,8 @@ type tierResults struct {
 	// failOne and failAll are the agents processes' failed attempts while
 	// connecting to relay A alone and to the tier; failOver after the kill.
 	failOne, failAll, failOver report
-	single     tierJobs
-	tier       tierJobs
+	single                     tierJobs
+	tier                       tierJobs
 
 	idle       []tierRelayUse
 	idleWindow time.Duration

@@ -124,7 +124,7 @@ func renderTier(r *tierResults) string {
 	if ex := errorExamples(r.failAll); ex != "" {
 		p("- Latest failure of each kind connecting to the tier: %s.\n", ex)
 	}
-	p("- Jobs: the sysinfo plugin published with a throwaway key; the simulated agents answer each run at once without running it (the fleet part's no-op job). "+
+	p("- Jobs: the sysinfo plugin published with a throwaway key; the simulated agents answer each run at once without running it (the fleet part's no-op job). " +
 		"Times are the job's created_at to ended_at as the relay stores them; the relay CPU is summed over every relay of the set-up, divided by the agents.\n")
 	p("- The single-relay SQLite figures (a different run) are in the fleet section above: the same no-op job on one relay with SQLite.\n")
 	if r.loadgenKiB > 0 {
