@@ -108,7 +108,7 @@ func renderTier(r *tierResults) string {
 		if r.failoverErr == "" {
 			res = fmt.Sprintf("**%s** until the survivors' /healthz count every agent (peak %s agents/s); the tier's presence (X-Online-Count on a survivor) "+
 				"counted all %s by %s, its lowest meanwhile %s (the killed relay's keys stay until their TTL)",
-				secs(r.backHealth), thousands(peakRate(r.failoverSample)), n, orDash(secsIf(r.backPresence)), thousands(r.presenceMin))
+				secs(r.backHealth), thousands(peakRate(r.movedSamples())), n, orDash(secsIf(r.backPresence)), thousands(r.presenceMin))
 			ok = r.backHealth <= tierFailoverTarget && r.backPresence > 0 && r.backPresence <= tierFailoverTarget
 		}
 		row(fmt.Sprintf("SIGKILL of relay %s: its %s agents online on the others (from the kill)", r.killed, thousands(r.killedAgents)),
@@ -141,10 +141,22 @@ func renderTier(r *tierResults) string {
 		p("- %s\n", s)
 	}
 	if len(r.failoverSample) > 0 {
-		p("\nAgents online on the survivors after the SIGKILL, at the end of each second:\n\n```\n%s```\n", profile(r.failoverSample))
+		p("\nThe killed relay's agents back on the survivors (their /healthz less the %s they held before), at the end of each second from the SIGKILL:\n\n```\n%s```\n",
+			thousands(to.agents-r.killedAgents), profile(r.movedSamples()))
 	}
 	p("\n%s\n", tierEnd)
 	return w.String()
+}
+
+// movedSamples is the failover samples less the agents the survivors held
+// before the kill: the killed relay's agents back on them.
+func (r *tierResults) movedSamples() []sample {
+	base := r.opts.tier.agents - r.killedAgents
+	out := make([]sample, len(r.failoverSample))
+	for i, s := range r.failoverSample {
+		out[i] = sample{t: s.t, n: max(s.n-base, 0)}
+	}
+	return out
 }
 
 func secsIf(d time.Duration) string {
