@@ -98,6 +98,8 @@ type tierResults struct {
 	machine machineInfo
 	cmd     string
 	pg      string // PostgreSQL version
+	// loadBefore and loadAfter are /proc/loadavg's first three fields.
+	loadBefore, loadAfter string
 
 	enroll     time.Duration
 	connectOne time.Duration // all agents online on relay A alone
@@ -157,9 +159,11 @@ func runTierOnly(ctx context.Context, o benchOptions, logDir string) error {
 	t := &tierBench{o: o, r: &tierResults{started: time.Now().UTC(), opts: o, machine: machine()},
 		dir: filepath.Join(o.cacheDir, "tier"), logDir: filepath.Join(logDir, "tier")}
 	defer t.cleanup()
+	t.r.loadBefore = loadAvg()
 	if err := t.run(ctx); err != nil {
 		return fmt.Errorf("tier: %w", err)
 	}
+	t.r.loadAfter = loadAvg()
 	t.cleanup()
 	for _, name := range t.logNames() {
 		warn, errs, emfile, sample := scanLog(filepath.Join(t.logDir, name))

@@ -68,6 +68,9 @@ func renderTier(r *tierResults) string {
 		"PostgreSQL %s started for the run (fsync off), every relay, agents process and PostgreSQL on the same machine, by\n\n```\n%s\n```\n\n"+
 		"(`BENCH_ONLY=tier make bench` runs the same with %s agents; `BENCH_TIER_AGENTS` scales it). `--only tier` rewrites only this section.\n\n",
 		r.started.Format("2006-01-02 15:04"), m.cpu, m.ncpu, m.mem, m.kernel, m.goVersion, r.pg, r.cmd, thousands(10000))
+	if r.loadBefore != "" {
+		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared: other work running shows here).\n\n", r.loadBefore, orDash(r.loadAfter))
+	}
 	row("Figure", "Result", "Target", "Status", "Peer, same run")
 	row("---", "---", "---", "---", "---")
 	_, sCPU, _ := r.single.median()
