@@ -25,8 +25,16 @@
 #             user's API and login latency, jobs and agents online while a
 #             separate process sends 1,000 wrong passwords a second from one
 #             address and then from 254, next to the same figures idle; the
-#             relay's 401s and 429s and its CPU (about 3 minutes).
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth (or --only); it
+#             relay's 401s and 429s and its CPU (about 3 minutes);
+#   tier      only with BENCH_ONLY=tier (issue 14): a PostgreSQL started for
+#             the run, a no-op job over BENCH_TIER_AGENTS (default 10000)
+#             simulated agents on one relay on it, then spread evenly over
+#             BENCH_TIER_RELAYS (default 3) relays sharing it (embedded NATS
+#             in the first): time and relay CPU per agent round trip, the
+#             agents each relay holds, RSS and idle CPU, and the time for a
+#             SIGKILLed relay's agents to be back on the others (about 3
+#             minutes with 10,000). Needs the Debian package postgresql.
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
@@ -49,4 +57,6 @@ exec bin/patchbay-loadgen bench \
 	--procs "${BENCH_PROCS:-4}" \
 	--go "${GO:-go}" \
 	--only "${BENCH_ONLY:-all}" \
+	--tier-agents "${BENCH_TIER_AGENTS:-10000}" \
+	--tier-relays "${BENCH_TIER_RELAYS:-3}" \
 	"$@"

@@ -61,7 +61,7 @@ SIGTERM (closing every link) or after --max-duration.`,
 	f.StringVar(&o.identities, "identities", "", "identities file written by enroll")
 	f.IntVar(&o.from, "from", 0, "index of the first identity to use")
 	f.IntVar(&o.count, "count", 0, "how many links to run")
-	f.StringVar(&o.server, "server", "", "relay URL, e.g. https://127.0.0.1:8443")
+	f.StringVar(&o.server, "server", "", "relay URL, e.g. https://127.0.0.1:8443; several comma-separated for a tier (each link tries them in turn, the first first)")
 	f.StringVar(&o.source, "source", "", "local IP address to dial from (e.g. 127.0.0.2); default: chosen by the kernel")
 	f.DurationVar(&o.report, "report", time.Second, "interval between JSON progress lines")
 	f.IntVar(&o.readBuffer, "read-buffer", 1024, "websocket read buffer per link, bytes")
@@ -188,9 +188,15 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 	var stats fleetStats
 	links := make([]*link.Link, len(recs))
 	for i, r := range recs {
-		id, err := r.identity(o.server)
+		servers := strings.Split(o.server, ",")
+		id, err := r.identity(servers[0])
 		if err != nil {
 			return fmt.Errorf("identity %d (%s): %w", o.from+i, r.AgentID, err)
+		}
+		if len(servers) > 1 {
+			if err := id.SetServers(servers); err != nil {
+				return fmt.Errorf("--server %q: %w", o.server, err)
+			}
 		}
 		inv := wire.Inventory{Hostname: r.Hostname, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: "loadgen-" + version}
 		links[i] = link.New(id, link.Options{

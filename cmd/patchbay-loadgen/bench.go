@@ -22,7 +22,7 @@ import (
 func benchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth]",
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth|tier]",
 		Short: "Measure a relay holding a fleet of simulated agents, interactive sessions and the consent helper; write the report",
 		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
@@ -111,6 +111,11 @@ with --auth-agents simulated agents and three users:
     no-op jobs on every agent, agents online, the relay's CPU, and the
     flood's 401 and 429 answers (about 3 minutes).
 
+The tier part (issue 14) runs only with --only tier (see tier.go): a
+no-op job over --tier-agents agents on one PostgreSQL relay and then on
+--tier-relays relays sharing that database (embedded NATS), the agents the
+tier holds, and a SIGKILLed relay's agents back online on the others.
+
 --only fleet runs steps 1-6, --only sessions steps 7-10, --only consent
 steps 11-12, --only console steps 13-15, --only auth steps 16-17; each rewrites only its own part of --out and keeps the other
 parts' figures from the previous report. The sessions part takes 1-3
@@ -160,7 +165,7 @@ enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
-	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console or auth (the report keeps the other parts' figures)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth or tier (the report keeps the other parts' figures)")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
 	f.IntVar(&o.sessionAgents, "session-agents", 50, "real agents in the sessions part: at least the largest --setup-concurrency (each technician works on its own agent); each holds at most 128 terminal sessions")
@@ -178,6 +183,7 @@ enrollment.`,
 	f.DurationVar(&o.consentIdle, "consent-idle-window", 30*time.Second, "idle window over which the helper's CPU is measured")
 	consoleFlags(f, &o.console)
 	authFlags(f, &o.auth)
+	tierFlags(f, &o.tier)
 	return cmd
 }
 
@@ -185,8 +191,10 @@ enrollment.`,
 func (o *benchOptions) checkSessions() error {
 	switch o.only {
 	case "all", "fleet", "sessions", "consent", "console", "auth":
+	case "tier":
+		return o.tier.check()
 	default:
-		return fmt.Errorf("--only %q: want fleet, sessions, consent, console or auth", o.only)
+		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth or tier", o.only)
 	}
 	if o.only == "all" || o.only == "auth" {
 		if err := o.auth.check(); err != nil {
@@ -248,6 +256,7 @@ type benchOptions struct {
 
 	console consoleOptions
 	auth    authOptions
+	tier    tierOptions
 }
 
 // goBenchPkgs are the packages whose Go benchmarks the report includes.
@@ -313,6 +322,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 		step("console section written to %s", o.out)
 		printConsoleSummary(cr)
 		return nil
+	}
+	if o.only == "tier" {
+		return runTierOnly(ctx, o, b.logDir)
 	}
 	if o.only == "auth" {
 		ar, err := runAuth(ctx, o, b.logDir)

@@ -423,6 +423,9 @@ func writeReport(path string, r *results) error {
 	} else if old := existingSection(path, authBegin, authEnd); old != "" {
 		doc = spliceSection(doc, authBegin, authEnd, old)
 	}
+	if old := existingSection(path, tierBegin, tierEnd); old != "" { // --only tier writes it
+		doc = spliceSection(doc, tierBegin, tierEnd, old)
+	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
