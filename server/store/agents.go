@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -111,6 +113,12 @@ func (s *Store) UpdateInventories(ctx context.Context, invs []Inventory) error {
 	if len(invs) == 0 {
 		return nil
 	}
+	// Rows are written in agent ID order, so that two relays writing
+	// batches over the same agents take their row locks in one order and
+	// never deadlock (PostgreSQL); a later inventory of the same agent
+	// still wins.
+	invs = slices.Clone(invs)
+	slices.SortStableFunc(invs, func(a, b Inventory) int { return strings.Compare(a.AgentID, b.AgentID) })
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now := time.Now()
 		for _, inv := range invs {
@@ -179,6 +187,9 @@ func (s *Store) TouchLastSeen(ctx context.Context, ids []string, t time.Time) er
 		}
 		defer stmt.Close()
 		ts := dbTime(t)
+		// In ID order, as UpdateInventories, so that concurrent batches
+		// take their row locks in one order.
+		ids := slices.Sorted(slices.Values(ids))
 		for _, id := range ids {
 			if _, err := stmt.ExecContext(ctx, ts, ts, id); err != nil {
 				return fmt.Errorf("agent %s: %w", id, err)
