@@ -134,7 +134,12 @@ func TestStalledAgentBlocksNoOtherAgent(t *testing.T) {
 	// What the relay wrote is what the agent's kernel holds plus what the
 	// relay's kernel still queues, once the agent's kernel has acknowledged
 	// what it holds (it is in both until then): read it when it is steady.
+	// The kernel's queues announce nothing: they are polled, every 250 ms
+	// (longer than a delayed ACK), for at most 30 s.
 	written := func() int {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(30 * time.Second)
 		last := -1
 		for {
 			rx, tx := tcpQueues(t, pid)
@@ -142,7 +147,11 @@ func TestStalledAgentBlocksNoOtherAgent(t *testing.T) {
 				return last
 			}
 			last = rx + tx
-			time.Sleep(250 * time.Millisecond) // longer than a delayed ACK: polling the kernel's queues, which no event announces
+			select {
+			case <-tick.C:
+			case <-deadline:
+				t.Fatalf("the stopped agent's TCP queues did not settle in 30 s (%d bytes)", last)
+			}
 		}
 	}
 	// A megabyte and a half at once: far less than the link holds.
@@ -163,14 +172,21 @@ func TestStalledAgentBlocksNoOtherAgent(t *testing.T) {
 		// The relay writes a run within milliseconds of its job; a second
 		// without growth means its write waits (a write waits at most
 		// the link's write timeout, 5 s, before the link is dropped).
-		deadline := time.Now().Add(time.Second)
-		for !grew && time.Now().Before(deadline) {
+		tick := time.NewTicker(20 * time.Millisecond)
+		second := time.After(time.Second)
+	poll:
+		for {
 			rx, tx := tcpQueues(t, pid)
-			grew = rx+tx >= before+20<<10
-			if !grew {
-				time.Sleep(20 * time.Millisecond) // as above
+			if grew = rx+tx >= before+20<<10; grew {
+				break
+			}
+			select {
+			case <-tick.C:
+			case <-second:
+				break poll
 			}
 		}
+		tick.Stop()
 		if !grew {
 			t.Logf("the stopped agent's link is full after %d jobs (%d bytes queued)", n+1, before)
 			break

@@ -81,13 +81,36 @@ func (r *relay) disconnect(id string) { r.hub.set(id, false); r.p.Disconnected(i
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
 	for !cond() {
-		if time.Since(start) > timeout {
+		select {
+		case <-tick.C:
+		case <-deadline:
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// holds checks cond at every tick for the whole of d and fails the test
+// the first time it does not hold.
+func holds(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	end := time.After(d)
+	for {
+		if !cond() {
+			t.Fatalf("%s stopped holding", what)
+		}
+		select {
+		case <-tick.C:
+		case <-end:
+			return
+		}
+	}
 }
 
 func TestKV(t *testing.T) {
@@ -105,11 +128,11 @@ func TestKV(t *testing.T) {
 		node, ok := b.p.Where(x)
 		return ok && node == "relay-a"
 	})
-	// Refreshes keep it online past the TTL.
-	time.Sleep(2 * ttl) // not a wait for an event: the time the key must outlive
-	if node, ok := b.p.Where(x); !ok || node != "relay-a" {
-		t.Fatalf("after 2 TTLs b sees x at %q, %v; want relay-a (refreshed)", node, ok)
-	}
+	// Refreshes keep it online past the TTL: b sees it at a all along.
+	holds(t, 2*ttl, "b seeing x on relay-a for 2 TTLs (refreshed)", func() bool {
+		node, ok := b.p.Where(x)
+		return ok && node == "relay-a"
+	})
 
 	// The agent moves to b; a's late disconnect does not delete b's key.
 	b.connect(x)
