@@ -29,6 +29,7 @@ import (
 	"github.com/patchbay/patchbay/server/console"
 	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/jobs"
+	"github.com/patchbay/patchbay/server/releases"
 	"github.com/patchbay/patchbay/server/sessions"
 	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"
@@ -73,6 +74,10 @@ type Config struct {
 	// (https://HOST:PORT, HOST covered by Hostnames), to forward sessions
 	// for the agents it holds; required with NATS (DefaultTierURL).
 	TierURL string
+	// Releases is a directory of the organisation's signed releases
+	// (internal/release layout: DIR/<version>/SHA256SUMS, ...) served at
+	// /releases/ for installers and agent self-updates. Empty: none.
+	Releases string
 
 	// SSO turns on single sign-on with an OpenID provider (nil: off).
 	SSO    *sso.Config
@@ -350,6 +355,7 @@ func (s *Server) handler(linkCtx, streams context.Context) http.Handler {
 		s.handleAgentConnect(linkCtx, w, r)
 	})
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	releases.Dir{Root: s.cfg.Releases}.Register(mux)
 	s.api.Register(mux)
 	s.api.RegisterStreams(mux, streams)
 	s.console.Register(mux, streams)

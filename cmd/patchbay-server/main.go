@@ -72,6 +72,7 @@ func serveCmd() *cobra.Command {
 		natsURL, natsCreds, natsCA, natsListen      string
 		tierURL                                     string
 		tierKeyFile                                 string
+		releasesDir                                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -83,7 +84,8 @@ certificate for --hostname names (default: localhost, 127.0.0.1, ::1 and this
 machine's hostname) and the database. It logs the CA fingerprint that agents
 and technicians pin (also: patchbay-server fingerprint).
 
-Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /healthz.
+Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /healthz,
+/releases/ (with --releases: signed releases for installers and self-update).
 
 Audit forwarding: --syslog tls://HOST:PORT sends every audit record, as it
 is written and from the first one on, to a syslog receiver as one RFC 5424
@@ -168,6 +170,7 @@ Several relays).`,
 				SSO:    ssoCfg,
 				NATS:   natsURL, NATSCreds: natsCreds, NATSCA: natsCA, NATSListen: natsListen,
 				TierKeyFile: tierKeyFile, TierURL: tierURL,
+				Releases: releasesDir,
 			})
 			if err != nil {
 				return err
@@ -211,6 +214,7 @@ Several relays).`,
 	f.StringVar(&natsListen, "nats-listen", "", "with --nats embedded: the loopback address the NATS server listens on (default 127.0.0.1:4222)")
 	f.StringVar(&tierURL, "tier-url", "", "with --nats: https://HOST:PORT where the other relays of the tier reach this one to forward sessions to its agents (HOST must be a --hostname; default: the first --hostname, else --listen's address, else this machine's host name, with --listen's port)")
 	f.StringVar(&tierKeyFile, "tier-key-file", "", "with --db postgres://...: the tier key (0600; made once by \"patchbay-server tier-key new FILE\", a copy on every relay of the tier) that seals the CA, SSH CAs and TLS ticket key the relays share through the database (required there)")
+	f.StringVar(&releasesDir, "releases", "", "serve the organisation's signed releases from this directory (one subdirectory per version, as make release writes dist/VERSION) at /releases/, for agent installers and self-updates; the relay never signs them, agents check the signature")
 	oidc.register(f)
 	return cmd
 }

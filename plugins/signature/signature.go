@@ -31,6 +31,11 @@ import (
 // Namespace is the SSHSIG namespace of every plugin and script signature.
 const Namespace = "patchbay-plugin"
 
+// ReleaseNamespace is the SSHSIG namespace of a release's SHA256SUMS
+// (internal/release): a key trusted for plugins is not thereby trusted to
+// replace the agent, unless its allowed_signers line names both (or none).
+const ReleaseNamespace = "patchbay-release"
+
 // Limits on untrusted input.
 const (
 	// MaxSignatureSize caps an armored signature.
@@ -120,6 +125,11 @@ func LoadSigner(keyPath string, passphrase []byte) (ssh.Signer, error) {
 // (namespace patchbay-plugin, sha512). signer may be a certificate signer
 // (ssh.NewCertSigner).
 func Sign(signer ssh.Signer, data io.Reader) ([]byte, error) {
+	return SignNamespace(signer, data, Namespace)
+}
+
+// SignNamespace is Sign for namespace ns (e.g. ReleaseNamespace).
+func SignNamespace(signer ssh.Signer, data io.Reader, ns string) ([]byte, error) {
 	if err := CheckKey(signer.PublicKey()); err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
@@ -132,7 +142,7 @@ func Sign(signer ssh.Signer, data io.Reader) ([]byte, error) {
 		}
 		signer = rsaSHA512Signer{as}
 	}
-	sig, err := sshsig.Sign(data, signer, hashAlgorithm, Namespace)
+	sig, err := sshsig.Sign(data, signer, hashAlgorithm, ns)
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
@@ -171,25 +181,25 @@ func SignFile(signer ssh.Signer, path string) (sigPath string, err error) {
 // certificate signer the certificate itself (issuer signature, validity,
 // principals) is not checked here; Verify does that. Principal is empty.
 func Inspect(armoredSig []byte, data io.Reader) (Signer, error) {
-	sig, err := parseChecked(armoredSig)
+	sig, err := parseChecked(armoredSig, Namespace)
 	if err != nil {
 		return Signer{}, fmt.Errorf("inspect signature: %w", err)
 	}
-	if err := verifyData(sig, data); err != nil {
+	if err := verifyData(sig, data, Namespace); err != nil {
 		return Signer{}, fmt.Errorf("inspect signature: %w", err)
 	}
 	return describe(sig.PublicKey), nil
 }
 
 // parseChecked unarmors a signature and checks everything that does not need
-// the data: namespace, key type, signature algorithm.
-func parseChecked(armored []byte) (*sshsig.Signature, error) {
+// the data: namespace ns, key type, signature algorithm.
+func parseChecked(armored []byte, ns string) (*sshsig.Signature, error) {
 	sig, err := unarmor(armored)
 	if err != nil {
 		return nil, err
 	}
-	if sig.Namespace != Namespace {
-		return nil, fmt.Errorf("%w: signature is for namespace %q, want %q", ErrWrongNamespace, sig.Namespace, Namespace)
+	if sig.Namespace != ns {
+		return nil, fmt.Errorf("%w: signature is for namespace %q, want %q", ErrWrongNamespace, sig.Namespace, ns)
 	}
 	if err := CheckKey(sig.PublicKey); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -226,9 +236,9 @@ func unarmor(b []byte) (*sshsig.Signature, error) {
 
 // verifyData checks sig over data with the key sig carries. A read error of
 // data is returned as such, not as ErrBadSignature.
-func verifyData(sig *sshsig.Signature, data io.Reader) error {
+func verifyData(sig *sshsig.Signature, data io.Reader, ns string) error {
 	r := &errReader{r: data}
-	if err := sshsig.Verify(r, sig, sig.PublicKey, sig.HashAlgorithm, Namespace); err != nil {
+	if err := sshsig.Verify(r, sig, sig.PublicKey, sig.HashAlgorithm, ns); err != nil {
 		if r.err != nil {
 			return fmt.Errorf("read signed data: %w", r.err)
 		}

@@ -23,18 +23,24 @@ import (
 // ErrWrongNamespace, ErrUntrustedSigner (valid, but not trusted; the message
 // says why). A read error from data is returned as is.
 func (a *AllowedSigners) Verify(data io.Reader, armoredSig []byte, now time.Time) (Signer, error) {
-	sig, err := parseChecked(armoredSig)
+	return a.VerifyNamespace(data, armoredSig, now, Namespace)
+}
+
+// VerifyNamespace is Verify for namespace ns (e.g. ReleaseNamespace): the
+// signature must be made for ns and the trusting line must allow ns.
+func (a *AllowedSigners) VerifyNamespace(data io.Reader, armoredSig []byte, now time.Time, ns string) (Signer, error) {
+	sig, err := parseChecked(armoredSig, ns)
 	if errors.Is(err, ErrUnsupportedKey) {
 		return Signer{}, fmt.Errorf("verify signature: %w: %w", ErrUntrustedSigner, err)
 	}
 	if err != nil {
 		return Signer{}, fmt.Errorf("verify signature: %w", err)
 	}
-	if err := verifyData(sig, data); err != nil {
+	if err := verifyData(sig, data, ns); err != nil {
 		return Signer{}, fmt.Errorf("verify signature: %w", err)
 	}
 	s := describe(sig.PublicKey)
-	principal, err := a.trust(sig.PublicKey, now)
+	principal, err := a.trust(sig.PublicKey, now, ns)
 	if err != nil {
 		return Signer{}, fmt.Errorf("verify signature: %w: %s key %s: %w", ErrUntrustedSigner, s.KeyType, s.Fingerprint, err)
 	}
@@ -44,7 +50,7 @@ func (a *AllowedSigners) Verify(data io.Reader, armoredSig []byte, now time.Time
 
 // trust returns the principal of the first line that trusts key at now, or
 // why none does.
-func (a *AllowedSigners) trust(key ssh.PublicKey, now time.Time) (string, error) {
+func (a *AllowedSigners) trust(key ssh.PublicKey, now time.Time, ns string) (string, error) {
 	cert, isCert := key.(*ssh.Certificate)
 	var entries []AllowedSigner
 	if a != nil {
@@ -66,7 +72,7 @@ func (a *AllowedSigners) trust(key ssh.PublicKey, now time.Time) (string, error)
 		default:
 			continue
 		}
-		if err := checkLine(e, now); err != nil {
+		if err := checkLine(e, now, ns); err != nil {
 			why = append(why, fmt.Sprintf("line %d: %v", e.Line, err))
 			continue
 		}
@@ -82,9 +88,9 @@ func (a *AllowedSigners) trust(key ssh.PublicKey, now time.Time) (string, error)
 }
 
 // checkLine checks a matching line's namespaces and validity window.
-func checkLine(e AllowedSigner, now time.Time) error {
-	if !e.AllowsNamespace(Namespace) {
-		return fmt.Errorf("namespaces %q do not include %s", strings.Join(e.Namespaces, ","), Namespace)
+func checkLine(e AllowedSigner, now time.Time, ns string) error {
+	if !e.AllowsNamespace(ns) {
+		return fmt.Errorf("namespaces %q do not include %s", strings.Join(e.Namespaces, ","), ns)
 	}
 	t := now.Unix()
 	if !e.ValidAfter.IsZero() && t < e.ValidAfter.Unix() {
