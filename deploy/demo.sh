@@ -54,7 +54,7 @@ done
 quiet() {
 	local out
 	if ! out=$("$@" 2>&1); then
-		echo "make run: failed: ${*##*/}" >&2
+		echo "make run: failed: ${1##*/} ${*:2}" >&2
 		echo "$out" >&2
 		return 1
 	fi
