@@ -53,8 +53,17 @@ proto:
 	cd plugins/sdk/pluginpb && protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugin.proto
 
-## run: start a relay (data in ./data) with one demo agent; Ctrl-C stops both
-run: build
+## run: start a relay (data in ./data) with one demo agent; Ctrl-C stops both. It builds only what
+## the demo uses (the relay with its web console, the agent, the CLI, the plugins), quietly
+DEMO_CMDS := patchbay-server patchbay-agent patchbay
+run:
+	@for t in npm:npm ssh-keygen:openssh-client; do command -v $${t%%:*} >/dev/null 2>&1 || \
+		{ echo "make run needs $${t%%:*}: apt-get install -y $${t##*:} (or run .ci/run, which installs it)" >&2; exit 1; }; done
+	@echo "Building the relay, the web console, the agent, the CLI and the plugins (the first build takes a few minutes)..."
+	@$(MAKE) -s --no-print-directory web plugins
+	@mkdir -p bin
+	@$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(DEMO_CMDS))
+	@echo "Built into bin/. Starting the demo relay and agent..."
 	@./deploy/demo.sh
 
 ## test: every test with the race detector (end-to-end included), then short fuzz runs

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/patchbay/patchbay/internal/testtool"
 )
 
 func testSSHCAs(t *testing.T) (*SSHCAs, string) {
@@ -225,10 +227,7 @@ func TestKnownHostsLine(t *testing.T) {
 
 // TestSSHKeygenReadsCerts checks the files and certificates with OpenSSH's own tool.
 func TestSSHKeygenReadsCerts(t *testing.T) {
-	keygen, err := exec.LookPath("ssh-keygen")
-	if err != nil {
-		t.Skip("ssh-keygen not installed")
-	}
+	keygen := testtool.Need(t, "ssh-keygen", "openssh-client")
 	cas, dir := testSSHCAs(t)
 	pub, _ := newSSHPub(t)
 	cert, err := cas.SignUserCert(pub, "alice", time.Hour, time.Now())

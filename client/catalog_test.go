@@ -14,6 +14,7 @@ import (
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/client/clienttest"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/testtool"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
 	"github.com/patchbay/patchbay/server/store"
 )
@@ -57,9 +58,7 @@ func signed(t *testing.T, key, dir, name string, content []byte) (string, []byte
 
 func sshKey(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		t.Skip("ssh-keygen not installed")
-	}
+	testtool.Need(t, "ssh-keygen", "openssh-client")
 	key := filepath.Join(t.TempDir(), "key")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)

@@ -50,21 +50,36 @@ done
 # A demo signing key (never committed: it lives in ./data), the built-in
 # plugins and the script library signed with it and published to the relay,
 # and an allowed_signers file for the demo agent that trusts only that key.
+# Each step's output is kept back and shown only when it fails (quiet).
+quiet() {
+	local out
+	if ! out=$("$@" 2>&1); then
+		echo "make run: failed: ${1##*/} ${*:2}" >&2
+		echo "$out" >&2
+		return 1
+	fi
+}
 KEY="$DATA/demo-signing-key"
-[ -f "$KEY" ] || ssh-keygen -q -t ed25519 -N '' -C demo-signer@patchbay -f "$KEY"
+[ -f "$KEY" ] || quiet ssh-keygen -q -t ed25519 -N '' -C demo-signer@patchbay -f "$KEY"
 echo "demo-signer@patchbay namespaces=\"patchbay-plugin\" $(cut -d' ' -f1,2 "$KEY.pub")" >"$DATA/demo-allowed-signers"
-"$BIN/patchbay" plugins sign --key "$KEY" "$BIN"/plugins/* >/dev/null
+plugins=()
 for p in "$BIN"/plugins/*; do
-	case "$p" in *.sig) continue ;; esac
-	"$BIN/patchbay" plugins publish "$p" >/dev/null
+	case "$p" in *.sig) ;; *) plugins+=("$p") ;; esac
+done
+quiet "$BIN/patchbay" plugins sign --key "$KEY" "${plugins[@]}"
+for p in "${plugins[@]}"; do
+	quiet "$BIN/patchbay" plugins publish "$p"
 done
 mkdir -p "$DATA/scripts"
 cp scripts/*.sh scripts/*.ps1 "$DATA/scripts/" 2>/dev/null || true
+nscripts=0
 for s in "$DATA"/scripts/*.sh "$DATA"/scripts/*.ps1; do
 	[ -f "$s" ] || continue
-	"$BIN/patchbay" plugins sign --key "$KEY" "$s" >/dev/null
-	"$BIN/patchbay" scripts publish "$s" >/dev/null
+	quiet "$BIN/patchbay" plugins sign --key "$KEY" "$s"
+	quiet "$BIN/patchbay" scripts publish "$s"
+	nscripts=$((nscripts + 1))
 done
+echo "Published ${#plugins[@]} plugins and $nscripts scripts, signed with the demo key $KEY."
 
 if [ ! -f "$DATA/demo-agent/agent.json" ]; then
 	token=$("$BIN/patchbay" tokens create --tags demo=true --uses 1 --ttl 10m 2>/dev/null | head -n 1)

@@ -232,8 +232,8 @@ func TestConsole(t *testing.T) {
 	})
 }
 
-// startBrowser starts headless Chromium for the whole test. It skips when
-// Chromium is missing, unless PATCHBAY_REQUIRE_CHROMIUM is set.
+// startBrowser starts headless Chromium for the whole test. It fails when
+// Chromium is missing.
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromium); err != nil {

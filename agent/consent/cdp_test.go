@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/patchbay/patchbay/internal/testtool"
 )
 
 // A minimal Chrome DevTools Protocol client: enough to drive one page of a
@@ -36,15 +38,10 @@ type cdpPage struct {
 }
 
 // startChromium starts Chromium and connects to its first page. It skips the
-// test when Chromium is missing, unless PATCHBAY_REQUIRE_CHROMIUM is set.
+// test when Chromium is missing, or fails it with PATCHBAY_REQUIRE_TOOLS=1.
 func startChromium(t *testing.T) *cdpPage {
 	t.Helper()
-	if _, err := os.Stat(chromiumBin); err != nil {
-		if os.Getenv("PATCHBAY_REQUIRE_CHROMIUM") != "" {
-			t.Fatalf("PATCHBAY_REQUIRE_CHROMIUM is set but %s is missing: apt-get install -y chromium", chromiumBin)
-		}
-		t.Skipf("%s not installed (apt-get install -y chromium; set PATCHBAY_REQUIRE_CHROMIUM=1 to make this a failure)", chromiumBin)
-	}
+	testtool.Need(t, chromiumBin, "chromium")
 	profile := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "chromium.log")
 	logFile, err := os.Create(logPath)

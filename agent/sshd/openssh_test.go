@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/patchbay/patchbay/certs"
+	"github.com/patchbay/patchbay/internal/testtool"
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
@@ -22,10 +23,7 @@ import (
 // "sftp") with the fixture's config, reaching sv through the proxy.
 func (f *fixture) openssh(sv *served, name string, args ...string) *exec.Cmd {
 	f.t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		f.t.Skipf("%s not installed (apt-get install openssh-client)", name)
-	}
+	path := testtool.Need(f.t, name, "openssh-client")
 	cmd := exec.Command(path, append([]string{"-F", f.sshConfig}, args...)...)
 	cmd.Env = append(os.Environ(), proxyEnv+"="+sv.addr)
 	cmd.Dir = f.dir

@@ -12,16 +12,14 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/patchbay/patchbay/internal/testtool"
 	"github.com/patchbay/patchbay/plugins/signature"
 )
 
 // keygen runs the real OpenSSH ssh-keygen in dir.
 func keygen(t *testing.T, dir string, stdin []byte, args ...string) (string, error) {
 	t.Helper()
-	path, err := exec.LookPath("ssh-keygen")
-	if err != nil {
-		t.Skip("ssh-keygen not installed")
-	}
+	path := testtool.Need(t, "ssh-keygen", "openssh-client")
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	cmd.Stdin = bytes.NewReader(stdin)

@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/client/clienttest"
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/audit"
+	"github.com/patchbay/patchbay/internal/testtool"
 	"github.com/patchbay/patchbay/plugins/sdk"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
 	"github.com/patchbay/patchbay/server/store"
@@ -39,9 +40,7 @@ func realRelay(t *testing.T, role string) *store.Store {
 
 func sshKeygen(t *testing.T, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		t.Skip("ssh-keygen not installed")
-	}
+	testtool.Need(t, "ssh-keygen", "openssh-client")
 	out, err := exec.Command("ssh-keygen", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ssh-keygen %q: %v\n%s", args, err, out)

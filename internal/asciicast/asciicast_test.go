@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/creack/pty"
+
+	"github.com/patchbay/patchbay/internal/testtool"
 )
 
 func parseAll(t *testing.T, data []byte) (Header, []Event) {
@@ -304,10 +306,7 @@ func TestParseAccepts(t *testing.T) {
 
 // TestAsciinemaPlaysRecording checks a recording with the real asciinema player.
 func TestAsciinemaPlaysRecording(t *testing.T) {
-	bin, err := exec.LookPath("asciinema")
-	if err != nil {
-		t.Skip("asciinema not installed (apt-get install asciinema)")
-	}
+	bin := testtool.Need(t, "asciinema", "asciinema")
 	path := filepath.Join(t.TempDir(), "rec.cast")
 	f, err := os.Create(path)
 	if err != nil {

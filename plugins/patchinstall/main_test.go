@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/testtool"
 	"github.com/patchbay/patchbay/plugins/sdk"
 )
 
@@ -189,10 +190,7 @@ func TestTailBuffer(t *testing.T) {
 }
 
 func TestExitCodeWithChildHoldingOutput(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testtool.Need(t, "sh", "dash")
 	for _, code := range []int{0, 3} {
 		// The background sleep keeps stdout open after sh exits.
 		cmd := exec.CommandContext(t.Context(), sh, "-c", fmt.Sprintf("sleep 1 & exit %d", code))

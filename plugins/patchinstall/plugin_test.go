@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/testtool"
 	"github.com/patchbay/patchbay/plugins/sdk"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
 )
@@ -48,9 +48,8 @@ func dpkgState(t *testing.T) string {
 
 func requireApt(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("apt-get not found: the end-to-end test runs against a Debian or Ubuntu machine's apt")
-	}
+	// The end-to-end test runs against a Debian or Ubuntu machine's apt.
+	testtool.Need(t, "apt-get", "apt")
 }
 
 func startPlugin(t *testing.T) *sdk.Client {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/testtool"
 	"github.com/patchbay/patchbay/plugins/sdk"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
 )
@@ -27,17 +28,17 @@ const pluginPkg = "github.com/patchbay/patchbay/plugins/printerreset"
 var cupsTools = []string{"cupsd", "lpadmin", "lp", "lpstat", "cancel", "cupsenable", "cupsdisable", "cupsaccept", "cupsreject"}
 
 // requireCUPS skips the test when CUPS is not installed, or fails it when
-// PATCHBAY_REQUIRE_CUPS is set (CI sets it so a broken install cannot pass
+// PATCHBAY_REQUIRE_TOOLS is set (CI sets it so a broken install cannot pass
 // as a skip).
 func requireCUPS(t *testing.T) {
 	t.Helper()
 	for _, name := range cupsTools {
 		if _, err := lookTool(name); err != nil {
-			msg := fmt.Sprintf("CUPS is not installed (%v): apt-get install cups cups-client", err)
-			if os.Getenv("PATCHBAY_REQUIRE_CUPS") != "" {
-				t.Fatal(msg + " (PATCHBAY_REQUIRE_CUPS is set)")
+			pkg := "cups-client"
+			if name == "cupsd" {
+				pkg = "cups"
 			}
-			t.Skip(msg + "; set PATCHBAY_REQUIRE_CUPS=1 to fail instead")
+			testtool.Missing(t, name, pkg, err)
 		}
 	}
 }

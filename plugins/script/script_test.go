@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/testtool"
 	"github.com/patchbay/patchbay/plugins/sdk"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
 )
@@ -501,7 +502,7 @@ exit "$PATCHBAY_PARAM_CODE"
 
 func TestBash(t *testing.T) {
 	if _, err := lookPath("bash"); err != nil {
-		t.Skip(err)
+		testtool.Missing(t, "bash", "bash", err)
 	}
 	c := start(t, t.TempDir())
 	att := attach(t, "#!/bin/sh\n# patchbay:begin\n# name: arrays\n# description: d\n# os: linux, darwin\n# shell: bash\n# patchbay:end\n"+

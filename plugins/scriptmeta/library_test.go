@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/patchbay/patchbay/internal/testtool"
 )
 
 const libraryDir = "../../scripts"
@@ -106,10 +108,11 @@ func TestLibrary(t *testing.T) {
 // shellSyntax runs `sh -n` (or `bash -n`) on file.
 func shellSyntax(t *testing.T, shell, file string) {
 	t.Helper()
-	path, err := exec.LookPath(shell)
-	if err != nil {
-		t.Skipf("%s not installed: %v", shell, err)
+	pkg := map[string]string{"sh": "dash"}[shell]
+	if pkg == "" {
+		pkg = shell // bash
 	}
+	path := testtool.Need(t, shell, pkg)
 	if out, err := exec.Command(path, "-n", file).CombinedOutput(); err != nil {
 		t.Fatalf("%s -n: %v\n%s", shell, err, out)
 	}

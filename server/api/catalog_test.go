@@ -25,6 +25,7 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/audit"
+	"github.com/patchbay/patchbay/internal/testtool"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
 	"github.com/patchbay/patchbay/server/store"
 )
@@ -36,13 +37,11 @@ const testPluginPkg = "github.com/patchbay/patchbay/plugins/sdk/testplugin"
 const testPluginManifest = `{"name":"testplugin","version":"1.0.0","description":"misbehaves on request (tests only)",
   "params":[{"name":"mode","type":"string","default":"ok","allowed":["ok","fail"]}]}`
 
-// sshKeygen runs ssh-keygen, skipping the test where it is not installed.
+// sshKeygen runs ssh-keygen (testtool.Need: skips or fails where it is not installed).
 func sshKeygen(t *testing.T, args ...string) {
 	t.Helper()
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		t.Skip("ssh-keygen not installed")
-	}
-	if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
+	keygen := testtool.Need(t, "ssh-keygen", "openssh-client")
+	if out, err := exec.Command(keygen, args...).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen %q: %v\n%s", args, err, out)
 	}
 }
