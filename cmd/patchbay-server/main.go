@@ -50,11 +50,12 @@ websocket to it; technicians and admins use it through the patchbay CLI.
 
 Everything lives in one data directory (--data, default ./data or $PATCHBAY_DATA):
 the CA and server certificate (keys 0600), and the SQLite database. The first
-"serve" creates them.`,
+"serve" creates them. "backup" copies them (while the relay runs) into one
+file; "restore" puts such a file into a new data directory.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), adminTokenCmd(), fingerprintCmd(), tierKeyCmd(), versionCmd())
+	root.AddCommand(serveCmd(), adminTokenCmd(), fingerprintCmd(), tierKeyCmd(), backupCmd(), restoreCmd(), versionCmd())
 	return root
 }
 
@@ -174,6 +175,15 @@ Several relays).`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// One relay per data directory; restore refuses a directory in use.
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return fmt.Errorf("create data directory: %w", err)
+			}
+			lock, err := lockDataDir(dataDir)
+			if err != nil {
+				return err
+			}
+			defer lock.Close()
 			srv, err := server.New(ctx, server.Config{
 				DataDir: dataDir, DBURL: dbURL, Hostnames: hostnames, Heartbeat: heartbeat, ReconnectRate: reconnectRate,
 				Version: version, Logger: log, AllowEmptyReason: allowEmptyReason, ConsoleIdleTimeout: consoleIdle,
