@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A backup taken while jobs are being created and run restores into a fresh
+// data directory, and a relay started on it has the original's CA and jobs
+// and an audit log that patchbay audit verify accepts. Restore refuses the data directory of a
+// running relay and a non-empty one without --force.
+func TestBackupUnderLoadRestores(t *testing.T) {
+	f := newPluginFleet(t)
+	cli, target := f.cli, "id="+f.agent.ID
+	cli.publish(t, f.good, bin("plugins/testplugin"))
+
+	// Load: jobs created one after another, each run by the agent.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	created, failures := 0, []string{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, errOut, err := cli.Try("run", "testplugin", "--target", target, "--param", "mode=echo", "--param", "text=load")
+			mu.Lock()
+			if err != nil {
+				failures = append(failures, errOut)
+			} else {
+				created++
+			}
+			mu.Unlock()
+		}
+	}()
+	jobs := func() int { mu.Lock(); defer mu.Unlock(); return created }
+	defer func() { close(stop); wg.Wait() }()
+	waitFor(t, 60*time.Second, "the load to create 3 jobs", func() bool { return jobs() >= 3 })
+
+	out := filepath.Join(t.TempDir(), "relay-backup.tar")
+	atBackup := jobs()
+	msg := run(t, nil, bin("patchbay-server"), "backup", "--data", f.relay.Dir, out)
+	if !strings.Contains(msg, "backup written") {
+		t.Fatalf("backup said %q", msg)
+	}
+	waitFor(t, 60*time.Second, "the load to go on after the backup", func() bool { return jobs() > atBackup+1 })
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("backup mode %v, want 0600", st.Mode().Perm())
+	}
+
+	// Restore refuses the running relay's directory and a non-empty one.
+	if _, errOut, err := try(nil, bin("patchbay-server"), "restore", "--data", f.relay.Dir, "--force", out); err == nil ||
+		!strings.Contains(errOut, "relay.lock") {
+		t.Fatalf("restore into a running relay's data directory: err %v, stderr %q; want a refusal naming relay.lock", err, errOut)
+	}
+	busy := filepath.Join(t.TempDir(), "busy")
+	if err := os.MkdirAll(busy, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(busy, "notes.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := try(nil, bin("patchbay-server"), "restore", "--data", busy, out); err == nil || !strings.Contains(errOut, "not empty") {
+		t.Fatalf("restore into a non-empty directory: err %v, stderr %q; want a refusal", err, errOut)
+	}
+
+	// Restore into a fresh directory and start a relay there.
+	fresh := filepath.Join(t.TempDir(), "restored")
+	run(t, nil, bin("patchbay-server"), "restore", "--data", fresh, out)
+	r2 := &Relay{Dir: fresh, Addr: freePort(t), Heartbeat: "1s", t: t}
+	r2.URL = "https://" + r2.Addr
+	r2.Start()
+	t.Cleanup(func() { r2.proc.stop(t) })
+	r2.FP = strings.TrimSpace(run(t, nil, bin("patchbay-server"), "fingerprint", "--data", fresh))
+	if r2.FP != f.relay.FP {
+		t.Fatalf("restored CA fingerprint %s, want the original's %s", r2.FP, f.relay.FP)
+	}
+	cli2 := r2.Login(strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", fresh)))
+	verify := cli2.Run("audit", "verify")
+	t.Logf("audit verify on the restored relay: %s", strings.TrimSpace(verify))
+	list := cli2.Run("jobs", "list")
+	if n := strings.Count(list, "testplugin"); n < atBackup {
+		t.Errorf("restored relay lists %d testplugin jobs, want at least the %d created before the backup:\n%s", n, atBackup, list)
+	}
+	mu.Lock()
+	if len(failures) > 0 {
+		t.Errorf("%d job creations failed during the load, first: %s", len(failures), failures[0])
+	}
+	mu.Unlock()
+}
