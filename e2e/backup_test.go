@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite" // to play the newer relay's migration
 )
 
 // A backup taken while jobs are being created and run restores into a fresh
@@ -100,4 +104,33 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 		t.Errorf("%d job creations failed during the load, first: %s", len(failures), failures[0])
 	}
 	mu.Unlock()
+}
+
+// A relay refuses to start on a database that a newer relay migrated, and
+// says which versions and what to do.
+func TestRelayRefusesNewerSchema(t *testing.T) {
+	r := StartRelay(t)
+	r.proc.stop(t)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(r.Dir, "patchbay.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var cur int64
+	if err := db.QueryRow(`SELECT MAX(version_id) FROM goose_db_version`).Scan(&cur); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO goose_db_version (version_id, is_applied, tstamp) VALUES ($1, 1, $2)`, cur+1, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, errOut, err := try(nil, bin("patchbay-server"), "serve", "--data", r.Dir, "--listen", freePort(t))
+	if err == nil {
+		t.Fatal("the relay started on a database of a newer schema")
+	}
+	for _, want := range []string{fmt.Sprintf("schema version %d", cur+1), fmt.Sprintf("up to %d", cur), "restore a backup"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("relay's refusal %q does not say %q", errOut, want)
+		}
+	}
 }
