@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +95,7 @@ func TestMetricsMoveWithAgentsAndJobs(t *testing.T) {
 			t.Errorf("/metrics has no %s", name)
 		}
 	}
+	checkDashboard(t, before)
 	if v := value(before, "patchbay_agents_online"); v != 0 {
 		t.Fatalf("agents online before any agent: %v", v)
 	}
@@ -153,4 +156,29 @@ func TestMetricsMoveWithAgentsAndJobs(t *testing.T) {
 		}
 	}
 	t.Logf("link dropped with reason %v", reasons)
+}
+
+// checkDashboard checks that every metric the sample Grafana dashboard
+// queries is one the relay serves.
+func checkDashboard(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	b, err := os.ReadFile("../deploy/grafana/patchbay.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`\b(?:patchbay|go|process)_[a-z_]+`).FindAllString(string(b), -1)
+	if len(names) == 0 {
+		t.Fatal("deploy/grafana/patchbay.json queries no metric")
+	}
+	for _, n := range names {
+		base := n
+		for _, suf := range []string{"_bucket", "_count", "_sum"} {
+			if fams[base] == nil {
+				base = strings.TrimSuffix(base, suf)
+			}
+		}
+		if fams[base] == nil {
+			t.Errorf("deploy/grafana/patchbay.json queries %s, which /metrics does not serve", n)
+		}
+	}
 }
