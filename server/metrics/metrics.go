@@ -115,9 +115,18 @@ func New() *Metrics {
 	m.reg.MustRegister(m.linksOpened, m.linksDropped, m.runsFinished, m.jobsCreated, m.sessionsOpened, m.sessionsActive,
 		m.consent, m.storeTx, m.busPublish, agents, jobs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// Counters with known labels start at 0, so that rate() sees their first increase.
+	// Series with known labels start at 0, so that rate() sees their first
+	// increase and dashboards find them before the first event (the run
+	// states are store.Run*, the kinds those of sessions.sessionKind).
 	for _, r := range []string{DropAgentClosed, DropTimeout, DropProtocol, DropRelayStopping, DropError} {
 		m.linksDropped.WithLabelValues(r)
+	}
+	for _, st := range []string{"succeeded", "failed", "skipped", "cancelled", "halted", "expired"} {
+		m.runsFinished.WithLabelValues(st)
+	}
+	for _, k := range []string{"desktop", "shell", "sftp", "forward", "exec"} {
+		m.sessionsOpened.WithLabelValues(k)
+		m.sessionsActive.WithLabelValues(k)
 	}
 	for _, k := range []string{ConsentSession, ConsentFix} {
 		for _, d := range []string{DecisionApproved, DecisionDenied, DecisionTimeout} {
