@@ -182,3 +182,25 @@ func checkDashboard(t *testing.T, fams map[string]*dto.MetricFamily) {
 		}
 	}
 }
+
+// In a tier (PostgreSQL and NATS), publishes on the bus are timed: revoking
+// an agent publishes the revocation to every relay.
+func TestMetricsTierBusPublish(t *testing.T) {
+	base := startTier(t)
+	a := base.a
+	token := strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", a.Dir, "--db", base.db))
+	admin := a.Login(token)
+	before, code := scrape(t, a.URL+"/metrics", token)
+	if code != 200 {
+		t.Fatalf("GET /metrics with an admin token on a tier relay: status %d", code)
+	}
+	ag := a.Enroll(admin.Token())
+	admin.Run("agents", "revoke", ag.ID)
+	after, _ := scrape(t, a.URL+"/metrics", token)
+	if b, n := value(before, "patchbay_bus_publish_seconds"), value(after, "patchbay_bus_publish_seconds"); n <= b {
+		t.Errorf("bus_publish_seconds count did not move with a revocation: %v -> %v", b, n)
+	}
+	if v := value(after, "patchbay_store_tx_seconds"); v <= 0 {
+		t.Errorf("store_tx_seconds count on PostgreSQL is %v", v)
+	}
+}
