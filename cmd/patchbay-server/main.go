@@ -85,6 +85,10 @@ certificate for --hostname names (default: localhost, 127.0.0.1, ::1 and this
 machine's hostname) and the database. It logs the CA fingerprint that agents
 and technicians pin (also: patchbay-server fingerprint).
 
+One relay per data directory: serve holds a lock on DATA/relay.lock while it
+runs (patchbay-server restore refuses a directory in use). Back a relay up
+while it runs with patchbay-server backup (see its --help).
+
 Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /healthz,
 /metrics (Prometheus; admin API token: Authorization: Bearer pbt_...).
 
