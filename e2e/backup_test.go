@@ -50,11 +50,19 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	waitFor(t, 60*time.Second, "the load to create 3 jobs", func() bool { return jobs() >= 3 })
 
+	// And one job in the middle of its fix while the backup is taken.
+	count := filepath.Join(t.TempDir(), "count")
+	long := cli.startJob(t, "testplugin", "--target", target, "--param", "countfile="+count, "--param", "sleep=5s")
+	waitFor(t, 30*time.Second, "the long fix to start", func() bool { return lines(t, count) == 1 })
+
 	out := filepath.Join(t.TempDir(), "relay-backup.tar")
 	atBackup := jobs()
 	msg := run(t, nil, bin("patchbay-server"), "backup", "--data", f.relay.Dir, out)
 	if !strings.Contains(msg, "backup written") {
 		t.Fatalf("backup said %q", msg)
+	}
+	if j := cli.job(t, long); j.Final() {
+		t.Logf("note: the long job ended (%s) before the backup finished", j.State)
 	}
 	waitFor(t, 60*time.Second, "the load to go on after the backup", func() bool { return jobs() > atBackup+1 })
 	st, err := os.Stat(out)
@@ -95,6 +103,9 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	cli2 := r2.Login(strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", fresh)))
 	verify := cli2.Run("audit", "verify")
 	t.Logf("audit verify on the restored relay: %s", strings.TrimSpace(verify))
+	if j := cli2.job(t, long); j.ID == "" {
+		t.Errorf("the restored relay does not know the job running during the backup")
+	}
 	list := cli2.Run("jobs", "list")
 	if n := strings.Count(list, "testplugin"); n < atBackup {
 		t.Errorf("restored relay lists %d testplugin jobs, want at least the %d created before the backup:\n%s", n, atBackup, list)
