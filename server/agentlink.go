@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/hub"
+	"github.com/patchbay/patchbay/server/metrics"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -202,6 +204,7 @@ func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 		logLinkEnd(c.log(s), "agent disconnected", err)
 		return nil, err
 	}
+	s.metrics.LinkOpened()
 	s.seen.inventory(agentID, hello.Inventory, now)
 	s.jobs.AgentOnline(agentID)
 	if l := c.log(s); l.Debug().Enabled() {
@@ -220,6 +223,7 @@ func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 // the reason in the websocket close frame) and nothing else.
 func (s *Server) Accept(ctx context.Context, c *agentConn) error {
 	err := c.sess.Run(ctx)
+	s.metrics.LinkDropped(dropReason(ctx, err))
 	s.unregister(c)
 	c.out.close()
 	logLinkEnd(c.log(s), "agent disconnected", err)
@@ -331,6 +335,25 @@ func logLinkEnd(log zerolog.Logger, msg string, err error) {
 	default:
 		log.Debug().Err(err).Msg(msg)
 	}
+}
+
+// dropReason classifies why a link ended, for the metrics (metrics.Drop*).
+func dropReason(ctx context.Context, err error) string {
+	var ce *mux.CloseError
+	var wce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case ctx.Err() != nil:
+		return metrics.DropRelayStopping
+	case errors.As(err, &ce) && (ce.Code == websocket.CloseProtocolError || ce.Code == websocket.CloseMessageTooBig ||
+		ce.Code == websocket.CloseUnsupportedData):
+		return metrics.DropProtocol
+	case errors.As(err, &wce):
+		return metrics.DropAgentClosed
+	case errors.As(err, &ne) && ne.Timeout():
+		return metrics.DropTimeout
+	}
+	return metrics.DropError
 }
 
 // inventoryFromWire converts what an agent reported into a store update.

@@ -29,6 +29,7 @@ import (
 	"github.com/patchbay/patchbay/server/console"
 	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/jobs"
+	"github.com/patchbay/patchbay/server/metrics"
 	"github.com/patchbay/patchbay/server/releases"
 	"github.com/patchbay/patchbay/server/sessions"
 	"github.com/patchbay/patchbay/server/sso"
@@ -143,6 +144,8 @@ type Server struct {
 	// forward forwards sessions to the relay of the tier that holds the
 	// agent (tierforward.go); nil without NATS.
 	forward *sessionForwarder
+	// metrics is what /metrics serves (server/metrics).
+	metrics *metrics.Metrics
 }
 
 // New initialises the data directory on first run (CA, server certificate,
@@ -167,6 +170,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	m := metrics.New()
+	st.ObserveTx(m.StoreTx)
 	// A relay of a tier takes the tier's CA from the database (tierkey.go).
 	if err := syncTierSecrets(ctx, cfg, st); err != nil {
 		st.Close()
@@ -196,6 +201,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		st.Close()
 		return nil, err
+	}
+	if tr.nats != nil {
+		tr.bus = timedBus{Bus: tr.bus, observe: m.BusPublish}
 	}
 	relayBus := tr.bus
 	h, err := hub.New(relayBus, revoked, hub.WithLog(cfg.Logger.With().Str("component", "hub").Logger()),
@@ -250,7 +258,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else if n > 0 {
 		cfg.Logger.Info().Int("sessions", n).Msg("ended sessions left open by the previous relay run")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet, tier: tr, forward: forward}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, ca: ca, cert: cert, hub: h, ticketKey: ticketKey, ssh: sshCAs, fleet: fleet, tier: tr, forward: forward, metrics: m}
 	if cfg.Syslog.URL != "" {
 		if s.auditFwd, err = auditfwd.New(auditfwd.Config{Target: cfg.Syslog, Store: st, Version: cfg.Version, Log: s.log}); err != nil {
 			tr.close()
@@ -287,9 +295,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.api.Jobs = s.jobs
+	s.jobs.SetMetrics(m)
+	m.SetGauges(metrics.Gauges{AgentsOnline: h.Count, JobsActive: s.jobs.OpenJobs})
 	s.sessions = sessions.New(sessions.Config{
 		Store: st, Links: h, CA: ca.Cert, Log: s.log.With().Str("component", "sessions").Logger(),
-		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"), Node: tr.relayID,
+		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"), Node: tr.relayID, Metrics: m,
 	})
 	s.api.Sessions = s.sessions
 	if forward != nil {
@@ -356,6 +366,7 @@ func (s *Server) handler(linkCtx, streams context.Context) http.Handler {
 	})
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	releases.Dir{Root: s.cfg.Releases}.Register(mux)
+	mux.Handle("GET /metrics", s.api.AdminOnly(s.metrics.Handler()))
 	s.api.Register(mux)
 	s.api.RegisterStreams(mux, streams)
 	s.console.Register(mux, streams)

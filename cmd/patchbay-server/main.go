@@ -50,11 +50,12 @@ websocket to it; technicians and admins use it through the patchbay CLI.
 
 Everything lives in one data directory (--data, default ./data or $PATCHBAY_DATA):
 the CA and server certificate (keys 0600), and the SQLite database. The first
-"serve" creates them.`,
+"serve" creates them. "backup" copies them (while the relay runs) into one
+file; "restore" puts such a file into a new data directory.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), adminTokenCmd(), fingerprintCmd(), tierKeyCmd(), versionCmd())
+	root.AddCommand(serveCmd(), adminTokenCmd(), fingerprintCmd(), tierKeyCmd(), backupCmd(), restoreCmd(), versionCmd())
 	return root
 }
 
@@ -65,6 +66,7 @@ func serveCmd() *cobra.Command {
 		heartbeat                                   time.Duration
 		reconnectRate                               int
 		pprofAddr                                   string
+		metricsListen                               string
 		allowEmptyReason                            bool
 		consoleIdle                                 time.Duration
 		syslog                                      auditfwd.Target
@@ -84,8 +86,24 @@ certificate for --hostname names (default: localhost, 127.0.0.1, ::1 and this
 machine's hostname) and the database. It logs the CA fingerprint that agents
 and technicians pin (also: patchbay-server fingerprint).
 
+One relay per data directory: serve holds a lock on DATA/relay.lock while it
+runs (patchbay-server restore refuses a directory in use). Back a relay up
+while it runs with patchbay-server backup (see its --help).
+
 Routes: /v1/agent/connect (agents, mutual TLS), /v1/enroll, /v1/... (API), /healthz,
+/metrics (Prometheus; admin API token: Authorization: Bearer pbt_...),
 /releases/ (with --releases: signed releases for installers and self-update).
+
+Metrics: --metrics-listen ADDR also serves /metrics in plain HTTP on a
+listener of its own with no authentication, for a monitoring system on a
+private network (bind it to a private or loopback address; anyone who
+reaches it reads agent counts, job and session activity and latencies).
+The metrics (patchbay_agents_online, patchbay_agent_links_*,
+patchbay_runs_finished_total, patchbay_jobs_*, patchbay_sessions_*,
+patchbay_consent_decisions_total, patchbay_store_tx_seconds,
+patchbay_bus_publish_seconds, go_*, process_*) are about this relay: in a
+tier, sum them over the relays. deploy/grafana/patchbay.json is a sample
+Grafana dashboard.
 
 Audit forwarding: --syslog tls://HOST:PORT sends every audit record, as it
 is written and from the first one on, to a syslog receiver as one RFC 5424
@@ -163,6 +181,15 @@ Several relays).`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// One relay per data directory; restore refuses a directory in use.
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return fmt.Errorf("create data directory: %w", err)
+			}
+			lock, err := lockDataDir(dataDir)
+			if err != nil {
+				return err
+			}
+			defer lock.Close()
 			srv, err := server.New(ctx, server.Config{
 				DataDir: dataDir, DBURL: dbURL, Hostnames: hostnames, Heartbeat: heartbeat, ReconnectRate: reconnectRate,
 				Version: version, Logger: log, AllowEmptyReason: allowEmptyReason, ConsoleIdleTimeout: consoleIdle,
@@ -176,6 +203,13 @@ Several relays).`,
 				return err
 			}
 			defer srv.Close()
+			if metricsListen != "" {
+				wait, err := serveMetrics(ctx, metricsListen, srv.MetricsHandler(), log)
+				if err != nil {
+					return err
+				}
+				defer wait()
+			}
 			if pprofAddr != "" {
 				wait, err := servePprof(ctx, pprofAddr, log)
 				if err != nil {
@@ -202,6 +236,7 @@ Several relays).`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	f.StringVar(&pprofAddr, "pprof", os.Getenv("PATCHBAY_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default $PATCHBAY_PPROF; off)")
+	f.StringVar(&metricsListen, "metrics-listen", "", "also serve Prometheus /metrics on this address in plain HTTP, WITHOUT authentication: only on a private network or loopback, e.g. 10.0.0.5:9464 (default: off; the main listener serves /metrics to admin tokens)")
 	f.DurationVar(&consoleIdle, "console-idle-timeout", console.DefaultIdleTimeout, "end a web console session after this long without a request (at least 1s)")
 	f.StringVar(&syslog.URL, "syslog", "", "forward every audit record to this syslog receiver: tls://HOST:PORT (RFC 5425), or tcp://HOST:PORT unencrypted")
 	f.StringVar(&syslog.CAFile, "syslog-ca", "", "PEM file of the CA(s) that sign the syslog receiver's certificate (default: the system's)")

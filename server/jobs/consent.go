@@ -42,6 +42,7 @@ func (d *Dispatcher) auditConsent(ctx context.Context, c consentReport) {
 	if dec.Approved {
 		action = "fix.approved"
 	}
+	d.metrics.ConsentDecision("fix", consentDecision(dec.Approved, dec.By))
 	detail := map[string]string{
 		"run": m.RunID, "agent": c.agentID, "by": dec.By, "message": dec.Message, "mode": dec.Mode,
 		"state": m.State, "at": dec.At.UTC().Format(time.RFC3339Nano),
@@ -102,4 +103,16 @@ func matchReceipt(s receipt.Signed, runID, jobID, agentID string, approved bool)
 		return fmt.Errorf("receipt: says %s, the result says %s", r.Decision, want)
 	}
 	return nil
+}
+
+// consentDecision names a decision for the metrics: approved, denied, or
+// timeout when nobody answered in time (the agent's consent.ByTimeout).
+func consentDecision(approved bool, by string) string {
+	switch {
+	case approved:
+		return "approved"
+	case by == "timeout":
+		return "timeout"
+	}
+	return "denied"
 }

@@ -51,6 +51,19 @@ type Links interface {
 	Send(agentID, typ string, body any) error
 }
 
+// Metrics is what the dispatcher counts (server/metrics implements it).
+type Metrics interface {
+	JobCreated()
+	RunsFinished(state string, n int)
+	ConsentDecision(kind, decision string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) JobCreated()                    {}
+func (noMetrics) RunsFinished(string, int)       {}
+func (noMetrics) ConsentDecision(string, string) {}
+
 // Auditor appends a record to the audit chain.
 type Auditor func(ctx context.Context, actor, action, target string, detail map[string]string) error
 
@@ -72,6 +85,8 @@ type Dispatcher struct {
 	roots *x509.CertPool // the relay CA: fix consent receipts are checked against it
 	log   zerolog.Logger
 	now   func() time.Time
+	// metrics counts jobs, final runs and fix consent (SetMetrics).
+	metrics Metrics
 
 	// tx serialises the store writes to tracked jobs' runs with their
 	// change in memory (and the reads that memory is built from): it is
@@ -119,7 +134,7 @@ func New(st *store.Store, links Links, audit Auditor, ca *x509.Certificate, log 
 		roots.AddCert(ca)
 	}
 	return &Dispatcher{
-		store: st, links: links, audit: audit, roots: roots, log: log, now: time.Now,
+		store: st, links: links, audit: audit, roots: roots, log: log, now: time.Now, metrics: noMetrics{},
 		jobs:    map[string]*jobState{},
 		runs:    map[string]*jobState{},
 		wake:    make(chan struct{}, 1),
@@ -127,6 +142,16 @@ func New(st *store.Store, links Links, audit Auditor, ca *x509.Certificate, log 
 		reports: make(chan report, 4*reportBatch),
 		stop:    make(chan struct{}),
 	}
+}
+
+// SetMetrics makes the dispatcher count into m; call it before Start.
+func (d *Dispatcher) SetMetrics(m Metrics) { d.metrics = m }
+
+// OpenJobs returns how many open jobs this dispatcher schedules now.
+func (d *Dispatcher) OpenJobs() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.jobs)
 }
 
 // Start loads the open jobs from the store and starts the scheduler and
@@ -169,6 +194,7 @@ func (d *Dispatcher) Wake() {
 // is loaded on a later tick.
 func (d *Dispatcher) Created(ctx context.Context, j store.Job) error {
 	defer d.Wake()
+	d.metrics.JobCreated()
 	d.tx.Lock()
 	defer d.tx.Unlock()
 	d.mu.Lock()

@@ -157,6 +157,7 @@ func (d *Dispatcher) finished(js *jobState, runID, to string, seq int) {
 		js.leaveUnsent(runID, seq)
 	}
 	js.final++
+	d.metrics.RunsFinished(to, 1)
 	delete(js.retries, runID)
 	if seq < js.job.Canary {
 		js.canaryFinal++

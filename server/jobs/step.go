@@ -46,6 +46,7 @@ func (d *Dispatcher) rules(ctx context.Context, js *jobState, scan bool, now tim
 		}
 		d.mu.Lock()
 		js.finishedUnsent(n, store.RunExpired)
+		d.metrics.RunsFinished(store.RunExpired, n)
 		js.expired = true
 		d.changed(js.id)
 		d.mu.Unlock()
@@ -68,6 +69,7 @@ func (d *Dispatcher) rules(ctx context.Context, js *jobState, scan bool, now tim
 		}
 		d.mu.Lock()
 		js.finishedUnsent(n, to)
+		d.metrics.RunsFinished(to, n)
 		d.changed(js.id)
 		d.mu.Unlock()
 	}
@@ -280,6 +282,7 @@ func (d *Dispatcher) halt(ctx context.Context, js *jobState, failed int, now tim
 	if err == nil {
 		d.mu.Lock()
 		js.finishedUnsent(n, store.RunHalted)
+		d.metrics.RunsFinished(store.RunHalted, n)
 		d.mu.Unlock()
 		err = d.store.SetJobState(ctx, j.ID, store.JobHalted)
 	}
@@ -378,6 +381,7 @@ func (d *Dispatcher) Cancel(ctx context.Context, jobID string) (int, error) {
 	}
 	d.mu.Lock()
 	js.finishedUnsent(n, store.RunCancelled)
+	d.metrics.RunsFinished(store.RunCancelled, n)
 	d.changed(jobID)
 	type stop struct{ agentID, runID string }
 	var stops []stop

@@ -68,6 +68,33 @@ const (
 	drainWait           = 2 * time.Second // how long an ended session's last bytes may take to pass
 )
 
+// Metrics is what the broker counts (server/metrics implements it).
+type Metrics interface {
+	// SessionOpened counts a session of kind being bridged; ended is called
+	// once when it ends.
+	SessionOpened(kind string) (ended func())
+	ConsentDecision(kind, decision string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) SessionOpened(string) func()    { return func() {} }
+func (noMetrics) ConsentDecision(string, string) {}
+
+// sessionKind names a session for the metrics by the most telling
+// capability granted: desktop, shell, sftp, forward or exec.
+func sessionKind(granted []string) string {
+	for _, k := range []struct{ cap, kind string }{
+		{wire.CapDesktop, "desktop"}, {wire.CapDesktopView, "desktop"}, {wire.CapShell, "shell"},
+		{wire.CapSFTP, "sftp"}, {wire.CapForward, "forward"}, {wire.CapExec, "exec"},
+	} {
+		if slices.Contains(granted, k.cap) {
+			return k.kind
+		}
+	}
+	return "other"
+}
+
 // Config configures a Broker.
 type Config struct {
 	Store         *store.Store
@@ -81,6 +108,8 @@ type Config struct {
 	// Node is the relay's stable ID in a tier, recorded with each session so
 	// that a relay starting ends only its own sessions left open ("": alone).
 	Node string
+	// Metrics counts sessions and consent decisions (nil: not counted).
+	Metrics Metrics
 }
 
 // Broker is safe for concurrent use.
@@ -125,6 +154,9 @@ func New(cfg Config) *Broker {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	roots := x509.NewCertPool()
 	if cfg.CA != nil {
@@ -215,6 +247,14 @@ func (b *Broker) Serve(ctx context.Context, ws *websocket.Conn, req Request) err
 	action := "session.denied"
 	if ans.Approved {
 		consent.Decision, action = "approved", "session.approved"
+	}
+	switch {
+	case ans.Approved:
+		b.cfg.Metrics.ConsentDecision("session", "approved")
+	case ans.By == "timeout": // the agent's consent.ByTimeout: nobody answered in time
+		b.cfg.Metrics.ConsentDecision("session", "timeout")
+	default:
+		b.cfg.Metrics.ConsentDecision("session", "denied")
 	}
 	at := b.now()
 	detail := map[string]string{
@@ -338,6 +378,7 @@ func (b *Broker) ask(ctx context.Context, t *techConn, id string, req Request, a
 			withdraw("technician", "the technician left")
 			return wire.SessionAnswer{}, errors.New("the technician left before the endpoint answered")
 		case <-timer.C:
+			b.cfg.Metrics.ConsentDecision("session", "timeout")
 			withdraw("relay", "no answer")
 			return wire.SessionAnswer{}, fmt.Errorf("the endpoint did not answer within %v", b.cfg.ConsentWait)
 		case <-ctx.Done():
@@ -424,6 +465,7 @@ func (b *Broker) bridge(ctx context.Context, t *techConn, id string, req Request
 		}
 		b.mu.Unlock()
 	}()
+	defer b.cfg.Metrics.SessionOpened(sessionKind(st.Capabilities))()
 	t.status(st)
 	t.streamc <- stream
 

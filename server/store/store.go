@@ -42,6 +42,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -85,6 +86,19 @@ const maxOpenConns = 4
 type Store struct {
 	db      *sql.DB
 	dialect dialect
+	// txObserver, when set, is told how long each transaction took (ObserveTx).
+	txObserver atomic.Pointer[func(time.Duration)]
+}
+
+// ObserveTx makes fn be called after every transaction of the store's own
+// (begin to commit or rollback) with how long it took: the relay's metrics
+// time the database through it. fn must be quick; nil stops it.
+func (s *Store) ObserveTx(fn func(time.Duration)) {
+	if fn == nil {
+		s.txObserver.Store(nil)
+		return
+	}
+	s.txObserver.Store(&fn)
 }
 
 // Option configures Open.
@@ -220,8 +234,37 @@ func (s *Store) migrate(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
+	if err := checkNotNewer(ctx, p); err != nil {
+		return err
+	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// ErrSchemaTooNew is returned by Open for a database that a newer relay has
+// migrated past the newest migration this binary embeds.
+var ErrSchemaTooNew = errors.New("database schema is newer than this relay")
+
+// checkNotNewer refuses a database whose schema version is higher than the
+// newest migration embedded here: a newer relay migrated it, and this one
+// would read and write tables it does not know (a downgrade). A fresh
+// database reads as version 0.
+func checkNotNewer(ctx context.Context, p *goose.Provider) error {
+	srcs := p.ListSources()
+	if len(srcs) == 0 {
+		return nil
+	}
+	newest := srcs[len(srcs)-1].Version
+	cur, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("migrations: read the schema version: %w", err)
+	}
+	if cur > newest {
+		return fmt.Errorf("%w: the database is at schema version %d, this patchbay-server knows versions up to %d: "+
+			"a newer patchbay-server migrated it; run that version (or a newer one) again, or restore a backup taken "+
+			"before the upgrade (patchbay-server restore)", ErrSchemaTooNew, cur, newest)
 	}
 	return nil
 }
@@ -245,6 +288,9 @@ func NewID() string {
 // with SELECT ... FOR UPDATE, or write with a conditional UPDATE ... WHERE and check
 // the rows affected).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if obs := s.txObserver.Load(); obs != nil {
+		defer func(start time.Time) { (*obs)(time.Since(start)) }(time.Now())
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
