@@ -137,7 +137,7 @@ func consoleSize(cols, rows int) (x, y int16) {
 
 // Exit codes Windows gives a process that was interrupted or that we ended.
 const (
-	statusControlCExit = 0xC000013A // the console's Ctrl+C or close
+	statusControlCExit = 0xC000013A  // the console's Ctrl+C or close
 	terminatedExitCode = 0xFFFF_FFF7 // what stop passes to TerminateJobObject; -9 as a DWORD
 )
 
