@@ -181,3 +181,20 @@ func TestWindowsExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// The command lines Windows sessions get, from the same specs as on Unix.
+func TestWindowsSessionCommandLines(t *testing.T) {
+	for _, tc := range []struct {
+		spec procSpec
+		want string
+	}{
+		{commandSpec(`C:\Windows\system32\cmd.exe`, `dir "C:\Program Files" | findstr x`), `C:\Windows\system32\cmd.exe /c dir "C:\Program Files" | findstr x`},
+		{commandSpec(`C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`, `Get-Item "C:\a b"`),
+			`C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe -NoProfile -NonInteractive -Command "Get-Item \"C:\a b\""`},
+		{loginShellSpec(`C:\Windows\system32\cmd.exe`), `C:\Windows\system32\cmd.exe`},
+	} {
+		if got := windowsCommandLine(tc.spec.args); got != tc.want {
+			t.Errorf("args %q: command line %s, want %s", tc.spec.args, got, tc.want)
+		}
+	}
+}
