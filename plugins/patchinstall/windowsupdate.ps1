@@ -5,7 +5,13 @@
 # "PATCHBAY-WUA <json>"; anything else it prints is ignored.
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
-function Out-Result($o) { Write-Output ('PATCHBAY-WUA ' + (ConvertTo-Json -InputObject $o -Depth 6 -Compress)) }
+# The JSON is made ASCII (\uXXXX escapes), so the console code page that
+# PowerShell 5.1 writes redirected output in cannot garble update titles.
+function Out-Result($o) {
+  $json = ConvertTo-Json -InputObject $o -Depth 6 -Compress
+  $ascii = [regex]::Replace($json, '[^\x00-\x7F]', [Text.RegularExpressions.MatchEvaluator]{ param($m) '\u{0:x4}' -f [int]$m.Value[0] })
+  Write-Output ('PATCHBAY-WUA ' + $ascii)
+}
 function Describe($u) {
   $kbs = @(); foreach ($k in $u.KBArticleIDs) { $kbs += 'KB' + $k }
   $cls = @(); foreach ($c in $u.Categories) { if ($c.Type -eq 'UpdateClassification') { $cls += [string]$c.Name } }

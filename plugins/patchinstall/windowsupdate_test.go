@@ -55,6 +55,17 @@ func TestParseWUAList(t *testing.T) {
 	}
 }
 
+// The script escapes non-ASCII characters (titles in other languages).
+func TestParseWUAEscapedTitle(t *testing.T) {
+	out, err := parseWUAOutput(`PATCHBAY-WUA {"updates":{"id":"`+idCU+`","revision":1,"title":"Kumulatives Update f\u00fcr Windows \ud83d\ude00","kb":"KB1","classifications":"Updates","severity":"","reboot_behavior":0},"reboot_required":false}`, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Updates) != 1 || out.Updates[0].Title != "Kumulatives Update für Windows 😀" {
+		t.Errorf("updates = %+v", out.Updates)
+	}
+}
+
 func TestParseWUAOutputErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, stdout, stderr string
