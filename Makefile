@@ -69,10 +69,19 @@ run:
 ## test: every test with the race detector (end-to-end included), then short fuzz runs
 test: crossvet unit fuzz-short
 
-## crossvet: the shipped packages build and vet clean for Windows and macOS
+## crossvet: the shipped packages build and vet clean for Windows and macOS; the agent's, the
+## CLI's and the plugins' tests compile there and their binaries build (compile only, nothing runs)
+CROSSTEST := ./agent/... ./cmd/patchbay ./cmd/patchbay-agent ./plugins/...
+CROSSBIN  := ./cmd/patchbay-agent ./cmd/patchbay $(addprefix ./plugins/,$(PLUGINS))
 crossvet:
 	GOOS=windows $(GO) vet $(PORTABLE)
 	GOOS=darwin $(GO) vet $(PORTABLE)
+	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; for os in windows darwin; do \
+		echo "GOOS=$$os go test -c (compile only) and go build"; \
+		mkdir -p "$$d/$$os/test" "$$d/$$os/bin"; \
+		GOOS=$$os $(GO) test -c -o "$$d/$$os/test/" $(CROSSTEST); \
+		GOOS=$$os $(GO) build -o "$$d/$$os/bin/" $(CROSSBIN); \
+	done
 
 unit: web
 	$(GO) test -race -count=1 -timeout 30m ./...

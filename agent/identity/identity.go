@@ -1,7 +1,9 @@
 // Package identity is the agent's enrolled identity and the data directory
 // that holds it.
 //
-// Files in the data directory (created with mode 0700):
+// Files in the data directory (created with mode 0700; on Windows with a
+// protected DACL granting only SYSTEM and Administrators, see acl.go; Load
+// refuses a private key that others can read, on Unix by its mode bits):
 //
 //	agent.key   the agent's private key, ECDSA P-256, PKCS#8 PEM     0600
 //	agent.crt   its client certificate from the relay's CA (PEM)    0644
@@ -227,6 +229,9 @@ func Load(dir string) (*Identity, error) {
 		return nil, broken("%s: %v", cfgPath, err)
 	}
 
+	if err := checkPrivate(dir); err != nil {
+		return nil, err
+	}
 	read := func(name string) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -310,6 +315,9 @@ func Save(id *Identity) error {
 	if err := atomicfile.WriteSecret(filepath.Join(id.Dir, KeyFile), keyPEM); err != nil {
 		return fmt.Errorf("save identity: %w", err)
 	}
+	if err := protectFile(filepath.Join(id.Dir, KeyFile)); err != nil {
+		return fmt.Errorf("save identity: %w", err)
+	}
 	if err := atomicfile.Write(filepath.Join(id.Dir, CertFile), certs.CertPEM(id.Cert.Leaf.Raw), 0o644); err != nil {
 		return fmt.Errorf("save identity: %w", err)
 	}
@@ -373,11 +381,15 @@ func SaveServers(id *Identity) error {
 	return nil
 }
 
-// MakeDir creates dir with mode 0700 if it does not exist and checks that a
+// MakeDir creates dir with mode 0700 if it does not exist (on Windows: gives
+// it a protected ACL for SYSTEM and Administrators only) and checks that a
 // file can be created in it, so enrollment fails before it spends a token
 // rather than after.
 func MakeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	if err := protectDir(dir); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	f, err := os.CreateTemp(dir, ".write-test-*")

@@ -40,6 +40,15 @@
 // every process left in its session) is killed: nothing started by a
 // technician outlives the session.
 //
+// On Windows a terminal is a pseudo console (ConPTY, Windows 10 1809 and
+// later) recorded like a Unix one; commands run as `cmd.exe /c COMMAND`
+// (passed unescaped, as cmd.exe parses its own command line) or PowerShell
+// -Command; each process is put in a job object that is ended with it. A
+// Credential there means the user logged in at the console
+// (WTSQueryUserToken, so the agent must run as LocalSystem): Windows cannot
+// start a process as a named account without its password. See
+// proc_windows.go and winproc.go.
+//
 // # Capabilities
 //
 // Config.Capabilities lists what the user approved (internal/wire: shell,

@@ -1,9 +1,9 @@
-//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly || windows)
 
 package sshd
 
-// Windows and other systems: commands and shells run on pipes without a
-// terminal (ConPTY is not wired up yet), as the agent's own account, and are
+// Other systems (not Unix, not Windows): commands and shells run on pipes without a
+// terminal, as the agent's own account, and are
 // killed alone (not as a tree). Untested.
 
 import (

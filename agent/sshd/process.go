@@ -27,7 +27,7 @@ func loginShellSpec(shell string) procSpec {
 // commandSpec runs command through shell: `shell -c command`, like OpenSSH
 // (cmd.exe /c, or PowerShell's -Command, on Windows).
 func commandSpec(shell, command string) procSpec {
-	base := strings.ToLower(filepath.Base(shell))
+	base := strings.ToLower(filepath.Base(strings.ReplaceAll(shell, `\`, "/"))) // a Windows path, on any OS
 	switch {
 	case !isWindowsShell(shell):
 		return procSpec{path: shell, args: []string{filepath.Base(shell), "-c", command}}

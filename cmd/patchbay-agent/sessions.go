@@ -50,7 +50,7 @@ func (s *sessionFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.reboot, "consent-reboot", "", "a fix that may reboot requires a restart: ask (default: a logged-in user chooses restart now / in 1 hour / tonight, no answer means tonight; nobody logged in: now), never (the result says a restart is pending) or force (now, even with users logged in, after telling them); saved")
 	f.StringVar(&s.rebootTonight, "consent-reboot-tonight", "", "the local clock time of a \"tonight\" restart, HH:MM (default "+consent.DefaultRebootTonight+"); saved")
 	f.StringVar(&s.rebootCommand, "consent-reboot-command", "", "absolute path of the program that schedules a restart, run as PROGRAM now|1h|tonight SECONDS RFC3339-TIME (default: shutdown -r now|+60|HH:MM, on Windows shutdown /r /t SECONDS); \"\" restores the default; saved")
-	f.StringVar(&s.runAs, "session-user", "", "local account that sessions run as (needs the agent to run as root); default: the agent's own account")
+	f.StringVar(&s.runAs, "session-user", "", "local account that sessions run as (needs the agent to run as root; on Windows only \"console\", the user logged in at the console, with the agent running as LocalSystem); default: the agent's own account")
 	f.DurationVar(&s.idle, "session-idle-timeout", session.DefaultIdleTimeout, "end a session after this long without a byte either way (0: never)")
 	f.DurationVar(&s.maxDur, "session-max-duration", session.DefaultMaxDuration, "end a session after this long whatever happens (0: no limit)")
 	f.StringVar(&s.shell, "session-shell", "", "shell for sessions (default: the account's login shell, else /bin/sh)")

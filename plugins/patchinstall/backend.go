@@ -31,6 +31,11 @@ type update struct {
 	Repo     string `json:"repo,omitempty"` // origin(s), repository or source
 	Security bool   `json:"security,omitempty"`
 	Restart  bool   `json:"restart,omitempty"` // the manager says installing it needs a reboot
+	// Windows Update only: the UpdateID it installs by, and the update's
+	// classifications ("Security Updates, Critical Updates"; a string so
+	// that updates stay comparable).
+	ID         string `json:"id,omitempty"`
+	Categories string `json:"categories,omitempty"`
 }
 
 // pendingList is what a backend found.
@@ -89,21 +94,23 @@ var backends = map[string]backend{
 	"zypper":         zypperBackend{},
 	"winget":         wingetBackend{},
 	"softwareupdate": softwareupdateBackend{},
+	"windowsupdate":  windowsUpdateBackend{},
 }
 
 // managerNames is the allowed values of the manager parameter, in order.
-var managerNames = []string{"apt", "dnf", "zypper", "winget", "softwareupdate"}
+var managerNames = []string{"apt", "dnf", "zypper", "windowsupdate", "winget", "softwareupdate"}
 
 // managerTool is the binary whose presence selects a manager.
 var managerTool = map[string]string{
 	"apt": "apt-get", "dnf": "dnf", "zypper": "zypper", "winget": "winget", "softwareupdate": "softwareupdate",
+	"windowsupdate": "powershell",
 }
 
 // detectOrder is the managers looked for on each OS, first found wins.
 func detectOrder(goos string) []string {
 	switch goos {
 	case "windows":
-		return []string{"winget"}
+		return []string{"windowsupdate", "winget"}
 	case "darwin":
 		return []string{"softwareupdate"}
 	}
@@ -145,6 +152,13 @@ func findTool(name string) (string, error) {
 	var candidates []string
 	switch runtime.GOOS {
 	case "windows":
+		if name == "powershell" {
+			root := os.Getenv("SystemRoot")
+			if root == "" {
+				root = `C:\Windows`
+			}
+			candidates = append(candidates, filepath.Join(root, "System32", "WindowsPowerShell", "v1.0", "powershell.exe"))
+		}
 		if name == "winget" {
 			// winget is an app execution alias for users; the SYSTEM
 			// account (the agent) only finds it under WindowsApps.

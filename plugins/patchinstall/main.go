@@ -1,7 +1,10 @@
 // Command patchinstall is the Patchbay plugin that installs pending
 // operating-system package updates with the machine's own package manager:
-// apt, dnf or zypper on Linux, winget on Windows, softwareupdate on macOS
-// (detected in that order, or chosen with the manager parameter).
+// apt, dnf or zypper on Linux, Windows Update (the Windows Update Agent API,
+// for the OS's own updates) or winget (apps) on Windows, softwareupdate on
+// macOS (detected in that order, or chosen with the manager parameter).
+// Windows Update is driven by an embedded PowerShell script whose JSON
+// output windowsupdate.go reads.
 //
 // Check lists pending updates without changing the machine: it simulates
 // (apt-get -s), reads only cached metadata (dnf -C, zypper --no-refresh) or
@@ -42,20 +45,25 @@ func (patchInstall) Manifest() sdk.Manifest {
 		Name:    "patchinstall",
 		Version: version,
 		Description: "Install pending OS package updates with the machine's package manager " +
-			"(apt, dnf, zypper, winget, softwareupdate) and report what changed and whether a reboot is needed.",
+			"(apt, dnf, zypper, Windows Update, winget, softwareupdate) and report what changed and whether a reboot is needed.",
 		OS:        []string{"linux", "windows", "darwin"},
 		MayReboot: true,
 		Params: []sdk.Param{
 			{Name: "security_only", Type: sdk.TypeBool, Default: "false",
 				Description: "only security updates (apt: from a -security origin; dnf: with a security advisory; " +
-					"zypper: security patches; softwareupdate: \"Security\" in the name; refused for winget)"},
+					"zypper: security patches; softwareupdate: \"Security\" in the name; windowsupdate: classified Security Updates " +
+					"or with an MSRC severity; refused for winget)"},
+			{Name: "categories", Type: sdk.TypeString,
+				Description: "windowsupdate only: comma-separated update classifications to install, of security, critical, " +
+					"definition, updates, rollups, featurepacks, servicepacks, tools, upgrades (default: all)"},
 			{Name: "simulate", Type: sdk.TypeBool, Default: "false",
 				Description: "Fix runs the package manager's dry run (apt-get -s, dnf --assumeno, zypper --dry-run; " +
 					"winget and softwareupdate only print what they would run) and installs nothing: for tests and cautious admins"},
 			{Name: "manager", Type: sdk.TypeString, Allowed: managerNames,
 				Description: "use this package manager instead of detecting one"},
 			{Name: "exclude", Type: sdk.TypeString,
-				Description: "comma-separated package names (winget: Ids, softwareupdate: labels, zypper security_only: patch names) to hold back"},
+				Description: "comma-separated package names (winget: Ids, softwareupdate: labels, zypper security_only: patch names, " +
+					"windowsupdate: KB numbers such as KB5034441) to hold back"},
 			{Name: "refresh", Type: sdk.TypeBool, Default: "false",
 				Description: "Fix refreshes the package lists first (apt-get update, dnf makecache, zypper refresh, " +
 					"winget source update); Check never does. Skipped when simulating"},
@@ -70,6 +78,7 @@ type options struct {
 	manager      string
 	exclude      []string
 	refresh      bool
+	categories   []string // windowsupdate: classification names to keep; nil: all
 }
 
 func parseOptions(p sdk.Params) (options, error) {
@@ -79,6 +88,11 @@ func parseOptions(p sdk.Params) (options, error) {
 		manager:      p.String("manager"),
 		refresh:      p.Bool("refresh"),
 	}
+	cats, err := parseCategories(p.String("categories"))
+	if err != nil {
+		return options{}, err
+	}
+	o.categories = cats
 	seen := map[string]bool{}
 	for _, e := range strings.Split(p.String("exclude"), ",") {
 		e = strings.TrimSpace(e)
@@ -107,6 +121,15 @@ func validPackageName(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkCategories refuses the categories parameter for managers without
+// update classifications.
+func checkCategories(b backend, o options) error {
+	if len(o.categories) > 0 && b.name() != "windowsupdate" {
+		return fmt.Errorf("categories: %s has no update classifications; only the windowsupdate manager takes this parameter", b.name())
+	}
+	return nil
 }
 
 // choose applies security_only and exclude to the pending updates and
@@ -185,6 +208,9 @@ func (patchInstall) Check(ctx context.Context, req sdk.Request) (sdk.CheckResult
 		return sdk.CheckResult{}, fmt.Errorf("check: %w", err)
 	}
 	b, err := selectBackend(o.manager)
+	if err == nil {
+		err = checkCategories(b, o)
+	}
 	if err != nil {
 		return sdk.CheckResult{}, fmt.Errorf("check: %w", err)
 	}
@@ -234,6 +260,9 @@ func (patchInstall) Fix(ctx context.Context, req sdk.Request, out *sdk.Output) (
 		return sdk.FixResult{}, fmt.Errorf("fix: %w", err)
 	}
 	b, err := selectBackend(o.manager)
+	if err == nil {
+		err = checkCategories(b, o)
+	}
 	if err != nil {
 		return sdk.FixResult{}, fmt.Errorf("fix: %w", err)
 	}

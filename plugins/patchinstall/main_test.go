@@ -166,7 +166,7 @@ func TestCommandEnv(t *testing.T) {
 
 func TestDetectOrder(t *testing.T) {
 	for goos, want := range map[string][]string{
-		"linux": {"apt", "dnf", "zypper"}, "windows": {"winget"}, "darwin": {"softwareupdate"},
+		"linux": {"apt", "dnf", "zypper"}, "windows": {"windowsupdate", "winget"}, "darwin": {"softwareupdate"},
 	} {
 		if got := detectOrder(goos); !reflect.DeepEqual(got, want) {
 			t.Errorf("detectOrder(%s) = %q, want %q", goos, got, want)

@@ -10,8 +10,9 @@
 // Linux, launchctl on macOS).
 //
 // On Windows it stops the Print Spooler service, deletes the spooled job
-// files and starts the spooler again (spooler_windows.go); that path is
-// compiled but not tested here.
+// files, starts the spooler again and resumes paused printers
+// (spooler_windows.go, printers_windows.go); that path is compiled but not
+// tested here (which printers to resume is, in printers.go).
 package main
 
 import (

@@ -37,6 +37,10 @@ type winState struct {
 	OlderThan string     `json:"older_than"`
 	Stuck     []spoolJob `json:"stuck_jobs"`
 	Waiting   int        `json:"waiting_jobs"` // younger than older_than
+	// Local printers and the paused ones Fix resumes (read only while the
+	// spooler runs).
+	Printers []winPrinter `json:"printers,omitempty"`
+	Paused   []string     `json:"paused_printers,omitempty"`
 }
 
 func errNoQueue() error {
@@ -110,6 +114,12 @@ func check(_ context.Context, o options) (sdk.CheckResult, error) {
 	stuck, keep := selectSpool(jobs, o.olderThan, time.Now())
 	st := winState{Spooler: stateName(status.State), SpoolDir: dir, OlderThan: o.olderThan.String(),
 		Stuck: append([]spoolJob{}, stuck...), Waiting: keep}
+	if status.State == svc.Running {
+		if st.Printers, err = localPrinters(); err != nil {
+			return sdk.CheckResult{}, fmt.Errorf("check: %w", err)
+		}
+		st.Paused = pausedPrinters(st.Printers)
+	}
 	details, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return sdk.CheckResult{}, fmt.Errorf("check: details: %w", err)
@@ -124,6 +134,7 @@ func check(_ context.Context, o options) (sdk.CheckResult, error) {
 	if len(stuck) > 0 {
 		p = append(p, plural(len(stuck), "spooled job", "spooled jobs")+" to clear")
 	}
+	p = append(p, printerProblems(st.Paused)...)
 	if len(p) == 0 {
 		return sdk.CheckResult{Summary: "Print Spooler running, nothing stuck", Details: string(details)}, nil
 	}
@@ -136,11 +147,12 @@ type winReport struct {
 	Started   bool     `json:"spooler_started"`
 	Cleared   int      `json:"cleared_jobs"`
 	Restarted []string `json:"dependents_restarted,omitempty"`
+	Resumed   []string `json:"printers_resumed,omitempty"`
 }
 
 // fix clears the spool folder (stopping the spooler and the services that
-// depend on it around it, then starting them again) and starts the spooler
-// if it is not running.
+// depend on it around it, then starting them again), starts the spooler
+// if it is not running, and resumes paused printers.
 func fix(ctx context.Context, o options, out *sdk.Output) (sdk.FixResult, error) {
 	if o.queue != "" {
 		return sdk.FixResult{}, fmt.Errorf("fix: %w", errNoQueue())
@@ -216,7 +228,24 @@ func fix(ctx context.Context, o options, out *sdk.Output) (sdk.FixResult, error)
 		}
 		r.Started = true
 	}
+	// With the spooler running, resume the printers that are paused.
+	var resumeErrs []error
+	if ps, err := localPrinters(); err != nil {
+		resumeErrs = append(resumeErrs, err)
+	} else {
+		for _, name := range pausedPrinters(ps) {
+			out.Printf("resuming printer %s", name)
+			if err := resumePrinter(name); err != nil {
+				resumeErrs = append(resumeErrs, err)
+				continue
+			}
+			r.Resumed = append(r.Resumed, name)
+		}
+	}
 	var p []string
+	if len(r.Resumed) > 0 {
+		p = append(p, "resumed "+plural(len(r.Resumed), "printer", "printers")+" ("+strings.Join(r.Resumed, ", ")+")")
+	}
 	if r.Cleared > 0 {
 		p = append(p, "cleared "+plural(r.Cleared, "spooled job", "spooled jobs"))
 	}
@@ -235,7 +264,10 @@ func fix(ctx context.Context, o options, out *sdk.Output) (sdk.FixResult, error)
 		return sdk.FixResult{}, fmt.Errorf("fix: details: %w", err)
 	}
 	out.Println(summary)
-	return sdk.FixResult{Changed: r.Cleared > 0 || r.Started, Summary: summary, Details: string(details)}, nil
+	if err := errors.Join(resumeErrs...); err != nil {
+		return sdk.FixResult{}, fmt.Errorf("fix: %s; left: %w", summary, err)
+	}
+	return sdk.FixResult{Changed: r.Cleared > 0 || r.Started || len(r.Resumed) > 0, Summary: summary, Details: string(details)}, nil
 }
 
 // stopService asks the service to stop and waits until it has.
