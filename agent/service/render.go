@@ -13,6 +13,8 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"os"
+	"runtime"
 	"strings"
 )
 
@@ -28,11 +30,16 @@ const (
 )
 
 // DefaultBinary is where `service install --copy-binary` puts the agent on
-// goos: /usr/local/bin/patchbay-agent (Linux, macOS), C:\Program
-// Files\Patchbay\patchbay-agent.exe (Windows).
+// goos: /usr/local/bin/patchbay-agent (Linux, macOS),
+// %ProgramFiles%\Patchbay\patchbay-agent.exe (Windows; C:\Program Files
+// when the variable is unset or this is not Windows).
 func DefaultBinary(goos string) string {
 	if goos == "windows" {
-		return `C:\Program Files\Patchbay\patchbay-agent.exe`
+		pf := os.Getenv("ProgramFiles")
+		if pf == "" || runtime.GOOS != "windows" {
+			pf = `C:\Program Files`
+		}
+		return pf + `\Patchbay\patchbay-agent.exe`
 	}
 	return "/usr/local/bin/patchbay-agent"
 }

@@ -22,8 +22,7 @@ func runService(ctx context.Context, run func(context.Context) error) error {
 	return h.err
 }
 
-// handler answers the service manager while run runs on its own goroutine,
-// which Execute owns and waits for.
+// handler translates between the Windows service manager and Supervise.
 type handler struct {
 	ctx context.Context
 	run func(context.Context) error
@@ -31,31 +30,47 @@ type handler struct {
 }
 
 func (h *handler) Execute(_ []string, req <-chan svc.ChangeRequest, status chan<- svc.Status) (bool, uint32) {
-	status <- svc.Status{State: svc.StartPending}
-	ctx, cancel := context.WithCancel(h.ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- h.run(ctx) }()
-	status <- svc.Status{State: svc.Running, Accepts: svc.AcceptStop | svc.AcceptShutdown}
-	for {
-		select {
-		case h.err = <-done:
-			status <- svc.Status{State: svc.StopPending}
-			if h.err != nil {
-				// A service-specific exit code: the recovery actions restart it.
-				return true, 1
-			}
-			return false, 0
-		case c := <-req:
-			switch c.Cmd {
-			case svc.Interrogate:
-				status <- c.CurrentStatus
-			case svc.Stop, svc.Shutdown:
-				status <- svc.Status{State: svc.StopPending, WaitHint: 30000}
-				cancel()
-				h.err = <-done
-				return false, 0
+	controls := make(chan Control)
+	stop := make(chan struct{})
+	defer close(stop)
+	// Translates requests until Supervise has returned (stop closed).
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case c := <-req:
+				ctl := ControlOther
+				switch c.Cmd {
+				case svc.Interrogate:
+					ctl = ControlInterrogate
+				case svc.Stop:
+					ctl = ControlStop
+				case svc.Shutdown:
+					ctl = ControlShutdown
+				}
+				select {
+				case controls <- ctl:
+				case <-stop:
+					return
+				}
 			}
 		}
+	}()
+	stopped, err := Supervise(h.ctx, h.run, controls, func(s State) {
+		switch s {
+		case StateStarting:
+			status <- svc.Status{State: svc.StartPending}
+		case StateRunning:
+			status <- svc.Status{State: svc.Running, Accepts: svc.AcceptStop | svc.AcceptShutdown}
+		case StateStopping:
+			status <- svc.Status{State: svc.StopPending, WaitHint: 30000}
+		}
+	})
+	h.err = err
+	if err != nil && !stopped {
+		// A service-specific exit code: the recovery actions restart it.
+		return true, 1
 	}
+	return false, 0
 }
