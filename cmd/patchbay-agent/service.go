@@ -111,17 +111,22 @@ Installing again replaces the unit or plist and restarts the service.`,
 			if sf.root != "" {
 				dataOnDisk = filepath.Join(sf.root, sf.data)
 			}
-			if len(servers) > 0 {
-				o.Dir = dataOnDisk
-				id, err := enrollWith(cmd, o, servers, tagArgs, tokenFile, trustFile)
-				if err != nil {
-					return err
+			if len(servers) == 0 {
+				if _, err := os.Stat(filepath.Join(dataOnDisk, identity.ConfigFile)); err != nil {
+					return fmt.Errorf("service install: %s is not enrolled (%v): give --server, --token and --ca-fingerprint, or run patchbay-agent enroll first", dataOnDisk, err)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Enrolled as agent %s with %s\n", id.AgentID, id.ServerURL)
-			} else if _, err := os.Stat(filepath.Join(dataOnDisk, identity.ConfigFile)); err != nil {
-				return fmt.Errorf("service install: %s is not enrolled (%v): give --server, --token and --ca-fingerprint, or run patchbay-agent enroll first", dataOnDisk, err)
+				return service.Install(cmd.Context(), opts)
 			}
-			return service.Install(cmd.Context(), opts)
+			o.Dir = dataOnDisk
+			id, err := enrollWith(cmd, o, servers, tagArgs, tokenFile, trustFile)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Enrolled as agent %s with %s\n", id.AgentID, id.ServerURL)
+			if err := service.Install(cmd.Context(), opts); err != nil {
+				return fmt.Errorf("enrolled as agent %s, but the service is not installed (fix this, then run patchbay-agent service install again without --server): %w", id.AgentID, err)
+			}
+			return nil
 		},
 	}
 	sf.register(cmd)
