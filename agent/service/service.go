@@ -67,6 +67,23 @@ func (o *Options) normalize() error {
 	return nil
 }
 
+// Preflight checks, before anything is done (an enrollment uses up its
+// token), that Install can work: a supported OS, root where needed.
+func Preflight(o Options) error {
+	if err := o.normalize(); err != nil {
+		return err
+	}
+	return o.needRoot("install")
+}
+
+// needRoot refuses to change the system's services without root.
+func (o *Options) needRoot(what string) error {
+	if o.Root == "" && o.GOOS != "windows" && os.Geteuid() != 0 {
+		return fmt.Errorf("service %s: run as root (sudo), or give --root DIR to work on a directory tree", what)
+	}
+	return nil
+}
+
 // path maps an absolute path of the target system into Root.
 func (o *Options) path(p string) string {
 	if o.Root == "" {
@@ -105,6 +122,9 @@ func Install(ctx context.Context, o Options) error {
 	}
 	if o.Binary == "" || o.DataDir == "" {
 		return errors.New("service install: the binary path and the data directory are required")
+	}
+	if err := o.needRoot("install"); err != nil {
+		return err
 	}
 	if o.CopyFrom != "" {
 		if err := copyBinary(o.CopyFrom, o.path(o.Binary)); err != nil {
@@ -225,6 +245,9 @@ func loadLaunchd(ctx context.Context, o Options) error {
 // the same agent back; delete them by hand to retire the machine.
 func Uninstall(ctx context.Context, o Options) error {
 	if err := o.normalize(); err != nil {
+		return err
+	}
+	if err := o.needRoot("uninstall"); err != nil {
 		return err
 	}
 	switch o.GOOS {

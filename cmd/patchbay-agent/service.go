@@ -117,6 +117,9 @@ Installing again replaces the unit or plist and restarts the service.`,
 				}
 				return service.Install(cmd.Context(), opts)
 			}
+			if err := service.Preflight(opts); err != nil {
+				return err
+			}
 			o.Dir = dataOnDisk
 			id, err := enrollWith(cmd, o, servers, tagArgs, tokenFile, trustFile)
 			if err != nil {

@@ -159,6 +159,6 @@ func windowsLine(p Params, scriptURL, scriptSum string) string {
 	return fmt.Sprintf(`$ErrorActionPreference='Stop'; $f=Join-Path ([IO.Path]::GetTempPath()) ('patchbay-install-'+[guid]::NewGuid()+'.ps1'); `+
 		`if($PSVersionTable.PSVersion.Major -ge 6){Invoke-WebRequest -UseBasicParsing -SkipCertificateCheck -Uri '%s' -OutFile $f}else{[Net.ServicePointManager]::SecurityProtocol=[Net.ServicePointManager]::SecurityProtocol -bor 3072; [Net.ServicePointManager]::ServerCertificateValidationCallback={$true}; Invoke-WebRequest -UseBasicParsing -Uri '%s' -OutFile $f}; `+
 		`if((Get-FileHash -Algorithm SHA256 -Path $f).Hash -ne '%s'){Remove-Item $f; throw 'patchbay install: the install script from the relay does not have the SHA-256 this line expects: not running it'}; `+
-		`$env:%s='%s'; try{& powershell -NoProfile -ExecutionPolicy Bypass -File $f -Server '%s' -CAFingerprint '%s' -Version '%s' -Arch '%s' -SHA256 '%s'}finally{Remove-Item Env:%s; Remove-Item $f}`,
+		`$env:%s='%s'; try{& powershell -NoProfile -ExecutionPolicy Bypass -File $f -Server '%s' -CAFingerprint '%s' -Version '%s' -Arch '%s' -SHA256 '%s'; if($LASTEXITCODE -ne 0){throw "patchbay install: failed (exit code $LASTEXITCODE), see above"}}finally{Remove-Item Env:%s; Remove-Item $f}`,
 		scriptURL, scriptURL, scriptSum, TokenEnv, p.Token, p.Relay, p.CAFingerprint, p.Version, p.Arch, p.AgentSHA256, TokenEnv)
 }
