@@ -110,7 +110,8 @@ func TestInstallerLinux(t *testing.T) {
 	writeRelease(t, dir, "v9.0.7", key) // older: not the default
 	r := StartRelayArgs(t, "--releases", dir)
 	cli := r.Login(r.AdminToken())
-	out := cli.Run("agents", "installer", "--os", "linux", "--arch", runtime.GOARCH, "--allowed-signers", releaseSigners(t, key), "--tags", "role=kiosk")
+	out := cli.Run("agents", "installer", "--os", "linux", "--arch", runtime.GOARCH, "--allowed-signers", releaseSigners(t, key), "--tags", "role=kiosk",
+		"--relay-url", r.URL+"/")
 	line := strings.TrimSpace(out)
 	if strings.Contains(line, "\n") || !strings.Contains(line, r.FP) || !strings.Contains(line, "'v9.1.0'") || !strings.Contains(line, r.URL+"/install/linux.sh") {
 		t.Fatalf("installer line lacks the CA fingerprint, the newest version or the script URL, or is not one line:\n%s", out)

@@ -26,7 +26,7 @@ const envReleaseSigners = "PATCHBAY_RELEASE_SIGNERS"
 const releaseSignersFile = "release_signers"
 
 func (a *app) agentsInstallerCmd() *cobra.Command {
-	var goos, arch, version, tagsFlag, site, ttl, signersFile string
+	var goos, arch, version, tagsFlag, site, ttl, signersFile, relayURL string
 	cmd := &cobra.Command{
 		Use:   "installer --os linux|windows|darwin [--arch amd64|arm64] [--version V] [--tags k=v,...] [--site SITE] [--ttl DUR]",
 		Short: "Print a one-line installer that installs, enrolls and starts an agent",
@@ -77,6 +77,11 @@ It contains the token: treat it as a secret until it is used or expires.`,
 			if _, err := apiv1.ParseTTL(ttl, maxTTLSyntax); err != nil {
 				return usageErrorf(cmd, "--ttl: %v", err)
 			}
+			if relayURL != "" {
+				if relayURL, err = installer.CheckRelayURL(relayURL); err != nil {
+					return usageErrorf(cmd, "--relay-url: %v", err)
+				}
+			}
 			signers, signersPath, err := loadReleaseSigners(signersFile)
 			if err != nil {
 				return err
@@ -111,8 +116,11 @@ It contains the token: treat it as a secret until it is used or expires.`,
 					return err
 				}
 				cfg := c.Config()
+				if relayURL == "" {
+					relayURL = cfg.Server
+				}
 				line, err := installer.OneLiner(installer.Params{
-					Relay: cfg.Server, Token: tok.Token, CAFingerprint: cfg.CAFingerprint,
+					Relay: relayURL, Token: tok.Token, CAFingerprint: cfg.CAFingerprint,
 					Version: version, OS: goos, Arch: arch, AgentSHA256: agent.SHA256,
 				})
 				if err != nil {
@@ -145,6 +153,7 @@ It contains the token: treat it as a secret until it is used or expires.`,
 	f.StringVar(&site, "site", "", "the site the agent belongs to (default: default/default)")
 	f.StringVar(&ttl, "ttl", "24h", "how long the line's token stays valid: 90m, 24h, 7d, ...")
 	f.StringVar(&signersFile, "allowed-signers", "", "the organisation's allowed_signers file that release signatures must verify against (default: $"+envReleaseSigners+", else "+releaseSignersFile+" next to the CLI config)")
+	f.StringVar(&relayURL, "relay-url", "", "the relay's URL as the machine reaches it, https://HOST:PORT (default: the one this CLI logged in to; same CA)")
 	cmd.MarkFlagRequired("os")
 	return cmd
 }

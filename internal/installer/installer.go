@@ -89,15 +89,25 @@ type Params struct {
 	AgentSHA256   string // hex SHA-256 of the agent binary, from the verified manifest
 }
 
-func (p *Params) check() error {
-	u, err := url.Parse(p.Relay)
+// CheckRelayURL accepts https://HOST[:PORT] (a trailing slash is dropped)
+// with a host a command line carries safely, and returns it canonical.
+func CheckRelayURL(s string) (string, error) {
+	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
-		return fmt.Errorf("installer: relay URL %q: want https://HOST[:PORT]", p.Relay)
+		return "", fmt.Errorf("installer: relay URL %q: want https://HOST[:PORT]", s)
 	}
-	p.Relay = "https://" + u.Host
 	if !safe(u.Host, ".-:[]") {
-		return fmt.Errorf("installer: relay host %q has characters a command line cannot carry safely", u.Host)
+		return "", fmt.Errorf("installer: relay host %q has characters a command line cannot carry safely", u.Host)
 	}
+	return "https://" + u.Host, nil
+}
+
+func (p *Params) check() error {
+	relay, err := CheckRelayURL(p.Relay)
+	if err != nil {
+		return err
+	}
+	p.Relay = relay
 	if p.Token == "" || !safe(p.Token, "_-.") {
 		return errors.New("installer: the enrollment token is empty or has unexpected characters")
 	}
