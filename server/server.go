@@ -367,6 +367,7 @@ func (s *Server) handler(linkCtx, streams context.Context) http.Handler {
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	releases.Dir{Root: s.cfg.Releases}.Register(mux)
 	mux.Handle("GET /metrics", s.api.AdminOnly(s.metrics.Handler()))
+	releases.RegisterInstall(mux)
 	s.api.Register(mux)
 	s.api.RegisterStreams(mux, streams)
 	s.console.Register(mux, streams)

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/patchbay/patchbay/agent/enroll"
 	"github.com/patchbay/patchbay/agent/identity"
+	"github.com/patchbay/patchbay/agent/service"
 	"github.com/patchbay/patchbay/agent/trust"
 	"github.com/patchbay/patchbay/internal/logging"
 	buildversion "github.com/patchbay/patchbay/internal/version"
@@ -56,7 +58,7 @@ service). The agent only ever dials out to the relay over HTTPS; it opens no por
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
-	root.AddCommand(newEnrollCmd(), newRunCmd(), newTrustCmd(), newSessionsCmd(), newHelperCmd(), newVersionCmd())
+	root.AddCommand(newEnrollCmd(), newRunCmd(), newTrustCmd(), newSessionsCmd(), newHelperCmd(), newVersionCmd(), newServiceCmd())
 	return root
 }
 
@@ -129,29 +131,9 @@ anything; the relay cannot change the list. Manage it later with "patchbay-agent
       --token pbe_Wq3... --ca-fingerprint sha256:3f1c...e9 --tags site=paris,role=kiosk`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			token, err := readToken(o.Token, tokenFile, cmd.InOrStdin())
+			id, err := enrollWith(cmd, o, servers, tagArgs, tokenFile, trustFile)
 			if err != nil {
 				return err
-			}
-			o.Token = token
-			o.Server, o.OtherServers = servers[0], servers[1:]
-			if o.Tags, err = parseTags(tagArgs); err != nil {
-				return err
-			}
-			if trustFile != "" {
-				// Checked before enrolling, so a bad file changes nothing.
-				if _, err := signature.LoadAllowedSigners(trustFile); err != nil {
-					return fmt.Errorf("--trust: %w", err)
-				}
-			}
-			id, err := enroll.Enroll(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if trustFile != "" {
-				if err := trust.Import(id.Dir, trustFile); err != nil {
-					return fmt.Errorf("enrolled, but installing --trust failed (retry with patchbay-agent trust add): %w", err)
-				}
 			}
 			printEnrolled(cmd.OutOrStdout(), id)
 			return nil
@@ -170,6 +152,36 @@ anything; the relay cannot change the list. Manage it later with "patchbay-agent
 	cmd.MarkFlagRequired("server")
 	cmd.MarkFlagRequired("ca-fingerprint")
 	return cmd
+}
+
+// enrollWith enrolls as the enroll command's flags say (also used by
+// service install).
+func enrollWith(cmd *cobra.Command, o enroll.Options, servers, tagArgs []string, tokenFile, trustFile string) (*identity.Identity, error) {
+	token, err := readToken(o.Token, tokenFile, cmd.InOrStdin())
+	if err != nil {
+		return nil, err
+	}
+	o.Token = token
+	o.Server, o.OtherServers = servers[0], servers[1:]
+	if o.Tags, err = parseTags(tagArgs); err != nil {
+		return nil, err
+	}
+	if trustFile != "" {
+		// Checked before enrolling, so a bad file changes nothing.
+		if _, err := signature.LoadAllowedSigners(trustFile); err != nil {
+			return nil, fmt.Errorf("--trust: %w", err)
+		}
+	}
+	id, err := enroll.Enroll(cmd.Context(), o)
+	if err != nil {
+		return nil, err
+	}
+	if trustFile != "" {
+		if err := trust.Import(id.Dir, trustFile); err != nil {
+			return nil, fmt.Errorf("enrolled, but installing --trust failed (retry with patchbay-agent trust add): %w", err)
+		}
+	}
+	return id, nil
 }
 
 // readToken picks the token from --token, --token-file or the environment.
@@ -275,7 +287,9 @@ func newRunCmd() *cobra.Command {
 		Long: `Run the agent: connect to the relay this machine was enrolled with and keep the link
 up, reconnecting with jittered backoff (up to one minute between attempts) whenever it
 drops. With several relays (--server repeated, at enrollment or here) each reconnection
-goes to the next one in the list. Stops cleanly on SIGINT or SIGTERM.
+goes to the next one in the list. Stops cleanly on SIGINT or SIGTERM, and, when the Windows
+service manager started it ("patchbay-agent service install"), on its Stop and Shutdown
+requests.
 
 Logs go to standard error: JSON lines, or a readable format on a terminal. An agent that
 the relay refuses (revoked, or its certificate expired) logs that at error level and
@@ -337,7 +351,9 @@ flags are saved in DATA/desktop.json.
 			alog := log.With().Str("agent_id", id.AgentID).Logger()
 			alog.Info().Str("version", fullVersion()).Str("data", dir).Strs("servers", id.Servers).
 				Str("consent_mode", string(policy.Mode)).Str("consent_backend", policy.Backend).Msg("agent starting")
-			if err := serve(ctx, id, &sf, policy, log, alog); err != nil {
+			// Under the Windows service manager, Stop and Shutdown end ctx too.
+			err = service.Run(ctx, func(ctx context.Context) error { return serve(ctx, id, &sf, policy, log, alog) })
+			if err != nil {
 				return err
 			}
 			alog.Info().Msg("agent stopped")

@@ -13,16 +13,18 @@ import (
 )
 
 func (a *app) agentsCmd() *cobra.Command {
-	return group("agents", "List, inspect, move and revoke agents",
+	return group("agents", "List, inspect, move and revoke agents; print installers",
 		`Work with the agents enrolled on the relay that you reach: list them
 (optionally by a target selector or a site), show one in detail, move one to
-another site (admin), or revoke one.`,
+another site (admin), or revoke one; print a one-line installer that
+installs, enrolls and starts a new agent (admin).`,
 		`  patchbay agents list --target 'os=linux'
   patchbay agents list --site acme/paris
   patchbay agents show web-01
   patchbay agents move web-01 --site acme/lyon
-  patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e`,
-		a.agentsListCmd(), a.agentsShowCmd(), a.agentsMoveCmd(), a.agentsRevokeCmd())
+  patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e
+  patchbay agents installer --os linux --allowed-signers org_signers`,
+		a.agentsListCmd(), a.agentsShowCmd(), a.agentsMoveCmd(), a.agentsRevokeCmd(), a.agentsInstallerCmd())
 }
 
 func (a *app) agentsListCmd() *cobra.Command {
