@@ -18,6 +18,7 @@ import (
 	"github.com/patchbay/patchbay/agent/enroll"
 	"github.com/patchbay/patchbay/agent/identity"
 	"github.com/patchbay/patchbay/agent/trust"
+	"github.com/patchbay/patchbay/agent/upgrade"
 	"github.com/patchbay/patchbay/internal/logging"
 	buildversion "github.com/patchbay/patchbay/internal/version"
 	"github.com/patchbay/patchbay/plugins/signature"
@@ -27,6 +28,12 @@ import (
 // version is set at build time: go build -ldflags "-X main.version=1.2.3".
 var version = "dev"
 
+// testRelay is for tests only, set at build time (-X main.testRelay=URL):
+// "run" connects to URL instead of the enrolled relays (without saving it).
+// The self-update tests build a release whose agent cannot reach the relay
+// this way, to see it rolled back. Release builds never set it.
+var testRelay string
+
 // Environment variables the agent reads.
 const (
 	envData  = "PATCHBAY_AGENT_DATA"
@@ -35,6 +42,9 @@ const (
 
 func main() {
 	if err := newRoot(os.Stdout).Execute(); err != nil {
+		if errors.Is(err, errRestartExit) {
+			os.Exit(upgrade.ExitRestart) // the service manager starts the new binary
+		}
 		fmt.Fprintln(os.Stderr, "patchbay-agent:", err)
 		os.Exit(1)
 	}
@@ -328,6 +338,15 @@ flags are saved in DATA/desktop.json.
 					return err
 				}
 			}
+			if testRelay != "" {
+				if err := id.SetServers([]string{testRelay}); err != nil {
+					return fmt.Errorf("test relay: %w", err)
+				}
+			}
+			exe, err := executable()
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			policy, err := sf.policy(cmd, dir)
@@ -337,7 +356,12 @@ flags are saved in DATA/desktop.json.
 			alog := log.With().Str("agent_id", id.AgentID).Logger()
 			alog.Info().Str("version", fullVersion()).Str("data", dir).Strs("servers", id.Servers).
 				Str("consent_mode", string(policy.Mode)).Str("consent_backend", policy.Backend).Msg("agent starting")
-			if err := serve(ctx, id, &sf, policy, log, alog); err != nil {
+			err = serve(ctx, id, exe, &sf, policy, log, alog)
+			if errors.Is(err, errRestart) {
+				stop()
+				return restartAgent(exe, alog)
+			}
+			if err != nil {
 				return err
 			}
 			alog.Info().Msg("agent stopped")
