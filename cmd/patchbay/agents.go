@@ -21,8 +21,9 @@ another site (admin), or revoke one.`,
   patchbay agents list --site acme/paris
   patchbay agents show web-01
   patchbay agents move web-01 --site acme/lyon
-  patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e`,
-		a.agentsListCmd(), a.agentsShowCmd(), a.agentsMoveCmd(), a.agentsRevokeCmd())
+  patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e
+  patchbay agents upgrade --version v1.5.0 --target all --canary 1% --wait`,
+		a.agentsListCmd(), a.agentsShowCmd(), a.agentsMoveCmd(), a.agentsRevokeCmd(), a.agentsUpgradeCmd())
 }
 
 func (a *app) agentsListCmd() *cobra.Command {
