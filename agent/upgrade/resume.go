@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -33,7 +34,7 @@ func (u *Upgrader) Resume(ctx context.Context) error {
 		up := *e.Upgrade
 		log := u.cfg.Log.With().Str("run_id", e.RunID).Str("from", up.From).Str("to", up.To).Logger()
 		res := wire.RunResult{RunID: e.RunID, State: wire.StateFailed, Started: e.Begun, Ended: now, Version: u.cfg.Version,
-			Details: "version before: " + up.From + "\nversion after: " + u.cfg.Version}
+			Details: Details{Before: up.From, After: u.cfg.Version, RolledBack: up.RolledBack != ""}.String()}
 		switch {
 		case u.cfg.Version == up.To && u.pendingSet():
 			res.Error = "another upgrade to the same version was pending; this one was not carried out"
@@ -105,8 +106,8 @@ func (u *Upgrader) Connected() {
 	res := wire.RunResult{
 		RunID: e.RunID, State: wire.StateSucceeded, Needed: true, Changed: true, Version: up.To,
 		Summary: fmt.Sprintf("upgraded from %s to %s", up.From, up.To),
-		Details: fmt.Sprintf("version before: %s\nversion after: %s\nreconnected %s after the swap (rollback deadline %s)",
-			up.From, up.To, now.Sub(up.Swapped).Round(time.Millisecond), up.Deadline.Sub(up.Swapped)),
+		Details: Details{Before: up.From, After: up.To, Reconnected: now.Sub(up.Swapped).Round(time.Millisecond).String(),
+			RollbackAfter: up.Deadline.Sub(up.Swapped).String()}.String(),
 		Started: e.Begun, Ended: now,
 	}
 	if err := u.cfg.Journal.Finish(res, now); err != nil {
@@ -144,6 +145,21 @@ func (u *Upgrader) rollback() {
 	}
 	log.Warn().Str("reason", up.RolledBack).Msg("upgrade: previous binary restored; restarting into it")
 	u.restart()
+}
+
+// Details are a self-update run's details, as JSON (patchbay jobs show
+// -o json has them under details.data).
+type Details struct {
+	Before        string `json:"version_before"`
+	After         string `json:"version_after"`
+	Reconnected   string `json:"reconnected_after,omitempty"` // from the swap to the new version's link
+	RollbackAfter string `json:"rollback_after,omitempty"`
+	RolledBack    bool   `json:"rolled_back,omitempty"`
+}
+
+func (d Details) String() string {
+	b, _ := json.Marshal(d)
+	return string(b)
 }
 
 // Close stops the rollback timer and waits for it.

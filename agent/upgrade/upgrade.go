@@ -151,7 +151,7 @@ func (u *Upgrader) Run(ctx context.Context, req wire.RunRequest) wire.RunResult 
 	if to == u.cfg.Version {
 		res.State, res.Needed, res.Ended = wire.StateSkipped, false, u.cfg.Now().UTC()
 		res.Summary = "already running " + to
-		res.Details = "version before: " + u.cfg.Version + "\nversion after: " + to
+		res.Details = Details{Before: u.cfg.Version, After: to}.String()
 		return res
 	}
 	if !u.busy.TryLock() {
