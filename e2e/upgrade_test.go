@@ -424,7 +424,9 @@ func TestAgentSelfUpdateAcrossRelayRestart(t *testing.T) {
 	<-swapped
 	f.relay.proc.kill()
 	waitFor(t, 20*time.Second, "the new version to fail to reach the stopped relay", func() bool {
-		return strings.Contains(a.log.String(), "upgrade: running the new version")
+		s := a.log.String()
+		i := strings.Index(s, "upgrade: running the new version")
+		return i >= 0 && strings.Contains(s[i:], `"retry_in"`)
 	})
 	f.relay.Start()
 	wout, errOut, err := f.cli.Try("jobs", "watch", jobID, "-o", "json")
