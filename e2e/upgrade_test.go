@@ -61,7 +61,6 @@ func agentBuild(t *testing.T, version string) string {
 // releaseDir is a relay's --releases directory made by a test.
 type releaseDir struct {
 	Root string
-	key  signer
 }
 
 // add makes release version holding bin as this platform's agent, with
@@ -265,13 +264,12 @@ func runDetails(t *testing.T, r apiv1.RunResult) upDetails {
 }
 
 type upgradeFleet struct {
-	relay    *Relay
-	cli      *CLI
-	rel      releaseDir
-	key      signer
-	trust    string
-	agents   []*upAgent
-	tokenTag string
+	relay  *Relay
+	cli    *CLI
+	rel    releaseDir
+	key    signer
+	trust  string
+	agents []*upAgent
 }
 
 func newUpgradeFleet(t *testing.T, n int) *upgradeFleet {
