@@ -172,9 +172,21 @@ func (w *watchLog) when(s string) <-chan struct{} {
 	return ch
 }
 
-func startUpAgent(t *testing.T, r *Relay, token, trustFile, build string) *upAgent {
+// startUpAgent enrolls an agent trusting key for releases: with the
+// allowed_signers file trustFile, or when that is "" by patchbay-agent
+// trust add --release.
+func startUpAgent(t *testing.T, r *Relay, token, trustFile string, key signer, build string) *upAgent {
 	t.Helper()
-	a := r.Enroll(token, "--trust", trustFile)
+	var a *Agent
+	if trustFile != "" {
+		a = r.Enroll(token, "--trust", trustFile)
+	} else {
+		a = r.Enroll(token)
+		out := run(t, nil, bin("patchbay-agent"), "trust", "add", "--data", a.Dir, "--principal", key.Principal, "--release", key.Pub)
+		if !strings.Contains(out, "patchbay-plugin,patchbay-release") {
+			t.Fatalf("trust add --release: %s", out)
+		}
+	}
 	exe := filepath.Join(t.TempDir(), "bin", "patchbay-agent")
 	if err := os.MkdirAll(filepath.Dir(exe), 0o755); err != nil {
 		t.Fatal(err)
@@ -284,7 +296,11 @@ func newUpgradeFleet(t *testing.T, n int) *upgradeFleet {
 	cli := r.Login(r.AdminToken())
 	f := &upgradeFleet{relay: r, cli: cli, rel: rel, key: key, trust: releaseSigners(t, key)}
 	for i := 0; i < n; i++ {
-		f.agents = append(f.agents, startUpAgent(t, r, cli.Token("--tags", "fleet=upgrade"), f.trust, old))
+		trustFile := f.trust
+		if i == n-1 {
+			trustFile = "" // the last one by patchbay-agent trust add --release
+		}
+		f.agents = append(f.agents, startUpAgent(t, r, cli.Token("--tags", "fleet=upgrade"), trustFile, key, old))
 	}
 	waitFor(t, 20*time.Second, "agents online on "+upOld, func() bool {
 		ags := cli.Agents("fleet=upgrade")
