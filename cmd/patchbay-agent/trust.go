@@ -46,7 +46,7 @@ SHA256SUMS of a self-update (patchbay agents upgrade), which this agent installs
 a key trusted for releases signed it.`,
 		Example: `  sudo patchbay-agent trust add --principal secops@example.com secops_signing.pub
   sudo patchbay-agent trust add --principal releases@example.com --release release_signing.pub`,
-		Args:    cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var key []byte
 			var err error
