@@ -402,8 +402,20 @@ func TestAgentSelfUpdate(t *testing.T) {
 		t.Fatalf("unsigned release: exit %v, stderr %s", err, errOut)
 	}
 
-	// A version that cannot reach the relay: the agent rolls it back itself.
+	// A version the relay does not have is refused by the relay.
+	if _, errOut, err := cli.Try("agents", "upgrade", "--version", "v9.9.9", "--target", "all"); err == nil || !strings.Contains(errOut, "no such release") {
+		t.Fatalf("missing release: exit %v, stderr %s", err, errOut)
+	}
+
+	// A version that cannot reach the relay: a dry run checks it and
+	// changes nothing; the real run is rolled back by the agent itself.
 	f.rel.add(t, upNoConnect, agentBuild(t, upNoConnect), f.key, nil)
+	j, err = cli.upgrade(t, "--version", upNoConnect, "--target", "id="+target.ID, "--dry-run")
+	if err != nil || len(j.Results) != 1 || j.Results[0].State != "succeeded" || !strings.HasPrefix(j.Results[0].Summary, "would upgrade from "+upNew+" to "+upNoConnect) {
+		t.Fatalf("dry run: exit %v, results %+v", err, j.Results)
+	}
+	sameFile(t, target.Exe, newBin, "executable after the dry run")
+	noStrayFiles(t, target.Exe, "patchbay-agent", "patchbay-agent.prev")
 	rolled := target.log.when("upgrade: previous binary restored")
 	j, err = cli.upgrade(t, "--version", upNoConnect, "--target", "id="+target.ID, "--rollback-after", "3s")
 	if err == nil || len(j.Results) != 1 {
