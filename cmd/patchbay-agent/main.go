@@ -310,6 +310,16 @@ x11vnc on loopback for an approved session only, on --desktop-display with
 --desktop-xauthority; elsewhere set --desktop-vnc to this machine's own VNC server. These
 flags are saved in DATA/desktop.json.
 
+Self-updates ("patchbay agents upgrade"): the agent installs a release only when its
+SHA256SUMS is signed by a key DATA/allowed_signers trusts for namespace patchbay-release
+("patchbay-agent trust add --release"), its binary matches and runs. It keeps the running
+binary as EXE.prev, installs the new one as EXE and restarts: under systemd, launchd or
+the Windows service manager it exits with status 75 for the service manager to start it
+again (Restart=always, KeepAlive, recovery actions); otherwise it re-executes itself.
+` + envRestart + `=exit|exec overrides that choice. A new version that has not reached a relay
+within the upgrade's rollback window puts EXE.prev back (keeping itself as EXE.failed)
+and restarts the old one, which reports the failure.
+
 ` + filesHelp + `
   consent.json                consent policy (0600; only local commands change it)
   desktop.json                remote desktop settings (0600)
