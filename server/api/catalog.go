@@ -38,8 +38,8 @@ import (
 
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/internal/manifest"
+	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/plugins/scriptmeta"
 	"github.com/patchbay/patchbay/plugins/signature"
 	"github.com/patchbay/patchbay/server/store"

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
-	"github.com/patchbay/patchbay/internal/release"
-	"github.com/patchbay/patchbay/internal/wire"
 	pluginmanifest "github.com/patchbay/patchbay/internal/manifest"
+	"github.com/patchbay/patchbay/internal/release"
 	"github.com/patchbay/patchbay/internal/selector"
+	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/server/store"
 )
 
