@@ -298,6 +298,9 @@ func checkRuns(ctx context.Context, bin, want string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "version")
 	cmd.Env = []string{"LANG=C.UTF-8"}
+	if runtime.GOOS == "windows" {
+		cmd.Env = append(cmd.Env, "SystemRoot="+os.Getenv("SystemRoot")) // Windows programs may not load without it
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
