@@ -267,7 +267,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s.limiter = authlimit.New(authlimit.Config{})
-	s.api = &api.API{Store: st, Hub: tierHub{Hub: h, tier: tr}, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason, Limiter: s.limiter}
+	s.api = &api.API{Store: st, Hub: tierHub{Hub: h, tier: tr}, CA: ca, Log: s.log, Version: cfg.Version, AllowEmptyReason: cfg.AllowEmptyReason, Limiter: s.limiter,
+		Releases: releases.Dir{Root: cfg.Releases}}
 	ccfg := console.Config{Store: st, Audit: s.api.Audit, Online: tr.online, IdleTimeout: cfg.ConsoleIdleTimeout,
 		Limiter: s.limiter, Password: s.api, Log: s.log.With().Str("component", "console").Logger()}
 	if cfg.SSO != nil {

@@ -9,6 +9,8 @@
 //	        that needs consent, before Fix runs  (decision kept)
 //	Reboot  when the restart a fix requires was decided, before the restart
 //	        command runs                         (decision and the result so far kept)
+//	Upgrade when an agent self-update verified the new binary, before the
+//	        binary is swapped and the agent restarts (agent/upgrade)
 //	Finish  when the result is known            (state "done", result kept)
 //	Ack     when the relay has stored the result (acked; result dropped)
 //	Forget  when the run could not start because its plugin could not be
@@ -21,7 +23,8 @@
 // or with the result kept by Reboot when the restart was decided (the agent
 // most likely stopped because the machine restarted);
 // either way its consent decision goes with the result, and nobody is asked
-// twice. Acked entries are kept as tombstones for Retain (default 30
+// twice. A run with an Upgrade record is left to agent/upgrade, which
+// finishes it once the restarted agent knows how the upgrade went. Acked entries are kept as tombstones for Retain (default 30
 // days, longer than any job's expiry) so late redeliveries are recognised,
 // then pruned.
 package journal
@@ -68,6 +71,22 @@ type Entry struct {
 	// Reboot is the decision on the restart the fix required, recorded
 	// before the restart command runs; nil when there was none (yet).
 	Reboot *Reboot `json:"reboot,omitempty"`
+	// Upgrade is a self-update of the agent in progress, recorded before
+	// the binary is swapped; nil for plugin runs.
+	Upgrade *Upgrade `json:"upgrade,omitempty"`
+}
+
+// Upgrade is a pending self-update as the journal keeps it: what the agent
+// that restarts finds, to report the run (agent/upgrade).
+type Upgrade struct {
+	From     string    `json:"from"`     // the version that swapped the binary
+	To       string    `json:"to"`       // the version it swapped in
+	Exe      string    `json:"exe"`      // the executable's path; the previous binary is Exe+".prev"
+	Swapped  time.Time `json:"swapped"`  // when the swap was decided
+	Deadline time.Time `json:"deadline"` // To must have reconnected by then, else it restores From
+	// RolledBack is set by To before it restores the previous binary:
+	// From reports the run failed with this reason.
+	RolledBack string `json:"rolled_back,omitempty"`
 }
 
 // Reboot is a restart decision as the journal keeps it.
@@ -189,7 +208,7 @@ func (j *Journal) Forget(runID string) error {
 	if err != nil || !ok {
 		return err
 	}
-	if e.State != Started || e.Consent != nil || e.Reboot != nil {
+	if e.State != Started || e.Consent != nil || e.Reboot != nil || e.Upgrade != nil {
 		return fmt.Errorf("journal: forget %s: the run went further than its download; it stays recorded", runID)
 	}
 	p, _ := j.path(runID)
@@ -238,6 +257,38 @@ func (j *Journal) Reboot(runID string, r Reboot, now time.Time) (Reboot, error) 
 	return r, j.put(e)
 }
 
+// Upgrade records (or, once recorded, updates) the pending self-update of a
+// begun run. It returns the record as stored.
+func (j *Journal) Upgrade(runID string, u Upgrade, now time.Time) (Upgrade, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok, err := j.get(runID)
+	if err != nil {
+		return Upgrade{}, err
+	}
+	if !ok || e.State != Started {
+		return Upgrade{}, fmt.Errorf("journal: upgrade for %s: not a run in progress", runID)
+	}
+	e.Upgrade, e.Updated = &u, now
+	return u, j.put(e)
+}
+
+// PendingUpgrades returns the begun runs with an Upgrade record and no
+// result yet, oldest first.
+func (j *Journal) PendingUpgrades() ([]Entry, error) {
+	entries, err := j.list()
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, e := range entries {
+		if e.State == Started && e.Upgrade != nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
 // Ack records that the relay stored the result; the result itself is
 // dropped and the entry kept as a tombstone.
 func (j *Journal) Ack(runID string, now time.Time) error {
@@ -265,6 +316,9 @@ func (j *Journal) Recover(now time.Time) (interrupted int, err error) {
 	}
 	for _, e := range entries {
 		switch {
+		case e.State == Started && e.Upgrade != nil:
+			// A self-update: agent/upgrade finishes it (succeeded once the new
+			// version is connected, failed once it was rolled back).
 		case e.State == Started && e.Reboot != nil:
 			// Fix succeeded and the restart was decided: most likely the
 			// restart stopped the agent. Report what was decided.

@@ -208,3 +208,49 @@ func TestRebootSurvivesTheRestart(t *testing.T) {
 		t.Fatal("Reboot on a finished run succeeded")
 	}
 }
+
+// A pending self-update survives Recover (agent/upgrade finishes it), is
+// listed by PendingUpgrades until finished, and cannot be forgotten.
+func TestUpgradeLeftToTheUpgrader(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	r := req()
+	if _, err := j.Begin(r, now); err != nil {
+		t.Fatal(err)
+	}
+	u := Upgrade{From: "v1", To: "v2", Exe: "/x/patchbay-agent", Swapped: now, Deadline: now.Add(time.Minute)}
+	if _, err := j.Upgrade(r.RunID, u, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Forget(r.RunID); err == nil {
+		t.Fatal("Forget of a run with a pending upgrade succeeded")
+	}
+	j2, _ := Open(dir) // the restarted agent
+	if n, err := j2.Recover(now); err != nil || n != 0 {
+		t.Fatalf("Recover = %d, %v; want the upgrade left alone", n, err)
+	}
+	p, err := j2.PendingUpgrades()
+	if err != nil || len(p) != 1 || p[0].Upgrade.To != "v2" || !p[0].Upgrade.Deadline.Equal(u.Deadline) {
+		t.Fatalf("PendingUpgrades = %+v, %v", p, err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, r.RunID+".json")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("journal file: %v, %v; want 0600", st, err)
+	}
+	u.RolledBack = "rolled back: v2 did not reconnect within 1m0s"
+	if _, err := j2.Upgrade(r.RunID, u, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := j2.Finish(wire.RunResult{RunID: r.RunID, State: wire.StateFailed, Error: u.RolledBack}, now); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := j2.PendingUpgrades(); len(p) != 0 {
+		t.Fatalf("PendingUpgrades after Finish = %+v", p)
+	}
+	if _, err := j2.Upgrade(r.RunID, u, now); err == nil {
+		t.Fatal("Upgrade of a finished run succeeded")
+	}
+}

@@ -44,6 +44,21 @@ func (f *Fetcher) Fetch(ctx context.Context, sha string) ([]byte, []byte, error)
 	return content, sig, nil
 }
 
+// Get downloads path (e.g. /releases/V/SHA256SUMS) from the relay, at most
+// limit bytes. An answer other than 200 is a *StatusError; anything else
+// (the relay cannot be reached, the transfer broke) is a transport error.
+func (f *Fetcher) Get(ctx context.Context, path string, limit int64) ([]byte, error) {
+	return f.get(ctx, path, limit)
+}
+
+// StatusError is a relay's answer other than 200 OK.
+type StatusError struct {
+	Status string
+	Body   string
+}
+
+func (e *StatusError) Error() string { return "relay answered " + e.Status + ": " + e.Body }
+
 func (f *Fetcher) get(ctx context.Context, path string, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.server+path, nil)
 	if err != nil {
@@ -56,7 +71,7 @@ func (f *Fetcher) get(ctx context.Context, path string, limit int64) ([]byte, er
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("relay answered %s: %s", resp.Status, msg)
+		return nil, &StatusError{Status: resp.Status, Body: string(msg)}
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {

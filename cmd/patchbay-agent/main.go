@@ -20,6 +20,7 @@ import (
 	"github.com/patchbay/patchbay/agent/identity"
 	"github.com/patchbay/patchbay/agent/service"
 	"github.com/patchbay/patchbay/agent/trust"
+	"github.com/patchbay/patchbay/agent/upgrade"
 	"github.com/patchbay/patchbay/internal/logging"
 	buildversion "github.com/patchbay/patchbay/internal/version"
 	"github.com/patchbay/patchbay/plugins/signature"
@@ -29,6 +30,12 @@ import (
 // version is set at build time: go build -ldflags "-X main.version=1.2.3".
 var version = "dev"
 
+// testRelay is for tests only, set at build time (-X main.testRelay=URL):
+// "run" connects to URL instead of the enrolled relays (without saving it).
+// The self-update tests build a release whose agent cannot reach the relay
+// this way, to see it rolled back. Release builds never set it.
+var testRelay string
+
 // Environment variables the agent reads.
 const (
 	envData  = "PATCHBAY_AGENT_DATA"
@@ -37,6 +44,9 @@ const (
 
 func main() {
 	if err := newRoot(os.Stdout).Execute(); err != nil {
+		if errors.Is(err, errRestartExit) {
+			os.Exit(upgrade.ExitRestart) // the service manager starts the new binary
+		}
 		fmt.Fprintln(os.Stderr, "patchbay-agent:", err)
 		os.Exit(1)
 	}
@@ -314,6 +324,16 @@ x11vnc on loopback for an approved session only, on --desktop-display with
 --desktop-xauthority; elsewhere set --desktop-vnc to this machine's own VNC server. These
 flags are saved in DATA/desktop.json.
 
+Self-updates ("patchbay agents upgrade"): the agent installs a release only when its
+SHA256SUMS is signed by a key DATA/allowed_signers trusts for namespace patchbay-release
+("patchbay-agent trust add --release"), its binary matches and runs. It keeps the running
+binary as EXE.prev, installs the new one as EXE and restarts: under systemd, launchd or
+the Windows service manager it exits with status 75 for the service manager to start it
+again (Restart=always, KeepAlive, recovery actions); otherwise it re-executes itself.
+` + envRestart + `=exit|exec overrides that choice. A new version that has not reached a relay
+within the upgrade's rollback window puts EXE.prev back (keeping itself as EXE.failed)
+and restarts the old one, which reports the failure.
+
 ` + filesHelp + `
   consent.json                consent policy (0600; only local commands change it)
   desktop.json                remote desktop settings (0600)
@@ -342,6 +362,15 @@ flags are saved in DATA/desktop.json.
 					return err
 				}
 			}
+			if testRelay != "" {
+				if err := id.SetServers([]string{testRelay}); err != nil {
+					return fmt.Errorf("test relay: %w", err)
+				}
+			}
+			exe, err := executable()
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			policy, err := sf.policy(cmd, dir)
@@ -352,7 +381,11 @@ flags are saved in DATA/desktop.json.
 			alog.Info().Str("version", fullVersion()).Str("data", dir).Strs("servers", id.Servers).
 				Str("consent_mode", string(policy.Mode)).Str("consent_backend", policy.Backend).Msg("agent starting")
 			// Under the Windows service manager, Stop and Shutdown end ctx too.
-			err = service.Run(ctx, func(ctx context.Context) error { return serve(ctx, id, &sf, policy, log, alog) })
+			err = service.Run(ctx, func(ctx context.Context) error { return serve(ctx, id, exe, &sf, policy, log, alog) })
+			if errors.Is(err, errRestart) {
+				stop()
+				return restartAgent(exe, alog)
+			}
 			if err != nil {
 				return err
 			}

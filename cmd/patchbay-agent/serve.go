@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,13 +18,19 @@ import (
 	"github.com/patchbay/patchbay/agent/runner"
 	"github.com/patchbay/patchbay/agent/session"
 	"github.com/patchbay/patchbay/agent/trust"
+	"github.com/patchbay/patchbay/agent/upgrade"
 	"github.com/patchbay/patchbay/agent/worker"
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
+// errRestart: serve stopped because a self-update (or its rollback) swapped
+// the binary; the caller restarts the agent (restart.go).
+var errRestart = errors.New("restart into the new agent binary")
+
 // serve runs the agent until ctx ends: the link to the relay and the worker
-// that executes runs, wired together.
-func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy consent.Policy, log, alog zerolog.Logger) error {
+// that executes runs, wired together. exe is the agent's executable, which
+// a self-update replaces; serve returns errRestart after one.
+func serve(ctx context.Context, id *identity.Identity, exe string, sf *sessionFlags, policy consent.Policy, log, alog zerolog.Logger) error {
 	j, err := journal.Open(filepath.Join(id.Dir, "journal"))
 	if err != nil {
 		return err
@@ -72,8 +79,25 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 		return err
 	}
 	defer cons.Close()
+	// Self-updates: runs of the reserved plugin wire.UpgradePlugin.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var restart atomic.Bool
+	up := upgrade.New(upgrade.Config{
+		Journal: j, Version: fullVersion(), Exe: exe, Signers: trust.Path(id.Dir),
+		Get: func(ctx context.Context, path string, limit int64) ([]byte, error) {
+			return fetch.by[fetch.server()].Get(ctx, path, limit)
+		},
+		IsStatus: func(err error) bool { var se *worker.StatusError; return errors.As(err, &se) },
+		Restart:  func() { restart.Store(true); cancel() },
+		Log:      alog.With().Str("component", "upgrade").Logger(),
+	})
+	defer up.Close()
+	if err := up.Resume(wctx); err != nil {
+		return err
+	}
 	// The worker asks the same consent policy before fixes that need it.
-	w := worker.New(worker.Config{Journal: j, Runner: r, Consent: cons, AgentID: id.AgentID, Hostname: id.Hostname, Cert: id.Cert,
+	w := worker.New(worker.Config{Journal: j, Runner: upgradeRouter{up: up, next: r}, Consent: cons, AgentID: id.AgentID, Hostname: id.Hostname, Cert: id.Cert,
 		Send: send, Log: alog})
 	if u := cons.URL(); u != "" {
 		slog.Info().Str("url", u).Msg("consent page for the person at this machine")
@@ -122,6 +146,7 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 		Handle: mgr.HandleStream,
 		OnState: func(s link.State, _ error) {
 			if s == link.StateConnected {
+				up.Connected() // a pending self-update to this version succeeded: its result goes out now
 				w.Connected()
 				go renewKeys()
 			}
@@ -129,8 +154,6 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 	})
 	var wg sync.WaitGroup
 	var werr error
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -140,7 +163,24 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 	lerr := l.Run(wctx)
 	cancel()
 	wg.Wait()
+	if restart.Load() {
+		return errRestart
+	}
 	return errors.Join(lerr, werr)
+}
+
+// upgradeRouter sends self-update runs to the upgrader, the rest to the
+// plugin runner.
+type upgradeRouter struct {
+	up   *upgrade.Upgrader
+	next worker.Runner
+}
+
+func (u upgradeRouter) Run(ctx context.Context, req wire.RunRequest, hooks runner.Hooks) wire.RunResult {
+	if req.Plugin.Name == wire.UpgradePlugin {
+		return u.up.Run(ctx, req)
+	}
+	return u.next.Run(ctx, req, hooks)
 }
 
 // tierFetcher downloads artifacts from the relay the link is connected to:

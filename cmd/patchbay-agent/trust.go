@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/agent/trust"
+	"github.com/patchbay/patchbay/plugins/signature"
 )
 
 func newTrustCmd() *cobra.Command {
@@ -33,14 +34,19 @@ The file is the same format ssh-keygen -Y verify uses, so you may also edit it b
 
 func newTrustAddCmd() *cobra.Command {
 	var dir, principal string
+	var releases bool
 	cmd := &cobra.Command{
-		Use:   "add --principal NAME PUBKEY_FILE",
+		Use:   "add --principal NAME [--release] PUBKEY_FILE",
 		Short: "Trust a signer's public key",
 		Long: `Add a signer: PUBKEY_FILE is an OpenSSH public key (the .pub next to the signing key,
 e.g. id_ed25519.pub), or - for standard input. NAME identifies the person or team in logs
-and run results (e.g. alice@example.com). The key is trusted for namespace patchbay-plugin only.`,
-		Example: `  sudo patchbay-agent trust add --principal secops@example.com secops_signing.pub`,
-		Args:    cobra.ExactArgs(1),
+and run results (e.g. alice@example.com). The key is trusted for namespace patchbay-plugin only,
+unless --release also trusts it to sign agent releases (namespace patchbay-release): the
+SHA256SUMS of a self-update (patchbay agents upgrade), which this agent installs only when
+a key trusted for releases signed it.`,
+		Example: `  sudo patchbay-agent trust add --principal secops@example.com secops_signing.pub
+  sudo patchbay-agent trust add --principal releases@example.com --release release_signing.pub`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var key []byte
 			var err error
@@ -52,15 +58,20 @@ and run results (e.g. alice@example.com). The key is trusted for namespace patch
 			if err != nil {
 				return fmt.Errorf("read public key: %w", err)
 			}
-			if err := trust.Add(dir, principal, key); err != nil {
+			ns := []string{signature.Namespace}
+			if releases {
+				ns = append(ns, signature.ReleaseNamespace)
+			}
+			if err := trust.Add(dir, principal, key, ns...); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "trusted %s for namespace patchbay-plugin in %s\n", principal, trust.Path(dir))
+			fmt.Fprintf(cmd.OutOrStdout(), "trusted %s for namespace %s in %s\n", principal, strings.Join(ns, ","), trust.Path(dir))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "data", defaultDataDir(), dataHelp)
 	cmd.Flags().StringVar(&principal, "principal", "", "who the key belongs to, e.g. alice@example.com (required)")
+	cmd.Flags().BoolVar(&releases, "release", false, "also trust the key to sign agent releases (namespace patchbay-release) for self-updates")
 	cmd.MarkFlagRequired("principal")
 	return cmd
 }

@@ -23,8 +23,9 @@ installs, enrolls and starts a new agent (admin).`,
   patchbay agents show web-01
   patchbay agents move web-01 --site acme/lyon
   patchbay agents revoke 0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e
-  patchbay agents installer --os linux --allowed-signers org_signers`,
-		a.agentsListCmd(), a.agentsShowCmd(), a.agentsMoveCmd(), a.agentsRevokeCmd(), a.agentsInstallerCmd())
+  patchbay agents installer --os linux --allowed-signers org_signers
+  patchbay agents upgrade --version v1.5.0 --target all --canary 1% --wait`,
+		a.agentsListCmd(), a.agentsShowCmd(), a.agentsMoveCmd(), a.agentsRevokeCmd(), a.agentsInstallerCmd(), a.agentsUpgradeCmd())
 }
 
 func (a *app) agentsListCmd() *cobra.Command {

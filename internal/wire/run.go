@@ -258,3 +258,14 @@ func (r *RunNotStarted) Validate() error {
 	}
 	return nil
 }
+
+// UpgradePlugin is the reserved plugin name of an agent self-update job
+// (patchbay agents upgrade): the run's Plugin.Version is the release to
+// install, Plugin.SHA256 the relay's idea of this agent's binary (the
+// agent trusts only the signed SHA256SUMS), and Params may hold
+// UpgradeRollbackAfter. No catalog plugin may have this name.
+const UpgradePlugin = "patchbay-agent"
+
+// UpgradeRollbackAfter is the self-update parameter (a Go duration) within
+// which the new version must reconnect, else the agent restores the old one.
+const UpgradeRollbackAfter = "rollback_after"

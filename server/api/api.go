@@ -25,6 +25,7 @@ import (
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/audit"
 	"github.com/patchbay/patchbay/server/authlimit"
+	"github.com/patchbay/patchbay/server/releases"
 	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
@@ -70,6 +71,9 @@ type API struct {
 	// Forward forwards a session to the relay of the tier that holds its
 	// agent (nil: such a session is refused).
 	Forward SessionForwarder
+	// Releases is the relay's --releases directory: agent self-updates
+	// (jobs of plugin wire.UpgradePlugin) install its versions.
+	Releases releases.Dir
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }

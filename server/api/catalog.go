@@ -39,6 +39,7 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/manifest"
+	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/plugins/scriptmeta"
 	"github.com/patchbay/patchbay/plugins/signature"
 	"github.com/patchbay/patchbay/server/store"
@@ -288,6 +289,10 @@ func (a *API) handlePluginPublish(w http.ResponseWriter, r *http.Request, c call
 	}
 	if err := m.Validate(); err != nil {
 		WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if m.Name == wire.UpgradePlugin {
+		WriteError(w, http.StatusBadRequest, "plugin name %s is reserved for agent self-updates (patchbay agents upgrade): rename the plugin", m.Name)
 		return
 	}
 	goos, goarch, err := executablePlatform(u.tmp)

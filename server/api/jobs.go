@@ -12,7 +12,9 @@ import (
 
 	"github.com/patchbay/patchbay/internal/apiv1"
 	pluginmanifest "github.com/patchbay/patchbay/internal/manifest"
+	"github.com/patchbay/patchbay/internal/release"
 	"github.com/patchbay/patchbay/internal/selector"
+	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -145,6 +147,17 @@ func (a *API) planJob(ctx context.Context, req apiv1.JobCreate, c caller) (store
 		return store.Job{}, nil, bad, errors.New("reason longer than 1024 bytes")
 	}
 
+	if req.Plugin == wire.UpgradePlugin {
+		job := store.Job{
+			ID: store.NewID(), Target: req.Target, DryRun: req.DryRun,
+			Concurrency: req.Concurrency, MaxFailures: -1, MaxFailuresBP: -1, Timeout: timeout,
+			Reason: req.Reason, State: store.JobRunning, CreatedBy: c.actor(), CreatedByToken: c.tok.ID, CreatedByUser: c.tok.UserID,
+			CreatedAt: a.now(),
+		}
+		job.ExpiresAt = job.CreatedAt.Add(expires)
+		job, status, err := a.planUpgrade(req, job)
+		return job, sel, status, err
+	}
 	versions, err := a.Store.ListArtifacts(ctx, "plugin", req.Plugin)
 	if err != nil {
 		return store.Job{}, nil, http.StatusInternalServerError, err
@@ -250,7 +263,12 @@ func (a *API) resolveTargets(ctx context.Context, scope store.Scope, job *store.
 			seq++
 			key := platform{ag.OS, ag.Arch}
 			build, ok := builds[key]
-			if !ok {
+			if !ok && job.Plugin == wire.UpgradePlugin {
+				if build, err = upgradeBuild(a.Releases, job.PluginVersion, ag.OS, ag.Arch); err != nil {
+					return err
+				}
+				builds[key] = build
+			} else if !ok {
 				art, err := a.Store.ResolveArtifact(ctx, "plugin", job.Plugin, job.PluginVersion, ag.OS, ag.Arch)
 				switch {
 				case err == nil:
@@ -263,6 +281,9 @@ func (a *API) resolveTargets(ctx context.Context, scope store.Scope, job *store.
 			if build == nil {
 				run.State, run.EndedAt = store.RunFailed, job.CreatedAt
 				run.Error = fmt.Sprintf("no build of plugin %s %s for %s/%s in the catalog: publish one", job.Plugin, job.PluginVersion, ag.OS, ag.Arch)
+				if job.Plugin == wire.UpgradePlugin {
+					run.Error = fmt.Sprintf("release %s has no agent for %s/%s (%s): add it to the release", job.PluginVersion, ag.OS, ag.Arch, release.AgentName(job.PluginVersion, ag.OS, ag.Arch))
+				}
 				if ag.OS == "" {
 					run.Error = "the agent has never connected, so its OS is unknown"
 				}
@@ -523,6 +544,9 @@ func runJSON(r store.Run) apiv1.RunResult {
 // publishedTo returns whether the job's plugin version (and script) are
 // published to a site: a job runs only where its code is published.
 func (a *API) publishedTo(ctx context.Context, job *store.Job) (func(site string) bool, error) {
+	if job.Plugin == wire.UpgradePlugin {
+		return func(string) bool { return true }, nil // a release is the organisation's, for every site
+	}
 	var arts []store.Artifact
 	versions, err := a.Store.ListArtifacts(ctx, store.KindPlugin, job.Plugin)
 	if err != nil {
