@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -79,16 +80,51 @@ func (l *RelayLock) take(ctx context.Context) (*sql.Conn, error) {
 		return nil, fmt.Errorf("lock the database for this relay: %w", err)
 	}
 	if ok {
+		// PostgreSQL notices within about half a minute, not the
+		// system's two hours, that a relay holding the lock is gone
+		// without closing its connection (its machine crashed), and
+		// frees the database for its restart.
+		if _, err := conn.ExecContext(ctx, `SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3`); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("lock the database for this relay: %w", err)
+		}
 		return conn, nil
 	}
+	holders := l.holders(ctx, conn)
 	conn.Close()
 	if l.tier {
-		return nil, fmt.Errorf("%w: a relay started without --nats uses this database and schedules every job alone, "+
-			"beside which the tier would run jobs twice: restart that relay with --nats URL (this tier's NATS) and --tier-key-file, then start this one", ErrDatabaseInUse)
+		return nil, fmt.Errorf("%w: a relay started without --nats uses this database%s and schedules every job alone, "+
+			"beside which the tier would run jobs twice: restart that relay with --nats URL (this tier's NATS) and --tier-key-file, then start this one",
+			ErrDatabaseInUse, holders)
 	}
-	return nil, fmt.Errorf("%w: other relays use this database; relays that share a database must form a tier, "+
+	return nil, fmt.Errorf("%w: other relays use this database%s; relays that share a database must form a tier, "+
 		"or they would run the same jobs twice: start this one with --nats URL (the tier's NATS; README: Several relays), "+
-		"or give it a database of its own", ErrDatabaseInUse)
+		"or give it a database of its own", ErrDatabaseInUse, holders)
+}
+
+// holders names, for an error message, the clients holding the relays'
+// lock (" (held from 10.0.0.5, 10.0.0.6)"), or "" when PostgreSQL does not
+// tell this user.
+func (l *RelayLock) holders(ctx context.Context, conn *sql.Conn) string {
+	rows, err := conn.QueryContext(ctx, `SELECT COALESCE(host(a.client_addr), 'a local socket') FROM pg_locks k
+		JOIN pg_stat_activity a ON a.pid = k.pid
+		WHERE k.locktype = 'advisory' AND k.granted AND k.classid = 0 AND k.objid = $1 AND k.objsubid = 1 AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY 1`, lockKeyRelays)
+	if err != nil {
+		return ""
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var h string
+		if rows.Scan(&h) == nil {
+			out = append(out, h)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (held from " + strings.Join(out, ", ") + ")"
 }
 
 // watch checks the lock's connection and takes the lock again when

@@ -35,7 +35,7 @@ func TestRelayLock(t *testing.T) {
 		b.Close()
 		return
 	}
-	if !errors.Is(err, ErrDatabaseInUse) || !strings.Contains(err.Error(), "--nats URL") {
+	if !errors.Is(err, ErrDatabaseInUse) || !strings.Contains(err.Error(), "--nats URL") || !strings.Contains(err.Error(), "(held from ") {
 		t.Fatalf("a relay without NATS beside a tier: %v, want ErrDatabaseInUse naming --nats URL", err)
 	}
 	a.Close()
