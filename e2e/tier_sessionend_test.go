@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,6 +81,21 @@ func TestTierSessionEndAcrossRelays(t *testing.T) {
 	if requests != 1 || ends != 1 {
 		t.Fatalf("audit log: %d session.end.request by tina with her reason, %d session.end; want one each:\n%s",
 			requests, ends, tail(adminA.Run("audit", "list"), 3000))
+	}
+
+	// The forwarding headers on the end route are a relay's only: a client
+	// that sends them to A without a relay certificate is refused.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest("POST", a.URL+"/v1/sessions/"+id+"/end", nil)
+	req.Header.Set("Authorization", "Bearer "+techToken)
+	req.Header.Set("X-Patchbay-Relay", "forged")
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a forged relay header on the end route: HTTP %d, want 403", res.StatusCode)
 	}
 
 	// Ended already: ending it again through B is refused as on one relay.

@@ -80,7 +80,7 @@ func (a *API) registerSessions(mux *http.ServeMux) {
 	mux.Handle("GET /v1/sessions", a.auth(apiv1.RoleViewer, a.handleSessionList))
 	mux.Handle("GET /v1/sessions/{id}", a.auth(apiv1.RoleViewer, a.handleSessionShow))
 	mux.Handle("GET /v1/sessions/{id}/recording", a.auth(apiv1.RoleViewer, a.handleSessionRecording))
-	mux.Handle("POST /v1/sessions/{id}/end", a.auth(apiv1.RoleTechnician, a.handleSessionEnd))
+	mux.Handle("POST /v1/sessions/{id}/end", relayedFrom(a.auth(apiv1.RoleTechnician, a.handleSessionEnd)))
 	mux.Handle("POST /v1/ssh/certificate", a.auth(apiv1.RoleTechnician, a.handleSSHCert))
 	mux.Handle("POST /v1/agent/ssh-host-cert", a.agentAuth(a.handleAgentSSH))
 }
