@@ -188,14 +188,13 @@ func requestResp(ctx context.Context, opts Options) (*identity.Identity, *apiv1.
 	return id, resp, nil
 }
 
-// Rounds is how many times enrollment goes through the list of relays,
-// when there are several, before it gives up; Failover the jittered
-// backoff between two tries (full jitter, as the agent's link: agents
-// enrolling together through a tier that lost a relay spread out).
-var (
-	Rounds   = 2
-	Failover = backoff.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second, Full: true}
-)
+// enrollRounds is how many times enrollment goes through the list of
+// relays, when there are several, before it gives up; failover the
+// jittered backoff between two tries (full jitter, as the agent's link:
+// agents enrolling together through a tier that lost a relay spread out).
+const enrollRounds = 2
+
+var failover = backoff.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second, Full: true}
 
 // postAny posts the request to each relay of servers in turn, as the
 // agent's link fails over, until one answers: a relay that cannot be
@@ -206,9 +205,9 @@ var (
 func postAny(ctx context.Context, shared *http.Client, servers []string, fp string, body apiv1.EnrollRequest) (*apiv1.EnrollResponse, string, error) {
 	rounds := 1
 	if len(servers) > 1 {
-		rounds = Rounds
+		rounds = enrollRounds
 	}
-	b := Failover
+	b := failover
 	var errs []string
 	for i := range rounds * len(servers) {
 		if i > 0 && !backoff.Sleep(ctx, b.Next()) {
