@@ -202,6 +202,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	// Relays on one PostgreSQL form a tier, or one relay has it alone
+	// (store/relaylock.go): a relay without --nats beside a tier would
+	// run the tier's jobs a second time.
+	dbLock, err := st.LockRelay(ctx, tr.nats != nil, func(err error) {
+		cfg.Logger.Error().Err(err).Msg("the database lock was lost with its connection and is taken by other relays: stop this relay or those")
+	})
+	if err != nil {
+		tr.close()
+		st.Close()
+		return nil, fmt.Errorf("start the relay: %w", err)
+	}
+	tr.dbLock = dbLock
 	if tr.nats != nil {
 		tr.bus = timedBus{Bus: tr.bus, observe: m.BusPublish}
 	}

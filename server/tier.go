@@ -18,6 +18,7 @@ import (
 	"github.com/patchbay/patchbay/server/bus"
 	"github.com/patchbay/patchbay/server/hub"
 	"github.com/patchbay/patchbay/server/presence"
+	"github.com/patchbay/patchbay/server/store"
 )
 
 // NATSEmbedded as Config.NATS runs a nats-server inside this relay.
@@ -49,6 +50,9 @@ type tier struct {
 	// relays advertises this relay's URL to the tier and finds the
 	// others' (nil without NATS).
 	relays *presence.Relays
+	// dbLock is this relay's hold on a shared database (LockRelay);
+	// released last.
+	dbLock *store.RelayLock
 	// resync, once set, catches up with the revocations published while
 	// NATS was unreachable; called after each reconnection.
 	resync atomic.Pointer[func()]
@@ -172,6 +176,7 @@ func (t *tier) close() {
 	if t.embedded != nil {
 		t.embedded.Close()
 	}
+	t.dbLock.Close()
 }
 
 // resyncRevocations acts on the agent and access revocations stored while

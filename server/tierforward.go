@@ -104,7 +104,9 @@ func newSessionForwarder(node string, ca *certs.CA, where func(string) (string, 
 	return f, nil
 }
 
-// ForwardSession implements api.SessionForwarder.
+// ForwardSession implements api.SessionForwarder: a session's websocket,
+// or a request about a session that the relay holding its agent brokers
+// (its end).
 func (f *sessionForwarder) ForwardSession(w http.ResponseWriter, r *http.Request, agentID string) {
 	node, ok := f.where(agentID)
 	if !ok || node == f.node || node == "" {
@@ -142,6 +144,7 @@ func (f *sessionForwarder) ForwardSession(w http.ResponseWriter, r *http.Request
 
 	start := time.Now()
 	log := f.log.With().Str("agent_id", agentID).Str("relay", node).Str("relay_url", target).Logger()
+	log = log.With().Str("request", r.Method+" "+r.URL.Path).Logger()
 	log.Info().Msg("forwarding a session to the relay that holds the agent")
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

@@ -29,6 +29,7 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/apiv1"
 	"github.com/patchbay/patchbay/internal/atomicfile"
+	"github.com/patchbay/patchbay/internal/backoff"
 	"github.com/patchbay/patchbay/internal/wire"
 	"golang.org/x/crypto/ssh"
 )
@@ -95,7 +96,8 @@ func Enroll(ctx context.Context, opts Options) (*identity.Identity, error) {
 		return nil, err
 	}
 	if len(opts.OtherServers) > 0 {
-		if err := id.SetServers(append([]string{id.ServerURL}, opts.OtherServers...)); err != nil {
+		// In the order given, whichever relay answered.
+		if err := id.SetServers(append([]string{opts.Server}, opts.OtherServers...)); err != nil {
 			return nil, fmt.Errorf("enroll: --server: %w", err)
 		}
 	}
@@ -136,9 +138,15 @@ func request(ctx context.Context, opts Options) (*identity.Identity, string, err
 }
 
 func requestResp(ctx context.Context, opts Options) (*identity.Identity, *apiv1.EnrollResponse, error) {
-	server, err := identity.NormalizeServerURL(opts.Server)
-	if err != nil {
-		return nil, nil, fmt.Errorf("enroll: %w", err)
+	var servers []string
+	for _, u := range append([]string{opts.Server}, opts.OtherServers...) {
+		server, err := identity.NormalizeServerURL(u)
+		if err != nil {
+			return nil, nil, fmt.Errorf("enroll: %w", err)
+		}
+		if !slices.Contains(servers, server) {
+			servers = append(servers, server)
+		}
 	}
 	fp, err := certs.ParseFingerprint(opts.CAFingerprint)
 	if err != nil {
@@ -169,13 +177,7 @@ func requestResp(ctx context.Context, opts Options) (*identity.Identity, *apiv1.
 	if err != nil {
 		return nil, nil, fmt.Errorf("enroll: %w", err)
 	}
-	client := opts.HTTPClient
-	if client == nil {
-		if client, err = NewHTTPClient(server, fp); err != nil {
-			return nil, nil, fmt.Errorf("enroll: %w", err)
-		}
-	}
-	resp, err := post(ctx, client, server, apiv1.EnrollRequest{Token: token, CSR: csr, Hostname: hostname, Tags: opts.Tags})
+	resp, server, err := postAny(ctx, opts.HTTPClient, servers, fp, apiv1.EnrollRequest{Token: token, CSR: csr, Hostname: hostname, Tags: opts.Tags})
 	if err != nil {
 		return nil, nil, fmt.Errorf("enroll: %w", err)
 	}
@@ -184,6 +186,54 @@ func requestResp(ctx context.Context, opts Options) (*identity.Identity, *apiv1.
 		return nil, nil, fmt.Errorf("enroll: %w", err)
 	}
 	return id, resp, nil
+}
+
+// enrollRounds is how many times enrollment goes through the list of
+// relays, when there are several, before it gives up; failover the
+// jittered backoff between two tries (full jitter, as the agent's link:
+// agents enrolling together through a tier that lost a relay spread out).
+const enrollRounds = 2
+
+var failover = backoff.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second, Full: true}
+
+// postAny posts the request to each relay of servers in turn, as the
+// agent's link fails over, until one answers: a relay that cannot be
+// reached, or that answers 5xx (a proxy before a relay that is down),
+// passes the request to the next after a jittered delay. A refusal (4xx) is
+// final: the token is the tier's, and the next relay would refuse it too.
+// It returns the answer and the relay that gave it.
+func postAny(ctx context.Context, shared *http.Client, servers []string, fp string, body apiv1.EnrollRequest) (*apiv1.EnrollResponse, string, error) {
+	rounds := 1
+	if len(servers) > 1 {
+		rounds = enrollRounds
+	}
+	b := failover
+	var errs []string
+	for i := range rounds * len(servers) {
+		if i > 0 && !backoff.Sleep(ctx, b.Next()) {
+			errs = append(errs, ctx.Err().Error())
+			break
+		}
+		server := servers[i%len(servers)]
+		client := shared
+		if client == nil {
+			var err error
+			if client, err = NewHTTPClient(server, fp); err != nil {
+				return nil, "", err
+			}
+		}
+		resp, err := post(ctx, client, server, body)
+		if err == nil {
+			return resp, server, nil
+		}
+		var re *RelayError
+		if len(servers) == 1 || errors.As(err, &re) && re.Status < 500 || ctx.Err() != nil {
+			return nil, "", err
+		}
+		errs = append(errs, err.Error())
+	}
+	return nil, "", fmt.Errorf("no relay of --server %s took the enrollment (%s): check that one of them is up and reachable from here",
+		strings.Join(servers, ", "), strings.Join(errs, "; "))
 }
 
 // NewHTTPClient returns an HTTP client for the relay at serverURL that trusts

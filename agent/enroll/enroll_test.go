@@ -7,10 +7,12 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -321,4 +323,60 @@ func x509Opts(ca *certs.CA) x509.VerifyOptions {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	return x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+}
+
+// closedURL is an https URL on a loopback port where nothing listens.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "https://" + addr
+}
+
+// With several relays, enrollment goes through the first that answers: the
+// first --server is down (a closed port), the second enrolls the agent, and
+// the identity keeps the relays in the order given.
+func TestEnrollFailsOverToNextServer(t *testing.T) {
+	r := newRelay(t)
+	dead := closedURL(t)
+	dir := filepath.Join(t.TempDir(), "agent")
+	opts := r.options(dir)
+	opts.Server, opts.OtherServers = dead, []string{r.srv.URL}
+	id, err := Enroll(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("enroll with the first relay down: %v", err)
+	}
+	if n := r.requests.Load(); n != 1 {
+		t.Fatalf("the live relay got %d requests, want 1", n)
+	}
+	loaded, err := identity.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.AgentID != id.AgentID || !slices.Equal(loaded.Servers, []string{dead, r.srv.URL}) || loaded.ServerURL != dead {
+		t.Fatalf("saved agent %s with servers %v (first %s), want %s with %v", loaded.AgentID, loaded.Servers, loaded.ServerURL, id.AgentID, []string{dead, r.srv.URL})
+	}
+
+	// A refusal is final: the next relay is not asked to spend the token.
+	other := newRelay(t)
+	opts = r.options(filepath.Join(t.TempDir(), "agent"))
+	opts.Token = "pbe_bad"
+	opts.CAFingerprint = r.ca.Fingerprint()
+	opts.OtherServers = []string{other.srv.URL}
+	var re *RelayError
+	if _, err := Enroll(context.Background(), opts); !errors.As(err, &re) || other.requests.Load() != 0 {
+		t.Fatalf("a refused enrollment: %v, %d requests to the next relay", err, other.requests.Load())
+	}
+
+	// None up: the error names them all.
+	opts = r.options(filepath.Join(t.TempDir(), "agent"))
+	dead2 := closedURL(t)
+	opts.Server, opts.OtherServers = dead, []string{dead2}
+	if _, err := Enroll(context.Background(), opts); err == nil || !strings.Contains(err.Error(), dead) || !strings.Contains(err.Error(), dead2) {
+		t.Fatalf("enroll with every relay down: %v", err)
+	}
 }

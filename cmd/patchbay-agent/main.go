@@ -129,7 +129,7 @@ process list. A machine already enrolled is refused unless --force is given; --f
 replaces the identity (the old agent ID stays on the relay until an admin removes it).
 
 Several relays (a tier sharing one CA): repeat --server. The agent enrolls through the
-first, connects to the first and, whenever the link is lost, tries the next, with
+first that answers (trying each in turn, with jittered backoff), connects to the first and, whenever the link is lost, tries the next, with
 jittered backoff; the list is saved in agent.json ("patchbay-agent run --server" changes it).
 
 --trust installs the agent's trusted plugin signers (an OpenSSH allowed_signers file,
@@ -150,7 +150,7 @@ anything; the relay cannot change the list. Manage it later with "patchbay-agent
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&servers, "server", nil, "relay URL, e.g. https://relay.example.com:8443 (required); repeat it for the other relays of a tier: enrollment goes through the first, the agent connects to the first and fails over to the next")
+	f.StringArrayVar(&servers, "server", nil, "relay URL, e.g. https://relay.example.com:8443 (required); repeat it for the other relays of a tier: enrollment goes through the first that answers, the agent connects to the first and fails over to the next")
 	f.StringVar(&o.Token, "token", "", "enrollment token (or env "+envToken+", or --token-file)")
 	f.StringVar(&tokenFile, "token-file", "", `read the enrollment token from this file ("-" for standard input)`)
 	f.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "fingerprint of the relay's CA, sha256:<64 hex digits> (required)")

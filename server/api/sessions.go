@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -78,7 +80,7 @@ func (a *API) registerSessions(mux *http.ServeMux) {
 	mux.Handle("GET /v1/sessions", a.auth(apiv1.RoleViewer, a.handleSessionList))
 	mux.Handle("GET /v1/sessions/{id}", a.auth(apiv1.RoleViewer, a.handleSessionShow))
 	mux.Handle("GET /v1/sessions/{id}/recording", a.auth(apiv1.RoleViewer, a.handleSessionRecording))
-	mux.Handle("POST /v1/sessions/{id}/end", a.auth(apiv1.RoleTechnician, a.handleSessionEnd))
+	mux.Handle("POST /v1/sessions/{id}/end", relayedFrom(a.auth(apiv1.RoleTechnician, a.handleSessionEnd)))
 	mux.Handle("POST /v1/ssh/certificate", a.auth(apiv1.RoleTechnician, a.handleSSHCert))
 	mux.Handle("POST /v1/agent/ssh-host-cert", a.agentAuth(a.handleAgentSSH))
 }
@@ -306,6 +308,9 @@ func (a *API) handleSessionEnd(w http.ResponseWriter, r *http.Request, c caller)
 		return
 	}
 	if !a.Sessions.End(s.ID, c.tok.Role, reason) {
+		if a.forwardSessionEnd(w, r, s, reason) {
+			return
+		}
 		WriteError(w, http.StatusConflict, "session %s is not live on this relay (state %s)", s.ID, s.State)
 		return
 	}
@@ -314,6 +319,30 @@ func (a *API) handleSessionEnd(w http.ResponseWriter, r *http.Request, c caller)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, sessionJSON(s))
+}
+
+// forwardSessionEnd passes the end of a session that is not live here to
+// the relay of the tier that brokers it: the relay that holds its agent
+// (a session runs over the agent's link), which authorises the caller's
+// credential again, ends the session and audits the request as on a relay
+// alone. It reports whether it answered w. A request forwarded already is
+// never forwarded again.
+func (a *API) forwardSessionEnd(w http.ResponseWriter, r *http.Request, s store.Session, reason string) bool {
+	h, ok := a.Hub.(interface{ Here(id string) bool })
+	if !ok || a.Forward == nil || r.Header.Get(HeaderRelay) != "" || h.Here(s.AgentID) || !a.Hub.Online(s.AgentID) {
+		return false
+	}
+	if s.State != store.SessionRequested && s.State != store.SessionApproved {
+		return false
+	}
+	raw, err := json.Marshal(apiv1.SessionEnd{Reason: reason})
+	if err != nil {
+		return false
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+	r.Header.Set("Content-Type", "application/json")
+	a.Forward.ForwardSession(w, r, s.AgentID)
+	return true
 }
 
 // handleSSHCert certifies a technician's SSH public key for a few hours. The

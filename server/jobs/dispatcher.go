@@ -206,7 +206,7 @@ func (d *Dispatcher) Created(ctx context.Context, j store.Job) error {
 	if d.tier != nil {
 		// In a tier the job is scheduled by whoever takes its lease
 		// first (another relay's tick may have).
-		if ok, err := d.store.TakeJobLease(ctx, j.ID, d.tier.Node, d.now().UTC(), leaseTTL); err != nil || !ok {
+		if ok, err := d.store.TakeJobLease(ctx, j.ID, d.tier.Node, leaseTTL); err != nil || !ok {
 			return err
 		}
 		d.log.Info().Str("job_id", j.ID).Msg("job lease taken: this relay schedules the job")

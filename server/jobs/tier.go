@@ -15,7 +15,9 @@ import (
 // PostgreSQL and one NATS schedule every job on exactly one of them: the
 // holder of the job's lease in the store (store.TakeJobLeases), renewed by
 // the scheduler every leaseRenew and taken over by another relay once its
-// holder has not renewed it for leaseTTL (it died). A relay tracks in
+// holder has not renewed it for leaseTTL (it died), both timed by the
+// database's clock, so relays whose clocks disagree still agree on the
+// holder (the dispatcher's own clock only paces its renewals). A relay tracks in
 // memory only the jobs it holds, so it never expires, ends or sends again
 // runs that another relay has in flight.
 //
@@ -247,7 +249,7 @@ func (d *Dispatcher) tierTick(ctx context.Context) bool {
 // no longer holds and loads those it now holds. It reports whether it
 // loaded any.
 func (d *Dispatcher) syncLeases(ctx context.Context) bool {
-	held, err := d.store.TakeJobLeases(ctx, d.tier.Node, d.now().UTC(), leaseTTL)
+	held, err := d.store.TakeJobLeases(ctx, d.tier.Node, leaseTTL)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			d.log.Error().Err(err).Msg("renew job leases; other relays take them over if this lasts")
@@ -377,7 +379,7 @@ func (d *Dispatcher) untrack(js *jobState) {
 // heldJobs is OpenJobs for a relay of a tier: it takes the leases it can
 // and returns the open jobs it holds. Called by load, with tx held.
 func (d *Dispatcher) heldJobs(ctx context.Context) ([]store.Job, error) {
-	held, err := d.store.TakeJobLeases(ctx, d.tier.Node, d.now().UTC(), leaseTTL)
+	held, err := d.store.TakeJobLeases(ctx, d.tier.Node, leaseTTL)
 	if err != nil {
 		return nil, err
 	}

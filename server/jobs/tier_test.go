@@ -98,22 +98,52 @@ func TestTierRemoteRunsAndNotes(t *testing.T) {
 	}
 }
 
-// Relay 1 stops renewing its lease in time (here: relay 2's clock runs
-// ahead past the lease's expiry): relay 2 takes the job over with the runs
-// in flight that relay 1 sent, relay 1 lets go of it, and the job ends on
-// relay 2 with every run once.
+// The relays' clocks disagree by minutes (relay 2's runs 5 minutes ahead):
+// leases are timed by the store's clock, not the relays', so relay 2 never
+// takes the lease relay 1 keeps renewing. Then relay 1 stops renewing (its
+// clock jumps an hour back: its next renewal is an hour away): relay 2
+// takes the job over, once the lease has expired, with the runs in flight
+// that relay 1 sent; relay 1, its clock right again, lets go of it; the
+// job ends on relay 2 with every run once.
 func TestTierLeaseTakeover(t *testing.T) {
 	f1, f2 := tierPair(t, 2, nil)
 	for _, a := range f1.agents {
 		a.hold = true
 	}
+	f2.skew.Store(int64(5 * time.Minute))
 	j := f1.createJob(nil)
 	f1.waitHeld(1, f1.agents...)
-	f2.skew.Store(int64(leaseTTL + 2*time.Second))
-	waitFor(t, "relay 2 to take the lease over and relay 1 to let go", func() bool {
+	ctx := context.Background()
+	_, first, err := f1.st.JobLease(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewals := 0
+	last := first
+	waitFor(t, "relay 1 to renew its lease twice", func() bool {
+		node, exp, err := f1.st.JobLease(ctx, j.ID)
+		if err != nil || node != "relay-1" {
+			t.Fatalf("relay 2, its clock 5 minutes ahead, took the lease relay 1 renews: held by %q (%v)", node, err)
+		}
+		if exp.After(last) {
+			renewals++
+			last = exp
+		}
+		return renewals >= 2
+	})
+	if _, _, _, ok := f2.d.Progress(j.ID); ok {
+		t.Fatal("relay 2, its clock 5 minutes ahead, schedules the job relay 1 holds")
+	}
+
+	f1.skew.Store(int64(-time.Hour))
+	waitFor(t, "relay 2 to take the lease over once expired", func() bool {
 		_, _, _, on2 := f2.d.Progress(j.ID)
+		return on2
+	})
+	f1.skew.Store(0)
+	waitFor(t, "relay 1 to let go", func() bool {
 		_, _, _, on1 := f1.d.Progress(j.ID)
-		return on2 && !on1
+		return !on1
 	})
 	if c := f2.check(j.ID); c.InFlight != 4 {
 		t.Fatalf("relay 2 took the job over with %d runs in flight, want 4", c.InFlight)

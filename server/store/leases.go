@@ -13,11 +13,37 @@ import (
 // the job's lease while the lease has not expired. Taking and renewing are
 // one conditional UPDATE, so two relays can never both hold a lease: the
 // database decides. A relay alone takes no lease.
+//
+// Leases are timed by the database's clock, never by the relays': the
+// relays of a tier run on different machines whose clocks may disagree by
+// minutes, and a relay whose clock ran ahead would take leases that have
+// not expired (two relays scheduling one job), one whose clock lagged
+// would write leases that expired already. Each take reads the database's
+// time first (dbNow) and both sets and compares expiry against it.
+
+// dbNow returns the database's time: PostgreSQL's now() (the server's
+// clock, the same for every relay of the tier); SQLite's own time, which
+// is this process's clock (SQLite runs in it and reads the same clock).
+func (s *Store) dbNow(ctx context.Context) (time.Time, error) {
+	if s.dialect != dialectPostgres {
+		return time.Now().UTC(), nil
+	}
+	var now time.Time
+	if err := s.db.QueryRowContext(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("read the database's clock: %w", err)
+	}
+	return now.UTC(), nil
+}
 
 // TakeJobLeases renews the leases node holds and takes those of open jobs
-// that nobody holds or whose holder let them expire, all until now+ttl. It
-// returns the IDs of the open jobs node holds now, in ID order.
-func (s *Store) TakeJobLeases(ctx context.Context, node string, now time.Time, ttl time.Duration) ([]string, error) {
+// that nobody holds or whose holder let them expire, all until ttl from
+// now by the database's clock. It returns the IDs of the open jobs node
+// holds now, in ID order.
+func (s *Store) TakeJobLeases(ctx context.Context, node string, ttl time.Duration) ([]string, error) {
+	now, err := s.dbNow(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("take job leases: %w", err)
+	}
 	rows, err := s.db.QueryContext(ctx, `UPDATE jobs SET lease_node = $1, lease_expires = $2
 		WHERE ended_at IS NULL AND (lease_node = $3 OR lease_node = '' OR lease_expires IS NULL OR lease_expires < $4)
 		RETURNING id`, node, dbTime(now.Add(ttl)), node, dbTime(now))
@@ -36,10 +62,14 @@ func (s *Store) TakeJobLeases(ctx context.Context, node string, now time.Time, t
 	return out, nil
 }
 
-// TakeJobLease takes (or renews) one open job's lease for node until
-// now+ttl, unless another node holds it unexpired. It reports whether node
-// holds it now.
-func (s *Store) TakeJobLease(ctx context.Context, jobID, node string, now time.Time, ttl time.Duration) (bool, error) {
+// TakeJobLease takes (or renews) one open job's lease for node until ttl
+// from now (the database's clock), unless another node holds it unexpired.
+// It reports whether node holds it now.
+func (s *Store) TakeJobLease(ctx context.Context, jobID, node string, ttl time.Duration) (bool, error) {
+	now, err := s.dbNow(ctx)
+	if err != nil {
+		return false, fmt.Errorf("take the lease of job %s: %w", jobID, err)
+	}
 	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET lease_node = $1, lease_expires = $2
 		WHERE id = $3 AND ended_at IS NULL AND (lease_node = $4 OR lease_node = '' OR lease_expires IS NULL OR lease_expires < $5)`,
 		node, dbTime(now.Add(ttl)), jobID, node, dbTime(now))

@@ -9,46 +9,63 @@ import (
 )
 
 // A job's lease is held by one node at a time: taken while free, renewed by
-// its holder, refused to another node until it expires, then taken over;
-// ended jobs are never leased; released leases are free at once.
+// its holder, refused to another node until it expires by the database's
+// clock, then taken over; ended jobs are never leased; released leases are
+// free at once. No relay's clock takes part: the store reads the
+// database's (PostgreSQL's now(), SQLite's own time), so relays whose
+// clocks disagree by minutes still agree on who holds a lease.
 func TestJobLeases(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
 	j1, _ := testJob(t, s, 2)
 	j2, _ := testJob(t, s, 1)
 	ended, _ := testJob(t, s, 1)
-	now := time.Now().UTC()
-	if err := s.EndJob(ctx, ended.ID, JobDone, now, map[string]int{}); err != nil {
+	if err := s.EndJob(ctx, ended.ID, JobDone, time.Now().UTC(), map[string]int{}); err != nil {
 		t.Fatal(err)
 	}
-	ttl := 10 * time.Second
+	ttl := 1500 * time.Millisecond
 
-	held, err := s.TakeJobLeases(ctx, "a", now, ttl)
+	held, err := s.TakeJobLeases(ctx, "a", ttl)
 	if err != nil || !slices.Equal(held, sortedIDs(j1.ID, j2.ID)) {
 		t.Fatalf("a takes the free leases: %v %v", held, err)
 	}
-	if held, err := s.TakeJobLeases(ctx, "b", now.Add(time.Second), ttl); err != nil || len(held) != 0 {
+	if held, err := s.TakeJobLeases(ctx, "b", ttl); err != nil || len(held) != 0 {
 		t.Fatalf("b took leases a holds: %v %v", held, err)
 	}
-	if ok, err := s.TakeJobLease(ctx, j1.ID, "b", now.Add(time.Second), ttl); ok || err != nil {
+	if ok, err := s.TakeJobLease(ctx, j1.ID, "b", ttl); ok || err != nil {
 		t.Fatalf("b took j1's lease from a: %v %v", ok, err)
 	}
-	// a renews; the lease then outlives its first expiry.
-	if held, err := s.TakeJobLeases(ctx, "a", now.Add(8*time.Second), ttl); err != nil || len(held) != 2 {
+	// a renews: the lease runs ttl from the database's time of the renewal.
+	before := dbClock(t, s)
+	if held, err := s.TakeJobLeases(ctx, "a", ttl); err != nil || len(held) != 2 {
 		t.Fatalf("a renews: %v %v", held, err)
 	}
-	if ok, _ := s.TakeJobLease(ctx, j1.ID, "b", now.Add(12*time.Second), ttl); ok {
-		t.Fatal("b took a renewed lease before it expired")
-	}
+	after := dbClock(t, s)
 	node, exp, err := s.JobLease(ctx, j1.ID)
-	if err != nil || node != "a" || !exp.Equal(now.Add(18*time.Second).Truncate(time.Microsecond)) {
-		t.Fatalf("j1's lease: %q until %v (%v), want a until %v", node, exp, err, now.Add(18*time.Second))
+	if err != nil || node != "a" || exp.Before(before.Add(ttl).Truncate(time.Microsecond)) || exp.After(after.Add(ttl)) {
+		t.Fatalf("j1's lease: %q until %v (%v), want a until between %v and %v (the database's clock)", node, exp, err, before.Add(ttl), after.Add(ttl))
 	}
-	// a stops renewing (it died): b takes both over once they expire.
-	if held, err := s.TakeJobLeases(ctx, "b", now.Add(19*time.Second), ttl); err != nil || len(held) != 2 {
-		t.Fatalf("b takes expired leases: %v %v", held, err)
+	// a stops renewing (it died): b takes both over once they expire by
+	// the database's clock, and not before.
+	tries := 0
+	waitLease(t, 10*time.Second, func() bool {
+		tries++
+		held, err := s.TakeJobLeases(ctx, "b", ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(held) == 0 {
+			return false
+		}
+		if now := dbClock(t, s); len(held) != 2 || now.Before(exp) {
+			t.Fatalf("b took %v at %v, before a's lease expired at %v", held, now, exp)
+		}
+		return true
+	})
+	if tries < 2 {
+		t.Fatalf("b took a's renewed leases at its first try")
 	}
-	if held, _ := s.TakeJobLeases(ctx, "a", now.Add(20*time.Second), ttl); len(held) != 0 {
+	if held, _ := s.TakeJobLeases(ctx, "a", ttl); len(held) != 0 {
 		t.Fatalf("a came back and took b's leases: %v", held)
 	}
 	if node, _, _ := s.JobLease(ctx, ended.ID); node != "" {
@@ -58,8 +75,33 @@ func TestJobLeases(t *testing.T) {
 	if err := s.ReleaseJobLeases(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.TakeJobLease(ctx, j2.ID, "c", now.Add(21*time.Second), ttl); !ok || err != nil {
+	if ok, err := s.TakeJobLease(ctx, j2.ID, "c", ttl); !ok || err != nil {
 		t.Fatalf("c takes a released lease: %v %v", ok, err)
+	}
+}
+
+// dbClock is the database's time, as the store reads it for leases.
+func dbClock(t *testing.T, s *Store) time.Time {
+	t.Helper()
+	now, err := s.dbNow(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
+// waitLease polls cond every 100 ms until it holds or timeout passes.
+func waitLease(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("no lease taken over after %v", timeout)
+		}
 	}
 }
 
@@ -73,7 +115,6 @@ func TestJobLeaseRace(t *testing.T) {
 		j, _ := testJob(t, s, 1)
 		jobs = append(jobs, j.ID)
 	}
-	now := time.Now().UTC()
 	nodes := []string{"a", "b", "c", "d"}
 	got := make([][]string, len(nodes))
 	errs := make([]error, len(nodes))
@@ -82,7 +123,7 @@ func TestJobLeaseRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got[i], errs[i] = s.TakeJobLeases(ctx, n, now, time.Minute)
+			got[i], errs[i] = s.TakeJobLeases(ctx, n, time.Minute)
 		}()
 	}
 	wg.Wait()
