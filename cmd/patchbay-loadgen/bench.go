@@ -294,6 +294,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 		ids:     filepath.Join(o.cacheDir, "identities.jsonl"),
 		logDir:  filepath.Join(o.cacheDir, "last-run"),
 	}
+	if o.only == "sizes" { // reads a make release directory, runs nothing
+		return runSizesOnly(o)
+	}
 	if _, err := os.Stat(o.serverBin); err != nil {
 		return fmt.Errorf("relay binary: %w (run make build)", err)
 	}
@@ -333,9 +336,6 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	if o.only == "tier" {
 		return runTierOnly(ctx, o, b.logDir)
-	}
-	if o.only == "sizes" {
-		return runSizesOnly(o)
 	}
 	if o.only == "auth" {
 		ar, err := runAuth(ctx, o, b.logDir)

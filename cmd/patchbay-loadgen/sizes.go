@@ -63,7 +63,7 @@ func readRelease(dir string) (*sizesResults, error) {
 	sort.Slice(r.bins, func(i, j int) bool {
 		a, b := r.bins[i], r.bins[j]
 		if a.os != b.os {
-			return a.os > b.os // linux, windows, darwin
+			return osOrder(a.os) < osOrder(b.os)
 		}
 		if a.arch != b.arch {
 			return a.arch < b.arch
@@ -71,6 +71,19 @@ func readRelease(dir string) (*sizesResults, error) {
 		return a.program < b.program
 	})
 	return r, nil
+}
+
+// osOrder puts linux first, then windows, then darwin, then the rest.
+func osOrder(osName string) int {
+	switch osName {
+	case "linux":
+		return 0
+	case "windows":
+		return 1
+	case "darwin":
+		return 2
+	}
+	return 3
 }
 
 func (r *sizesResults) size(program, osName, arch string) int64 {
