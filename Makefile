@@ -17,7 +17,7 @@ FUZZTIME ?= 20000x
 PORTABLE := ./agent/... ./server/... ./internal/... ./plugins/... ./certs/... ./client/... \
             ./cmd/patchbay ./cmd/patchbay-agent ./cmd/patchbay-server
 
-.PHONY: all build web plugins proto run test unit crossvet fuzz-short lint bench clean
+.PHONY: all build web plugins proto run test unit crossvet fuzz-short lint bench clean release
 
 all: build
 
@@ -105,6 +105,18 @@ lint:
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	$$($(GO) env GOPATH)/bin/staticcheck ./...
+
+## release: dist/VERSION/ with the agent, CLI and plugins for linux, windows and darwin
+## (amd64, arm64), the relay for linux, .deb and .rpm packages, the macOS LaunchDaemon
+## plist and SHA256SUMS; RELEASE_KEY=path/to/ssh/key signs SHA256SUMS (namespace
+## patchbay-release). RELEASE_PLATFORMS=linux/amd64,... builds fewer. README: Releases and packages.
+RELEASE_KEY       ?=
+RELEASE_PLATFORMS ?=
+RELEASE_DIR       := dist/$(VERSION)
+release: web
+	rm -rf $(RELEASE_DIR)
+	$(GO) run ./cmd/patchbay-release --version $(VERSION) --out $(RELEASE_DIR) --go $(GO) \
+		$(if $(RELEASE_KEY),--key $(RELEASE_KEY)) $(if $(RELEASE_PLATFORMS),--platforms $(RELEASE_PLATFORMS))
 
 ## bench: load generator + benchmarks; rewrites docs/benchmarks.md
 bench: build

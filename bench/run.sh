@@ -34,7 +34,11 @@
 #             agents each relay holds, RSS and idle CPU, and the time for a
 #             SIGKILLed relay's agents to be back on the others (about 3
 #             minutes with 10,000). Needs the Debian package postgresql.
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier (or --only); it
+#   sizes     only with BENCH_ONLY=sizes (issue 16): runs `make release` (no
+#             signing) and reports the size of the agent, CLI and relay
+#             binaries per platform from dist/VERSION, the Linux agent against
+#             the 25 MB target (the release build takes minutes).
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|sizes (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
@@ -49,6 +53,11 @@ q=$(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo 0)
 if [ "$q" -lt 16384 ]; then
 	echo "bench: net.core.somaxconn is $q; for relay-like figures run as root:" >&2
 	echo "       sysctl -w net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535" >&2
+fi
+if [ "${BENCH_ONLY:-}" = sizes ]; then
+	version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+	${MAKE:-make} --no-print-directory release VERSION="$version" RELEASE_KEY=
+	set -- --release-dir "dist/$version" "$@"
 fi
 exec bin/patchbay-loadgen bench \
 	--out docs/benchmarks.md \

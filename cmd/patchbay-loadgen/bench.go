@@ -165,7 +165,8 @@ enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
-	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth or tier (the report keeps the other parts' figures)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth, tier or sizes (the report keeps the other parts' figures)")
+	f.StringVar(&o.releaseDir, "release-dir", "", "with --only sizes: the make release directory (dist/VERSION) whose binary sizes are reported")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
 	f.IntVar(&o.sessionAgents, "session-agents", 50, "real agents in the sessions part: at least the largest --setup-concurrency (each technician works on its own agent); each holds at most 128 terminal sessions")
@@ -193,8 +194,13 @@ func (o *benchOptions) checkSessions() error {
 	case "all", "fleet", "sessions", "consent", "console", "auth":
 	case "tier":
 		return o.tier.check()
+	case "sizes":
+		if o.releaseDir == "" {
+			return errors.New("--only sizes needs --release-dir dist/VERSION (a make release directory)")
+		}
+		return nil
 	default:
-		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth or tier", o.only)
+		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth, tier or sizes", o.only)
 	}
 	if o.only == "all" || o.only == "auth" {
 		if err := o.auth.check(); err != nil {
@@ -257,6 +263,8 @@ type benchOptions struct {
 	console consoleOptions
 	auth    authOptions
 	tier    tierOptions
+
+	releaseDir string // --only sizes
 }
 
 // goBenchPkgs are the packages whose Go benchmarks the report includes.
@@ -285,6 +293,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 		dataDir: filepath.Join(o.cacheDir, "relay-data"),
 		ids:     filepath.Join(o.cacheDir, "identities.jsonl"),
 		logDir:  filepath.Join(o.cacheDir, "last-run"),
+	}
+	if o.only == "sizes" { // reads a make release directory, runs nothing
+		return runSizesOnly(o)
 	}
 	if _, err := os.Stat(o.serverBin); err != nil {
 		return fmt.Errorf("relay binary: %w (run make build)", err)
