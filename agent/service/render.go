@@ -75,6 +75,8 @@ ProtectKernelModules=yes
 ProtectClock=yes
 LockPersonality=yes
 RestrictRealtime=yes
+ProtectKernelLogs=yes
+SystemCallArchitectures=native
 `)
 	if dataDir == "/var/lib/patchbay-agent" {
 		// systemd creates it (0700) if an image was built without it.
