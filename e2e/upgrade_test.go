@@ -102,9 +102,9 @@ func (d releaseDir) add(t *testing.T, version, bin string, s signer, tamper func
 	}
 }
 
-// releaseSigners writes an allowed_signers file trusting s for plugins and
+// upgradeSigners writes an allowed_signers file trusting s for plugins and
 // releases.
-func releaseSigners(t *testing.T, s signer) string {
+func upgradeSigners(t *testing.T, s signer) string {
 	t.Helper()
 	pub, err := os.ReadFile(s.Pub)
 	if err != nil {
@@ -294,7 +294,7 @@ func newUpgradeFleet(t *testing.T, n int) *upgradeFleet {
 	key := newSigner(t, "releases@example.com")
 	r := StartRelayArgs(t, "--releases", rel.Root)
 	cli := r.Login(r.AdminToken())
-	f := &upgradeFleet{relay: r, cli: cli, rel: rel, key: key, trust: releaseSigners(t, key)}
+	f := &upgradeFleet{relay: r, cli: cli, rel: rel, key: key, trust: upgradeSigners(t, key)}
 	for i := 0; i < n; i++ {
 		trustFile := f.trust
 		if i == n-1 {
