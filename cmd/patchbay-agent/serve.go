@@ -110,11 +110,28 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 		}
 	}
 
+	// Inventory beyond the hello (issue 17): software when it changed, a
+	// full round every 6 hours and when the relay asks.
+	rep := link.NewReporter(link.ReporterConfig{
+		Send: send,
+		Inventory: func(ctx context.Context) wire.Inventory {
+			inv := link.CollectInventory(ctx, fullVersion(), id.Tags)
+			if id.Hostname != "" {
+				inv.Hostname = id.Hostname
+			}
+			return inv
+		},
+		StateFile: filepath.Join(id.Dir, "inventory-software.hash"),
+		Log:       alog.With().Str("component", "inventory").Logger(),
+	})
 	l = link.New(id, link.Options{
 		Version: fullVersion(),
 		Logger:  log, // link adds agent_id itself
 		Control: func(env wire.Envelope) error {
 			if handled, err := mgr.Control(env); handled {
+				return err
+			}
+			if handled, err := rep.Control(env); handled {
 				return err
 			}
 			return w.Control(env)
@@ -123,6 +140,7 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 		OnState: func(s link.State, _ error) {
 			if s == link.StateConnected {
 				w.Connected()
+				rep.Connected()
 				go renewKeys()
 			}
 		},
@@ -131,11 +149,15 @@ func serve(ctx context.Context, id *identity.Identity, sf *sessionFlags, policy 
 	var werr error
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		werr = w.Run(wctx)
 		cancel() // a worker that cannot start stops the agent
+	}()
+	go func() {
+		defer wg.Done()
+		rep.Run(wctx)
 	}()
 	lerr := l.Run(wctx)
 	cancel()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -225,9 +226,10 @@ func DecodeSoftware(r SoftwareReport) ([]Package, error) {
 	return p, nil
 }
 
-// Validate bounds the report before it is decompressed.
+// Validate bounds the report before it is decompressed: it must fit in
+// one Control frame.
 func (r *SoftwareReport) Validate() error {
-	if len(r.Gzip) > MaxControl {
+	if base64.StdEncoding.EncodedLen(len(r.Gzip)) > MaxControl-256 {
 		return fmt.Errorf("software report larger than %d bytes", MaxControl)
 	}
 	return nil
