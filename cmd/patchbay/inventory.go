@@ -233,7 +233,8 @@ func (a *app) inventoryHistoryCmd() *cobra.Command {
 		Short: "Show an agent's software changes",
 		Long: `Show what changed in an agent's software, newest first (viewer role):
 installed, removed, and upgraded (the version changed, up or down) with the
-old and new version. The first list an agent reports counts as installed.`,
+old and new version. An agent's first list is its baseline and
+records no changes.`,
 		Example: `  patchbay inventory history web-01
   patchbay inventory history web-01 -o json | jq '.[] | select(.change=="upgraded")'`,
 		Args: oneArg("AGENT (ID, ID prefix or hostname)"),

@@ -238,8 +238,9 @@ const softwareBatch = 500
 // hash: in one transaction it diffs the list against the stored one,
 // deletes and inserts only what differs and appends the changes to the
 // history. When hash equals the stored hash it writes nothing and returns
-// 0. It returns the number of changes. The first list of an agent is
-// recorded as installed packages.
+// 0. It returns the number of changes recorded. An agent's first list is
+// its baseline: stored, with no history (28 million "installed" rows for
+// a fleet's first round would say nothing).
 func (s *Store) PutSoftware(ctx context.Context, agentID, hash string, pkgs []Package, at time.Time) (int, error) {
 	if old, err := s.StoredSoftwareHash(ctx, agentID); err != nil {
 		return 0, err
@@ -270,6 +271,9 @@ func (s *Store) PutSoftware(ctx context.Context, agentID, hash string, pkgs []Pa
 			return err
 		}
 		add, del, changes := diffSoftware(agentID, old, pkgs, at)
+		if len(old) == 0 && stored == "" {
+			changes = nil // an agent's first list is its baseline, not a change
+		}
 		n = len(changes)
 		for _, p := range del {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM agent_software WHERE agent_id = $1 AND name = $2 AND version = $3 AND source = $4`,
@@ -309,7 +313,7 @@ func (s *Store) PutSoftware(ctx context.Context, agentID, hash string, pkgs []Pa
 		}
 		softwareAt := "software_at"
 		args := []any{hash, len(pkgs), agentID}
-		if n > 0 || stored == "" {
+		if n > 0 || len(add) > 0 || len(del) > 0 || stored == "" {
 			softwareAt = "$4"
 			args = append(args, dbTime(at))
 		}
