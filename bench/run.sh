@@ -34,7 +34,14 @@
 #             agents each relay holds, RSS and idle CPU, and the time for a
 #             SIGKILLed relay's agents to be back on the others (about 3
 #             minutes with 10,000). Needs the Debian package postgresql.
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier (or --only); it
+#   inventory only with BENCH_ONLY=inventory (issue 17): BENCH_INVENTORY_AGENTS
+#             (default 19000) agents with BENCH_INVENTORY_PACKAGES (default
+#             1500) packages each stored by server/store on SQLite and on a
+#             PostgreSQL started for the run: time per round (first,
+#             unchanged, one upgrade each), database size, and
+#             software=openssl,software.version<3.0.14 against 200 ms. Needs
+#             the Debian package postgresql and a few GiB of disk.
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|inventory (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
@@ -59,4 +66,6 @@ exec bin/patchbay-loadgen bench \
 	--only "${BENCH_ONLY:-all}" \
 	--tier-agents "${BENCH_TIER_AGENTS:-10000}" \
 	--tier-relays "${BENCH_TIER_RELAYS:-3}" \
+	--inventory-agents "${BENCH_INVENTORY_AGENTS:-19000}" \
+	--inventory-packages "${BENCH_INVENTORY_PACKAGES:-1500}" \
 	"$@"

@@ -426,6 +426,9 @@ func writeReport(path string, r *results) error {
 	if old := existingSection(path, tierBegin, tierEnd); old != "" { // --only tier writes it
 		doc = spliceSection(doc, tierBegin, tierEnd, old)
 	}
+	if old := existingSection(path, inventoryBegin, inventoryEnd); old != "" { // --only inventory writes it
+		doc = spliceSection(doc, inventoryBegin, inventoryEnd, old)
+	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
