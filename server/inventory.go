@@ -46,18 +46,46 @@ func (w *softwareWriter) close() {
 	<-w.done
 }
 
+// softwareBatch bounds the lists stored in one transaction: what queued
+// up while the previous batch was written (store.PutSoftwareBatch).
+const softwareBatch = 64
+
 func (w *softwareWriter) run() {
 	defer close(w.done)
 	for j := range w.ch {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		n, err := w.store.PutSoftware(ctx, j.agentID, j.hash, j.pkgs, time.Now())
-		cancel()
+		batch := []softwareJob{j}
+	drain:
+		for len(batch) < softwareBatch {
+			select {
+			case j, ok := <-w.ch:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, j)
+			default:
+				break drain
+			}
+		}
+		w.storeBatch(batch)
+	}
+}
+
+// store_ writes a batch and acknowledges each list.
+func (w *softwareWriter) storeBatch(batch []softwareJob) {
+	lists := make([]store.SoftwareList, len(batch))
+	for i, j := range batch {
+		lists[i] = store.SoftwareList{AgentID: j.agentID, Hash: j.hash, Pkgs: j.pkgs}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	counts, err := w.store.PutSoftwareBatch(ctx, lists, time.Now())
+	cancel()
+	for i, j := range batch {
 		if err != nil {
-			w.log.Error().Err(err).Str("agent_id", j.agentID).Msg("store software inventory")
+			w.log.Error().Err(err).Str("agent_id", j.agentID).Int("batch", len(batch)).Msg("store software inventory")
 			j.ack(wire.SoftwareAck{Hash: j.hash, Error: "relay could not store the list; it is sent again at the next inventory round"})
 			continue
 		}
-		w.log.Debug().Str("agent_id", j.agentID).Int("packages", len(j.pkgs)).Int("changes", n).Msg("software inventory stored")
+		w.log.Debug().Str("agent_id", j.agentID).Int("packages", len(j.pkgs)).Int("changes", counts[i]).Msg("software inventory stored")
 		j.ack(wire.SoftwareAck{Hash: j.hash})
 	}
 }

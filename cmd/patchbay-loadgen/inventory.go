@@ -33,6 +33,9 @@ const (
 	// inventoryQueryTarget is issue 17's target for the selector.
 	inventoryQueryTarget = 200 * time.Millisecond
 	inventoryQueries     = 7
+	// inventoryBatch is the relay's software writer's largest batch
+	// (server.softwareBatch): a fleet reporting at once is stored so.
+	inventoryBatch = 64
 )
 
 type inventoryOptions struct {
@@ -150,8 +153,12 @@ func inventoryOn(ctx context.Context, name, url string, o inventoryOptions, size
 	round := func(label string, upgraded bool, hash func(i int) string) (time.Duration, error) {
 		step("inventory: %s, %s round over %d agents", name, label, o.agents)
 		start := time.Now()
-		for i, id := range ids {
-			if _, err := st.PutSoftware(ctx, id, hash(i), benchPackages(i, o.packages, upgraded), time.Now()); err != nil {
+		for lo := 0; lo < len(ids); lo += inventoryBatch {
+			var lists []store.SoftwareList
+			for i := lo; i < min(lo+inventoryBatch, len(ids)); i++ {
+				lists = append(lists, store.SoftwareList{AgentID: ids[i], Hash: hash(i), Pkgs: benchPackages(i, o.packages, upgraded)})
+			}
+			if _, err := st.PutSoftwareBatch(ctx, lists, time.Now()); err != nil {
 				return 0, err
 			}
 		}
@@ -222,8 +229,8 @@ func renderInventory(r *inventoryResults) string {
 	p("%s\n## Inventory (issue 17)\n\n", inventoryBegin)
 	m := r.machine
 	p("Run %s on %s (%d CPUs, %s RAM, %s, %s): `%s`.\n\n", r.started.Format(time.RFC3339), m.cpu, m.ncpu, m.mem, m.kernel, m.goVersion, r.cmd)
-	p("%d simulated agents with %d packages each, stored through `server/store` the way the relay's software writer does (one agent after the other, each list diffed against the stored one in one transaction). Rounds: the first (every list new: inserts only, no history, the first list being the baseline); one with every list unchanged (same hash: one read, no write); one where one package of every agent was upgraded (one delete, one insert, one history row each). The query is `software=openssl,software.version<3.0.14` as the relay resolves it (`Store.InventoryMatch`: an index range scan on `(name_key, version_key, agent_id)`), %d times.\n\n",
-		r.opts.agents, r.opts.packages, inventoryQueries)
+	p("%d simulated agents with %d packages each, stored through `server/store` the way the relay's software writer does when a fleet reports at once (`PutSoftwareBatch`, %d lists per transaction, each diffed against the stored one). Rounds: the first (every list new: inserts only, no history, the first list being the baseline); one with every list unchanged (same hash: one read, no write); one where one package of every agent was upgraded (one delete, one insert, one history row each). The query is `software=openssl,software.version<3.0.14` as the relay resolves it (`Store.InventoryMatch`: an index range scan on `(name_key, version_key, agent_id)`), %d times.\n\n",
+		r.opts.agents, r.opts.packages, inventoryBatch, inventoryQueries)
 	for _, e := range r.engines {
 		p("- %s\n", inventoryLine(e, r.opts))
 	}

@@ -234,6 +234,14 @@ func diffSoftware(agentID string, old, cur []Package, at time.Time) (add, del []
 // softwareBatch is the rows per multi-row INSERT (6 parameters each).
 const softwareBatch = 500
 
+// SoftwareList is one agent's software list (sorted, distinct) and its
+// hash, as PutSoftware takes it.
+type SoftwareList struct {
+	AgentID string
+	Hash    string
+	Pkgs    []Package
+}
+
 // PutSoftware stores an agent's software list (sorted, distinct) with its
 // hash: in one transaction it diffs the list against the stored one,
 // deletes and inserts only what differs and appends the changes to the
@@ -242,88 +250,121 @@ const softwareBatch = 500
 // its baseline: stored, with no history (28 million "installed" rows for
 // a fleet's first round would say nothing).
 func (s *Store) PutSoftware(ctx context.Context, agentID, hash string, pkgs []Package, at time.Time) (int, error) {
-	if old, err := s.StoredSoftwareHash(ctx, agentID); err != nil {
+	n, err := s.PutSoftwareBatch(ctx, []SoftwareList{{AgentID: agentID, Hash: hash, Pkgs: pkgs}}, at)
+	if err != nil {
 		return 0, err
-	} else if old == hash && hash != "" {
-		return 0, nil
 	}
+	return n[0], nil
+}
+
+// PutSoftwareBatch is PutSoftware for several agents in one transaction
+// (in agent ID order): the relay's writer takes what queued up while it
+// was storing, so that a fleet reporting at once shares the index pages
+// each list touches (one per package name) instead of writing them once
+// per agent. Lists whose hash is the stored one are skipped before the
+// transaction. It returns the changes recorded for each list, in order.
+func (s *Store) PutSoftwareBatch(ctx context.Context, lists []SoftwareList, at time.Time) ([]int, error) {
+	counts := make([]int, len(lists))
 	if at.IsZero() {
 		at = time.Now()
 	}
-	var n int
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO agent_hardware (agent_id) VALUES ($1) ON CONFLICT (agent_id) DO NOTHING`, agentID); err != nil {
-			return err
-		}
-		lock := ""
-		if s.dialect == dialectPostgres {
-			lock = " FOR UPDATE" // one writer per agent at a time
-		}
-		var stored string
-		if err := tx.QueryRowContext(ctx, `SELECT software_hash FROM agent_hardware WHERE agent_id = $1`+lock, agentID).Scan(&stored); err != nil {
-			return err
-		}
-		if stored == hash && hash != "" {
-			return nil
-		}
-		old, err := listSoftware(ctx, tx, agentID)
+	var todo []int
+	for i, l := range lists {
+		old, err := s.StoredSoftwareHash(ctx, l.AgentID)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		add, del, changes := diffSoftware(agentID, old, pkgs, at)
-		if len(old) == 0 && stored == "" {
-			changes = nil // an agent's first list is its baseline, not a change
+		if old != l.Hash || l.Hash == "" {
+			todo = append(todo, i)
 		}
-		n = len(changes)
-		for _, p := range del {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM agent_software WHERE agent_id = $1 AND name = $2 AND version = $3 AND source = $4`,
-				agentID, p.Name, p.Version, p.Source); err != nil {
-				return err
+	}
+	if len(todo) == 0 {
+		return counts, nil
+	}
+	slices.SortStableFunc(todo, func(a, b int) int { return strings.Compare(lists[a].AgentID, lists[b].AgentID) })
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, i := range todo {
+			n, err := s.putSoftwareTx(ctx, tx, lists[i].AgentID, lists[i].Hash, lists[i].Pkgs, at)
+			if err != nil {
+				return fmt.Errorf("agent %s: %w", lists[i].AgentID, err)
 			}
+			counts[i] = n
 		}
-		for chunk := range slices.Chunk(add, softwareBatch) {
-			var l argList
-			var b strings.Builder
-			b.WriteString(`INSERT INTO agent_software (agent_id, name, version, source, name_key, version_key) VALUES `)
-			for i, p := range chunk {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				fmt.Fprintf(&b, "(%s,%s,%s,%s,%s,%s)", l.add(agentID), l.add(p.Name), l.add(p.Version), l.add(p.Source),
-					l.add(strings.ToLower(p.Name)), l.add(VersionKey(p.Version)))
-			}
-			if _, err := tx.ExecContext(ctx, b.String(), l.args...); err != nil {
-				return err
-			}
-		}
-		for chunk := range slices.Chunk(changes, softwareBatch) {
-			var l argList
-			var b strings.Builder
-			b.WriteString(`INSERT INTO agent_software_history (agent_id, at, change, name, old_version, new_version, source) VALUES `)
-			for i, c := range chunk {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				fmt.Fprintf(&b, "(%s,%s,%s,%s,%s,%s,%s)", l.add(agentID), l.add(dbTime(c.At)), l.add(c.Change), l.add(c.Name),
-					l.add(c.OldVersion), l.add(c.NewVersion), l.add(c.Source))
-			}
-			if _, err := tx.ExecContext(ctx, b.String(), l.args...); err != nil {
-				return err
-			}
-		}
-		softwareAt := "software_at"
-		args := []any{hash, len(pkgs), agentID}
-		if n > 0 || len(add) > 0 || len(del) > 0 || stored == "" {
-			softwareAt = "$4"
-			args = append(args, dbTime(at))
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE agent_hardware SET software_hash = $1, software_count = $2, software_at = `+softwareAt+` WHERE agent_id = $3`, args...)
-		return err
+		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store software of agent %s: %w", agentID, err)
+		return nil, fmt.Errorf("store software: %w", err)
 	}
-	return n, nil
+	return counts, nil
+}
+
+func (s *Store) putSoftwareTx(ctx context.Context, tx *sql.Tx, agentID, hash string, pkgs []Package, at time.Time) (int, error) {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO agent_hardware (agent_id) VALUES ($1) ON CONFLICT (agent_id) DO NOTHING`, agentID); err != nil {
+		return 0, err
+	}
+	lock := ""
+	if s.dialect == dialectPostgres {
+		lock = " FOR UPDATE" // one writer per agent at a time
+	}
+	var stored string
+	if err := tx.QueryRowContext(ctx, `SELECT software_hash FROM agent_hardware WHERE agent_id = $1`+lock, agentID).Scan(&stored); err != nil {
+		return 0, err
+	}
+	if stored == hash && hash != "" {
+		return 0, nil
+	}
+	old, err := listSoftware(ctx, tx, agentID)
+	if err != nil {
+		return 0, err
+	}
+	add, del, changes := diffSoftware(agentID, old, pkgs, at)
+	if len(old) == 0 && stored == "" {
+		changes = nil // an agent's first list is its baseline, not a change
+	}
+	for _, p := range del {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM agent_software WHERE agent_id = $1 AND name = $2 AND version = $3 AND source = $4`,
+			agentID, p.Name, p.Version, p.Source); err != nil {
+			return 0, err
+		}
+	}
+	for chunk := range slices.Chunk(add, softwareBatch) {
+		var l argList
+		var b strings.Builder
+		b.WriteString(`INSERT INTO agent_software (agent_id, name, version, source, name_key, version_key) VALUES `)
+		for i, p := range chunk {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "(%s,%s,%s,%s,%s,%s)", l.add(agentID), l.add(p.Name), l.add(p.Version), l.add(p.Source),
+				l.add(strings.ToLower(p.Name)), l.add(VersionKey(p.Version)))
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), l.args...); err != nil {
+			return 0, err
+		}
+	}
+	for chunk := range slices.Chunk(changes, softwareBatch) {
+		var l argList
+		var b strings.Builder
+		b.WriteString(`INSERT INTO agent_software_history (agent_id, at, change, name, old_version, new_version, source) VALUES `)
+		for i, c := range chunk {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "(%s,%s,%s,%s,%s,%s,%s)", l.add(agentID), l.add(dbTime(c.At)), l.add(c.Change), l.add(c.Name),
+				l.add(c.OldVersion), l.add(c.NewVersion), l.add(c.Source))
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), l.args...); err != nil {
+			return 0, err
+		}
+	}
+	softwareAt := "software_at"
+	args := []any{hash, len(pkgs), agentID}
+	if len(add) > 0 || len(del) > 0 || stored == "" {
+		softwareAt = "$4"
+		args = append(args, dbTime(at))
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE agent_hardware SET software_hash = $1, software_count = $2, software_at = `+softwareAt+` WHERE agent_id = $3`, args...)
+	return len(changes), err
 }
 
 func listSoftware(ctx context.Context, q readQuerier, agentID string) ([]Package, error) {

@@ -192,3 +192,32 @@ func TestPutHardwareAndSelect(t *testing.T) {
 		t.Errorf("holders in an empty scope: %+v, %v", h, err)
 	}
 }
+
+func TestPutSoftwareBatch(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	ids := mkAgents(t, s, 3)
+	v1 := []Package{{"curl", "7.88", "dpkg"}}
+	if _, err := s.PutSoftware(ctx, ids[0], "a1", v1, ts); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PutSoftwareBatch(ctx, []SoftwareList{
+		{ids[2], "c1", []Package{{"zsh", "5.9", "dpkg"}}},
+		{ids[0], "a1", v1}, // unchanged: skipped
+		{ids[1], "b1", []Package{{"curl", "8.0", "rpm"}}},
+		{ids[0], "a2", []Package{{"curl", "8.0", "dpkg"}}},
+	}, ts.Add(time.Hour))
+	if err != nil || !slices.Equal(n, []int{0, 0, 0, 1}) {
+		t.Fatalf("batch: %v, %v; want [0 0 0 1]", n, err)
+	}
+	for i, want := range []string{"curl 8.0", "curl 8.0", "zsh 5.9"} {
+		got, err := s.ListSoftware(ctx, ids[i])
+		if err != nil || len(got) != 1 || got[0].Name+" "+got[0].Version != want {
+			t.Errorf("agent %d: %v, %v; want %s", i, got, err, want)
+		}
+	}
+	h, err := s.SoftwareHistory(ctx, ids[0], 10)
+	if err != nil || len(h) != 1 || h[0].Change != ChangeUpgraded || h[0].OldVersion != "7.88" {
+		t.Errorf("history %+v, %v", h, err)
+	}
+}
