@@ -5,7 +5,7 @@ LDFLAGS := -X main.version=$(VERSION)
 CMDS    := patchbay-server patchbay-agent patchbay patchbay-loadgen
 PLUGINS := cacheclear printerreset patchinstall script sysinfo
 # Fuzz targets run briefly by `make test` (package:target).
-FUZZ    := ./internal/wire:FuzzDecode ./internal/selector:FuzzParse ./certs:FuzzSignAgentCSR ./certs:FuzzParseFingerprint \
+FUZZ    := ./internal/wire:FuzzDecode ./internal/wire:FuzzDecodeSoftware ./internal/selector:FuzzParse ./certs:FuzzSignAgentCSR ./certs:FuzzParseFingerprint \
            ./plugins/signature:FuzzParseAllowedSigners ./plugins/signature:FuzzVerify ./plugins/scriptmeta:FuzzParse \
            ./internal/asciicast:FuzzParse ./agent/consent:FuzzHelperMessage ./internal/receipt:FuzzDecode ./agent/desktop:FuzzCopyViewOnly \
            ./server/api:FuzzCheckJSONText ./internal/release:FuzzParse

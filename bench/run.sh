@@ -38,7 +38,14 @@
 #             signing) and reports the size of the agent, CLI and relay
 #             binaries per platform from dist/VERSION, the Linux agent against
 #             the 25 MB target (the release build takes minutes).
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|sizes (or --only); it
+#   inventory only with BENCH_ONLY=inventory (issue 17): BENCH_INVENTORY_AGENTS
+#             (default 19000) agents with BENCH_INVENTORY_PACKAGES (default
+#             1500) packages each stored by server/store on SQLite and on a
+#             PostgreSQL started for the run: time per round (first,
+#             unchanged, one upgrade each), database size, and
+#             software=openssl,software.version<3.0.14 against 200 ms. Needs
+#             the Debian package postgresql and a few GiB of disk.
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|sizes|inventory (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
@@ -68,4 +75,6 @@ exec bin/patchbay-loadgen bench \
 	--only "${BENCH_ONLY:-all}" \
 	--tier-agents "${BENCH_TIER_AGENTS:-10000}" \
 	--tier-relays "${BENCH_TIER_RELAYS:-3}" \
+	--inventory-agents "${BENCH_INVENTORY_AGENTS:-19000}" \
+	--inventory-packages "${BENCH_INVENTORY_PACKAGES:-1500}" \
 	"$@"

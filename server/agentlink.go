@@ -274,6 +274,8 @@ func (s *Server) control(c *agentConn, env wire.Envelope) error {
 		}
 		s.seen.inventory(c.id, inv, time.Now())
 		return nil
+	case wire.MsgSoftware:
+		return s.softwareReport(c, env)
 	case wire.MsgRunStarted:
 		var m wire.RunStarted
 		if err := wire.DecodeBody(env, &m); err != nil {

@@ -24,8 +24,9 @@ type seenWriter struct {
 }
 
 type seenEvent struct {
-	inv     store.Inventory // set for a connect or an inventory update
-	offline string          // agent ID, for a disconnect
+	inv     store.Inventory       // set for a connect or an inventory update
+	hw      *store.HardwareReport // with inv, when the agent reported hardware
+	offline string                // agent ID, for a disconnect
 	t       time.Time
 }
 
@@ -41,7 +42,7 @@ func newSeenWriter(st *store.Store, log zerolog.Logger, changed func(ids []strin
 }
 
 func (w *seenWriter) inventory(id string, inv wire.Inventory, t time.Time) {
-	w.ch <- seenEvent{inv: inventoryFromWire(id, inv, t), t: t}
+	w.ch <- seenEvent{inv: inventoryFromWire(id, inv, t), hw: hardwareFromWire(id, inv, t), t: t}
 }
 
 func (w *seenWriter) offline(id string, t time.Time) { w.ch <- seenEvent{offline: id, t: t} }
@@ -56,6 +57,7 @@ func (w *seenWriter) close() {
 func (w *seenWriter) run() {
 	defer close(w.done)
 	var invs []store.Inventory
+	var hws []store.HardwareReport
 	offline := map[time.Time][]string{}
 	n := 0
 	flush := func() {
@@ -64,6 +66,11 @@ func (w *seenWriter) run() {
 		if len(invs) > 0 {
 			if err := w.store.UpdateInventories(ctx, invs); err != nil {
 				w.log.Error().Err(err).Int("agents", len(invs)).Msg("store agent inventories")
+			}
+		}
+		if len(hws) > 0 {
+			if err := w.store.PutHardware(ctx, hws); err != nil {
+				w.log.Error().Err(err).Int("agents", len(hws)).Msg("store agent hardware")
 			}
 		}
 		for t, ids := range offline {
@@ -81,7 +88,7 @@ func (w *seenWriter) run() {
 			}
 			w.changed(ids)
 		}
-		invs, offline, n = invs[:0], map[time.Time][]string{}, 0
+		invs, hws, offline, n = invs[:0], hws[:0], map[time.Time][]string{}, 0
 	}
 	for {
 		ev, ok := <-w.ch
@@ -96,6 +103,9 @@ func (w *seenWriter) run() {
 				offline[t] = append(offline[t], ev.offline)
 			} else {
 				invs = append(invs, ev.inv)
+				if ev.hw != nil {
+					hws = append(hws, *ev.hw)
+				}
 			}
 			n++
 			if n >= seenBatch {

@@ -115,7 +115,9 @@ type Server struct {
 	hub   *hub.Hub
 	api   *api.API
 	seen  *seenWriter
-	jobs  *jobs.Dispatcher
+	// software stores the software lists agents send (inventory.go).
+	software *softwareWriter
+	jobs     *jobs.Dispatcher
 	// sessions brokers interactive sessions; ssh is the SSH user and host CA.
 	sessions *sessions.Broker
 	ssh      *certs.SSHCAs
@@ -300,6 +302,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.console = console.New(ccfg)
 	s.api.Browser = s.console
 	s.seen = newSeenWriter(st, s.log, s.console.Events().Changed)
+	s.software = newSoftwareWriter(st, s.log.With().Str("component", "inventory").Logger())
+	s.api.Refresh = s.RefreshInventory
 	s.jobs = jobs.New(st, tr.links(h), s.api.Audit, ca.Cert, s.log.With().Str("component", "jobs").Logger())
 	if err := tr.joinJobs(h, s.jobs, s.log.With().Str("component", "jobs").Logger()); err != nil {
 		h.Close()
@@ -442,6 +446,7 @@ func (s *Server) Close() error {
 	s.stopAuthAudit()
 	s.jobs.Close()
 	s.seen.close()
+	s.software.close()
 	s.access.Close()
 	s.hub.Close()
 	s.tier.close()

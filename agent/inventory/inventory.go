@@ -1,5 +1,6 @@
 // Package inventory gathers what an agent tells the relay about its machine:
-// host name, operating system and version, logged-in users and IP addresses.
+// host name, operating system and version, logged-in users and IP addresses,
+// hardware and last boot (hardware*.go) and installed software (software*.go).
 //
 // Collection never fails as a whole: a part that cannot be read is left empty
 // and the reason is logged at debug level through zerolog.Ctx(ctx), so an
@@ -54,10 +55,18 @@ type Inventory struct {
 	OSVersion string   `json:"os_version"` // see the package documentation
 	Users     []string `json:"users"`      // distinct logged-in users, sorted
 	IPs       []string `json:"ips"`        // non-loopback addresses, sorted
+	// Hardware and the last boot (issue 17; hardware*.go): nil and zero
+	// when unknown.
+	Hardware *Hardware `json:"hardware,omitempty"`
+	BootTime time.Time `json:"boot_time,omitzero"`
 }
 
-// commandTimeout bounds every external command Collect runs.
-const commandTimeout = 5 * time.Second
+// commandTimeout bounds every external command Collect runs;
+// slowCommandTimeout the package managers Software runs.
+const (
+	commandTimeout     = 5 * time.Second
+	slowCommandTimeout = 2 * time.Minute
+)
 
 // Collector gathers an Inventory. The zero value reads the real system.
 type Collector struct {
@@ -108,6 +117,16 @@ func (c *Collector) Collect(ctx context.Context) Inventory {
 	} else if ips != nil {
 		inv.IPs = ips
 	}
+	if hw, err := c.hardware(ctx); err != nil {
+		skip("hardware", err)
+	} else {
+		inv.Hardware = hw
+	}
+	if bt, err := c.bootTime(); err != nil {
+		skip("boot_time", err)
+	} else {
+		inv.BootTime = bt
+	}
 	return inv
 }
 
@@ -121,7 +140,16 @@ func (c *Collector) path(p string) string {
 
 // command runs name with args and returns its standard output.
 func (c *Collector) command(ctx context.Context, name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	return c.commandFor(ctx, commandTimeout, name, args...)
+}
+
+// slowCommand is command with slowCommandTimeout.
+func (c *Collector) slowCommand(ctx context.Context, name string, args ...string) ([]byte, error) {
+	return c.commandFor(ctx, slowCommandTimeout, name, args...)
+}
+
+func (c *Collector) commandFor(ctx context.Context, d time.Duration, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	if c.run != nil {
 		return c.run(ctx, name, args...)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // utmpRecord builds one record in the glibc x86_64/aarch64 layout.
@@ -150,5 +151,38 @@ func TestOSVersionLinux(t *testing.T) {
 	rel, err := unameRelease()
 	if err != nil || rel == "" || strings.ContainsRune(rel, 0) {
 		t.Errorf("unameRelease = %q, %v", rel, err)
+	}
+}
+
+func TestHardwareLinux(t *testing.T) {
+	root, err := filepath.Abs("testdata/hw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Collector{Root: root}
+	h, err := c.hardware(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.CPUCount != 2 || h.MemoryBytes != 7989012*1024 || h.Vendor != "LENOVO" || h.Model != "20W0004YGE" ||
+		h.Serial != "PF2ABCDE" || h.Firmware != "N2XET38W (1.28 )" {
+		t.Errorf("hardware %+v", h)
+	}
+	// "/" under testdata/hw exists; the other mount points do not and are skipped.
+	if len(h.Disks) != 1 || h.Disks[0].Mount != "/" || h.Disks[0].Size <= 0 || h.Disks[0].Free > h.Disks[0].Size {
+		t.Errorf("disks %+v", h.Disks)
+	}
+	bt, err := c.bootTime()
+	if err != nil || bt.Unix() != 1714550400 {
+		t.Errorf("boot time %v, %v", bt, err)
+	}
+	// This machine.
+	var real Collector
+	h, err = real.hardware(context.Background())
+	if err != nil || h.CPUCount < 1 || h.MemoryBytes <= 0 || len(h.Disks) == 0 {
+		t.Errorf("this machine's hardware %+v, %v", h, err)
+	}
+	if bt, err := real.bootTime(); err != nil || bt.After(time.Now()) || bt.Before(time.Now().AddDate(-5, 0, 0)) {
+		t.Errorf("this machine's boot time %v, %v", bt, err)
 	}
 }

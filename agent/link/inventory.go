@@ -29,7 +29,44 @@ func CollectInventory(ctx context.Context, version string, tags map[string]strin
 		Users:     inv.Users,
 		IPs:       inv.IPs,
 		Tags:      maps.Clone(tags),
+		Hardware:  hardwareToWire(inv.Hardware),
+		BootTime:  inv.BootTime,
 	}
+}
+
+func hardwareToWire(h *inventory.Hardware) *wire.Hardware {
+	if h == nil {
+		return nil
+	}
+	w := &wire.Hardware{CPUModel: h.CPUModel, CPUCount: h.CPUCount, MemoryBytes: h.MemoryBytes,
+		Vendor: h.Vendor, Model: h.Model, Serial: h.Serial, Firmware: h.Firmware}
+	for _, d := range h.Disks {
+		w.Disks = append(w.Disks, wire.Disk{Mount: d.Mount, Size: d.Size, Free: d.Free})
+	}
+	return w
+}
+
+// sanitizeHardware clips hardware to the wire's limits.
+func sanitizeHardware(h *wire.Hardware) *wire.Hardware {
+	if h == nil {
+		return nil
+	}
+	out := &wire.Hardware{
+		CPUModel: clip(h.CPUModel, wire.MaxFieldLen), CPUCount: max(0, min(h.CPUCount, 1<<16)), MemoryBytes: max(0, h.MemoryBytes),
+		Vendor: clip(h.Vendor, wire.MaxFieldLen), Model: clip(h.Model, wire.MaxFieldLen),
+		Serial: clip(h.Serial, wire.MaxFieldLen), Firmware: clip(h.Firmware, wire.MaxFieldLen),
+	}
+	for _, d := range h.Disks {
+		if len(out.Disks) == wire.MaxDisks {
+			break
+		}
+		d.Mount = clip(d.Mount, wire.MaxFieldLen)
+		if d.Mount == "" || d.Size < 0 || d.Free < 0 || d.Free > d.Size {
+			continue
+		}
+		out.Disks = append(out.Disks, d)
+	}
+	return out
 }
 
 // Sanitize clips an inventory to what the relay accepts (wire.Inventory's
@@ -45,6 +82,8 @@ func Sanitize(inv wire.Inventory) wire.Inventory {
 		Arch:      inv.Arch,
 		OSVersion: clip(inv.OSVersion, wire.MaxFieldLen),
 		Version:   clip(inv.Version, wire.MaxFieldLen),
+		Hardware:  sanitizeHardware(inv.Hardware),
+		BootTime:  inv.BootTime,
 	}
 	if out.Hostname == "" {
 		out.Hostname = unknownHost

@@ -134,11 +134,28 @@ func serve(ctx context.Context, id *identity.Identity, exe string, sf *sessionFl
 		}
 	}
 
+	// Inventory beyond the hello (issue 17): software when it changed, a
+	// full round every 6 hours and when the relay asks.
+	rep := link.NewReporter(link.ReporterConfig{
+		Send: send,
+		Inventory: func(ctx context.Context) wire.Inventory {
+			inv := link.CollectInventory(ctx, fullVersion(), id.Tags)
+			if id.Hostname != "" {
+				inv.Hostname = id.Hostname
+			}
+			return inv
+		},
+		StateFile: filepath.Join(id.Dir, "inventory-software.hash"),
+		Log:       alog.With().Str("component", "inventory").Logger(),
+	})
 	l = link.New(id, link.Options{
 		Version: fullVersion(),
 		Logger:  log, // link adds agent_id itself
 		Control: func(env wire.Envelope) error {
 			if handled, err := mgr.Control(env); handled {
+				return err
+			}
+			if handled, err := rep.Control(env); handled {
 				return err
 			}
 			return w.Control(env)
@@ -148,17 +165,22 @@ func serve(ctx context.Context, id *identity.Identity, exe string, sf *sessionFl
 			if s == link.StateConnected {
 				up.Connected() // a pending self-update to this version succeeded: its result goes out now
 				w.Connected()
+				rep.Connected()
 				go renewKeys()
 			}
 		},
 	})
 	var wg sync.WaitGroup
 	var werr error
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		werr = w.Run(wctx)
 		cancel() // a worker that cannot start stops the agent
+	}()
+	go func() {
+		defer wg.Done()
+		rep.Run(wctx)
 	}()
 	lerr := l.Run(wctx)
 	cancel()

@@ -22,7 +22,7 @@ import (
 func benchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth|tier]",
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth|tier|inventory]",
 		Short: "Measure a relay holding a fleet of simulated agents, interactive sessions and the consent helper; write the report",
 		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
@@ -111,6 +111,12 @@ with --auth-agents simulated agents and three users:
     no-op jobs on every agent, agents online, the relay's CPU, and the
     flood's 401 and 429 answers (about 3 minutes).
 
+The inventory part (issue 17) runs only with --only inventory (see
+inventory.go): --inventory-agents agents with --inventory-packages packages
+each stored on SQLite and on a PostgreSQL started for the run (rounds: first,
+unchanged, one upgrade per agent; database size), and the selector
+software=openssl,software.version<3.0.14 against its 200 ms target.
+
 The tier part (issue 14) runs only with --only tier (see tier.go): a
 no-op job over --tier-agents agents on one PostgreSQL relay and then on
 --tier-relays relays sharing that database (embedded NATS), the agents the
@@ -165,7 +171,7 @@ enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
-	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth, tier or sizes (the report keeps the other parts' figures)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth, tier, sizes or inventory (the report keeps the other parts' figures)")
 	f.StringVar(&o.releaseDir, "release-dir", "", "with --only sizes: the make release directory (dist/VERSION) whose binary sizes are reported")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
@@ -185,6 +191,7 @@ enrollment.`,
 	consoleFlags(f, &o.console)
 	authFlags(f, &o.auth)
 	tierFlags(f, &o.tier)
+	inventoryFlags(f, &o.inv)
 	return cmd
 }
 
@@ -199,8 +206,10 @@ func (o *benchOptions) checkSessions() error {
 			return errors.New("--only sizes needs --release-dir dist/VERSION (a make release directory)")
 		}
 		return nil
+	case "inventory":
+		return o.inv.check()
 	default:
-		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth, tier or sizes", o.only)
+		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth, tier, sizes or inventory", o.only)
 	}
 	if o.only == "all" || o.only == "auth" {
 		if err := o.auth.check(); err != nil {
@@ -263,6 +272,7 @@ type benchOptions struct {
 	console consoleOptions
 	auth    authOptions
 	tier    tierOptions
+	inv     inventoryOptions // --only inventory (inventory.go)
 
 	releaseDir string // --only sizes
 }
@@ -336,6 +346,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	if o.only == "tier" {
 		return runTierOnly(ctx, o, b.logDir)
+	}
+	if o.only == "inventory" {
+		return runInventoryOnly(ctx, o)
 	}
 	if o.only == "auth" {
 		ar, err := runAuth(ctx, o, b.logDir)

@@ -429,6 +429,9 @@ func writeReport(path string, r *results) error {
 	if old := existingSection(path, sizesBegin, sizesEnd); old != "" { // --only sizes writes it
 		doc = spliceSection(doc, sizesBegin, sizesEnd, old)
 	}
+	if old := existingSection(path, inventoryBegin, inventoryEnd); old != "" { // --only inventory writes it
+		doc = spliceSection(doc, inventoryBegin, inventoryEnd, old)
+	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err

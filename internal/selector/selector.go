@@ -30,6 +30,10 @@
 //   - "=" and "in" on a tag the agent lacks do not match; "!=" and "notin" on a
 //     missing tag do match.
 //
+// The keys software, software.version, memory and disk.free are inventory
+// terms (inventory.go): they take the operators <, <=, > and >= too, and
+// Match leaves them to the store.
+//
 // An empty selector, "*" or "all" selects every agent. Limits: 4096 bytes
 // (also for the canonical form), 64 terms, 256 values per list.
 //
@@ -69,12 +73,23 @@ hostname, os, arch and id compare case-insensitively; id takes agent UUIDs;
 tag values compare exactly. An empty selector, "*" or "all" selects every
 agent. Quote selectors for the shell.
 
+Inventory terms test what agents report (patchbay inventory show):
+  software=NAME          has package NAME (also !=, in, notin; case-insensitive)
+  software.version<V     with a version before V (<, <=, >, >=, =, !=); it
+                         narrows the software term before it: one package
+                         must match both. Versions compare in Debian order.
+  memory<8GiB            total memory (<, <=, >, >=)
+  disk.free<10%          some disk has less than 10% free (or a size: 10GiB)
+Sizes: B, KiB, MiB, GiB, TiB (also K, M, G, T), KB, MB, GB, TB.
+
 Examples:
   --target 'os=linux,site=paris'
   --target 'hostname=web-*,env!=prod'
   --target 'os in (linux,darwin),arch=arm64'
   --target 'site notin (lab,test)'
   --target 'id=0190c6a8-7d2e-7c4b-9a55-2f8e1c3b4d5e'
+  --target 'software=openssl,software.version<3.0.14'
+  --target 'os=windows,memory<8GiB'
 `
 
 // Limits enforced by [Parse].
@@ -108,6 +123,10 @@ const (
 	opNe
 	opIn
 	opNotIn
+	opLt // <, <=, >, >=: inventory terms only (inventory.go)
+	opLe
+	opGt
+	opGe
 )
 
 type field uint8
@@ -118,6 +137,10 @@ const (
 	fieldHostname
 	fieldOS
 	fieldArch
+	fieldSoftware        // software: a package name (inventory.go)
+	fieldSoftwareVersion // software.version
+	fieldMemory          // memory
+	fieldDiskFree        // disk.free
 )
 
 type term struct {
@@ -226,6 +249,9 @@ func (s *Selector) format() string {
 		case opNe:
 			b.WriteString("!=")
 			b.WriteString(t.values[0])
+		case opLt, opLe, opGt, opGe:
+			b.WriteString(opText[t.op])
+			b.WriteString(t.values[0])
 		case opIn, opNotIn:
 			if t.op == opIn {
 				b.WriteString(" in (")
@@ -240,6 +266,9 @@ func (s *Selector) format() string {
 }
 
 func (t *term) match(a Attrs) bool {
+	if t.field.inventory() {
+		return true // answered by the store: see Inventory
+	}
 	var val string
 	present := true
 	switch t.field {
@@ -423,6 +452,14 @@ func parseTerm(raw string, n, total int) (term, error) {
 		t.field, t.key = fieldOS, lk
 	case "arch":
 		t.field, t.key = fieldArch, lk
+	case "software":
+		t.field, t.key = fieldSoftware, lk
+	case "software.version":
+		t.field, t.key = fieldSoftwareVersion, lk
+	case "memory":
+		t.field, t.key = fieldMemory, lk
+	case "disk.free":
+		t.field, t.key = fieldDiskFree, lk
 	default:
 		t.field, t.key = fieldTag, key
 	}
@@ -446,6 +483,19 @@ func parseTerm(raw string, n, total int) (term, error) {
 		}
 		p.i++
 		t.op = opNe
+	case c == '<' || c == '>':
+		if !t.field.ordered() {
+			return fail("operator %q works only with software.version, memory and disk.free", string(c))
+		}
+		p.i++
+		t.op = opLt
+		if c == '>' {
+			t.op = opGt
+		}
+		if !p.eof() && p.peek() == '=' {
+			p.i++
+			t.op++
+		}
 	case isLetter(c) && spaced:
 		w := p.take(isKeyChar)
 		switch strings.ToLower(w) {
@@ -460,10 +510,15 @@ func parseTerm(raw string, n, total int) (term, error) {
 		return fail("invalid character %q after key %q", p.char(), key)
 	}
 
+	if err := t.field.checkOp(t.op); err != "" {
+		return fail("%s", err)
+	}
+	valueChar := t.field.valueChar()
+
 	// Value(s).
-	if t.op == opEq || t.op == opNe {
+	if t.op != opIn && t.op != opNotIn {
 		p.skipSpace()
-		v := p.take(isValueChar)
+		v := p.take(valueChar)
 		if v == "" {
 			if p.eof() {
 				return fail("missing value")
@@ -496,7 +551,7 @@ func parseTerm(raw string, n, total int) (term, error) {
 	p.i++
 	for {
 		p.skipSpace()
-		v := p.take(isValueChar)
+		v := p.take(valueChar)
 		if v == "" {
 			switch {
 			case p.eof():
@@ -553,6 +608,8 @@ func checkValue(f field, v string) (string, string) {
 	switch f {
 	case fieldTag:
 		return v, ""
+	case fieldSoftware, fieldSoftwareVersion, fieldMemory, fieldDiskFree:
+		return checkInvValue(f, v)
 	case fieldID:
 		if !isUUID(v) {
 			return "", fmt.Sprintf("id %q is not a UUID", v)

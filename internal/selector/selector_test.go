@@ -1,6 +1,7 @@
 package selector
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -242,6 +243,7 @@ func FuzzParse(f *testing.F) {
 		"site notin (a, b)", "hostname=web-*", "hostname=[a-c]?x", "id=" + idWeb,
 		"env!=prod", " a = b , c in ( d , e ) ", "a in (b", "a==b", "a=b,", "Hostname=WEB*",
 		"hostname in (*,[!a])", "x in(y)",
+		"software=openssl,software.version<3.0.14", "memory>=8GiB", "disk.free<10%", "software notin (a,b)",
 	} {
 		f.Add(s)
 	}
@@ -272,4 +274,66 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestInventoryTerms(t *testing.T) {
+	cases := []struct {
+		in, canon string
+		want      []InvCond
+	}{
+		{"software=Firefox", "software=firefox", []InvCond{{Kind: InvSoftware, Names: []string{"firefox"}}}},
+		{"software = openssl , software.version < 3.0.14", "software=openssl,software.version<3.0.14",
+			[]InvCond{{Kind: InvSoftware, Names: []string{"openssl"}, Versions: []VersionCmp{{"<", "3.0.14"}}}}},
+		{"software.version>=1:2.0~rc1+dfsg-1", "software.version>=1:2.0~rc1+dfsg-1",
+			[]InvCond{{Kind: InvSoftware, Versions: []VersionCmp{{">=", "1:2.0~rc1+dfsg-1"}}}}},
+		{"software in (g++,libstdc++6),software.version>=12,software.version!=12.1,os=linux",
+			"software in (g++,libstdc++6),software.version>=12,software.version!=12.1,os=linux",
+			[]InvCond{{Kind: InvSoftware, Names: []string{"g++", "libstdc++6"}, Versions: []VersionCmp{{">=", "12"}, {"!=", "12.1"}}}}},
+		{"software!=firefox,software=curl", "software!=firefox,software=curl",
+			[]InvCond{{Kind: InvSoftware, Names: []string{"firefox"}, Negate: true}, {Kind: InvSoftware, Names: []string{"curl"}}}},
+		{"memory<8GiB", "memory<8GiB", []InvCond{{Kind: InvMemory, Op: "<", Value: 8 << 30}}},
+		{"memory >= 512M", "memory>=512M", []InvCond{{Kind: InvMemory, Op: ">=", Value: 512 << 20}}},
+		{"disk.free<10%", "disk.free<10%", []InvCond{{Kind: InvDiskFree, Op: "<", Value: 100_000, PPM: true}}},
+		{"disk.free<=1.5GB", "disk.free<=1.5GB", []InvCond{{Kind: InvDiskFree, Op: "<=", Value: 1_500_000_000}}},
+	}
+	for _, c := range cases {
+		sel, err := Parse(c.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c.in, err)
+			continue
+		}
+		if sel.String() != c.canon {
+			t.Errorf("Parse(%q).String() = %q, want %q", c.in, sel.String(), c.canon)
+		}
+		if !sel.UsesInventory() {
+			t.Errorf("%q: UsesInventory false", c.in)
+		}
+		if got := sel.Inventory(); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%q: Inventory() = %+v, want %+v", c.in, got, c.want)
+		}
+		// Match leaves inventory terms to the store.
+		if !sel.Match(Attrs{OS: "linux"}) {
+			t.Errorf("%q: Match should ignore inventory terms", c.in)
+		}
+	}
+	if MustParse("os=linux,site=paris").UsesInventory() {
+		t.Error("plain selector uses inventory")
+	}
+	bad := map[string]string{
+		"memory=8GiB":               "memory takes <",
+		"memory<8 GiB":              "unexpected text",
+		"memory<8XB":                "size",
+		"disk.free<120%":            "percentage",
+		"software<3":                "works only with",
+		"site<3":                    "works only with",
+		"software.version in (1,2)": "not a list",
+		"memory<":                   "missing value",
+		"software=fire fox":         "unexpected text",
+		"disk.free in (1,2)":        "disk.free takes",
+	}
+	for in, want := range bad {
+		if _, err := Parse(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) error %v, want one containing %q", in, err, want)
+		}
+	}
 }

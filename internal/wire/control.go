@@ -217,6 +217,10 @@ type Inventory struct {
 	Users     []string          `json:"users,omitempty"`
 	IPs       []string          `json:"ips,omitempty"`
 	Tags      map[string]string `json:"tags,omitempty"` // the agent's own tags; scoped tags from enrollment win on the relay
+	// Hardware and BootTime (issue 17): nil and zero from agents that do
+	// not collect them. See inventory.go.
+	Hardware *Hardware `json:"hardware,omitempty"`
+	BootTime time.Time `json:"boot_time,omitzero"`
 }
 
 // Inventory limits.
@@ -282,6 +286,11 @@ func (inv *Inventory) Validate() error {
 	for _, ip := range inv.IPs {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			return fmt.Errorf("ip %q: %v", ip, err)
+		}
+	}
+	if inv.Hardware != nil {
+		if err := inv.Hardware.Validate(); err != nil {
+			return err
 		}
 	}
 	return ValidTags(inv.Tags)

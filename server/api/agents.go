@@ -65,6 +65,11 @@ func (a *API) handleAgentsList(w http.ResponseWriter, r *http.Request, c caller)
 		a.internal(w, r, "list agents", err)
 		return
 	}
+	inv, err := a.inventoryFilter(r.Context(), sel)
+	if err != nil {
+		a.internal(w, r, "list agents", err)
+		return
+	}
 	names, err := a.siteNames(r.Context())
 	if err != nil {
 		a.internal(w, r, "list agents", err)
@@ -72,7 +77,7 @@ func (a *API) handleAgentsList(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	out := []apiv1.Agent{}
 	for _, ag := range agents {
-		if scope.Has(ag.SiteID) && (site == "" || ag.SiteID == site) && sel.Match(attrs(ag)) && q.match(ag) {
+		if scope.Has(ag.SiteID) && (site == "" || ag.SiteID == site) && sel.Match(attrs(ag)) && inInventory(inv, ag.ID) && q.match(ag) {
 			out = append(out, a.agentJSON(ag, names))
 		}
 	}

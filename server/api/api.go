@@ -74,6 +74,9 @@ type API struct {
 	// Releases is the relay's --releases directory: agent self-updates
 	// (jobs of plugin wire.UpgradePlugin) install its versions.
 	Releases releases.Dir
+	// Refresh asks a connected agent to report its inventory now
+	// (hub.ErrOffline when it is not connected here); nil: refresh answers 503.
+	Refresh func(ctx context.Context, agentID string) error
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }
@@ -93,6 +96,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/agents", a.auth(apiv1.RoleViewer, a.handleAgentsList))
 	mux.Handle("GET /v1/agents/{id}", a.auth(apiv1.RoleViewer, a.handleAgentShow))
 	mux.Handle("POST /v1/agents/{id}/revoke", a.auth(apiv1.RoleAdmin, a.handleAgentRevoke))
+	a.registerInventory(mux)
 
 	mux.Handle("POST /v1/enroll-tokens", a.auth(apiv1.RoleAdmin, a.handleEnrollTokenCreate))
 	mux.Handle("GET /v1/enroll-tokens", a.auth(apiv1.RoleAdmin, a.handleEnrollTokenList))

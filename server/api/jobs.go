@@ -108,9 +108,13 @@ func (a *API) revokedMatching(ctx context.Context, scope store.Scope, sel *selec
 	if err != nil {
 		return 0, err
 	}
+	inv, err := a.inventoryFilter(ctx, sel)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
 	for _, ag := range revoked {
-		if sel.Match(selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}) {
+		if sel.Match(selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}) && inInventory(inv, ag.ID) {
 			n++
 		}
 	}
@@ -241,6 +245,10 @@ func (a *API) resolveTargets(ctx context.Context, scope store.Scope, job *store.
 	if err != nil {
 		return err
 	}
+	inv, err := a.inventoryFilter(ctx, sel) // inventory terms: the agents they select, read once
+	if err != nil {
+		return err
+	}
 	sites := map[string]bool{}
 	seq := 0
 	var runs []store.Run // one page's runs; reused, as emit keeps none (a Run is ~300 bytes)
@@ -252,7 +260,7 @@ func (a *API) resolveTargets(ctx context.Context, scope store.Scope, job *store.
 		runs = runs[:0]
 		for _, ag := range page {
 			after = ag.ID
-			if !published(ag.SiteID) || !sel.Match(selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}) {
+			if !published(ag.SiteID) || !sel.Match(selector.Attrs{ID: ag.ID, Hostname: ag.Hostname, OS: ag.OS, Arch: ag.Arch, Tags: ag.Tags}) || !inInventory(inv, ag.ID) {
 				continue
 			}
 			if !sites[ag.SiteID] {
