@@ -33,8 +33,16 @@
 #             in the first): time and relay CPU per agent round trip, the
 #             agents each relay holds, RSS and idle CPU, and the time for a
 #             SIGKILLed relay's agents to be back on the others (about 3
-#             minutes with 10,000). Needs the Debian package postgresql.
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier (or --only); it
+#             minutes with 10,000). Needs the Debian package postgresql;
+#   upgrade   only with BENCH_ONLY=upgrade (issue 16): a release signed in the
+#             run (stand-in agent binary, BENCH_UPGRADE_BINARY_KIB, default
+#             1024), a fresh relay serving it, BENCH_UPGRADE_AGENTS (default
+#             10000) simulated agents in BENCH_PROCS processes, a no-op job
+#             over them (the floor), then `patchbay agents upgrade` with a 1 %
+#             canary: time to complete, relay CPU and peak RSS; each agent
+#             downloads and verifies the release over HTTPS, reconnects with
+#             the new version and reports (about 3 minutes with 10,000).
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|upgrade (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
@@ -59,4 +67,6 @@ exec bin/patchbay-loadgen bench \
 	--only "${BENCH_ONLY:-all}" \
 	--tier-agents "${BENCH_TIER_AGENTS:-10000}" \
 	--tier-relays "${BENCH_TIER_RELAYS:-3}" \
+	--upgrade-agents "${BENCH_UPGRADE_AGENTS:-10000}" \
+	--upgrade-binary-kib "${BENCH_UPGRADE_BINARY_KIB:-1024}" \
 	"$@"
