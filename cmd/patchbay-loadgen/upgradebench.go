@@ -102,6 +102,7 @@ type upgradeResults struct {
 	agentsBy  report        // the agents processes' counters after the upgrade
 	backAfter time.Duration // from the job's end until /healthz counted every agent again (0: at once)
 	rssAgents int64         // the agents processes' RSS after the upgrade, KiB
+	cpuAgents time.Duration // the agents processes' CPU over the upgrade job
 
 	notes []string
 	logs  []logSummary
@@ -223,6 +224,7 @@ func (u *upgradeBench) run(ctx context.Context) error {
 	req := apiv1.JobCreate{Plugin: wire.UpgradePlugin, Version: upgradeVersion, Target: u.r.floor.target, Canary: uo.canary,
 		Reason: "make bench", Expires: "1h"}
 	var job apiv1.Job
+	_, lgCPU0 := u.agents.usage()
 	u.r.upgrade, u.r.total, err = u.job(ctx, cl, req, uo.timeout, func(j apiv1.Job, since time.Duration) {
 		job = j
 		if u.r.canaryAt == 0 && j.Canary > 0 && j.Counts[string(wire.StateSucceeded)] >= j.Canary {
@@ -230,6 +232,8 @@ func (u *upgradeBench) run(ctx context.Context) error {
 		}
 	})
 	u.r.canary, u.r.counts, u.r.jobState = job.Canary, job.Counts, job.State
+	_, lgCPU1 := u.agents.usage()
+	u.r.cpuAgents = lgCPU1 - lgCPU0
 	u.r.agentsBy = u.agents.sum()
 	if err != nil {
 		return fmt.Errorf("upgrade job: %w (agents: %d runs, %d upgraded, %d failed, last error %q)", err,
@@ -255,6 +259,16 @@ func (u *upgradeBench) run(ctx context.Context) error {
 		u.r.note("After the upgrade, /healthz counted %d of %d agents online within a minute.", last, uo.agents)
 	}
 	u.r.backAfter = back
+	// The agents processes report every 100 ms: wait for the lines that
+	// count the last results.
+	for wait := time.Now(); time.Since(wait) < 5*time.Second; {
+		if u.r.agentsBy = u.agents.sum(); u.r.agentsBy.Upgraded+u.r.agentsBy.UpgradeFailed >= int64(u.r.total) {
+			break
+		}
+		if !backoff.Sleep(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
 	u.r.rssAgents, _ = u.agents.usage()
 	return nil
 }

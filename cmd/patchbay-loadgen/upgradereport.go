@@ -107,7 +107,9 @@ func renderUpgrade(r *upgradeResults) string {
 	p("- A real agent binary is larger (see the release's sizes; issue 16 keeps the Linux agent under 25 MB): the relay's CPU for the downloads grows with the bytes served "+
 		"(%d KiB per agent here; `--upgrade-binary-kib` sets it), the rest of the figure (job, TLS handshakes, reconnects, results) does not.\n", uo.binaryKiB)
 	if r.rssAgents > 0 {
-		p("- Load generator: %d agents processes, %s RSS in total after the upgrade.\n", o.procs, kib(r.rssAgents))
+		p("- Load generator: %d agents processes, %s RSS in total after the upgrade; their CPU over the upgrade job %.1f s "+
+			"(TLS, hashing the downloads, reconnecting): they share the machine's cores with the relay, so on this machine they bound the time as much as the relay does.\n",
+			o.procs, kib(r.rssAgents), r.cpuAgents.Seconds())
 	}
 	for _, s := range problems(r.notes, r.logs) {
 		p("- %s\n", s)
