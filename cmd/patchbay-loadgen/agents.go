@@ -102,6 +102,7 @@ type report struct {
 	Upgraded      int64  `json:"upgraded,omitempty"`
 	UpgradeFailed int64  `json:"upgrade_failed,omitempty"`
 	UpgradeBytes  int64  `json:"upgrade_bytes,omitempty"`
+	UpgradeRetry  int64  `json:"upgrade_not_started,omitempty"` // run_not_started sent (transport errors)
 	UpgradeError  string `json:"upgrade_error,omitempty"`
 }
 
@@ -238,6 +239,7 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 		r.Started = stats.started
 		r.UpgradeRuns, r.Upgraded = up.stats.runs.Load(), up.stats.upgraded.Load()
 		r.UpgradeFailed, r.UpgradeBytes = up.stats.failed.Load(), up.stats.bytes.Load()
+		r.UpgradeRetry = up.stats.notStarted.Load()
 		up.stats.mu.Lock()
 		r.UpgradeError = up.stats.lastErr
 		up.stats.mu.Unlock()

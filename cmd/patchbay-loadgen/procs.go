@@ -333,6 +333,7 @@ func (f fleet) sum() report {
 		s.Upgraded += r.Upgraded
 		s.UpgradeFailed += r.UpgradeFailed
 		s.UpgradeBytes += r.UpgradeBytes
+		s.UpgradeRetry += r.UpgradeRetry
 		if r.UpgradeError != "" {
 			s.UpgradeError = r.UpgradeError
 		}

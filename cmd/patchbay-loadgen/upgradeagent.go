@@ -37,12 +37,15 @@ import (
 //     V", with upgrade.Details (versions before and after), sent again
 //     whenever the relay sends the run again.
 //
-// A run that fails (download, signature, hash) ends failed with the reason
-// and nothing changes, as on a real agent.
+// A run that fails (the relay's answer, signature, hash) ends failed with the
+// reason and nothing changes; a transport error (the relay could not be
+// reached, the transfer broke) is run_not_started, and the relay sends the
+// run again later, as on a real agent (agent/upgrade's notStarted).
 
 // upgradeStats counts the process's self-update runs for its reports.
 type upgradeStats struct {
 	runs, upgraded, failed, skipped atomic.Int64
+	notStarted                      atomic.Int64 // transport errors: run_not_started
 	bytes                           atomic.Int64 // downloaded from /releases/
 	mu                              sync.Mutex
 	lastErr                         string
@@ -195,6 +198,18 @@ func (s *simAgent) upgrade(req wire.RunRequest) {
 		if ctx.Err() != nil {
 			return // stopping: the result is never sent, as on an agent that stops
 		}
+		var te *transportError
+		if errors.As(err, &te) {
+			s.mu.Lock()
+			delete(s.active, req.RunID)
+			s.mu.Unlock()
+			s.up.stats.notStarted.Add(1)
+			s.up.stats.mu.Lock()
+			s.up.stats.lastErr = err.Error()
+			s.up.stats.mu.Unlock()
+			_ = s.send(wire.MsgRunNotStarted, wire.RunNotStarted{RunID: req.RunID, Error: err.Error()})
+			return
+		}
 		res.State, res.Ended = wire.StateFailed, time.Now().UTC()
 		res.Error = "refused, nothing changed: " + err.Error()
 		s.up.stats.fail(res.Error)
@@ -258,7 +273,7 @@ func (s *simAgent) fetchVerified(ctx context.Context, to string) (signature.Sign
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
-			return fmt.Errorf("download %s of release %s: %w", name, to, err)
+			return &transportError{fmt.Errorf("download %s of release %s: %w", name, to, err)}
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
@@ -268,7 +283,7 @@ func (s *simAgent) fetchVerified(ctx context.Context, to string) (signature.Sign
 		n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
 		s.up.stats.bytes.Add(n)
 		if err != nil {
-			return fmt.Errorf("download %s of release %s: %w", name, to, err)
+			return &transportError{fmt.Errorf("download %s of release %s: %w", name, to, err)}
 		}
 		if n > limit {
 			return fmt.Errorf("download %s of release %s: larger than %d bytes", name, to, limit)
@@ -305,6 +320,12 @@ func (s *simAgent) fetchVerified(ctx context.Context, to string) (signature.Sign
 	}
 	return who, err
 }
+
+// transportError: a download failed for a transport reason; nothing ran.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
 
 // bytesBuffer is a byte slice that io.Copy appends to.
 type bytesBuffer []byte

@@ -81,8 +81,8 @@ func renderUpgrade(r *upgradeResults) string {
 	row("Relay peak RSS during the job", fmt.Sprintf("%s (%s before it)", kib(up.peakRSS), kib(up.idleRSS)), "reported", "measured",
 		fmt.Sprintf("no-op jobs: %s", kib(fpeak)))
 	perAgent := int64(0)
-	if r.agentsBy.UpgradeRuns > 0 {
-		perAgent = r.agentsBy.UpgradeBytes / r.agentsBy.UpgradeRuns
+	if r.total > 0 {
+		perAgent = r.agentsBy.UpgradeBytes / int64(r.total)
 	}
 	row("Downloaded from the relay's /releases/ (HTTPS, each agent its own mTLS connection)",
 		fmt.Sprintf("%.0f MiB in total, %s bytes per agent (SHA256SUMS, SHA256SUMS.sig, %d KiB binary)",
@@ -98,9 +98,11 @@ func renderUpgrade(r *upgradeResults) string {
 		"then its link closed (code 1001, as a stopping agent) and started again at once with %s in its hello; once welcomed, run_result succeeded "+
 		"\"upgraded from loadgen-… to %s\" with the versions before and after in its details, as agent/upgrade's Connected sends it. "+
 		"It does not write, swap or run a binary: the figures are the relay's and the wire's, not an endpoint's disk.\n", upgradeVersion, upgradeVersion)
-	p("- The agents processes counted %s upgrade runs, %s upgraded, %s failed%s; after the job, /healthz counted every agent online %s.\n",
-		thousands(int(r.agentsBy.UpgradeRuns)), thousands(int(r.agentsBy.Upgraded)), thousands(int(r.agentsBy.UpgradeFailed)),
-		map[bool]string{true: " (last error: " + r.agentsBy.UpgradeError + ")", false: ""}[r.agentsBy.UpgradeError != ""],
+	p("- The agents processes counted %s upgrade runs received (a run sent again counts again), %s upgraded, %s failed, %s not started "+
+		"(a transport error downloading the release: run_not_started, and the relay sends the run again after its backoff, as to a real agent)%s; "+
+		"after the job, /healthz counted every agent online %s.\n",
+		thousands(int(r.agentsBy.UpgradeRuns)), thousands(int(r.agentsBy.Upgraded)), thousands(int(r.agentsBy.UpgradeFailed)), thousands(int(r.agentsBy.UpgradeRetry)),
+		map[bool]string{true: " (latest error: " + r.agentsBy.UpgradeError + ")", false: ""}[r.agentsBy.UpgradeError != ""],
 		map[bool]string{true: "at once", false: "after " + secs(r.backAfter)}[r.backAfter < 200*time.Millisecond])
 	p("- Times are the job's created_at to ended_at as the relay stores them; the canary time is when the polls (every 50 ms) first saw the canary's runs all succeeded. " +
 		"The floor is the fleet part's no-op job (the sysinfo plugin, answered at once without running it) over the same agents on the same relay, before the upgrade.\n")
