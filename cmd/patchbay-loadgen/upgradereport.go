@@ -85,8 +85,8 @@ func renderUpgrade(r *upgradeResults) string {
 		perAgent = r.agentsBy.UpgradeBytes / int64(r.total)
 	}
 	row("Downloaded from the relay's /releases/ (HTTPS, each agent its own mTLS connection)",
-		fmt.Sprintf("%.0f MiB in total, %s bytes per agent (SHA256SUMS, SHA256SUMS.sig, %d KiB binary)",
-			float64(r.agentsBy.UpgradeBytes)/(1<<20), thousands(int(perAgent)), uo.binaryKiB), "reported", "measured", "—")
+		fmt.Sprintf("%s MiB in total, %s bytes per agent (SHA256SUMS, SHA256SUMS.sig, %d KiB binary)",
+			thousands(int(r.agentsBy.UpgradeBytes>>20)), thousands(int(perAgent)), uo.binaryKiB), "reported", "measured", "—")
 	p("\nCommand of every row: %s.\n\n### Details\n\n", partCmd)
 	p("- Set-up: a fresh relay (`serve --releases`), %s agents enrolled through it in %s, held by %d agents processes (source addresses 127.0.3.10 upwards), all online in %s.\n",
 		thousands(uo.agents), secs(r.enroll), o.procs, secs(r.connect))
