@@ -53,6 +53,9 @@ import (
 // upgradeAgentHostnames is the host name prefix of the upgrade part's agents.
 const upgradeAgentHostnames = "upgrade-"
 
+// upgradeShares are the shares of ended runs whose times the report shows.
+var upgradeShares = [...]float64{0.5, 0.9, 0.99}
+
 // upgradeVersion is the release the part rolls out.
 const upgradeVersion = "v99.0.0-bench"
 
@@ -97,6 +100,9 @@ type upgradeResults struct {
 	total     int           // its runs
 	canary    int           // its canary's runs
 	canaryAt  time.Duration // from created until the canary's runs had all succeeded (0: never seen)
+	// doneAt is, for each of upgradeShares, when the polls first saw that
+	// share of the runs ended (0: never seen).
+	doneAt [len(upgradeShares)]time.Duration
 	counts    map[string]int
 	jobState  string
 	agentsBy  report        // the agents processes' counters after the upgrade
@@ -229,6 +235,15 @@ func (u *upgradeBench) run(ctx context.Context) error {
 		job = j
 		if u.r.canaryAt == 0 && j.Canary > 0 && j.Counts[string(wire.StateSucceeded)] >= j.Canary {
 			u.r.canaryAt = since
+		}
+		ended := 0
+		for _, st := range []string{wire.StateSucceeded, wire.StateFailed, wire.StateSkipped, wire.StateCancelled, "expired"} {
+			ended += j.Counts[st]
+		}
+		for i, share := range upgradeShares {
+			if u.r.doneAt[i] == 0 && j.Total > 0 && float64(ended) >= share*float64(j.Total) {
+				u.r.doneAt[i] = since
+			}
 		}
 	})
 	u.r.canary, u.r.counts, u.r.jobState = job.Canary, job.Counts, job.State

@@ -72,7 +72,12 @@ func renderUpgrade(r *upgradeResults) string {
 	}
 	row("Figure", "Result", "Target", "Status", "Floor, same run (ratio)")
 	row("---", "---", "---", "---", "---")
-	res := fmt.Sprintf("**%s**; canary (%s agents) all succeeded after %s; %s", secs(up.elapsed), thousands(r.canary), orDash(secsIf(r.canaryAt)), countsText(r.counts))
+	var shares []string
+	for i, share := range upgradeShares {
+		shares = append(shares, fmt.Sprintf("%.0f %% after %s", share*100, orDash(secsIf(r.doneAt[i]))))
+	}
+	res := fmt.Sprintf("**%s**; canary (%s agents) all succeeded after %s; runs ended: %s; %s", secs(up.elapsed), thousands(r.canary),
+		orDash(secsIf(r.canaryAt)), strings.Join(shares, ", "), countsText(r.counts))
 	row(fmt.Sprintf("Self-update of %s agents, canary %s: job created -> every result stored", n, uo.canary),
 		res, "reported", status(up.ok)+" (every agent upgraded)", fmt.Sprintf("%s (%s)", floorText, ratio(float64(up.elapsed), float64(fel))))
 	row("Relay CPU over the self-update (utime+stime from /proc/PID/stat)",
