@@ -96,13 +96,13 @@ type upgradeResults struct {
 	enroll, connect time.Duration
 	floor           jobResult // the no-op jobs on the same agents
 
-	upgrade   jobRun        // the upgrade job
-	total     int           // its runs
-	canary    int           // its canary's runs
-	canaryAt  time.Duration // from created until the canary's runs had all succeeded (0: never seen)
+	upgrade  jobRun        // the upgrade job
+	total    int           // its runs
+	canary   int           // its canary's runs
+	canaryAt time.Duration // from created until the canary's runs had all succeeded (0: never seen)
 	// doneAt is, for each of upgradeShares, when the polls first saw that
 	// share of the runs ended (0: never seen).
-	doneAt [len(upgradeShares)]time.Duration
+	doneAt    [len(upgradeShares)]time.Duration
 	counts    map[string]int
 	jobState  string
 	agentsBy  report        // the agents processes' counters after the upgrade
