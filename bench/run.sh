@@ -45,7 +45,15 @@
 #             unchanged, one upgrade each), database size, and
 #             software=openssl,software.version<3.0.14 against 200 ms. Needs
 #             the Debian package postgresql and a few GiB of disk.
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|sizes|inventory (or --only); it
+#   upgrade   only with BENCH_ONLY=upgrade (issue 16): a release signed in the
+#             run (stand-in agent binary, BENCH_UPGRADE_BINARY_KIB, default
+#             1024), a fresh relay serving it, BENCH_UPGRADE_AGENTS (default
+#             10000) simulated agents in BENCH_PROCS processes, a no-op job
+#             over them (the floor), then `patchbay agents upgrade` with a 1 %
+#             canary: time to complete, relay CPU and peak RSS; each agent
+#             downloads and verifies the release over HTTPS, reconnects with
+#             the new version and reports (about 3 minutes with 10,000).
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|sizes|inventory|upgrade (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
@@ -77,4 +85,6 @@ exec bin/patchbay-loadgen bench \
 	--tier-relays "${BENCH_TIER_RELAYS:-3}" \
 	--inventory-agents "${BENCH_INVENTORY_AGENTS:-19000}" \
 	--inventory-packages "${BENCH_INVENTORY_PACKAGES:-1500}" \
+	--upgrade-agents "${BENCH_UPGRADE_AGENTS:-10000}" \
+	--upgrade-binary-kib "${BENCH_UPGRADE_BINARY_KIB:-1024}" \
 	"$@"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/patchbay/patchbay/agent/link"
 	"github.com/patchbay/patchbay/internal/wire"
+	"github.com/patchbay/patchbay/plugins/signature"
 	"github.com/spf13/cobra"
 )
 
@@ -67,6 +68,7 @@ SIGTERM (closing every link) or after --max-duration.`,
 	f.IntVar(&o.readBuffer, "read-buffer", 1024, "websocket read buffer per link, bytes")
 	f.IntVar(&o.startRate, "start-rate", 0, "links started per second (0: all at once)")
 	f.DurationVar(&o.maxDuration, "max-duration", 2*time.Hour, "stop by itself after this long")
+	f.StringVar(&o.upgradeSigners, "upgrade-signers", "", "allowed_signers file trusted for releases (namespace patchbay-release): the agents carry out self-update runs (patchbay agents upgrade) against it; unset: they refuse them")
 	return cmd
 }
 
@@ -77,6 +79,7 @@ type agentsOptions struct {
 	readBuffer                 int
 	startRate                  int
 	maxDuration                time.Duration
+	upgradeSigners             string
 }
 
 // report is one progress line of the agents subcommand.
@@ -93,6 +96,14 @@ type report struct {
 	// Examples holds the latest error message of each class in Errors.
 	Examples map[string]string `json:"examples,omitempty"`
 	Final    bool              `json:"final,omitempty"`
+	// Self-update runs (upgradeagent.go): received, upgraded (reconnected
+	// on the new version), failed, bytes downloaded from /releases/.
+	UpgradeRuns   int64  `json:"upgrade_runs,omitempty"`
+	Upgraded      int64  `json:"upgraded,omitempty"`
+	UpgradeFailed int64  `json:"upgrade_failed,omitempty"`
+	UpgradeBytes  int64  `json:"upgrade_bytes,omitempty"`
+	UpgradeRetry  int64  `json:"upgrade_not_started,omitempty"` // run_not_started sent (transport errors)
+	UpgradeError  string `json:"upgrade_error,omitempty"`
 }
 
 // fleetStats counts link state changes across all links of the process;
@@ -186,7 +197,15 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 	}
 
 	var stats fleetStats
-	links := make([]*link.Link, len(recs))
+	ctx, cancel := context.WithTimeout(ctx, o.maxDuration)
+	defer cancel()
+	up := &upgrader{dial: dial, ctx: ctx}
+	if o.upgradeSigners != "" {
+		if up.signers, err = signature.LoadAllowedSigners(o.upgradeSigners); err != nil {
+			return fmt.Errorf("--upgrade-signers: %w", err)
+		}
+	}
+	agents := make([]*simAgent, len(recs))
 	for i, r := range recs {
 		servers := strings.Split(o.server, ",")
 		id, err := r.identity(servers[0])
@@ -199,24 +218,34 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 			}
 		}
 		inv := wire.Inventory{Hostname: r.Hostname, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: "loadgen-" + version}
-		links[i] = link.New(id, link.Options{
-			Version:        "loadgen-" + version,
-			Inventory:      func(context.Context) wire.Inventory { return inv },
+		a := newSimAgent(up, id.TLSConfig(), inv.Version)
+		a.link = link.New(id, link.Options{
+			Version: inv.Version,
+			Inventory: func(context.Context) wire.Inventory {
+				inv := inv
+				inv.Version = a.currentVersion()
+				return inv
+			},
 			ReadBufferSize: o.readBuffer,
 			NetDialContext: dial,
-			OnState:        onState(&stats),
-			Control:        func(env wire.Envelope) error { return answerRun(links[i], env) },
+			OnState:        a.onState(onState(&stats)),
+			Control:        a.control,
 		})
+		agents[i] = a
 	}
 	recs = nil
 	snapshot := func() report {
-		r := stats.snapshot(len(links))
+		r := stats.snapshot(len(agents))
 		r.Started = stats.started
+		r.UpgradeRuns, r.Upgraded = up.stats.runs.Load(), up.stats.upgraded.Load()
+		r.UpgradeFailed, r.UpgradeBytes = up.stats.failed.Load(), up.stats.bytes.Load()
+		r.UpgradeRetry = up.stats.notStarted.Load()
+		up.stats.mu.Lock()
+		r.UpgradeError = up.stats.lastErr
+		up.stats.mu.Unlock()
 		return r
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, o.maxDuration)
-	defer cancel()
 	enc := json.NewEncoder(out)
 	stats.started = float64(time.Now().UnixMilli()) / 1000
 	enc.Encode(snapshot())
@@ -240,14 +269,14 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 	if o.startRate > 0 {
 		gap = time.Second / time.Duration(o.startRate)
 	}
-	for _, l := range links {
+	for _, a := range agents {
 		if ctx.Err() != nil {
 			break
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.Run(ctx)
+			a.run(ctx)
 		}()
 		if gap > 0 {
 			backoff.Sleep(ctx, gap)
@@ -258,7 +287,7 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 
 	// Run closes each link (close code 1001) and returns; bound the wait.
 	stopped := make(chan struct{})
-	go func() { wg.Wait(); close(stopped) }()
+	go func() { wg.Wait(); up.wg.Wait(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-time.After(20 * time.Second):

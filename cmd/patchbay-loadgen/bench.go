@@ -22,7 +22,7 @@ import (
 func benchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth|tier|inventory]",
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth|tier|sizes|inventory|upgrade]",
 		Short: "Measure a relay holding a fleet of simulated agents, interactive sessions and the consent helper; write the report",
 		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
@@ -122,6 +122,14 @@ no-op job over --tier-agents agents on one PostgreSQL relay and then on
 --tier-relays relays sharing that database (embedded NATS), the agents the
 tier holds, and a SIGKILLed relay's agents back online on the others.
 
+The upgrade part (issue 16) runs only with --only upgrade (see
+upgradebench.go): a release signed in the run with a stand-in agent binary,
+a fresh relay serving it (--releases), --upgrade-agents simulated agents in
+--procs processes, no-op jobs over them (the floor), then patchbay agents
+upgrade's job with --upgrade-canary: created -> every result stored, the
+relay's CPU and peak RSS; each agent downloads and verifies the release,
+reconnects with the new version and reports the run.
+
 --only fleet runs steps 1-6, --only sessions steps 7-10, --only consent
 steps 11-12, --only console steps 13-15, --only auth steps 16-17; each rewrites only its own part of --out and keeps the other
 parts' figures from the previous report. The sessions part takes 1-3
@@ -171,7 +179,7 @@ enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
-	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth, tier, sizes or inventory (the report keeps the other parts' figures)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth, tier, sizes, inventory or upgrade (the report keeps the other parts' figures)")
 	f.StringVar(&o.releaseDir, "release-dir", "", "with --only sizes: the make release directory (dist/VERSION) whose binary sizes are reported")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
@@ -192,6 +200,7 @@ enrollment.`,
 	authFlags(f, &o.auth)
 	tierFlags(f, &o.tier)
 	inventoryFlags(f, &o.inv)
+	upgradeFlags(f, &o.upgrade)
 	return cmd
 }
 
@@ -208,8 +217,10 @@ func (o *benchOptions) checkSessions() error {
 		return nil
 	case "inventory":
 		return o.inv.check()
+	case "upgrade":
+		return o.upgrade.check(o.procs)
 	default:
-		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth, tier, sizes or inventory", o.only)
+		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth, tier, sizes, inventory or upgrade", o.only)
 	}
 	if o.only == "all" || o.only == "auth" {
 		if err := o.auth.check(); err != nil {
@@ -273,6 +284,7 @@ type benchOptions struct {
 	auth    authOptions
 	tier    tierOptions
 	inv     inventoryOptions // --only inventory (inventory.go)
+	upgrade upgradeOptions
 
 	releaseDir string // --only sizes
 }
@@ -349,6 +361,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	if o.only == "inventory" {
 		return runInventoryOnly(ctx, o)
+	}
+	if o.only == "upgrade" {
+		return runUpgradeOnly(ctx, o, b.logDir)
 	}
 	if o.only == "auth" {
 		ar, err := runAuth(ctx, o, b.logDir)

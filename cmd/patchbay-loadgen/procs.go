@@ -274,11 +274,12 @@ type agentsProc struct {
 	last report
 }
 
-func startAgentsProc(bin, ids, server, source string, from, count, startRate int, logPath string) (*agentsProc, error) {
+func startAgentsProc(bin, ids, server, source string, from, count, startRate int, logPath string, extra ...string) (*agentsProc, error) {
 	p := &agentsProc{source: source, from: from, count: count}
 	args := []string{"agents", "--identities", ids, "--server", server, "--source", source,
 		"--from", strconv.Itoa(from), "--count", strconv.Itoa(count), "--report", "100ms",
 		"--start-rate", strconv.Itoa(startRate), "--max-duration", "30m"}
+	args = append(args, extra...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -328,6 +329,14 @@ func (f fleet) sum() report {
 		s.Connects += r.Connects
 		s.Drops += r.Drops
 		s.Failures += r.Failures
+		s.UpgradeRuns += r.UpgradeRuns
+		s.Upgraded += r.Upgraded
+		s.UpgradeFailed += r.UpgradeFailed
+		s.UpgradeBytes += r.UpgradeBytes
+		s.UpgradeRetry += r.UpgradeRetry
+		if r.UpgradeError != "" {
+			s.UpgradeError = r.UpgradeError
+		}
 		for k, v := range r.Errors {
 			s.Errors[k] += v
 		}

@@ -432,6 +432,9 @@ func writeReport(path string, r *results) error {
 	if old := existingSection(path, inventoryBegin, inventoryEnd); old != "" { // --only inventory writes it
 		doc = spliceSection(doc, inventoryBegin, inventoryEnd, old)
 	}
+	if old := existingSection(path, upgradeBegin, upgradeEnd); old != "" { // --only upgrade writes it
+		doc = spliceSection(doc, upgradeBegin, upgradeEnd, old)
+	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
