@@ -25,6 +25,7 @@ type AlertRoute struct {
 	Secret                                string
 	From, User                            string
 	To                                    []string
+	CAPEM                                 string // PEM CA for the receiver's TLS certificate ("": the system's)
 	CreatedAt                             time.Time
 	CreatedBy                             string
 }
@@ -34,7 +35,7 @@ func (r AlertRoute) Matches(a Alert) bool {
 	return (r.SiteID == AllSites || r.SiteID == a.SiteID) && SeverityRank(a.Severity) >= SeverityRank(r.MinSeverity)
 }
 
-const routeCols = `id, site_id, min_severity, kind, target, secret, mail_from, mail_to, smtp_user, created_at, created_by`
+const routeCols = `id, site_id, min_severity, kind, target, secret, mail_from, mail_to, smtp_user, ca_pem, created_at, created_by`
 
 func (s *Store) alertRoutes(ctx context.Context, q queryer) ([]AlertRoute, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+routeCols+` FROM alert_routes ORDER BY id`)
@@ -49,7 +50,7 @@ func (s *Store) alertRoutes(ctx context.Context, q queryer) ([]AlertRoute, error
 			to      string
 			created sql.NullTime
 		)
-		if err := rows.Scan(&r.ID, &r.SiteID, &r.MinSeverity, &r.Kind, &r.Target, &r.Secret, &r.From, &to, &r.User, &created, &r.CreatedBy); err != nil {
+		if err := rows.Scan(&r.ID, &r.SiteID, &r.MinSeverity, &r.Kind, &r.Target, &r.Secret, &r.From, &to, &r.User, &r.CAPEM, &created, &r.CreatedBy); err != nil {
 			return nil, err
 		}
 		if r.To, err = decodeList(to); err != nil {
@@ -91,8 +92,8 @@ func (s *Store) CreateAlertRoute(ctx context.Context, r AlertRoute, now time.Tim
 	if err != nil {
 		return AlertRoute{}, err
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO alert_routes (`+routeCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		r.ID, r.SiteID, r.MinSeverity, r.Kind, r.Target, r.Secret, r.From, to, r.User, dbTime(now), r.CreatedBy); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO alert_routes (`+routeCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		r.ID, r.SiteID, r.MinSeverity, r.Kind, r.Target, r.Secret, r.From, to, r.User, r.CAPEM, dbTime(now), r.CreatedBy); err != nil {
 		return AlertRoute{}, fmt.Errorf("create alert route: %w", err)
 	}
 	return r, nil

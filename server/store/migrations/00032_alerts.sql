@@ -48,6 +48,7 @@ CREATE TABLE alert_routes (
     mail_from    TEXT NOT NULL DEFAULT '',
     mail_to      TEXT NOT NULL DEFAULT '',
     smtp_user    TEXT NOT NULL DEFAULT '',
+    ca_pem       TEXT NOT NULL DEFAULT '',
     created_at   TIMESTAMP NOT NULL,
     created_by   TEXT NOT NULL DEFAULT ''
 );
