@@ -188,7 +188,12 @@ func (s *Store) FinishDelivery(ctx context.Context, d Delivery, done bool, lastE
 // due (0: now), and false when nothing is queued.
 func (s *Store) NextDeliveryIn(ctx context.Context) (time.Duration, bool, error) {
 	var next sql.NullTime
-	if err := s.db.QueryRowContext(ctx, `SELECT MIN(next_attempt) FROM alert_outbox WHERE done = 0`).Scan(&next); err != nil {
+	// Not MIN(): SQLite returns an aggregate as text, not a TIMESTAMP.
+	err := s.db.QueryRowContext(ctx, `SELECT next_attempt FROM alert_outbox WHERE done = 0 ORDER BY next_attempt LIMIT 1`).Scan(&next)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
 		return 0, false, fmt.Errorf("next alert delivery: %w", err)
 	}
 	if !next.Valid {

@@ -154,3 +154,27 @@ func TestAlertsLifecycle(t *testing.T) {
 		t.Fatalf("offline before: %+v", off)
 	}
 }
+
+func TestNextDeliveryIn(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	if _, any, err := s.NextDeliveryIn(ctx); err != nil || any {
+		t.Fatalf("empty outbox: %v %v", any, err)
+	}
+	if _, err := s.CreateAlertRoute(ctx, AlertRoute{SiteID: AllSites, MinSeverity: SeverityInfo, Kind: RouteWebhook, Target: "http://x"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.RaiseAlert(ctx, Alert{Kind: "check", Check: "c", Severity: SeverityInfo}, "system", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	d, ok, err := s.ClaimDelivery(ctx, time.Minute)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if ok, err := s.FinishDelivery(ctx, d, false, "down", time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if in, any, err := s.NextDeliveryIn(ctx); err != nil || !any || in < 59*time.Minute || in > time.Hour {
+		t.Fatalf("next in %v %v %v", in, any, err)
+	}
+}
