@@ -136,6 +136,11 @@ func (s *Service) Close() {
 // (count, last-seen, severity, summary, details). Opening is audited as
 // "system" and notified.
 func (s *Service) Raise(ctx context.Context, a Alert) (store.Alert, error) {
+	return s.raise(ctx, a, "")
+}
+
+// raise is Raise with the site of an alert about no agent.
+func (s *Service) raise(ctx context.Context, a Alert, site string) (store.Alert, error) {
 	if err := checkAlert(a); err != nil {
 		return store.Alert{}, err
 	}
@@ -143,7 +148,7 @@ func (s *Service) Raise(ctx context.Context, a Alert) (store.Alert, error) {
 		a.Severity = store.SeverityWarning
 	}
 	got, opened, err := s.st.RaiseAlert(ctx, store.Alert{Kind: a.Kind, AgentID: a.AgentID, Check: a.Check, Severity: a.Severity,
-		Summary: a.Summary, Details: a.Details}, SystemActor, time.Now())
+		Summary: a.Summary, Details: a.Details, SiteID: site}, SystemActor, time.Now())
 	if err != nil {
 		return store.Alert{}, err
 	}
@@ -183,10 +188,16 @@ func (s *Service) SetState(ctx context.Context, scope store.Scope, id, state, ac
 
 // RaiseJobHalted opens a job_halted alert for job jobID (the jobs
 // dispatcher calls it when a job's failure gate halts it).
+// The alert is about the job's site when all its agents are in one, else
+// about no site (only callers that reach every site see it).
 func (s *Service) RaiseJobHalted(ctx context.Context, jobID, plugin string, failed int) error {
-	_, err := s.Raise(ctx, Alert{Kind: KindJobHalted, Check: jobID, Severity: store.SeverityCritical,
+	site := ""
+	if sites, err := s.st.JobSites(ctx, jobID); err == nil && len(sites) == 1 {
+		site = sites[0]
+	}
+	_, err := s.raise(ctx, Alert{Kind: KindJobHalted, Check: jobID, Severity: store.SeverityCritical,
 		Summary: fmt.Sprintf("job %s (%s) halted after %d failures", jobID, plugin, failed),
-		Details: map[string]string{"job": jobID, "plugin": plugin, "failed": fmt.Sprint(failed)}})
+		Details: map[string]string{"job": jobID, "plugin": plugin, "failed": fmt.Sprint(failed)}}, site)
 	return err
 }
 

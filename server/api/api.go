@@ -74,6 +74,8 @@ type API struct {
 	// Releases is the relay's --releases directory: agent self-updates
 	// (jobs of plugin wire.UpgradePlugin) install its versions.
 	Releases releases.Dir
+	// Alerts acknowledges and resolves alerts (nil: those routes answer 503).
+	Alerts Alerts
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }
@@ -113,6 +115,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerConsole(mux)
 	a.registerAgentRuns(mux)
 	a.registerSites(mux)
+	a.registerAlerts(mux)
 }
 
 func (a *API) now() time.Time {

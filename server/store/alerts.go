@@ -126,11 +126,11 @@ type queryer interface {
 }
 
 // RaiseAlert opens the alert a describes (Kind, AgentID, Check, Severity,
-// Summary, Details), or, when one with its key is live (open or
+// Summary, Details; SiteID for an alert about no agent), or, when one with its key is live (open or
 // acknowledged), bumps that one's count and last-seen and updates its
 // severity, summary and details. The site is the agent's. Opening is
 // audited (actor) and queued for the alert routes that match, in the same
-// transaction; a bump is neither. It returns the stored alert and whether
+// transaction; a bump is neither. The site is the agent's. It returns the stored alert and whether
 // it was opened.
 func (s *Store) RaiseAlert(ctx context.Context, a Alert, actor string, now time.Time) (Alert, bool, error) {
 	details, err := encodeMap(a.Details)
@@ -152,6 +152,7 @@ func (s *Store) RaiseAlert(ctx context.Context, a Alert, actor string, now time.
 			}
 			a.ID, a.State, a.Count, a.OpenedAt, a.LastSeen = NewID(), AlertOpen, 1, now, now
 			if a.AgentID != "" {
+				a.SiteID = ""
 				if err := tx.QueryRowContext(ctx, `SELECT site_id FROM agents WHERE id = $1`, a.AgentID).Scan(&a.SiteID); err != nil && !errors.Is(err, sql.ErrNoRows) {
 					return err
 				}
