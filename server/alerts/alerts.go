@@ -273,6 +273,7 @@ func (s *Service) checkOffline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer s.log.Debug().Int("seen_before", len(gone)).Int("alerts_live", len(live)).Msg("offline agents checked")
 	for _, g := range gone {
 		if live[g.ID] || s.cfg.Online(g.ID) {
 			continue
