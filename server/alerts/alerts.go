@@ -252,30 +252,38 @@ func (s *Service) offlineLoop(ctx context.Context) {
 }
 
 func (s *Service) checkOffline(ctx context.Context) error {
-	open, err := s.st.ListAlerts(ctx, store.Scope{All: true}, store.AlertFilter{Kind: KindAgentOffline}, 100000)
-	if err != nil {
-		return err
-	}
-	live := map[string]bool{}
-	for _, a := range open {
-		if a.State == store.AlertResolved {
-			continue
+	var live []store.Alert
+	for _, state := range []string{store.AlertOpen, store.AlertAcknowledged} {
+		l, err := s.st.ListAlerts(ctx, store.Scope{All: true}, store.AlertFilter{Kind: KindAgentOffline, State: state}, 100000)
+		if err != nil {
+			return err
 		}
-		if s.cfg.Online(a.AgentID) {
-			if _, err := s.Clear(ctx, a.Key()); err != nil {
-				return err
-			}
-			continue
-		}
-		live[a.AgentID] = true
+		live = append(live, l...)
 	}
 	gone, err := s.st.AgentsSeenBefore(ctx, time.Now().Add(-s.cfg.OfflineAfter))
 	if err != nil {
 		return err
 	}
-	defer s.log.Debug().Int("seen_before", len(gone)).Int("alerts_live", len(live)).Msg("offline agents checked")
+	offline := make(map[string]store.OfflineAgent, len(gone))
 	for _, g := range gone {
-		if live[g.ID] || s.cfg.Online(g.ID) {
+		if !s.cfg.Online(g.ID) {
+			offline[g.ID] = g
+		}
+	}
+	alerted := map[string]bool{}
+	for _, a := range live {
+		if _, still := offline[a.AgentID]; still {
+			alerted[a.AgentID] = true
+			continue
+		}
+		// Back (online, or seen since), or revoked: the condition cleared.
+		if _, err := s.Clear(ctx, a.Key()); err != nil {
+			return err
+		}
+	}
+	defer s.log.Debug().Int("offline", len(offline)).Int("alerts_live", len(alerted)).Msg("offline agents checked")
+	for _, g := range gone {
+		if _, ok := offline[g.ID]; !ok || alerted[g.ID] {
 			continue
 		}
 		if _, err := s.Raise(ctx, Alert{Kind: KindAgentOffline, AgentID: g.ID, Severity: store.SeverityWarning,
