@@ -11,10 +11,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/patchbay/patchbay/internal/pgtest"
 	"github.com/patchbay/patchbay/server/store"
 	"github.com/rs/zerolog"
 )
@@ -285,5 +288,106 @@ func TestMailOverSTARTTLSWithAuth(t *testing.T) {
 	bad.Secret, bad.CAPEM = be.pass, otherCA
 	if err := sendMail(ctx, bad, store.Delivery{ID: "x", Body: `{"event":"open","alert":{"id":"x"}}`}); err == nil || !strings.Contains(err.Error(), "STARTTLS") {
 		t.Fatalf("untrusted certificate: %v", err)
+	}
+}
+
+var pg = pgtest.New()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := pg.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "stop the tests' postgresql: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// Two relays of a tier on one PostgreSQL drain one outbox: every
+// notification reaches the receiver, each attempt made by one relay; and
+// what a relay queued before it stopped is sent by the other.
+func TestTierDeliversEachOnceAndSurvivesARelayStop(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDB(t)
+	open := func() *store.Store {
+		st, err := store.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	st1, st2 := open(), open()
+	secret := "tier-secret"
+	var (
+		mu  sync.Mutex
+		got = map[string]int{} // delivery ID -> requests
+	)
+	all := make(chan struct{}, 100)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !Verify([]byte(secret), r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		got[r.Header.Get(HeaderDelivery)]++
+		mu.Unlock()
+		all <- struct{}{}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	if _, err := st1.CreateAlertRoute(ctx, store.AlertRoute{SiteID: store.AllSites, MinSeverity: store.SeverityInfo, Kind: store.RouteWebhook,
+		Target: "http://" + ln.Addr().String() + "/", Secret: secret}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// A relay that queued alerts and stopped before sending them (never
+	// started its loop): nothing is lost.
+	stopped := New(Config{Store: st1, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	const n = 20
+	for i := range n {
+		if _, err := stopped.Raise(ctx, Alert{Kind: KindCheck, AgentID: fmt.Sprint("agent-", i), Check: "disk", Severity: store.SeverityWarning}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	attempts := make(chan attempt, 4*n)
+	for _, st := range []*store.Store{st1, st2} {
+		s := New(Config{Store: st, Log: zerolog.New(zerolog.NewTestWriter(t)), OnAttempt: func(d store.Delivery, err error) { attempts <- attempt{d, err} }})
+		s.Start()
+		t.Cleanup(s.Close)
+	}
+	for i := range n {
+		select {
+		case <-all:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d notifications received in 30s", i, n)
+		}
+	}
+	for range n {
+		if at := waitAttempt(t, attempts); at.err != nil {
+			t.Fatalf("attempt failed: %v", at.err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != n {
+		t.Fatalf("%d distinct notifications, want %d", len(got), n)
+	}
+	for id, c := range got {
+		if c != 1 {
+			t.Errorf("notification %s received %d times", id, c)
+		}
+	}
+	ds, err := st2.ListDeliveries(ctx, "")
+	if err != nil || len(ds) != n {
+		t.Fatalf("deliveries %d %v", len(ds), err)
+	}
+	for _, d := range ds {
+		if !d.Done || d.Attempts != 1 {
+			t.Fatalf("delivery %+v", d)
+		}
 	}
 }
