@@ -182,6 +182,11 @@ above --min-severity go to --webhook or --smtp. The webhook's secret and
 the SMTP password are read from files so that they stay out of the shell
 history; they are kept in the relay's database. --ca-file trusts a private
 CA for the receiver's certificate. ` + siteRefHelp,
+		Example: `  patchbay alert-routes create --site all --min-severity warning \
+      --webhook https://hooks.example.com/patchbay --secret-file hook.key
+  patchbay alert-routes create --site acme/paris --min-severity critical \
+      --smtp smtp://mail.example.com:587 --from patchbay@example.com --to oncall@example.com \
+      --smtp-user patchbay --smtp-password-file smtp.pass`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -251,7 +256,9 @@ func (a *app) alertRoutesListCmd() *cobra.Command {
 		Aliases: []string{"ls"},
 		Short:   "List alert routes",
 		Long:    `List the alert routes (admin). Secrets are not shown.`,
-		Args:    noArgs,
+		Example: `  patchbay alert-routes list
+  patchbay alert-routes list -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(func(c *client.Client) error {
 				list, err := c.AlertRoutes(cmd.Context())
@@ -277,8 +284,10 @@ func (a *app) alertRoutesDeleteCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete an alert route",
-		Long:  `Delete an alert route (admin) and what is still queued for it. Audited.`,
-		Args:  oneArg("ID"),
+		Long: `Delete an alert route (admin) and what is still queued for it. ID is the
+route's ID or a unique prefix of it (at least 4 characters). Audited.`,
+		Example: `  patchbay alert-routes delete 01a2b3`,
+		Args:    oneArg("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				if err := c.DeleteAlertRoute(cmd.Context(), args[0]); err != nil {
