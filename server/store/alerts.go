@@ -126,11 +126,12 @@ type queryer interface {
 }
 
 // RaiseAlert opens the alert a describes (Kind, AgentID, Check, Severity,
-// Summary, Details; SiteID for an alert about no agent), or, when one with its key is live (open or
+// Summary, Details), or, when one with its key is live (open or
 // acknowledged), bumps that one's count and last-seen and updates its
-// severity, summary and details. The site is the agent's. Opening is
-// audited (actor) and queued for the alert routes that match, in the same
-// transaction; a bump is neither. The site is the agent's. It returns the stored alert and whether
+// severity, summary and details. An alert about an agent is in the agent's
+// site; one about no agent in a.SiteID ("" for none). Opening is audited
+// (actor) and queued for the alert routes that match, in the same
+// transaction; a bump is neither. It returns the stored alert and whether
 // it was opened.
 func (s *Store) RaiseAlert(ctx context.Context, a Alert, actor string, now time.Time) (Alert, bool, error) {
 	details, err := encodeMap(a.Details)
