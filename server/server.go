@@ -23,6 +23,7 @@ import (
 	"github.com/patchbay/patchbay/certs"
 	"github.com/patchbay/patchbay/internal/atomicfile"
 	"github.com/patchbay/patchbay/server/access"
+	"github.com/patchbay/patchbay/server/alerts"
 	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/auditfwd"
 	"github.com/patchbay/patchbay/server/authlimit"
@@ -79,6 +80,10 @@ type Config struct {
 	// (internal/release layout: DIR/<version>/SHA256SUMS, ...) served at
 	// /releases/ for installers and agent self-updates. Empty: none.
 	Releases string
+
+	// AlertOfflineAfter opens an agent_offline alert for an agent offline
+	// longer than this (0: never; server/alerts).
+	AlertOfflineAfter time.Duration
 
 	// SSO turns on single sign-on with an OpenID provider (nil: off).
 	SSO    *sso.Config
@@ -148,6 +153,8 @@ type Server struct {
 	forward *sessionForwarder
 	// metrics is what /metrics serves (server/metrics).
 	metrics *metrics.Metrics
+	// alerts raises alerts and delivers them to the alert routes.
+	alerts *alerts.Service
 }
 
 // New initialises the data directory on first run (CA, server certificate,
@@ -313,6 +320,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.api.Jobs = s.jobs
 	s.jobs.SetMetrics(m)
+	s.alerts = alerts.New(alerts.Config{Store: st, Log: s.log.With().Str("component", "alerts").Logger(),
+		Online: tr.online, OfflineAfter: cfg.AlertOfflineAfter})
+	s.jobs.SetHaltAlerter(s.alerts)
+	s.api.Alerts = s.alerts
 	m.SetGauges(metrics.Gauges{AgentsOnline: h.Count, JobsActive: s.jobs.OpenJobs})
 	s.sessions = sessions.New(sessions.Config{
 		Store: st, Links: h, CA: ca.Cert, Log: s.log.With().Str("component", "sessions").Logger(),
@@ -335,6 +346,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	resync := s.resyncRevocations
 	tr.resync.Store(&resync)
 	s.jobs.Start()
+	s.alerts.Start()
 	s.startAuthAudit()
 	if s.auditFwd != nil {
 		s.auditFwd.Start()
@@ -445,6 +457,7 @@ func (s *Server) Close() error {
 	s.tier.resync.Store(nil)
 	s.stopAuthAudit()
 	s.jobs.Close()
+	s.alerts.Close()
 	s.seen.close()
 	s.software.close()
 	s.access.Close()

@@ -75,6 +75,7 @@ func serveCmd() *cobra.Command {
 		tierURL                                     string
 		tierKeyFile                                 string
 		releasesDir                                 string
+		alertOfflineAfter                           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -197,7 +198,8 @@ Several relays).`,
 				SSO:    ssoCfg,
 				NATS:   natsURL, NATSCreds: natsCreds, NATSCA: natsCA, NATSListen: natsListen,
 				TierKeyFile: tierKeyFile, TierURL: tierURL,
-				Releases: releasesDir,
+				Releases:          releasesDir,
+				AlertOfflineAfter: alertOfflineAfter,
 			})
 			if err != nil {
 				return err
@@ -237,6 +239,7 @@ Several relays).`,
 	f.StringVar(&logFormat, "log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	f.StringVar(&pprofAddr, "pprof", os.Getenv("PATCHBAY_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (default $PATCHBAY_PPROF; off)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "also serve Prometheus /metrics on this address in plain HTTP, WITHOUT authentication: only on a private network or loopback, e.g. 10.0.0.5:9464 (default: off; the main listener serves /metrics to admin tokens)")
+	f.DurationVar(&alertOfflineAfter, "alert-offline-after", 30*time.Minute, "open an agent_offline alert for an agent offline longer than this, resolved when it is back (0: never; see patchbay alerts --help)")
 	f.DurationVar(&consoleIdle, "console-idle-timeout", console.DefaultIdleTimeout, "end a web console session after this long without a request (at least 1s)")
 	f.StringVar(&syslog.URL, "syslog", "", "forward every audit record to this syslog receiver: tls://HOST:PORT (RFC 5425), or tcp://HOST:PORT unencrypted")
 	f.StringVar(&syslog.CAFile, "syslog-ca", "", "PEM file of the CA(s) that sign the syslog receiver's certificate (default: the system's)")

@@ -148,6 +148,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		a.sshCmd(), a.desktopCmd(), a.proxyCmd(), a.sshConfigCmd(), a.sessionsCmd(),
 		a.consoleCmd(), a.usersCmd(), a.accountCmd(), a.orgsCmd(), a.sitesCmd(), a.inventoryCmd())
 	root.AddCommand(a.versionCmd())
+	root.AddCommand(a.alertsCmd(), a.alertRoutesCmd())
 	return root
 }
 

@@ -77,6 +77,8 @@ type API struct {
 	// Refresh asks a connected agent to report its inventory now
 	// (hub.ErrOffline when it is not connected here); nil: refresh answers 503.
 	Refresh func(ctx context.Context, agentID string) error
+	// Alerts acknowledges and resolves alerts (nil: those routes answer 503).
+	Alerts Alerts
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
 }
@@ -117,6 +119,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerConsole(mux)
 	a.registerAgentRuns(mux)
 	a.registerSites(mux)
+	a.registerAlerts(mux)
 }
 
 func (a *API) now() time.Time {

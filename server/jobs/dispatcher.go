@@ -87,6 +87,8 @@ type Dispatcher struct {
 	now   func() time.Time
 	// metrics counts jobs, final runs and fix consent (SetMetrics).
 	metrics Metrics
+	// halted is told of jobs halted by their failure gate (nil: nobody).
+	halted HaltAlerter
 
 	// tx serialises the store writes to tracked jobs' runs with their
 	// change in memory (and the reads that memory is built from): it is
@@ -146,6 +148,16 @@ func New(st *store.Store, links Links, audit Auditor, ca *x509.Certificate, log 
 
 // SetMetrics makes the dispatcher count into m; call it before Start.
 func (d *Dispatcher) SetMetrics(m Metrics) { d.metrics = m }
+
+// HaltAlerter is told when a job's failure gate halts it: server/alerts
+// opens a job_halted alert.
+type HaltAlerter interface {
+	RaiseJobHalted(ctx context.Context, jobID, plugin string, failed int) error
+}
+
+// SetHaltAlerter makes the dispatcher tell h of halted jobs; call it
+// before Start.
+func (d *Dispatcher) SetHaltAlerter(h HaltAlerter) { d.halted = h }
 
 // OpenJobs returns how many open jobs this dispatcher schedules now.
 func (d *Dispatcher) OpenJobs() int {

@@ -295,6 +295,11 @@ func (d *Dispatcher) halt(ctx context.Context, js *jobState, failed int, now tim
 	d.mu.Unlock()
 	d.log.Warn().Str("job_id", j.ID).Int("failed", failed).Int("halted", n).Msg("job halted")
 	d.record(ctx, "job.halted", j.ID, map[string]string{"failed": strconv.Itoa(failed), "halted": strconv.Itoa(n)})
+	if d.halted != nil {
+		if err := d.halted.RaiseJobHalted(ctx, j.ID, j.Plugin, failed); err != nil {
+			d.log.Error().Err(err).Str("job_id", j.ID).Msg("job halted: opening its alert failed")
+		}
+	}
 	d.Wake()
 	return nil
 }

@@ -16,8 +16,10 @@ import * as terminal from './terminal.js';
 import * as desktop from './desktop.js';
 import * as loginScreen from './login.js';
 import * as sites from './sites.js';
+import * as alerts from './alerts.js';
 
 const routes = { fleet, run, agent, job, jobs: job, sessions, audit, catalog, terminal, desktop };
+routes.alerts = alerts;
 
 const main = document.getElementById('main');
 let unmount = () => {};
