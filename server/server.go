@@ -31,6 +31,7 @@ import (
 	"github.com/patchbay/patchbay/server/jobs"
 	"github.com/patchbay/patchbay/server/metrics"
 	"github.com/patchbay/patchbay/server/releases"
+	"github.com/patchbay/patchbay/server/schedule"
 	"github.com/patchbay/patchbay/server/sessions"
 	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"
@@ -116,6 +117,8 @@ type Server struct {
 	api   *api.API
 	seen  *seenWriter
 	jobs  *jobs.Dispatcher
+	// schedules fires scheduled jobs (server/schedule).
+	schedules *schedule.Runner
 	// sessions brokers interactive sessions; ssh is the SSH user and host CA.
 	sessions *sessions.Broker
 	ssh      *certs.SSHCAs
@@ -331,6 +334,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	resync := s.resyncRevocations
 	tr.resync.Store(&resync)
 	s.jobs.Start()
+	s.schedules = schedule.NewRunner(st, s.api, s.log.With().Str("component", "schedules").Logger())
+	s.schedules.Start()
 	s.startAuthAudit()
 	if s.auditFwd != nil {
 		s.auditFwd.Start()
@@ -440,6 +445,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close() error {
 	s.tier.resync.Store(nil)
 	s.stopAuthAudit()
+	s.schedules.Close()
 	s.jobs.Close()
 	s.seen.close()
 	s.access.Close()
