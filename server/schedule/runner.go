@@ -97,19 +97,8 @@ func (r *Runner) one(ctx context.Context, sc store.Schedule, now time.Time) erro
 		_, serr := r.st.SkipFiring(ctx, sc.ID, sc.NextFire, now.Add(24*time.Hour), err.Error())
 		return errors.Join(err, serr)
 	}
-	// The latest fire time at or before now (the stored one, or a later
-	// one missed while no relay ran), bounded for a seconds spec missed
-	// for long.
-	last := sc.NextFire
-	for range 100000 {
-		n := spec.Next(last)
-		if n.After(now) {
-			break
-		}
-		last = n
-	}
-	next := spec.Next(now)
-	if now.Sub(last) > Grace {
+	last, next, run := plan(spec, sc.NextFire, now)
+	if !run {
 		ok, err := r.st.SkipFiring(ctx, sc.ID, sc.NextFire, next, "missed: no relay ran at "+last.Format(time.RFC3339))
 		if ok {
 			r.log.Warn().Str("schedule", sc.Name).Time("missed", last).Msg("firing missed by more than the grace period: skipped")
@@ -121,4 +110,20 @@ func (r *Runner) one(ctx context.Context, sc store.Schedule, now time.Time) erro
 		r.log.Info().Str("schedule", sc.Name).Str("job_id", id).Time("fire", last).Msg("scheduled job created")
 	}
 	return err
+}
+
+// plan decides a due firing stored at stored: last is the latest fire time
+// at or before now (stored, or a later one missed while no relay ran),
+// next the first after now, and run whether last is within Grace of now.
+// The loop is bounded for a seconds spec missed for long.
+func plan(spec Spec, stored, now time.Time) (last, next time.Time, run bool) {
+	last = stored
+	for range 100000 {
+		n := spec.Next(last)
+		if n.After(now) {
+			break
+		}
+		last = n
+	}
+	return last, spec.Next(now), now.Sub(last) <= Grace
 }
