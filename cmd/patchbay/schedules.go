@@ -118,10 +118,13 @@ func (a *app) schedulesListCmd(kind string) *cobra.Command {
 		what = "patch policies"
 	}
 	cmd := &cobra.Command{
-		Use:     "list [-o table|json]",
-		Short:   "List " + what + " with their next fire time and last job",
+		Use:   "list [-o table|json]",
+		Short: "List " + what + " with their next fire time and last job",
+		Long: "List the " + what + ` you see (viewer role): yours, and those whose owner reached no site you
+do not. NEXT is the next fire time ("paused" for a paused one); LAST ERROR says why the last
+fire time made no job (outside its window, missed, the target matched nobody).`,
 		Args:    noArgs,
-		Example: "  patchbay schedules list\n  patchbay schedules list -o json",
+		Example: "  patchbay " + map[bool]string{true: "schedules", false: "patch-policies"}[kind == ""] + " list\n  patchbay " + map[bool]string{true: "schedules", false: "patch-policies"}[kind == ""] + " list -o json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(func(c *client.Client) error {
 				l, err := c.Schedules(cmd.Context(), kind)
@@ -270,6 +273,7 @@ func (a *app) windowsListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "list [-o table|json]",
 		Short:   "List the maintenance windows of the sites you reach",
+		Long:    "List the maintenance windows of the sites you reach (viewer role), whether each is open now and when it next opens.",
 		Args:    noArgs,
 		Example: "  patchbay windows list -o json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -341,8 +345,11 @@ func (a *app) patchPolicyCreateCmd() *cobra.Command {
 	var req apiv1.PatchPolicyCreate
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:     "create [NAME] --site SITE --window WINDOW [--categories security|all|LIST] [--reboot ask|never|force-in-window] [--target SELECTOR]",
-		Short:   "Create a patch policy for a site",
+		Use:   "create [NAME] --site SITE --window WINDOW [--categories security|all|LIST] [--reboot ask|never|force-in-window] [--target SELECTOR]",
+		Short: "Create a patch policy for a site",
+		Long: `Create a patch policy (technician role): a schedule that, each time WINDOW opens, creates a
+patchinstall job over the agents of SITE (narrowed by --target) whose runs start only while
+the window is open. NAME defaults to "patch ORG/SITE".`,
 		Example: "  patchbay patch-policies create --site paris --categories security --window saturday-night --reboot ask",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
