@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +140,31 @@ func TestScheduleFiresAtItsTimeAndOnlyInItsWindow(t *testing.T) {
 	if r.State != "succeeded" || r.Started == nil || r.Started.Before(at.Truncate(time.Second)) {
 		t.Fatalf("run in window opening at %s = %+v", at, r)
 	}
+
+	// A patch policy: refused without patchinstall in the catalog; with it,
+	// a schedule of kind patch-policy over the site, firing when the
+	// window opens, with security_only and the window on its job.
+	if _, errOut, err := cli.Try("patch-policies", "create", "--site", "default", "--window", "closed"); err == nil || !strings.Contains(errOut, "patchinstall is not in the catalog") {
+		t.Fatalf("patch policy without patchinstall: %v %s", err, errOut)
+	}
+	pi := filepath.Join(t.TempDir(), "patchinstall")
+	if out, err := exec.Command("go", "build", "-o", pi, "../plugins/patchinstall").CombinedOutput(); err != nil {
+		t.Fatalf("build patchinstall: %v\n%s", err, out)
+	}
+	cli.publish(t, f.good, pi)
+	if _, errOut, err := cli.Try("patch-policies", "create", "--site", "default", "--window", "closed", "--reboot", "sometimes"); err == nil || !strings.Contains(errOut, "ask, never or force-in-window") {
+		t.Fatalf("bad reboot choice: %v %s", err, errOut)
+	}
+	cli.Run("patch-policies", "create", "--site", "default", "--window", "closed", "--reboot", "force-in-window")
+	var pols []apiv1.Schedule
+	if err := json.Unmarshal([]byte(cli.Run("patch-policies", "list", "-o", "json")), &pols); err != nil || len(pols) != 1 {
+		t.Fatalf("patch policies = %+v, %v", pols, err)
+	}
+	if p := pols[0]; p.Kind != "patch-policy" || p.Job.Plugin != "patchinstall" || p.Job.Params["security_only"] != "true" ||
+		p.Cron != fmt.Sprintf("0 %d * * *", opens.Hour()) || p.Reboot != "force-in-window" || p.Site != "default/default" || !strings.HasSuffix(p.Window, "/closed") {
+		t.Fatalf("patch policy = %+v", p)
+	}
+
 	if out, errOut, err := cli.Try("windows", "delete", "closed"); err == nil {
 		t.Fatalf("deleted a window a schedule uses: %s", out)
 	} else if !strings.Contains(errOut, "schedules use it") {

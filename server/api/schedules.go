@@ -124,6 +124,17 @@ func (a *API) ownerCaller(ctx context.Context, sc store.Schedule) (caller, error
 		}
 		tok.Role, tok.Sites, tok.UserName = u.Role, sites, u.Name
 	}
+	if sc.CreatedByUser == "" && sc.CreatedByToken != "" {
+		toks, err := a.Store.ListAPITokens(ctx)
+		if err != nil {
+			return caller{}, err
+		}
+		i := slices.IndexFunc(toks, func(t store.APIToken) bool { return t.ID == sc.CreatedByToken })
+		now := a.now()
+		if i < 0 || !toks[i].RevokedAt.IsZero() || !toks[i].ExpiresAt.IsZero() && now.After(toks[i].ExpiresAt) {
+			return caller{}, fmt.Errorf("the API token that owns schedule %s was revoked, expired or deleted: recreate the schedule", sc.Name)
+		}
+	}
 	if tok.Role != apiv1.RoleAdmin && tok.Role != apiv1.RoleTechnician {
 		return caller{}, fmt.Errorf("owner of schedule %s is a %s now: jobs need a technician", sc.Name, tok.Role)
 	}
