@@ -32,6 +32,7 @@ import (
 	"github.com/patchbay/patchbay/server/jobs"
 	"github.com/patchbay/patchbay/server/metrics"
 	"github.com/patchbay/patchbay/server/releases"
+	"github.com/patchbay/patchbay/server/schedule"
 	"github.com/patchbay/patchbay/server/sessions"
 	"github.com/patchbay/patchbay/server/sso"
 	"github.com/patchbay/patchbay/server/store"
@@ -123,6 +124,8 @@ type Server struct {
 	// software stores the software lists agents send (inventory.go).
 	software *softwareWriter
 	jobs     *jobs.Dispatcher
+	// schedules fires scheduled jobs (server/schedule).
+	schedules *schedule.Runner
 	// sessions brokers interactive sessions; ssh is the SSH user and host CA.
 	sessions *sessions.Broker
 	ssh      *certs.SSHCAs
@@ -347,6 +350,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	tr.resync.Store(&resync)
 	s.jobs.Start()
 	s.alerts.Start()
+	s.schedules = schedule.NewRunner(st, s.api, s.log.With().Str("component", "schedules").Logger())
+	s.schedules.Start()
 	s.startAuthAudit()
 	if s.auditFwd != nil {
 		s.auditFwd.Start()
@@ -456,6 +461,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close() error {
 	s.tier.resync.Store(nil)
 	s.stopAuthAudit()
+	s.schedules.Close()
 	s.jobs.Close()
 	s.alerts.Close()
 	s.seen.close()

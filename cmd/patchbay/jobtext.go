@@ -47,6 +47,9 @@ func writeJobTable(w io.Writer, j apiv1.Job) error {
 	if j.DryRun {
 		fmt.Fprint(w, " (dry run)")
 	}
+	if j.Window != "" {
+		fmt.Fprintf(w, "; runs start only in window %s", clean(j.Window))
+	}
 	fmt.Fprintln(w)
 	t := newTable(w, "HOSTNAME", "AGENT", "STATE", "DURATION", "SUMMARY / ERROR")
 	for _, r := range sortedResults(j) {

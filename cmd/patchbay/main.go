@@ -147,6 +147,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		a.pluginsCmd(), a.scriptsCmd(), a.runCmd(), a.jobsCmd(),
 		a.sshCmd(), a.desktopCmd(), a.proxyCmd(), a.sshConfigCmd(), a.sessionsCmd(),
 		a.consoleCmd(), a.usersCmd(), a.accountCmd(), a.orgsCmd(), a.sitesCmd(), a.inventoryCmd())
+	root.AddCommand(a.schedulesCmd(), a.windowsCmd(), a.patchPoliciesCmd())
 	root.AddCommand(a.versionCmd())
 	root.AddCommand(a.alertsCmd(), a.alertRoutesCmd())
 	return root

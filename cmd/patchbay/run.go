@@ -132,6 +132,7 @@ when any agent failed or the job halted or was cancelled.
 	f.StringVar(&req.Expires, "expires", "", "offline agents that have not run it by then end expired (default 24h)")
 	f.StringVar(&req.Reason, "reason", "", "why (a ticket number): recorded in the audit log and shown to the user when a fix asks for consent")
 	f.BoolVar(&req.AllowDowngrade, "allow-downgrade", false, "let agents run an older plugin version than one they already ran")
+	f.StringVar(&req.Window, "window", "", "maintenance window (SITE/NAME, NAME or ID): runs start only while it is open, and wait (pending) outside it")
 	f.BoolVar(&wait, "wait", false, "wait for every agent's result and print them (as patchbay jobs show does)")
 	f.BoolVar(&summary, "summary", false, "with --wait: print only the results table, no output or details")
 	addOutputFlag(cmd, &output)

@@ -22,6 +22,9 @@ type JobCreate struct {
 	Expires        string            `json:"expires,omitempty"`      // default 24h
 	AllowDowngrade bool              `json:"allow_downgrade,omitempty"`
 	Reason         string            `json:"reason,omitempty"`
+	// Window is a maintenance window ("SITE/NAME", NAME or ID): runs start
+	// only while it is open. "": any time.
+	Window string `json:"window,omitempty"`
 }
 
 // Job defaults and limits.
@@ -65,6 +68,10 @@ type Job struct {
 	// Sites are the sites of the job's agents ("ORG/SITE"): only those who
 	// reach every one of them see the job.
 	Sites []string `json:"sites,omitempty"`
+	// Window is the maintenance window the job's runs start in
+	// ("NAME: CRON for DURATION (TZ)"); ScheduleID the schedule that created it.
+	Window     string `json:"window,omitempty"`
+	ScheduleID string `json:"schedule_id,omitempty"`
 }
 
 // RunResult is one agent's part of a job.

@@ -120,6 +120,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerAgentRuns(mux)
 	a.registerSites(mux)
 	a.registerAlerts(mux)
+	a.registerSchedules(mux)
 }
 
 func (a *API) now() time.Time {
@@ -132,6 +133,9 @@ func (a *API) now() time.Time {
 // caller is the authenticated person or script behind a request.
 type caller struct {
 	tok store.APIToken
+	// site, when set, narrows the caller's scope to that one site (a patch
+	// policy's jobs, made as its owner).
+	site string
 }
 
 // actor is how the caller appears in the audit log: the token's name, role

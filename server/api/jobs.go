@@ -47,31 +47,63 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 	if !decode(w, r, &req) {
 		return
 	}
-	job, sel, status, err := a.planJob(r.Context(), req, c)
+	job, revoked, status, err := a.createJob(r.Context(), req, c, "", nil)
+	if status == http.StatusInternalServerError {
+		a.internal(w, r, "create job", err)
+		return
+	}
 	if err != nil {
 		WriteError(w, status, "%v", err)
 		return
 	}
-	revoked, err := a.revokedMatching(r.Context(), c.scope(), sel)
-	if err != nil {
-		a.internal(w, r, "create job", err)
-		return
+	out := a.jobJSON(job, nil, nil)
+	out.RevokedNotTargeted = revoked
+	if names, err := a.siteNames(r.Context()); err == nil {
+		out.Sites = names.names(job.Sites)
 	}
-	err = a.Store.CreateJobStream(r.Context(), &job, func(ctx context.Context, emit func([]store.Run) error) error {
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// createJob plans, stores and audits a job and hands it to the dispatcher:
+// the one path of POST /v1/jobs and of scheduled jobs. sched is the
+// schedule that creates it (nil by hand); then ctx carries the claim of
+// its firing (store.WithFiring) and the audit record names the schedule.
+// An error with status 500 is internal; others are the caller's.
+func (a *API) createJob(ctx context.Context, req apiv1.JobCreate, c caller, actor string, sched *store.Schedule) (store.Job, int, int, error) {
+	ierr := http.StatusInternalServerError
+	if actor == "" {
+		actor = c.actor()
+	}
+	job, sel, status, err := a.planJob(ctx, req, c)
+	if err != nil {
+		return job, 0, status, err
+	}
+	job.CreatedBy = actor
+	if status, err := a.applyWindow(ctx, c.scope(), req, &job); err != nil {
+		return job, 0, status, err
+	}
+	if sched != nil {
+		job.ScheduleID = sched.ID
+	}
+	revoked, err := a.revokedMatching(ctx, c.scope(), sel)
+	if err != nil {
+		return job, 0, ierr, err
+	}
+	err = a.Store.CreateJobStream(ctx, &job, func(ctx context.Context, emit func([]store.Run) error) error {
 		return a.resolveTargets(ctx, c.scope(), &job, sel, req, emit)
 	})
 	var te *targetError
 	if errors.As(err, &te) {
 		if te.noMatch && revoked > 0 {
-			WriteError(w, te.status, "no agent that is not revoked matches %q: the %d that match are revoked (patchbay agents list --target shows them)", req.Target, revoked)
-			return
+			return job, 0, te.status, fmt.Errorf("no agent that is not revoked matches %q: the %d that match are revoked (patchbay agents list --target shows them)", req.Target, revoked)
 		}
-		WriteError(w, te.status, "%v", te.err)
-		return
+		return job, 0, te.status, te.err
+	}
+	if errors.Is(err, store.ErrFiringClaimed) {
+		return job, 0, http.StatusConflict, err
 	}
 	if err != nil {
-		a.internal(w, r, "create job", err)
-		return
+		return job, 0, ierr, err
 	}
 	detail := map[string]string{
 		"plugin": job.Plugin + "@" + job.PluginVersion, "target": job.Target, "agents": strconv.Itoa(job.Total),
@@ -83,22 +115,23 @@ func (a *API) handleJobCreate(w http.ResponseWriter, r *http.Request, c caller) 
 	if job.Script != "" {
 		detail["script"] = job.Script + "@" + job.ScriptVersion + " sha256:" + job.ScriptSHA256
 	}
-	if err := a.audit(r.Context(), c.actor(), "job.create", "job "+job.ID, detail); err != nil {
-		a.internal(w, r, "create job", err)
-		return
+	if req.Window != "" {
+		detail["window"] = req.Window
+	}
+	if sched != nil {
+		detail["schedule"] = sched.Name + " " + sched.ID
+		detail["owner"] = sched.CreatedBy
+	}
+	if err := a.audit(ctx, actor, "job.create", "job "+job.ID, detail); err != nil {
+		return job, 0, ierr, err
 	}
 	if a.Jobs != nil {
-		if err := a.Jobs.Created(r.Context(), job); err != nil {
+		if err := a.Jobs.Created(ctx, job); err != nil {
 			// Stored: the dispatcher loads it from the store on its next tick.
 			a.Log.Error().Err(err).Str("job_id", job.ID).Msg("hand the new job to the dispatcher")
 		}
 	}
-	out := a.jobJSON(job, nil, nil)
-	out.RevokedNotTargeted = revoked
-	if names, err := a.siteNames(r.Context()); err == nil {
-		out.Sites = names.names(job.Sites)
-	}
-	writeJSON(w, http.StatusCreated, out)
+	return job, revoked, 0, nil
 }
 
 // revokedMatching counts the revoked agents that sel matches: a job never
@@ -519,7 +552,7 @@ func (a *API) jobJSON(j store.Job, counts map[string]int, results []apiv1.RunRes
 		DryRun: j.DryRun, Concurrency: j.Concurrency, Canary: j.Canary, MaxFailures: j.MaxFailures, MaxFailuresPercent: maxFailuresPct(j),
 		Timeout: j.Timeout.String(), AllowDowngrade: j.AllowDowngrade, Reason: j.Reason, State: j.State,
 		Total: j.Total, Counts: counts, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt, ExpiresAt: j.ExpiresAt,
-		EndedAt: timePtr(j.EndedAt), Results: results,
+		EndedAt: timePtr(j.EndedAt), Results: results, Window: windowText(j.Window), ScheduleID: j.ScheduleID,
 	}
 }
 

@@ -32,10 +32,17 @@ func (a *API) registerSites(mux *http.ServeMux) {
 // scope is what the caller reaches: admins every site, others their grants
 // (a user's token its user's).
 func (c caller) scope() store.Scope {
+	sc := store.ScopeOf(c.tok.Sites)
 	if c.tok.Role == apiv1.RoleAdmin {
-		return store.Scope{All: true}
+		sc = store.Scope{All: true}
 	}
-	return store.ScopeOf(c.tok.Sites)
+	if c.site != "" {
+		if !sc.Has(c.site) {
+			return store.Scope{Sites: []string{}}
+		}
+		return store.Scope{Sites: []string{c.site}}
+	}
+	return sc
 }
 
 // siteNames maps site IDs to "ORG/SITE".

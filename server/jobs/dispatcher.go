@@ -316,6 +316,9 @@ func (d *Dispatcher) scheduler() {
 				d.load(ctx)
 			}
 			scan = d.retryDue(ctx) // runs put back whose backoff has passed
+			if d.windowsOpened(d.now()) {
+				scan = true // a job's maintenance window opened: send its runs
+			}
 			if d.tier != nil && d.tierTick(ctx) {
 				scan = true
 			}

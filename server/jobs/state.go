@@ -4,6 +4,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/patchbay/patchbay/server/schedule"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -30,6 +31,11 @@ type jobState struct {
 	// retries are runs whose agent could not start them (retry.go), by ID,
 	// from the first time until they are final.
 	retries map[string]*retry
+
+	// window is the job's maintenance window (nil: none): runs start only
+	// while it is open; windowOpen is whether it was at the last tick.
+	window     *schedule.Window
+	windowOpen bool
 
 	expired     bool      // runs never sent were ended expired
 	offlineSent int       // runs in flight, not started, on offline agents: Progress's count
@@ -63,8 +69,49 @@ func (d *Dispatcher) track(j store.Job, t store.Tally) {
 		js.inFlight[f.RunID] = &flight{agentID: f.AgentID, seq: f.Seq, state: f.State}
 		d.runs[f.RunID] = js
 	}
+	if j.Window != "" {
+		w, err := schedule.ParseWindow(j.Window)
+		if err != nil {
+			// Runs wait rather than start outside the window meant.
+			d.log.Error().Err(err).Str("job_id", j.ID).Msg("job window unreadable: its runs wait")
+			w = &schedule.Window{Name: "unreadable"}
+		}
+		js.window = w
+	}
 	d.jobs[j.ID] = js
 	d.changed(j.ID)
+}
+
+// inWindow reports whether the job's runs may start at now: it has no
+// window, or its window is open.
+func (js *jobState) inWindow(now time.Time) bool {
+	if js.window == nil {
+		return true
+	}
+	if js.window.Cron == "" {
+		return false // unreadable
+	}
+	open, _ := js.window.OpenAt(now)
+	return open
+}
+
+// windowsOpened reports whether the window of an open job has opened since
+// the last call: then the tick walks the jobs to send their runs.
+func (d *Dispatcher) windowsOpened(now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	opened := false
+	for _, js := range d.jobs {
+		if js.window == nil {
+			continue
+		}
+		open := js.inWindow(now)
+		if open && !js.windowOpen {
+			opened = true
+		}
+		js.windowOpen = open
+	}
+	return opened
 }
 
 // counts returns a copy of the job's counts.

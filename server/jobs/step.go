@@ -82,6 +82,9 @@ func (d *Dispatcher) rules(ctx context.Context, js *jobState, scan bool, now tim
 	if failed := js.byState[store.RunFailed]; j.Halted(failed, js.final) {
 		return 0, false, d.halt(ctx, js, failed, now)
 	}
+	if !js.inWindow(now) {
+		return 0, false, nil // outside its maintenance window: runs wait, pending
+	}
 	return js.canaryBound(), true, nil
 }
 

@@ -77,6 +77,11 @@ type Job struct {
 	// Sites are the sites of the job's agents, written by CreateJobStream
 	// after produce (job_sites; not read back by GetJob: see JobSites).
 	Sites []string
+	// Window is the maintenance window the job's runs start in, as JSON
+	// (schedule.Window); "" when they may start at any time.
+	Window string
+	// ScheduleID is the schedule that created the job ("" by hand).
+	ScheduleID string
 }
 
 // Run is one job on one agent.
@@ -128,13 +133,20 @@ func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(ctx co
 		return err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if claim, ok := ctx.Value(firingKey{}).(firing); ok {
+			if err := claim.claim(ctx, tx, j.ID); err != nil {
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, plugin, plugin_version, script, script_sha256, script_version,
 			script_size, params, target, dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason,
-			state, total, created_by, created_at, expires_at, max_failures_bp, created_by_token, created_by_user)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`,
+			state, total, created_by, created_at, expires_at, max_failures_bp, created_by_token, created_by_user,
+			maint_window, schedule_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)`,
 			j.ID, j.Plugin, j.PluginVersion, j.Script, j.ScriptSHA256, j.ScriptVersion, j.ScriptSize, params, j.Target,
 			j.DryRun, j.Concurrency, j.Canary, j.MaxFailures, j.Timeout.Milliseconds(), j.AllowDowngrade, j.Reason,
-			j.State, j.Total, j.CreatedBy, dbTime(j.CreatedAt), dbTime(j.ExpiresAt), j.MaxFailuresBP, j.CreatedByToken, j.CreatedByUser)
+			j.State, j.Total, j.CreatedBy, dbTime(j.CreatedAt), dbTime(j.ExpiresAt), j.MaxFailuresBP, j.CreatedByToken, j.CreatedByUser,
+			j.Window, j.ScheduleID)
 		if err != nil {
 			return fmt.Errorf("job: %w", err)
 		}
@@ -293,7 +305,7 @@ func (s *Store) RunningJobsOfUser(ctx context.Context, userID string) ([]Job, er
 
 const jobColumns = `id, plugin, plugin_version, script, script_sha256, script_version, script_size, params, target,
 	dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason, state, total, created_by,
-	created_at, expires_at, ended_at, max_failures_bp, counts, created_by_token, created_by_user`
+	created_at, expires_at, ended_at, max_failures_bp, counts, created_by_token, created_by_user, maint_window, schedule_id`
 
 func scanJob(sc scanner) (Job, error) {
 	var j Job
@@ -303,7 +315,7 @@ func scanJob(sc scanner) (Job, error) {
 	err := sc.Scan(&j.ID, &j.Plugin, &j.PluginVersion, &j.Script, &j.ScriptSHA256, &j.ScriptVersion, &j.ScriptSize,
 		&params, &j.Target, &j.DryRun, &j.Concurrency, &j.Canary, &j.MaxFailures, &timeoutMS, &j.AllowDowngrade,
 		&j.Reason, &j.State, &j.Total, &j.CreatedBy, &created, &expires, &ended, &j.MaxFailuresBP, &counts,
-		&j.CreatedByToken, &j.CreatedByUser)
+		&j.CreatedByToken, &j.CreatedByUser, &j.Window, &j.ScheduleID)
 	if err != nil {
 		return Job{}, err
 	}
