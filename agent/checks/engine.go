@@ -88,6 +88,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		case <-e.wake:
+			e.flush() // Connected, or an answer: send what waits
 		}
 		for {
 			p, ok := e.due()
@@ -265,8 +266,8 @@ func (e *Engine) flush() {
 	}
 }
 
-// Connected sends what waited for the link.
-func (e *Engine) Connected() { e.flush() }
+// Connected has Run send what waited for the link; it does not block.
+func (e *Engine) Connected() { e.poke() }
 
 // Control handles the relay's check messages; handled is false for other
 // messages.
