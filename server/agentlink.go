@@ -207,6 +207,7 @@ func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 	s.metrics.LinkOpened()
 	s.seen.inventory(agentID, hello.Inventory, now)
 	s.jobs.AgentOnline(agentID)
+	s.checks.greet(agentID)
 	if l := c.log(s); l.Debug().Enabled() {
 		resumed := false
 		if tc, ok := ws.NetConn().(*tls.Conn); ok {
@@ -294,6 +295,20 @@ func (s *Server) control(c *agentConn, env wire.Envelope) error {
 			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
 		}
 		s.jobs.NotStarted(c.id, m)
+		return nil
+	case wire.MsgCheckResults:
+		var m wire.CheckResults
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return protocolError(err)
+		}
+		s.checks.results(c.id, m)
+		return nil
+	case wire.MsgSelfHeal:
+		var m wire.SelfHeal
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return protocolError(err)
+		}
+		s.checks.selfHeal(c.id, m)
 		return nil
 	case wire.MsgSessionAnswer:
 		var m wire.SessionAnswer

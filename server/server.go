@@ -116,6 +116,8 @@ type Server struct {
 	api   *api.API
 	seen  *seenWriter
 	jobs  *jobs.Dispatcher
+	// checks sends agents their policies and stores check results (checks.go).
+	checks *checkRelay
 	// sessions brokers interactive sessions; ssh is the SSH user and host CA.
 	sessions *sessions.Broker
 	ssh      *certs.SSHCAs
@@ -308,6 +310,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.api.Jobs = s.jobs
+	s.checks = newCheckRelay(st, s.api, h.Send, h.Online, s.log.With().Str("component", "checks").Logger())
+	s.api.Policies = s.checks
 	s.jobs.SetMetrics(m)
 	m.SetGauges(metrics.Gauges{AgentsOnline: h.Count, JobsActive: s.jobs.OpenJobs})
 	s.sessions = sessions.New(sessions.Config{

@@ -76,6 +76,8 @@ type API struct {
 	Releases releases.Dir
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
+	// Policies hears of policy changes (nil: agents get them on reconnect).
+	Policies PolicyNotifier
 }
 
 // maxBody bounds every request body.
@@ -113,6 +115,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerConsole(mux)
 	a.registerAgentRuns(mux)
 	a.registerSites(mux)
+	a.registerPolicies(mux)
 }
 
 func (a *API) now() time.Time {
