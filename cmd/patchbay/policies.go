@@ -110,7 +110,11 @@ func (a *app) policiesListCmd() *cobra.Command {
 		Use:     "list [-o table|json]",
 		Aliases: []string{"ls"},
 		Short:   "List policies",
-		Args:    noArgs,
+		Long: `List the policies with their target, check, interval, fix and self-heal
+limits. Viewers see the policies of their sites and the relay-wide ones.`,
+		Example: `  patchbay policies list
+  patchbay policies list -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(func(c *client.Client) error {
 				ps, err := c.Policies(cmd.Context())
@@ -138,7 +142,11 @@ func (a *app) policiesShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show NAME [-o table|json]",
 		Short: "Show a policy and its check state on each agent",
-		Args:  oneArg("NAME"),
+		Long: `Show a policy and the last known state of its check on each agent that
+reported it (passed, failed or error), since when, and what the check found.`,
+		Example: `  patchbay policies show disk
+  patchbay policies show disk -o json`,
+		Args: oneArg("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				p, err := c.Policy(cmd.Context(), args[0])
@@ -179,7 +187,10 @@ func (a *app) policiesDeleteCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a policy (admin); agents stop its check",
-		Args:  oneArg("NAME"),
+		Long: `Delete a policy (admin). Connected agents get their new set at once and
+stop its check; the others when they reconnect. Audited as policy.delete.`,
+		Example: `  patchbay policies delete disk`,
+		Args:    oneArg("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client.Client) error {
 				if err := c.DeletePolicy(cmd.Context(), args[0]); err != nil {
