@@ -312,6 +312,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.api.Jobs = s.jobs
 	s.checks = newCheckRelay(st, s.api, h.Send, h.Online, s.log.With().Str("component", "checks").Logger())
 	s.api.Policies = s.checks
+	s.api.CheckedAt = s.CheckedAt
 	s.jobs.SetMetrics(m)
 	m.SetGauges(metrics.Gauges{AgentsOnline: h.Count, JobsActive: s.jobs.OpenJobs})
 	s.sessions = sessions.New(sessions.Config{

@@ -166,6 +166,14 @@ reported it (passed, failed or error), since when, and what the check found.`,
 				for _, s := range p.States {
 					t.row(s.AgentID, s.State, s.ChangedAt.Local().Format(time.DateTime), s.Summary)
 				}
+				if err := t.flush(); err != nil || len(p.Events) == 0 {
+					return err
+				}
+				fmt.Fprintln(a.stdout, "\nLatest changes:")
+				t = newTable(a.stdout, "AT", "AGENT", "STATE", "SELF-HEAL", "SUMMARY")
+				for _, e := range p.Events {
+					t.row(e.At.Local().Format(time.DateTime), e.AgentID, e.State, e.Fix, e.Summary)
+				}
 				return t.flush()
 			})
 		},

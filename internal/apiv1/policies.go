@@ -33,6 +33,17 @@ type Policy struct {
 	CreatedAt        time.Time         `json:"created_at"`
 	// States are the policy's last known check states by agent (show only).
 	States []CheckState `json:"states,omitempty"`
+	// Events are the latest state changes (show only), oldest first.
+	Events []CheckEvent `json:"events,omitempty"`
+}
+
+// CheckEvent is a check state change an agent reported.
+type CheckEvent struct {
+	AgentID string    `json:"agent_id"`
+	State   string    `json:"state"`
+	Summary string    `json:"summary,omitempty"`
+	Fix     string    `json:"fix,omitempty"` // helped, not_helped: the check after a self-heal
+	At      time.Time `json:"at"`
 }
 
 // CheckState is a check's last known state on an agent.
@@ -41,4 +52,7 @@ type CheckState struct {
 	State     string    `json:"state"`
 	Summary   string    `json:"summary,omitempty"`
 	ChangedAt time.Time `json:"changed_at"`
+	// CheckedAt is when the agent last reported the check to this relay
+	// (kept in memory: absent after a relay restart until the next result).
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
 }

@@ -78,6 +78,9 @@ type API struct {
 	Now func() time.Time
 	// Policies hears of policy changes (nil: agents get them on reconnect).
 	Policies PolicyNotifier
+	// CheckedAt returns when an agent last reported a policy's check (nil:
+	// not shown).
+	CheckedAt func(agentID, policyID string) time.Time
 }
 
 // maxBody bounds every request body.

@@ -175,8 +175,22 @@ func (a *API) handlePolicyShow(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	for _, s := range states {
 		if s.PolicyID == p.ID {
-			out.States = append(out.States, apiv1.CheckState{AgentID: s.AgentID, State: s.State, Summary: s.Summary, ChangedAt: s.ChangedAt})
+			cs := apiv1.CheckState{AgentID: s.AgentID, State: s.State, Summary: s.Summary, ChangedAt: s.ChangedAt}
+			if a.CheckedAt != nil {
+				if t := a.CheckedAt(s.AgentID, p.ID); !t.IsZero() {
+					cs.CheckedAt = &t
+				}
+			}
+			out.States = append(out.States, cs)
 		}
+	}
+	events, err := a.Store.CheckEvents(r.Context(), "", p.ID, 100)
+	if err != nil {
+		a.internal(w, r, "show policy", err)
+		return
+	}
+	for _, e := range events {
+		out.Events = append(out.Events, apiv1.CheckEvent{AgentID: e.AgentID, State: e.State, Summary: e.Summary, Fix: e.Fix, At: e.At})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

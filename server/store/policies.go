@@ -189,10 +189,13 @@ func (s *Store) CheckStates(ctx context.Context, agentID string) ([]CheckState, 
 	return out, rows.Err()
 }
 
-// CheckEvents returns an agent's check history, oldest first.
-func (s *Store) CheckEvents(ctx context.Context, agentID, policyID string) ([]CheckEvent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, agent_id, policy_id, state, summary, fix, at FROM check_events
-		WHERE agent_id = $1 AND ($2 = '' OR policy_id = $2) ORDER BY at, id`, agentID, policyID)
+// CheckEvents returns the check history of an agent and a policy ("" for
+// any), oldest first, at most limit events (the latest).
+func (s *Store) CheckEvents(ctx context.Context, agentID, policyID string, limit int) ([]CheckEvent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, agent_id, policy_id, state, summary, fix, at FROM (
+		SELECT id, agent_id, policy_id, state, summary, fix, at FROM check_events
+		WHERE ($1 = '' OR agent_id = $1) AND ($2 = '' OR policy_id = $2) ORDER BY at DESC, id DESC LIMIT $3) e
+		ORDER BY at, id`, agentID, policyID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("check events: %w", err)
 	}

@@ -43,7 +43,7 @@ func TestPolicies(t *testing.T) {
 	if err != nil || len(states) != 1 || states[0].State != "passed" || !states[0].ChangedAt.Equal(ts.Add(time.Minute)) {
 		t.Fatalf("states: %+v %v", states, err)
 	}
-	events, err := s.CheckEvents(ctx, agent, "")
+	events, err := s.CheckEvents(ctx, agent, "", 10)
 	if err != nil || len(events) != 2 || events[0].State != "failed" {
 		t.Fatalf("events: %+v %v", events, err)
 	}
