@@ -71,7 +71,6 @@ func TestServiceDown(t *testing.T) {
 type outbox struct {
 	mu     sync.Mutex
 	online bool
-	sent   []wire.Envelope
 	ch     chan wire.Envelope
 }
 
