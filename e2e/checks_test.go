@@ -161,3 +161,53 @@ func TestChecksSelfHealAndOffline(t *testing.T) {
 		t.Fatal("deleted policy still shown")
 	}
 }
+
+// TestPluginChecksAndSiteLimit: a plugin's Check runs as a policy check
+// (verified like any run, nothing changed); two agents of one site fail the
+// same policy and the relay allows one self-heal per site and hour: the
+// other agent's request is refused.
+func TestPluginChecksAndSiteLimit(t *testing.T) {
+	f := newPluginFleet(t)
+	cli := f.cli
+	second := f.relay.Enroll(cli.Token("--tags", "fleet=plugins"), "--trust", f.good.allowedSigners(t)).Start()
+	waitFor(t, 10*time.Second, "second agent online", func() bool { return cli.Online(second.ID) })
+	cli.publish(t, f.good, bin("plugins/testplugin"))
+
+	cli.Run("policies", "create", "plug-ok", "--target", "fleet=plugins", "--check", "testplugin", "--param", "mode=clean", "--interval", "10s")
+	count := filepath.Join(t.TempDir(), "count")
+	cli.Run("policies", "create", "plug-bad", "--target", "fleet=plugins", "--check", "testplugin", "--param", "mode=echo",
+		"--param", "text=broken", "--interval", "10s", "--fix", "testplugin", "--fix-param", "countfile="+count,
+		"--max-fixes-per-site-hour", "1", "--max-fixes-per-day", "5")
+	states := func(name, want, summary string) bool {
+		st := cli.policy(t, name).States
+		if len(st) != 2 {
+			return false
+		}
+		for _, s := range st {
+			if s.State != want || !strings.Contains(s.Summary, summary) {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 60*time.Second, "both agents to pass plug-ok", func() bool { return states("plug-ok", "passed", "nothing to do") })
+	waitFor(t, 60*time.Second, "both agents to fail plug-bad", func() bool { return states("plug-bad", "failed", "broken") })
+	waitFor(t, 60*time.Second, "one self-heal to run and not help, the other to be refused", func() bool {
+		notHelped := 0
+		for _, e := range cli.policy(t, "plug-bad").Events {
+			if e.Fix == "not_helped" {
+				notHelped++
+			}
+		}
+		return notHelped == 1 && strings.Contains(f.relay.Log().String(), "self-heal refused")
+	})
+	if n := len(cli.selfHealJobs(t, "plug-bad")); n != 1 {
+		t.Fatalf("%d self-heal jobs, want 1 (the site allows one an hour)", n)
+	}
+	if n := countLines(count); n != 1 {
+		t.Fatalf("the fix ran %d times, want 1", n)
+	}
+	if !strings.Contains(f.relay.Log().String(), "self-heals in this site within the hour") {
+		t.Fatal("the refusal does not name the site limit")
+	}
+}

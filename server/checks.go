@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,13 +105,29 @@ func applies(p store.Policy, t store.Target) bool {
 	return err == nil && sel.Match(selector.Attrs{ID: t.ID, Hostname: t.Hostname, OS: t.OS, Arch: t.Arch, Tags: t.Tags})
 }
 
-func (cr *checkRelay) policiesFor(ps []store.Policy, t store.Target) wire.Policies {
+// policiesFor is the policy set of agent t. A plugin check carries the
+// newest build of the plugin for t's platform (builds caches them by
+// name/os/arch for one call over many agents).
+func (cr *checkRelay) policiesFor(ctx context.Context, ps []store.Policy, t store.Target, builds map[string]*wire.ArtifactRef) wire.Policies {
 	out := wire.Policies{Policies: []wire.Policy{}}
 	for _, p := range ps {
-		if applies(p, t) && len(out.Policies) < wire.MaxPolicies {
-			out.Policies = append(out.Policies, wire.Policy{ID: p.ID, Name: p.Name, Check: p.Check, Params: p.Params,
-				Interval: wire.Duration(p.Interval), Fix: p.Fix != "", MaxFixesDay: p.MaxFixesDay})
+		if !applies(p, t) || len(out.Policies) == wire.MaxPolicies {
+			continue
 		}
+		wp := wire.Policy{ID: p.ID, Name: p.Name, Check: p.Check, Params: p.Params,
+			Interval: wire.Duration(p.Interval), Fix: p.Fix != "", MaxFixesDay: p.MaxFixesDay}
+		if !strings.HasPrefix(p.Check, "builtin:") {
+			key := p.Check + "/" + t.OS + "/" + t.Arch
+			ref, ok := builds[key]
+			if !ok {
+				if a, err := cr.st.ResolveArtifact(ctx, store.KindPlugin, p.Check, "", t.OS, t.Arch); err == nil {
+					ref = &wire.ArtifactRef{Name: a.Name, Version: a.Version, SHA256: a.SHA256, Size: a.Size}
+				}
+				builds[key] = ref
+			}
+			wp.Plugin = ref
+		}
+		out.Policies = append(out.Policies, wp)
 	}
 	return out
 }
@@ -131,7 +148,7 @@ func (cr *checkRelay) greet(agentID string) {
 			cr.log.Error().Err(err).Str("agent_id", agentID).Msg("policies: agent gets them on its next connection")
 			return
 		}
-		set = cr.policiesFor(ps, targetOf(ag))
+		set = cr.policiesFor(ctx, ps, targetOf(ag), map[string]*wire.ArtifactRef{})
 	}
 	if err := cr.send(agentID, wire.MsgPolicies, set); err != nil {
 		cr.log.Debug().Err(err).Str("agent_id", agentID).Msg("send policies")
@@ -156,6 +173,7 @@ func (cr *checkRelay) PoliciesChanged() {
 		cr.log.Error().Err(err).Msg("policies changed: agents get them on their next connection")
 		return
 	}
+	builds := map[string]*wire.ArtifactRef{}
 	for after := ""; ; {
 		page, err := cr.st.TargetPage(ctx, store.Scope{All: true}, after, 1000, true)
 		if err != nil {
@@ -165,7 +183,7 @@ func (cr *checkRelay) PoliciesChanged() {
 		for _, t := range page {
 			after = t.ID
 			if cr.here(t.ID) {
-				_ = cr.send(t.ID, wire.MsgPolicies, cr.policiesFor(ps, t))
+				_ = cr.send(t.ID, wire.MsgPolicies, cr.policiesFor(ctx, ps, t, builds))
 			}
 		}
 		if len(page) < 1000 {

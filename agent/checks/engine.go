@@ -151,6 +151,8 @@ func (e *Engine) runOne(ctx context.Context, p wire.Policy) {
 	var st, summary string
 	if strings.HasPrefix(p.Check, "builtin:") {
 		st, summary = RunBuiltin(cctx, p.Check, p.Params)
+	} else if p.Plugin == nil {
+		st, summary = wire.CheckError, "plugin "+p.Check+" has no build for this platform in the relay's catalog"
 	} else if e.cfg.Check != nil {
 		st, summary = e.cfg.Check(cctx, p)
 	} else {

@@ -99,7 +99,7 @@ func serve(ctx context.Context, id *identity.Identity, exe string, sf *sessionFl
 	}
 	// Policies: checks on their own schedule, self-heals as ordinary runs.
 	chk, err := checks.New(checks.Config{Dir: filepath.Join(id.Dir, "checks"), Send: send,
-		Log: alog.With().Str("component", "checks").Logger()})
+		Check: checks.PluginCheck(r), Log: alog.With().Str("component", "checks").Logger()})
 	if err != nil {
 		return err
 	}

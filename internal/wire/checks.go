@@ -72,6 +72,9 @@ type Policy struct {
 	// (MsgSelfHeal) when the check fails.
 	Fix         bool `json:"fix,omitempty"`
 	MaxFixesDay int  `json:"max_fixes_day,omitempty"`
+	// Plugin is the build of a plugin check (Check names a plugin) for the
+	// agent's OS and architecture; nil when the catalog has none.
+	Plugin *ArtifactRef `json:"plugin,omitempty"`
 }
 
 // Policies is an agent's whole set of policies.
@@ -112,6 +115,11 @@ func (m *Policies) Validate() error {
 		}
 		if p.MaxFixesDay < 0 || p.MaxFixesDay > 1000 {
 			return fmt.Errorf("policy %s: max_fixes_day %d outside 0..1000", p.Name, p.MaxFixesDay)
+		}
+		if p.Plugin != nil {
+			if err := p.Plugin.validate("policy " + p.Name + " plugin"); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

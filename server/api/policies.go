@@ -90,6 +90,15 @@ func (a *API) planPolicy(ctx context.Context, req apiv1.PolicyCreate, c caller) 
 	if strings.HasPrefix(req.Check, "builtin:") && !builtinChecks[req.Check] {
 		return store.Policy{}, bad, fmt.Errorf("unknown built-in check %q: builtin:disk-space, builtin:dir-size, builtin:service-down, builtin:pending-reboot", req.Check)
 	}
+	if !strings.HasPrefix(req.Check, "builtin:") {
+		versions, err := a.Store.ListArtifacts(ctx, store.KindPlugin, req.Check)
+		if err != nil {
+			return store.Policy{}, http.StatusInternalServerError, err
+		}
+		if len(versions) == 0 {
+			return store.Policy{}, http.StatusNotFound, fmt.Errorf("check plugin %s is not in the catalog: publish it with patchbay plugins publish", req.Check)
+		}
+	}
 	interval, err := time.ParseDuration(req.Interval)
 	if err != nil || interval < wire.MinCheckInterval || interval > wire.MaxCheckInterval {
 		return store.Policy{}, bad, fmt.Errorf("interval %q: want a duration from %v to %v, e.g. 5m", req.Interval, wire.MinCheckInterval, wire.MaxCheckInterval)
