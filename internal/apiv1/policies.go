@@ -9,7 +9,7 @@ type PolicyCreate struct {
 	Site             string            `json:"site,omitempty"`   // ID, "ORG/SITE" or a unique site name
 	Check            string            `json:"check"`            // builtin:NAME or a plugin name
 	Params           map[string]string `json:"params,omitempty"`
-	Interval         string            `json:"interval"` // e.g. "5m"; 10s..7d
+	Interval         string            `json:"interval"`      // e.g. "5m"; 10s..7d
 	Fix              string            `json:"fix,omitempty"` // a plugin name or script:NAME
 	FixParams        map[string]string `json:"fix_params,omitempty"`
 	MaxFixesDay      int               `json:"max_fixes_day,omitempty"`       // per agent; default 3
