@@ -207,7 +207,6 @@ func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 	s.metrics.LinkOpened()
 	s.seen.inventory(agentID, hello.Inventory, now)
 	s.jobs.AgentOnline(agentID)
-	s.checks.greet(agentID)
 	if l := c.log(s); l.Debug().Enabled() {
 		resumed := false
 		if tc, ok := ws.NetConn().(*tls.Conn); ok {
@@ -295,6 +294,13 @@ func (s *Server) control(c *agentConn, env wire.Envelope) error {
 			return &mux.CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
 		}
 		s.jobs.NotStarted(c.id, m)
+		return nil
+	case wire.MsgPoliciesRequest:
+		var m wire.PoliciesRequest
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return protocolError(err)
+		}
+		s.checks.greet(c.id)
 		return nil
 	case wire.MsgCheckResults:
 		var m wire.CheckResults

@@ -53,11 +53,12 @@ type checkRelay struct {
 	last     map[string]string    // agent/policy -> last known state
 	checked  map[string]time.Time // agent/policy -> last checked (memory only)
 	known    map[string]bool      // agents whose states were read from the store
+	wants    map[string]bool      // agents that asked for policies (older agents never do)
 }
 
 func newCheckRelay(st *store.Store, a *api.API, send func(agentID, typ string, body any) error, here func(string) bool, log zerolog.Logger) *checkRelay {
 	return &checkRelay{st: st, api: a, send: send, here: here, log: log, sink: noSink{},
-		last: map[string]string{}, checked: map[string]time.Time{}, known: map[string]bool{}}
+		last: map[string]string{}, checked: map[string]time.Time{}, known: map[string]bool{}, wants: map[string]bool{}}
 }
 
 // SetCheckStateSink plugs in what hears of check state changes (alerts).
@@ -132,8 +133,11 @@ func (cr *checkRelay) policiesFor(ctx context.Context, ps []store.Policy, t stor
 	return out
 }
 
-// greet sends a newly connected agent its policies.
+// greet answers an agent's request for its policies.
 func (cr *checkRelay) greet(agentID string) {
+	cr.mu.Lock()
+	cr.wants[agentID] = true
+	cr.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), checkDBTimeout)
 	defer cancel()
 	ps, err := cr.allPolicies(ctx)
@@ -182,7 +186,10 @@ func (cr *checkRelay) PoliciesChanged() {
 		}
 		for _, t := range page {
 			after = t.ID
-			if cr.here(t.ID) {
+			cr.mu.Lock()
+			wants := cr.wants[t.ID]
+			cr.mu.Unlock()
+			if wants && cr.here(t.ID) {
 				_ = cr.send(t.ID, wire.MsgPolicies, cr.policiesFor(ctx, ps, t, builds))
 			}
 		}

@@ -176,7 +176,9 @@ func TestEngineSelfHeal(t *testing.T) {
 		t.Fatalf("reloaded %d policies, %d results", len(e2.policies), len(e2.st.Queue))
 	}
 	ob.setOnline(true)
-	e2.flush()
+	e2.Connected()
+	e2.flush() // what Run does when poked
+	next(wire.MsgPoliciesRequest)
 	wire.DecodeBody(next(wire.MsgCheckResults), &res)
 	ids := []string{}
 	for _, r := range res.Results {

@@ -43,6 +43,7 @@ type Engine struct {
 	policies []wire.Policy
 	st       state
 	finished []string // jobs whose runs ended lately: an answer may come after its run
+	ask      bool     // connected: ask the relay for the policies
 }
 
 // New loads the engine's files.
@@ -248,6 +249,17 @@ func (e *Engine) saveLocked() {
 // the relay does not acknowledge is sent again on the next flush.
 func (e *Engine) flush() {
 	e.mu.Lock()
+	ask := e.ask
+	e.mu.Unlock()
+	if ask {
+		if err := e.cfg.Send(wire.MsgPoliciesRequest, wire.PoliciesRequest{Proto: 1}); err != nil {
+			return
+		}
+		e.mu.Lock()
+		e.ask = false
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
 	batch := slices.Clone(e.st.Queue[:min(len(e.st.Queue), wire.MaxCheckResults)])
 	var heals []wire.SelfHeal
 	for id, ps := range e.st.Policies {
@@ -268,8 +280,14 @@ func (e *Engine) flush() {
 	}
 }
 
-// Connected has Run send what waited for the link; it does not block.
-func (e *Engine) Connected() { e.poke() }
+// Connected has Run ask for the policies and send what waited for the
+// link; it does not block.
+func (e *Engine) Connected() {
+	e.mu.Lock()
+	e.ask = true
+	e.mu.Unlock()
+	e.poke()
+}
 
 // Control handles the relay's check messages; handled is false for other
 // messages.

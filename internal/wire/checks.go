@@ -8,21 +8,26 @@ import (
 
 // Control messages of checks and policies (issue 17):
 //
-//	relay -> agent  policies          Policies       (after the welcome, and whenever they change: the agent's whole set)
+//	agent -> relay  policies_request  PoliciesRequest (after each welcome: this agent runs policies)
+//	relay -> agent  policies          Policies       (the answer, and whenever they change: the agent's whole set)
 //	agent -> relay  check_results     CheckResults   (again after every reconnect until acknowledged)
 //	relay -> agent  check_ack         CheckAck       (the results are stored)
 //	agent -> relay  selfheal          SelfHeal       (a check failed; run the policy's fix here)
 //	relay -> agent  selfheal_answer   SelfHealAnswer (the job created for it, or why not)
 //
+// Only agents that asked get policies: an agent from before policies would
+// take the message for a protocol violation.
+//
 // A self-heal is a job the relay creates for the agent on its request, so
 // its fix reaches the agent as an ordinary run (MsgRun) and lands in the
 // same journal, runs and audit log as a person's fix.
 const (
-	MsgPolicies       = "policies"
-	MsgCheckResults   = "check_results"
-	MsgCheckAck       = "check_ack"
-	MsgSelfHeal       = "selfheal"
-	MsgSelfHealAnswer = "selfheal_answer"
+	MsgPoliciesRequest = "policies_request"
+	MsgPolicies        = "policies"
+	MsgCheckResults    = "check_results"
+	MsgCheckAck        = "check_ack"
+	MsgSelfHeal        = "selfheal"
+	MsgSelfHealAnswer  = "selfheal_answer"
 )
 
 // Check states.
@@ -75,6 +80,19 @@ type Policy struct {
 	// Plugin is the build of a plugin check (Check names a plugin) for the
 	// agent's OS and architecture; nil when the catalog has none.
 	Plugin *ArtifactRef `json:"plugin,omitempty"`
+}
+
+// PoliciesRequest asks for the agent's policies.
+type PoliciesRequest struct {
+	Proto int `json:"proto"` // 1
+}
+
+// Validate checks the version of the policy messages.
+func (m *PoliciesRequest) Validate() error {
+	if m.Proto != 1 {
+		return fmt.Errorf("policy messages version %d, this side speaks 1", m.Proto)
+	}
+	return nil
 }
 
 // Policies is an agent's whole set of policies.

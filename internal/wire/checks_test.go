@@ -13,6 +13,7 @@ func FuzzDecodeChecks(f *testing.F) {
 		`{"type":"policies","body":{"policies":[{"id":"` + id + `","name":"disk","check":"builtin:disk-space","params":{"path":"/"},"interval":"5m","fix":true,"max_fixes_day":3}]}}`,
 		`{"type":"check_results","body":{"results":[{"id":"` + id + `","policy_id":"` + id + `","state":"failed","summary":"x","at":"2026-12-07T00:00:00Z"}]}}`,
 		`{"type":"check_ack","body":{"ids":["` + id + `"]}}`,
+		`{"type":"policies_request","body":{"proto":1}}`,
 		`{"type":"selfheal","body":{"request_id":"` + id + `","policy_id":"` + id + `"}}`,
 		`{"type":"selfheal_answer","body":{"request_id":"` + id + `","refused":"limit"}}`,
 	} {
@@ -31,6 +32,8 @@ func FuzzDecodeChecks(f *testing.F) {
 		if DecodeBody(env, &r) == nil && (len(r.Results) > MaxCheckResults || len(r.Results) == 0) {
 			t.Fatal("result count outside limits accepted")
 		}
+		var pr PoliciesRequest
+		_ = DecodeBody(env, &pr)
 		var a CheckAck
 		_ = DecodeBody(env, &a)
 		var s SelfHeal
