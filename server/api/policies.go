@@ -250,9 +250,6 @@ func (a *API) SelfHeal(ctx context.Context, p store.Policy, ag store.Agent, requ
 		return "", fmt.Errorf("policy %s names no fix", p.Name)
 	}
 	now := a.now()
-	if err := a.Store.CheckFixLimits(ctx, p, ag.ID, ag.SiteID, now); err != nil {
-		return "", err
-	}
 	c := caller{tok: store.APIToken{Name: "policy " + p.Name, Role: apiv1.RoleAdmin, ID: p.ID}}
 	reason := "self-heal: policy " + p.Name
 	if summary != "" {
@@ -267,13 +264,22 @@ func (a *API) SelfHeal(ctx context.Context, p store.Policy, ag store.Agent, requ
 		return "", err
 	}
 	job.CreatedBy = "policy " + p.Name + " (self-heal)"
+	// The limits are taken before the job exists (atomically, so that
+	// agents asking at the same moment cannot all take the last one), and
+	// given back if it cannot be created.
+	err = a.Store.ReservePolicyFix(ctx, p, store.PolicyFix{RequestID: requestID, PolicyID: p.ID, AgentID: ag.ID, SiteID: ag.SiteID, JobID: job.ID, CreatedAt: now})
+	if errors.Is(err, store.ErrPolicyFixExists) {
+		return a.Store.PolicyFixFor(ctx, requestID) // asked twice at once (another relay)
+	} else if err != nil {
+		return "", err
+	}
 	err = a.Store.CreateJobStream(ctx, &job, func(ctx context.Context, emit func([]store.Run) error) error {
 		return a.resolveTargets(ctx, store.Scope{Sites: []string{ag.SiteID}}, &job, sel, req, emit)
 	})
 	if err != nil {
-		return "", err
-	}
-	if err := a.Store.RecordPolicyFix(ctx, store.PolicyFix{RequestID: requestID, PolicyID: p.ID, AgentID: ag.ID, SiteID: ag.SiteID, JobID: job.ID, CreatedAt: now}); err != nil {
+		if rerr := a.Store.ReleasePolicyFix(ctx, requestID); rerr != nil {
+			a.Log.Error().Err(rerr).Msg("give back a self-heal reservation")
+		}
 		return "", err
 	}
 	detail := map[string]string{"plugin": job.Plugin + "@" + job.PluginVersion, "target": job.Target, "agents": strconv.Itoa(job.Total),

@@ -12,6 +12,10 @@ import (
 // its policy's limit per site and hour, or per agent and day.
 var ErrFixLimit = errors.New("self-heal limit reached")
 
+// ErrPolicyFixExists is returned by ReservePolicyFix for a request ID
+// recorded before (PolicyFixFor has its job).
+var ErrPolicyFixExists = errors.New("self-heal request already recorded")
+
 // Policy attaches a check, and optionally a fix, to agents (issue 17).
 type Policy struct {
 	ID, Name         string
@@ -232,36 +236,58 @@ func (s *Store) PolicyFixFor(ctx context.Context, requestID string) (string, err
 	return job, err
 }
 
-// CheckFixLimits returns ErrFixLimit when another self-heal of p on agent
-// (of site) at t would exceed p's limits: MaxFixesSiteHour self-heals of
-// the policy in the site within the hour before t, MaxFixesDay on the agent
-// within the day before t.
-func (s *Store) CheckFixLimits(ctx context.Context, p Policy, agentID, siteID string, t time.Time) error {
-	var site, agent int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM policy_fixes WHERE site_id = $1 AND policy_id = $2 AND created_at > $3`,
-		siteID, p.ID, dbTime(t.Add(-time.Hour))).Scan(&site); err != nil {
-		return fmt.Errorf("count self-heals: %w", err)
-	}
-	if site >= p.MaxFixesSiteHour {
-		return fmt.Errorf("policy %s: %d self-heals in this site within the hour, at most %d: %w", p.Name, site, p.MaxFixesSiteHour, ErrFixLimit)
-	}
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM policy_fixes WHERE agent_id = $1 AND policy_id = $2 AND created_at > $3`,
-		agentID, p.ID, dbTime(t.Add(-24*time.Hour))).Scan(&agent); err != nil {
-		return fmt.Errorf("count self-heals: %w", err)
-	}
-	if agent >= p.MaxFixesDay {
-		return fmt.Errorf("policy %s: %d self-heals on this agent within the day, at most %d: %w", p.Name, agent, p.MaxFixesDay, ErrFixLimit)
-	}
-	return nil
+// lockKeyPolicyFixes serialises ReservePolicyFix across relays (lockTx).
+const lockKeyPolicyFixes int64 = 0x7062_0033
+
+// ReservePolicyFix records a self-heal of p on an agent if p's limits allow
+// it, in one transaction: at most MaxFixesSiteHour self-heals of the policy
+// in f.SiteID within the hour before f.CreatedAt, and MaxFixesDay on the
+// agent within the day before; ErrFixLimit otherwise. Concurrent requests
+// (several agents, several relays) cannot both take the last one. A request
+// ID recorded before is left as it is, and ErrPolicyFixExists returned.
+func (s *Store) ReservePolicyFix(ctx context.Context, p Policy, f PolicyFix) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockTx(ctx, tx, lockKeyPolicyFixes); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policy_fixes WHERE request_id = $1`, f.RequestID).Scan(&n); err != nil {
+			return fmt.Errorf("record self-heal: %w", err)
+		} else if n > 0 {
+			return ErrPolicyFixExists
+		}
+		var site, agent int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policy_fixes WHERE site_id = $1 AND policy_id = $2 AND created_at > $3`,
+			f.SiteID, p.ID, dbTime(f.CreatedAt.Add(-time.Hour))).Scan(&site); err != nil {
+			return fmt.Errorf("count self-heals: %w", err)
+		}
+		if site >= p.MaxFixesSiteHour {
+			return fmt.Errorf("policy %s: %d self-heals in this site within the hour, at most %d: %w", p.Name, site, p.MaxFixesSiteHour, ErrFixLimit)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policy_fixes WHERE agent_id = $1 AND policy_id = $2 AND created_at > $3`,
+			f.AgentID, p.ID, dbTime(f.CreatedAt.Add(-24*time.Hour))).Scan(&agent); err != nil {
+			return fmt.Errorf("count self-heals: %w", err)
+		}
+		if agent >= p.MaxFixesDay {
+			return fmt.Errorf("policy %s: %d self-heals on this agent within the day, at most %d: %w", p.Name, agent, p.MaxFixesDay, ErrFixLimit)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO policy_fixes (request_id, policy_id, agent_id, site_id, job_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id) DO NOTHING`,
+			f.RequestID, p.ID, f.AgentID, f.SiteID, f.JobID, dbTime(f.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("record self-heal: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrPolicyFixExists
+		}
+		return nil
+	})
 }
 
-// RecordPolicyFix stores a self-heal the relay allowed.
-func (s *Store) RecordPolicyFix(ctx context.Context, f PolicyFix) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO policy_fixes (request_id, policy_id, agent_id, site_id, job_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id) DO NOTHING`,
-		f.RequestID, f.PolicyID, f.AgentID, f.SiteID, f.JobID, dbTime(f.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("record self-heal: %w", err)
+// ReleasePolicyFix forgets a reservation whose job could not be created.
+func (s *Store) ReleasePolicyFix(ctx context.Context, requestID string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM policy_fixes WHERE request_id = $1`, requestID); err != nil {
+		return fmt.Errorf("release self-heal: %w", err)
 	}
 	return nil
 }

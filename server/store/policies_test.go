@@ -51,36 +51,58 @@ func TestPolicies(t *testing.T) {
 	// Limits: per site and hour (3), per agent and day (2).
 	site := NewID()
 	now := ts.Add(2 * time.Hour)
+	fix := func(agent string, at time.Time) (PolicyFix, error) {
+		f := PolicyFix{RequestID: NewID(), PolicyID: p.ID, AgentID: agent, SiteID: site, JobID: NewID(), CreatedAt: at}
+		return f, s.ReservePolicyFix(ctx, p, f)
+	}
 	for i := range 2 {
-		if err := s.CheckFixLimits(ctx, p, agent, site, now); err != nil {
+		f, err := fix(agent, now)
+		if err != nil {
 			t.Fatalf("fix %d: %v", i, err)
 		}
-		f := PolicyFix{RequestID: NewID(), PolicyID: p.ID, AgentID: agent, SiteID: site, JobID: NewID(), CreatedAt: now}
-		if err := s.RecordPolicyFix(ctx, f); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RecordPolicyFix(ctx, f); err != nil { // a repeated request is stored once
-			t.Fatal(err)
+		if err := s.ReservePolicyFix(ctx, p, f); !errors.Is(err, ErrPolicyFixExists) { // a repeated request is stored once
+			t.Fatalf("repeated request: %v", err)
 		}
 		if job, err := s.PolicyFixFor(ctx, f.RequestID); err != nil || job != f.JobID {
 			t.Fatalf("fix for: %s %v", job, err)
 		}
 	}
-	if err := s.CheckFixLimits(ctx, p, agent, site, now); !errors.Is(err, ErrFixLimit) {
+	if _, err := fix(agent, now); !errors.Is(err, ErrFixLimit) {
 		t.Fatalf("third fix on the agent in a day: %v", err)
 	}
-	other := NewID()
-	if err := s.CheckFixLimits(ctx, p, other, site, now); err != nil {
+	if _, err := fix(NewID(), now); err != nil {
 		t.Fatalf("another agent: %v", err)
 	}
-	if err := s.RecordPolicyFix(ctx, PolicyFix{RequestID: NewID(), PolicyID: p.ID, AgentID: other, SiteID: site, JobID: NewID(), CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CheckFixLimits(ctx, p, NewID(), site, now); !errors.Is(err, ErrFixLimit) {
+	last, err := fix(NewID(), now)
+	if !errors.Is(err, ErrFixLimit) {
 		t.Fatalf("fourth fix in the site within the hour: %v", err)
 	}
-	if err := s.CheckFixLimits(ctx, p, NewID(), site, now.Add(2*time.Hour)); err != nil {
+	if _, err := fix(NewID(), now.Add(2*time.Hour)); err != nil {
 		t.Fatalf("an hour later: %v", err)
+	}
+	if err := s.ReleasePolicyFix(ctx, last.RequestID); err != nil {
+		t.Fatal(err)
+	}
+
+	// Concurrent requests of many agents never exceed the site's limit.
+	p2 := p
+	p2.ID, p2.Name, p2.MaxFixesSiteHour = NewID(), "p2", 3
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			errs <- s.ReservePolicyFix(ctx, p2, PolicyFix{RequestID: NewID(), PolicyID: p2.ID, AgentID: NewID(), SiteID: site, JobID: NewID(), CreatedAt: now})
+		}()
+	}
+	ok := 0
+	for range 8 {
+		if err := <-errs; err == nil {
+			ok++
+		} else if !errors.Is(err, ErrFixLimit) {
+			t.Fatal(err)
+		}
+	}
+	if ok != 3 {
+		t.Fatalf("%d concurrent self-heals allowed, want 3", ok)
 	}
 	if _, err := s.PolicyFixFor(ctx, NewID()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown request: %v", err)
