@@ -39,7 +39,7 @@ func newReleaseKey(t *testing.T) ssh.Signer {
 }
 
 // releaseSigners writes an allowed_signers file trusting key for releases.
-func releaseSigners(t *testing.T, key ssh.Signer) string {
+func installReleaseSigners(t *testing.T, key ssh.Signer) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "release_signers")
 	line := `it@example.org namespaces="patchbay-release" ` + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey()))) + "\n"
@@ -110,7 +110,7 @@ func TestInstallerLinux(t *testing.T) {
 	writeRelease(t, dir, "v9.0.7", key) // older: not the default
 	r := StartRelayArgs(t, "--releases", dir)
 	cli := r.Login(r.AdminToken())
-	out := cli.Run("agents", "installer", "--os", "linux", "--arch", runtime.GOARCH, "--allowed-signers", releaseSigners(t, key), "--tags", "role=kiosk",
+	out := cli.Run("agents", "installer", "--os", "linux", "--arch", runtime.GOARCH, "--allowed-signers", installReleaseSigners(t, key), "--tags", "role=kiosk",
 		"--relay-url", r.URL+"/")
 	line := strings.TrimSpace(out)
 	if strings.Contains(line, "\n") || !strings.Contains(line, r.FP) || !strings.Contains(line, "'v9.1.0'") || !strings.Contains(line, r.URL+"/install/linux.sh") {
@@ -182,7 +182,7 @@ func TestInstallerRefusals(t *testing.T) {
 	good := writeRelease(t, dir, "v2.0.0", key)
 	writeRelease(t, dir, "v2.0.1-unsigned", nil)
 	writeRelease(t, dir, "v2.0.2-otherkey", newReleaseKey(t))
-	signers := releaseSigners(t, key)
+	signers := installReleaseSigners(t, key)
 	r := StartRelayArgs(t, "--releases", dir)
 	cli := r.Login(r.AdminToken())
 	installer := func(version string) (string, string, error) {

@@ -297,6 +297,27 @@ func (s *Server) control(c *agentConn, env wire.Envelope) error {
 		}
 		s.jobs.NotStarted(c.id, m)
 		return nil
+	case wire.MsgPoliciesRequest:
+		var m wire.PoliciesRequest
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return protocolError(err)
+		}
+		s.checks.greet(c.id)
+		return nil
+	case wire.MsgCheckResults:
+		var m wire.CheckResults
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return protocolError(err)
+		}
+		s.checks.results(c.id, m)
+		return nil
+	case wire.MsgSelfHeal:
+		var m wire.SelfHeal
+		if err := wire.DecodeBody(env, &m); err != nil {
+			return protocolError(err)
+		}
+		s.checks.selfHeal(c.id, m)
+		return nil
 	case wire.MsgSessionAnswer:
 		var m wire.SessionAnswer
 		if err := wire.DecodeBody(env, &m); err != nil {

@@ -126,6 +126,8 @@ type Server struct {
 	jobs     *jobs.Dispatcher
 	// schedules fires scheduled jobs (server/schedule).
 	schedules *schedule.Runner
+	// checks sends agents their policies and stores check results (checks.go).
+	checks *checkRelay
 	// sessions brokers interactive sessions; ssh is the SSH user and host CA.
 	sessions *sessions.Broker
 	ssh      *certs.SSHCAs
@@ -322,10 +324,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.api.Jobs = s.jobs
+	s.checks = newCheckRelay(st, s.api, h.Send, h.Online, s.log.With().Str("component", "checks").Logger())
+	s.api.Policies = s.checks
+	s.api.CheckedAt = s.CheckedAt
 	s.jobs.SetMetrics(m)
 	s.alerts = alerts.New(alerts.Config{Store: st, Log: s.log.With().Str("component", "alerts").Logger(),
 		Online: tr.online, OfflineAfter: cfg.AlertOfflineAfter})
 	s.jobs.SetHaltAlerter(s.alerts)
+	s.checks.sink = checkAlerts{alerts: s.alerts, log: s.log.With().Str("component", "alerts").Logger()}
 	s.api.Alerts = s.alerts
 	m.SetGauges(metrics.Gauges{AgentsOnline: h.Count, JobsActive: s.jobs.OpenJobs})
 	s.sessions = sessions.New(sessions.Config{

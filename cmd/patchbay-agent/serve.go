@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/patchbay/patchbay/agent/checks"
 	"github.com/patchbay/patchbay/agent/consent"
 	"github.com/patchbay/patchbay/agent/identity"
 	"github.com/patchbay/patchbay/agent/journal"
@@ -96,8 +97,14 @@ func serve(ctx context.Context, id *identity.Identity, exe string, sf *sessionFl
 	if err := up.Resume(wctx); err != nil {
 		return err
 	}
+	// Policies: checks on their own schedule, self-heals as ordinary runs.
+	chk, err := checks.New(checks.Config{Dir: filepath.Join(id.Dir, "checks"), Send: send,
+		Check: checks.PluginCheck(r), Log: alog.With().Str("component", "checks").Logger()})
+	if err != nil {
+		return err
+	}
 	// The worker asks the same consent policy before fixes that need it.
-	w := worker.New(worker.Config{Journal: j, Runner: upgradeRouter{up: up, next: r}, Consent: cons, AgentID: id.AgentID, Hostname: id.Hostname, Cert: id.Cert,
+	w := worker.New(worker.Config{Journal: j, Runner: fixNotifier{next: upgradeRouter{up: up, next: r}, chk: chk}, Consent: cons, AgentID: id.AgentID, Hostname: id.Hostname, Cert: id.Cert,
 		Send: send, Log: alog})
 	if u := cons.URL(); u != "" {
 		slog.Info().Str("url", u).Msg("consent page for the person at this machine")
@@ -158,6 +165,9 @@ func serve(ctx context.Context, id *identity.Identity, exe string, sf *sessionFl
 			if handled, err := rep.Control(env); handled {
 				return err
 			}
+			if handled, err := chk.Control(env); handled {
+				return err
+			}
 			return w.Control(env)
 		},
 		Handle: mgr.HandleStream,
@@ -166,6 +176,7 @@ func serve(ctx context.Context, id *identity.Identity, exe string, sf *sessionFl
 				up.Connected() // a pending self-update to this version succeeded: its result goes out now
 				w.Connected()
 				rep.Connected()
+				chk.Connected()
 				go renewKeys()
 			}
 		},
@@ -181,6 +192,11 @@ func serve(ctx context.Context, id *identity.Identity, exe string, sf *sessionFl
 	go func() {
 		defer wg.Done()
 		rep.Run(wctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		chk.Run(wctx)
 	}()
 	lerr := l.Run(wctx)
 	cancel()
@@ -203,6 +219,19 @@ func (u upgradeRouter) Run(ctx context.Context, req wire.RunRequest, hooks runne
 		return u.up.Run(ctx, req)
 	}
 	return u.next.Run(ctx, req, hooks)
+}
+
+// fixNotifier tells the checks engine when a run ended, so that a
+// self-heal's check runs again right after its fix.
+type fixNotifier struct {
+	next worker.Runner
+	chk  *checks.Engine
+}
+
+func (f fixNotifier) Run(ctx context.Context, req wire.RunRequest, hooks runner.Hooks) wire.RunResult {
+	res := f.next.Run(ctx, req, hooks)
+	f.chk.FixDone(req.JobID)
+	return res
 }
 
 // tierFetcher downloads artifacts from the relay the link is connected to:

@@ -146,7 +146,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 		a.agentsCmd(), a.tokensCmd(), a.apiTokensCmd(), a.auditCmd(),
 		a.pluginsCmd(), a.scriptsCmd(), a.runCmd(), a.jobsCmd(),
 		a.sshCmd(), a.desktopCmd(), a.proxyCmd(), a.sshConfigCmd(), a.sessionsCmd(),
-		a.consoleCmd(), a.usersCmd(), a.accountCmd(), a.orgsCmd(), a.sitesCmd(), a.inventoryCmd())
+		a.consoleCmd(), a.usersCmd(), a.accountCmd(), a.orgsCmd(), a.sitesCmd(), a.inventoryCmd(), a.policiesCmd())
 	root.AddCommand(a.schedulesCmd(), a.windowsCmd(), a.patchPoliciesCmd())
 	root.AddCommand(a.versionCmd())
 	root.AddCommand(a.alertsCmd(), a.alertRoutesCmd())

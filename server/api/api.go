@@ -81,6 +81,11 @@ type API struct {
 	Alerts Alerts
 	// Now returns the current time (default time.Now); tests may fix it.
 	Now func() time.Time
+	// Policies hears of policy changes (nil: agents get them on reconnect).
+	Policies PolicyNotifier
+	// CheckedAt returns when an agent last reported a policy's check (nil:
+	// not shown).
+	CheckedAt func(agentID, policyID string) time.Time
 }
 
 // maxBody bounds every request body.
@@ -121,6 +126,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerSites(mux)
 	a.registerAlerts(mux)
 	a.registerSchedules(mux)
+	a.registerPolicies(mux)
 }
 
 func (a *API) now() time.Time {
