@@ -121,6 +121,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerSites(mux)
 	a.registerAlerts(mux)
 	a.registerSchedules(mux)
+	a.registerIncidents(mux)
 }
 
 func (a *API) now() time.Time {
