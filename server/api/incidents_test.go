@@ -175,3 +175,42 @@ func TestIncidentsScopeAndValidation(t *testing.T) {
 		t.Fatalf("audit: %s", got)
 	}
 }
+
+// An incident from a session: the session's reason is its title, its agent
+// and site the incident's, and the session is linked; agents of another
+// site are refused.
+func TestIncidentFromSession(t *testing.T) {
+	ctx := context.Background()
+	a, h, tokens := testAPI(t)
+	tech := tokens[apiv1.RoleTechnician]
+	now := time.Now().UTC()
+	if err := a.Store.CreateEnrollToken(ctx, store.EnrollToken{ID: store.NewID(), Hash: "h", CreatedAt: now, ExpiresAt: now.Add(time.Hour), CreatedBy: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	ag, _, err := a.Store.EnrollAgent(ctx, "h", store.Agent{ID: store.NewID(), Hostname: "pc-042"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := store.NewID()
+	if err := a.Store.CreateSession(ctx, store.Session{ID: sid, AgentID: ag.ID, Hostname: "pc-042", Technician: "t", Actor: "a",
+		Reason: "INC-4711 printer offline", RequestedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got apiv1.Incident
+	rec := do(h, "POST", "/v1/incidents", tech, `{"from_session":"`+sid[:20]+`"}`)
+	if rec.Code != 201 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.Title != "INC-4711 printer offline" || len(got.Agents) != 1 ||
+		got.Agents[0] != ag.ID || got.Hostnames[0] != "pc-042" || len(got.Links) != 1 || got.Links[0].Kind != "session" || got.Links[0].ID != sid {
+		t.Fatalf("from session: %d %s", rec.Code, rec.Body)
+	}
+	// By hand: the agent's site is the incident's.
+	rec = do(h, "POST", "/v1/incidents", tech, `{"title":"slow","agents":["pc-042"],"severity":"info"}`)
+	if rec.Code != 201 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.Site != "default/default" || got.Severity != "info" {
+		t.Fatalf("by hand: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "POST", "/v1/incidents", tech, `{"title":"x","agents":["nope"]}`); rec.Code != 400 || !strings.Contains(rec.Body.String(), "names 0 agents") {
+		t.Fatalf("unknown agent: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "POST", "/v1/incidents/"+got.ID+"/links", tech, `{"session":"`+sid+`"}`); rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || len(got.Links) != 1 {
+		t.Fatalf("link session: %d %s", rec.Code, rec.Body)
+	}
+}
