@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
 )
@@ -105,5 +109,62 @@ func TestIncidentFromAlertWithKnownFix(t *testing.T) {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit lacks %s:\n%s", want, audit)
 		}
+	}
+}
+
+// Closing an incident asks what fixed it: on a terminal without
+// --resolution the CLI asks, and the answer is the resolution.
+func TestIncidentResolveAsksOnATerminal(t *testing.T) {
+	r := StartRelay(t)
+	cli := r.Login(r.AdminToken())
+	var inc apiv1.Incident
+	decodeInto(t, cli.Run("incidents", "create", "--title", "no network", "--site", "default/default", "-o", "json"), &inc)
+
+	cmd := exec.Command(bin("patchbay"), "incidents", "resolve", inc.ID)
+	cmd.Env = append(os.Environ(), cli.env...)
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatalf("start patchbay on a pseudo-terminal (/dev/ptmx, devpts must be mounted): %v", err)
+	}
+	defer ptmx.Close()
+	var out bytes.Buffer
+	asked := make(chan struct{})
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 1024)
+		seen := false
+		for {
+			n, err := ptmx.Read(buf)
+			out.Write(buf[:n])
+			if !seen && strings.Contains(out.String(), "What fixed it?") {
+				close(asked)
+				seen = true
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-asked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("patchbay incidents resolve did not ask what fixed it")
+	}
+	if _, err := ptmx.Write([]byte("replaced the cable\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("patchbay incidents resolve: %v", err)
+	}
+	ptmx.Close()
+	<-readDone
+	if !strings.Contains(out.String(), "is resolved: replaced the cable") {
+		t.Fatalf("terminal shows %q", out.String())
+	}
+	var got apiv1.Incident
+	decodeInto(t, cli.Run("incidents", "show", inc.ID, "-o", "json"), &got)
+	if got.State != "resolved" || got.Resolution != "replaced the cable" {
+		t.Fatalf("incident after the prompt: %+v", got)
 	}
 }
