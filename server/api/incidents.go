@@ -36,14 +36,20 @@ func (a *API) registerIncidents(mux *http.ServeMux) {
 	a.registerKnownFixes(mux)
 }
 
-func (a *API) incidentOut(ctx context.Context, x store.Incident, names siteNames) apiv1.Incident {
+// incidentOut converts x for the API; hosts caches agent hostnames across
+// the incidents of one answer.
+func (a *API) incidentOut(ctx context.Context, x store.Incident, names siteNames, hosts map[string]string) apiv1.Incident {
 	out := apiv1.Incident{ID: x.ID, Title: x.Title, Ticket: x.Ticket, Site: names.name(x.SiteID), Agents: x.Agents, Severity: x.Severity,
 		State: x.State, Resolution: x.Resolution, KnownFix: x.KnownFix, CreatedAt: x.CreatedAt, CreatedBy: x.CreatedBy,
 		ResolvedAt: x.ResolvedAt, ResolvedBy: x.ResolvedBy}
 	for _, id := range x.Agents {
-		host := id
-		if ag, err := a.Store.FindAgents(ctx, store.Scope{All: true}, id, 1); err == nil && len(ag) == 1 {
-			host = ag[0].Hostname
+		host, ok := hosts[id]
+		if !ok {
+			host = id
+			if ag, err := a.Store.FindAgents(ctx, store.Scope{All: true}, id, 1); err == nil && len(ag) == 1 {
+				host = ag[0].Hostname
+			}
+			hosts[id] = host
 		}
 		out.Hostnames = append(out.Hostnames, host)
 	}
@@ -87,8 +93,9 @@ func (a *API) handleIncidentList(w http.ResponseWriter, r *http.Request, c calle
 		return
 	}
 	out := apiv1.IncidentList{Incidents: make([]apiv1.Incident, 0, len(list))}
+	hosts := map[string]string{}
 	for _, x := range list {
-		out.Incidents = append(out.Incidents, a.incidentOut(r.Context(), x, names))
+		out.Incidents = append(out.Incidents, a.incidentOut(r.Context(), x, names, hosts))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -286,7 +293,7 @@ func (a *API) writeIncident(w http.ResponseWriter, r *http.Request, c caller, x 
 		a.internal(w, r, "list known fixes", err)
 		return
 	}
-	out := a.incidentOut(ctx, x, names)
+	out := a.incidentOut(ctx, x, names, map[string]string{})
 	texts := []string{x.Title}
 	for _, n := range x.Notes {
 		texts = append(texts, n.Body)
