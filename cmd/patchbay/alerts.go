@@ -30,7 +30,7 @@ ID is an alert ID or a unique prefix of one, as the list prints it.`,
   patchbay alerts list --state open --site acme/paris -o json
   patchbay alerts ack 01a2b3 --note "on it, ticket 4411"
   patchbay alerts resolve 01a2b3 --note "replaced the disk"`,
-		a.alertsListCmd(), a.alertsChangeCmd("ack", "Acknowledge an alert (you are on it)"),
+		a.alertsListCmd(), a.alertsShowCmd(), a.alertsChangeCmd("ack", "Acknowledge an alert (you are on it)"),
 		a.alertsChangeCmd("resolve", "Resolve an alert by hand"))
 }
 
@@ -65,7 +65,15 @@ every state is listed. ` + siteRefHelp,
 					}
 					t.row(x.ID, x.State, x.Severity, x.Kind, who, x.Check, strconv.Itoa(x.Count), fmtTime(x.LastSeen), x.Summary)
 				}
-				return t.flush()
+				if err := t.flush(); err != nil {
+					return err
+				}
+				for _, x := range list {
+					for _, k := range x.KnownFixes {
+						fmt.Fprintf(a.stdout, "Known fix: %s — %s (alert %s)\n", clean(k.Name), clean(k.Command), clean(x.ID))
+					}
+				}
+				return nil
 			})
 		},
 	}
@@ -73,6 +81,50 @@ every state is listed. ` + siteRefHelp,
 	cmd.Flags().StringVar(&f.Site, "site", "", "only alerts of this site")
 	cmd.Flags().StringVar(&f.Kind, "kind", "", "only alerts of this kind: check, agent_offline, job_halted, selfheal_failed")
 	cmd.Flags().StringVar(&f.Agent, "agent", "", "only alerts about this agent (ID, prefix or hostname)")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) alertsShowCmd() *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "show ID [-o table|json]",
+		Short: "Show an alert and the known fixes that match it",
+		Long: `Show an alert, and the known fixes (patchbay known-fixes) whose symptom
+it shows, each as the command that would run it on the alert's agent
+(offered, never run by itself).`,
+		Example: `  patchbay alerts show 01a2b3`,
+		Args:    oneArg("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client.Client) error {
+				x, err := c.Alert(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if output == formatJSON {
+					return writeJSON(a.stdout, x)
+				}
+				w := a.stdout
+				fmt.Fprintf(w, "Alert %s: %s\n", clean(x.ID), clean(x.Summary))
+				fmt.Fprintf(w, "  State:    %s\n  Severity: %s\n  Kind:     %s\n", clean(x.State), clean(x.Severity), clean(x.Kind))
+				if x.AgentID != "" {
+					fmt.Fprintf(w, "  Agent:    %s (%s)\n", clean(x.AgentID), clean(x.Hostname))
+				}
+				if x.Check != "" {
+					fmt.Fprintf(w, "  Check:    %s\n", clean(x.Check))
+				}
+				if x.Site != "" {
+					fmt.Fprintf(w, "  Site:     %s\n", clean(x.Site))
+				}
+				fmt.Fprintf(w, "  Opened:   %s, last seen %s, %d times\n", fmtTime(x.OpenedAt), fmtTime(x.LastSeen), x.Count)
+				if x.Note != "" {
+					fmt.Fprintf(w, "  Note:     %s\n", clean(x.Note))
+				}
+				a.printKnownFixes(x.KnownFixes)
+				return nil
+			})
+		},
+	}
 	addOutputFlag(cmd, &output)
 	return cmd
 }

@@ -150,6 +150,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 	root.AddCommand(a.schedulesCmd(), a.windowsCmd(), a.patchPoliciesCmd())
 	root.AddCommand(a.versionCmd())
 	root.AddCommand(a.alertsCmd(), a.alertRoutesCmd())
+	root.AddCommand(a.incidentsCmd(), a.knownFixesCmd())
 	return root
 }
 

@@ -22,6 +22,7 @@ type Alert struct {
 	ResolvedAt time.Time         `json:"resolved_at,omitzero"`
 	ResolvedBy string            `json:"resolved_by,omitempty"`
 	Note       string            `json:"note,omitempty"`
+	KnownFixes []KnownFixHint    `json:"known_fixes,omitempty"` // known fixes whose symptom matches
 }
 
 // AlertList is the answer of GET /v1/alerts.

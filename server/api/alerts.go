@@ -83,9 +83,14 @@ func (a *API) handleAlertList(w http.ResponseWriter, r *http.Request, c caller) 
 		a.internal(w, r, "site names", err)
 		return
 	}
+	fixes, err := a.Store.ListKnownFixes(r.Context())
+	if err != nil {
+		a.internal(w, r, "list known fixes", err)
+		return
+	}
 	out := apiv1.AlertList{Alerts: make([]apiv1.Alert, 0, len(list))}
 	for _, x := range list {
-		out.Alerts = append(out.Alerts, alertOut(x, names))
+		out.Alerts = append(out.Alerts, alertWithFixes(x, names, fixes))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -124,7 +129,26 @@ func (a *API) handleAlertShow(w http.ResponseWriter, r *http.Request, c caller) 
 		a.internal(w, r, "site names", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, alertOut(x, names))
+	fixes, err := a.Store.ListKnownFixes(r.Context())
+	if err != nil {
+		a.internal(w, r, "list known fixes", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, alertWithFixes(x, names, fixes))
+}
+
+// alertWithFixes is alertOut with the known fixes whose symptom the alert
+// shows (its check or kind, its summary), offered to run on its agent.
+func alertWithFixes(x store.Alert, names siteNames, fixes []store.KnownFix) apiv1.Alert {
+	out := alertOut(x, names)
+	if x.State != store.AlertResolved {
+		target := "'id=AGENT'"
+		if x.AgentID != "" {
+			target = "id=" + x.AgentID
+		}
+		out.KnownFixes = knownFixHints(fixes, []string{x.Check, x.Kind}, []string{x.Summary}, target)
+	}
+	return out
 }
 
 func (a *API) handleAlertChange(state string) handlerFunc {

@@ -17,9 +17,11 @@ import * as desktop from './desktop.js';
 import * as loginScreen from './login.js';
 import * as sites from './sites.js';
 import * as alerts from './alerts.js';
+import * as incidents from './incidents.js';
 
 const routes = { fleet, run, agent, job, jobs: job, sessions, audit, catalog, terminal, desktop };
 routes.alerts = alerts;
+routes.incidents = incidents;
 
 const main = document.getElementById('main');
 let unmount = () => {};
