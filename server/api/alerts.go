@@ -98,25 +98,7 @@ func (a *API) handleAlertList(w http.ResponseWriter, r *http.Request, c caller) 
 // findAlert resolves {id}: an alert ID or a unique prefix of one the
 // caller reaches. On failure it has answered.
 func (a *API) findAlert(w http.ResponseWriter, r *http.Request, c caller) (store.Alert, bool) {
-	ref := r.PathValue("id")
-	found, err := a.Store.FindAlerts(r.Context(), c.scope(), ref, maxCandidates+1)
-	if err != nil {
-		a.internal(w, r, "look up alert", err)
-		return store.Alert{}, false
-	}
-	switch len(found) {
-	case 1:
-		return found[0], true
-	case 0:
-		WriteError(w, http.StatusNotFound, "no alert with ID or ID prefix %q: patchbay alerts list shows them", ref)
-		return store.Alert{}, false
-	}
-	list := make([]string, len(found))
-	for i, x := range found {
-		list[i] = x.ID
-	}
-	WriteError(w, http.StatusConflict, "alert %q is ambiguous: %s of them start with it (%s): give more of the ID", ref, count(len(found)), candidates(list))
-	return store.Alert{}, false
+	return findOne(a, w, r, c, "alert", "patchbay alerts list", a.Store.FindAlerts, func(x store.Alert) string { return x.ID })
 }
 
 func (a *API) handleAlertShow(w http.ResponseWriter, r *http.Request, c caller) {

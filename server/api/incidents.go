@@ -253,25 +253,8 @@ func (a *API) handleIncidentCreate(w http.ResponseWriter, r *http.Request, c cal
 // findIncident resolves {id}: an incident ID or a unique prefix of one the
 // caller reaches. On failure it has answered.
 func (a *API) findIncident(w http.ResponseWriter, r *http.Request, c caller) (store.Incident, bool) {
-	ref := r.PathValue("id")
-	found, err := a.Store.FindIncidents(r.Context(), c.scope(), ref, maxCandidates+1)
-	if err != nil {
-		a.internal(w, r, "look up incident", err)
-		return store.Incident{}, false
-	}
-	switch len(found) {
-	case 1:
-		return found[0], true
-	case 0:
-		WriteError(w, http.StatusNotFound, "no incident with ID or ID prefix %q: patchbay incidents list shows them", ref)
-		return store.Incident{}, false
-	}
-	list := make([]string, len(found))
-	for i, x := range found {
-		list[i] = x.ID + " (" + x.Title + ")"
-	}
-	WriteError(w, http.StatusConflict, "%q names %s incidents: %s: give more of the ID", ref, count(len(found)), candidates(list))
-	return store.Incident{}, false
+	return findOne(a, w, r, c, "incident", "patchbay incidents list", a.Store.FindIncidents,
+		func(x store.Incident) string { return x.ID + " (" + x.Title + ")" })
 }
 
 // writeIncident answers with incident x in full: notes, links and the

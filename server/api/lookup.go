@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -35,6 +36,34 @@ func count(n int) string {
 		return fmt.Sprintf("more than %d", maxCandidates)
 	}
 	return fmt.Sprint(n)
+}
+
+// findOne resolves the {id} path value to the one item of the caller's
+// scope that find returns for it (an ID or a unique prefix of one). what
+// names the kind ("alert"), list the command that lists them, label a
+// candidate in the 409 answer. On failure it has answered.
+func findOne[T any](a *API, w http.ResponseWriter, r *http.Request, c caller, what, list string,
+	find func(context.Context, store.Scope, string, int) ([]T, error), label func(T) string) (T, bool) {
+	var zero T
+	ref := r.PathValue("id")
+	found, err := find(r.Context(), c.scope(), ref, maxCandidates+1)
+	if err != nil {
+		a.internal(w, r, "look up "+what, err)
+		return zero, false
+	}
+	switch len(found) {
+	case 1:
+		return found[0], true
+	case 0:
+		WriteError(w, http.StatusNotFound, "no %s with ID or ID prefix %q: %s shows them", what, ref, list)
+		return zero, false
+	}
+	labels := make([]string, len(found))
+	for i, x := range found {
+		labels[i] = label(x)
+	}
+	WriteError(w, http.StatusConflict, "%s %q is ambiguous: %s of them start with it (%s): give more of the ID", what, ref, count(len(found)), candidates(labels))
+	return zero, false
 }
 
 // findAgent resolves the {id} path value: an agent ID, a unique ID prefix or
