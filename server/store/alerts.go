@@ -104,18 +104,23 @@ func scanAlert(sc scanner) (Alert, error) {
 }
 
 func (s *Store) queryAlerts(ctx context.Context, q queryer, query string, args ...any) ([]Alert, error) {
+	return queryRows(ctx, q, scanAlert, query, args...)
+}
+
+// queryRows runs query and scans every row with scan.
+func queryRows[T any](ctx context.Context, q queryer, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Alert
+	var out []T
 	for rows.Next() {
-		a, err := scanAlert(rows)
+		x, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, a)
+		out = append(out, x)
 	}
 	return out, rows.Err()
 }

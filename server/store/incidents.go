@@ -80,20 +80,7 @@ func scanIncident(sc scanner) (Incident, error) {
 }
 
 func (s *Store) queryIncidents(ctx context.Context, q queryer, query string, args ...any) ([]Incident, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Incident
-	for rows.Next() {
-		x, err := scanIncident(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, rows.Err()
+	return queryRows(ctx, q, scanIncident, query, args...)
 }
 
 // CreateIncident stores x (open), with links (e.g. the alert or session it
