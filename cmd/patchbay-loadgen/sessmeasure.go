@@ -143,77 +143,109 @@ func (s *sessionBench) measureSCP(ctx context.Context) error {
 	if len(s.agents) == 0 {
 		return errNoAgents
 	}
+	sc, err := newSCPSetup(ctx, s.o.cliBin, s.tech.configPath, filepath.Join(s.dir, "scp-source.bin"), int64(s.o.scpMiB)<<20)
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	host := s.agents[0].hostname + ".patchbay"
+	var failed []string
+	for _, r := range []struct {
+		dst   *scpResult
+		up    bool
+		extra []string
+	}{
+		{&s.r.scpDown, false, nil},
+		{&s.r.scpUp, true, nil},
+		{&s.r.scpGCM, false, []string{"-c", gcmCipher}},
+	} {
+		if err := sc.best(ctx, host, r.up, r.extra, r.dst, s.usage); err != nil {
+			failed = append(failed, err.Error())
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// scpSetup is stock OpenSSH scp configured by `patchbay ssh-config` for one
+// CLI config, and a sparse source file.
+type scpSetup struct {
+	scpBin, cfgPath, src string
+	env                  []string
+	size                 int64
+}
+
+// newSCPSetup writes the ssh_config that `patchbay ssh-config` prints for
+// the CLI config configPath beside it, and a sparse source file of size
+// bytes at src. Close removes the source file.
+func newSCPSetup(ctx context.Context, cliBin, configPath, src string, size int64) (*scpSetup, error) {
 	scpBin, err := exec.LookPath("scp")
 	if err != nil {
-		return fmt.Errorf("OpenSSH scp: %w", err)
+		return nil, fmt.Errorf("OpenSSH scp: %w (install the Debian package openssh-client)", err)
 	}
-	dir := filepath.Dir(s.tech.configPath)
-	env := append(os.Environ(), client.ConfigEnv+"="+s.tech.configPath, "PATCHBAY_REASON=make bench: scp")
-	gen := exec.CommandContext(ctx, s.o.cliBin, "ssh-config")
+	env := append(os.Environ(), client.ConfigEnv+"="+configPath, "PATCHBAY_REASON=make bench: scp")
+	gen := exec.CommandContext(ctx, cliBin, "ssh-config")
 	gen.Env = env
 	cfg, err := gen.Output()
 	if err != nil {
-		return fmt.Errorf("patchbay ssh-config: %w", err)
+		return nil, fmt.Errorf("patchbay ssh-config: %w", err)
 	}
-	cfgPath := filepath.Join(dir, "ssh_config")
+	cfgPath := filepath.Join(filepath.Dir(configPath), "ssh_config")
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		return err
+		return nil, err
 	}
-	src, err := filepath.Abs(filepath.Join(s.dir, "scp-source.bin"))
-	if err != nil {
-		return err
+	if src, err = filepath.Abs(src); err != nil {
+		return nil, err
 	}
-	size := int64(s.o.scpMiB) << 20
 	if err := sparseFile(src, size); err != nil {
-		return err
+		return nil, err
 	}
-	defer os.Remove(src)
-	host := s.agents[0].hostname + ".patchbay"
+	return &scpSetup{scpBin: scpBin, cfgPath: cfgPath, src: src, env: env, size: size}, nil
+}
+
+// Close removes the source file.
+func (sc *scpSetup) Close() { os.Remove(sc.src) }
+
+// best copies the source file from host to /dev/null (or, up, to host's
+// /dev/null) twice and keeps the faster run in dst, with the CPU that usage
+// reads over it.
+func (sc *scpSetup) best(ctx context.Context, host string, up bool, extra []string, dst *scpResult, usage func() cpuUse) error {
 	rel := func(p string) string {
 		if r, err := filepath.Rel(".", p); err == nil && !strings.HasPrefix(r, "..") {
 			return r
 		}
 		return p
 	}
-	runs := []struct {
-		dst  *scpResult
-		args []string
-	}{
-		{&s.r.scpDown, []string{"-F", rel(cfgPath), host + ":" + src, "/dev/null"}},
-		{&s.r.scpUp, []string{"-F", rel(cfgPath), rel(src), host + ":/dev/null"}},
-		{&s.r.scpGCM, []string{"-F", rel(cfgPath), "-c", gcmCipher, host + ":" + src, "/dev/null"}},
+	args := append([]string{"-F", rel(sc.cfgPath)}, extra...)
+	if up {
+		args = append(args, rel(sc.src), host+":/dev/null")
+	} else {
+		args = append(args, host+":"+sc.src, "/dev/null")
 	}
-	var failed []string
-	for _, r := range runs {
-		r.dst.cmd = "PATCHBAY_REASON=... scp " + strings.Join(r.args, " ")
-		step("sessions: %s", r.dst.cmd)
-		for range 2 {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			cmd := exec.CommandContext(cctx, scpBin, append([]string{"-v", "-o", "BatchMode=yes"}, r.args...)...)
-			cmd.Env = env
-			killGroupOnCancel(cmd) // ssh and patchbay proxy too
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			u0 := s.usage()
-			err := cmd.Run()
-			u := s.usage().sub(u0)
-			cancel()
-			if err != nil {
-				failed = append(failed, fmt.Sprintf("scp %s: %v: %s", strings.Join(r.args, " "), err, lastLines(stderr.String(), 3)))
-				break
-			}
-			x := transfer{bytes: size, elapsed: u.wall, use: u}
-			if x.gbps() > r.dst.gbps() {
-				r.dst.transfer, r.dst.cipher = x, sshCipher(stderr.String())
-			}
+	dst.cmd = "PATCHBAY_REASON=... scp " + strings.Join(args, " ")
+	step("sessions: %s", dst.cmd)
+	for range 2 {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		cmd := exec.CommandContext(cctx, sc.scpBin, append([]string{"-v", "-o", "BatchMode=yes"}, args...)...)
+		cmd.Env = sc.env
+		killGroupOnCancel(cmd) // ssh and patchbay proxy too
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		u0 := usage()
+		err := cmd.Run()
+		u := usage().sub(u0)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("scp %s: %v: %s", strings.Join(args, " "), err, lastLines(stderr.String(), 3))
 		}
-		if r.dst.bytes > 0 {
-			step("  %.0f MB/s (cipher %s)", r.dst.mbps(), r.dst.cipher)
+		x := transfer{bytes: sc.size, elapsed: u.wall, use: u}
+		if x.gbps() > dst.gbps() {
+			dst.transfer, dst.cipher = x, sshCipher(stderr.String())
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%s", strings.Join(failed, "; "))
-	}
+	step("  %.0f MB/s (cipher %s)", dst.mbps(), dst.cipher)
 	return nil
 }
 

@@ -56,6 +56,7 @@ func (r *sessionResults) note(format string, args ...any) {
 // generator: readings at a time, or differences over wall.
 type cpuUse struct {
 	relay, agents, loadgen time.Duration
+	peer                   time.Duration // a second relay (the tier session part: the relay the technician reaches)
 	machine                time.Duration // every core busy, all processes and the kernel (/proc/stat)
 	at                     time.Time
 	wall                   time.Duration
@@ -63,7 +64,7 @@ type cpuUse struct {
 
 // sub returns u − v, with wall the time between the readings.
 func (u cpuUse) sub(v cpuUse) cpuUse {
-	return cpuUse{relay: u.relay - v.relay, agents: u.agents - v.agents, loadgen: u.loadgen - v.loadgen,
+	return cpuUse{relay: u.relay - v.relay, agents: u.agents - v.agents, loadgen: u.loadgen - v.loadgen, peer: u.peer - v.peer,
 		machine: u.machine - v.machine, wall: u.at.Sub(v.at)}
 }
 
