@@ -256,21 +256,29 @@ func (s *sessionBench) login(ctx context.Context, get func(context.Context) (str
 // still fetches its SSH host certificate after connecting.
 func (s *sessionBench) warmUp(ctx context.Context) error {
 	for _, a := range s.agents {
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			_, err := s.tech.shellSetup(ctx, a.id)
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				return fmt.Errorf("warm-up session on %s: %w", a.hostname, err)
-			}
-			if !backoff.Sleep(ctx, 200*time.Millisecond) {
-				return ctx.Err()
-			}
+		if err := warmSession(ctx, s.tech, a); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// warmSession opens one shell session on a as tech, retrying for 15 s while
+// the agent still fetches its SSH host certificate after connecting.
+func warmSession(ctx context.Context, tech *technician, a *realAgent) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := tech.shellSetup(ctx, a.id)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("warm-up session on %s: %w", a.hostname, err)
+		}
+		if !backoff.Sleep(ctx, 200*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
 }
 
 // usage returns the CPU time used so far by the relay, the agents processes

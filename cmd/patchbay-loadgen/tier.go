@@ -202,31 +202,8 @@ func (t *tierBench) run(ctx context.Context) error {
 	if err := t.startPostgres(ctx); err != nil {
 		return err
 	}
-	t.key = filepath.Join(t.dir, "tier.key")
-	if out, err := exec.CommandContext(ctx, t.o.serverBin, "tier-key", "new", t.key).CombinedOutput(); err != nil {
-		return fmt.Errorf("patchbay-server tier-key new: %w: %s", err, out)
-	}
-	natsPort, err := freePort()
-	if err != nil {
+	if err := t.planRelays(ctx, to.relays); err != nil {
 		return err
-	}
-	natsAddr := "127.0.0.1:" + strconv.Itoa(natsPort)
-	for i := range to.relays {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		name := string(rune('A' + i))
-		rl := &tierRelay{name: name, listen: "127.0.0.1:" + strconv.Itoa(port),
-			dataDir: filepath.Join(t.dir, "relay-"+name), logPath: filepath.Join(t.logDir, "relay-"+name+".log")}
-		rl.server = "https://" + rl.listen
-		rl.args = append(relayArgs(rl.dataDir, rl.listen, t.o.heartbeat), "--db", t.db, "--tier-key-file", t.key)
-		if i == 0 {
-			rl.args = append(rl.args, "--nats", "embedded", "--nats-listen", natsAddr)
-		} else {
-			rl.args = append(rl.args, "--nats", "nats://"+natsAddr, "--nats-creds", filepath.Join(t.relays[0].dataDir, "nats-user"))
-		}
-		t.relays = append(t.relays, rl)
 	}
 
 	// 2. Relay A alone.
@@ -242,6 +219,7 @@ func (t *tierBench) run(ctx context.Context) error {
 	for i := range servers {
 		servers[i] = []string{a.server}
 	}
+	var err error
 	if t.r.connectOne, err = t.startAgents(ctx, servers, "one relay"); err != nil {
 		return err
 	}
@@ -295,6 +273,38 @@ func (t *tierBench) run(ctx context.Context) error {
 	}
 	// 5. Failover.
 	return t.failover(ctx)
+}
+
+// planRelays makes the tier key and n relays' addresses, data directories
+// and arguments (the first runs the embedded NATS); none is started.
+func (t *tierBench) planRelays(ctx context.Context, n int) error {
+	t.key = filepath.Join(t.dir, "tier.key")
+	if out, err := exec.CommandContext(ctx, t.o.serverBin, "tier-key", "new", t.key).CombinedOutput(); err != nil {
+		return fmt.Errorf("patchbay-server tier-key new: %w: %s", err, out)
+	}
+	natsPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	natsAddr := "127.0.0.1:" + strconv.Itoa(natsPort)
+	for i := range n {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		name := string(rune('A' + i))
+		rl := &tierRelay{name: name, listen: "127.0.0.1:" + strconv.Itoa(port),
+			dataDir: filepath.Join(t.dir, "relay-"+name), logPath: filepath.Join(t.logDir, "relay-"+name+".log")}
+		rl.server = "https://" + rl.listen
+		rl.args = append(relayArgs(rl.dataDir, rl.listen, t.o.heartbeat), "--db", t.db, "--tier-key-file", t.key)
+		if i == 0 {
+			rl.args = append(rl.args, "--nats", "embedded", "--nats-listen", natsAddr)
+		} else {
+			rl.args = append(rl.args, "--nats", "nats://"+natsAddr, "--nats-creds", filepath.Join(t.relays[0].dataDir, "nats-user"))
+		}
+		t.relays = append(t.relays, rl)
+	}
+	return nil
 }
 
 // startPostgres runs initdb and pg_ctl start in a temp dir (as the postgres
