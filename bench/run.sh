@@ -34,6 +34,13 @@
 #             agents each relay holds, RSS and idle CPU, and the time for a
 #             SIGKILLed relay's agents to be back on the others (about 3
 #             minutes with 10,000). Needs the Debian package postgresql.
+#   tiersession only with BENCH_ONLY=tiersession (issue 14): relays A and B
+#             on a PostgreSQL started for the run, one real patchbay-agent on
+#             A only, scp of a 512 MiB file (--scp-mib) from and to it with
+#             stock OpenSSH through `patchbay ssh-config` against A, then
+#             against B (B forwards the session to A): MB/s, B / A against
+#             0.8x, CPU of both relays (about 1 minute). Needs postgresql
+#             and openssh-client.
 #   sizes     only with BENCH_ONLY=sizes (issue 16): runs `make release` (no
 #             signing) and reports the size of the agent, CLI and relay
 #             binaries per platform from dist/VERSION, the Linux agent against
@@ -53,7 +60,7 @@
 #             canary: time to complete, relay CPU and peak RSS; each agent
 #             downloads and verifies the release over HTTPS, reconnects with
 #             the new version and reports (about 3 minutes with 10,000).
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|sizes|inventory|upgrade (or --only); it
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|tiersession|sizes|inventory|upgrade (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO

@@ -22,7 +22,7 @@ import (
 func benchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth|tier|sizes|inventory|upgrade]",
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth|tier|tiersession|sizes|inventory|upgrade]",
 		Short: "Measure a relay holding a fleet of simulated agents, interactive sessions and the consent helper; write the report",
 		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
@@ -121,6 +121,11 @@ The tier part (issue 14) runs only with --only tier (see tier.go): a
 no-op job over --tier-agents agents on one PostgreSQL relay and then on
 --tier-relays relays sharing that database (embedded NATS), the agents the
 tier holds, and a SIGKILLed relay's agents back online on the others.
+The tier session part (issue 14) runs only with --only tiersession (see
+tiersession.go): relays A and B on a PostgreSQL started for the run, one
+real agent on A, scp of --scp-mib MiB from and to it with the technician's
+CLI on A and then on B (the session forwarded B -> A); MB/s, B / A against
+the 0.8x target, and the CPU of both relays.
 
 The upgrade part (issue 16) runs only with --only upgrade (see
 upgradebench.go): a release signed in the run with a stand-in agent binary,
@@ -179,7 +184,7 @@ enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
-	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth, tier, sizes, inventory or upgrade (the report keeps the other parts' figures)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth, tier, tiersession, sizes, inventory or upgrade (the report keeps the other parts' figures)")
 	f.StringVar(&o.releaseDir, "release-dir", "", "with --only sizes: the make release directory (dist/VERSION) whose binary sizes are reported")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
@@ -210,6 +215,11 @@ func (o *benchOptions) checkSessions() error {
 	case "all", "fleet", "sessions", "consent", "console", "auth":
 	case "tier":
 		return o.tier.check()
+	case "tiersession":
+		if o.scpMiB < 1 {
+			return errors.New("--scp-mib must be positive")
+		}
+		return nil
 	case "sizes":
 		if o.releaseDir == "" {
 			return errors.New("--only sizes needs --release-dir dist/VERSION (a make release directory)")
@@ -220,7 +230,7 @@ func (o *benchOptions) checkSessions() error {
 	case "upgrade":
 		return o.upgrade.check(o.procs)
 	default:
-		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth, tier, sizes, inventory or upgrade", o.only)
+		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth, tier, tiersession, sizes, inventory or upgrade", o.only)
 	}
 	if o.only == "all" || o.only == "auth" {
 		if err := o.auth.check(); err != nil {
@@ -358,6 +368,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	if o.only == "tier" {
 		return runTierOnly(ctx, o, b.logDir)
+	}
+	if o.only == "tiersession" {
+		return runTierSessionOnly(ctx, o, b.logDir)
 	}
 	if o.only == "inventory" {
 		return runInventoryOnly(ctx, o)
