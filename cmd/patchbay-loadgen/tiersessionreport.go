@@ -33,6 +33,14 @@ func scpCPU(x scpResult) string {
 	return fmt.Sprintf("relay A %.0f %%, relay B %.0f %%, agent %.0f %% of one core", u.pct(u.relay), u.pct(u.peer), u.pct(u.agents))
 }
 
+// cpuPerGiB is both relays' CPU over a copy per GiB copied.
+func cpuPerGiB(x scpResult) string {
+	if x.bytes == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f s", (x.use.relay+x.use.peer).Seconds()/(float64(x.bytes)/(1<<30)))
+}
+
 // renderTierSession renders the tier session section, markers included.
 func renderTierSession(r *tierSessionResults) string {
 	var w strings.Builder
@@ -69,6 +77,10 @@ func renderTierSession(r *tierSessionResults) string {
 	p("- Each figure is the faster of two copies; wall time of the scp process, session setup, consent (an exec program that approves) and " +
 		"`patchbay proxy` start included; the source is a sparse file, the destination /dev/null. CPU: utime+stime from /proc/PID/stat over the copy, " +
 		"in %% of one core.\n")
+	p("- Relay CPU per GiB copied (both relays together, independent of how much of the machine other work took): from the agent %s with the technician on B, "+
+		"%s on A; to the agent %s on B, %s on A. Forwarding adds a second relay's TLS and websocket work to every byte, so when the 2 cores are busy "+
+		"the forwarded copy waits for CPU more often than the same-relay one.\n",
+		cpuPerGiB(r.fwdDown), cpuPerGiB(r.sameDown), cpuPerGiB(r.fwdUp), cpuPerGiB(r.sameUp))
 	if c := r.fwdDown.cipher; c != "" {
 		p("- Cipher negotiated: %s.\n", c)
 	}
