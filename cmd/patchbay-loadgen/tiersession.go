@@ -22,8 +22,8 @@ import (
 //  2. one real patchbay-agent enrolled through A and connected to A only;
 //  3. two technicians with the same API token, one logged in on A, one on
 //     B; stock OpenSSH scp configured by `patchbay ssh-config` for each;
-//  4. scp of --scp-mib MiB from the agent, then to it, best of 2, first
-//     through A (same relay), then through B (B forwards the session to A
+//  4. scp of --scp-mib MiB from the agent, then to it, best of 4 (two
+//     rounds of two copies, alternating), through A (same relay) and B (B forwards the session to A
 //     over the tier's direct TLS connection, server/tierforward.go), with
 //     the CPU of A, of B and of the agent over each copy.
 
@@ -194,22 +194,29 @@ func runTierSession(ctx context.Context, t *tierBench, r *tierSessionResults) er
 		u.at = time.Now()
 		return u
 	}
-	// Each direction through A, then through B, so both see the same load.
-	for _, up := range []bool{false, true} {
-		for _, s := range sides {
+	// Rounds of each direction through A, then through B, so both see the
+	// same load; best keeps the fastest copy of all rounds.
+	for round := range tierSessionRounds {
+		for _, up := range []bool{false, true} {
+			for _, s := range sides {
 			dst := s.down
 			if up {
 				dst = s.up
 			}
-			step("tiersession: technician on relay %s", s.name)
-			if err := s.sc.best(ctx, host+".patchbay", up, nil, dst, usage); err != nil {
-				r.note("The scp %s the agent with the technician on relay %s failed: %v.", map[bool]string{false: "from", true: "to"}[up], s.name, err)
-				step("  failed: %v", err)
-			}
-			if err := ctx.Err(); err != nil {
-				return err
+				step("tiersession: round %d of %d, technician on relay %s", round+1, tierSessionRounds, s.name)
+				if err := s.sc.best(ctx, host+".patchbay", up, nil, dst, usage); err != nil {
+					r.note("The scp %s the agent with the technician on relay %s failed: %v.", map[bool]string{false: "from", true: "to"}[up], s.name, err)
+					step("  failed: %v", err)
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
 }
+
+// tierSessionRounds is how many times each copy runs twice, alternating
+// between the technician on A and on B.
+const tierSessionRounds = 2

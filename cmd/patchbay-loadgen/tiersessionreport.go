@@ -55,7 +55,7 @@ func renderTierSession(r *tierSessionResults) string {
 		r.started.Format("2006-01-02 15:04"), m.cpu, m.ncpu, m.mem, m.kernel, m.goVersion, r.pg, r.cmd)
 	if r.loadBefore != "" {
 		p("Load average (1, 5, 15 min) at the start: %s; at the end: %s (the machine is shared: other work running shows here; "+
-			"both sides ran one after the other, each direction through A then through B, under the same load).\n\n", r.loadBefore, orDash(r.loadAfter))
+			"both sides ran in alternating rounds under the same load).\n\n", r.loadBefore, orDash(r.loadAfter))
 	}
 	row("Figure", "Technician on B (forwarded to A)", "Same relay (technician on A)", "B / A", "Target", "Status")
 	row("---", "---", "---", "---", "---", "---")
@@ -74,7 +74,7 @@ func renderTierSession(r *tierSessionResults) string {
 			cell(d.fwd), cell(d.same), fmt.Sprintf("%.2f×", ratio), fmt.Sprintf("≥ %.1f×", tierSessionTarget), status(ratio >= tierSessionTarget))
 	}
 	p("\n### Details\n\n")
-	p("- Each figure is the faster of two copies; wall time of the scp process, session setup, consent (an exec program that approves) and " +
+	p("- Each figure is the fastest of four copies (two rounds, each round two copies with the technician on A, then two on B); wall time of the scp process, session setup, consent (an exec program that approves) and " +
 		"`patchbay proxy` start included; the source is a sparse file, the destination /dev/null. CPU: utime+stime from /proc/PID/stat over the copy, " +
 		"in %% of one core.\n")
 	p("- Relay CPU per GiB copied (both relays together, independent of how much of the machine other work took): from the agent %s with the technician on B, "+
