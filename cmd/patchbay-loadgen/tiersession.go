@@ -199,10 +199,10 @@ func runTierSession(ctx context.Context, t *tierBench, r *tierSessionResults) er
 	for round := range tierSessionRounds {
 		for _, up := range []bool{false, true} {
 			for _, s := range sides {
-			dst := s.down
-			if up {
-				dst = s.up
-			}
+				dst := s.down
+				if up {
+					dst = s.up
+				}
 				step("tiersession: round %d of %d, technician on relay %s", round+1, tierSessionRounds, s.name)
 				if err := s.sc.best(ctx, host+".patchbay", up, nil, dst, usage); err != nil {
 					r.note("The scp %s the agent with the technician on relay %s failed: %v.", map[bool]string{false: "from", true: "to"}[up], s.name, err)
