@@ -151,6 +151,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
 	root.AddCommand(a.versionCmd())
 	root.AddCommand(a.alertsCmd(), a.alertRoutesCmd())
 	root.AddCommand(a.incidentsCmd(), a.knownFixesCmd())
+	root.AddCommand(a.reportsCmd())
 	return root
 }
 

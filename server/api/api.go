@@ -128,6 +128,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerSchedules(mux)
 	a.registerPolicies(mux)
 	a.registerIncidents(mux)
+	a.registerReports(mux)
 }
 
 func (a *API) now() time.Time {

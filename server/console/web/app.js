@@ -18,10 +18,12 @@ import * as loginScreen from './login.js';
 import * as sites from './sites.js';
 import * as alerts from './alerts.js';
 import * as incidents from './incidents.js';
+import * as reports from './reports.js';
 
 const routes = { fleet, run, agent, job, jobs: job, sessions, audit, catalog, terminal, desktop };
 routes.alerts = alerts;
 routes.incidents = incidents;
+routes.reports = reports;
 
 const main = document.getElementById('main');
 let unmount = () => {};
