@@ -25,6 +25,7 @@ const (
 	upOld       = "v0.9.0-e2e"
 	upNew       = "v1.0.0-e2e"
 	upNoConnect = "v1.1.0-e2e-noconnect" // built with -X main.testRelay: cannot reach any relay
+	upCrash     = "v1.2.0-e2e-crash"     // built with -X main.testCrashAfterStart: exits 3 at every start
 )
 
 // upgradeBuilds are the agent binaries at each version, built once.
@@ -39,10 +40,13 @@ func agentBuild(t *testing.T, version string) string {
 	upgradeBuilds.once.Do(func() {
 		dir := filepath.Join(binDir, "upgrade")
 		upgradeBuilds.bins = map[string]string{}
-		for _, v := range []string{upOld, upNew, upNoConnect} {
+		for _, v := range []string{upOld, upNew, upNoConnect, upCrash} {
 			ld := "-X main.version=" + v
-			if v == upNoConnect {
+			switch v {
+			case upNoConnect:
 				ld += " -X main.testRelay=https://127.0.0.1:1" // nothing listens on port 1
+			case upCrash:
+				ld += " -X main.testCrashAfterStart=1"
 			}
 			out := filepath.Join(dir, v, "patchbay-agent")
 			if b, err := exec.Command("go", "build", "-ldflags", ld, "-o", out, "../cmd/patchbay-agent").CombinedOutput(); err != nil {

@@ -84,6 +84,12 @@ type Upgrade struct {
 	Exe      string    `json:"exe"`      // the executable's path; the previous binary is Exe+".prev"
 	Swapped  time.Time `json:"swapped"`  // when the swap was decided
 	Deadline time.Time `json:"deadline"` // To must have reconnected by then, else it restores From
+	// Starts counts the starts of To while the upgrade is pending, recorded
+	// at each start before anything that could crash; FirstStart is the
+	// first of them. Too many starts (To crashes) or the window measured
+	// from FirstStart passing make To restore From (agent/upgrade).
+	Starts     int       `json:"starts,omitempty"`
+	FirstStart time.Time `json:"first_start,omitzero"`
 	// RolledBack is set by To before it restores the previous binary:
 	// From reports the run failed with this reason.
 	RolledBack string `json:"rolled_back,omitempty"`

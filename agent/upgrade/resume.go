@@ -18,10 +18,10 @@ import (
 //     failed with the reason.
 //   - This is the old version and no rollback was recorded: the agent
 //     stopped before the new binary took over; the run is finished failed.
-//   - This is the new version: it waits for Connected for the rollback
-//     window (from this start: a restart, e.g. a machine shut down right
-//     after the swap, gives it the whole window again), then rolls back (a
-//     goroutine, stopped by Close).
+//   - This is the new version: it waits for Connected until the rollback
+//     window, from its first start (CountStart), has passed, then rolls
+//     back (a goroutine, stopped by Close). CountStart, called earlier, has
+//     already rolled back a version that keeps crashing.
 func (u *Upgrader) Resume(ctx context.Context) error {
 	u.mu.Lock()
 	u.ctx = ctx
@@ -73,13 +73,10 @@ func (u *Upgrader) arm(e *journal.Entry) {
 	u.pending = e
 	ctx, cancel := context.WithCancel(u.ctx)
 	u.stop, u.done = cancel, make(chan struct{})
-	// Each start of the new version gets the whole window to connect: a
-	// machine shut down right after the swap must not roll back at its
-	// next boot before it has even tried.
-	deadline := e.Upgrade.Deadline
-	if window := e.Upgrade.Deadline.Sub(e.Upgrade.Swapped); u.cfg.Now().Add(window).After(deadline) {
-		deadline = u.cfg.Now().Add(window)
-	}
+	// The window runs from the new version's first start (CountStart
+	// records it): a machine shut down right after the swap gets it whole
+	// at its next boot, a restart does not get it again.
+	deadline := deadline(*e.Upgrade, u.cfg.Now())
 	if e.Upgrade.RolledBack != "" {
 		deadline = time.Time{} // decided already: finish the rollback at once
 	}

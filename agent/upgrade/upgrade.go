@@ -21,7 +21,12 @@
 // link is up (Connected) it finishes the run succeeded with the versions
 // before and after; the worker delivers the result until the relay
 // acknowledges it, and the journal keeps the first result, so it is
-// reported exactly once. If it has not connected by the deadline, it marks
+// reported exactly once. Each start of the new version is counted in the
+// journal first thing (CountStart): a version that crashes before it
+// connects is rolled back at its start after MaxStarts starts ("rolled back:
+// V crashed N times before it connected"), instead of crash-looping under
+// its service manager. If it has not connected by the deadline (the window
+// from its first start, not from each start), it marks
 // the upgrade rolled back in the journal, renames EXE.prev back over EXE
 // and restarts: the old version then finishes the run failed ("rolled
 // back: V did not reconnect within T"). A redelivered run is never run

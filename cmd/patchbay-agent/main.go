@@ -15,9 +15,11 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/patchbay/patchbay/agent/enroll"
 	"github.com/patchbay/patchbay/agent/identity"
+	"github.com/patchbay/patchbay/agent/journal"
 	"github.com/patchbay/patchbay/agent/service"
 	"github.com/patchbay/patchbay/agent/trust"
 	"github.com/patchbay/patchbay/agent/upgrade"
@@ -35,6 +37,13 @@ var version = "dev"
 // The self-update tests build a release whose agent cannot reach the relay
 // this way, to see it rolled back. Release builds never set it.
 var testRelay string
+
+// testCrashAfterStart is for tests only, set at build time
+// (-X main.testCrashAfterStart=1): "run" exits with status 3 right after it
+// has counted its start, before it connects. The self-update tests build a
+// release that crash-loops this way, to see it rolled back. Release builds
+// never set it.
+var testCrashAfterStart string
 
 // Environment variables the agent reads.
 const (
@@ -332,7 +341,11 @@ the Windows service manager it exits with status 75 for the service manager to s
 again (Restart=always, KeepAlive, recovery actions); otherwise it re-executes itself.
 ` + envRestart + `=exit|exec overrides that choice. A new version that has not reached a relay
 within the upgrade's rollback window puts EXE.prev back (keeping itself as EXE.failed)
-and restarts the old one, which reports the failure.
+and restarts the old one, which reports the failure. The window runs from the new version's
+first start, and each start is counted first thing: a new version that stops (crashes) 3
+times before it reaches a relay is rolled back at its 4th start, so a service manager does
+not restart a crashing release forever. Without a service manager nothing restarts a
+crashed agent; each start by hand counts.
 
 ` + filesHelp + `
   consent.json                consent policy (0600; only local commands change it)
@@ -370,6 +383,21 @@ and restarts the old one, which reports the failure.
 			exe, err := executable()
 			if err != nil {
 				return err
+			}
+			// First thing, before anything that could crash: count this
+			// start of a new version pending a self-update; one that keeps
+			// crashing is rolled back here.
+			j, err := journal.Open(filepath.Join(id.Dir, "journal"))
+			if err != nil {
+				return err
+			}
+			ulog := log.With().Str("agent_id", id.AgentID).Str("component", "upgrade").Logger()
+			if upgrade.CountStart(j, fullVersion(), time.Now(), ulog) {
+				return restartAgent(exe, ulog)
+			}
+			if testCrashAfterStart != "" {
+				fmt.Fprintln(os.Stderr, "patchbay-agent: crashing after start (test build, main.testCrashAfterStart)")
+				os.Exit(3)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
