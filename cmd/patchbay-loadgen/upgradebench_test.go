@@ -16,9 +16,6 @@ import (
 // download and verify it, reconnect on the new version and report; then
 // the report section.
 func TestUpgradeBench(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the relay and the load generator")
-	}
 	bin := t.TempDir()
 	for _, pkg := range []string{"../patchbay-server", "."} {
 		if out, err := exec.Command("go", "build", "-o", bin+"/", pkg).CombinedOutput(); err != nil {

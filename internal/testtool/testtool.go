@@ -1,8 +1,9 @@
 // Package testtool is how a test asks for a program it drives (ssh-keygen,
-// asciinema, cupsd, Chromium...). Without the program the test skips and
-// says which program is missing and which Debian package provides it; with
-// PATCHBAY_REQUIRE_TOOLS=1 (.ci/run sets it, after installing them all) it
-// fails instead, so a broken install cannot pass as a row of skips.
+// asciinema, cupsd, Chromium...). Without the program the test fails and
+// says which program is missing and which Debian package provides it, so a
+// broken install (in CI above all) cannot pass as a row of skips. A
+// developer without some program may set PATCHBAY_REQUIRE_TOOLS=0 to have
+// those tests skip instead, with the same message.
 package testtool
 
 import (
@@ -13,23 +14,22 @@ import (
 	"testing"
 )
 
-// Env is the variable that turns a missing program into a failure.
+// Env is the variable whose value "0" lets a missing program skip the test.
 const Env = "PATCHBAY_REQUIRE_TOOLS"
 
 // sbin are searched after PATH: cupsd, lpadmin and useradd live there, and
 // a non-root PATH often leaves them out.
 var sbin = []string{"/usr/local/sbin", "/usr/sbin", "/sbin"}
 
-// Required reports whether a missing program fails the test
-// (PATCHBAY_REQUIRE_TOOLS set to anything but "" or "0").
+// Required reports whether a missing program fails the test: always, unless
+// PATCHBAY_REQUIRE_TOOLS is "0".
 func Required() bool {
-	v := os.Getenv(Env)
-	return v != "" && v != "0"
+	return os.Getenv(Env) != "0"
 }
 
 // Need returns the path of tool: a name looked up in PATH and then in the
-// sbin directories, or an absolute path. When it is missing, t skips (or,
-// with PATCHBAY_REQUIRE_TOOLS=1, fails) naming tool and debPackage, the
+// sbin directories, or an absolute path. When it is missing, t fails (or,
+// with PATCHBAY_REQUIRE_TOOLS=0, skips) naming tool and debPackage, the
 // Debian package to install.
 func Need(t testing.TB, tool, debPackage string) string {
 	t.Helper()
@@ -41,15 +41,15 @@ func Need(t testing.TB, tool, debPackage string) string {
 }
 
 // Missing ends t for a program the caller looked for by its own rules and
-// did not find: it skips, naming tool, debPackage and cause, or fails when
-// PATCHBAY_REQUIRE_TOOLS is set.
+// did not find: it fails, naming tool, debPackage and cause, or skips with
+// that message when PATCHBAY_REQUIRE_TOOLS=0.
 func Missing(t testing.TB, tool, debPackage string, cause error) {
 	t.Helper()
 	msg := fmt.Sprintf("%s is not installed (%v): apt-get install -y %s", tool, cause, debPackage)
 	if Required() {
-		t.Fatalf("%s (%s is set, so a missing program fails the test)", msg, Env)
+		t.Fatalf("%s (or set %s=0 to skip the tests that need it)", msg, Env)
 	}
-	t.Skipf("%s; set %s=1 to fail instead (.ci/run does)", msg, Env)
+	t.Skipf("%s (%s=0: skipped; CI never sets it)", msg, Env)
 }
 
 func look(tool string) (string, error) {

@@ -27,9 +27,9 @@ func TestNeed(t *testing.T) {
 	}{
 		{"present", "sh", "1", false, []string{"--- PASS", "found " + sh}},
 		{"absolute path", sh, "1", false, []string{"--- PASS", "found " + sh}},
-		{"missing skips", missing, "", false, []string{"--- SKIP", missing + " is not installed", "apt-get install -y the-package", "set PATCHBAY_REQUIRE_TOOLS=1"}},
-		{"missing skips with 0", missing, "0", false, []string{"--- SKIP", missing + " is not installed"}},
-		{"missing fails when required", missing, "1", true, []string{"--- FAIL", missing + " is not installed", "apt-get install -y the-package", "PATCHBAY_REQUIRE_TOOLS is set"}},
+		{"missing fails by default", missing, "", true, []string{"--- FAIL", missing + " is not installed", "apt-get install -y the-package", "set PATCHBAY_REQUIRE_TOOLS=0"}},
+		{"missing skips with 0", missing, "0", false, []string{"--- SKIP", missing + " is not installed", "apt-get install -y the-package"}},
+		{"missing fails with 1", missing, "1", true, []string{"--- FAIL", missing + " is not installed", "apt-get install -y the-package"}},
 		{"missing absolute path fails", filepath.Join(t.TempDir(), missing), "1", true, []string{"--- FAIL", "apt-get install -y the-package"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
