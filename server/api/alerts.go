@@ -51,12 +51,8 @@ func (a *API) handleAlertList(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 	if ref := q.Get("site"); ref != "" {
-		site, err := a.resolveSite(r.Context(), c.scope(), ref)
-		if errors.Is(err, errNoSite) || errors.Is(err, errAmbiguousSite) {
-			WriteError(w, http.StatusBadRequest, "%v", err)
-			return
-		} else if err != nil {
-			a.internal(w, r, "resolve site", err)
+		site, ok := a.siteRef(w, r, c.scope(), ref, "")
+		if !ok {
 			return
 		}
 		f.SiteID = site.ID
@@ -244,12 +240,8 @@ func (a *API) handleAlertRouteCreate(w http.ResponseWriter, r *http.Request, c c
 	}
 	siteID := store.AllSites
 	if !strings.EqualFold(req.Site, apiv1.AllSitesName) && req.Site != store.AllSites {
-		site, err := a.resolveSite(r.Context(), store.Scope{All: true}, req.Site)
-		if errors.Is(err, errNoSite) || errors.Is(err, errAmbiguousSite) {
-			WriteError(w, http.StatusBadRequest, "alert route: %v", err)
-			return
-		} else if err != nil {
-			a.internal(w, r, "resolve site", err)
+		site, ok := a.siteRef(w, r, store.Scope{All: true}, req.Site, "alert route: ")
+		if !ok {
 			return
 		}
 		siteID = site.ID

@@ -72,12 +72,8 @@ func (a *API) handleIncidentList(w http.ResponseWriter, r *http.Request, c calle
 		return
 	}
 	if ref := q.Get("site"); ref != "" {
-		site, err := a.resolveSite(r.Context(), c.scope(), ref)
-		if errors.Is(err, errNoSite) || errors.Is(err, errAmbiguousSite) {
-			WriteError(w, http.StatusBadRequest, "%v", err)
-			return
-		} else if err != nil {
-			a.internal(w, r, "resolve site", err)
+		site, ok := a.siteRef(w, r, c.scope(), ref, "")
+		if !ok {
 			return
 		}
 		f.SiteID = site.ID

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -71,12 +70,8 @@ func (a *API) handleReportSummary(w http.ResponseWriter, r *http.Request, c call
 	f := store.ReportFilter{From: from, To: to}
 	out := apiv1.ReportSummary{From: from, To: to}
 	if ref := q.Get("site"); ref != "" {
-		site, err := a.resolveSite(r.Context(), c.scope(), ref)
-		if errors.Is(err, errNoSite) || errors.Is(err, errAmbiguousSite) {
-			WriteError(w, http.StatusBadRequest, "%v", err)
-			return
-		} else if err != nil {
-			a.internal(w, r, "resolve site", err)
+		site, ok := a.siteRef(w, r, c.scope(), ref, "")
+		if !ok {
 			return
 		}
 		f.SiteID, out.Site = site.ID, site.FullName()

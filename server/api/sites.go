@@ -78,6 +78,22 @@ var (
 	errAmbiguousSite = errors.New("ambiguous site")
 )
 
+// siteRef resolves a site named in a request (ORG/SITE, a unique name or
+// an ID) within scope. On failure it has answered: 400 with prefix and why
+// for a site that is not there or is ambiguous, 500 otherwise.
+func (a *API) siteRef(w http.ResponseWriter, r *http.Request, scope store.Scope, ref, prefix string) (store.Site, bool) {
+	site, err := a.resolveSite(r.Context(), scope, ref)
+	switch {
+	case errors.Is(err, errNoSite) || errors.Is(err, errAmbiguousSite):
+		WriteError(w, http.StatusBadRequest, "%s%v", prefix, err)
+		return store.Site{}, false
+	case err != nil:
+		a.internal(w, r, "resolve site", err)
+		return store.Site{}, false
+	}
+	return site, true
+}
+
 // resolveSite finds the site ref names among those scope reaches: an ID, a
 // unique ID prefix, "ORG/SITE" or a site name that only one site has
 // (names ignore case). The error says what fits.
