@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -623,7 +624,17 @@ func voStartX11VNC(t *testing.T, display string) (string, *voLog) {
 			}
 		}
 	}()
-	t.Cleanup(func() { cmd.Process.Kill(); <-log.done; cmd.Wait() })
+	t.Cleanup(func() {
+		// SIGTERM: x11vnc then removes its MIT-SHM segments (SIGKILL leaks them).
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-log.done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-log.done
+		}
+		cmd.Wait()
+	})
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		if port, ok := strings.CutPrefix(sc.Text(), "PORT="); ok {

@@ -175,13 +175,26 @@ func startChanger(display, countFile string) (*exec.Cmd, func() int64, error) {
 	return cmd, count, nil
 }
 
-// killGroupWait kills cmd's process group and waits for cmd.
+// killGroupWait ends cmd's process group (SIGTERM, SIGKILL after 5 s) and
+// waits for cmd.
 func killGroupWait(cmd *exec.Cmd) {
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	_ = cmd.Wait()
+	// SIGTERM first: x11vnc then removes its MIT-SHM segments, which a
+	// SIGKILL leaves behind until the machine runs out of them.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { // ends when the process exits, at the latest after the SIGKILL below
+		_ = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
 }
 
 // vncPassword is a fresh 8-character password (VNC uses 8).
