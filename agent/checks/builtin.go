@@ -11,30 +11,30 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/patchbay/patchbay/internal/wire"
 )
 
 // Built-in checks, as policies name them.
 const (
-	BuiltinDiskSpace     = "builtin:disk-space"     // path, min_free_pct, min_free_bytes
-	BuiltinDirSize       = "builtin:dir-size"       // path, max_bytes: a cache or spool directory grown too large
-	BuiltinServiceDown   = "builtin:service-down"   // unit (systemd)
-	BuiltinPendingReboot = "builtin:pending-reboot" // path (default /var/run/reboot-required)
+	BuiltinDiskSpace     = "builtin:disk-space"        // path, min_free_pct, min_free_bytes
+	BuiltinDirSize       = "builtin:dir-size"          // path, max_bytes: a cache or spool directory grown too large
+	BuiltinServiceDown   = "builtin:service-down"      // unit (systemd)
+	BuiltinPendingReboot = "builtin:pending-reboot"    // path (default /var/run/reboot-required)
+	BuiltinPrintQueue    = "builtin:stuck-print-queue" // queue, max_age (default 30m), cups_server
+	BuiltinCertExpiry    = "builtin:cert-expiry"       // path and/or host (HOST:PORT), days (default 30), timeout
 )
 
 // Builtins lists the built-in checks and their parameters (for --help and
-// the relay's validation).
-var Builtins = map[string][]string{
-	BuiltinDiskSpace:     {"path", "min_free_pct", "min_free_bytes", "threshold"},
-	BuiltinDirSize:       {"path", "max_bytes", "threshold"},
-	BuiltinServiceDown:   {"unit"},
-	BuiltinPendingReboot: {"path"},
-}
+// the relay's validation, which reads the same list from internal/wire).
+var Builtins = wire.BuiltinChecks
 
 // errUnsupported: the check does not exist on this OS.
 var errUnsupported = errors.New("not available on this operating system")
@@ -55,6 +55,10 @@ func RunBuiltin(ctx context.Context, name string, params map[string]string) (sta
 		ok, summary, err = serviceActive(ctx, params["unit"])
 	case BuiltinPendingReboot:
 		ok, summary, err = pendingReboot(params)
+	case BuiltinPrintQueue:
+		ok, summary, err = printQueue(ctx, params)
+	case BuiltinCertExpiry:
+		ok, summary, err = certExpiry(ctx, params, time.Now())
 	default:
 		err = fmt.Errorf("unknown check %q: this agent knows %s", name, strings.Join(builtinNames(), ", "))
 	}
@@ -68,7 +72,9 @@ func RunBuiltin(ctx context.Context, name string, params map[string]string) (sta
 }
 
 func builtinNames() []string {
-	return []string{BuiltinDiskSpace, BuiltinDirSize, BuiltinServiceDown, BuiltinPendingReboot}
+	names := slices.Collect(maps.Keys(Builtins))
+	slices.Sort(names)
+	return names
 }
 
 func clipSummary(s string) string {

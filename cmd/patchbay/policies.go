@@ -27,6 +27,16 @@ Checks: a plugin's Check (--check PLUGIN), or a built-in:
   builtin:dir-size        fails while the files under path exceed max_bytes (or --threshold)
   builtin:service-down    fails while the systemd unit is not active (Linux)
   builtin:pending-reboot  fails while /var/run/reboot-required exists (Debian, Ubuntu)
+  builtin:stuck-print-queue
+                          fails while a CUPS queue (queue, default every queue) holds a
+                          job older than max_age (default 30m) or is stopped with jobs
+                          waiting, or the scheduler does not answer (cups_server: another
+                          scheduler); reads lpstat; not on Windows
+  builtin:cert-expiry     fails while a certificate in path (a PEM/DER file, or the
+                          *.pem, *.crt, *.cer, *.der files of a directory) or presented
+                          by host (HOST:PORT, TLS, timeout default 10s) expires within
+                          days (or --threshold; default 30) or has expired; a file that
+                          does not parse is an error naming it
 
 Self-heal: with --fix (a plugin, or script:NAME for a catalog script) a
 failing check makes the agent ask the relay for the fix; the relay creates
@@ -58,11 +68,16 @@ func (a *app) policiesCreateCmd() *cobra.Command {
 		Short: "Create a policy (admin)",
 		Long: `Create a policy (admin). See patchbay policies --help for checks and
 self-heal. --threshold sets the check's threshold parameter (the percentage
-of free space for builtin:disk-space, bytes for builtin:dir-size). Audited
+of free space for builtin:disk-space, bytes for builtin:dir-size, days for
+builtin:cert-expiry). Audited
 as policy.create. ` + siteRefHelp,
 		Example: `  patchbay policies create tmp-cache --target tag:role=kiosk --check builtin:dir-size \
       --param path=/var/tmp/app --threshold 1000000000 --interval 10m \
-      --fix cacheclear --fix-param scopes=temp --max-fixes-per-day 3`,
+      --fix cacheclear --fix-param scopes=temp --max-fixes-per-day 3
+  patchbay policies create printing --site acme/paris --check builtin:stuck-print-queue \
+      --param max_age=20m --interval 5m --fix printerreset --fix-param older_than=20m
+  patchbay policies create certs --target os=linux --check builtin:cert-expiry \
+      --param path=/etc/ssl/local --param host=intranet.acme.example:443 --threshold 21 --interval 12h`,
 		Args: oneArg("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
@@ -92,7 +107,7 @@ as policy.create. ` + siteRefHelp,
 	f := cmd.Flags()
 	f.StringVar(&req.Target, "target", "", "agents the policy applies to (selector)")
 	f.StringVar(&req.Site, "site", "", "site the policy applies to (with --target: the agents of that site it selects)")
-	f.StringVar(&req.Check, "check", "", "builtin:disk-space, builtin:dir-size, builtin:service-down, builtin:pending-reboot or a plugin name")
+	f.StringVar(&req.Check, "check", "", "builtin:disk-space, builtin:dir-size, builtin:service-down, builtin:pending-reboot, builtin:stuck-print-queue, builtin:cert-expiry or a plugin name")
 	f.StringArrayVar(&params, "param", nil, "check parameter k=v; repeatable")
 	f.StringVar(&threshold, "threshold", "", "the check's threshold (its threshold parameter)")
 	f.StringVar(&req.Interval, "interval", "5m", "how often agents run the check (10s..168h)")

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"encoding/csv"
 	"fmt"
-	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,10 +10,11 @@ import (
 
 	"github.com/patchbay/patchbay/client"
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/reportfmt"
 )
 
 // reportSections are the sections of a report summary, in order.
-var reportSections = []string{"incidents", "runs", "alerts", "problems", "os", "versions", "patch"}
+var reportSections = reportfmt.Sections
 
 func (a *app) reportsCmd() *cobra.Command {
 	return group("reports", "Report on a period: incidents, fixes, self-heals, alerts, agents",
@@ -27,7 +25,7 @@ recurring problems, agents by OS and by agent version, and patch
 compliance (not collected yet: see the README).`,
 		`  patchbay reports summary
   patchbay reports summary --site acme/paris --from 2026-11-01 --to 2026-12-01 -o csv > nov.csv`,
-		a.reportsSummaryCmd())
+		a.reportsSummaryCmd(), a.reportsScheduleCmd())
 }
 
 func (a *app) reportsSummaryCmd() *cobra.Command {
@@ -73,7 +71,7 @@ Cells that a spreadsheet would run as a formula get a leading '. ` + siteRefHelp
 				case formatJSON:
 					return writeJSON(a.stdout, rep)
 				case "csv":
-					return writeReportCSV(a.stdout, rep, section)
+					return reportfmt.WriteCSV(a.stdout, rep, section)
 				}
 				return a.writeReportTable(rep)
 			})
@@ -87,112 +85,15 @@ Cells that a spreadsheet would run as a formula get a leading '. ` + siteRefHelp
 	return cmd
 }
 
-// reportRows returns a section's header and rows.
-func reportRows(rep apiv1.ReportSummary, section string) ([]string, [][]string) {
-	itoa, ftoa := strconv.Itoa, func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
-	hours := func(s float64) string { return strconv.FormatFloat(s/3600, 'f', 2, 64) }
-	counts := func(l []apiv1.ReportCount) [][]string {
-		var rows [][]string
-		for _, c := range l {
-			rows = append(rows, []string{c.Key, itoa(c.Count)})
-		}
-		return rows
-	}
-	switch section {
-	case "incidents":
-		i := rep.Incidents
-		return []string{"metric", "value"}, [][]string{{"opened", itoa(i.Opened)}, {"resolved", itoa(i.Resolved)},
-			{"median_resolve_hours", hours(i.MedianResolveSeconds)}, {"mean_resolve_hours", hours(i.MeanResolveSeconds)}}
-	case "runs":
-		row := func(k string, r apiv1.ReportRuns) []string {
-			return []string{k, itoa(r.Ended), itoa(r.Succeeded), itoa(r.Failed), ftoa(r.SuccessRate)}
-		}
-		return []string{"kind", "ended", "succeeded", "failed", "success_rate"}, [][]string{row("fixes", rep.Fixes), row("self_heals", rep.SelfHeals)}
-	case "alerts":
-		return []string{"kind", "alerts"}, counts(rep.AlertsByKind)
-	case "problems":
-		var rows [][]string
-		for _, p := range rep.TopProblems {
-			rows = append(rows, []string{p.Kind, p.Check, itoa(p.Alerts), itoa(p.Raised)})
-		}
-		return []string{"kind", "check", "alerts", "raised"}, rows
-	case "os":
-		return []string{"os", "agents"}, counts(rep.AgentsByOS)
-	case "versions":
-		return []string{"version", "agents"}, counts(rep.AgentsByVersion)
-	case "patch":
-		p := rep.PatchCompliance
-		if !p.Collected {
-			return []string{"collected", "reason"}, [][]string{{"false", p.Reason}}
-		}
-		return []string{"collected", "agents", "compliant", "share"}, [][]string{{"true", itoa(p.Agents), itoa(p.Compliant), ftoa(p.Share)}}
-	}
-	return nil, nil
-}
-
-// writeReportCSV writes one section (its own columns), or every section as
-// section,item,value rows: the item is the row's first cells joined by
-// "/" and, when the section has more than one value column, the column's
-// name ("fixes.success_rate"), so one long table holds them all.
-func writeReportCSV(w io.Writer, rep apiv1.ReportSummary, section string) error {
-	cw := csv.NewWriter(w)
-	write := func(cells ...string) {
-		for i, c := range cells {
-			cells[i] = csvCell(c)
-		}
-		cw.Write(cells)
-	}
-	if section != "" {
-		head, rows := reportRows(rep, section)
-		write(head...)
-		for _, r := range rows {
-			write(r...)
-		}
-		cw.Flush()
-		return cw.Error()
-	}
-	write("section", "item", "value")
-	write("period", "from", rep.From.Format(time.RFC3339))
-	write("period", "to", rep.To.Format(time.RFC3339))
-	write("period", "site", map[bool]string{true: "all", false: rep.Site}[rep.Site == ""])
-	for _, s := range reportSections {
-		head, rows := reportRows(rep, s)
-		keys := 1 // leading cells that name the row
-		if s == "problems" {
-			keys = 2
-		}
-		if s == "patch" {
-			keys = 0
-		}
-		for _, r := range rows {
-			name := strings.Join(r[:keys], "/")
-			for i := keys; i < len(r); i++ {
-				item := head[i]
-				switch {
-				case name != "" && len(head) == keys+1:
-					item = name
-				case name != "":
-					item = name + "." + head[i]
-				}
-				write(s, item, r[i])
-			}
-		}
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
 func (a *app) writeReportTable(rep apiv1.ReportSummary) error {
 	where := rep.Site
 	if where == "" {
 		where = "all your sites"
 	}
 	fmt.Fprintf(a.stdout, "Report for %s, %s to %s\n", clean(where), rep.From.Format(time.RFC3339), rep.To.Format(time.RFC3339))
-	titles := map[string]string{"incidents": "Incidents", "runs": "Fixes and self-heals", "alerts": "Alerts by kind",
-		"problems": "Top recurring problems", "os": "Agents by OS", "versions": "Agents by version", "patch": "Patch compliance"}
 	for _, s := range reportSections {
-		fmt.Fprintf(a.stdout, "\n%s\n", titles[s])
-		head, rows := reportRows(rep, s)
+		fmt.Fprintf(a.stdout, "\n%s\n", reportfmt.Titles[s])
+		head, rows := reportfmt.Rows(rep, s)
 		if len(rows) == 0 {
 			fmt.Fprintln(a.stdout, "  none")
 			continue

@@ -43,6 +43,18 @@ const (
 	FixNotHelped = "not_helped"
 )
 
+// BuiltinChecks are the checks agents have built in (agent/checks runs
+// them), each with the parameters it reads: the relay refuses a policy
+// naming another builtin:NAME.
+var BuiltinChecks = map[string][]string{
+	"builtin:disk-space":        {"path", "min_free_pct", "min_free_bytes", "threshold"},
+	"builtin:dir-size":          {"path", "max_bytes", "threshold"},
+	"builtin:service-down":      {"unit"},
+	"builtin:pending-reboot":    {"path"},
+	"builtin:stuck-print-queue": {"queue", "max_age", "cups_server"},
+	"builtin:cert-expiry":       {"path", "host", "days", "timeout", "threshold"},
+}
+
 // Limits on check messages.
 const (
 	MaxPolicies       = 256

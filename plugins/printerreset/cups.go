@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/lpstat"
 	"github.com/patchbay/patchbay/plugins/sdk"
 )
 
@@ -137,7 +138,7 @@ func fix(ctx context.Context, o options, out *sdk.Output) (sdk.FixResult, error)
 		}
 	}
 	for _, q := range before.Queues {
-		if !q.problem() {
+		if !q.Problem() {
 			continue
 		}
 		if !validName(q.Name) {
@@ -198,21 +199,7 @@ func newCUPSClient(server string) *cupsClient {
 
 // toolEnv is the plugin's environment with the locale forced to C (so
 // output and dates parse) and CUPS_SERVER set to server, or removed.
-func toolEnv(base []string, server string) []string {
-	var env []string
-	for _, kv := range base {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "LANG" || k == "LANGUAGE" || strings.HasPrefix(k, "LC_") || k == "CUPS_SERVER" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "LANG=C", "LC_ALL=C")
-	if server != "" {
-		env = append(env, "CUPS_SERVER="+server)
-	}
-	return env
-}
+func toolEnv(base []string, server string) []string { return lpstat.Env(base, server) }
 
 // lookTool finds a CUPS or service tool: on PATH, else in the sbin
 // directories a minimal PATH may leave out (cupsenable lives in /usr/sbin).
@@ -292,12 +279,6 @@ func (c *cupsClient) running(ctx context.Context) (bool, error) {
 	return parseScheduler(stdout)
 }
 
-// noDestinations reports whether lpstat failed only because there are no
-// queues at all.
-func noDestinations(stderr string) bool {
-	return strings.Contains(stderr, "No destinations added")
-}
-
 // state reads the scheduler's queues and unfinished jobs.
 func (c *cupsClient) state(ctx context.Context, o options, now time.Time) (cupsState, error) {
 	running, err := c.running(ctx)
@@ -311,7 +292,7 @@ func (c *cupsClient) state(ctx context.Context, o options, now time.Time) (cupsS
 	var qs []queue
 	printers, stderr, err := c.query(ctx, "lpstat", "-p")
 	switch {
-	case err != nil && !noDestinations(stderr):
+	case err != nil && !lpstat.NoDestinations(stderr):
 		return cupsState{}, err
 	case err == nil:
 		if qs, err = parsePrinters(printers); err != nil {
@@ -320,7 +301,7 @@ func (c *cupsClient) state(ctx context.Context, o options, now time.Time) (cupsS
 	}
 	if len(qs) > 0 {
 		acc, stderr, err := c.query(ctx, "lpstat", "-a")
-		if err != nil && !noDestinations(stderr) {
+		if err != nil && !lpstat.NoDestinations(stderr) {
 			return cupsState{}, err
 		}
 		accepting, reasons, err := parseAccepting(acc)

@@ -5,233 +5,44 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
-	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/testtool"
+	"github.com/patchbay/patchbay/internal/cupstest"
 	"github.com/patchbay/patchbay/plugins/sdk"
 	"github.com/patchbay/patchbay/plugins/sdk/sdktest"
 )
 
 const pluginPkg = "github.com/patchbay/patchbay/plugins/printerreset"
 
-// cupsTools are what the tests run: the scheduler and the client tools.
-var cupsTools = []string{"cupsd", "lpadmin", "lp", "lpstat", "cancel", "cupsenable", "cupsdisable", "cupsaccept", "cupsreject"}
-
-// requireCUPS skips the test when CUPS is not installed, or fails it when
-// PATCHBAY_REQUIRE_TOOLS is set (CI sets it so a broken install cannot pass
-// as a skip).
-func requireCUPS(t *testing.T) {
-	t.Helper()
-	for _, name := range cupsTools {
-		if _, err := lookTool(name); err != nil {
-			pkg := "cups-client"
-			if name == "cupsd" {
-				pkg = "cups"
-			}
-			testtool.Missing(t, name, pkg, err)
-		}
-	}
-}
-
-// testCUPS is a private cupsd, a child of the test, with its configuration,
-// spool, state and logs under t.TempDir() and listening on a random
-// loopback port. It never touches the machine's own CUPS.
+// testCUPS is a private cupsd (internal/cupstest) with the plugin's
+// lpstat readers.
 type testCUPS struct {
+	*cupstest.Server
 	t      *testing.T
-	dir    string
-	server string // 127.0.0.1:PORT, for CUPS_SERVER and cups_server
+	server string // 127.0.0.1:PORT, for cups_server
 }
 
 func startCUPS(t *testing.T) *testCUPS {
 	t.Helper()
-	requireCUPS(t)
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		c, err := tryStartCUPS(t, filepath.Join(t.TempDir(), "cups"))
-		if err == nil {
-			return c
-		}
-		lastErr = err // most likely the port was taken meanwhile: try another
-	}
-	t.Fatalf("start cupsd: %v", lastErr)
-	return nil
+	s := cupstest.Start(t)
+	return &testCUPS{Server: s, t: t, server: s.Addr}
 }
 
-func tryStartCUPS(t *testing.T, dir string) (*testCUPS, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range []string{"root", "spool", "tmp", "cache", "state", "log"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, err
-		}
-	}
-	// cupsd running as root refuses User root and runs filters as lp; as
-	// another user it can only run everything as that user.
-	account := "SystemGroup root\n"
-	if os.Geteuid() != 0 {
-		u, err := user.Current()
-		if err != nil {
-			return nil, err
-		}
-		g, err := user.LookupGroupId(strconv.Itoa(os.Getgid()))
-		if err != nil {
-			return nil, err
-		}
-		account = fmt.Sprintf("User %s\nGroup %s\nSystemGroup %s\n", u.Username, g.Name, g.Name)
-	}
-	files := fmt.Sprintf(`ServerRoot %[1]s/root
-RequestRoot %[1]s/spool
-TempDir %[1]s/tmp
-CacheDir %[1]s/cache
-StateDir %[1]s/state
-AccessLog %[1]s/log/access_log
-ErrorLog %[1]s/log/error_log
-PageLog %[1]s/log/page_log
-FileDevice Yes
-%[2]s`, dir, account)
-	conf := fmt.Sprintf(`Listen 127.0.0.1:%d
-LogLevel debug
-WebInterface No
-Browsing No
-DefaultAuthType None
-<Location />
-  Order allow,deny
-  Allow all
-</Location>
-<Policy default>
-  <Limit All>
-    Order deny,allow
-  </Limit>
-</Policy>
-`, port)
-	filesPath, confPath := filepath.Join(dir, "cups-files.conf"), filepath.Join(dir, "cupsd.conf")
-	if err := os.WriteFile(filesPath, []byte(files), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	cupsd, _ := lookTool("cupsd")
-	if out, err := exec.CommandContext(t.Context(), cupsd, "-t", "-c", confPath, "-s", filesPath).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("cupsd -t: %v\n%s", err, out)
-	}
-	// t.Context ends just before the cleanups run: cupsd gets SIGTERM then.
-	cmd := exec.CommandContext(t.Context(), cupsd, "-f", "-c", confPath, "-s", filesPath)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	log, err := os.Create(filepath.Join(dir, "log", "cupsd.out"))
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cupsd: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
-	c := &testCUPS{t: t, dir: dir, server: fmt.Sprintf("127.0.0.1:%d", port)}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			return nil, fmt.Errorf("cupsd exited: %v\n%s", err, c.errorLog())
-		default:
-		}
-		out, _ := c.command("lpstat", "-r").Output()
-		if strings.TrimSpace(string(out)) == "scheduler is running" {
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("cupsd did not answer within 20s\n%s", c.errorLog())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Cleanup(stop)
-	return c, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (c *testCUPS) errorLog() string {
-	b, _ := os.ReadFile(filepath.Join(c.dir, "log", "error_log"))
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
-// command is a CUPS tool pointed at this scheduler.
-func (c *testCUPS) command(name string, args ...string) *exec.Cmd {
-	path, err := lookTool(name)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cmd := exec.CommandContext(c.t.Context(), path, args...)
-	cmd.Env = toolEnv(os.Environ(), c.server)
-	return cmd
-}
-
-// run runs a CUPS tool and fails the test if it fails.
 func (c *testCUPS) run(name string, args ...string) string {
 	c.t.Helper()
-	out, err := c.command(name, args...).CombinedOutput()
-	if err != nil {
-		c.t.Fatalf("%s %s: %v\n%s\n%s", name, strings.Join(args, " "), err, out, c.errorLog())
-	}
-	return string(out)
+	return c.Run(name, args...)
 }
 
-// addQueue creates an enabled queue printing to /dev/null (CUPS 2.4 takes
-// a queue without a PPD or -m; -m raw is deprecated and warns).
-func (c *testCUPS) addQueue(name string) {
-	c.t.Helper()
-	c.run("lpadmin", "-p", name, "-E", "-v", "file:///dev/null")
-}
+func (c *testCUPS) addQueue(name string) { c.t.Helper(); c.AddQueue(name) }
 
-// submit prints a small file to queue and returns the job id.
 func (c *testCUPS) submit(queue string, opts ...string) string {
 	c.t.Helper()
-	doc := filepath.Join(c.dir, "doc.txt")
-	if err := os.WriteFile(doc, []byte("hello from the printerreset test\n"), 0o644); err != nil {
-		c.t.Fatal(err)
-	}
-	out := c.run("lp", append(append([]string{"-d", queue}, opts...), doc)...)
-	// "request id is testq-1 (1 file(s))"
-	f := strings.Fields(out)
-	if len(f) < 4 || f[0] != "request" {
-		c.t.Fatalf("lp: unexpected output %q", out)
-	}
-	return f[3]
+	return c.Submit(queue, opts...)
 }
 
 func (c *testCUPS) jobs(queue string) []string {
@@ -464,8 +275,8 @@ func TestQueueParamLimitsFix(t *testing.T) {
 
 func TestSchedulerNotAnswering(t *testing.T) {
 	t.Parallel()
-	requireCUPS(t)
-	port, err := freePort() // nothing listens there once freePort returns
+	cupstest.Require(t)
+	port, err := cupstest.FreePort() // nothing listens there once freePort returns
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func (s cupsState) problems() []string {
 	}
 	var p []string
 	for _, q := range s.Queues {
-		if !q.problem() {
+		if !q.Problem() {
 			continue
 		}
 		switch {

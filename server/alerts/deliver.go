@@ -114,7 +114,7 @@ func (s *Service) attempt(ctx context.Context, d store.Delivery) {
 			b.Next()
 		}
 		retry = b.Next()
-		if time.Since(d.CreatedAt)+retry > s.cfg.MaxAge || errors.Is(err, errRouteGone) {
+		if time.Since(d.CreatedAt)+retry > s.cfg.MaxAge || errors.Is(err, errRouteGone) || errors.Is(err, errPermanent) {
 			log.Error().Err(err).Msg("alert notification given up")
 		} else {
 			done = false
@@ -133,6 +133,9 @@ func (s *Service) attempt(ctx context.Context, d store.Delivery) {
 
 var errRouteGone = errors.New("the alert route was deleted")
 
+// errPermanent marks an error that another attempt cannot cure.
+var errPermanent = errors.New("not retried")
+
 func (s *Service) send(ctx context.Context, d store.Delivery) error {
 	rt, err := s.st.GetAlertRoute(ctx, d.RouteID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -140,6 +143,9 @@ func (s *Service) send(ctx context.Context, d store.Delivery) error {
 	}
 	if err != nil {
 		return err
+	}
+	if d.Event == store.EventReportMail {
+		return sendReport(ctx, rt, d)
 	}
 	switch rt.Kind {
 	case store.RouteWebhook:
@@ -193,9 +199,19 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// sendMail sends d over SMTP (smtp://HOST:PORT): STARTTLS is required
-// except to a loopback server, and the password is never sent without TLS.
+// sendMail sends alert notification d over SMTP to the route's recipients.
 func sendMail(ctx context.Context, rt store.AlertRoute, d store.Delivery) error {
+	var ev store.AlertEvent
+	if err := json.Unmarshal([]byte(d.Body), &ev); err != nil {
+		return fmt.Errorf("smtp route %s: notification %s: %w", rt.ID, d.ID, err)
+	}
+	return smtpSend(ctx, rt, rt.To, mailMessage(rt, d, ev))
+}
+
+// smtpSend sends msg to the route's SMTP server (smtp://HOST:PORT) for
+// recipients to: STARTTLS is required except to a loopback server, and the
+// password is never sent without TLS.
+func smtpSend(ctx context.Context, rt store.AlertRoute, to []string, msg []byte) error {
 	u, err := url.Parse(rt.Target)
 	if err != nil || u.Scheme != "smtp" || u.Hostname() == "" {
 		return fmt.Errorf("smtp route %s: %q is not smtp://HOST:PORT", rt.ID, rt.Target)
@@ -203,10 +219,6 @@ func sendMail(ctx context.Context, rt store.AlertRoute, d store.Delivery) error 
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
 		port = "587"
-	}
-	var ev store.AlertEvent
-	if err := json.Unmarshal([]byte(d.Body), &ev); err != nil {
-		return fmt.Errorf("smtp route %s: notification %s: %w", rt.ID, d.ID, err)
 	}
 	var dl net.Dialer
 	conn, err := dl.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
@@ -253,7 +265,7 @@ func sendMail(ctx context.Context, rt store.AlertRoute, d store.Delivery) error 
 	if err := c.Mail(rt.From); err != nil {
 		return fmt.Errorf("smtp %s: MAIL FROM %s: %w", rt.Target, rt.From, err)
 	}
-	for _, to := range rt.To {
+	for _, to := range to {
 		if err := c.Rcpt(to); err != nil {
 			return fmt.Errorf("smtp %s: RCPT TO %s: %w", rt.Target, to, err)
 		}
@@ -262,7 +274,7 @@ func sendMail(ctx context.Context, rt store.AlertRoute, d store.Delivery) error 
 	if err != nil {
 		return fmt.Errorf("smtp %s: DATA: %w", rt.Target, err)
 	}
-	if _, err := w.Write(mailMessage(rt, d, ev)); err != nil {
+	if _, err := w.Write(msg); err != nil {
 		return fmt.Errorf("smtp %s: DATA: %w", rt.Target, err)
 	}
 	if err := w.Close(); err != nil {

@@ -129,6 +129,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerPolicies(mux)
 	a.registerIncidents(mux)
 	a.registerReports(mux)
+	a.registerReportSchedules(mux)
 }
 
 func (a *API) now() time.Time {

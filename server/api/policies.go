@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,11 +34,6 @@ const (
 	defaultMaxFixesDay      = 3
 	defaultMaxFixesSiteHour = 10
 )
-
-// builtinChecks are the checks agents have built in (agent/checks).
-var builtinChecks = map[string]bool{
-	"builtin:disk-space": true, "builtin:dir-size": true, "builtin:service-down": true, "builtin:pending-reboot": true,
-}
 
 func (a *API) handlePolicyCreate(w http.ResponseWriter, r *http.Request, c caller) {
 	var req apiv1.PolicyCreate
@@ -87,8 +84,9 @@ func (a *API) planPolicy(ctx context.Context, req apiv1.PolicyCreate, c caller) 
 	if !wire.ValidCheckName(req.Check) {
 		return store.Policy{}, bad, fmt.Errorf("check %q: want builtin:NAME or a plugin name", req.Check)
 	}
-	if strings.HasPrefix(req.Check, "builtin:") && !builtinChecks[req.Check] {
-		return store.Policy{}, bad, fmt.Errorf("unknown built-in check %q: builtin:disk-space, builtin:dir-size, builtin:service-down, builtin:pending-reboot", req.Check)
+	if _, ok := wire.BuiltinChecks[req.Check]; strings.HasPrefix(req.Check, "builtin:") && !ok {
+		names := slices.Sorted(maps.Keys(wire.BuiltinChecks))
+		return store.Policy{}, bad, fmt.Errorf("unknown built-in check %q: use one of %s", req.Check, strings.Join(names, ", "))
 	}
 	if !strings.HasPrefix(req.Check, "builtin:") {
 		versions, err := a.Store.ListArtifacts(ctx, store.KindPlugin, req.Check)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -76,10 +77,21 @@ func (a *API) handleReportSummary(w http.ResponseWriter, r *http.Request, c call
 		}
 		f.SiteID, out.Site = site.ID, site.FullName()
 	}
-	rep, err := a.Store.Report(r.Context(), c.scope(), f)
+	out, err = a.reportSummary(r.Context(), c.scope(), f, out)
 	if err != nil {
 		a.internal(w, r, "report", err)
 		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// reportSummary fills in out (its period and site already set) with the
+// figures of f over scope: the summary GET /v1/reports/summary answers and
+// a report schedule mails.
+func (a *API) reportSummary(ctx context.Context, scope store.Scope, f store.ReportFilter, out apiv1.ReportSummary) (apiv1.ReportSummary, error) {
+	rep, err := a.Store.Report(ctx, scope, f)
+	if err != nil {
+		return out, err
 	}
 	out.Incidents = apiv1.ReportIncidents{Opened: rep.IncidentsOpened, Resolved: rep.IncidentsResolved,
 		MedianResolveSeconds: rep.ResolveMedian.Seconds(), MeanResolveSeconds: rep.ResolveMean.Seconds()}
@@ -100,5 +112,5 @@ func (a *API) handleReportSummary(w http.ResponseWriter, r *http.Request, c call
 		out.TopProblems = append(out.TopProblems, apiv1.ReportProblem{Kind: p.Kind, Check: p.Check, Alerts: p.Alerts, Raised: p.Raised})
 	}
 	out.PatchCompliance = apiv1.ReportCompliance{Reason: patchNotCollected}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }

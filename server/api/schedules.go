@@ -146,6 +146,9 @@ func (a *API) ownerCaller(ctx context.Context, sc store.Schedule) (caller, error
 // firing is skipped). A firing another relay claimed first creates
 // nothing. It returns the job's ID ("" for none).
 func (a *API) Fire(ctx context.Context, sc store.Schedule, next time.Time) (string, error) {
+	if sc.Kind == store.ScheduleReport {
+		return a.fireReport(ctx, sc, next)
+	}
 	now := a.now()
 	skip := func(why string) (string, error) {
 		if ok, err := a.Store.SkipFiring(ctx, sc.ID, sc.NextFire, next, why); err != nil || !ok {
