@@ -38,7 +38,7 @@ function software(pkgs) {
     box.replaceChildren(grid(['Package', 'Version', 'Source'], hits.slice(0, SHOWN).map((p) => el('tr', { dataset: { name: p.name } },
       el('td', {}, p.name), el('td', {}, p.version), el('td', { class: 'muted' }, p.source || ''))),
     t ? `No package matches "${t}".` : 'No software reported.'),
-    hits.length > SHOWN ? el('p', { class: 'muted' }, `${SHOWN} of ${hits.length} shown: search to narrow.`) : null);
+    el('p', { class: 'muted', hidden: hits.length <= SHOWN }, `${SHOWN} of ${hits.length} shown: search to narrow.`));
     box.dataset.query = t;
   };
   q.addEventListener('input', show);
