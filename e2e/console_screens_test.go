@@ -179,9 +179,12 @@ func consoleViewer(t *testing.T, browser context.Context, r *Relay, token, jobID
 			{"#/sessions", `document.querySelector('#sessions')?.dataset.loaded === 'true'`},
 			{"#/catalog", `document.querySelector('#catalog-screen')?.dataset.loaded === 'true'`},
 			{"#/run", `document.querySelector('#run-screen') !== null`},
+			{"#/schedules", `document.querySelector('#schedules')?.dataset.loaded === 'true'`},
+			{"#/policies", `document.querySelector('#policies')?.dataset.loaded === 'true'`},
+			{"#/known-fixes", `document.querySelector('#known-fixes')?.dataset.loaded === 'true'`},
 		} {
 			p.goTo(t, s.hash, s.loaded)
-			if p.bool(t, `document.querySelector('#main [data-action], #job-cancel, #run-form, #main a[href^="#/run"]') !== null`) {
+			if p.bool(t, `document.querySelector('#main [data-action], #job-cancel, #run-form, #main a[href^="#/run"], #window-form, #patch-form, #policy-form, #kf-form') !== null`) {
 				t.Errorf("a viewer sees an action on %s: %s", s.hash, p.text())
 			}
 		}

@@ -127,6 +127,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerAlerts(mux)
 	a.registerSchedules(mux)
 	a.registerPolicies(mux)
+	a.registerCheckStates(mux)
 	a.registerIncidents(mux)
 	a.registerReports(mux)
 	a.registerReportSchedules(mux)

@@ -1,10 +1,11 @@
-// Agent: one agent's inventory, site and tags, its newest runs and
-// sessions, the Terminal, Desktop and Run a fix buttons (technician and up)
+// Agent: one agent's facts, site and tags, its checks and inventory
+// (inventory.js), its newest runs and sessions, the Terminal, Desktop and Run a fix buttons (technician and up)
 // and, for admins, "Move to site…".
 import * as api from './api.js';
 import { el, ago } from './dom.js';
 import { sessionTable } from './sessions.js';
 import * as sites from './sites.js';
+import * as inventory from './inventory.js';
 
 function facts(a) {
   const rows = [
@@ -104,6 +105,7 @@ export function mount(main, params) {
         tech ? el('a', { class: 'button', href: `#/run?target=${encodeURIComponent(`id=${a.id}`)}`, dataset: { action: 'run' } }, 'Run a fix…') : null,
         move ? move.open : null),
       move ? move.form : null, moved, error, shown,
+      inventory.section(a),
       el('h2', {}, 'Recent jobs'),
       el('table', { class: 'grid' }, el('thead', {}, el('tr', {}, ['Fix', 'State', 'Result', 'By', 'When'].map((h) => el('th', {}, h)))),
         el('tbody', { id: 'agent-runs' }, runRows(runs))),

@@ -2,7 +2,7 @@
 // filtered by state, refreshed every few seconds; Acknowledge and Resolve
 // for technicians (with a note, kept in the audit log).
 import * as api from './api.js';
-import { el, ago } from './dom.js';
+import { el, ago, grid } from './dom.js';
 
 const STATES = ['open', 'acknowledged', 'resolved'];
 
@@ -21,10 +21,7 @@ export function alertTable(list, onChange) {
     el('td', { class: 'actions' },
       mayChange && a.state === 'open' ? el('button', { type: 'button', dataset: { action: 'ack' }, onclick: () => onChange(a, 'ack') }, 'Acknowledge') : null,
       mayChange && a.state !== 'resolved' ? el('button', { type: 'button', dataset: { action: 'resolve' }, onclick: () => onChange(a, 'resolve') }, 'Resolve') : null)));
-  if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 9 }, 'No alerts.')));
-  return el('table', { class: 'grid' },
-    el('thead', {}, el('tr', {}, ['Severity', 'State', 'Kind', 'About', 'Site', 'Summary', 'Count', 'Last seen', ''].map((h) => el('th', {}, h)))),
-    el('tbody', { class: 'alerts' }, rows));
+  return grid(['Severity', 'State', 'Kind', 'About', 'Site', 'Summary', 'Count', 'Last seen', ''], rows, 'No alerts.', { class: 'alerts' });
 }
 
 export function mount(main, params) {

@@ -19,11 +19,17 @@ import * as sites from './sites.js';
 import * as alerts from './alerts.js';
 import * as incidents from './incidents.js';
 import * as reports from './reports.js';
+import * as schedules from './schedules.js';
+import * as policies from './policies.js';
+import * as knownFixes from './knownfixes.js';
 
 const routes = { fleet, run, agent, job, jobs: job, sessions, audit, catalog, terminal, desktop };
 routes.alerts = alerts;
 routes.incidents = incidents;
 routes.reports = reports;
+routes.schedules = schedules;
+routes.policies = policies;
+routes['known-fixes'] = knownFixes;
 
 const main = document.getElementById('main');
 let unmount = () => {};

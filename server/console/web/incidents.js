@@ -3,7 +3,7 @@
 // shows its ticket, site, agents and title; the known fixes an incident
 // matches are in `patchbay incidents show` and GET /v1/incidents/{id}.
 import * as api from './api.js';
-import { el, ago } from './dom.js';
+import { el, ago, grid } from './dom.js';
 
 const STATES = ['open', 'resolved'];
 
@@ -17,10 +17,7 @@ export function incidentTable(list) {
     el('td', {}, x.title, x.resolution ? el('div', { class: 'muted' }, `fixed: ${x.resolution}`) : null),
     el('td', { title: x.created_at }, ago(x.created_at)),
     el('td', {}, x.created_by || '')));
-  if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 8 }, 'No incidents.')));
-  return el('table', { class: 'grid' },
-    el('thead', {}, el('tr', {}, ['Severity', 'State', 'Ticket', 'Site', 'Agents', 'Title', 'Opened', 'By'].map((h) => el('th', {}, h)))),
-    el('tbody', { class: 'incidents' }, rows));
+  return grid(['Severity', 'State', 'Ticket', 'Site', 'Agents', 'Title', 'Opened', 'By'], rows, 'No incidents.', { class: 'incidents' });
 }
 
 export function mount(main, params) {

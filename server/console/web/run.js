@@ -95,6 +95,9 @@ export function mount(main, params) {
     if (!a) { about.textContent = ''; return; }
     about.textContent = `${a.kind} ${a.name} ${a.version}${a.description ? ` — ${a.description}` : ''}${a.needs_consent ? ' · asks the user at the machine' : ''}${a.may_reboot ? ' · may restart' : ''}`;
     fields = (a.params || []).map(field);
+    if (pick.value === params.get('plugin')) { // offered with its parameters (a known fix)
+      for (const f of fields) if (params.has(`param.${f.p.name}`)) f.input.value = params.get(`param.${f.p.name}`);
+    }
     paramBox.append(...fields.map((f) => f.row));
     free.hidden = !a.free_params;
   }
