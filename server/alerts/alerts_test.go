@@ -230,13 +230,10 @@ func (s *smtpSession) Data(r io.Reader) error {
 func (s *smtpSession) Reset()        {}
 func (s *smtpSession) Logout() error { return nil }
 
-// An alert reaches a real SMTP server (emersion/go-smtp) over STARTTLS
-// with authentication.
-func TestMailOverSTARTTLSWithAuth(t *testing.T) {
-	ctx := context.Background()
-	st := openStore(t)
-	cert, caPEM := testCert(t)
-	be := &smtpBackend{user: "relay", pass: "mail-pass", got: make(chan mail, 4)}
+// serveSMTP serves be on a loopback port with STARTTLS (cert) until the
+// test ends.
+func serveSMTP(t *testing.T, be *smtpBackend, cert tls.Certificate) net.Listener {
+	t.Helper()
 	srv := smtp.NewServer(be)
 	srv.Domain = "localhost"
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -250,6 +247,17 @@ func TestMailOverSTARTTLSWithAuth(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close(); wg.Wait() })
+	return ln
+}
+
+// An alert reaches a real SMTP server (emersion/go-smtp) over STARTTLS
+// with authentication.
+func TestMailOverSTARTTLSWithAuth(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	cert, caPEM := testCert(t)
+	be := &smtpBackend{user: "relay", pass: "mail-pass", got: make(chan mail, 4)}
+	ln := serveSMTP(t, be, cert)
 	if _, err := st.CreateAlertRoute(ctx, store.AlertRoute{SiteID: store.AllSites, MinSeverity: store.SeverityInfo, Kind: store.RouteSMTP,
 		Target: "smtp://" + ln.Addr().String(), From: "patchbay@example.com", To: []string{"oncall@example.com", "boss@example.com"},
 		User: be.user, Secret: be.pass, CAPEM: caPEM}, time.Now()); err != nil {

@@ -2,21 +2,16 @@ package alerts
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	netmail "net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"github.com/patchbay/patchbay/server/store"
 )
@@ -27,18 +22,7 @@ import (
 func TestReportMailOverSTARTTLS(t *testing.T) {
 	cert, caPEM := testCert(t)
 	be := &smtpBackend{user: "relay", pass: "mail-pass", got: make(chan mail, 4)}
-	srv := smtp.NewServer(be)
-	srv.Domain = "localhost"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close(); wg.Wait() })
+	ln := serveSMTP(t, be, cert)
 	rt := store.AlertRoute{ID: "r1", Kind: store.RouteSMTP, Target: "smtp://" + ln.Addr().String(), From: "patchbay@example.com",
 		To: []string{"oncall@example.com"}, User: be.user, Secret: be.pass, CAPEM: caPEM}
 	data := []byte(`{"incidents":{"opened":3}}` + "\n" + strings.Repeat("x", 200))
