@@ -50,10 +50,13 @@ type checkRelay struct {
 	sink     CheckStateSink
 	policies []store.Policy // cache; loaded is false until read
 	loaded   bool
-	last     map[string]string    // agent/policy -> last known state
-	checked  map[string]time.Time // agent/policy -> last checked (memory only)
-	known    map[string]bool      // agents whose states were read from the store
-	wants    map[string]bool      // agents that asked for policies (older agents never do)
+	// stale: the cache was reloaded for a result (reloadForUnknown), and
+	// the agents here have not all been sent the new sets.
+	stale   bool
+	last    map[string]string    // agent/policy -> last known state
+	checked map[string]time.Time // agent/policy -> last checked (memory only)
+	known   map[string]bool      // agents whose states were read from the store
+	wants   map[string]bool      // agents that asked for policies (older agents never do)
 }
 
 func newCheckRelay(st *store.Store, a *api.API, send func(agentID, typ string, body any) error, here func(string) bool, log zerolog.Logger) *checkRelay {
@@ -173,7 +176,7 @@ func (cr *checkRelay) PoliciesChanged() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cr.mu.Lock()
-	cr.loaded = false
+	cr.loaded, cr.stale = false, false
 	cr.mu.Unlock()
 	ps, err := cr.allPolicies(ctx)
 	if err != nil {
@@ -304,8 +307,9 @@ func (cr *checkRelay) reloadForUnknown(ctx context.Context, byID map[string]stor
 		} else if err != nil {
 			return nil, err
 		}
+		cr.log.Info().Str("policy_id", r.PolicyID).Msg("a result names a policy made on another relay that this one had not heard of: policies reloaded")
 		cr.mu.Lock()
-		cr.loaded = false
+		cr.loaded, cr.stale = false, true
 		cr.mu.Unlock()
 		return cr.allPolicies(ctx)
 	}

@@ -51,11 +51,16 @@ func (cr *checkRelay) joinPolicies(b hub.Bus) (stop func(), err error) {
 
 // resyncPolicies reloads the policies after the bus was unreachable (an
 // announcement may have been lost) and sends the agents held here their
-// sets when the policies are not the ones this relay had.
+// sets when the policies are not the ones this relay had sent them.
 func (cr *checkRelay) resyncPolicies() {
 	cr.mu.Lock()
-	loaded, before := cr.loaded, policyIDs(cr.policies)
+	loaded, stale, before := cr.loaded, cr.stale, policyIDs(cr.policies)
 	cr.mu.Unlock()
+	if stale {
+		cr.log.Info().Msg("policies changed while NATS was unreachable: sending the agents here their new sets")
+		cr.PoliciesChanged()
+		return
+	}
 	if !loaded {
 		return // nothing sent from a cache yet: the next use reads the store
 	}

@@ -83,8 +83,8 @@ func renderChecks(r *checksResults) string {
 		"`tup_inserted + tup_updated + tup_deleted` of `pg_stat_database`, commits = `xact_commit` (read-only transactions included), WAL = the " +
 		"difference of `pg_current_wal_lsn()` (the whole cluster's). They count every write, whichever path makes it (check events and states, " +
 		"alerts, last-seen times, job leases), which a counter in the relay (the store's ObserveTx hook, /metrics `patchbay_store_tx_seconds`) " +
-		"would not: some writes are single statements outside a transaction. PostgreSQL's statistics reach `pg_stat_database` up to a second or so late; " +
-		"over each window that is noise.\n")
+		"would not: some writes are single statements outside a transaction. PostgreSQL's statistics reach `pg_stat_database` up to 10 s late (an idle backend's): " +
+		"each window starts 15 s after its phase's state was reached, so the writes of the phase before do not land in it.\n")
 	p("- The relay's CPU is utime+stime of its process (/proc/PID/stat) over the window, as a share of one core.\n")
 	p("- Each simulated agent (cmd/patchbay-loadgen/checksagent.go) asks for its policies on every welcome (`policies_request`), keeps the set the relay sends, " +
 		"and reports one `check_results` message per policy interval at its own place in the interval (from a hash of its ID), as agent/checks would after its first run; " +
