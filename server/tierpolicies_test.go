@@ -22,17 +22,9 @@ func TestResultForPolicyMadeElsewhere(t *testing.T) {
 	s, _, url, _ := startTestRelay(t, t.TempDir())
 	ctx := context.Background()
 	now := time.Now()
-	secret, hash := api.NewSecret(api.PrefixEnroll)
-	if err := s.store.CreateEnrollToken(ctx, store.EnrollToken{ID: store.NewID(), Hash: hash, ExpiresAt: now.Add(time.Hour), CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	id, err := enroll.Enroll(ctx, enroll.Options{Server: url, Token: secret, CAFingerprint: s.ca.Fingerprint(), Dir: t.TempDir(), Hostname: "pc-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sets := make(chan wire.Policies, 8)
 	acks := make(chan wire.CheckAck, 8)
-	l := link.New(id, link.Options{Control: func(env wire.Envelope) error {
+	l, agentID := runLinkedAgent(t, s, url, "pc-1", func(env wire.Envelope) error {
 		switch env.Type {
 		case wire.MsgPolicies:
 			var m wire.Policies
@@ -48,12 +40,7 @@ func TestResultForPolicyMadeElsewhere(t *testing.T) {
 			acks <- m
 		}
 		return nil
-	}})
-	lctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = l.Run(lctx) }()
-	defer func() { cancel(); <-done }()
-	pollUntil(t, 10*time.Second, "the agent to connect", func() bool { return s.hub.Online(id.AgentID) && l.Session() != nil })
+	})
 	set := func() wire.Policies {
 		t.Helper()
 		select {
@@ -89,7 +76,7 @@ func TestResultForPolicyMadeElsewhere(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no check ack")
 	}
-	states, err := s.store.CheckStates(ctx, id.AgentID)
+	states, err := s.store.CheckStates(ctx, agentID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,4 +96,28 @@ func TestResultForPolicyMadeElsewhere(t *testing.T) {
 		t.Fatalf("a resync with unchanged policies sent %+v", m)
 	default:
 	}
+}
+
+// runLinkedAgent enrolls an agent named host on relay s (at url) and runs
+// its link, with control for the relay's messages, until the test ends;
+// it returns once the relay holds the link.
+func runLinkedAgent(t *testing.T, s *Server, url, host string, control func(wire.Envelope) error) (*link.Link, string) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	secret, hash := api.NewSecret(api.PrefixEnroll)
+	if err := s.store.CreateEnrollToken(ctx, store.EnrollToken{ID: store.NewID(), Hash: hash, ExpiresAt: now.Add(time.Hour), CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := enroll.Enroll(ctx, enroll.Options{Server: url, Token: secret, CAFingerprint: s.ca.Fingerprint(), Dir: t.TempDir(), Hostname: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := link.New(id, link.Options{Control: control})
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(lctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pollUntil(t, 10*time.Second, "the agent to connect", func() bool { return s.hub.Online(id.AgentID) && l.Session() != nil })
+	return l, id.AgentID
 }
