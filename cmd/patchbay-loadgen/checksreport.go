@@ -117,20 +117,27 @@ func renderChecks(r *checksResults) string {
 // writeChecksOnly rewrites the checks section of the report at path and
 // keeps the rest of it.
 func writeChecksOnly(path string, r *checksResults) error {
+	return writeSectionOnly(path, "checks", checksBegin, checksEnd, renderChecks(r))
+}
+
+// writeSectionOnly rewrites one part's section (between begin and end) of
+// the report at path and keeps the rest of it; a report that does not exist
+// yet gets a title and a line saying only --only part ran.
+func writeSectionOnly(path, part, begin, end, section string) error {
 	raw, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	doc := string(raw)
 	if doc == "" {
-		doc = "# Benchmarks\n\nOnly the checks part has been run (`patchbay-loadgen bench --only checks`); `make bench` adds the other figures.\n"
+		doc = fmt.Sprintf("# Benchmarks\n\nOnly the %s part has been run (`patchbay-loadgen bench --only %s`); `make bench` adds the other figures.\n", part, part)
 	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
 	}
-	return os.WriteFile(path, []byte(spliceSection(doc, checksBegin, checksEnd, renderChecks(r))), 0o644)
+	return os.WriteFile(path, []byte(spliceSection(doc, begin, end, section)), 0o644)
 }
 
 // printChecksSummary prints the checks figures on stdout.
