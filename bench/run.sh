@@ -60,7 +60,15 @@
 #             canary: time to complete, relay CPU and peak RSS; each agent
 #             downloads and verifies the release over HTTPS, reconnects with
 #             the new version and reports (about 3 minutes with 10,000).
-# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|tiersession|sizes|inventory|upgrade (or --only); it
+#   checks    only with BENCH_ONLY=checks (issue 17): a relay on a PostgreSQL
+#             started for the run, BENCH_CHECKS_AGENTS (default 19000)
+#             simulated agents in BENCH_PROCS processes, one policy whose
+#             result each agent reports every 60 s (spread): relay CPU and
+#             database rows written, commits and WAL per second idle, with
+#             every result passing (target: no write for unchanged results)
+#             and with 1 % of results changing state (2 minutes each; about
+#             10 minutes with 19,000). Needs the Debian package postgresql.
+# Run one part alone with BENCH_ONLY=fleet|sessions|consent|console|auth|tier|tiersession|sizes|inventory|upgrade|checks (or --only); it
 # rewrites only its own section of docs/benchmarks.md and keeps the others':
 #   BENCH_ONLY=consent make bench      or      bench/run.sh --only consent
 # Overrides: BENCH_AGENTS (default 19000), BENCH_PROCS (default 4), GO
@@ -94,4 +102,5 @@ exec bin/patchbay-loadgen bench \
 	--inventory-packages "${BENCH_INVENTORY_PACKAGES:-1500}" \
 	--upgrade-agents "${BENCH_UPGRADE_AGENTS:-10000}" \
 	--upgrade-binary-kib "${BENCH_UPGRADE_BINARY_KIB:-1024}" \
+	--checks-agents "${BENCH_CHECKS_AGENTS:-19000}" \
 	"$@"

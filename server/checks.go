@@ -50,10 +50,13 @@ type checkRelay struct {
 	sink     CheckStateSink
 	policies []store.Policy // cache; loaded is false until read
 	loaded   bool
-	last     map[string]string    // agent/policy -> last known state
-	checked  map[string]time.Time // agent/policy -> last checked (memory only)
-	known    map[string]bool      // agents whose states were read from the store
-	wants    map[string]bool      // agents that asked for policies (older agents never do)
+	// stale: the cache was reloaded for a result (reloadForUnknown), and
+	// the agents here have not all been sent the new sets.
+	stale   bool
+	last    map[string]string    // agent/policy -> last known state
+	checked map[string]time.Time // agent/policy -> last checked (memory only)
+	known   map[string]bool      // agents whose states were read from the store
+	wants   map[string]bool      // agents that asked for policies (older agents never do)
 }
 
 func newCheckRelay(st *store.Store, a *api.API, send func(agentID, typ string, body any) error, here func(string) bool, log zerolog.Logger) *checkRelay {
@@ -137,6 +140,9 @@ func (cr *checkRelay) policiesFor(ctx context.Context, ps []store.Policy, t stor
 func (cr *checkRelay) greet(agentID string) {
 	cr.mu.Lock()
 	cr.wants[agentID] = true
+	// A new link: in a tier the agent may have reported to another relay
+	// since this one last heard it, so its states are read again.
+	delete(cr.known, agentID)
 	cr.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), checkDBTimeout)
 	defer cancel()
@@ -164,13 +170,13 @@ func targetOf(ag store.Agent) store.Target {
 }
 
 // PoliciesChanged reloads the policies and sends every agent connected to
-// this relay its new set (agents on other relays of a tier get theirs when
-// they reconnect).
+// this relay its new set. In a tier every relay does so when one announces
+// a change (tierpolicies.go).
 func (cr *checkRelay) PoliciesChanged() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cr.mu.Lock()
-	cr.loaded = false
+	cr.loaded, cr.stale = false, false
 	cr.mu.Unlock()
 	ps, err := cr.allPolicies(ctx)
 	if err != nil {
@@ -213,9 +219,12 @@ func (cr *checkRelay) results(agentID string, m wire.CheckResults) {
 		log.Error().Err(err).Msg("check results: the agent sends them again")
 		return
 	}
-	byID := map[string]store.Policy{}
-	for _, p := range ps {
-		byID[p.ID] = p
+	byID := policiesByID(ps)
+	if ps, err = cr.reloadForUnknown(ctx, byID, m.Results); err != nil {
+		log.Error().Err(err).Msg("check results: the agent sends them again")
+		return
+	} else if ps != nil {
+		byID = policiesByID(ps)
 	}
 	cr.mu.Lock()
 	known := cr.known[agentID]
@@ -270,6 +279,41 @@ func (cr *checkRelay) results(agentID string, m wire.CheckResults) {
 	if len(ack.IDs) > 0 {
 		_ = cr.send(agentID, wire.MsgCheckAck, ack)
 	}
+}
+
+func policiesByID(ps []store.Policy) map[string]store.Policy {
+	byID := make(map[string]store.Policy, len(ps))
+	for _, p := range ps {
+		byID[p.ID] = p
+	}
+	return byID
+}
+
+// reloadForUnknown reloads the policies when a result names one missing
+// from byID that the store has: made through another relay of the tier,
+// whose announcement this relay has not heard (yet). It returns the new
+// policies, or nil when there was nothing to reload. A result of a deleted
+// policy costs one look-up.
+func (cr *checkRelay) reloadForUnknown(ctx context.Context, byID map[string]store.Policy, rs []wire.CheckResult) ([]store.Policy, error) {
+	missing := map[string]bool{}
+	for _, r := range rs {
+		if _, ok := byID[r.PolicyID]; ok || missing[r.PolicyID] {
+			continue
+		}
+		missing[r.PolicyID] = true
+		p, err := cr.st.GetPolicy(ctx, r.PolicyID) // by ID or name: only its ID counts
+		if errors.Is(err, store.ErrNotFound) || err == nil && p.ID != r.PolicyID {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		cr.log.Info().Str("policy_id", r.PolicyID).Msg("a result names a policy made on another relay that this one had not heard of: policies reloaded")
+		cr.mu.Lock()
+		cr.loaded, cr.stale = false, true
+		cr.mu.Unlock()
+		return cr.allPolicies(ctx)
+	}
+	return nil, nil
 }
 
 // selfHeal answers an agent's request for a policy's fix: the job that

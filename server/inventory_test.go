@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/agent/enroll"
-	"github.com/patchbay/patchbay/agent/link"
 	"github.com/patchbay/patchbay/internal/wire"
-	"github.com/patchbay/patchbay/server/api"
 	"github.com/patchbay/patchbay/server/store"
 )
 
@@ -21,18 +18,9 @@ import (
 func TestSoftwareReportsStoredOrRefused(t *testing.T) {
 	s, _, url, _ := startTestRelay(t, t.TempDir())
 	ctx := context.Background()
-	now := time.Now()
-	secret, hash := api.NewSecret(api.PrefixEnroll)
-	if err := s.store.CreateEnrollToken(ctx, store.EnrollToken{ID: store.NewID(), Hash: hash, ExpiresAt: now.Add(time.Hour), CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	id, err := enroll.Enroll(ctx, enroll.Options{Server: url, Token: secret, CAFingerprint: s.ca.Fingerprint(), Dir: t.TempDir(), Hostname: "pc-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	acks := make(chan wire.SoftwareAck, 8)
 	refreshed := make(chan struct{}, 1)
-	l := link.New(id, link.Options{Control: func(env wire.Envelope) error {
+	l, agentID := runLinkedAgent(t, s, url, "pc-1", func(env wire.Envelope) error {
 		switch env.Type {
 		case wire.MsgSoftwareAck:
 			var a wire.SoftwareAck
@@ -44,12 +32,7 @@ func TestSoftwareReportsStoredOrRefused(t *testing.T) {
 			refreshed <- struct{}{}
 		}
 		return nil
-	}})
-	lctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = l.Run(lctx) }()
-	defer func() { cancel(); <-done }()
-	pollUntil(t, 10*time.Second, "the agent to connect", func() bool { return s.hub.Online(id.AgentID) && l.Session() != nil })
+	})
 
 	send := func(r wire.SoftwareReport) wire.SoftwareAck {
 		t.Helper()
@@ -74,7 +57,7 @@ func TestSoftwareReportsStoredOrRefused(t *testing.T) {
 	}
 	want := []store.Package{{Name: "openssl", Version: "3.0.11-1", Source: "dpkg"}, {Name: "zsh", Version: "5.9", Source: "dpkg"}}
 	stored := func() []store.Package {
-		p, err := s.store.ListSoftware(ctx, id.AgentID)
+		p, err := s.store.ListSoftware(ctx, agentID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,17 +85,17 @@ func TestSoftwareReportsStoredOrRefused(t *testing.T) {
 			t.Fatalf("%s: stored list changed to %v", name, got)
 		}
 	}
-	if !s.hub.Online(id.AgentID) {
+	if !s.hub.Online(agentID) {
 		t.Fatal("a refused report closed the link")
 	}
 
 	// The hello's hardware (this machine's) reached the store.
 	pollUntil(t, 10*time.Second, "the hello's hardware stored", func() bool {
-		inv, err := s.store.GetInventory(ctx, id.AgentID)
+		inv, err := s.store.GetInventory(ctx, agentID)
 		return err == nil && inv.Hardware.MemoryBytes > 0 && inv.Hardware.CPUCount > 0 && !inv.BootTime.IsZero()
 	})
 
-	if err := s.RefreshInventory(ctx, id.AgentID); err != nil {
+	if err := s.RefreshInventory(ctx, agentID); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -128,6 +128,8 @@ type Server struct {
 	schedules *schedule.Runner
 	// checks sends agents their policies and stores check results (checks.go).
 	checks *checkRelay
+	// stopPolicies stops hearing the tier's policy changes (tierpolicies.go).
+	stopPolicies func()
 	// sessions brokers interactive sessions; ssh is the SSH user and host CA.
 	sessions *sessions.Broker
 	ssh      *certs.SSHCAs
@@ -325,7 +327,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.api.Jobs = s.jobs
 	s.checks = newCheckRelay(st, s.api, h.Send, h.Online, s.log.With().Str("component", "checks").Logger())
-	s.api.Policies = s.checks
+	s.api.Policies = policyAnnouncer{bus: relayBus, checks: s.checks, log: s.checks.log}
+	if s.stopPolicies, err = s.checks.joinPolicies(relayBus); err != nil {
+		h.Close()
+		tr.close()
+		st.Close()
+		return nil, err
+	}
 	s.api.CheckedAt = s.CheckedAt
 	s.jobs.SetMetrics(m)
 	s.alerts = alerts.New(alerts.Config{Store: st, Log: s.log.With().Str("component", "alerts").Logger(),
@@ -352,7 +360,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.api.Access = s.access
-	resync := s.resyncRevocations
+	resync := func() {
+		s.resyncRevocations()
+		s.checks.resyncPolicies()
+	}
 	tr.resync.Store(&resync)
 	s.jobs.Start()
 	s.alerts.Start()
@@ -466,6 +477,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // has returned.
 func (s *Server) Close() error {
 	s.tier.resync.Store(nil)
+	s.stopPolicies()
 	s.stopAuthAudit()
 	s.schedules.Close()
 	s.jobs.Close()

@@ -105,23 +105,23 @@ func newSessionForwarder(node string, ca *certs.CA, where func(string) (string, 
 }
 
 // ForwardSession implements api.SessionForwarder: a session's websocket,
-// or a request about a session that the relay holding its agent brokers
-// (its end).
+// or a request that the relay holding the agent answers (a session's end,
+// an inventory refresh).
 func (f *sessionForwarder) ForwardSession(w http.ResponseWriter, r *http.Request, agentID string) {
 	node, ok := f.where(agentID)
 	if !ok || node == f.node || node == "" {
-		api.WriteError(w, http.StatusConflict, "agent %s went offline or moved while the session was requested: try again", agentID)
+		api.WriteError(w, http.StatusConflict, "agent %s went offline or moved while the request was forwarded: try again", agentID)
 		return
 	}
 	target, err := f.relays.URL(r.Context(), node)
 	if err != nil {
 		f.log.Warn().Err(err).Str("agent_id", agentID).Str("relay", node).Msg("cannot forward a session: the relay that holds the agent has no known URL")
-		api.WriteError(w, http.StatusBadGateway, "session: agent %s is held by relay %s, whose address this relay cannot find: %v", agentID, node, err)
+		api.WriteError(w, http.StatusBadGateway, "forward %s: agent %s is held by relay %s, whose address this relay cannot find: %v", r.URL.Path, agentID, node, err)
 		return
 	}
 	u, err := url.Parse(target)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		api.WriteError(w, http.StatusBadGateway, "session: relay %s advertises %q, not an https:// URL", node, target)
+		api.WriteError(w, http.StatusBadGateway, "forward %s: relay %s advertises %q, not an https:// URL", r.URL.Path, node, target)
 		return
 	}
 
@@ -157,7 +157,7 @@ func (f *sessionForwarder) ForwardSession(w http.ResponseWriter, r *http.Request
 		ErrorLog:  newStdLogger(f.log),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.Warn().Err(err).Msg("forwarded session failed")
-			api.WriteError(w, http.StatusBadGateway, "session: relay %s at %s, which holds agent %s, did not take the session: %v", node, target, agentID, err)
+			api.WriteError(w, http.StatusBadGateway, "forward %s: relay %s at %s, which holds agent %s, did not answer: %v", r.URL.Path, node, target, agentID, err)
 		},
 	}
 	rp.ServeHTTP(w, r.WithContext(ctx))

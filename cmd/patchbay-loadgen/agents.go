@@ -68,6 +68,7 @@ SIGTERM (closing every link) or after --max-duration.`,
 	f.IntVar(&o.readBuffer, "read-buffer", 1024, "websocket read buffer per link, bytes")
 	f.IntVar(&o.startRate, "start-rate", 0, "links started per second (0: all at once)")
 	f.DurationVar(&o.maxDuration, "max-duration", 2*time.Hour, "stop by itself after this long")
+	f.StringVar(&o.checksFlipFile, "checks-flip-file", "", "the agents ask for their policies and report check results every policy interval, all passing but for the share (0-1) of results that change state written in this file, re-read every second (the bench's checks part); unset: no checks")
 	f.StringVar(&o.upgradeSigners, "upgrade-signers", "", "allowed_signers file trusted for releases (namespace patchbay-release): the agents carry out self-update runs (patchbay agents upgrade) against it; unset: they refuse them")
 	return cmd
 }
@@ -80,6 +81,7 @@ type agentsOptions struct {
 	startRate                  int
 	maxDuration                time.Duration
 	upgradeSigners             string
+	checksFlipFile             string
 }
 
 // report is one progress line of the agents subcommand.
@@ -104,6 +106,8 @@ type report struct {
 	UpgradeBytes  int64  `json:"upgrade_bytes,omitempty"`
 	UpgradeRetry  int64  `json:"upgrade_not_started,omitempty"` // run_not_started sent (transport errors)
 	UpgradeError  string `json:"upgrade_error,omitempty"`
+	// Checks counts check results (checksagent.go); nil without checks.
+	Checks *checksCounts `json:"checks,omitempty"`
 }
 
 // fleetStats counts link state changes across all links of the process;
@@ -205,6 +209,9 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 			return fmt.Errorf("--upgrade-signers: %w", err)
 		}
 	}
+	if o.checksFlipFile != "" {
+		up.checks = newSimChecks(o.checksFlipFile, len(recs))
+	}
 	agents := make([]*simAgent, len(recs))
 	for i, r := range recs {
 		servers := strings.Split(o.server, ",")
@@ -219,6 +226,10 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 		}
 		inv := wire.Inventory{Hostname: r.Hostname, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: "loadgen-" + version}
 		a := newSimAgent(up, id.TLSConfig(), inv.Version)
+		if up.checks != nil {
+			a.chk = &agentChecks{}
+			up.checks.agents = append(up.checks.agents, a)
+		}
 		a.link = link.New(id, link.Options{
 			Version: inv.Version,
 			Inventory: func(context.Context) wire.Inventory {
@@ -243,6 +254,9 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 		up.stats.mu.Lock()
 		r.UpgradeError = up.stats.lastErr
 		up.stats.mu.Unlock()
+		if up.checks != nil {
+			r.Checks = up.checks.counts()
+		}
 		return r
 	}
 
@@ -282,12 +296,22 @@ func runAgents(ctx context.Context, o agentsOptions, out io.Writer) error {
 			backoff.Sleep(ctx, gap)
 		}
 	}
+	if up.checks != nil {
+		up.checks.run(ctx)
+	}
 	<-ctx.Done()
 	<-reportDone
 
 	// Run closes each link (close code 1001) and returns; bound the wait.
 	stopped := make(chan struct{})
-	go func() { wg.Wait(); up.wg.Wait(); close(stopped) }()
+	go func() {
+		wg.Wait()
+		up.wg.Wait()
+		if up.checks != nil {
+			up.checks.wg.Wait()
+		}
+		close(stopped)
+	}()
 	select {
 	case <-stopped:
 	case <-time.After(20 * time.Second):

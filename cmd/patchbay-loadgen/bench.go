@@ -22,7 +22,7 @@ import (
 func benchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth|tier|tiersession|sizes|inventory|upgrade]",
+		Use:   "bench [--out docs/benchmarks.md] [--agents 19000] [--procs 4] [--only fleet|sessions|consent|console|auth|tier|tiersession|sizes|inventory|upgrade|checks]",
 		Short: "Measure a relay holding a fleet of simulated agents, interactive sessions and the consent helper; write the report",
 		Long: `Run the relay benchmark and rewrite --out (Markdown). In one run, the fleet part:
 
@@ -135,6 +135,14 @@ upgrade's job with --upgrade-canary: created -> every result stored, the
 relay's CPU and peak RSS; each agent downloads and verifies the release,
 reconnects with the new version and reports the run.
 
+The checks part (issue 17) runs only with --only checks (see
+checksbench.go): a relay on a PostgreSQL started for the run,
+--checks-agents simulated agents in --procs processes, one policy whose
+result every agent reports every --checks-interval (spread); over
+--checks-window each: the relay's CPU and the database's rows written,
+commits and WAL per second idle, with every result passing, and with
+--checks-flip of them changing state.
+
 --only fleet runs steps 1-6, --only sessions steps 7-10, --only consent
 steps 11-12, --only console steps 13-15, --only auth steps 16-17; each rewrites only its own part of --out and keeps the other
 parts' figures from the previous report. The sessions part takes 1-3
@@ -184,7 +192,7 @@ enrollment.`,
 	f.DurationVar(&o.baseline, "baseline", 2*time.Second, "duration of the raw TCP baseline")
 	f.BoolVar(&o.noGoBench, "no-go-bench", false, "skip the Go micro-benchmarks")
 	f.IntVar(&o.startRate, "start-rate", 0, "cold start: links started per second over all processes (0: all at once)")
-	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth, tier, tiersession, sizes, inventory or upgrade (the report keeps the other parts' figures)")
+	f.StringVar(&o.only, "only", "all", "run only one part: fleet, sessions, consent, console, auth, tier, tiersession, sizes, inventory, upgrade or checks (the report keeps the other parts' figures)")
 	f.StringVar(&o.releaseDir, "release-dir", "", "with --only sizes: the make release directory (dist/VERSION) whose binary sizes are reported")
 	f.StringVar(&o.agentBin, "agent-bin", "bin/patchbay-agent", "agent binary for the sessions part")
 	f.StringVar(&o.cliBin, "cli-bin", "bin/patchbay", "CLI binary for the sessions part (patchbay ssh-config and proxy, for scp)")
@@ -206,6 +214,7 @@ enrollment.`,
 	tierFlags(f, &o.tier)
 	inventoryFlags(f, &o.inv)
 	upgradeFlags(f, &o.upgrade)
+	checksFlags(f, &o.checks)
 	return cmd
 }
 
@@ -229,8 +238,10 @@ func (o *benchOptions) checkSessions() error {
 		return o.inv.check()
 	case "upgrade":
 		return o.upgrade.check(o.procs)
+	case "checks":
+		return o.checks.check(o.procs)
 	default:
-		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth, tier, tiersession, sizes, inventory or upgrade", o.only)
+		return fmt.Errorf("--only %q: want fleet, sessions, consent, console, auth, tier, tiersession, sizes, inventory, upgrade or checks", o.only)
 	}
 	if o.only == "all" || o.only == "auth" {
 		if err := o.auth.check(); err != nil {
@@ -295,6 +306,7 @@ type benchOptions struct {
 	tier    tierOptions
 	inv     inventoryOptions // --only inventory (inventory.go)
 	upgrade upgradeOptions
+	checks  checksOptions // --only checks (checksbench.go)
 
 	releaseDir string // --only sizes
 }
@@ -377,6 +389,9 @@ func runBench(ctx context.Context, o benchOptions) error {
 	}
 	if o.only == "upgrade" {
 		return runUpgradeOnly(ctx, o, b.logDir)
+	}
+	if o.only == "checks" {
+		return runChecksOnly(ctx, o, b.logDir)
 	}
 	if o.only == "auth" {
 		ar, err := runAuth(ctx, o, b.logDir)

@@ -334,6 +334,7 @@ func (f fleet) sum() report {
 		s.UpgradeFailed += r.UpgradeFailed
 		s.UpgradeBytes += r.UpgradeBytes
 		s.UpgradeRetry += r.UpgradeRetry
+		s.Checks = s.Checks.add(r.Checks)
 		if r.UpgradeError != "" {
 			s.UpgradeError = r.UpgradeError
 		}

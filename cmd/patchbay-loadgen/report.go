@@ -435,6 +435,9 @@ func writeReport(path string, r *results) error {
 	if old := existingSection(path, upgradeBegin, upgradeEnd); old != "" { // --only upgrade writes it
 		doc = spliceSection(doc, upgradeBegin, upgradeEnd, old)
 	}
+	if old := existingSection(path, checksBegin, checksEnd); old != "" { // --only checks writes it
+		doc = spliceSection(doc, checksBegin, checksEnd, old)
+	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err

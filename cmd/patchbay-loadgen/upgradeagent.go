@@ -65,6 +65,7 @@ type upgrader struct {
 	stats   upgradeStats
 	ctx     context.Context // the process's: upgrades stop with it
 	wg      sync.WaitGroup  // upgrade goroutines; waited for by runAgents
+	checks  *simChecks      // nil without --checks-flip-file (checksagent.go)
 }
 
 // simAgent is one simulated agent: its link, run again after an upgrade.
@@ -72,6 +73,7 @@ type simAgent struct {
 	up   *upgrader
 	tls  *tls.Config
 	link *link.Link
+	chk  *agentChecks // checks (checksagent.go); nil without --checks-flip-file
 
 	mu        sync.Mutex
 	version   string
@@ -112,6 +114,9 @@ func (s *simAgent) run(ctx context.Context) {
 func (s *simAgent) onState(next func(link.State, error)) func(link.State, error) {
 	return func(st link.State, err error) {
 		next(st, err)
+		if st == link.StateConnected && s.chk != nil {
+			s.up.checks.connected(s)
+		}
 		if st == link.StateConnected {
 			s.mu.Lock()
 			select {
@@ -127,6 +132,11 @@ func (s *simAgent) onState(next func(link.State, error)) func(link.State, error)
 // control answers run requests: self-updates as above, the rest with the
 // no-op result.
 func (s *simAgent) control(env wire.Envelope) error {
+	if s.chk != nil {
+		if handled, err := s.up.checks.control(s, env); handled {
+			return err
+		}
+	}
 	if env.Type != wire.MsgRun {
 		return nil // run_ack, run_cancel
 	}

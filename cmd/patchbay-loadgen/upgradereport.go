@@ -1,10 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -128,20 +125,7 @@ func renderUpgrade(r *upgradeResults) string {
 // writeUpgradeOnly rewrites the upgrade section of the report at path and
 // keeps the rest of it.
 func writeUpgradeOnly(path string, r *upgradeResults) error {
-	raw, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	doc := string(raw)
-	if doc == "" {
-		doc = "# Benchmarks\n\nOnly the upgrade part has been run (`patchbay-loadgen bench --only upgrade`); `make bench` adds the other figures.\n"
-	}
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	return os.WriteFile(path, []byte(spliceSection(doc, upgradeBegin, upgradeEnd, renderUpgrade(r))), 0o644)
+	return writeSectionOnly(path, "upgrade", upgradeBegin, upgradeEnd, renderUpgrade(r))
 }
 
 // printUpgradeSummary prints the upgrade figures on stdout.

@@ -269,8 +269,10 @@ func (a *app) inventoryRefreshCmd() *cobra.Command {
 		Use:   "refresh AGENT",
 		Short: "Ask a connected agent to report its inventory now",
 		Long: `Ask an agent to collect and report its inventory now (technician role),
-software included even if unchanged. The agent must be connected to the relay
-you reach; the report arrives a few seconds later (inventory show).`,
+software included even if unchanged. The agent must be connected: in a tier of
+relays, the relay you reach passes the request on to the one that holds the
+agent. The request is audited (agent.inventory_refresh); the report arrives a
+few seconds later (inventory show).`,
 		Example: `  patchbay inventory refresh web-01`,
 		Args:    oneArg("AGENT (ID, ID prefix or hostname)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
