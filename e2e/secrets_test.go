@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // to read what the tier stored
 	"github.com/pquerna/otp/totp"
 	_ "modernc.org/sqlite" // to read what the relay stored
 
@@ -16,11 +17,11 @@ import (
 	"github.com/patchbay/patchbay/server/tiersecrets"
 )
 
-// storedSecrets returns the secrets columns of a stopped or running relay's
-// SQLite database, as stored.
-func storedSecrets(t *testing.T, dir string) []string {
+// storedSecrets returns the secrets columns of a relay's database (driver
+// "sqlite" or "pgx"), as stored.
+func storedSecrets(t *testing.T, driver, dsn string) []string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "patchbay.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestBackupKeepsSealedSecretsUsable(t *testing.T) {
 	}
 	totpSecret, _ := enrolTOTP(t, dana)
 
-	stored := storedSecrets(t, r.Dir)
+	stored := storedSecrets(t, "sqlite", "file:"+filepath.Join(r.Dir, "patchbay.db")+"?mode=ro&_pragma=busy_timeout(5000)")
 	if len(stored) != 2 {
 		t.Fatalf("stored secrets %q, want the webhook's and dana's", stored)
 	}
@@ -145,6 +146,53 @@ func TestBackupKeepsSealedSecretsUsable(t *testing.T) {
 	var alert apiv1.Alert
 	waitFor(t, 30*time.Second, "an agent_offline alert", func() bool {
 		for _, x := range admin2.alerts(t, "--kind", "agent_offline") {
+			if x.AgentID == a.ID {
+				alert = x
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 30*time.Second, "the webhook to receive the open event, signed", func() bool { return hook.has(alert.ID, "open") })
+	hook.mu.Lock()
+	bad := hook.bad
+	hook.mu.Unlock()
+	if bad != 0 {
+		t.Fatalf("%d webhook requests with a bad signature", bad)
+	}
+}
+
+// A relay of a tier (PostgreSQL) seals the secrets with the tier key: the
+// database holds the webhook's HMAC key sealed under the tier key's ID, and
+// the receiver verifies the signature of what the relay sends.
+func TestTierSealsSecretsWithTierKey(t *testing.T) {
+	b := startTier(t, "--alert-offline-after", "2s")
+	key, err := tiersecrets.ReadKeyFile(b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(b.a.Dir, "secrets.key")); err == nil {
+		t.Error("a relay on PostgreSQL made DATA/secrets.key: the tier key seals its secrets")
+	}
+	admin := b.a.Login(strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", b.a.Dir, "--db", b.db)))
+	hookSecret := "e2e-tier-hook-secret"
+	hook := startHookReceiver(t, hookSecret)
+	secretFile := filepath.Join(t.TempDir(), "hook.key")
+	if err := os.WriteFile(secretFile, []byte(hookSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin.Run("alert-routes", "create", "--site", "all", "--min-severity", "warning", "--webhook", hook.url, "--secret-file", secretFile)
+	stored := storedSecrets(t, "pgx", b.db)
+	if len(stored) != 1 || strings.Contains(stored[0], hookSecret) || !strings.HasPrefix(stored[0], "v1:"+key.ID()+":") {
+		t.Fatalf("stored secrets %q, want the webhook's sealed with the tier key %s", stored, key.ID())
+	}
+
+	a := b.a.Enroll(admin.Token()).Start()
+	waitFor(t, 20*time.Second, "agent online", func() bool { return admin.Online(a.ID) })
+	a.proc.stop(t)
+	var alert apiv1.Alert
+	waitFor(t, 30*time.Second, "an agent_offline alert", func() bool {
+		for _, x := range admin.alerts(t, "--kind", "agent_offline") {
 			if x.AgentID == a.ID {
 				alert = x
 				return true
