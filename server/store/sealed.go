@@ -104,8 +104,9 @@ func (s *Store) open(c secretCol, id, stored string) (string, error) {
 	}
 	b, err := sg.sealer.Open(secretName(c, id), keyID, v)
 	if err != nil {
-		return "", fmt.Errorf("%s.%s of %s does not open with key %s (%s): %w: %s",
-			c.table, c.col, id, keyID, sg.file, err, sg.fix)
+		// Not the sealer's own text: it speaks of the tier_secrets table.
+		return "", fmt.Errorf("%s.%s of %s does not open with key %s (%s), the key it names: it was altered, or copied "+
+			"from another row; restore the database from a backup, or set this secret again", c.table, c.col, id, keyID, sg.file)
 	}
 	return string(b), nil
 }

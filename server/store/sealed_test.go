@@ -217,7 +217,7 @@ func TestSealedSecretsWrongKey(t *testing.T) {
 	if _, err := db.Exec(`UPDATE alert_routes SET secret = (SELECT secret FROM alert_routes WHERE id = $1) WHERE id = $2`, hook, mail); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ListAlertRoutes(ctx); err == nil || !strings.Contains(err.Error(), "does not open") || !strings.Contains(err.Error(), "FIX") {
+	if _, err := s.ListAlertRoutes(ctx); err == nil || !strings.Contains(err.Error(), "does not open") || !strings.Contains(err.Error(), "set this secret again") {
 		t.Fatalf("a sealed secret copied onto another route: %v, want it refused", err)
 	}
 	if _, err := db.Exec(`UPDATE alert_routes SET secret = 'bare-secret' WHERE id = $1`, mail); err != nil {
