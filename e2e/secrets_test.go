@@ -65,12 +65,7 @@ func TestBackupKeepsSealedSecretsUsable(t *testing.T) {
 	}
 
 	hookSecret := "e2e-sealed-hook-secret"
-	hook := startHookReceiver(t, hookSecret)
-	secretFile := filepath.Join(t.TempDir(), "hook.key")
-	if err := os.WriteFile(secretFile, []byte(hookSecret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	admin.Run("alert-routes", "create", "--site", "all", "--min-severity", "warning", "--webhook", hook.url, "--secret-file", secretFile)
+	hook := hookRoute(t, admin, hookSecret)
 	pw := strings.SplitN(admin.Run("users", "create", "Dana", "--role", "technician"), "\n", 2)[0]
 	dana := &CLI{t: t, env: []string{"PATCHBAY_CONFIG=" + filepath.Join(t.TempDir(), "dana.json")}}
 	if _, errOut, err := tryIn(dana.env, pw+"\n", "login", "--server", r.URL, "--ca-fingerprint", r.FP, "--user", "dana", "--password-stdin"); err != nil {
@@ -140,26 +135,7 @@ func TestBackupKeepsSealedSecretsUsable(t *testing.T) {
 
 	// The restored webhook route signs with the same key.
 	admin2 := r2.Login(r2.AdminToken())
-	a := r2.Enroll(admin2.Token()).Start()
-	waitFor(t, 20*time.Second, "agent online", func() bool { return admin2.Online(a.ID) })
-	a.proc.stop(t)
-	var alert apiv1.Alert
-	waitFor(t, 30*time.Second, "an agent_offline alert", func() bool {
-		for _, x := range admin2.alerts(t, "--kind", "agent_offline") {
-			if x.AgentID == a.ID {
-				alert = x
-				return true
-			}
-		}
-		return false
-	})
-	waitFor(t, 30*time.Second, "the webhook to receive the open event, signed", func() bool { return hook.has(alert.ID, "open") })
-	hook.mu.Lock()
-	bad := hook.bad
-	hook.mu.Unlock()
-	if bad != 0 {
-		t.Fatalf("%d webhook requests with a bad signature", bad)
-	}
+	signedOfflineAlert(t, r2, admin2, hook)
 }
 
 // A relay of a tier (PostgreSQL) seals the secrets with the tier key: the
@@ -176,18 +152,34 @@ func TestTierSealsSecretsWithTierKey(t *testing.T) {
 	}
 	admin := b.a.Login(strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", b.a.Dir, "--db", b.db)))
 	hookSecret := "e2e-tier-hook-secret"
-	hook := startHookReceiver(t, hookSecret)
-	secretFile := filepath.Join(t.TempDir(), "hook.key")
-	if err := os.WriteFile(secretFile, []byte(hookSecret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	admin.Run("alert-routes", "create", "--site", "all", "--min-severity", "warning", "--webhook", hook.url, "--secret-file", secretFile)
+	hook := hookRoute(t, admin, hookSecret)
 	stored := storedSecrets(t, "pgx", b.db)
 	if len(stored) != 1 || strings.Contains(stored[0], hookSecret) || !strings.HasPrefix(stored[0], "v1:"+key.ID()+":") {
 		t.Fatalf("stored secrets %q, want the webhook's sealed with the tier key %s", stored, key.ID())
 	}
 
-	a := b.a.Enroll(admin.Token()).Start()
+	signedOfflineAlert(t, b.a, admin, hook)
+}
+
+// hookRoute starts a webhook receiver that verifies signatures with secret
+// and routes every warning or worse to it.
+func hookRoute(t *testing.T, admin *CLI, secret string) *hookReceiver {
+	t.Helper()
+	hook := startHookReceiver(t, secret)
+	secretFile := filepath.Join(t.TempDir(), "hook.key")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin.Run("alert-routes", "create", "--site", "all", "--min-severity", "warning", "--webhook", hook.url, "--secret-file", secretFile)
+	return hook
+}
+
+// signedOfflineAlert enrolls an agent on r (started with
+// --alert-offline-after), stops it, and waits for the webhook receiver to
+// accept the signed open event of its agent_offline alert.
+func signedOfflineAlert(t *testing.T, r *Relay, admin *CLI, hook *hookReceiver) {
+	t.Helper()
+	a := r.Enroll(admin.Token()).Start()
 	waitFor(t, 20*time.Second, "agent online", func() bool { return admin.Online(a.ID) })
 	a.proc.stop(t)
 	var alert apiv1.Alert
