@@ -189,7 +189,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	m := metrics.New()
 	st.ObserveTx(m.StoreTx)
 	// A relay of a tier takes the tier's CA from the database (tierkey.go).
-	if err := syncTierSecrets(ctx, cfg, st); err != nil {
+	tierKey, err := syncTierSecrets(ctx, cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// The secrets the database keeps are sealed at rest (secretskey.go).
+	if err := sealStoreSecrets(ctx, cfg, st, tierKey); err != nil {
 		st.Close()
 		return nil, err
 	}

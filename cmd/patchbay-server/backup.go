@@ -24,7 +24,9 @@ import (
 // VACUUM INTO, which reads one transaction of the live database, so the
 // relay keeps serving), then every other file of the data directory with
 // its path inside it: the CA, server and SSH CA keys, the TLS ticket key,
-// the relay ID of a tier relay, and the session recordings. Left out: the
+// the secrets key (server.SecretsKeyFile: the database's alert route and
+// TOTP secrets are sealed with it), the relay ID of a tier relay, and the
+// session recordings. Left out: the
 // database's own files (the snapshot replaces them), the embedded NATS
 // server's JetStream state (presence and bus traffic, rebuilt at start) and
 // the relay's lock file. With a PostgreSQL --db the archive holds the files
@@ -65,8 +67,10 @@ temporary file next to OUT and renamed over it once complete (an existing OUT
 is replaced only by a complete backup). It holds a consistent snapshot of the
 SQLite database (VACUUM INTO: the relay keeps serving while it is taken) and
 the files of the data directory that a restore needs: the CA and server keys,
-the SSH CA keys, the TLS ticket key, the relay ID of a tier relay and the
-session recordings (--no-recordings leaves those out). The embedded NATS
+the SSH CA keys, the TLS ticket key, secrets.key (the database's alert route
+and TOTP secrets are encrypted with it: the database is of no use without
+it), the relay ID of a tier relay and the session recordings
+(--no-recordings leaves those out). The embedded NATS
 server's state (DATA/nats) is not kept: it is rebuilt at start.
 
 The archive contains the relay's private keys: keep it as you keep the data

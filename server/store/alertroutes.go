@@ -37,6 +37,7 @@ func (r AlertRoute) Matches(a Alert) bool {
 
 const routeCols = `id, site_id, min_severity, kind, target, secret, mail_from, mail_to, smtp_user, ca_pem, created_at, created_by`
 
+// alertRoutes returns every route with its secret as stored (sealed).
 func (s *Store) alertRoutes(ctx context.Context, q queryer) ([]AlertRoute, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+routeCols+` FROM alert_routes ORDER BY id`)
 	if err != nil {
@@ -62,11 +63,17 @@ func (s *Store) alertRoutes(ctx context.Context, q queryer) ([]AlertRoute, error
 	return out, rows.Err()
 }
 
-// ListAlertRoutes returns every route, by ID.
+// ListAlertRoutes returns every route, by ID, with its secret in plain
+// text (it is sealed in the database).
 func (s *Store) ListAlertRoutes(ctx context.Context) ([]AlertRoute, error) {
 	out, err := s.alertRoutes(ctx, s.db)
 	if err != nil {
 		return nil, fmt.Errorf("list alert routes: %w", err)
+	}
+	for i := range out {
+		if out[i].Secret, err = s.open(routeSecret, out[i].ID, out[i].Secret); err != nil {
+			return nil, fmt.Errorf("list alert routes: %w", err)
+		}
 	}
 	return out, nil
 }
@@ -92,8 +99,12 @@ func (s *Store) CreateAlertRoute(ctx context.Context, r AlertRoute, now time.Tim
 	if err != nil {
 		return AlertRoute{}, err
 	}
+	secret, err := s.seal(routeSecret, r.ID, r.Secret)
+	if err != nil {
+		return AlertRoute{}, fmt.Errorf("create alert route: %w", err)
+	}
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO alert_routes (`+routeCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		r.ID, r.SiteID, r.MinSeverity, r.Kind, r.Target, r.Secret, r.From, to, r.User, r.CAPEM, dbTime(now), r.CreatedBy); err != nil {
+		r.ID, r.SiteID, r.MinSeverity, r.Kind, r.Target, secret, r.From, to, r.User, r.CAPEM, dbTime(now), r.CreatedBy); err != nil {
 		return AlertRoute{}, fmt.Errorf("create alert route: %w", err)
 	}
 	return r, nil

@@ -22,7 +22,7 @@ type OIDCIdentity struct {
 // subject), or ErrNotFound when there is none (never signed in, or the user
 // was deleted since: the next sign-in then creates a new one).
 func (s *Store) OIDCUser(ctx context.Context, issuer, subject string) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+prefixCols("u.", userCols)+`
+	u, err := s.scanUser(s.db.QueryRowContext(ctx, `SELECT `+prefixCols("u.", userCols)+`
 		FROM oidc_identities i JOIN users u ON u.id = i.user_id WHERE i.issuer = $1 AND i.subject = $2`, issuer, subject))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound

@@ -88,6 +88,9 @@ type Store struct {
 	dialect dialect
 	// txObserver, when set, is told how long each transaction took (ObserveTx).
 	txObserver atomic.Pointer[func(time.Duration)]
+	// sealing encrypts the secrets kept in columns (sealed.go); nil: they
+	// are written plain (tests, tools) until the relay gives a key.
+	sealing atomic.Pointer[sealing]
 }
 
 // ObserveTx makes fn be called after every transaction of the store's own

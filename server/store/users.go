@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -44,7 +45,8 @@ var (
 const userCols = `id, name, role, password_hash, totp_secret, totp_pending, totp_last_step, recovery_hashes,
 	source, created_at, updated_at, disabled_at`
 
-func scanUser(sc scanner) (User, error) {
+// scanUser reads a row of userCols, opening its TOTP secrets (sealed.go).
+func (s *Store) scanUser(sc scanner) (User, error) {
 	var (
 		u                          User
 		recovery                   string
@@ -57,6 +59,12 @@ func scanUser(sc scanner) (User, error) {
 	var err error
 	if u.RecoveryHashes, err = decodeList(recovery); err != nil {
 		return User{}, fmt.Errorf("user %s: recovery codes: %w", u.ID, err)
+	}
+	if u.TOTPSecret, err = s.open(totpSecret, u.ID, u.TOTPSecret); err != nil {
+		return User{}, err
+	}
+	if u.TOTPPending, err = s.open(totpPending, u.ID, u.TOTPPending); err != nil {
+		return User{}, err
 	}
 	u.CreatedAt, u.UpdatedAt, u.DisabledAt = fromNull(created), fromNull(updated), fromNull(disabled)
 	return u, nil
@@ -88,6 +96,14 @@ func (s *Store) createUser(ctx context.Context, step string, u User, also func(t
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
+	secret, err := s.seal(totpSecret, u.ID, u.TOTPSecret)
+	if err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	pending, err := s.seal(totpPending, u.ID, u.TOTPPending)
+	if err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = $1`, u.Name).Scan(&n); err != nil {
@@ -98,7 +114,7 @@ func (s *Store) createUser(ctx context.Context, step string, u User, also func(t
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			u.ID, u.Name, u.Role, u.PasswordHash, u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, recovery,
+			u.ID, u.Name, u.Role, u.PasswordHash, secret, pending, u.TOTPLastStep, recovery,
 			u.Source, dbTime(u.CreatedAt), dbTime(u.UpdatedAt), dbTime(u.DisabledAt)); isUniqueViolation(err) {
 			return ErrUserExists // created by a concurrent request since the count (PostgreSQL)
 		} else if err != nil {
@@ -132,7 +148,7 @@ func (s *Store) GetUserByName(ctx context.Context, name string) (User, error) {
 }
 
 func (s *Store) getUser(ctx context.Context, col, v string) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE `+col+` = $1`, v))
+	u, err := s.scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE `+col+` = $1`, v))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
@@ -187,7 +203,7 @@ func (s *Store) queryUsers(ctx context.Context, q string, args ...any) ([]User, 
 	defer rows.Close()
 	var out []User
 	for rows.Next() {
-		u, err := scanUser(rows)
+		u, err := s.scanUser(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +242,11 @@ func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool, n
 
 // SetUserTOTPPending stores a secret being enrolled (until ConfirmUserTOTP).
 func (s *Store) SetUserTOTPPending(ctx context.Context, id, secret string, now time.Time) error {
-	return s.updateUser(ctx, "start totp enrolment", id, now, `totp_pending = $1`, secret)
+	sealed, err := s.seal(totpPending, id, secret)
+	if err != nil {
+		return fmt.Errorf("start totp enrolment: %w", err)
+	}
+	return s.updateUser(ctx, "start totp enrolment", id, now, `totp_pending = $1`, sealed)
 }
 
 // ConfirmUserTOTP makes the pending secret the user's second factor, with
@@ -238,9 +258,29 @@ func (s *Store) ConfirmUserTOTP(ctx context.Context, id, pending string, step in
 	if err != nil {
 		return fmt.Errorf("confirm totp: %w", err)
 	}
-	err = mustAffect(s.db.ExecContext(ctx, `UPDATE users SET totp_secret = totp_pending, totp_pending = '',
-		totp_last_step = $1, recovery_hashes = $2, updated_at = $3
-		WHERE id = $4 AND totp_pending = $5 AND totp_pending <> ''`, step, rec, dbTime(now), id, pending))
+	// The stored pending secret is sealed (sealed.go): compare it opened,
+	// then replace it only if it is still the value read.
+	stored, err := rawSecret(ctx, s.db, totpPending, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("confirm totp: %w", err)
+	}
+	got, err := s.open(totpPending, id, stored)
+	if err != nil {
+		return fmt.Errorf("confirm totp: %w", err)
+	}
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(pending)) != 1 {
+		return ErrNotFound
+	}
+	secret, err := s.seal(totpSecret, id, got)
+	if err != nil {
+		return fmt.Errorf("confirm totp: %w", err)
+	}
+	err = mustAffect(s.db.ExecContext(ctx, `UPDATE users SET totp_secret = $1, totp_pending = '',
+		totp_last_step = $2, recovery_hashes = $3, updated_at = $4
+		WHERE id = $5 AND totp_pending = $6`, secret, step, rec, dbTime(now), id, stored))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("confirm totp: %w", err)
 	}
