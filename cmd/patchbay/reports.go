@@ -16,7 +16,7 @@ import (
 )
 
 // reportSections are the sections of a report summary, in order.
-var reportSections = []string{"incidents", "runs", "alerts", "problems", "os", "versions", "patch"}
+var reportSections = []string{"incidents", "runs", "alerts", "problems", "os", "versions", "patch", "patch-agents"}
 
 func (a *app) reportsCmd() *cobra.Command {
 	return group("reports", "Report on a period: incidents, fixes, self-heals, alerts, agents",
@@ -24,7 +24,8 @@ func (a *app) reportsCmd() *cobra.Command {
 role): incidents opened and resolved with the time they took, fixes and
 self-heals run with their success rates, alerts by kind and the top
 recurring problems, agents by OS and by agent version, and patch
-compliance (not collected yet: see the README).`,
+compliance per site and per agent (from the pending updates the agents'
+last patchinstall runs listed; see the README).`,
 		`  patchbay reports summary
   patchbay reports summary --site acme/paris --from 2026-11-01 --to 2026-12-01 -o csv > nov.csv`,
 		a.reportsSummaryCmd())
@@ -46,7 +47,12 @@ resolve), in the period; runs that ended in the period, a self-heal being
 a run of a job a policy created for its fix and a fix any other run,
 success rate = succeeded / ended; alerts opened in the period, by kind,
 and the 10 problems (kind and check) raised most often; agents enrolled
-now, by OS and by agent version.
+now, by OS and by agent version. Patch compliance is now, not over the
+period: each agent's last patchinstall run (a patch policy, a job or a
+--dry-run) lists its pending updates; an agent is patched when that list
+is empty, security-pending when it holds a security update,
+updates-pending when it holds others only, never-checked without a run.
+The patch section counts them per site; patch-agents lists every agent.
 
 -o csv writes one table a spreadsheet opens as it is: columns section,
 item, value (e.g. "runs,fixes.success_rate,0.5"); with --section S only
@@ -125,7 +131,24 @@ func reportRows(rep apiv1.ReportSummary, section string) ([]string, [][]string) 
 		if !p.Collected {
 			return []string{"collected", "reason"}, [][]string{{"false", p.Reason}}
 		}
-		return []string{"collected", "agents", "compliant", "share"}, [][]string{{"true", itoa(p.Agents), itoa(p.Compliant), ftoa(p.Share)}}
+		rows := [][]string{}
+		for _, s := range p.Sites {
+			rows = append(rows, []string{s.Site, itoa(s.Agents), itoa(s.Patched), itoa(s.SecurityPending), itoa(s.UpdatesPending), itoa(s.NeverChecked)})
+		}
+		return []string{"site", "agents", "patched", "security_pending", "updates_pending", "never_checked"}, rows
+	case "patch-agents":
+		rows := [][]string{}
+		for _, g := range rep.PatchCompliance.PerAgent {
+			checked, sec := "", ""
+			if g.CheckedAt != nil {
+				checked = g.CheckedAt.UTC().Format(time.RFC3339)
+			}
+			if g.Security != nil {
+				sec = itoa(*g.Security)
+			}
+			rows = append(rows, []string{g.AgentID, g.Hostname, g.Site, g.State, checked, g.Manager, itoa(g.Pending), sec})
+		}
+		return []string{"agent", "hostname", "site", "state", "checked", "manager", "pending", "security"}, rows
 	}
 	return nil, nil
 }
@@ -161,7 +184,7 @@ func writeReportCSV(w io.Writer, rep apiv1.ReportSummary, section string) error 
 		if s == "problems" {
 			keys = 2
 		}
-		if s == "patch" {
+		if s == "patch" && !rep.PatchCompliance.Collected {
 			keys = 0
 		}
 		for _, r := range rows {
@@ -189,7 +212,8 @@ func (a *app) writeReportTable(rep apiv1.ReportSummary) error {
 	}
 	fmt.Fprintf(a.stdout, "Report for %s, %s to %s\n", clean(where), rep.From.Format(time.RFC3339), rep.To.Format(time.RFC3339))
 	titles := map[string]string{"incidents": "Incidents", "runs": "Fixes and self-heals", "alerts": "Alerts by kind",
-		"problems": "Top recurring problems", "os": "Agents by OS", "versions": "Agents by version", "patch": "Patch compliance"}
+		"problems": "Top recurring problems", "os": "Agents by OS", "versions": "Agents by version", "patch": "Patch compliance (now, per site)",
+		"patch-agents": "Patch compliance per agent"}
 	for _, s := range reportSections {
 		fmt.Fprintf(a.stdout, "\n%s\n", titles[s])
 		head, rows := reportRows(rep, s)
