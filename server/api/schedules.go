@@ -248,6 +248,9 @@ func (a *API) newSchedule(ctx context.Context, c caller, name, cron, tz, site st
 	if _, _, status, err := a.planJob(ctx, job, caller{tok: c.tok, site: site}); err != nil {
 		return store.Schedule{}, status, err
 	}
+	if err := checkJobReboot(job.Reboot, job.Window); err != nil {
+		return store.Schedule{}, bad, err
+	}
 	b, err := json.Marshal(job)
 	if err != nil {
 		return store.Schedule{}, http.StatusInternalServerError, err
