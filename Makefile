@@ -8,7 +8,8 @@ PLUGINS := cacheclear printerreset patchinstall script sysinfo
 FUZZ    := ./internal/wire:FuzzDecode ./internal/wire:FuzzDecodeSoftware ./internal/selector:FuzzParse ./certs:FuzzSignAgentCSR ./certs:FuzzParseFingerprint \
            ./plugins/signature:FuzzParseAllowedSigners ./plugins/signature:FuzzVerify ./plugins/scriptmeta:FuzzParse \
            ./internal/asciicast:FuzzParse ./agent/consent:FuzzHelperMessage ./internal/receipt:FuzzDecode ./agent/desktop:FuzzCopyViewOnly \
-           ./server/api:FuzzCheckJSONText ./internal/release:FuzzParse ./internal/wire:FuzzDecodeChecks ./internal/lpstat:FuzzParse
+            ./server/api:FuzzCheckJSONText ./internal/release:FuzzParse ./internal/wire:FuzzDecodeChecks ./internal/lpstat:FuzzParse \
+            ./server:FuzzPendingUpdates
 # Fuzz runs are bounded by executions, not time: Go 1.26 can fail a duration-bounded
 # run with "context deadline exceeded" when the time runs out (go.dev/issue/75804).
 FUZZTIME ?= 20000x

@@ -64,8 +64,11 @@ func TestConsoleReports(t *testing.T) {
 	if n := p.str(t, `String(document.querySelectorAll('#chart-versions svg rect.bar').length)`); n != "1" {
 		t.Errorf("agents by version: %s bars, want 1", n)
 	}
-	if got := p.str(t, `document.querySelector('#report-patch').textContent`); !strings.Contains(got, "Not collected") {
+	if got := p.str(t, `document.querySelector('#report-patch').textContent`); !strings.Contains(got, "agents have no pending update") {
 		t.Errorf("patch compliance: %q", got)
+	}
+	if n := p.str(t, `String(document.querySelectorAll('#chart-patch svg rect.bar').length)`); n == "0" || n == "" {
+		t.Errorf("patch compliance chart: %s bars", n)
 	}
 	p.screenshot(t, "reports")
 }

@@ -345,6 +345,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.alerts = alerts.New(alerts.Config{Store: st, Log: s.log.With().Str("component", "alerts").Logger(),
 		Online: tr.online, OfflineAfter: cfg.AlertOfflineAfter})
 	s.jobs.SetHaltAlerter(s.alerts)
+	s.jobs.SetResultSink(updateSink{st: st, log: s.log.With().Str("component", "updates").Logger()})
+	s.jobs.SetRebootCapable(s.checks.takesRunReboot)
 	s.checks.sink = checkAlerts{alerts: s.alerts, log: s.log.With().Str("component", "alerts").Logger()}
 	s.api.Alerts = s.alerts
 	m.SetGauges(metrics.Gauges{AgentsOnline: h.Count, JobsActive: s.jobs.OpenJobs})

@@ -176,6 +176,9 @@ const (
 	// ByNoUser: nobody was logged in at the machine to ask, and the policy's
 	// when_no_user decided (deny, allow or notify).
 	ByNoUser = "no-user"
+	// ByJob: a restart decided by what the job asked (a patch policy's
+	// reboot never or force-in-window) within the endpoint's policy.
+	ByJob = "job"
 )
 
 // Kinds of request.
@@ -208,6 +211,12 @@ type Request struct {
 	// Tonight is, for KindReboot, the clock time of a "tonight" restart
 	// ("22:00"); DecideReboot fills it from the policy.
 	Tonight string
+	// JobReboot is, for KindReboot, what the job asks (wire.RebootAsk,
+	// RebootNever, RebootForceInWindow; "" as ask) and WindowEnd when its
+	// maintenance window closes. See DecideReboot for how the endpoint's
+	// policy weighs it.
+	JobReboot string
+	WindowEnd time.Time
 	// OnAsk, when set, is called once (on a goroutine of Decide's) when a
 	// person is being asked, with the deadline and who is asked (e.g. "the
 	// user at pc-042", "alice at pc-042"). It is not called for decisions the

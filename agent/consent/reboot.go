@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/patchbay/patchbay/internal/wire"
 )
 
 // Values of Policy.Reboot.
@@ -168,6 +170,18 @@ func containsString(list []string, s string) bool {
 // the machine restarts for a fix that requires it. req is Kind KindReboot
 // (set when empty), names the fix (Fix), the technician and the run
 // (SessionID). It never restarts anything: ScheduleReboot does.
+//
+// The endpoint's policy is the authority; what the job asks (req.JobReboot)
+// can only hold a restart back, with one exception:
+//   - policy never: no restart, whatever the job asks;
+//   - job never: no restart (the result says a restart is pending);
+//   - job force-in-window: restart now without asking when nobody is
+//     logged in (who lists no session; with the helper backend, no desktop
+//     user) and the window is still open by this machine's clock; nobody
+//     logged in after the window closed: no restart (nobody to ask, and
+//     outside the window); someone logged in: the policy decides as for
+//     ask (they are asked, or told under force);
+//   - job ask, or none: the policy decides (ask, force) as it always has.
 func (c *Consent) DecideReboot(ctx context.Context, req Request) RebootDecision {
 	req.Kind, req.Tonight = KindReboot, c.policy.RebootTonight
 	req = c.cleanRequest(req)
@@ -186,9 +200,27 @@ func (c *Consent) DecideReboot(ctx context.Context, req Request) RebootDecision 
 }
 
 func (c *Consent) decideReboot(ctx context.Context, req Request) RebootDecision {
-	switch c.policy.Reboot {
-	case RebootNever:
+	if c.policy.Reboot == RebootNever {
 		return RebootDecision{By: ByPolicy, Reason: "policy never (this endpoint is never restarted by a fix; restart it by hand)"}
+	}
+	switch req.JobReboot {
+	case wire.RebootNever:
+		return RebootDecision{By: ByJob, Reason: "the job asks for no restart (patch policy reboot never; restart it by hand)"}
+	case wire.RebootForceInWindow:
+		present, _ := c.loggedIn(ctx)
+		now := time.Now()
+		switch {
+		case present:
+			// Someone is there: the endpoint's policy decides, as for ask.
+		case now.Before(req.WindowEnd):
+			return RebootDecision{Choice: ChoiceNow, By: ByJob, At: now,
+				Reason: "force-in-window, nobody logged in, window open until " + req.WindowEnd.Local().Format("15:04")}
+		default:
+			return RebootDecision{By: ByJob, At: now, Reason: "force-in-window, but the window closed at " +
+				req.WindowEnd.Local().Format("15:04") + " and nobody is logged in to ask (restart it by hand or in a window)"}
+		}
+	}
+	switch c.policy.Reboot {
 	case RebootForce:
 		present, who := c.loggedIn(ctx)
 		if !present {

@@ -34,10 +34,14 @@ func (w *Worker) rebootGate(req wire.RunRequest) runner.RebootGate {
 		if !ok {
 			return "restart pending: this agent has no restart policy"
 		}
-		d := rb.DecideReboot(ctx, consent.Request{
+		creq := consent.Request{
 			Kind: consent.KindReboot, Fix: fix.String(), SessionID: req.RunID, AgentID: w.agentID,
 			Hostname: w.hostname, Technician: req.Requester, Reason: req.Reason,
-		})
+		}
+		if req.Reboot != nil {
+			creq.JobReboot, creq.WindowEnd = req.Reboot.Mode, req.Reboot.WindowEnd
+		}
+		d := rb.DecideReboot(ctx, creq)
 		text := clip(d.Text(), 1000)
 		pending := res
 		pending.Details = addDetail(res.Details, text)

@@ -16,7 +16,8 @@ import (
 func (a *app) inventoryCmd() *cobra.Command {
 	return group("inventory", "Hardware and software inventory of agents",
 		`Agents report their hardware (CPU, memory, disks, vendor, model, serial,
-firmware), their last reboot and their installed software (dpkg and rpm on
+firmware), their last reboot, their pending updates (from patchinstall runs)
+and their installed software (dpkg and rpm on
 Linux, the uninstall registry keys on Windows, /Applications on macOS): at
 connect, every 6 hours and when asked (inventory refresh). The software list
 is sent only when it changed; the relay keeps a history of what was
@@ -38,10 +39,13 @@ func (a *app) inventoryShowCmd() *cobra.Command {
 	var withSoftware bool
 	cmd := &cobra.Command{
 		Use:   "show AGENT [--software] [-o table|json]",
-		Short: "Show an agent's hardware, last reboot and software count",
+		Short: "Show an agent's hardware, last reboot, software count and pending updates",
 		Long: `Show what an agent reported (viewer role): CPU, memory, disks with their
 size and free space, vendor, model, serial and firmware (BIOS) version, last
-reboot, and how many packages it has. --software lists the packages too.
+reboot, how many packages it has, and its pending updates with the time of
+the last check (as its last patchinstall run listed them: a patch policy, a
+job, or a --dry-run; security updates first; with security_only, the check
+lists security updates only). --software lists the packages too.
 -o json prints the relay's inventory object (sizes in bytes, times in RFC
 3339). Unknown fields are empty: serials need the agent to run as root, and
 some machines (containers, most ARM boards) have no DMI data.
@@ -94,6 +98,10 @@ func writeInventory(w io.Writer, inv apiv1.Inventory, now time.Time) error {
 	}
 	t.row("Packages:", sw)
 	t.row("Reported:", withRel(now, inv.UpdatedAt))
+	t.row("Updates:", updatesLine(inv.Updates))
+	if u := inv.Updates; u != nil {
+		t.row("Last check:", withRel(now, &u.CheckedAt))
+	}
 	if err := t.flush(); err != nil {
 		return err
 	}
@@ -106,6 +114,20 @@ func writeInventory(w io.Writer, inv apiv1.Inventory, now time.Time) error {
 				pct = fmt.Sprintf("%.1f%%", float64(d.Free)*100/float64(d.Size))
 			}
 			t.row(d.Mount, humanSize(d.Size), humanSize(d.Free), pct)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if u := inv.Updates; u != nil && len(u.List) > 0 {
+		fmt.Fprintln(w)
+		t = newTable(w, "UPDATE", "FROM", "TO", "SECURITY", "CATEGORY")
+		for _, p := range u.List {
+			name := p.Name
+			if p.Arch != "" {
+				name += " (" + p.Arch + ")"
+			}
+			t.row(name, p.From, p.Version, yesNo(p.Security), p.Category)
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -285,4 +307,23 @@ few seconds later (inventory show).`,
 			})
 		},
 	}
+}
+
+// updatesLine sums up pending updates: "12 pending (3 security), apt",
+// "none pending, apt", or "never checked (run patchinstall)".
+func updatesLine(u *apiv1.Updates) string {
+	if u == nil {
+		return "never checked (a patchinstall run lists them: patchbay jobs create patchinstall --dry-run)"
+	}
+	s := "none pending"
+	if u.Pending > 0 {
+		s = fmt.Sprintf("%d pending", u.Pending)
+	}
+	if u.Security != nil && u.Pending > 0 {
+		s += fmt.Sprintf(" (%d security)", *u.Security)
+	}
+	if u.SecurityOnly {
+		s += ", security updates only"
+	}
+	return s + ", " + u.Manager
 }

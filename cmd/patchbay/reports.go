@@ -22,7 +22,8 @@ func (a *app) reportsCmd() *cobra.Command {
 role): incidents opened and resolved with the time they took, fixes and
 self-heals run with their success rates, alerts by kind and the top
 recurring problems, agents by OS and by agent version, and patch
-compliance (not collected yet: see the README).`,
+compliance per site and per agent (from the pending updates the agents'
+last patchinstall runs listed; see the README).`,
 		`  patchbay reports summary
   patchbay reports summary --site acme/paris --from 2026-11-01 --to 2026-12-01 -o csv > nov.csv`,
 		a.reportsSummaryCmd(), a.reportsScheduleCmd())
@@ -44,7 +45,12 @@ resolve), in the period; runs that ended in the period, a self-heal being
 a run of a job a policy created for its fix and a fix any other run,
 success rate = succeeded / ended; alerts opened in the period, by kind,
 and the 10 problems (kind and check) raised most often; agents enrolled
-now, by OS and by agent version.
+now, by OS and by agent version. Patch compliance is now, not over the
+period: each agent's last patchinstall run (a patch policy, a job or a
+--dry-run) lists its pending updates; an agent is patched when that list
+is empty, security-pending when it holds a security update,
+updates-pending when it holds others only, never-checked without a run.
+The patch section counts them per site; patch-agents lists every agent.
 
 -o csv writes one table a spreadsheet opens as it is: columns section,
 item, value (e.g. "runs,fixes.success_rate,0.5"); with --section S only

@@ -52,7 +52,7 @@ func TestReportsSummaryCommand(t *testing.T) {
 		t.Errorf("csv section: %+v", r)
 	}
 	r = patchbay(t, "", "reports", "summary")
-	if r.code != 0 || !strings.Contains(r.stdout, "Top recurring problems") || !strings.Contains(r.stdout, "not stored per agent") {
+	if r.code != 0 || !strings.Contains(r.stdout, "Top recurring problems") || !strings.Contains(r.stdout, "Patch compliance (now, per site)") {
 		t.Errorf("table: %+v", r)
 	}
 	if r := patchbay(t, "", "reports", "summary", "-o", "csv", "--section", "nope"); r.code != 2 || !strings.Contains(r.stderr, "--section") {

@@ -330,12 +330,16 @@ kind patch-policy: patchbay schedules show|pause|resume|delete act on it.
 all installs every update; any other list (e.g. security,critical) is passed as
 patchinstall's categories, which only the windowsupdate manager takes.
 
---reboot records what should happen when updates need a restart: ask (the user is asked,
-as the endpoint's consent policy does by default), never, or force-in-window. Whether a
-machine restarts is decided by the endpoint's own consent policy (patchbay-agent
-consent reboot: ask, never, force), which the relay does not override: force-in-window
-needs endpoints whose policy is "force" and takes effect only in that the jobs run inside
-the window (see README, "Schedules and maintenance windows").`,
+--reboot is sent with each run and weighed by the endpoint's own consent policy
+(patchbay-agent consent reboot: ask, never, force), which stays the authority:
+  ask              the endpoint's policy decides (a logged-in user is asked; nobody: now)
+  never            no restart; the result says a restart is pending
+  force-in-window  restart now without asking when nobody is logged in and the window is
+                   still open by the agent's clock; nobody logged in after it closed: no
+                   restart; a user logged in: asked (or told, under force). An endpoint
+                   whose policy is never is never restarted.
+Agents from before this field, or connected to another relay of a tier, decide by their
+policy alone (see README, "Schedules and maintenance windows").`,
 		`  patchbay patch-policies create --site acme/paris --categories security --window saturday-night
   patchbay patch-policies list`,
 		a.patchPolicyCreateCmd(), a.schedulesListCmd("patch-policy"))

@@ -16,6 +16,7 @@ type Inventory struct {
 	SoftwareHash  string     `json:"software_hash,omitempty"`
 	SoftwareAt    *time.Time `json:"software_at,omitempty"` // software list last changed
 	Software      []Package  `json:"software,omitempty"`    // with ?software=1
+	Updates       *Updates   `json:"updates,omitempty"`     // pending updates; absent when never checked
 }
 
 // Hardware is an agent's hardware; zero fields are unknown.

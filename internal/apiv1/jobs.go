@@ -25,6 +25,11 @@ type JobCreate struct {
 	// Window is a maintenance window ("SITE/NAME", NAME or ID): runs start
 	// only while it is open. "": any time.
 	Window string `json:"window,omitempty"`
+	// Reboot is what the job asks of a restart its fix requires: ask,
+	// never or force-in-window (needs Window); "": the endpoint's consent
+	// policy alone decides. Patch policies set it; the endpoint's own
+	// policy stays the authority (see README, "Patch policies").
+	Reboot string `json:"reboot,omitempty"`
 }
 
 // Job defaults and limits.
@@ -72,6 +77,7 @@ type Job struct {
 	// ("NAME: CRON for DURATION (TZ)"); ScheduleID the schedule that created it.
 	Window     string `json:"window,omitempty"`
 	ScheduleID string `json:"schedule_id,omitempty"`
+	Reboot     string `json:"reboot,omitempty"` // ask, never or force-in-window; "": the endpoint decides
 }
 
 // RunResult is one agent's part of a job.

@@ -52,12 +52,16 @@ type ReportProblem struct {
 	Raised int    `json:"raised"`
 }
 
-// ReportCompliance is the share of agents with no pending update; when
-// Collected is false, Reason says why there is no figure.
+// ReportCompliance is patch compliance now (not over the period): the
+// agents with no pending update (as their last patchinstall run listed
+// them) among all agents, per site and per agent. When Collected is false,
+// Reason says why there is no figure (a relay from before it was kept).
 type ReportCompliance struct {
-	Collected bool    `json:"collected"`
-	Reason    string  `json:"reason,omitempty"`
-	Agents    int     `json:"agents,omitempty"`
-	Compliant int     `json:"compliant,omitempty"`
-	Share     float64 `json:"share,omitempty"`
+	Collected bool         `json:"collected"`
+	Reason    string       `json:"reason,omitempty"`
+	Agents    int          `json:"agents,omitempty"`
+	Compliant int          `json:"compliant,omitempty"`
+	Share     float64      `json:"share,omitempty"`
+	Sites     []PatchSite  `json:"sites,omitempty"`
+	PerAgent  []PatchAgent `json:"per_agent,omitempty"`
 }

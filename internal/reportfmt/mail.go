@@ -44,6 +44,9 @@ func Text(rep apiv1.ReportSummary) string {
 	}
 	fmt.Fprintf(&b, "Alerts: %d opened\nAgents: %d\n", alerts, agents)
 	for _, s := range Sections[2:] {
+		if s == "patch-agents" {
+			continue // one line per agent: in the attachment, not the text
+		}
 		head, rows := Rows(rep, s)
 		fmt.Fprintf(&b, "\n%s\n", Titles[s])
 		if len(rows) == 0 {

@@ -15,11 +15,12 @@ import (
 )
 
 // Sections are the sections of a report summary, in order.
-var Sections = []string{"incidents", "runs", "alerts", "problems", "os", "versions", "patch"}
+var Sections = []string{"incidents", "runs", "alerts", "problems", "os", "versions", "patch", "patch-agents"}
 
 // Titles are the sections' headings.
 var Titles = map[string]string{"incidents": "Incidents", "runs": "Fixes and self-heals", "alerts": "Alerts by kind",
-	"problems": "Top recurring problems", "os": "Agents by OS", "versions": "Agents by version", "patch": "Patch compliance"}
+	"problems": "Top recurring problems", "os": "Agents by OS", "versions": "Agents by version", "patch": "Patch compliance (now, per site)",
+	"patch-agents": "Patch compliance per agent"}
 
 // csvCell keeps a spreadsheet from running a cell as a formula.
 func csvCell(s string) string {
@@ -67,7 +68,24 @@ func Rows(rep apiv1.ReportSummary, section string) ([]string, [][]string) {
 		if !p.Collected {
 			return []string{"collected", "reason"}, [][]string{{"false", p.Reason}}
 		}
-		return []string{"collected", "agents", "compliant", "share"}, [][]string{{"true", itoa(p.Agents), itoa(p.Compliant), ftoa(p.Share)}}
+		rows := [][]string{}
+		for _, s := range p.Sites {
+			rows = append(rows, []string{s.Site, itoa(s.Agents), itoa(s.Patched), itoa(s.SecurityPending), itoa(s.UpdatesPending), itoa(s.NeverChecked)})
+		}
+		return []string{"site", "agents", "patched", "security_pending", "updates_pending", "never_checked"}, rows
+	case "patch-agents":
+		rows := [][]string{}
+		for _, g := range rep.PatchCompliance.PerAgent {
+			checked, sec := "", ""
+			if g.CheckedAt != nil {
+				checked = g.CheckedAt.UTC().Format(time.RFC3339)
+			}
+			if g.Security != nil {
+				sec = itoa(*g.Security)
+			}
+			rows = append(rows, []string{g.AgentID, g.Hostname, g.Site, g.State, checked, g.Manager, itoa(g.Pending), sec})
+		}
+		return []string{"agent", "hostname", "site", "state", "checked", "manager", "pending", "security"}, rows
 	}
 	return nil, nil
 }
@@ -103,7 +121,7 @@ func WriteCSV(w io.Writer, rep apiv1.ReportSummary, section string) error {
 		if s == "problems" {
 			keys = 2
 		}
-		if s == "patch" {
+		if s == "patch" && !rep.PatchCompliance.Collected {
 			keys = 0
 		}
 		for _, r := range rows {

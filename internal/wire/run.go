@@ -109,6 +109,42 @@ type RunRequest struct {
 	AllowDowngrade bool              `json:"allow_downgrade,omitempty"`
 	Requester      string            `json:"requester"`        // who created the job: the agent's log, and the consent prompt
 	Reason         string            `json:"reason,omitempty"` // the job's reason (e.g. a ticket), shown in the consent prompt
+	// Reboot is what the job asks of a restart its fix requires (patch
+	// policies); nil: the endpoint's consent policy alone decides. The
+	// relay sends it only to agents that understand it (older agents
+	// decode run requests strictly and would refuse the message).
+	Reboot *RunReboot `json:"reboot,omitempty"`
+}
+
+// Restart modes a job may ask for (RunReboot.Mode), as patch policies name them.
+const (
+	RebootAsk           = "ask"             // as the endpoint's policy says (the default)
+	RebootNever         = "never"           // do not restart; the result says a restart is pending
+	RebootForceInWindow = "force-in-window" // restart without asking while the window is open and nobody is logged in
+)
+
+// RunReboot is a job's wish for the restart its fix may require. The
+// endpoint's own consent policy stays the authority (agent/consent): the
+// wish can only make a restart less likely, except that force-in-window
+// restarts without asking when nobody is logged in and the window is open.
+type RunReboot struct {
+	Mode string `json:"mode"`
+	// WindowEnd is when the job's maintenance window closes (the relay's
+	// clock); force-in-window restarts only before it by the agent's clock.
+	WindowEnd time.Time `json:"window_end,omitzero"`
+}
+
+func (r *RunReboot) validate() error {
+	switch r.Mode {
+	case RebootAsk, RebootNever:
+	case RebootForceInWindow:
+		if r.WindowEnd.IsZero() {
+			return fmt.Errorf("reboot force-in-window without window_end")
+		}
+	default:
+		return fmt.Errorf("reboot mode %q: want ask, never or force-in-window", r.Mode)
+	}
+	return nil
 }
 
 // Validate checks the request's shape; the agent validates parameters
@@ -144,6 +180,9 @@ func (r *RunRequest) Validate() error {
 	}
 	if len(r.Reason) > MaxRunReason {
 		return fmt.Errorf("reason longer than %d bytes", MaxRunReason)
+	}
+	if r.Reboot != nil {
+		return r.Reboot.validate()
 	}
 	return nil
 }

@@ -18,9 +18,9 @@ import (
 func appendBody(b []byte, body any) ([]byte, bool) {
 	switch m := body.(type) {
 	case RunRequest:
-		return m.appendJSON(b), true
+		return m.appendJSON(b)
 	case *RunRequest:
-		return m.appendJSON(b), true
+		return m.appendJSON(b)
 	case RunAck:
 		return m.appendJSON(b), true
 	case *RunAck:
@@ -63,6 +63,9 @@ func bodySize(body any) (int, bool) {
 
 func (r *RunRequest) size() int {
 	n := 200 + len(r.RunID) + len(r.JobID) + len(r.Plugin.Name) + len(r.Plugin.Version) + len(r.Plugin.SHA256) + len(r.Requester) + len(r.Reason)
+	if r.Reboot != nil {
+		n += 80 + len(r.Reboot.Mode)
+	}
 	if r.Script != nil {
 		n += 80 + len(r.Script.Name) + len(r.Script.Version) + len(r.Script.SHA256)
 	}
@@ -586,7 +589,7 @@ func (a *ArtifactRef) decodeJSON(l *lexer) bool {
 	}
 }
 
-func (r *RunRequest) appendJSON(b []byte) []byte {
+func (r *RunRequest) appendJSON(b []byte) ([]byte, bool) {
 	b = append(b, `{"run_id":`...)
 	b = appendString(b, r.RunID)
 	b = append(b, `,"job_id":`...)
@@ -628,7 +631,19 @@ func (r *RunRequest) appendJSON(b []byte) []byte {
 		b = append(b, `,"reason":`...)
 		b = appendString(b, r.Reason)
 	}
-	return append(b, '}')
+	if rb := r.Reboot; rb != nil {
+		b = append(b, `,"reboot":{"mode":`...)
+		b = appendString(b, rb.Mode)
+		if !rb.WindowEnd.IsZero() {
+			b = append(b, `,"window_end":`...)
+			var ok bool
+			if b, ok = appendTime(b, rb.WindowEnd); !ok {
+				return nil, false
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), true
 }
 
 func (r *RunRequest) decodeJSON(body []byte) bool {
@@ -689,6 +704,16 @@ func (r *RunRequest) decodeJSON(body []byte) bool {
 			if ok = once(&seen, 1<<9); ok {
 				x.Reason, ok = l.str()
 			}
+		case string(key) == "reboot":
+			if ok = once(&seen, 1<<10); ok {
+				rb := new(RunReboot)
+				if x.Reboot != nil {
+					*rb = *x.Reboot // encoding/json decodes into the struct already there
+				}
+				if ok = rb.decodeJSON(&l); ok {
+					x.Reboot = rb
+				}
+			}
 		default:
 			ok = false
 		}
@@ -701,6 +726,35 @@ func (r *RunRequest) decodeJSON(body []byte) bool {
 	}
 	*r = x
 	return true
+}
+
+// decodeJSON reads a RunReboot object (null and other shapes: false).
+func (r *RunReboot) decodeJSON(l *lexer) bool {
+	var seen uint8
+	if !l.next('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		key, st := l.member(first)
+		if st == memberEnd {
+			return true
+		}
+		ok := st == memberKey
+		switch {
+		case !ok:
+		case string(key) == "mode":
+			if ok = once(&seen, 1); ok {
+				r.Mode, ok = l.str()
+			}
+		case string(key) == "window_end":
+			ok = once(&seen, 2) && l.time(&r.WindowEnd)
+		default:
+			ok = false
+		}
+		if !ok {
+			return false
+		}
+	}
 }
 
 // params reads an object of strings into a map as encoding/json does: into

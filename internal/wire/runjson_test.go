@@ -29,6 +29,10 @@ func runSeeds() []runSeed {
 		{MsgRun, &RunRequest{RunID: id, JobID: id, Plugin: plugin, Script: &ArtifactRef{Name: "flush-dns", Version: "1", SHA256: strings.Repeat("0", 64), Size: 1},
 			Params: map[string]string{"name": "flush-dns", "b": "x<y & \"z\"\n", "a": "\u2028é"}, DryRun: true, Timeout: Duration(1500 * time.Microsecond),
 			AllowDowngrade: true, Requester: "alice <a@example.com>", Reason: "INC-42: \"printer\" <jam>"}},
+		{MsgRun, RunRequest{RunID: id, JobID: id, Plugin: plugin, Timeout: Duration(time.Hour), Requester: "schedule",
+			Reboot: &RunReboot{Mode: RebootForceInWindow, WindowEnd: t0.Add(2 * time.Hour)}}},
+		{MsgRun, RunRequest{RunID: id, JobID: id, Plugin: plugin, Timeout: Duration(time.Hour), Requester: "schedule",
+			Reboot: &RunReboot{Mode: RebootNever}}},
 		{MsgRunResult, RunResult{RunID: id, State: StateSucceeded, Needed: true, Summary: "no-op", Version: "1.2.0", Started: t0, Ended: t0.Add(time.Second)}},
 		{MsgRunResult, &RunResult{RunID: id, State: StateFailed, Changed: true, RebootRequired: true, Summary: "s", Error: "exit 1\t\x01",
 			Details: "{\"k\":1}", Output: "line 1\nline 2\r\n\xff\xfe", Signer: "alice SHA256:x", Version: "v",
@@ -56,6 +60,7 @@ func checkEncoders(t *testing.T, s string) {
 			Receipt: &receipt.Signed{Receipt: []byte(s), Signature: []byte(s + s)}, At: time.Unix(int64(len(s))*31, 0).UTC()}},
 		RunRequest{RunID: s, JobID: s, Plugin: ArtifactRef{Name: s, Size: -int64(len(s))}, Params: map[string]string{s: s, "k": s},
 			Timeout: Duration(len(s)) * Duration(time.Millisecond), Requester: s, Reason: s},
+		RunRequest{RunID: s, Timeout: Duration(time.Second), Reboot: &RunReboot{Mode: s, WindowEnd: time.Unix(int64(len(s))*61, 0).UTC()}},
 	}
 	for _, body := range bodies {
 		fast, ok := appendBody(nil, body)

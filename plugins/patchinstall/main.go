@@ -32,7 +32,7 @@ import (
 )
 
 // version is the plugin's version; it can be set with -ldflags "-X main.version=…".
-var version = "1.0.0"
+var version = "1.1.0"
 
 // defaultPath is used when the plugin was started without a PATH.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -243,6 +243,13 @@ type fixDetails struct {
 	RebootRequired bool     `json:"reboot_required"`
 	RebootReason   string   `json:"reboot_reason,omitempty"`
 	Notes          []string `json:"notes,omitempty"`
+	// PendingAfter is what a Check would now list (security_only and
+	// exclude applied), SecurityAfter its security count (absent when the
+	// manager does not classify updates); both absent when simulated or
+	// when the updates could not be listed again. The relay keeps it as
+	// the agent's pending updates (since 1.1.0).
+	PendingAfter  *[]update `json:"pending_after,omitempty"`
+	SecurityAfter *int      `json:"security_after,omitempty"`
 }
 
 func changes(ups []update) []change {
@@ -315,6 +322,12 @@ func (patchInstall) Fix(ctx context.Context, req sdk.Request, out *sdk.Output) (
 		d.Notes = append(d.Notes, fmt.Sprintf("could not list updates again to confirm: %v", err))
 	} else {
 		installed, d.StillPending = stillPending(chosen, after.Updates)
+		left, _ := choose(after.Updates, o)
+		d.PendingAfter = &left
+		if !after.NoSecurityInfo {
+			n := after.securityCount(left)
+			d.SecurityAfter = &n
+		}
 	}
 	d.Packages = changes(installed)
 	d.RebootRequired, d.RebootReason = res.Reboot, res.RebootReason

@@ -18,7 +18,7 @@ func TestManifest(t *testing.T) {
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if !m.MayReboot || m.Name != "patchinstall" || m.Version != "1.0.0" {
+	if !m.MayReboot || m.Name != "patchinstall" || m.Version != "1.1.0" {
 		t.Fatalf("manifest = %+v", m)
 	}
 	for _, name := range managerNames {

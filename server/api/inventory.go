@@ -65,6 +65,10 @@ func (a *API) handleInventoryShow(w http.ResponseWriter, r *http.Request, c call
 		out.BootTime, out.UpdatedAt, out.SoftwareAt = timePtr(inv.BootTime), timePtr(inv.UpdatedAt), timePtr(inv.SoftwareAt)
 		out.SoftwareCount, out.SoftwareHash = inv.SoftwareCount, inv.SoftwareHash
 	}
+	if out.Updates, err = a.pendingUpdates(ctx, ag.ID); err != nil {
+		a.internal(w, r, "show inventory", err)
+		return
+	}
 	if r.URL.Query().Get("software") == "1" {
 		pkgs, err := a.Store.ListSoftware(ctx, ag.ID)
 		if err != nil {

@@ -82,6 +82,10 @@ func (a *API) createJob(ctx context.Context, req apiv1.JobCreate, c caller, acto
 	if status, err := a.applyWindow(ctx, c.scope(), req, &job); err != nil {
 		return job, 0, status, err
 	}
+	if err := checkJobReboot(req.Reboot, job.Window); err != nil {
+		return job, 0, http.StatusBadRequest, err
+	}
+	job.Reboot = req.Reboot
 	if sched != nil {
 		job.ScheduleID = sched.ID
 	}
@@ -117,6 +121,9 @@ func (a *API) createJob(ctx context.Context, req apiv1.JobCreate, c caller, acto
 	}
 	if req.Window != "" {
 		detail["window"] = req.Window
+	}
+	if job.Reboot != "" {
+		detail["reboot"] = job.Reboot
 	}
 	if sched != nil {
 		detail["schedule"] = sched.Name + " " + sched.ID
@@ -553,6 +560,7 @@ func (a *API) jobJSON(j store.Job, counts map[string]int, results []apiv1.RunRes
 		Timeout: j.Timeout.String(), AllowDowngrade: j.AllowDowngrade, Reason: j.Reason, State: j.State,
 		Total: j.Total, Counts: counts, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt, ExpiresAt: j.ExpiresAt,
 		EndedAt: timePtr(j.EndedAt), Results: results, Window: windowText(j.Window), ScheduleID: j.ScheduleID,
+		Reboot: j.Reboot,
 	}
 }
 

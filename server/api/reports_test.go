@@ -59,7 +59,7 @@ func TestReportSummaryScope(t *testing.T) {
 	period := "?from=" + now.AddDate(0, 0, -1).Format(time.DateOnly) + "&to=" + now.AddDate(0, 0, 2).Format(time.DateOnly)
 	rep, code, body := get(tech, period)
 	if code != 200 || rep.Incidents.Opened != 1 || len(rep.AlertsByKind) != 1 || rep.AlertsByKind[0].Count != 1 || len(rep.TopProblems) != 1 ||
-		rep.TopProblems[0].Check != "job-a" || rep.PatchCompliance.Collected || rep.PatchCompliance.Reason == "" {
+		rep.TopProblems[0].Check != "job-a" || !rep.PatchCompliance.Collected || rep.PatchCompliance.Reason != "" {
 		t.Fatalf("scoped report: %d %s", code, body)
 	}
 	if _, code, body := get(tech, period+"&site=Acme/Lyon"); code != 400 || !strings.Contains(body, "site") {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/apiv1"
+	"github.com/patchbay/patchbay/internal/wire"
 	"github.com/patchbay/patchbay/server/schedule"
 	"github.com/patchbay/patchbay/server/store"
 )
@@ -179,6 +180,9 @@ func (a *API) Fire(ctx context.Context, sc store.Schedule, next time.Time) (stri
 		return a.fireFailed(ctx, sc, next, err)
 	}
 	actor := fmt.Sprintf("schedule %s (%s, for %s)", sc.Name, shortID(sc.ID), sc.CreatedBy)
+	if sc.Kind == store.SchedulePatchPolicy && req.Reboot == "" {
+		req.Reboot = sc.Reboot // a policy made before jobs carried it
+	}
 	job, _, _, err := a.createJob(store.WithFiring(ctx, sc.ID, sc.NextFire, next), req, c, actor, &sc)
 	if errors.Is(err, store.ErrFiringClaimed) {
 		return "", nil
@@ -246,6 +250,9 @@ func (a *API) newSchedule(ctx context.Context, c caller, name, cron, tz, site st
 	}
 	if _, _, status, err := a.planJob(ctx, job, caller{tok: c.tok, site: site}); err != nil {
 		return store.Schedule{}, status, err
+	}
+	if err := checkJobReboot(job.Reboot, job.Window); err != nil {
+		return store.Schedule{}, bad, err
 	}
 	b, err := json.Marshal(job)
 	if err != nil {
@@ -489,17 +496,31 @@ func (a *API) handleWindowDelete(w http.ResponseWriter, r *http.Request, c calle
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Reboot choices of a patch policy.
-var rebootChoices = []string{"ask", "never", "force-in-window"}
+// Reboot choices of a patch policy (wire.RunReboot's modes).
+var rebootChoices = []string{wire.RebootAsk, wire.RebootNever, wire.RebootForceInWindow}
+
+// checkJobReboot checks a job's restart wish: "" or a reboot choice;
+// force-in-window needs a maintenance window.
+func checkJobReboot(reboot, window string) error {
+	switch {
+	case reboot == "":
+	case !slices.Contains(rebootChoices, reboot):
+		return fmt.Errorf("reboot %q: want ask, never or force-in-window", reboot)
+	case reboot == wire.RebootForceInWindow && window == "":
+		return fmt.Errorf("reboot force-in-window needs a maintenance window: give the job a window")
+	}
+	return nil
+}
 
 // patchPlugin is the plugin patch policies run.
 const patchPlugin = "patchinstall"
 
 // handlePatchPolicyCreate makes a schedule (kind patch-policy) that creates
 // a patchinstall job over the site's agents each time the window opens,
-// whose runs start only while it is open. The reboot choice is recorded:
-// whether a machine restarts is the endpoint's consent policy (ask, never,
-// force), which the relay does not override (see README).
+// whose runs start only while it is open. The reboot choice goes with each
+// run (wire.RunReboot, with the window's end): the endpoint's consent
+// policy stays the authority and weighs it (agent/consent DecideReboot;
+// README, "Patch policies").
 func (a *API) handlePatchPolicyCreate(w http.ResponseWriter, r *http.Request, c caller) {
 	var req apiv1.PatchPolicyCreate
 	if !decode(w, r, &req) {
@@ -542,7 +563,7 @@ func (a *API) handlePatchPolicyCreate(w http.ResponseWriter, r *http.Request, c 
 	if name == "" {
 		name = "patch " + site.FullName()
 	}
-	job := apiv1.JobCreate{Plugin: patchPlugin, Target: target, Params: params, Window: mw.ID,
+	job := apiv1.JobCreate{Plugin: patchPlugin, Target: target, Params: params, Window: mw.ID, Reboot: req.Reboot,
 		Reason: fmt.Sprintf("patch policy %s: %s updates in window %s (reboot: %s)", name, map[bool]string{true: "security", false: "all"}[params["security_only"] == "true"], mw.Name, req.Reboot)}
 	sc, status, err := a.newSchedule(r.Context(), c, name, mw.Cron, mw.TZ, site.ID, job)
 	if err != nil {

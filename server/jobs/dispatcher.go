@@ -88,7 +88,9 @@ type Dispatcher struct {
 	// metrics counts jobs, final runs and fix consent (SetMetrics).
 	metrics Metrics
 	// halted is told of jobs halted by their failure gate (nil: nobody).
-	halted HaltAlerter
+	halted   HaltAlerter
+	sink     ResultSink                // nil: none (hooks.go)
+	rebootOK func(agentID string) bool // agents that take RunRequest.Reboot; nil: none
 
 	// tx serialises the store writes to tracked jobs' runs with their
 	// change in memory (and the reads that memory is built from): it is
@@ -443,7 +445,7 @@ func (d *Dispatcher) agentOnline(ctx context.Context, agentID string) {
 		d.Wake() // AgentOnline's wake may have been taken before this ran
 	}
 	for _, s := range resend {
-		if err := d.links.Send(agentID, wire.MsgRun, runRequest(s.job, s.run)); err != nil {
+		if err := d.links.Send(agentID, wire.MsgRun, d.runRequest(s.job, s.run)); err != nil {
 			return // gone again; it will be back
 		}
 	}

@@ -239,7 +239,7 @@ func (d *Dispatcher) claim(ctx context.Context, js *jobState, runs []store.Run, 
 // again when the agent reconnects, and the agent's journal runs it once.
 func (d *Dispatcher) send(j store.Job, runs []store.Run) {
 	for _, r := range runs {
-		if err := d.links.Send(r.AgentID, wire.MsgRun, runRequest(j, r)); err != nil {
+		if err := d.links.Send(r.AgentID, wire.MsgRun, d.runRequest(j, r)); err != nil {
 			d.log.Debug().Err(err).Str("agent_id", r.AgentID).Str("run_id", r.ID).Msg("run not sent; it is sent again when the agent reconnects")
 		}
 	}

@@ -362,7 +362,7 @@ func (d *Dispatcher) resendStuck(ctx context.Context, j store.Job, stuck map[str
 		for _, r := range runs {
 			if ids[r.ID] && r.State == store.RunPending && !r.DispatchedAt.IsZero() {
 				d.log.Debug().Str("run_id", r.ID).Str("agent_id", agentID).Msg("run sent again: not started since it was sent")
-				_ = d.links.Send(agentID, wire.MsgRun, runRequest(j, r))
+				_ = d.links.Send(agentID, wire.MsgRun, d.runRequest(j, r))
 			}
 		}
 	}

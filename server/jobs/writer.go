@@ -60,6 +60,7 @@ func (d *Dispatcher) commit(batch []report) {
 	var consents []consentReport                   // results that carry a consent decision (few)
 	var notStarted []report                        // runs that did not start (few)
 	results := make([]store.Result, 0, len(batch)) // nearly every report is a result
+	var sent []*wire.RunResult                     // what each result came as (for the sink)
 	for _, r := range batch {
 		if r.notStarted != nil {
 			notStarted = append(notStarted, r)
@@ -78,6 +79,7 @@ func (d *Dispatcher) commit(batch []report) {
 				consents = append(consents, consentReport{index: len(results), agentID: r.agentID, result: m})
 			}
 			results = append(results, store.Result{AgentID: r.agentID, Run: run})
+			sent = append(sent, m)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -94,6 +96,15 @@ func (d *Dispatcher) commit(batch []report) {
 	for i := range consents {
 		if js := d.runs[consents[i].result.RunID]; js != nil {
 			consents[i].jobID = js.id
+		}
+	}
+	var plugins []string // of each result, for the sink
+	if d.sink != nil {
+		plugins = make([]string, len(results))
+		for i, r := range results {
+			if js := d.runs[r.Run.ID]; js != nil && resultOK[i] {
+				plugins[i] = js.job.Plugin
+			}
 		}
 	}
 	d.mu.Unlock()
@@ -116,6 +127,11 @@ func (d *Dispatcher) commit(batch []report) {
 	}
 	for _, r := range results {
 		_ = d.links.Send(r.AgentID, wire.MsgRunAck, wire.RunAck{RunID: r.Run.ID})
+	}
+	for i, p := range plugins {
+		if p != "" {
+			d.sink.RunStored(p, results[i].AgentID, *sent[i])
+		}
 	}
 	if changed {
 		d.Wake()

@@ -80,6 +80,10 @@ type Job struct {
 	// Window is the maintenance window the job's runs start in, as JSON
 	// (schedule.Window); "" when they may start at any time.
 	Window string
+	// Reboot is what the job asks of a restart its fix requires (patch
+	// policies: ask, never or force-in-window); "" leaves it to the
+	// endpoint's policy. Sent with each run (wire.RunReboot).
+	Reboot string
 	// ScheduleID is the schedule that created the job ("" by hand).
 	ScheduleID string
 }
@@ -141,12 +145,12 @@ func (s *Store) CreateJobStream(ctx context.Context, j *Job, produce func(ctx co
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, plugin, plugin_version, script, script_sha256, script_version,
 			script_size, params, target, dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason,
 			state, total, created_by, created_at, expires_at, max_failures_bp, created_by_token, created_by_user,
-			maint_window, schedule_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)`,
+			maint_window, schedule_id, reboot)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)`,
 			j.ID, j.Plugin, j.PluginVersion, j.Script, j.ScriptSHA256, j.ScriptVersion, j.ScriptSize, params, j.Target,
 			j.DryRun, j.Concurrency, j.Canary, j.MaxFailures, j.Timeout.Milliseconds(), j.AllowDowngrade, j.Reason,
 			j.State, j.Total, j.CreatedBy, dbTime(j.CreatedAt), dbTime(j.ExpiresAt), j.MaxFailuresBP, j.CreatedByToken, j.CreatedByUser,
-			j.Window, j.ScheduleID)
+			j.Window, j.ScheduleID, j.Reboot)
 		if err != nil {
 			return fmt.Errorf("job: %w", err)
 		}
@@ -305,7 +309,7 @@ func (s *Store) RunningJobsOfUser(ctx context.Context, userID string) ([]Job, er
 
 const jobColumns = `id, plugin, plugin_version, script, script_sha256, script_version, script_size, params, target,
 	dry_run, concurrency, canary, max_failures, timeout_ms, allow_downgrade, reason, state, total, created_by,
-	created_at, expires_at, ended_at, max_failures_bp, counts, created_by_token, created_by_user, maint_window, schedule_id`
+	created_at, expires_at, ended_at, max_failures_bp, counts, created_by_token, created_by_user, maint_window, schedule_id, reboot`
 
 func scanJob(sc scanner) (Job, error) {
 	var j Job
@@ -315,7 +319,7 @@ func scanJob(sc scanner) (Job, error) {
 	err := sc.Scan(&j.ID, &j.Plugin, &j.PluginVersion, &j.Script, &j.ScriptSHA256, &j.ScriptVersion, &j.ScriptSize,
 		&params, &j.Target, &j.DryRun, &j.Concurrency, &j.Canary, &j.MaxFailures, &timeoutMS, &j.AllowDowngrade,
 		&j.Reason, &j.State, &j.Total, &j.CreatedBy, &created, &expires, &ended, &j.MaxFailuresBP, &counts,
-		&j.CreatedByToken, &j.CreatedByUser, &j.Window, &j.ScheduleID)
+		&j.CreatedByToken, &j.CreatedByUser, &j.Window, &j.ScheduleID, &j.Reboot)
 	if err != nil {
 		return Job{}, err
 	}

@@ -77,7 +77,31 @@ export function render(rep) {
       barChart('chart-versions', 'Agents by agent version', counts(rep.agents_by_version))),
     el('h2', {}, 'Patch compliance'),
     el('p', { id: 'report-patch', class: pc.collected ? '' : 'muted' },
-      pc.collected ? `${Math.round(pc.share * 100)} % of ${pc.agents} agents have no pending update.` : `Not collected: ${pc.reason || ''}`));
+      pc.collected ? `${Math.round((pc.share || 0) * 100)} % of ${pc.agents || 0} agents have no pending update (now, as their last patchinstall run listed them).` : `Not collected: ${pc.reason || ''}`),
+    pc.collected ? patchSection(pc) : '');
+}
+
+// patchSection is the patch compliance per site (a bar per state) and a
+// table of the agents that are not patched.
+function patchSection(pc) {
+  const sites = pc.sites || [];
+  const bars = [];
+  for (const s of sites) {
+    bars.push({ label: `${s.site}: patched`, value: s.patched, cls: 'bar-ok' });
+    bars.push({ label: `${s.site}: security`, value: s.security_pending, cls: 'bar-bad', title: `${s.site}: agents with pending security updates` });
+    bars.push({ label: `${s.site}: other updates`, value: s.updates_pending });
+    bars.push({ label: `${s.site}: never checked`, value: s.never_checked, cls: 'bar-muted' });
+  }
+  const behind = (pc.per_agent || []).filter((a) => a.state !== 'patched');
+  const table = el('table', { id: 'patch-agents' },
+    el('thead', {}, el('tr', {}, ...['Agent', 'Site', 'State', 'Pending', 'Security', 'Last check'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, ...behind.map((a) => el('tr', { dataset: { state: a.state } },
+      el('td', {}, a.hostname || a.agent_id), el('td', {}, a.site), el('td', {}, a.state.replace('-', ' ')),
+      el('td', {}, String(a.pending)), el('td', {}, a.security === undefined ? '–' : String(a.security)),
+      el('td', {}, a.checked_at ? a.checked_at.slice(0, 16).replace('T', ' ') : 'never')))));
+  return el('div', { id: 'report-patch-detail' },
+    barChart('chart-patch', 'Agents by patch state, per site', bars),
+    behind.length ? table : el('p', { class: 'muted', id: 'patch-all-patched' }, 'Every agent is patched.'));
 }
 
 function firstOfMonth(d, add) {
