@@ -87,4 +87,19 @@ func TestPolicyStatesAndAgentChecks(t *testing.T) {
 	if rec := do(h, "GET", "/v1/agents/"+ids["lyon-1"]+"/checks", tech, ""); rec.Code != 404 {
 		t.Fatalf("checks of an agent out of scope: %d %s", rec.Code, rec.Body)
 	}
+
+	// policies show: a global policy's states and events on other sites'
+	// agents are not the scoped caller's to see.
+	for tok, want := range map[string]int{tech: 2, tokens[apiv1.RoleAdmin]: 3} {
+		var show apiv1.Policy
+		rec = do(h, "GET", "/v1/policies/disk", tok, "")
+		if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &show) != nil || len(show.States) != want || len(show.Events) != want {
+			t.Fatalf("policies show, want %d agents: %d %s", want, rec.Code, rec.Body)
+		}
+		for _, st := range show.States {
+			if want == 2 && st.AgentID == ids["lyon-1"] {
+				t.Fatalf("a Lyon agent's state shown to a caller without Lyon: %+v", show.States)
+			}
+		}
+	}
 }

@@ -175,23 +175,23 @@ func (a *API) handlePolicyShow(w http.ResponseWriter, r *http.Request, c caller)
 		return
 	}
 	out := policyJSON(p)
-	states, err := a.Store.CheckStates(r.Context(), "")
+	// Only the agents of the caller's sites: a site-wide policy's states
+	// on other sites' agents are theirs.
+	states, err := a.Store.PolicyCheckStates(r.Context(), c.scope(), p.ID)
 	if err != nil {
 		a.internal(w, r, "show policy", err)
 		return
 	}
 	for _, s := range states {
-		if s.PolicyID == p.ID {
-			cs := apiv1.CheckState{AgentID: s.AgentID, State: s.State, Summary: s.Summary, ChangedAt: s.ChangedAt}
-			if a.CheckedAt != nil {
-				if t := a.CheckedAt(s.AgentID, p.ID); !t.IsZero() {
-					cs.CheckedAt = &t
-				}
+		cs := apiv1.CheckState{AgentID: s.AgentID, State: s.State, Summary: s.Summary, ChangedAt: s.ChangedAt}
+		if a.CheckedAt != nil {
+			if t := a.CheckedAt(s.AgentID, p.ID); !t.IsZero() {
+				cs.CheckedAt = &t
 			}
-			out.States = append(out.States, cs)
 		}
+		out.States = append(out.States, cs)
 	}
-	events, err := a.Store.CheckEvents(r.Context(), "", p.ID, 100)
+	events, err := a.Store.PolicyCheckEvents(r.Context(), c.scope(), p.ID, 100)
 	if err != nil {
 		a.internal(w, r, "show policy", err)
 		return
@@ -204,7 +204,7 @@ func (a *API) handlePolicyShow(w http.ResponseWriter, r *http.Request, c caller)
 
 func (a *API) handlePolicyDelete(w http.ResponseWriter, r *http.Request, c caller) {
 	p, err := a.Store.GetPolicy(r.Context(), r.PathValue("name"))
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.SiteID != "" && !c.scope().Has(p.SiteID)) {
 		WriteError(w, http.StatusNotFound, "policy %s not found: see patchbay policies list", r.PathValue("name"))
 		return
 	} else if err != nil {

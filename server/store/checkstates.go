@@ -85,3 +85,56 @@ func (s *Store) PolicyStateSummary(ctx context.Context, scope Scope, failingLimi
 	}
 	return out, nil
 }
+
+// scanCheckState reads agent_id, policy_id, state, summary, changed_at.
+func scanCheckState(sc scanner) (CheckState, error) {
+	var (
+		c  CheckState
+		at sql.NullTime
+	)
+	err := sc.Scan(&c.AgentID, &c.PolicyID, &c.State, &c.Summary, &at)
+	c.ChangedAt = fromNull(at)
+	return c, err
+}
+
+// scanCheckEvent reads id, agent_id, policy_id, state, summary, fix, at.
+func scanCheckEvent(sc scanner) (CheckEvent, error) {
+	var (
+		e  CheckEvent
+		at sql.NullTime
+	)
+	err := sc.Scan(&e.ID, &e.AgentID, &e.PolicyID, &e.State, &e.Summary, &e.Fix, &at)
+	e.At = fromNull(at)
+	return e, err
+}
+
+// PolicyCheckStates returns the check states of policyID on the agents of
+// scope, by agent.
+func (s *Store) PolicyCheckStates(ctx context.Context, scope Scope, policyID string) ([]CheckState, error) {
+	var l argList
+	p := l.add(policyID)
+	out, err := queryRows(ctx, s.db, scanCheckState, `SELECT cs.agent_id, cs.policy_id, cs.state, cs.summary, cs.changed_at
+		FROM check_states cs JOIN agents a ON a.id = cs.agent_id
+		WHERE cs.policy_id = `+p+` AND `+scope.where("a.site_id", l.add)+` ORDER BY cs.agent_id`, l.args...)
+	if err != nil {
+		return nil, fmt.Errorf("check states: %w", err)
+	}
+	return out, nil
+}
+
+// PolicyCheckEvents returns the latest limit check events of policyID on
+// the agents of scope, oldest first.
+func (s *Store) PolicyCheckEvents(ctx context.Context, scope Scope, policyID string, limit int) ([]CheckEvent, error) {
+	var l argList
+	p := l.add(policyID)
+	where := scope.where("a.site_id", l.add)
+	lim := l.add(limit)
+	out, err := queryRows(ctx, s.db, scanCheckEvent, `SELECT id, agent_id, policy_id, state, summary, fix, at FROM (
+		SELECT e.id, e.agent_id, e.policy_id, e.state, e.summary, e.fix, e.at FROM check_events e JOIN agents a ON a.id = e.agent_id
+		WHERE e.policy_id = `+p+` AND `+where+` ORDER BY e.at DESC, e.id DESC LIMIT `+lim+`) e
+		ORDER BY at, id`, l.args...)
+	if err != nil {
+		return nil, fmt.Errorf("check events: %w", err)
+	}
+	return out, nil
+}

@@ -172,51 +172,25 @@ func (s *Store) SaveCheckEvent(ctx context.Context, e CheckEvent) (stored bool, 
 
 // CheckStates returns the check states of an agent ("" for every agent).
 func (s *Store) CheckStates(ctx context.Context, agentID string) ([]CheckState, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT agent_id, policy_id, state, summary, changed_at FROM check_states
+	out, err := queryRows(ctx, s.db, scanCheckState, `SELECT agent_id, policy_id, state, summary, changed_at FROM check_states
 		WHERE $1 = '' OR agent_id = $1 ORDER BY agent_id, policy_id`, agentID)
 	if err != nil {
 		return nil, fmt.Errorf("check states: %w", err)
 	}
-	defer rows.Close()
-	var out []CheckState
-	for rows.Next() {
-		var (
-			c  CheckState
-			at sql.NullTime
-		)
-		if err := rows.Scan(&c.AgentID, &c.PolicyID, &c.State, &c.Summary, &at); err != nil {
-			return nil, fmt.Errorf("check states: %w", err)
-		}
-		c.ChangedAt = fromNull(at)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CheckEvents returns the check history of an agent and a policy ("" for
 // any), oldest first, at most limit events (the latest).
 func (s *Store) CheckEvents(ctx context.Context, agentID, policyID string, limit int) ([]CheckEvent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, agent_id, policy_id, state, summary, fix, at FROM (
+	out, err := queryRows(ctx, s.db, scanCheckEvent, `SELECT id, agent_id, policy_id, state, summary, fix, at FROM (
 		SELECT id, agent_id, policy_id, state, summary, fix, at FROM check_events
 		WHERE ($1 = '' OR agent_id = $1) AND ($2 = '' OR policy_id = $2) ORDER BY at DESC, id DESC LIMIT $3) e
 		ORDER BY at, id`, agentID, policyID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("check events: %w", err)
 	}
-	defer rows.Close()
-	var out []CheckEvent
-	for rows.Next() {
-		var (
-			e  CheckEvent
-			at sql.NullTime
-		)
-		if err := rows.Scan(&e.ID, &e.AgentID, &e.PolicyID, &e.State, &e.Summary, &e.Fix, &at); err != nil {
-			return nil, fmt.Errorf("check events: %w", err)
-		}
-		e.At = fromNull(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // PolicyFix is one self-heal the relay allowed.
