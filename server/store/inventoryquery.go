@@ -162,26 +162,27 @@ func (s *Store) InventoryMatch(ctx context.Context, conds []InvCond) (map[string
 func (s *Store) invCondSet(ctx context.Context, c InvCond) (map[string]bool, error) {
 	var l argList
 	var where []string
-	var table string
+	var from string
 	switch c.Kind {
 	case CondSoftware:
-		table = "agent_software"
+		from = `software_packages p JOIN agent_packages ap ON ap.package_id = p.id
+			JOIN agent_hardware h ON h.inv_no = ap.agent_no`
 		if len(c.Names) > 0 {
 			ph := make([]string, len(c.Names))
 			for i, n := range c.Names {
 				ph[i] = l.add(strings.ToLower(n))
 			}
-			where = append(where, "name_key IN ("+strings.Join(ph, ",")+")")
+			where = append(where, "p.name_key IN ("+strings.Join(ph, ",")+")")
 		}
 		for _, v := range c.Versions {
 			op, ok := sqlOps[v.Op]
 			if !ok {
 				return nil, fmt.Errorf("inventory condition: unknown operator %q", v.Op)
 			}
-			where = append(where, "version_key "+op+" "+l.add(VersionKey(v.Version)))
+			where = append(where, "p.version_key "+op+" "+l.add(VersionKey(v.Version)))
 		}
 	case CondMemory, CondDiskFree:
-		table = "agent_hardware"
+		from = "agent_hardware h"
 		op, ok := sqlOps[c.Op]
 		if !ok {
 			return nil, fmt.Errorf("inventory condition: unknown operator %q", c.Op)
@@ -199,7 +200,7 @@ func (s *Store) invCondSet(ctx context.Context, c InvCond) (map[string]bool, err
 	default:
 		return nil, fmt.Errorf("inventory condition: unknown kind %q", c.Kind)
 	}
-	q := "SELECT DISTINCT agent_id FROM " + table
+	q := "SELECT DISTINCT h.agent_id FROM " + from
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -239,8 +240,10 @@ type Holding struct {
 // name, then version.
 func (s *Store) SoftwareHolders(ctx context.Context, scope Scope, name, versionLT string) ([]Holding, error) {
 	var l argList
-	q := `SELECT a.id, a.hostname, a.site_id, sw.name, sw.version, sw.source FROM agent_software sw
-		JOIN agents a ON a.id = sw.agent_id
+	q := `SELECT a.id, a.hostname, a.site_id, sw.name, sw.version, sw.source FROM software_packages sw
+		JOIN agent_packages ap ON ap.package_id = sw.id
+		JOIN agent_hardware h ON h.inv_no = ap.agent_no
+		JOIN agents a ON a.id = h.agent_id
 		WHERE sw.name_key = ` + l.add(strings.ToLower(name)) + ` AND a.revoked_at IS NULL AND ` + scope.where("a.site_id", l.add)
 	if versionLT != "" {
 		q += ` AND sw.version_key < ` + l.add(VersionKey(versionLT))

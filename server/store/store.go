@@ -88,6 +88,8 @@ type Store struct {
 	dialect dialect
 	// txObserver, when set, is told how long each transaction took (ObserveTx).
 	txObserver atomic.Pointer[func(time.Duration)]
+	// pkgIDs caches software package ids (PutSoftwareBatch).
+	pkgIDs pkgIDCache
 }
 
 // ObserveTx makes fn be called after every transaction of the store's own
