@@ -2,13 +2,10 @@ package store
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/pressly/goose/v3"
 )
 
 // Migration 00028 converts the lists stored as text rows (00023) into
@@ -21,18 +18,7 @@ func TestInventoryMigrationConvertsLists(t *testing.T) {
 	if err := s.PutHardware(ctx, []HardwareReport{{AgentID: ids[2], Hardware: Hardware{MemoryBytes: 8 << 30}, At: ts}}); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := fs.Sub(migrationFS, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gd := goose.DialectSQLite3
-	if s.dialect == dialectPostgres {
-		gd = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(gd, s.db, sub, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := migrationProvider(t, s)
 	if _, err := p.DownTo(ctx, 27); err != nil {
 		t.Fatalf("down to 27: %v", err)
 	}

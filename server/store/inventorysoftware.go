@@ -397,19 +397,17 @@ func (w *softwareTx) resolve(pkgs []Package, ids []int64) error {
 			return err
 		}
 	}
+	missing() // what the second read found
 	var fresh []Package
 	for i, p := range pkgs {
-		if ids[i] != 0 {
-			continue
+		if ids[i] == 0 {
+			if _, ok := w.learned[p]; !ok {
+				w.learned[p] = w.nextPkg
+				w.nextPkg++
+				fresh = append(fresh, p)
+			}
+			ids[i] = w.learned[p]
 		}
-		if id, ok := w.learned[p]; ok {
-			ids[i] = id
-			continue
-		}
-		ids[i] = w.nextPkg
-		w.learned[p] = w.nextPkg
-		w.nextPkg++
-		fresh = append(fresh, p)
 	}
 	for chunk := range slices.Chunk(fresh, rowsPerInsert) {
 		l := w.s.bulkArgs()
