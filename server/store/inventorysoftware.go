@@ -282,16 +282,14 @@ func (w *softwareTx) put(l SoftwareList, ids []int64, at time.Time) (int, error)
 	}
 	for chunk := range slices.Chunk(addIDs, pairsPerInsert) {
 		var b strings.Builder
-		b.WriteString(w.s.insertIgnore() + ` agent_packages (agent_no, package_id) VALUES `)
+		b.WriteString(`INSERT INTO agent_packages (agent_no, package_id) VALUES `)
 		for k, id := range chunk {
 			if k > 0 {
 				b.WriteByte(',')
 			}
 			b.WriteString("(" + agentNo + "," + strconv.FormatInt(id, 10) + ")")
 		}
-		b.WriteString(w.s.ignoreConflicts())
-		res, err := tx.ExecContext(ctx, b.String())
-		if err := insertedAll(res, err, len(chunk)); err != nil {
+		if _, err := tx.ExecContext(ctx, b.String()); err != nil {
 			return 0, err
 		}
 	}
@@ -412,7 +410,7 @@ func (w *softwareTx) resolve(pkgs []Package, ids []int64) error {
 	for chunk := range slices.Chunk(fresh, rowsPerInsert) {
 		l := w.s.bulkArgs()
 		var b strings.Builder
-		b.WriteString(w.s.insertIgnore() + ` software_packages (id, name, version, source, name_key, version_key) VALUES `)
+		b.WriteString(`INSERT INTO software_packages (id, name, version, source, name_key, version_key) VALUES `)
 		for k, p := range chunk {
 			if k > 0 {
 				b.WriteByte(',')
@@ -420,9 +418,7 @@ func (w *softwareTx) resolve(pkgs []Package, ids []int64) error {
 			fmt.Fprintf(&b, "(%d,%s,%s,%s,%s,%s)", w.learned[p], l.add(p.Name), l.add(p.Version), l.add(p.Source),
 				l.add(strings.ToLower(p.Name)), l.add(VersionKey(p.Version)))
 		}
-		b.WriteString(w.s.ignoreConflicts())
-		res, err := w.tx.ExecContext(w.ctx, b.String(), l.args...)
-		if err := insertedAll(res, err, len(chunk)); err != nil {
+		if _, err := w.tx.ExecContext(w.ctx, b.String(), l.args...); err != nil {
 			return fmt.Errorf("new packages: %w", err)
 		}
 	}
@@ -490,41 +486,6 @@ func (w *softwareTx) packages(ids []int64) ([]Package, error) {
 		}
 	}
 	return out, nil
-}
-
-// insertIgnore and ignoreConflicts frame the many-row INSERTs of lists
-// and packages, where no row can conflict or be NULL (the ids are given
-// under the lock, the lists are distinct): SQLite's OR IGNORE spares it
-// the statement journal, a temporary file that every page the statement
-// changes is first copied to, in case a row aborts it half way (a third
-// of the time of a first round). insertedAll checks that none was
-// ignored.
-func (s *Store) insertIgnore() string {
-	if s.dialect == dialectPostgres {
-		return "INSERT INTO"
-	}
-	return "INSERT OR IGNORE INTO"
-}
-
-func (s *Store) ignoreConflicts() string {
-	if s.dialect == dialectPostgres {
-		return " ON CONFLICT DO NOTHING"
-	}
-	return ""
-}
-
-func insertedAll(res sql.Result, err error, want int) error {
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n != int64(want) {
-		return fmt.Errorf("%d of %d rows inserted: the others were there already (another writer?)", n, want)
-	}
-	return nil
 }
 
 func intList(ids []int64) string {
