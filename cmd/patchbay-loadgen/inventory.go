@@ -23,7 +23,7 @@ import (
 // measures the first full round (every list new), a round with every list
 // unchanged (same hash: one read each, no write), a round where one package
 // of every agent was upgraded (diff, one delete, one insert, one history
-// row), the database size, and the selector
+// row), the database size, the load average around each engine's run, and the selector
 // software=openssl,software.version<3.0.14 as the relay resolves it
 // (Store.InventoryMatch), against the 200 ms target.
 
@@ -61,6 +61,7 @@ type inventoryEngine struct {
 	rows                      int64
 	queries                   []time.Duration
 	matched, wantMatched      int
+	loadBefore, loadAfter     string // /proc/loadavg around the engine's run
 	err                       error
 }
 
@@ -138,8 +139,9 @@ func runInventoryOnly(ctx context.Context, o benchOptions) error {
 }
 
 // inventoryOn runs the rounds and the queries on one engine.
-func inventoryOn(ctx context.Context, name, url string, o inventoryOptions, size func() (int64, error)) inventoryEngine {
-	e := inventoryEngine{name: name}
+func inventoryOn(ctx context.Context, name, url string, o inventoryOptions, size func() (int64, error)) (e inventoryEngine) {
+	e = inventoryEngine{name: name, loadBefore: loadAvg()}
+	defer func() { e.loadAfter = loadAvg() }()
 	st, err := store.Open(ctx, url)
 	if err != nil {
 		e.err = err
@@ -217,10 +219,10 @@ func inventoryLine(e inventoryEngine, o inventoryOptions) string {
 	if e.median() > inventoryQueryTarget || e.matched != e.wantMatched {
 		verdict = "**misses**"
 	}
-	return fmt.Sprintf("%s: first round %s (%.0f packages/s), unchanged round %s, one upgrade per agent %s; database %.1f MiB (%d package rows); software=openssl,software.version<3.0.14: median %d ms of %d (max %d ms), %d agents (want %d): %s the %d ms target",
+	return fmt.Sprintf("%s: first round %s (%.0f packages/s), unchanged round %s, one upgrade per agent %s; database %.1f MiB (%d package rows); software=openssl,software.version<3.0.14: median %d ms of %d (max %d ms), %d agents (want %d): %s the %d ms target; load average %s before, %s after",
 		e.name, secs(e.first), float64(e.rows)/max(e.first.Seconds(), 1e-9), secs(e.unchanged), secs(e.upgrade),
 		float64(e.bytes)/(1<<20), e.rows, e.median().Milliseconds(), len(e.queries), slices.Max(e.queries).Milliseconds(),
-		e.matched, e.wantMatched, verdict, inventoryQueryTarget.Milliseconds())
+		e.matched, e.wantMatched, verdict, inventoryQueryTarget.Milliseconds(), e.loadBefore, e.loadAfter)
 }
 
 func renderInventory(r *inventoryResults) string {
@@ -229,7 +231,7 @@ func renderInventory(r *inventoryResults) string {
 	p("%s\n## Inventory (issue 17)\n\n", inventoryBegin)
 	m := r.machine
 	p("Run %s on %s (%d CPUs, %s RAM, %s, %s): `%s`.\n\n", r.started.Format(time.RFC3339), m.cpu, m.ncpu, m.mem, m.kernel, m.goVersion, r.cmd)
-	p("%d simulated agents with %d packages each, stored through `server/store` the way the relay's software writer does when a fleet reports at once (`PutSoftwareBatch`, %d lists per transaction, each diffed against the stored one). Rounds: the first (every list new: inserts only, no history, the first list being the baseline); one with every list unchanged (same hash: one read, no write); one where one package of every agent was upgraded (one delete, one insert, one history row each). The query is `software=openssl,software.version<3.0.14` as the relay resolves it (`Store.InventoryMatch`: an index range scan on `(name_key, version_key, agent_id)`), %d times.\n\n",
+	p("%d simulated agents with %d packages each, stored through `server/store` the way the relay's software writer does when a fleet reports at once (`PutSoftwareBatch`, %d lists per transaction, each diffed against the stored one). Rounds: the first (every list new: inserts only, no history, the first list being the baseline); one with every list unchanged (same hash: one read, no write); one where one package of every agent was upgraded (one delete, one insert, one history row each). Lists are stored as pairs of integers (agent number, package id) in `agent_packages` over one row per distinct package in `software_packages` (migration 00028); the simulated agents hold 120 versions of each package name (180,000 distinct packages at 1,500 names), which the first agents of the first round add. The query is `software=openssl,software.version<3.0.14` as the relay resolves it (`Store.InventoryMatch`: the package ids from `software_packages (name_key, version_key)`, then the agents from `agent_packages (package_id, agent_no)`), %d times.\n\n",
 		r.opts.agents, r.opts.packages, inventoryBatch, inventoryQueries)
 	for _, e := range r.engines {
 		p("- %s\n", inventoryLine(e, r.opts))

@@ -48,7 +48,7 @@ func mkAgents(t *testing.T, s *Store, n int) []string {
 func tableCounts(t *testing.T, s *Store) [3]int {
 	t.Helper()
 	var out [3]int
-	for i, tbl := range []string{"agent_hardware", "agent_software", "agent_software_history"} {
+	for i, tbl := range []string{"agent_hardware", "agent_packages", "agent_software_history"} {
 		if err := s.db.QueryRow(`SELECT COUNT(*) FROM ` + tbl).Scan(&out[i]); err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -162,26 +164,27 @@ func (s *Store) InventoryMatch(ctx context.Context, conds []InvCond) (map[string
 func (s *Store) invCondSet(ctx context.Context, c InvCond) (map[string]bool, error) {
 	var l argList
 	var where []string
-	var table string
+	var from string
 	switch c.Kind {
 	case CondSoftware:
-		table = "agent_software"
+		var pw []string
 		if len(c.Names) > 0 {
 			ph := make([]string, len(c.Names))
 			for i, n := range c.Names {
 				ph[i] = l.add(strings.ToLower(n))
 			}
-			where = append(where, "name_key IN ("+strings.Join(ph, ",")+")")
+			pw = append(pw, "name_key IN ("+strings.Join(ph, ",")+")")
 		}
 		for _, v := range c.Versions {
 			op, ok := sqlOps[v.Op]
 			if !ok {
 				return nil, fmt.Errorf("inventory condition: unknown operator %q", v.Op)
 			}
-			where = append(where, "version_key "+op+" "+l.add(VersionKey(v.Version)))
+			pw = append(pw, "version_key "+op+" "+l.add(VersionKey(v.Version)))
 		}
+		return s.holdersOf(ctx, pw, l.args)
 	case CondMemory, CondDiskFree:
-		table = "agent_hardware"
+		from = "agent_hardware"
 		op, ok := sqlOps[c.Op]
 		if !ok {
 			return nil, fmt.Errorf("inventory condition: unknown operator %q", c.Op)
@@ -199,11 +202,55 @@ func (s *Store) invCondSet(ctx context.Context, c InvCond) (map[string]bool, err
 	default:
 		return nil, fmt.Errorf("inventory condition: unknown kind %q", c.Kind)
 	}
-	q := "SELECT DISTINCT agent_id FROM " + table
+	q := "SELECT agent_id FROM " + from
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	return s.idSet(ctx, q, l.args...)
+}
+
+// packageIDs returns the ids of the packages that meet where (conditions
+// on software_packages, ANDed).
+func (s *Store) packageIDs(ctx context.Context, where []string, args []any) ([]int64, error) {
+	q := "SELECT id FROM software_packages"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := s.reader(ctx).QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("inventory selection: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("inventory selection: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// holdersOf returns the agents holding a package that meets where. The
+// package ids are found first, then the agents by agent_packages_package
+// for those ids, written out: a plan a planner without statistics on a
+// new table cannot turn into a scan of every pair.
+func (s *Store) holdersOf(ctx context.Context, where []string, args []any) (map[string]bool, error) {
+	ids, err := s.packageIDs(ctx, where, args)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for chunk := range slices.Chunk(ids, idsPerList) {
+		part, err := s.idSet(ctx, `SELECT DISTINCT h.agent_id FROM agent_packages ap JOIN agent_hardware h ON h.inv_no = ap.agent_no
+			WHERE ap.package_id IN (`+intList(chunk)+`)`)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(set, part)
+	}
+	return set, nil
 }
 
 func (s *Store) idSet(ctx context.Context, q string, args ...any) (map[string]bool, error) {
@@ -238,14 +285,23 @@ type Holding struct {
 // versionLT, only versions before it (VersionKey order). Sorted by host
 // name, then version.
 func (s *Store) SoftwareHolders(ctx context.Context, scope Scope, name, versionLT string) ([]Holding, error) {
-	var l argList
-	q := `SELECT a.id, a.hostname, a.site_id, sw.name, sw.version, sw.source FROM agent_software sw
-		JOIN agents a ON a.id = sw.agent_id
-		WHERE sw.name_key = ` + l.add(strings.ToLower(name)) + ` AND a.revoked_at IS NULL AND ` + scope.where("a.site_id", l.add)
+	var pl argList
+	pw := []string{"name_key = " + pl.add(strings.ToLower(name))}
 	if versionLT != "" {
-		q += ` AND sw.version_key < ` + l.add(VersionKey(versionLT))
+		pw = append(pw, "version_key < "+pl.add(VersionKey(versionLT)))
 	}
-	q += ` ORDER BY a.hostname, a.id, sw.version_key`
+	ids, err := s.packageIDs(ctx, pw, pl.args)
+	if err != nil || len(ids) == 0 {
+		return []Holding{}, err
+	}
+	// The ids written out, as in holdersOf (a name has a few versions).
+	var l argList
+	q := `SELECT a.id, a.hostname, a.site_id, sw.name, sw.version, sw.source FROM agent_packages ap
+		JOIN software_packages sw ON sw.id = ap.package_id
+		JOIN agent_hardware h ON h.inv_no = ap.agent_no
+		JOIN agents a ON a.id = h.agent_id
+		WHERE ap.package_id IN (` + intList(ids) + `) AND a.revoked_at IS NULL AND ` + scope.where("a.site_id", l.add) + `
+		ORDER BY a.hostname, a.id, sw.version_key`
 	rows, err := s.reader(ctx).QueryContext(ctx, q, l.args...)
 	if err != nil {
 		return nil, fmt.Errorf("software holders of %s: %w", name, err)

@@ -102,6 +102,22 @@ func TestPostgresConcurrentMigration(t *testing.T) {
 func TestMigrationsDownAndUp(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
+	p := migrationProvider(t, s)
+	if _, err := p.DownTo(ctx, 0); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if err := s.migrate(ctx, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	if err := s.SetSetting(ctx, "probe", "x", ts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// migrationProvider is a goose provider of the embedded migrations on s's
+// database, for tests that migrate down and up.
+func migrationProvider(t *testing.T, s *Store) *goose.Provider {
+	t.Helper()
 	sub, err := fs.Sub(migrationFS, "migrations")
 	if err != nil {
 		t.Fatal(err)
@@ -114,13 +130,5 @@ func TestMigrationsDownAndUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.DownTo(ctx, 0); err != nil {
-		t.Fatalf("down: %v", err)
-	}
-	if err := s.migrate(ctx, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatalf("up again: %v", err)
-	}
-	if err := s.SetSetting(ctx, "probe", "x", ts); err != nil {
-		t.Fatal(err)
-	}
+	return p
 }

@@ -91,6 +91,8 @@ type Store struct {
 	// sealing encrypts the secrets kept in columns (sealed.go); nil: they
 	// are written plain (tests, tools) until the relay gives a key.
 	sealing atomic.Pointer[sealing]
+	// pkgIDs caches software package ids (PutSoftwareBatch).
+	pkgIDs pkgIDCache
 }
 
 // ObserveTx makes fn be called after every transaction of the store's own
