@@ -8,14 +8,14 @@ import (
 	"strings"
 )
 
-// Secrets kept in columns (migration 00031): alert routes' webhook HMAC keys
+// Secrets kept in columns (migration 00030): alert routes' webhook HMAC keys
 // and SMTP passwords (alert_routes.secret), users' TOTP secrets
 // (users.totp_secret, users.totp_pending). The store's API takes and
 // returns them in plain text; in the database each is one of
 //
 //	""                   none
 //	"plain:" + value     not sealed yet: written by a store without a
-//	                     Sealer (tests, tools), or before migration 00031
+//	                     Sealer (tests, tools), or before migration 00030
 //	"v1:" + keyID + ":" + sealed
 //	                     encrypted by the Sealer whose ID is keyID, bound to
 //	                     the column and the row (see secretName)

@@ -155,7 +155,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	}
 }
 
-// Secrets written without a key (before migration 00031, or by a store
+// Secrets written without a key (before migration 00030, or by a store
 // with no key) are sealed when the relay gives the key, and read the same.
 func TestPlainSecretsSealedAtStart(t *testing.T) {
 	ctx := context.Background()

@@ -9,7 +9,7 @@ import (
 	"github.com/pressly/goose/v3"
 )
 
-// Migration 00031 marks the secrets stored before it as plain (the relay
+// Migration 00030 marks the secrets stored before it as plain (the relay
 // seals them at start, sealed_test.go) and its Down makes them bare again.
 func TestMigrationMarksPlainSecrets(t *testing.T) {
 	ctx := context.Background()
@@ -26,8 +26,8 @@ func TestMigrationMarksPlainSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.DownTo(ctx, 30); err != nil {
-		t.Fatalf("down to before 00031: %v", err)
+	if _, err := p.DownTo(ctx, 29); err != nil {
+		t.Fatalf("down to before 00030: %v", err)
 	}
 	for _, q := range []string{
 		`INSERT INTO alert_routes (id, site_id, min_severity, kind, target, secret, created_at) VALUES ('r1', '*', 'info', 'webhook', 'https://x', 'hmac-old', $1)`,
@@ -50,19 +50,19 @@ func TestMigrationMarksPlainSecrets(t *testing.T) {
 		t.Fatalf("up: %v", err)
 	}
 	if got, want := stored(), []string{"plain:hmac-old", "", "plain:TOTPOLD", "plain:PENDOLD"}; !equalStrings(got, want) {
-		t.Fatalf("after 00031: %q, want %q", got, want)
+		t.Fatalf("after 00030: %q, want %q", got, want)
 	}
 	if r, err := s.ListAlertRoutes(ctx); err != nil || len(r) != 2 || r[0].Secret != "hmac-old" || r[1].Secret != "" {
-		t.Fatalf("routes after 00031: %+v, %v", r, err)
+		t.Fatalf("routes after 00030: %+v, %v", r, err)
 	}
 	if u, err := s.GetUser(ctx, "u1"); err != nil || u.TOTPSecret != "TOTPOLD" || u.TOTPPending != "PENDOLD" {
-		t.Fatalf("user after 00031: %+v, %v", u, err)
+		t.Fatalf("user after 00030: %+v, %v", u, err)
 	}
-	if _, err := p.DownTo(ctx, 30); err != nil {
+	if _, err := p.DownTo(ctx, 29); err != nil {
 		t.Fatalf("down again: %v", err)
 	}
 	if got, want := stored(), []string{"hmac-old", "", "TOTPOLD", "PENDOLD"}; !equalStrings(got, want) {
-		t.Fatalf("after 00031's Down: %q, want %q", got, want)
+		t.Fatalf("after 00030's Down: %q, want %q", got, want)
 	}
 }
 

@@ -6,7 +6,7 @@
 -- PostgreSQL). SQL has no key, so this migration only marks the plain
 -- values it finds; the relay seals them at its next start
 -- (store.UseSealer), before it serves. Down turns the values still plain
--- back into bare secrets; sealed ones stay sealed (a relay before 00031
+-- back into bare secrets; sealed ones stay sealed (a relay before 00030
 -- cannot read them: set those secrets again after a downgrade).
 
 -- +goose Up
