@@ -169,12 +169,19 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 // At most maxOpenConns caches: 128 MiB.
 const sqliteCacheKiB = 32 << 10
 
+// sqliteBusyMS is how long a transaction waits for SQLite's write lock
+// before it fails with SQLITE_BUSY. Writers are serialised (BEGIN
+// IMMEDIATE), so this is the longest wait behind other writers: 5 s was
+// exceeded on a loaded 2-core machine while a fleet's inventories were
+// being written, and an enrollment failed where it only had to wait.
+const sqliteBusyMS = 15000
+
 // sqliteDSN builds the modernc.org/sqlite DSN for a file path. The path goes into a
 // SQLite URI, so the characters that URI syntax gives meaning to are percent-escaped.
 func sqliteDSN(path string) string {
 	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 	return "file:" + esc +
-		"?_pragma=busy_timeout(5000)" +
+		"?_pragma=busy_timeout(" + strconv.Itoa(sqliteBusyMS) + ")" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)" +
