@@ -19,6 +19,7 @@ import (
 // file it watches expires within its threshold, naming the subject and the
 // date, and passes once the file holds a renewed certificate.
 func TestCertExpiryPolicyFailsThenPasses(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	r := StartRelay(t)
 	cli := r.Login(r.AdminToken())
 	a := r.Enroll(cli.Token()).Start()

@@ -124,6 +124,7 @@ func (c *CLI) reportSchedules(t *testing.T) []apiv1.ReportSchedule {
 // is down at first, so the list shows the failure, and the mail arrives
 // once the server is up (retried with backoff). Everything is audited.
 func TestReportMailedOnSchedule(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	r := StartRelay(t)
 	cli := r.Login(r.AdminToken())
 	// Figures to find in the report: two incidents opened, one resolved.

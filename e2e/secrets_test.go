@@ -53,6 +53,7 @@ func storedSecrets(t *testing.T, driver, dsn string) []string {
 // without the key, or with another one, the relay refuses and names the
 // key file and the fix.
 func TestBackupKeepsSealedSecretsUsable(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	r := StartRelayArgs(t, "--alert-offline-after", "2s")
 	admin := r.Login(r.AdminToken())
 	keyFile := filepath.Join(r.Dir, "secrets.key")
@@ -142,6 +143,7 @@ func TestBackupKeepsSealedSecretsUsable(t *testing.T) {
 // database holds the webhook's HMAC key sealed under the tier key's ID, and
 // the receiver verifies the signature of what the relay sends.
 func TestTierSealsSecretsWithTierKey(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	b := startTier(t, "--alert-offline-after", "2s")
 	key, err := tiersecrets.ReadKeyFile(b.key)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 // asked through B reaches the agent on A (its new software list is
 // stored), and the relay that holds the agent audits it.
 func TestTierPoliciesAndInventoryRefresh(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	base := startTier(t)
 	db, key, natsAddr, creds, a := base.db, base.key, base.natsAddr, base.creds, base.a
 	b := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)

@@ -16,6 +16,7 @@ import (
 // the agent's pending updates, shown by inventory show and counted by the
 // reports' patch compliance. A second run replaces the list.
 func TestPendingUpdatesFromPatchinstall(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	testtool.Need(t, "apt-get", "apt")
 	f := newPluginFleet(t)
 	cli, target := f.cli, "id="+f.agent.ID
