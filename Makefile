@@ -84,8 +84,10 @@ crossvet:
 		GOOS=$$os $(GO) build -o "$$d/$$os/bin/" $(CROSSBIN); \
 	done
 
+## unit: every package's tests with -race; -timeout bounds each package's test binary, and e2e is the
+## longest (about 25 minutes: its independent long tests run two at a time with t.Parallel)
 unit: web
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 50m ./...
 
 fuzz-short:
 	@set -e; for t in $(FUZZ); do \

@@ -158,6 +158,7 @@ func TestAlertAgentOfflineOpensAndResolvesItself(t *testing.T) {
 
 // A job halted by its failure gate opens a critical job_halted alert.
 func TestAlertJobHaltedByFailingCanary(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	f := newPluginFleet(t)
 	f.fleetOf(t, 2)
 	f.cli.publish(t, f.good, bin("plugins/testplugin"))

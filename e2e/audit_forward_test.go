@@ -20,6 +20,7 @@ import (
 // receiver outage and a relay restart every record arrives, in order, a
 // duplicate only across a reconnect.
 func TestAuditForwarding(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	certDir := t.TempDir()
 	ca, err := certs.LoadOrCreateCA(certDir)
 	if err != nil {

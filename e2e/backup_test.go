@@ -18,6 +18,7 @@ import (
 // and an audit log that patchbay audit verify accepts. Restore refuses the data directory of a
 // running relay and a non-empty one without --force.
 func TestBackupUnderLoadRestores(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	f := newPluginFleet(t)
 	cli, target := f.cli, "id="+f.agent.ID
 	cli.publish(t, f.good, bin("plugins/testplugin"))

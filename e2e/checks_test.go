@@ -50,6 +50,7 @@ func countLines(path string) int {
 // a fix that does not help is not repeated; checks go on while the relay is
 // down and their results arrive after it is back.
 func TestChecksSelfHealAndOffline(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	f := newPluginFleet(t)
 	cli := f.cli
 	cli.publish(t, f.good, bin("plugins/script"))

@@ -15,6 +15,7 @@ import (
 // details as an object, agents are named by ID prefix, a revoked agent is
 // shown as revoked and a job tells how many it left out.
 func TestCLIAgreesWithWhatItShows(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	f := newPluginFleet(t)
 	cli := f.cli
 	cli.publish(t, f.good, bin("plugins/script"))

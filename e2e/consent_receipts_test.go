@@ -281,6 +281,7 @@ func TestTechnicianSeesTheWaitAndTheReason(t *testing.T) {
 // proxy names the variable, and the relay refuses an empty one unless it
 // was started with --allow-empty-reason.
 func TestReasonRequiredUnlessTheRelayAllowsNone(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	f := newSessionFleet(t)
 	for _, args := range [][]string{{"ssh", f.agent.ID, "--", "true"}, {"proxy", f.agent.ID}} {
 		_, stderr, err := f.alice.Try(args...)

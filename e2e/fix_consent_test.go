@@ -71,6 +71,7 @@ func helperBackendReady() bool {
 // skipped (denied) / skipped (no user); only the approved fix ran; each
 // decision, signed by its agent, is in the audit log, which verifies.
 func TestFixConsentAcrossAFleet(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	r := StartRelay(t)
 	cli := r.Login(r.AdminToken())
 	good := newSigner(t, "secops@example.com")

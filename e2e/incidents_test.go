@@ -20,6 +20,7 @@ import (
 // (and alerts show), never run; the incident is resolved with what fixed
 // it; every step is in the audit log.
 func TestIncidentFromAlertWithKnownFix(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	r := StartRelayArgs(t, "--alert-offline-after", "2s")
 	cli := r.Login(r.AdminToken())
 	a := r.Enroll(cli.Token()).Start()

@@ -70,6 +70,7 @@ func (c *CLI) inventory(t *testing.T, agent string) apiv1.Inventory {
 // inventory refresh lands in the history, and a refresh with an unchanged
 // list writes nothing.
 func TestInventorySelectorsAndJobs(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	r := StartRelay(t)
 	cli := r.Login(r.AdminToken())
 	signer := newSigner(t, "secops@example.com")

@@ -186,6 +186,7 @@ func checkDashboard(t *testing.T, fams map[string]*dto.MetricFamily) {
 // In a tier (PostgreSQL and NATS), publishes on the bus are timed: revoking
 // an agent publishes the revocation to every relay.
 func TestMetricsTierBusPublish(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	base := startTier(t)
 	a := base.a
 	token := strings.TrimSpace(run(t, nil, bin("patchbay-server"), "admin-token", "--data", a.Dir, "--db", base.db))

@@ -15,6 +15,7 @@ import (
 // the second enrolls the agent, which then connects (failing over past the
 // dead one) and keeps both addresses in agent.json.
 func TestTierEnrollAnyRelay(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	b := StartRelay(t)
 	admin := b.Login(b.AdminToken())
 	dead := "https://" + freePort(t)

@@ -19,6 +19,7 @@ import (
 // and every run ends in exactly one final state, none run twice, no result
 // lost.
 func TestTierJobs(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	base := startTier(t)
 	db, key, natsAddr, creds, a := base.db, base.key, base.natsAddr, base.creds, base.a
 	b := startTierRelay(t, a, "--db", db, "--nats", "nats://"+natsAddr, "--nats-creds", creds, "--tier-key-file", key)

@@ -25,6 +25,7 @@ import (
 // come from a relay without a relay certificate is refused. scp throughput
 // through B is measured next to the same copy through A.
 func TestTierSessionAcrossRelays(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	base := startTier(t)
 	db, key, natsAddr, a := base.db, base.key, base.natsAddr, base.a
 	bCreds := filepath.Join(t.TempDir(), "nats-user")

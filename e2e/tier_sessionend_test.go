@@ -17,6 +17,7 @@ import (
 // its websocket closes, and the audit log has the request, the
 // technician's reason and the end.
 func TestTierSessionEndAcrossRelays(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	base := startTier(t)
 	db, key, natsAddr, a := base.db, base.key, base.natsAddr, base.a
 	bCreds := filepath.Join(t.TempDir(), "nats-user")

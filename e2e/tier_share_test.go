@@ -41,6 +41,7 @@ func newTierKey(t *testing.T) string {
 // is back online on B within seconds, and B serves the recording made
 // through A.
 func TestTierShare(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	base := startTier(t)
 	db, key, natsAddr, a := base.db, base.key, base.natsAddr, base.a
 	if a.Log().Count("stored this relay's CA, SSH CAs and TLS ticket key in the database") != 1 {

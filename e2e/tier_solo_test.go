@@ -10,6 +10,7 @@ import (
 // no job lease). It refuses to start and names the fix; and a relay of a
 // tier refuses a database that a relay without --nats holds.
 func TestTierRelayWithoutNATS(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	base := startTier(t)
 	_, errOut, err := try(nil, bin("patchbay-server"), "serve", "--data", t.TempDir(), "--listen", freePort(t), "--db", base.db,
 		"--tier-key-file", base.key)

@@ -77,6 +77,7 @@ func startTier(t *testing.T, extra ...string) tierBase {
 }
 
 func TestTier(t *testing.T) {
+	t.Parallel() // independent: its own relays, data and agents
 	base := startTier(t)
 	db, key, natsAddr, creds, a := base.db, base.key, base.natsAddr, base.creds, base.a
 	fi, err := os.Stat(creds)
