@@ -178,10 +178,6 @@ func (s *Store) PutSoftwareBatch(ctx context.Context, lists []SoftwareList, at t
 	return counts, nil
 }
 
-// lockKeyInventory serialises the assignment of package ids and agent
-// inventory numbers on PostgreSQL (see lockTx).
-const lockKeyInventory int64 = 0x7062_0003
-
 // softwareTx is one PutSoftwareBatch transaction.
 type softwareTx struct {
 	s       *Store

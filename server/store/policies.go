@@ -210,9 +210,6 @@ func (s *Store) PolicyFixFor(ctx context.Context, requestID string) (string, err
 	return job, err
 }
 
-// lockKeyPolicyFixes serialises ReservePolicyFix across relays (lockTx).
-const lockKeyPolicyFixes int64 = 0x7062_0033
-
 // ReservePolicyFix records a self-heal of p on an agent if p's limits allow
 // it, in one transaction: at most MaxFixesSiteHour self-heals of the policy
 // in f.SiteID within the hour before f.CreatedAt, and MaxFixesDay on the

@@ -19,10 +19,6 @@ import (
 // the connection of a relay that died, so the rule needs no clean-up. A
 // relay on SQLite has the database to itself and locks nothing.
 
-// lockKeyRelays is the key of the relays' advisory lock (store.go has the
-// others).
-const lockKeyRelays int64 = 0x7062_0003
-
 // relayLockCheck is how often a held lock's connection is checked (and
 // the lock taken again on a new one if PostgreSQL dropped it).
 const relayLockCheck = 5 * time.Second

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Relays sharing a PostgreSQL database: the relays of a tier hold it
@@ -24,6 +25,15 @@ func TestRelayLock(t *testing.T) {
 	b, err := other.LockRelay(ctx, true, nil)
 	if err != nil {
 		t.Fatalf("a second relay of the tier: %v", err)
+	}
+	// The relays' lock must not stand in the way of their own writes: a
+	// software list (which takes a transaction lock on PostgreSQL) is
+	// stored while the tier holds it.
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	_, err = s.PutSoftware(wctx, mkAgents(t, s, 1)[0], "h1", []Package{{"openssl", "3.0.11-1", "dpkg"}}, ts)
+	cancel()
+	if err != nil {
+		t.Fatalf("store a software list while the tier's relays hold their lock: %v", err)
 	}
 	alone, err := other.LockRelay(ctx, false, nil)
 	if engine == dialectSQLite {

@@ -319,10 +319,22 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // Keys of the PostgreSQL advisory locks that lockTx takes (goose's migration lock is
 // another key, lock.DefaultLockID).
+// Every key is listed here, so that no two uses share one by accident (a
+// transaction lock on the relays' session lock key would wait for as long as
+// any tier relay runs): TestAdvisoryLockKeysDistinct.
 const (
 	lockKeyCatalog     int64 = 0x7062_0001 // PutArtifact's checks across rows
 	lockKeyTierSecrets int64 = 0x7062_0002 // TierSecrets: one relay seeds them
+	// lockKeyRelays is not a lockTx key: every relay on PostgreSQL holds it
+	// for as long as it runs, at session level, shared in a tier and
+	// exclusive alone (relaylock.go).
+	lockKeyRelays      int64 = 0x7062_0003
+	lockKeyInventory   int64 = 0x7062_0004 // package ids and agent inventory numbers (PutSoftwareBatch)
+	lockKeyPolicyFixes int64 = 0x7062_0033 // self-heal limits per site and hour (ReservePolicyFix)
 )
+
+// advisoryLockKeys lists the keys above, for TestAdvisoryLockKeysDistinct.
+var advisoryLockKeys = []int64{lockKeyCatalog, lockKeyTierSecrets, lockKeyRelays, lockKeyInventory, lockKeyPolicyFixes}
 
 // lockTx makes tx wait for, and then exclude, the other transactions that take
 // the same key, until it ends: for the few transactions whose checks read rows that
