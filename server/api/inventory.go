@@ -17,7 +17,7 @@ import (
 func (a *API) registerInventory(mux *http.ServeMux) {
 	mux.Handle("GET /v1/agents/{id}/inventory", a.auth(apiv1.RoleViewer, a.handleInventoryShow))
 	mux.Handle("GET /v1/agents/{id}/inventory/history", a.auth(apiv1.RoleViewer, a.handleInventoryHistory))
-	mux.Handle("POST /v1/agents/{id}/inventory/refresh", a.auth(apiv1.RoleTechnician, a.handleInventoryRefresh))
+	mux.Handle("POST /v1/agents/{id}/inventory/refresh", relayedFrom(a.auth(apiv1.RoleTechnician, a.handleInventoryRefresh)))
 	mux.Handle("GET /v1/software", a.auth(apiv1.RoleViewer, a.handleSoftwareHolders))
 }
 
@@ -110,7 +110,10 @@ func (a *API) handleInventoryHistory(w http.ResponseWriter, r *http.Request, c c
 }
 
 // handleInventoryRefresh asks the agent, through the relay it is connected
-// to, to report its inventory now. The report arrives asynchronously.
+// to, to report its inventory now. The report arrives asynchronously. When
+// another relay of the tier holds the agent, the request goes on to that
+// relay (as a session's does), which authorises and audits it again and
+// asks the agent; a forwarded request is never forwarded again.
 func (a *API) handleInventoryRefresh(w http.ResponseWriter, r *http.Request, c caller) {
 	ag, ok := a.findAgent(w, r, c)
 	if !ok {
@@ -120,9 +123,26 @@ func (a *API) handleInventoryRefresh(w http.ResponseWriter, r *http.Request, c c
 		WriteError(w, http.StatusServiceUnavailable, "inventory refresh is not available on this relay")
 		return
 	}
+	if h, ok := a.Hub.(interface{ Here(id string) bool }); ok && !h.Here(ag.ID) && a.Hub.Online(ag.ID) &&
+		a.Forward != nil && r.Header.Get(HeaderRelay) == "" {
+		a.Forward.ForwardSession(w, r, ag.ID)
+		return
+	}
+	if !a.Hub.Online(ag.ID) {
+		WriteError(w, http.StatusConflict, "agent %s (%s) is not connected to any relay: it reports its inventory when it connects", ag.ID, ag.Hostname)
+		return
+	}
+	detail := map[string]string{"hostname": ag.Hostname}
+	if via := r.Header.Get(HeaderRelay); via != "" {
+		detail["via_relay"] = via
+	}
+	if err := a.audit(r.Context(), c.actor(), "agent.inventory_refresh", ag.ID, detail); err != nil {
+		a.internal(w, r, "refresh inventory", err)
+		return
+	}
 	err := a.Refresh(r.Context(), ag.ID)
 	if errors.Is(err, hub.ErrOffline) {
-		WriteError(w, http.StatusConflict, "agent %s (%s) is not connected to this relay: it reports its inventory when it connects", ag.ID, ag.Hostname)
+		WriteError(w, http.StatusConflict, "agent %s (%s) went offline or moved to another relay of the tier while asked: try again", ag.ID, ag.Hostname)
 		return
 	}
 	if err != nil {
