@@ -2,11 +2,8 @@ package store
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"testing"
-
-	"github.com/pressly/goose/v3"
 )
 
 // Migration 00030 marks the secrets stored before it as plain (the relay
@@ -14,18 +11,7 @@ import (
 func TestMigrationMarksPlainSecrets(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	sub, err := fs.Sub(migrationFS, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gd := goose.DialectSQLite3
-	if s.dialect == dialectPostgres {
-		gd = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(gd, s.db, sub, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := migrationProvider(t, s)
 	if _, err := p.DownTo(ctx, 29); err != nil {
 		t.Fatalf("down to before 00030: %v", err)
 	}
