@@ -185,6 +185,7 @@ func (s *Server) greet(ws *websocket.Conn, agentID string) (*agentConn, error) {
 		l.Warn().Err(err).Msg("agent refused")
 		return nil, err
 	}
+	s.checks.newLink(c.id)
 	now := time.Now()
 	err = c.sess.Send(wire.MsgWelcome, "", wire.Welcome{
 		Proto: wire.Proto, AgentID: agentID, Heartbeat: wire.Duration(s.cfg.Heartbeat), ServerTime: now,

@@ -14,3 +14,13 @@ func (cr *checkRelay) takesRunReboot(agentID string) bool {
 	defer cr.mu.Unlock()
 	return cr.wants[agentID]
 }
+
+// newLink forgets that an agent asked for its policies when it opens a new
+// link (before its welcome, so before it can ask again): the new link may
+// be another build (a rollback to one from before the restart wish), which
+// must ask before it gets the field.
+func (cr *checkRelay) newLink(agentID string) {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	delete(cr.wants, agentID)
+}

@@ -121,3 +121,39 @@ func runLinkedAgent(t *testing.T, s *Server, url, host string, control func(wire
 	pollUntil(t, 10*time.Second, "the agent to connect", func() bool { return s.hub.Online(id.AgentID) && l.Session() != nil })
 	return l, id.AgentID
 }
+
+// A run's restart wish goes only to a link that asked for its policies: a
+// new link of the same agent (perhaps an older build after a rollback)
+// must ask again.
+func TestRestartWishOnlyForALinkThatAskedForPolicies(t *testing.T) {
+	s, _, url, _ := startTestRelay(t, t.TempDir())
+	sets := make(chan struct{}, 8)
+	l, agentID := runLinkedAgent(t, s, url, "pc-1", func(env wire.Envelope) error {
+		if env.Type == wire.MsgPolicies {
+			sets <- struct{}{}
+		}
+		return nil
+	})
+	if s.checks.takesRunReboot(agentID) {
+		t.Fatal("the restart wish would go to a link that never asked for its policies")
+	}
+	if err := l.Session().Send(wire.MsgPoliciesRequest, "", wire.PoliciesRequest{Proto: 1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sets:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no policy set")
+	}
+	if !s.checks.takesRunReboot(agentID) {
+		t.Fatal("a link that asked for its policies does not get the restart wish")
+	}
+	old := l.Session()
+	old.Close(1001, "test: new link") // going away
+	pollUntil(t, 10*time.Second, "the agent's new link", func() bool {
+		return s.hub.Online(agentID) && l.Session() != nil && l.Session() != old
+	})
+	if s.checks.takesRunReboot(agentID) {
+		t.Fatal("a new link that has not asked for its policies gets the restart wish")
+	}
+}
